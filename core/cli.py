@@ -1,0 +1,50 @@
+"""Command-line entry point: ``kcm-ceremony [subcommand]``.
+
+Without a subcommand the TUI starts. Each subcommand lives in its own module and is
+imported lazily, so ``kcm-ceremony preflight`` does not pay for Textual or PKCS#11.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, function, one-line help). The function takes argv (list[str])
+# and returns the exit status.
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "preflight": ("core.preflight", "main", "check this workstation before a ceremony"),
+    "selftest": ("core.selftest", "main", "non-interactive self test (used by the ISO boot test)"),
+    "script": ("core.ceremony.cli", "script_main", "script check FILE: validate a ceremony script"),
+    "journal": ("core.journal", "cli_main", "journal verify|export PATH: check a ceremony journal"),
+    "envelope": ("core.seal.envelope", "cli_main", "envelope inspect FILE: show a sealed envelope's header"),
+    "demo": ("core.demo", "cli_main", "demo init DIR: create a demo workspace"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: kcm-ceremony [SUBCOMMAND] [ARGS]", "", "Without a subcommand the ceremony TUI starts.", ""]
+    for name, (_m, _f, text) in SUBCOMMANDS.items():
+        lines.append(f"  {name:<10} {text}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a subcommand or start the TUI."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if args and not args[0].startswith("-"):
+        entry = SUBCOMMANDS.get(args[0])
+        if entry is None:
+            print(f"kcm-ceremony: unknown subcommand {args[0]!r}\n\n{_usage()}", file=sys.stderr)
+            return 2
+        module = importlib.import_module(entry[0])
+        func = getattr(module, entry[1])
+        return int(func(args[1:]))
+    ui = importlib.import_module("kcm_tui.app")
+    return int(ui.main(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
