@@ -1,4 +1,5 @@
-"""Command-line entry point: ``kcm-ceremony [subcommand]``.
+"""Command-line entry point: ``kcm-ceremony [subcommand]`` (the composition root: it may import
+both core and the UI, so it lives on the UI side of the import contract).
 
 Without a subcommand the TUI starts. Each subcommand lives in its own module and is
 imported lazily, so ``kcm-ceremony preflight`` does not pay for Textual or PKCS#11.
