@@ -1,0 +1,213 @@
+"""The parent's side of the keyholder: start it, talk to it, stop it.
+
+The client never receives secret bytes: the protocol forbids SECRET fields in replies
+and :meth:`KeyholderClient.call` raises :class:`ProtocolError` if one arrives. Secret
+*inputs* (typed words, PINs, passphrases) are passed as :class:`Secret` wrapping a
+memoryview of the parent's own locked buffer and written with ``writev`` (no copy).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from typing import IO, Any
+
+from core.keyholder import ops_core as core_ops
+from core.keyholder.errors import KeyholderDied, KeyholderError, error_class
+from core.keyholder.protocol import (
+    HEADER,
+    KIND_ERROR,
+    KIND_OK,
+    KIND_REQUEST,
+    FieldType,
+    ProtocolError,
+    Secret,
+    decode_fields,
+    encode_fields,
+    pack_header,
+    public_value,
+    unpack_header,
+)
+
+__all__ = ["KeyholderClient", "Secret"]
+
+
+class KeyholderClient:
+    """A running keyholder child process and the pipes to it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        assert proc.stdin is not None and proc.stdout is not None
+        self._w = proc.stdin.fileno()
+        self._r = proc.stdout.fileno()
+        self._lock = threading.Lock()
+        self.info: dict[str, Any] = {}
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        allow_unlocked: bool = False,
+        practice: bool = False,
+        env: Mapping[str, str] | None = None,
+        stderr: int | IO[bytes] | None = subprocess.DEVNULL,
+    ) -> KeyholderClient:
+        """Start a fresh keyholder (``python -I -m core.keyholder``; never a fork of the UI).
+
+        Args:
+            allow_unlocked: permit the demo fallback when memory cannot be locked.
+            practice: mark every key it makes as a PRACTICE key.
+            env: environment for the child (default: a minimal copy of ours).
+            stderr: where the child's diagnostics go (never secrets).
+        """
+        args = [sys.executable, "-I", "-m", "core.keyholder"]
+        if allow_unlocked:
+            args.append("--allow-unlocked")
+        if practice:
+            args.append("--practice")
+        child_env = dict(env) if env is not None else _clean_env(os.environ)
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=child_env,
+            close_fds=True,
+            start_new_session=False,
+        )
+        client = cls(proc)
+        try:
+            client.info = client.call(core_ops.HELLO)
+        except Exception:
+            client.kill()
+            raise
+        return client
+
+    @property
+    def pid(self) -> int:
+        """The keyholder's process id."""
+        return self.proc.pid
+
+    def _send(self, opcode: int, fields: Mapping[str, Any]) -> None:
+        parts = encode_fields(fields, allow_secret=True)
+        length = sum(memoryview(p).nbytes for p in parts)
+        bufs = [memoryview(pack_header(KIND_REQUEST, opcode, length))]
+        bufs += [memoryview(p).cast("B") for p in parts if len(p)]
+        while bufs:
+            n = os.writev(self._w, bufs)
+            while n:
+                if n >= bufs[0].nbytes:
+                    n -= bufs[0].nbytes
+                    bufs.pop(0)
+                else:
+                    bufs[0] = bufs[0][n:]
+                    n = 0
+
+    def _recv_exact(self, n: int) -> bytes:
+        chunks = []
+        while n:
+            chunk = os.read(self._r, n)
+            if not chunk:
+                raise KeyholderDied(
+                    "the keyholder process ended; every secret it held is gone. "
+                    "Restart the step (shares must be entered again)."
+                )
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def call(self, opcode: int, **fields: Any) -> dict[str, Any]:
+        """Send one request and return the reply's public fields.
+
+        Raises:
+            KeyholderError: (or a subclass) the keyholder refused, with its message.
+            ProtocolError: the reply was malformed or carried a secret field.
+        """
+        with self._lock:
+            try:
+                self._send(opcode, fields)
+            except (BrokenPipeError, OSError) as exc:
+                raise KeyholderDied("the keyholder process is not running") from exc
+            kind, r_opcode, length = unpack_header(self._recv_exact(HEADER.size))
+            payload = self._recv_exact(length)
+        decoded = decode_fields(memoryview(payload))
+        out: dict[str, Any] = {}
+        for name, (ftype, view) in decoded.items():
+            if ftype == FieldType.SECRET:
+                raise ProtocolError(f"the keyholder sent a secret field {name!r}; refusing it")
+            out[name] = public_value(ftype, view)
+        if kind == KIND_ERROR:
+            code = str(out.get("code", "error"))
+            raise error_class(code)(str(out.get("message", "keyholder error")), code=code)
+        if kind != KIND_OK or (r_opcode != opcode):
+            raise ProtocolError("reply does not match the request")
+        return out
+
+    # Core operations -----------------------------------------------------------------
+
+    def generate_master(self) -> dict[str, Any]:
+        """Generate the MasterKey in the keyholder; returns its public fingerprint."""
+        return self.call(core_ops.GENERATE_MASTER)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Public fingerprint (hex, KCV, words) of the held MasterKey."""
+        return self.call(core_ops.FINGERPRINT)
+
+    def sign(self, message: bytes) -> bytes:
+        """Ed25519 signature by the MasterKey-derived key over a public message."""
+        sig = self.call(core_ops.SIGN, message=message)["signature"]
+        assert isinstance(sig, bytes)
+        return sig
+
+    def status(self) -> dict[str, Any]:
+        """Public status of the keyholder."""
+        return self.call(core_ops.STATUS)
+
+    def wipe(self) -> None:
+        """Wipe every secret the keyholder holds (it keeps running)."""
+        self.call(core_ops.WIPE)
+
+    # Lifecycle -----------------------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> int:
+        """Ask for a wipe, close the pipes (the keyholder wipes again and exits)."""
+        if self.proc.poll() is None:
+            try:
+                self.wipe()
+            except KeyholderError:
+                pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGTERM (the keyholder wipes and exits 143)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(5)
+
+    def __enter__(self) -> KeyholderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_KEEP_ENV = ("PATH", "LANG", "LC_ALL", "SOFTHSM2_CONF", "KCM_SECMEM_BACKEND", "TZ")
+
+
+def _clean_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """A minimal environment: nothing from the UI side (TEXTUAL_*, PYTHON*) leaks in."""
+    return {k: v for k, v in environ.items() if k in _KEEP_ENV or k.startswith("KCM_")}

@@ -1,0 +1,160 @@
+"""Operation registry and the keyholder's state.
+
+Each area registers handlers with :func:`op`. A handler receives the
+:class:`KeyholderState` and a :class:`Request` and returns a dict of public values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core import secmem
+from core.keyholder.errors import MalformedRequest, NoMasterKey, Refused
+from core.keyholder.protocol import FieldType, ProtocolError, PublicValue, public_value
+
+__all__ = ["OPS", "KeyholderState", "OpSpec", "Request", "op"]
+
+Handler = Callable[["KeyholderState", "Request"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """A registered operation."""
+
+    code: int
+    name: str
+    handler: Handler
+
+
+OPS: dict[int, OpSpec] = {}
+
+
+def op(code: int, name: str) -> Callable[[Handler], Handler]:
+    """Register a handler for ``code``."""
+
+    def deco(fn: Handler) -> Handler:
+        if code in OPS and OPS[code].handler is not fn:
+            raise RuntimeError(f"opcode 0x{code:04x} registered twice ({OPS[code].name}, {name})")
+        OPS[code] = OpSpec(code, name, fn)
+        return fn
+
+    return deco
+
+
+class Request:
+    """Fields of one request. Secret fields are views into the locked receive buffer,
+    valid only during the call."""
+
+    def __init__(self, opcode: int, fields: dict[str, tuple[int, memoryview]]) -> None:
+        self.opcode = opcode
+        self._fields = fields
+
+    def has(self, name: str) -> bool:
+        """True if the field is present."""
+        return name in self._fields
+
+    def _get(self, name: str, ftype: int) -> memoryview:
+        try:
+            t, view = self._fields[name]
+        except KeyError:
+            raise MalformedRequest(f"missing field {name!r}") from None
+        if t != ftype:
+            raise MalformedRequest(f"field {name!r} has the wrong type")
+        return view
+
+    def secret(self, name: str) -> memoryview:
+        """A secret field (view into locked memory; copy it into a SecretBuffer)."""
+        return self._get(name, FieldType.SECRET)
+
+    def _public(self, name: str, ftype: int) -> PublicValue:
+        try:
+            return public_value(ftype, self._get(name, ftype))
+        except ProtocolError as exc:
+            raise MalformedRequest(str(exc)) from None
+
+    def text(self, name: str, default: str | None = None) -> str:
+        """A public text field."""
+        if default is not None and name not in self._fields:
+            return default
+        v = self._public(name, FieldType.STR)
+        assert isinstance(v, str)
+        return v
+
+    def integer(self, name: str, default: int | None = None) -> int:
+        """A public integer field."""
+        if default is not None and name not in self._fields:
+            return default
+        v = self._public(name, FieldType.INT)
+        assert isinstance(v, int)
+        return v
+
+    def flag(self, name: str, default: bool | None = None) -> bool:
+        """A public boolean field."""
+        if default is not None and name not in self._fields:
+            return default
+        v = self._public(name, FieldType.BOOL)
+        assert isinstance(v, bool)
+        return v
+
+    def blob(self, name: str) -> bytes:
+        """A public bytes field."""
+        v = self._public(name, FieldType.BYTES)
+        assert isinstance(v, bytes)
+        return v
+
+    def json(self, name: str, default: Any = None) -> Any:
+        """A public JSON field."""
+        if default is not None and name not in self._fields:
+            return default
+        return self._public(name, FieldType.JSON)
+
+
+@dataclass
+class KeyholderState:
+    """Everything the keyholder holds. ``master`` is the MasterKey (32 bytes, locked)."""
+
+    allow_unlocked: bool = False
+    master: secmem.SecretBuffer | None = None
+    master_origin: str = ""  # "generated" | "recovered" | "practice"
+    practice: bool = False
+    #: Per-area state (shares, recovery, entry, cards...). Values may own SecretBuffers;
+    #: each area registers a reset hook in ``resets`` that wipes what it owns.
+    ext: dict[str, Any] = field(default_factory=dict)
+    resets: list[Callable[[KeyholderState], None]] = field(default_factory=list)
+
+    def alloc(self, size: int) -> secmem.SecretBuffer:
+        """A new locked buffer (demo fallback only if the keyholder was started so)."""
+        return secmem.SecretBuffer(size, allow_unlocked=self.allow_unlocked)
+
+    def require_master(self) -> secmem.SecretBuffer:
+        """The MasterKey buffer, or :class:`NoMasterKey`."""
+        if self.master is None or self.master.closed:
+            raise NoMasterKey("no MasterKey is held: generate or recover one first")
+        return self.master
+
+    def refuse_if_master(self, action: str) -> None:
+        """ADR-201 immutability: no second key until the first has been wiped."""
+        if self.master is not None and not self.master.closed:
+            raise Refused(
+                f"cannot {action}: this keyholder already holds a MasterKey "
+                f"({self.master_origin}); wipe it first"
+            )
+
+    def set_master(self, buf: secmem.SecretBuffer, origin: str) -> None:
+        """Install a MasterKey (refuses if one is already held)."""
+        self.refuse_if_master("install a MasterKey")
+        self.master = buf
+        self.master_origin = origin
+
+    def wipe(self) -> None:
+        """Wipe and drop every secret this keyholder holds."""
+        for reset in list(self.resets):
+            reset(self)
+        if self.master is not None:
+            self.master.close()
+        self.master = None
+        self.master_origin = ""
+        self.ext.clear()
+        secmem.wipe_all()

@@ -1,0 +1,168 @@
+"""The keyholder process: a small loop that reads framed requests from a pipe and answers.
+
+Run as ``python -I -m core.keyholder [--allow-unlocked] [--practice]`` with the request
+pipe on stdin and the reply pipe on stdout (the client does this). It hardens itself
+before anything else, reads every payload straight into a locked receive buffer (so secret
+fields never exist as ``bytes``), wipes that buffer after each request, and on EOF (the
+parent is gone), SIGTERM, SIGINT or SIGHUP wipes everything and exits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+from core import secmem
+from core.keyholder import harden as _harden
+from core.keyholder.errors import KeyholderError, MalformedRequest, UnknownOperation
+from core.keyholder.ops import OPS, KeyholderState, Request
+from core.keyholder.protocol import (
+    HEADER,
+    KIND_ERROR,
+    KIND_OK,
+    KIND_REQUEST,
+    MAX_PAYLOAD,
+    ProtocolError,
+    decode_fields,
+    encode_fields,
+    pack_header,
+    unpack_header,
+)
+
+__all__ = ["AREA_MODULES", "main", "serve"]
+
+#: Modules that register operations. Missing ones are skipped (a part not yet built);
+#: any other import error is fatal.
+AREA_MODULES = (
+    "core.keyholder.ops_core",
+    "core.keyholder.ops_shares",
+    "core.keyholder.ops_seal",
+    "core.keyholder.ops_carriers",
+)
+
+
+def load_areas() -> list[str]:
+    """Import the area modules; return the names loaded."""
+    loaded = []
+    for name in AREA_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        loaded.append(name)
+    return loaded
+
+
+def _read_exact(fd: int, view: memoryview) -> bool:
+    """Fill ``view`` from ``fd``; False on EOF before the first byte."""
+    got = 0
+    while got < len(view):
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            if got == 0:
+                return False
+            raise ProtocolError("the parent closed the pipe in the middle of a frame")
+        got += n
+    return True
+
+
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    bufs = [memoryview(p) for p in parts if len(p)]
+    while bufs:
+        n = os.writev(fd, bufs)
+        while n:
+            if n >= len(bufs[0]):
+                n -= len(bufs[0])
+                bufs.pop(0)
+            else:
+                bufs[0] = bufs[0][n:]
+                n = 0
+
+
+def _reply(fd: int, kind: int, opcode: int, fields: dict[str, Any]) -> None:
+    parts = encode_fields(fields, allow_secret=False)
+    length = sum(len(p) for p in parts)
+    _write_all(fd, [pack_header(kind, opcode, length), *parts])
+
+
+def serve(rfd: int, wfd: int, state: KeyholderState, info: dict[str, Any]) -> int:
+    """Answer requests until EOF; returns the exit status."""
+    rx = secmem.SecretBuffer(MAX_PAYLOAD, allow_unlocked=state.allow_unlocked)
+    header = bytearray(HEADER.size)
+    try:
+        while True:
+            if not _read_exact(rfd, memoryview(header)):
+                return 0
+            try:
+                kind, opcode, length = unpack_header(header)
+                if kind != KIND_REQUEST:
+                    raise ProtocolError("expected a request frame")
+            except ProtocolError as exc:
+                # The stream can no longer be trusted to be in sync: answer and stop.
+                _reply(wfd, KIND_ERROR, 0, {"code": "malformed", "message": str(exc)})
+                return 3
+            with rx.view(0, length) as payload:
+                if not _read_exact(rfd, payload) and length:
+                    return 0
+                try:
+                    try:
+                        fields = decode_fields(payload)
+                    except ProtocolError as exc:
+                        raise MalformedRequest(str(exc)) from None
+                    spec = OPS.get(opcode)
+                    if spec is None:
+                        raise UnknownOperation(f"unknown operation 0x{opcode:04x}")
+                    request = Request(opcode, fields)
+                    if opcode == 0x0001:
+                        result = {**info, **spec.handler(state, request)}
+                    else:
+                        result = spec.handler(state, request)
+                    del request, fields
+                    _reply(wfd, KIND_OK, opcode, result)
+                except KeyholderError as exc:
+                    _reply(wfd, KIND_ERROR, opcode, {"code": exc.code, "message": exc.message})
+                except Exception as exc:  # never echo str(exc): it could quote data
+                    _reply(
+                        wfd,
+                        KIND_ERROR,
+                        opcode,
+                        {
+                            "code": "internal",
+                            "message": f"internal error in the keyholder ({type(exc).__name__}); "
+                            "the secrets it holds are intact. Retry or abort the ceremony.",
+                        },
+                    )
+                finally:
+                    secmem.memset(payload)
+    finally:
+        state.wipe()
+        rx.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m core.keyholder``."""
+    args = sys.argv[1:] if argv is None else argv
+    hardening = _harden.harden()
+    state = KeyholderState(allow_unlocked="--allow-unlocked" in args, practice="--practice" in args)
+    _harden.install_signal_handlers(state.wipe)
+    areas = load_areas()
+    info: dict[str, Any] = {
+        "pid": os.getpid(),
+        "protocol": 1,
+        "areas": areas,
+        "hardening": {
+            "core_limit_zero": hardening.core_limit_zero,
+            "not_dumpable": hardening.not_dumpable,
+            "pdeathsig": hardening.pdeathsig,
+            "mlockall": hardening.mlockall,
+            "notes": hardening.notes,
+        },
+    }
+    rfd, wfd = sys.stdin.fileno(), sys.stdout.fileno()
+    # Nothing else may write to the reply pipe: move stdout's Python object to stderr.
+    sys.stdout = sys.stderr
+    return serve(rfd, wfd, state, info)
