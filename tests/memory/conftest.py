@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 class Driver:
     """The UI stand-in process (tests/memory/driver.py) and its keyholder."""
 
-    def __init__(self, env: dict[str, str], plugins: list[str]) -> None:
-        args = [sys.executable, "-m", "tests.memory.driver"]
+    def __init__(self, env: dict[str, str], plugins: list[str], prefix: list[str]) -> None:
+        args = [*prefix, sys.executable, "-m", "tests.memory.driver"]
         for p in plugins:
             args += ["--plugin", p]
         self.proc = subprocess.Popen(
@@ -70,11 +70,13 @@ def driver_factory() -> Iterator[Any]:
         pytest.skip("memory scans read /proc/PID/mem of a non-dumpable process: run as root")
     made: list[Driver] = []
 
-    def make(backend: str = "mlock", plugins: list[str] | None = None) -> Driver:
+    def make(
+        backend: str = "mlock", plugins: list[str] | None = None, prefix: list[str] | None = None
+    ) -> Driver:
         env = dict(os.environ)
         env["KCM_SECMEM_BACKEND"] = backend
         env["PYTHONPATH"] = str(ROOT)
-        d = Driver(env, plugins or [])
+        d = Driver(env, plugins or [], prefix or [])
         made.append(d)
         return d
 
