@@ -292,7 +292,7 @@ class SecretBuffer:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: S110  # never raise from a finaliser
+        except Exception:  # never raise from a finaliser
             pass
 
     def __len__(self) -> int:
@@ -302,7 +302,7 @@ class SecretBuffer:
         state = "closed" if self._closed else self.kind
         return f"<SecretBuffer {self.size} bytes, {state}>"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str:
         raise SecureMemoryError("secret buffers cannot be pickled")
 
     def address_for_native_call(self) -> int:

@@ -1,0 +1,41 @@
+# OpenKCM Ceremony. `make run` starts the demo, `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: test lint bench deps clean help
+
+help:
+	@echo "make run    - the ceremony TUI in a demo workspace (throwaway keys, SoftHSM2 tokens, a folder as the medium)"
+	@echo "make test   - install what the tests need, then ruff, mypy, import-linter and pytest"
+	@echo "make bench  - benchmarks against the reference tools (ratios)"
+	@echo "make lint   - ruff, mypy (strict on core), import-linter"
+	@echo "make iso    - build the offline ceremony ISO; make iso-test boots it in qemu"
+
+deps:
+	@tools/install-debian-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	@$(MAKE) --no-print-directory deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,camera]'
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check core kcm_tui tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: deps $(VENV)/.installed lint
+	$(PY) -m pytest -q
+
+bench: deps $(VENV)/.installed
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-workspace
+
+-include mk/*.mk

@@ -1,0 +1,598 @@
+"""Validation of ceremony scripts: every problem, with file and line (docs/scripts.md).
+
+:func:`validate` takes the parsed TOML and its :class:`~core.ceremony.script.SourceMap` and
+returns a list of :class:`~core.ceremony.model.Problem`; it never stops at the first one.
+Besides types and required keys it checks the ceremony's logic: roles that steps refer to
+exist, the policy is a valid SLIP-39 policy (threshold not larger than shares, at most 16
+members and groups), key-holding steps come after a key is generated or recovered, a wipe
+follows the last key-holding step, export and envelope file names are safe on any file
+system, and purpose-specific rules (reshare supersedes the collected set, verify-shares
+exports nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from core.ceremony.model import Problem, RoleKind, StepKind
+from core.ceremony.script import PathItem, SourceMap
+
+__all__ = [
+    "CARRIERS",
+    "EXPORT_CONTENTS",
+    "PURPOSES",
+    "RECIPIENT_KINDS",
+    "STEP_PARAMS",
+    "is_safe_filename",
+    "validate",
+]
+
+PURPOSES: Final = ("genesis", "unseal-and-seal", "reshare", "verify-shares")
+RECIPIENT_KINDS: Final = (
+    "aws-kms",
+    "gcp-kms",
+    "azure-keyvault",
+    "vault-transit",
+    "pkcs11",
+    "rsa",
+    "age",
+)
+CARRIERS: Final = ("typed", "qr", "card")
+DISPLAYS: Final = ("screen", "qr", "card")
+EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript")
+
+_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_CLUSTER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_SAFE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_HEX: Final = re.compile(r"^[0-9a-fA-F:]{16,}$")
+_RESERVED: Final = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])$", re.IGNORECASE)
+
+_COMMON_STEP_KEYS: Final = ("id", "kind", "title", "instruction", "acknowledge")
+
+#: Parameters each step kind accepts (besides id, kind, title, instruction, acknowledge).
+STEP_PARAMS: Final[dict[StepKind, tuple[str, ...]]] = {
+    StepKind.INSTRUCTION: (),
+    StepKind.CHECKLIST: ("items",),
+    StepKind.ATTENDANCE: ("roles",),
+    StepKind.PREFLIGHT: ("require_hardened",),
+    StepKind.VERIFY_FINGERPRINT: ("subject", "witness"),
+    StepKind.GENERATE: (),
+    StepKind.DISTRIBUTE_SHARES: ("display", "supersedes_collected"),
+    StepKind.COLLECT_SHARES: ("carriers", "manifest"),
+    StepKind.CHECK_SHARES: ("carriers", "manifest"),
+    StepKind.RECOVER: ("dry_run",),
+    StepKind.VERIFY_KCV: ("witness",),
+    StepKind.SEAL: ("recipients",),
+    StepKind.EXPORT: ("files", "folder"),
+    StepKind.SUMMARY: (),
+    StepKind.WIPE: (),
+}
+
+_KEY_SOURCES: Final = (StepKind.GENERATE, StepKind.RECOVER)
+_NEEDS_KEY: Final = (StepKind.DISTRIBUTE_SHARES, StepKind.SEAL, StepKind.VERIFY_KCV)
+
+
+def is_safe_filename(name: object) -> bool:
+    """A file name safe on vfat/exFAT/ext4 and in a shell: no path, no dot-dot, no device."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        return False
+    if name.endswith(".") or _RESERVED.match(name.split(".")[0]):
+        return False
+    return True
+
+
+class _V:
+    def __init__(self, data: dict[str, Any], smap: SourceMap, fname: str) -> None:
+        self.data = data
+        self.smap = smap
+        self.fname = fname
+        self.problems: list[Problem] = []
+
+    def add(self, path: Sequence[PathItem], message: str) -> None:
+        dotted = ""
+        for item in path:
+            dotted += f"[{item}]" if isinstance(item, int) else (f".{item}" if dotted else item)
+        self.problems.append(Problem(self.fname, self.smap.line_of(path), message, dotted))
+
+    def table(self, path: Sequence[PathItem], value: Any, required: bool = True) -> dict[str, Any]:
+        if value is None:
+            if required:
+                self.add(path, f"missing table [{'.'.join(str(p) for p in path)}]")
+            return {}
+        if not isinstance(value, dict):
+            self.add(path, "must be a table")
+            return {}
+        return value
+
+    def unknown(
+        self, path: Sequence[PathItem], table: dict[str, Any], allowed: Sequence[str]
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                self.add(
+                    (*path, key), f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
+                )
+
+    def string(
+        self,
+        path: Sequence[PathItem],
+        table: dict[str, Any],
+        key: str,
+        *,
+        required: bool = True,
+        check: Callable[[str], bool] | None = None,
+        what: str = "",
+    ) -> str | None:
+        if key not in table:
+            if required:
+                self.add((*path, key), f"missing {key!r}")
+            return None
+        val = table[key]
+        if not isinstance(val, str) or not val.strip():
+            self.add((*path, key), f"{key!r} must be a non-empty string")
+            return None
+        if check is not None and not check(val):
+            self.add((*path, key), f"{key!r} = {val!r} is not {what}")
+            return None
+        return val
+
+    def integer(self, path: Sequence[PathItem], table: dict[str, Any], key: str) -> int | None:
+        if key not in table:
+            self.add((*path, key), f"missing {key!r}")
+            return None
+        val = table[key]
+        if isinstance(val, bool) or not isinstance(val, int):
+            self.add((*path, key), f"{key!r} must be an integer")
+            return None
+        return val
+
+    def boolean(self, path: Sequence[PathItem], table: dict[str, Any], key: str) -> bool:
+        val = table.get(key, False)
+        if not isinstance(val, bool):
+            self.add((*path, key), f"{key!r} must be true or false")
+            return False
+        return val
+
+    def str_list(
+        self, path: Sequence[PathItem], table: dict[str, Any], key: str, *, required: bool = False
+    ) -> list[str]:
+        if key not in table:
+            if required:
+                self.add((*path, key), f"missing {key!r}")
+            return []
+        val = table[key]
+        if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
+            self.add((*path, key), f"{key!r} must be a list of strings")
+            return []
+        if required and not val:
+            self.add((*path, key), f"{key!r} must not be empty")
+        return list(val)
+
+
+def validate(data: dict[str, Any], smap: SourceMap, fname: str) -> list[Problem]:
+    """Return every problem of a parsed script (empty list: the script is valid)."""
+    v = _V(data, smap, fname)
+    v.unknown((), data, ("ceremony", "cluster", "roles", "policy", "recipients", "acts"))
+    meta = v.table(("ceremony",), data.get("ceremony"))
+    v.unknown(("ceremony",), meta, ("name", "version", "description", "purpose", "practice"))
+    v.string(("ceremony",), meta, "name")
+    if "version" in meta and isinstance(meta["version"], int | float):
+        pass
+    else:
+        v.string(("ceremony",), meta, "version")
+    if "description" in meta:
+        v.string(("ceremony",), meta, "description")
+    purpose = v.string(
+        ("ceremony",),
+        meta,
+        "purpose",
+        check=lambda s: s in PURPOSES,
+        what=f"one of {', '.join(PURPOSES)}",
+    )
+    practice = v.boolean(("ceremony",), meta, "practice")
+
+    cluster = v.table(("cluster",), data.get("cluster"))
+    v.unknown(("cluster",), cluster, ("cluster_id", "region_id"))
+    for key in ("cluster_id", "region_id"):
+        v.string(
+            ("cluster",),
+            cluster,
+            key,
+            check=lambda s: bool(_CLUSTER_ID.match(s)),
+            what="an id of lower-case letters, digits, '.', '_' or '-'",
+        )
+
+    roles = _roles(v)
+    custodians = [rid for rid, kind in roles.items() if kind == RoleKind.CUSTODIAN.value]
+    policy_present = "policy" in data
+    if policy_present:
+        _policy(v, roles)
+    recipients = _recipients(v)
+    _acts(v, roles, custodians, recipients, purpose, practice, policy_present)
+    return v.problems
+
+
+def _roles(v: _V) -> dict[str, str]:
+    table = v.table(("roles",), v.data.get("roles"))
+    out: dict[str, str] = {}
+    kinds = [k.value for k in RoleKind]
+    for rid, role in table.items():
+        path: tuple[PathItem, ...] = ("roles", rid)
+        if not _ID.match(rid):
+            v.add(path, f"role id {rid!r} must be lower-case letters, digits, '_' or '-'")
+        if not isinstance(role, dict):
+            v.add(path, "a role must be a table")
+            continue
+        v.unknown(path, role, ("kind", "name", "card_serial", "key_fingerprint"))
+        kind = v.string(
+            path, role, "kind", check=lambda s: s in kinds, what=f"one of {', '.join(kinds)}"
+        )
+        v.string(path, role, "name")
+        if "card_serial" in role:
+            v.string(path, role, "card_serial")
+        if "key_fingerprint" in role:
+            v.string(
+                path,
+                role,
+                "key_fingerprint",
+                check=lambda s: bool(_HEX.match(s)),
+                what="a hex fingerprint",
+            )
+        if kind is not None:
+            out[rid] = kind
+    if table:
+        if RoleKind.ADMINISTRATOR.value not in out.values():
+            v.add(("roles",), "missing role: the script defines no ceremony-administrator")
+        if RoleKind.WITNESS.value not in out.values():
+            v.add(("roles",), "missing role: the script defines no internal-witness")
+    return out
+
+
+def _policy(v: _V, roles: dict[str, str]) -> None:
+    path: tuple[PathItem, ...] = ("policy",)
+    pol = v.table(path, v.data.get("policy"))
+    v.unknown(path, pol, ("threshold", "shares", "custodians", "group_threshold", "groups"))
+    custodian_ids = {r for r, k in roles.items() if k == RoleKind.CUSTODIAN.value}
+
+    def members_ok(mpath: tuple[PathItem, ...], members: list[str]) -> None:
+        seen: set[str] = set()
+        for m in members:
+            if m not in roles:
+                v.add(mpath, f"custodian {m!r} is not a role defined in [roles]")
+            elif m not in custodian_ids:
+                v.add(mpath, f"{m!r} is a {roles[m]}, not a custodian")
+            if m in seen:
+                v.add(mpath, f"custodian {m!r} is listed twice")
+            seen.add(m)
+
+    if "groups" in pol:
+        for key in ("threshold", "shares", "custodians"):
+            if key in pol:
+                v.add((*path, key), f"{key!r} is not used with groups (each group has its own)")
+        groups = pol["groups"]
+        if not isinstance(groups, list) or not groups:
+            v.add((*path, "groups"), "'groups' must be a non-empty array of tables")
+            return
+        gt = v.integer(path, pol, "group_threshold")
+        if len(groups) > 16:
+            v.add((*path, "groups"), f"{len(groups)} groups: SLIP-39 allows at most 16")
+        if gt is not None and not 1 <= gt <= len(groups):
+            v.add(
+                (*path, "group_threshold"),
+                f"group threshold {gt} must be between 1 and the number of groups ({len(groups)})",
+            )
+        all_members: list[str] = []
+        for gi, g in enumerate(groups):
+            gpath: tuple[PathItem, ...] = (*path, "groups", gi)
+            if not isinstance(g, dict):
+                v.add(gpath, "a group must be a table")
+                continue
+            v.unknown(gpath, g, ("name", "threshold", "members"))
+            v.string(gpath, g, "name")
+            members = v.str_list(gpath, g, "members", required=True)
+            members_ok((*gpath, "members"), members)
+            all_members += members
+            t = v.integer(gpath, g, "threshold")
+            if t is not None and members:
+                _threshold_ok(v, (*gpath, "threshold"), t, len(members))
+        dup = {m for m in all_members if all_members.count(m) > 1}
+        for m in sorted(dup):
+            v.add((*path, "groups"), f"custodian {m!r} is a member of more than one group")
+        return
+    if "group_threshold" in pol:
+        v.add((*path, "group_threshold"), "'group_threshold' needs [[policy.groups]]")
+    t = v.integer(path, pol, "threshold")
+    n = v.integer(path, pol, "shares")
+    custodians = v.str_list(path, pol, "custodians", required=True)
+    members_ok((*path, "custodians"), custodians)
+    if n is not None and custodians and n != len(custodians):
+        v.add(
+            (*path, "shares"),
+            f"shares = {n} but {len(custodians)} custodians are listed (one share each)",
+        )
+    if t is not None and n is not None:
+        _threshold_ok(v, (*path, "threshold"), t, n)
+
+
+def _threshold_ok(v: _V, path: tuple[PathItem, ...], t: int, n: int) -> None:
+    if n > 16:
+        v.add(path, f"{n} shares: SLIP-39 allows at most 16 per group")
+    if t < 1:
+        v.add(path, f"threshold {t} must be at least 1")
+    elif t > n:
+        v.add(path, f"threshold {t} is larger than the number of shares ({n})")
+    elif t == 1 and n > 1:
+        v.add(path, f"1-of-{n} would give every custodian the whole key; SLIP-39 refuses it")
+
+
+def _recipients(v: _V) -> set[str]:
+    table = v.table(("recipients",), v.data.get("recipients"), required=False)
+    files: dict[str, str] = {}
+    for rid, r in table.items():
+        path: tuple[PathItem, ...] = ("recipients", rid)
+        if not _ID.match(rid):
+            v.add(path, f"recipient id {rid!r} must be lower-case letters, digits, '_' or '-'")
+        if not isinstance(r, dict):
+            v.add(path, "a recipient must be a table")
+            continue
+        v.unknown(path, r, ("kind", "public_key_file", "file", "fingerprint", "description"))
+        v.string(
+            path,
+            r,
+            "kind",
+            check=lambda s: s in RECIPIENT_KINDS,
+            what=f"one of {', '.join(RECIPIENT_KINDS)}",
+        )
+        v.string(
+            path,
+            r,
+            "public_key_file",
+            check=lambda s: all(is_safe_filename(p) for p in s.split("/")),
+            what="a relative path inside the workspace (no '..', no absolute path)",
+        )
+        name = v.string(
+            path,
+            r,
+            "file",
+            check=is_safe_filename,
+            what="a safe export file name (letters, digits, '.', '_', '-'; no path, no '..')",
+        )
+        if name is not None:
+            if name in files:
+                v.add(
+                    (*path, "file"), f"file name {name!r} is also used by recipient {files[name]!r}"
+                )
+            files[name] = rid
+        if "fingerprint" in r:
+            v.string(path, r, "fingerprint", check=lambda s: bool(_HEX.match(s)), what="hex")
+        if "description" in r:
+            v.string(path, r, "description")
+    return set(table)
+
+
+def _acts(
+    v: _V,
+    roles: dict[str, str],
+    custodians: list[str],
+    recipients: set[str],
+    purpose: str | None,
+    practice: bool,
+    policy_present: bool,
+) -> None:
+    acts = v.data.get("acts")
+    if not isinstance(acts, list) or not acts:
+        v.add(("acts",), "the script has no acts ([[acts]] with [[acts.steps]])")
+        return
+    act_ids: set[str] = set()
+    sequence: list[tuple[tuple[PathItem, ...], StepKind, dict[str, Any]]] = []
+    for ai, act in enumerate(acts):
+        apath: tuple[PathItem, ...] = ("acts", ai)
+        if not isinstance(act, dict):
+            v.add(apath, "an act must be a table")
+            continue
+        v.unknown(apath, act, ("id", "title", "optional", "steps"))
+        aid = v.string(apath, act, "id", check=lambda s: bool(_ID.match(s)), what="a valid id")
+        if aid is not None:
+            if aid in act_ids:
+                v.add((*apath, "id"), f"act id {aid!r} is used twice")
+            act_ids.add(aid)
+        v.string(apath, act, "title")
+        v.boolean(apath, act, "optional")
+        steps = act.get("steps")
+        if not isinstance(steps, list) or not steps:
+            v.add(apath, "the act has no steps ([[acts.steps]])")
+            continue
+        step_ids: set[str] = set()
+        for si, step in enumerate(steps):
+            spath: tuple[PathItem, ...] = (*apath, "steps", si)
+            if not isinstance(step, dict):
+                v.add(spath, "a step must be a table")
+                continue
+            sid = v.string(spath, step, "id", check=lambda s: bool(_ID.match(s)), what="a valid id")
+            if sid is not None:
+                if sid in step_ids:
+                    v.add((*spath, "id"), f"step id {sid!r} is used twice in this act")
+                step_ids.add(sid)
+            v.string(spath, step, "title")
+            if "instruction" in step:
+                v.string(spath, step, "instruction")
+            raw_kind = step.get("kind")
+            kinds = [k.value for k in StepKind]
+            if raw_kind not in kinds:
+                v.add(
+                    (*spath, "kind"),
+                    f"unknown step kind {raw_kind!r} (known: {', '.join(kinds)})"
+                    if raw_kind is not None
+                    else "missing 'kind'",
+                )
+                continue
+            kind = StepKind(raw_kind)
+            v.unknown(spath, step, _COMMON_STEP_KEYS + STEP_PARAMS[kind])
+            ack = v.str_list(spath, step, "acknowledge", required=True)
+            for r in ack:
+                if r != "custodians" and r not in roles:
+                    v.add(
+                        (*spath, "acknowledge"),
+                        f"step needs role {r!r}, which the script does not define in [roles]",
+                    )
+            if "custodians" in ack and not custodians:
+                v.add((*spath, "acknowledge"), "'custodians' used but the script has no custodian")
+            _step_params(v, spath, kind, step, roles, ack, recipients)
+            sequence.append((spath, kind, step))
+    _order(v, sequence, purpose, practice, policy_present)
+
+
+def _step_params(
+    v: _V,
+    spath: tuple[PathItem, ...],
+    kind: StepKind,
+    step: dict[str, Any],
+    roles: dict[str, str],
+    ack: list[str],
+    recipients: set[str],
+) -> None:
+    def role_ref(key: str, required: bool) -> None:
+        rid = v.string(spath, step, key, required=required)
+        if rid is None:
+            return
+        if rid not in roles:
+            v.add((*spath, key), f"step needs role {rid!r}, which the script does not define")
+        elif roles[rid] == RoleKind.CUSTODIAN.value:
+            v.add(
+                (*spath, key), f"{key} {rid!r} is a custodian; a witness or administrator confirms"
+            )
+        elif rid not in ack:
+            v.add((*spath, key), f"{key} {rid!r} must also be listed in 'acknowledge'")
+
+    def subset(key: str, allowed: Sequence[str]) -> None:
+        for item in v.str_list(spath, step, key):
+            if item not in allowed:
+                v.add((*spath, key), f"{item!r} is not one of {', '.join(allowed)}")
+
+    if kind is StepKind.CHECKLIST:
+        v.str_list(spath, step, "items", required=True)
+    elif kind is StepKind.ATTENDANCE:
+        for r in v.str_list(spath, step, "roles"):
+            if r != "custodians" and r not in roles:
+                v.add((*spath, "roles"), f"attendance lists role {r!r}, which is not defined")
+    elif kind is StepKind.PREFLIGHT:
+        v.boolean(spath, step, "require_hardened")
+    elif kind is StepKind.VERIFY_FINGERPRINT:
+        subj = v.string(spath, step, "subject")
+        if subj is not None:
+            target, _, ref = subj.partition(":")
+            if target == "recipient":
+                if ref not in recipients:
+                    v.add((*spath, "subject"), f"recipient {ref!r} is not defined in [recipients]")
+            elif target == "custodian":
+                if roles.get(ref) != RoleKind.CUSTODIAN.value:
+                    v.add((*spath, "subject"), f"custodian {ref!r} is not a custodian role")
+            elif subj != "kcv":
+                v.add(
+                    (*spath, "subject"), "subject must be 'kcv', 'recipient:ID' or 'custodian:ID'"
+                )
+        role_ref("witness", True)
+    elif kind is StepKind.DISTRIBUTE_SHARES:
+        subset("display", DISPLAYS)
+        v.boolean(spath, step, "supersedes_collected")
+    elif kind in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES):
+        subset("carriers", CARRIERS)
+        v.string(
+            spath, step, "manifest", required=False, check=is_safe_filename, what="a safe file name"
+        )
+    elif kind is StepKind.RECOVER:
+        v.boolean(spath, step, "dry_run")
+    elif kind is StepKind.VERIFY_KCV:
+        role_ref("witness", True)
+    elif kind is StepKind.SEAL:
+        for rid in v.str_list(spath, step, "recipients", required=True):
+            if rid not in recipients:
+                v.add((*spath, "recipients"), f"recipient {rid!r} is not defined in [recipients]")
+    elif kind is StepKind.EXPORT:
+        subset("files", EXPORT_CONTENTS)
+        if "files" not in step:
+            v.add((*spath, "files"), "missing 'files'")
+        if "folder" in step:
+            v.string(
+                spath,
+                step,
+                "folder",
+                check=is_safe_filename,
+                what="a safe folder name (letters, digits, '.', '_', '-'; no path, no '..')",
+            )
+
+
+def _order(
+    v: _V,
+    seq: list[tuple[tuple[PathItem, ...], StepKind, dict[str, Any]]],
+    purpose: str | None,
+    practice: bool,
+    policy_present: bool,
+) -> None:
+    have_key = False
+    collected = False
+    last_key_step: int | None = None
+    last_wipe: int | None = None
+    kinds = [k for _p, k, _s in seq]
+    for i, (path, kind, step) in enumerate(seq):
+        if kind is StepKind.GENERATE:
+            if purpose not in (None, "genesis"):
+                v.add((*path, "kind"), f"a {purpose} ceremony must not generate a new key")
+            if have_key:
+                v.add((*path, "kind"), "a key is already held at this point")
+            have_key = True
+            last_key_step = i
+        elif kind is StepKind.COLLECT_SHARES:
+            collected = True
+        elif kind is StepKind.RECOVER:
+            if not collected:
+                v.add((*path, "kind"), "recover needs a collect-shares step before it")
+            have_key = True
+            last_key_step = i
+        elif kind in _NEEDS_KEY:
+            if not have_key:
+                v.add(
+                    (*path, "kind"), f"{kind.value} needs a key: put it after generate or recover"
+                )
+            last_key_step = i
+        elif kind is StepKind.WIPE:
+            last_wipe = i
+            have_key = False
+        if kind is StepKind.DISTRIBUTE_SHARES:
+            if not policy_present:
+                v.add((*path, "kind"), "distribute-shares needs a [policy] table")
+            if purpose == "reshare" and step.get("supersedes_collected") is not True:
+                v.add(
+                    (*path, "supersedes_collected"),
+                    "a reshare must set supersedes_collected = true (the new set replaces the old)",
+                )
+        if purpose == "verify-shares":
+            if kind in (StepKind.GENERATE, StepKind.DISTRIBUTE_SHARES, StepKind.SEAL):
+                v.add((*path, "kind"), f"a verify-shares ceremony must not {kind.value}")
+            if kind is StepKind.RECOVER and step.get("dry_run") is not True:
+                v.add((*path, "dry_run"), "verify-shares may only recover as a dry run")
+            if kind is StepKind.EXPORT and set(step.get("files", [])) - {"journal", "transcript"}:
+                v.add(
+                    (*path, "files"), "verify-shares exports nothing but the journal and transcript"
+                )
+        if kind is StepKind.RECOVER and step.get("dry_run") is True and purpose != "verify-shares":
+            v.add((*path, "dry_run"), "dry_run recovery is only for verify-shares")
+    if last_key_step is not None and (last_wipe is None or last_wipe < last_key_step):
+        path = seq[last_key_step][0]
+        v.add(
+            path, "the key would stay in memory: add a wipe step after the last step that uses it"
+        )
+    if purpose == "genesis" and StepKind.GENERATE not in kinds:
+        v.add(("ceremony", "purpose"), "a genesis ceremony needs a generate step")
+    if purpose == "genesis" and StepKind.DISTRIBUTE_SHARES not in kinds:
+        v.add(("ceremony", "purpose"), "a genesis ceremony needs a distribute-shares step")
+    if purpose in ("unseal-and-seal", "reshare") and StepKind.RECOVER not in kinds:
+        v.add(
+            ("ceremony", "purpose"), f"a {purpose} ceremony needs collect-shares and recover steps"
+        )
+    if purpose == "reshare" and StepKind.DISTRIBUTE_SHARES not in kinds:
+        v.add(("ceremony", "purpose"), "a reshare ceremony needs a distribute-shares step")
+    if practice and purpose != "genesis":
+        v.add(("ceremony", "practice"), "practice = true is only for genesis-style rehearsals")

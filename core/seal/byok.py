@@ -1,0 +1,416 @@
+"""BYOK import files (byte-exact) for AWS KMS, GCP Cloud KMS, Azure Key Vault and Vault transit.
+
+Every provider's import accepts CKM_RSA_AES_KEY_WRAP (FINDINGS section 3): a fresh 32-byte
+AES key encrypted with RSAES-OAEP (MGF1 with the same hash, empty label) to the provider's
+wrapping key, then the target key wrapped with AES key wrap with padding (RFC 5649) under
+that AES key; the blob is ``RSA part || wrapped key``. AWS also accepts RSAES-OAEP of the
+target directly (``RSAES_OAEP_SHA_256``), and GCP ``RSA_OAEP_{3072,4096}_SHA256``.
+
+Runs in the keyholder (it touches the MasterKey). Secret handling:
+
+* the ephemeral AES key is drawn into a SecretBuffer; AES-KWP reads the target and the AES
+  key as memoryviews (no copy; FINDINGS section 5 measured 0 residues);
+* RSA-OAEP: ``cryptography`` accepts only ``bytes``. For CKM_RSA_AES_KEY_WRAP that copy is
+  of the *ephemeral* AES key; for the direct OAEP methods (AWS ``RSAES_OAEP_*``, GCP
+  ``RSA_OAEP_*_SHA256``) it is a copy of the **MasterKey itself**, made only for that one
+  call and zeroed in place right after (:func:`core.seal.transient.transient_bytes`). Prefer
+  the RSA-AES methods; the direct one exists because AWS documents it as the safe choice.
+
+Each function returns a :class:`ByokExport`: the files to write to the medium (public
+ciphertext, the provider's import token copied alongside) and the validity window, which
+the UI shows before export and the journal records.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+
+from core import secmem
+from core.seal.recipients import (
+    MIN_RSA_BITS,
+    MalformedKey,
+    PrivateKeySupplied,
+    WrongKeyType,
+    parse_public_key,
+)
+from core.seal.transient import transient_bytes
+
+__all__ = [
+    "AWS_ALGORITHMS",
+    "GCP_METHODS",
+    "ByokError",
+    "ByokExport",
+    "aws_import",
+    "azure_byok",
+    "gcp_import",
+    "load_wrapping_key",
+    "rsa_aes_key_wrap",
+    "rsa_oaep_direct",
+    "vault_transit_import",
+]
+
+GENERATOR: Final = "openkcm-ceremony 0.1.0"
+AWS_VALIDITY: Final = timedelta(hours=24)
+GCP_VALIDITY: Final = timedelta(days=3)
+
+#: AWS WrappingAlgorithm -> (scheme, OAEP hash)
+AWS_ALGORITHMS: Final = {
+    "RSAES_OAEP_SHA_256": ("direct", "sha256"),
+    "RSAES_OAEP_SHA_1": ("direct", "sha1"),
+    "RSA_AES_KEY_WRAP_SHA_256": ("rsa-aes", "sha256"),
+    "RSA_AES_KEY_WRAP_SHA_1": ("rsa-aes", "sha1"),
+}
+#: GCP ImportMethod -> (scheme, OAEP hash, RSA bits)
+GCP_METHODS: Final = {
+    "RSA_OAEP_3072_SHA1_AES_256": ("rsa-aes", "sha1", 3072),
+    "RSA_OAEP_4096_SHA1_AES_256": ("rsa-aes", "sha1", 4096),
+    "RSA_OAEP_3072_SHA256_AES_256": ("rsa-aes", "sha256", 3072),
+    "RSA_OAEP_4096_SHA256_AES_256": ("rsa-aes", "sha256", 4096),
+    "RSA_OAEP_3072_SHA256": ("direct", "sha256", 3072),
+    "RSA_OAEP_4096_SHA256": ("direct", "sha256", 4096),
+}
+
+
+class ByokError(ValueError):
+    """A BYOK export cannot be made (message says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class ByokExport:
+    """Files for one provider import (all public) and the validity window.
+
+    Attributes:
+        provider: ``aws`` | ``gcp`` | ``azure`` | ``vault``.
+        method: the provider's wrapping algorithm / import method name.
+        files: file name -> bytes to write to the medium.
+        valid_until_utc: when the provider's wrapping key / import token / import job
+            expires (``""`` if the provider sets none).
+        record: public facts for the journal (hashes, ids, window, wrapping key fingerprint).
+    """
+
+    provider: str
+    method: str
+    files: dict[str, bytes]
+    valid_until_utc: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """True when the validity window has passed (the provider would refuse the import)."""
+        if not self.valid_until_utc:
+            return False
+        until = datetime.strptime(self.valid_until_utc, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return (now or datetime.now(UTC)) >= until
+
+
+def _hash(name: str) -> hashes.HashAlgorithm:
+    if name == "sha256":
+        return hashes.SHA256()
+    if name == "sha1":
+        return hashes.SHA1()
+    raise ByokError(f"unknown OAEP hash {name!r}")
+
+
+def _oaep(name: str) -> padding.OAEP:
+    h = _hash(name)
+    return padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None)
+
+
+def _ts(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_wrapping_key(data: bytes, *, min_bits: int = MIN_RSA_BITS) -> rsa.RSAPublicKey:
+    """Parse a provider's wrapping public key (PEM, DER, JWK) and check it.
+
+    Raises:
+        ByokError: private key, wrong type, too small or malformed (with the reason).
+    """
+    try:
+        key = parse_public_key(data)
+    except (PrivateKeySupplied, WrongKeyType, MalformedKey) as exc:
+        raise ByokError(f"wrapping key refused: {exc}") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ByokError("wrapping key refused: providers' wrapping keys are RSA keys")
+    if key.key_size < min_bits:
+        raise ByokError(
+            f"wrapping key refused: RSA-{key.key_size} is under RSA-{min_bits}; download a "
+            f"3072- or 4096-bit wrapping key from the provider"
+        )
+    if key.public_numbers().e != 65537:
+        raise ByokError(f"wrapping key refused: public exponent {key.public_numbers().e}")
+    return key
+
+
+def _spki_sha256(key: rsa.RSAPublicKey) -> str:
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def rsa_aes_key_wrap(
+    target: memoryview,
+    wrapping_key: rsa.RSAPublicKey,
+    oaep_hash: str,
+    *,
+    allow_unlocked: bool = False,
+) -> bytes:
+    """CKM_RSA_AES_KEY_WRAP: ``RSA-OAEP(ephemeral AES-256 key) || AES-KWP(target)``.
+
+    Args:
+        target: the key to export (memoryview of locked memory; read, never copied).
+        wrapping_key: provider's RSA public key.
+        oaep_hash: ``sha256`` or ``sha1`` (OAEP and MGF1 hash).
+        allow_unlocked: demo keyholders only.
+
+    Returns:
+        The blob (``len = modulus bytes + 8 * ceil(len(target)/8) + 8``).
+    """
+    with secmem.SecretBuffer(32, allow_unlocked=allow_unlocked) as ephemeral:
+        ephemeral.fill_random()
+        with ephemeral.view() as kek:
+            wrapped_target = aes_key_wrap_with_padding(kek, target)
+            # bytes copy of the ephemeral AES key only, zeroed after the call.
+            with transient_bytes(kek) as kek_bytes:
+                rsa_part = wrapping_key.encrypt(kek_bytes, _oaep(oaep_hash))
+    return rsa_part + wrapped_target
+
+
+def rsa_oaep_direct(target: memoryview, wrapping_key: rsa.RSAPublicKey, oaep_hash: str) -> bytes:
+    """RSAES-OAEP of the target itself (AWS ``RSAES_OAEP_SHA_*``, GCP ``RSA_OAEP_*_SHA256``).
+
+    RESIDUE: ``cryptography`` takes only ``bytes``, so this makes a bytes copy of the target
+    (the MasterKey) for the duration of the one ``encrypt`` call and zeroes it in place
+    right after (see :mod:`core.seal.transient`). Prefer :func:`rsa_aes_key_wrap`.
+    """
+    with transient_bytes(target) as target_bytes:
+        return wrapping_key.encrypt(target_bytes, _oaep(oaep_hash))
+
+
+def aws_import(
+    target: memoryview,
+    *,
+    wrapping_key: bytes,
+    import_token: bytes,
+    wrapping_algorithm: str,
+    key_id: str,
+    parameters_obtained_utc: datetime,
+    allow_unlocked: bool = False,
+) -> ByokExport:
+    """AWS KMS ImportKeyMaterial files.
+
+    Args:
+        target: the 32-byte key (symmetric key material for a SYMMETRIC_DEFAULT key).
+        wrapping_key: the ``PublicKey`` from GetParametersForImport (DER; PEM also taken).
+        import_token: the ``ImportToken`` (opaque; copied alongside unchanged).
+        wrapping_algorithm: ``RSAES_OAEP_SHA_256`` (recommended by AWS for symmetric key
+            material), ``RSAES_OAEP_SHA_1``, ``RSA_AES_KEY_WRAP_SHA_256`` or ``..._SHA_1``.
+        key_id: the KMS key ARN or id the parameters were obtained for.
+        parameters_obtained_utc: when GetParametersForImport ran (valid 24 hours).
+
+    Returns:
+        ``EncryptedKeyMaterial.bin``, ``ImportToken.bin`` and ``aws-import.json``.
+    """
+    if wrapping_algorithm not in AWS_ALGORITHMS:
+        raise ByokError(
+            f"AWS wrapping algorithm {wrapping_algorithm!r} is not supported; use one of "
+            + ", ".join(AWS_ALGORITHMS)
+        )
+    if not import_token:
+        raise ByokError("the AWS import token is empty: copy ImportToken from GetParametersForImport")
+    scheme, h = AWS_ALGORITHMS[wrapping_algorithm]
+    key = load_wrapping_key(wrapping_key)
+    if scheme == "direct":
+        blob = rsa_oaep_direct(target, key, h)
+    else:
+        blob = rsa_aes_key_wrap(target, key, h, allow_unlocked=allow_unlocked)
+    until = _ts(parameters_obtained_utc + AWS_VALIDITY)
+    record = {
+        "provider": "aws",
+        "key_id": key_id,
+        "wrapping_algorithm": wrapping_algorithm,
+        "wrapping_key_spec": f"RSA_{key.key_size}",
+        "wrapping_key_sha256": _spki_sha256(key),
+        "parameters_obtained_utc": _ts(parameters_obtained_utc),
+        "valid_until_utc": until,
+        "encrypted_key_material_sha256": hashlib.sha256(blob).hexdigest(),
+        "import_token_sha256": hashlib.sha256(import_token).hexdigest(),
+        "command": (
+            f"aws kms import-key-material --key-id {key_id} "
+            "--encrypted-key-material fileb://EncryptedKeyMaterial.bin "
+            "--import-token fileb://ImportToken.bin "
+            "--expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE"
+        ),
+    }
+    files = {
+        "EncryptedKeyMaterial.bin": blob,
+        "ImportToken.bin": bytes(import_token),
+        "aws-import.json": json.dumps(record, indent=2, sort_keys=True).encode() + b"\n",
+    }
+    return ByokExport("aws", wrapping_algorithm, files, until, record)
+
+
+def gcp_import(
+    target: memoryview,
+    *,
+    wrapping_key: bytes,
+    import_method: str,
+    import_job: str,
+    key_name: str,
+    job_created_utc: datetime,
+    allow_unlocked: bool = False,
+) -> ByokExport:
+    """GCP Cloud KMS import job files.
+
+    Args:
+        target: the key to import (32 bytes for ``GOOGLE_SYMMETRIC_ENCRYPTION``).
+        wrapping_key: the import job's ``publicKey.pem``.
+        import_method: one of :data:`GCP_METHODS`.
+        import_job: the import job resource name.
+        key_name: the target CryptoKey resource name.
+        job_created_utc: the import job's create time (it expires 3 days later).
+
+    Returns:
+        ``wrapped-key.bin`` and ``gcp-import.json``.
+    """
+    if import_method not in GCP_METHODS:
+        raise ByokError(
+            f"GCP import method {import_method!r} is not supported; use one of "
+            + ", ".join(GCP_METHODS)
+        )
+    scheme, h, bits = GCP_METHODS[import_method]
+    key = load_wrapping_key(wrapping_key)
+    if key.key_size != bits:
+        raise ByokError(
+            f"the import job's key is RSA-{key.key_size} but {import_method} needs RSA-{bits}: "
+            "wrong wrapping key or wrong import method"
+        )
+    if scheme == "direct":
+        blob = rsa_oaep_direct(target, key, h)
+    else:
+        blob = rsa_aes_key_wrap(target, key, h, allow_unlocked=allow_unlocked)
+    until = _ts(job_created_utc + GCP_VALIDITY)
+    record = {
+        "provider": "gcp",
+        "import_job": import_job,
+        "key": key_name,
+        "import_method": import_method,
+        "wrapping_key_sha256": _spki_sha256(key),
+        "job_created_utc": _ts(job_created_utc),
+        "valid_until_utc": until,
+        "wrapped_key_sha256": hashlib.sha256(blob).hexdigest(),
+        "command": (
+            f"gcloud kms keys versions import --import-job {import_job} --key {key_name} "
+            "--algorithm google-symmetric-encryption --wrapped-key-file wrapped-key.bin"
+        ),
+    }
+    files = {
+        "wrapped-key.bin": blob,
+        "gcp-import.json": json.dumps(record, indent=2, sort_keys=True).encode() + b"\n",
+    }
+    return ByokExport("gcp", import_method, files, until, record)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def azure_byok(
+    target: memoryview,
+    *,
+    kek: bytes,
+    kek_kid: str,
+    file_name: str = "masterkey.byok",
+    allow_unlocked: bool = False,
+) -> ByokExport:
+    """Azure Key Vault / Managed HSM ``.byok`` file.
+
+    ``{"schema_version":"1.0.0","header":{"kid":KEK_KID,"alg":"dir",
+    "enc":"CKM_RSA_AES_KEY_WRAP"},"ciphertext":BASE64URL(blob),"generator":...}``; the RSA
+    step is OAEP with SHA-1 (Azure's BYOK specification). AES target keys import only into
+    Managed HSM (``az keyvault key import --hsm-name ... --byok-file ...``).
+
+    Args:
+        target: the key to import.
+        kek: the KEK public key (PEM from ``az keyvault key download``).
+        kek_kid: the KEK's full key identifier (``https://.../keys/NAME/VERSION``).
+        file_name: name of the ``.byok`` file.
+    """
+    if not kek_kid.startswith("https://") or any(c in kek_kid for c in "\"\\<>& "):
+        raise ByokError("the KEK kid must be the full https://.../keys/NAME/VERSION identifier")
+    if not file_name.endswith(".byok"):
+        raise ByokError("an Azure BYOK file name must end in .byok")
+    key = load_wrapping_key(kek)
+    blob = rsa_aes_key_wrap(target, key, "sha1", allow_unlocked=allow_unlocked)
+    doc = {
+        "schema_version": "1.0.0",
+        "header": {"kid": kek_kid, "alg": "dir", "enc": "CKM_RSA_AES_KEY_WRAP"},
+        "ciphertext": _b64url(blob),
+        "generator": GENERATOR,
+    }
+    data = json.dumps(doc, separators=(",", ":")).encode("ascii")
+    record = {
+        "provider": "azure",
+        "kek_kid": kek_kid,
+        "wrapping_key_sha256": _spki_sha256(key),
+        "byok_sha256": hashlib.sha256(data).hexdigest(),
+        "valid_until_utc": "",
+        "note": "AES keys import only into Azure Managed HSM; the KEK must have key_ops=import",
+    }
+    return ByokExport("azure", "CKM_RSA_AES_KEY_WRAP", {file_name: data}, "", record)
+
+
+def vault_transit_import(
+    target: memoryview,
+    *,
+    wrapping_key: bytes,
+    key_name: str,
+    hash_function: str = "SHA256",
+    key_type: str = "aes256-gcm96",
+    allow_unlocked: bool = False,
+) -> ByokExport:
+    """Vault / OpenBao transit import (``POST transit/keys/NAME/import``).
+
+    Args:
+        target: the key to import.
+        wrapping_key: PEM from ``vault read transit/wrapping_key`` (RSA-4096).
+        key_name: the transit key name.
+        hash_function: ``SHA256`` (Vault's default) or ``SHA1`` (OAEP hash).
+        key_type: transit key type for the request body.
+
+    Returns:
+        ``vault-transit-import.b64`` (standard base64 of the blob) and
+        ``vault-transit-import.json`` (the request body).
+    """
+    if hash_function not in ("SHA256", "SHA1"):
+        raise ByokError("hash_function must be SHA256 (Vault's default) or SHA1")
+    if not all(c.isalnum() or c in "-_." for c in key_name) or not key_name:
+        raise ByokError("the transit key name may use letters, digits, '-', '_' and '.' only")
+    key = load_wrapping_key(wrapping_key)
+    blob = rsa_aes_key_wrap(
+        target, key, "sha256" if hash_function == "SHA256" else "sha1", allow_unlocked=allow_unlocked
+    )
+    b64 = base64.b64encode(blob).decode("ascii")
+    body = {"ciphertext": b64, "hash_function": hash_function, "type": key_type, "exportable": False}
+    record = {
+        "provider": "vault",
+        "key_name": key_name,
+        "hash_function": hash_function,
+        "type": key_type,
+        "wrapping_key_sha256": _spki_sha256(key),
+        "ciphertext_sha256": hashlib.sha256(blob).hexdigest(),
+        "valid_until_utc": "",
+        "command": f"vault write transit/keys/{key_name}/import @vault-transit-import.json",
+    }
+    files = {
+        "vault-transit-import.b64": b64.encode("ascii") + b"\n",
+        "vault-transit-import.json": json.dumps(body, indent=2, sort_keys=True).encode() + b"\n",
+    }
+    return ByokExport("vault", f"CKM_RSA_AES_KEY_WRAP/{hash_function}", files, "", record)

@@ -1,0 +1,540 @@
+"""Sealed envelopes (format ``openkcm-envelope`` version 1): what leaves the room.
+
+An envelope carries one secret (the MasterKey for ADR-201 mode B "Cloud Seal", or one
+share for mode A "Sovereign shards") for one recipient::
+
+    {"format":"openkcm-envelope","version":1,
+     "header":{...canonical public header...},
+     "wrapped_key":{"alg":"RSA-OAEP-256"|"RSA-OAEP"|"age-X25519",
+                    "recipient_fingerprint":HEX,"ciphertext":B64},
+     "nonce":B64(12 bytes),
+     "ciphertext":B64(AES-256-GCM ciphertext || 16-byte tag),
+     "signature":{"alg":"Ed25519","value":B64(64 bytes)}}      # optional
+
+* secret: AES-256-GCM under a fresh 32-byte data key, nonce 12 bytes, AAD = the canonical
+  JSON of ``header`` (keys sorted, no spaces, UTF-8; every string value restricted to a
+  safe ASCII set so Go's ``json.Marshal`` of the decoded header gives the same bytes).
+* data key: wrapped for the recipient: RSAES-OAEP (SHA-256 + MGF1-SHA-256, or SHA-1 for
+  HSMs without SHA-256) to the recipient's RSA key, or an age file to an X25519 recipient.
+* signature (optional): Ed25519 with the MasterKey-derived signing key (its public key is
+  ``header.masterkey_fingerprint``) over :func:`signed_message`.
+
+The full byte-level description with a worked example is ``docs/formats.md``.
+Sealing (:func:`seal`) touches the secret and runs in the keyholder; :func:`parse`,
+:func:`inspect_text` and :func:`cli_main` (``kcm-ceremony envelope inspect FILE``) need no
+key and run anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import struct
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from core import secmem
+from core.seal import age as _age
+from core.seal.recipients import (
+    ALG_AGE,
+    ALG_OAEP_256,
+    ALG_OAEP_SHA1,
+    SAFE_TEXT,
+    Recipient,
+    require_confirmed,
+)
+from core.seal.transient import transient_bytes
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "Envelope",
+    "EnvelopeError",
+    "build_header",
+    "canonical_json",
+    "cli_main",
+    "inspect_text",
+    "parse",
+    "seal",
+    "seal_manifest",
+    "signed_message",
+    "verify_signature",
+]
+
+FORMAT: Final = "openkcm-envelope"
+VERSION: Final = 1
+KINDS: Final = ("masterkey", "shard")
+PAYLOAD_ENCODINGS: Final = ("raw", "slip39-mnemonic", "slip39-share-value")
+NONCE_LEN: Final = 12
+TAG_LEN: Final = 16
+DATA_KEY_LEN: Final = 32
+SIG_DOMAIN: Final = b"openkcm-envelope/v1 signature\x00"
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+
+Signer = Callable[[bytes], bytes]
+
+
+class EnvelopeError(ValueError):
+    """An envelope cannot be built or does not follow the format (message says why)."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 (ASCII for our headers)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _b64(data: bytes | bytearray) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise EnvelopeError(f"{what} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise EnvelopeError(f"{what} is not valid standard base64") from None
+
+
+def _safe(what: str, value: object) -> str:
+    if not isinstance(value, str) or not SAFE_TEXT.match(value):
+        raise EnvelopeError(f"header field {what} is missing or has characters outside the safe set")
+    return value
+
+
+def utc_now() -> str:
+    """Current UTC time in the header's format (``YYYY-MM-DDTHH:MM:SSZ``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_header(
+    *,
+    kind: str,
+    cluster_id: str,
+    region_id: str,
+    masterkey_fingerprint: str,
+    ceremony_id: str,
+    recipient: Recipient,
+    payload_encoding: str = "raw",
+    payload_length: int,
+    created_utc: str | None = None,
+    shard: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """Build and validate a version-1 envelope header (public).
+
+    Args:
+        kind: ``masterkey`` or ``shard``.
+        cluster_id: ADR-204 ``Cluster_ID``.
+        region_id: ADR-204 ``Region_ID``.
+        masterkey_fingerprint: 64 hex digits, the MasterKey's Ed25519 fingerprint
+            (``core.keyholder.fingerprint``); the KCV is its first 16 hex digits.
+        ceremony_id: the ceremony's id.
+        recipient: the (confirmed) recipient.
+        payload_encoding: how the plaintext is encoded (``raw`` MasterKey bytes,
+            ``slip39-mnemonic`` UTF-8 words, ``slip39-share-value`` raw share bytes).
+        payload_length: plaintext length in bytes.
+        created_utc: ``YYYY-MM-DDTHH:MM:SSZ``; default now.
+        shard: for ``kind="shard"``: integers such as ``index``, ``threshold``,
+            ``set_id``, ``group_index``, ``group_threshold``, ``member_index``,
+            ``member_threshold``.
+
+    Raises:
+        EnvelopeError: a field is missing or invalid.
+    """
+    mkfp = masterkey_fingerprint.replace(" ", "").lower()
+    header: dict[str, Any] = {
+        "format_version": VERSION,
+        "kind": kind,
+        "cluster_id": cluster_id,
+        "region_id": region_id,
+        "masterkey_fingerprint": mkfp,
+        "kcv": mkfp[:16],
+        "ceremony_id": ceremony_id,
+        "created_utc": created_utc or utc_now(),
+        "payload_encoding": payload_encoding,
+        "payload_length": payload_length,
+        "recipient": {
+            "name": recipient.name,
+            "kind": recipient.kind.value,
+            "key_id": recipient.key_id,
+            "key_version": recipient.key_version,
+            "alg": recipient.alg,
+            "fingerprint": recipient.fingerprint_hex,
+        },
+    }
+    if shard is not None:
+        header["shard"] = dict(shard)
+    validate_header(header)
+    return header
+
+
+def validate_header(header: object) -> dict[str, Any]:
+    """Check a decoded header against the version-1 rules; returns it."""
+    if not isinstance(header, dict):
+        raise EnvelopeError("header must be a JSON object")
+    allowed = {
+        "format_version", "kind", "cluster_id", "region_id", "masterkey_fingerprint", "kcv",
+        "ceremony_id", "created_utc", "payload_encoding", "payload_length", "recipient", "shard",
+    }  # fmt: skip
+    extra = set(header) - allowed
+    if extra:
+        raise EnvelopeError(f"header has unknown fields: {', '.join(sorted(extra))}")
+    if header.get("format_version") != VERSION:
+        raise EnvelopeError(f"header format_version is {header.get('format_version')!r}, expected 1")
+    if header.get("kind") not in KINDS:
+        raise EnvelopeError(f"header kind must be masterkey or shard, not {header.get('kind')!r}")
+    for f in ("cluster_id", "region_id", "ceremony_id"):
+        _safe(f, header.get(f))
+    mkfp = header.get("masterkey_fingerprint")
+    if not isinstance(mkfp, str) or not _HEX64.match(mkfp):
+        raise EnvelopeError("header masterkey_fingerprint must be 64 lower-case hex digits")
+    if header.get("kcv") != mkfp[:16] or not _HEX16.match(str(header.get("kcv"))):
+        raise EnvelopeError("header kcv must be the first 16 hex digits of masterkey_fingerprint")
+    if not isinstance(header.get("created_utc"), str) or not _TIME_RE.match(header["created_utc"]):
+        raise EnvelopeError("header created_utc must look like 2026-01-31T12:00:00Z")
+    if header.get("payload_encoding") not in PAYLOAD_ENCODINGS:
+        raise EnvelopeError(f"header payload_encoding must be one of {', '.join(PAYLOAD_ENCODINGS)}")
+    plen = header.get("payload_length")
+    if not isinstance(plen, int) or isinstance(plen, bool) or not 1 <= plen <= 4096:
+        raise EnvelopeError("header payload_length must be an integer from 1 to 4096")
+    if header["kind"] == "masterkey" and header["payload_encoding"] == "raw" and plen != 32:
+        raise EnvelopeError("a raw MasterKey payload is 32 bytes")
+    rec = header.get("recipient")
+    if not isinstance(rec, dict) or set(rec) != {
+        "name", "kind", "key_id", "key_version", "alg", "fingerprint"
+    }:  # fmt: skip
+        raise EnvelopeError("header recipient must have name, kind, key_id, key_version, alg, fingerprint")
+    for f in ("name", "kind", "key_id", "alg"):
+        _safe(f"recipient.{f}", rec[f])
+    if rec["key_version"] != "":
+        _safe("recipient.key_version", rec["key_version"])
+    if rec["alg"] not in (ALG_OAEP_256, ALG_OAEP_SHA1, ALG_AGE):
+        raise EnvelopeError(f"unknown wrap algorithm {rec['alg']!r}")
+    if not isinstance(rec["fingerprint"], str) or not _HEX64.match(rec["fingerprint"]):
+        raise EnvelopeError("header recipient.fingerprint must be 64 lower-case hex digits")
+    shard = header.get("shard")
+    if header["kind"] == "shard":
+        if not isinstance(shard, dict) or not shard:
+            raise EnvelopeError("a shard envelope needs a header shard object (index, threshold...)")
+        for k, v in shard.items():
+            if not re.fullmatch(r"[a-z_]{1,32}", k) or not isinstance(v, int) or isinstance(v, bool):
+                raise EnvelopeError("header shard must map short lower-case names to integers")
+            if not 0 <= v < 2**31:
+                raise EnvelopeError(f"header shard.{k} is out of range")
+    elif shard is not None:
+        raise EnvelopeError("only shard envelopes carry a shard object")
+    return header
+
+
+def _wrap_data_key(recipient: Recipient, data_key: memoryview) -> bytes:
+    if recipient.alg in (ALG_OAEP_256, ALG_OAEP_SHA1):
+        h: hashes.HashAlgorithm = hashes.SHA256() if recipient.alg == ALG_OAEP_256 else hashes.SHA1()
+        pad = padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None)
+        # RSAPublicKey.encrypt accepts only bytes: a wiped one-call copy of the data key
+        # (a one-time random key, not the secret itself). See core/seal/transient.py.
+        with transient_bytes(data_key) as dk:
+            return recipient.rsa_public_key().encrypt(dk, pad)
+    if recipient.alg == ALG_AGE:
+        return _age.encrypt_to_recipient(recipient.age_recipient, data_key)
+    raise EnvelopeError(f"unknown wrap algorithm {recipient.alg!r}")  # pragma: no cover
+
+
+def signed_message(header_aad: bytes, alg: str, wrapped: bytes, nonce: bytes, ct: bytes) -> bytes:
+    """The bytes an envelope signature covers.
+
+    ``"openkcm-envelope/v1 signature\\0"`` followed by, for each of AAD (canonical
+    header), ``wrapped_key.alg`` (ASCII), the wrapped data key, the nonce and the
+    ciphertext||tag: a 4-byte big-endian length then the bytes.
+    """
+    out = bytearray(SIG_DOMAIN)
+    for part in (header_aad, alg.encode("ascii"), wrapped, nonce, ct):
+        out += struct.pack(">I", len(part)) + part
+    return bytes(out)
+
+
+def seal(
+    secret: memoryview,
+    header: dict[str, Any],
+    recipient: Recipient,
+    *,
+    signer: Signer | None = None,
+    allow_unlocked: bool = False,
+) -> bytes:
+    """Seal a secret for one recipient; returns the envelope file (UTF-8 JSON, public).
+
+    Args:
+        secret: the plaintext (memoryview of a locked buffer); never copied.
+        header: from :func:`build_header` for this recipient and this payload length.
+        recipient: must carry a witness confirmation.
+        signer: signs :func:`signed_message` with the MasterKey-derived Ed25519 key, or None.
+        allow_unlocked: demo keyholders only (data key in unlocked memory).
+
+    Raises:
+        UnconfirmedRecipient: nobody confirmed the recipient's fingerprint.
+        EnvelopeError: header and recipient or payload disagree.
+    """
+    require_confirmed(recipient)
+    validate_header(header)
+    if header["recipient"]["fingerprint"] != recipient.fingerprint_hex:
+        raise EnvelopeError("the header names another recipient than the one sealed to")
+    if header["recipient"]["alg"] != recipient.alg:
+        raise EnvelopeError("the header's wrap algorithm differs from the recipient's")
+    if header["payload_length"] != secret.nbytes:
+        raise EnvelopeError("the header's payload_length differs from the secret's length")
+    aad = canonical_json(header)
+    nonce = os.urandom(NONCE_LEN)  # public
+    ct = bytearray(secret.nbytes + TAG_LEN)
+    with secmem.SecretBuffer(DATA_KEY_LEN, allow_unlocked=allow_unlocked) as dk_buf:
+        dk_buf.fill_random()
+        with dk_buf.view() as dk:
+            AESGCM(dk).encrypt_into(nonce, secret, aad, ct)
+            wrapped = _wrap_data_key(recipient, dk)
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "header": header,
+        "wrapped_key": {
+            "alg": recipient.alg,
+            "recipient_fingerprint": recipient.fingerprint_hex,
+            "ciphertext": _b64(wrapped),
+        },
+        "nonce": _b64(nonce),
+        "ciphertext": _b64(ct),
+    }
+    if signer is not None:
+        sig = signer(signed_message(aad, recipient.alg, wrapped, nonce, bytes(ct)))
+        if len(sig) != 64:
+            raise EnvelopeError("the signer returned a signature that is not 64 bytes")
+        doc["signature"] = {"alg": "Ed25519", "value": _b64(sig)}
+    return serialise(doc)
+
+
+def serialise(doc: Mapping[str, Any]) -> bytes:
+    """Envelope file bytes: one line per top-level member, the header in canonical form.
+
+    The header is written exactly as its canonical JSON, so a reader that keeps the raw
+    header bytes (Go ``json.RawMessage``) already holds the AAD.
+    """
+    order = ["format", "version", "header", "wrapped_key", "nonce", "ciphertext", "signature"]
+    lines = []
+    for k in order:
+        if k in doc:
+            lines.append(f"  {json.dumps(k)}: " + canonical_json(doc[k]).decode("ascii"))
+    return ("{\n" + ",\n".join(lines) + "\n}\n").encode("ascii")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed envelope (public parts only)."""
+
+    header: dict[str, Any]
+    aad: bytes
+    alg: str
+    recipient_fingerprint: str
+    wrapped_key: bytes
+    nonce: bytes
+    ciphertext: bytes
+    signature: bytes | None
+
+    @property
+    def sha256(self) -> str:
+        """Not the file hash (formatting may vary): hash of AAD, wrapped key, nonce, ct."""
+        return hashlib.sha256(
+            signed_message(self.aad, self.alg, self.wrapped_key, self.nonce, self.ciphertext)
+        ).hexdigest()
+
+
+def parse(data: bytes) -> Envelope:
+    """Parse and check an envelope file without any key.
+
+    Raises:
+        EnvelopeError: with the first problem found.
+    """
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"not JSON ({exc.__class__.__name__}): not an envelope or damaged") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise EnvelopeError(f"not an {FORMAT} file (format member missing or different)")
+    if doc.get("version") != VERSION:
+        raise EnvelopeError(f"envelope version {doc.get('version')!r} is not supported (expected 1)")
+    extra = set(doc) - {"format", "version", "header", "wrapped_key", "nonce", "ciphertext", "signature"}
+    if extra:
+        raise EnvelopeError(f"unknown top-level members: {', '.join(sorted(extra))}")
+    header = validate_header(doc.get("header"))
+    wk = doc.get("wrapped_key")
+    if not isinstance(wk, dict) or set(wk) != {"alg", "recipient_fingerprint", "ciphertext"}:
+        raise EnvelopeError("wrapped_key must have alg, recipient_fingerprint and ciphertext")
+    if wk["alg"] != header["recipient"]["alg"]:
+        raise EnvelopeError("wrapped_key.alg differs from header recipient.alg")
+    if wk["recipient_fingerprint"] != header["recipient"]["fingerprint"]:
+        raise EnvelopeError("wrapped_key.recipient_fingerprint differs from the header's")
+    wrapped = _unb64(wk["ciphertext"], "wrapped_key.ciphertext")
+    if wk["alg"] in (ALG_OAEP_256, ALG_OAEP_SHA1):
+        if not 384 <= len(wrapped) <= 1024:
+            raise EnvelopeError(
+                f"wrapped data key is {len(wrapped)} bytes: not an RSA-3072/4096 OAEP block"
+            )
+    else:
+        try:
+            stanzas = _age.parse_header(wrapped)
+        except _age.AgeFormatError as exc:
+            raise EnvelopeError(f"wrapped data key is not an age file: {exc}") from None
+        if [s[0] for s in stanzas] != ["X25519"]:
+            raise EnvelopeError("the age-wrapped data key must have exactly one X25519 stanza")
+    nonce = _unb64(doc.get("nonce"), "nonce")
+    if len(nonce) != NONCE_LEN:
+        raise EnvelopeError(f"nonce is {len(nonce)} bytes, expected 12")
+    ct = _unb64(doc.get("ciphertext"), "ciphertext")
+    if len(ct) != header["payload_length"] + TAG_LEN:
+        raise EnvelopeError(
+            f"ciphertext is {len(ct)} bytes; payload_length {header['payload_length']} + 16-byte "
+            "tag expected (truncated or damaged)"
+        )
+    sig: bytes | None = None
+    if "signature" in doc:
+        s = doc["signature"]
+        if not isinstance(s, dict) or s.get("alg") != "Ed25519" or set(s) != {"alg", "value"}:
+            raise EnvelopeError("signature must be {alg: Ed25519, value: base64}")
+        sig = _unb64(s["value"], "signature.value")
+        if len(sig) != 64:
+            raise EnvelopeError("an Ed25519 signature is 64 bytes")
+    return Envelope(
+        header=header,
+        aad=canonical_json(header),
+        alg=wk["alg"],
+        recipient_fingerprint=wk["recipient_fingerprint"],
+        wrapped_key=wrapped,
+        nonce=nonce,
+        ciphertext=ct,
+        signature=sig,
+    )
+
+
+def verify_signature(env: Envelope) -> bool | None:
+    """Check the signature against ``header.masterkey_fingerprint``; None if unsigned."""
+    if env.signature is None:
+        return None
+    from core.keyholder.fingerprint import verify_signature as _verify
+
+    msg = signed_message(env.aad, env.alg, env.wrapped_key, env.nonce, env.ciphertext)
+    return _verify(bytes.fromhex(env.header["masterkey_fingerprint"]), msg, env.signature)
+
+
+def seal_manifest(
+    envelopes: Mapping[str, bytes], *, ceremony_id: str, signer: Signer | None = None
+) -> bytes:
+    """Public list of sealed envelopes for the genesis manifest (ADR-204 "Ceremony Manifest").
+
+    Each entry: file name, SHA-256 of the file bytes, kind, shard block, recipient
+    (name, kind, key id, version, fingerprint). Optionally signed like an envelope (the
+    signature covers ``"openkcm-seal-manifest/v1\\0"`` + the canonical ``body``).
+    """
+    entries = []
+    mkfps = set()
+    for name, data in sorted(envelopes.items()):
+        env = parse(data)
+        mkfps.add(env.header["masterkey_fingerprint"])
+        entries.append(
+            {
+                "file": name,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "kind": env.header["kind"],
+                "shard": env.header.get("shard"),
+                "recipient": env.header["recipient"],
+            }
+        )
+    if len(mkfps) > 1:
+        raise EnvelopeError("the envelopes belong to different MasterKeys")
+    body = {
+        "format": "openkcm-seal-manifest",
+        "version": 1,
+        "ceremony_id": _safe("ceremony_id", ceremony_id),
+        "masterkey_fingerprint": next(iter(mkfps)) if mkfps else "",
+        "envelopes": entries,
+    }
+    doc: dict[str, Any] = {"body": body}
+    if signer is not None:
+        doc["signature"] = {
+            "alg": "Ed25519",
+            "value": _b64(signer(b"openkcm-seal-manifest/v1\x00" + canonical_json(body))),
+        }
+    return json.dumps(doc, sort_keys=True, indent=2).encode("ascii") + b"\n"
+
+
+def inspect_text(env: Envelope, *, file_sha256: str = "") -> str:
+    """Human-readable summary of an envelope's public parts."""
+    h = env.header
+    r = h["recipient"]
+    lines = [
+        f"format           {FORMAT} v{VERSION} (checked: OK)",
+        f"kind             {h['kind']}",
+        f"cluster / region {h['cluster_id']} / {h['region_id']}",
+        f"ceremony         {h['ceremony_id']}   created {h['created_utc']}",
+        f"KCV              {' '.join(h['kcv'][i : i + 4] for i in range(0, 16, 4))}",
+        f"MasterKey fp     {h['masterkey_fingerprint']}",
+        f"payload          {h['payload_encoding']}, {h['payload_length']} bytes",
+        f"recipient        {r['name']} ({r['kind']})",
+        f"  key id         {r['key_id']}" + (f"  version {r['key_version']}" if r["key_version"] else ""),
+        f"  wrap           {r['alg']}, {len(env.wrapped_key)}-byte wrapped data key",
+        f"  fingerprint    {r['fingerprint']}",
+    ]
+    if h.get("shard"):
+        lines.append("shard            " + ", ".join(f"{k}={v}" for k, v in sorted(h["shard"].items())))
+    if env.signature is None:
+        lines.append("signature        none")
+    else:
+        ok = verify_signature(env)
+        lines.append(
+            "signature        Ed25519 by the MasterKey signing key: "
+            + ("VALID" if ok else "INVALID (header or ciphertext altered, or another key)")
+        )
+    if file_sha256:
+        lines.append(f"file SHA-256     {file_sha256}")
+    return "\n".join(lines)
+
+
+def cli_main(argv: list[str]) -> int:
+    """``kcm-ceremony envelope inspect FILE...``: print headers, check the format.
+
+    Exit status 0 when every file is a well-formed envelope (and any signature verifies),
+    1 otherwise, 2 on usage errors.
+    """
+    if len(argv) < 2 or argv[0] != "inspect" or argv[1] in ("-h", "--help"):
+        print("usage: kcm-ceremony envelope inspect FILE [FILE...]", file=sys.stderr)
+        return 0 if argv[1:2] in (["-h"], ["--help"]) else 2
+    status = 0
+    for name in argv[1:]:
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            print(f"{name}: cannot read ({exc.strerror})", file=sys.stderr)
+            status = 1
+            continue
+        try:
+            env = parse(data)
+        except EnvelopeError as exc:
+            print(f"{name}: NOT a valid envelope: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if len(argv) > 2:
+            print(f"== {name}")
+        print(inspect_text(env, file_sha256=hashlib.sha256(data).hexdigest()))
+        if env.signature is not None and not verify_signature(env):
+            status = 1
+    return status

@@ -1,0 +1,111 @@
+"""Show one share to its custodian on a terminal, then erase it.
+
+The keyholder writes the share straight to the custodian's terminal (a tty path it
+opens itself), so the parent process never receives it. The screen text is assembled in a
+locked buffer from the word list's public ``bytes`` objects (looked up through the
+two-level ``WORDS_HL[hi][lo]`` table: no ``str`` and no int above 255 is made from the
+share), written with ``os.write`` from a memoryview, and the buffer is wiped. What remains
+is outside Python: the terminal's own buffers, which the final ESC[2J ESC[3J ESC[H
+(clear screen, clear scrollback, home) empties on terminals that honour it.
+
+Layout: a numbered grid in 3 columns (11 rows for 33 words, 7 for 20), under 60 columns
+and 20 rows, so it fits 80x24 with the title and the prompt.
+"""
+
+from __future__ import annotations
+
+import os
+import termios
+from typing import Final
+
+from core.shamir._mem import alloc
+from core.shamir.wordlist import WORDS_HL
+
+__all__ = ["CLEAR", "render_grid", "show_share", "show_share_on_tty"]
+
+CLEAR: Final = b"\x1b[2J\x1b[3J\x1b[H"
+COLUMNS: Final = 3
+CELL: Final = 18  # "NN. wordxxxx" padded
+PROMPT: Final = (
+    b"\r\nWrite the words down in order. Press any key when done; the screen will be erased."
+)
+
+
+def _put(mv: memoryview, pos: int, data: bytes) -> int:
+    mv[pos : pos + len(data)] = data
+    return pos + len(data)
+
+
+def render_grid(mv: memoryview, indices: memoryview | bytearray, title: str) -> int:
+    """Write the screen (clear, title, numbered word grid, prompt) into ``mv``.
+
+    Returns:
+        The number of bytes written.
+    """
+    words = len(indices) // 2
+    rows = -(-words // COLUMNS)
+    pos = _put(mv, 0, CLEAR)
+    pos = _put(mv, pos, title.encode("ascii", "replace")[:78] + b"\r\n\r\n")
+    for r in range(rows):
+        pos = _put(mv, pos, b"  ")
+        for c in range(COLUMNS):
+            k = c * rows + r  # numbered down the columns, like a paper form
+            if k >= words:
+                continue
+            label = f"{k + 1:2d}. ".encode()  # public position
+            word = WORDS_HL[indices[2 * k]][indices[2 * k + 1]]
+            pos = _put(mv, pos, label)
+            pos = _put(mv, pos, word)
+            pad = CELL - len(label) - len(word)
+            mv[pos : pos + pad] = b" " * pad
+            pos += pad
+        pos = _put(mv, pos, b"\r\n")
+    pos = _put(mv, pos, PROMPT)
+    return pos
+
+
+def _write_all(fd: int, mv: memoryview) -> None:
+    while len(mv):
+        n = os.write(fd, mv)
+        mv = mv[n:]
+
+
+def show_share(fd: int, indices: memoryview | bytearray, *, title: str, wait: bool = True) -> None:
+    """Render a share on ``fd``, wait for a key (when ``fd`` is a tty), then clear.
+
+    Args:
+        fd: a terminal opened read-write (or any fd in tests; then no key is awaited).
+        indices: the share's word indices (2 bytes each), in locked memory.
+        title: public heading (set, group, member, custodian name).
+        wait: wait for a key press before erasing.
+    """
+    with alloc(4096) as buf, buf.view() as mv:
+        n = render_grid(mv, indices, title)
+        _write_all(fd, mv[:n])
+    try:
+        if wait and os.isatty(fd):
+            old = termios.tcgetattr(fd)
+            new = termios.tcgetattr(fd)
+            new[3] &= ~(termios.ICANON | termios.ECHO)
+            new[6][termios.VMIN] = 1
+            new[6][termios.VTIME] = 0
+            termios.tcsetattr(fd, termios.TCSANOW, new)
+            try:
+                os.read(fd, 1)  # a key press, not secret
+            finally:
+                termios.tcsetattr(fd, termios.TCSANOW, old)
+    finally:
+        os.write(fd, CLEAR)
+
+
+def show_share_on_tty(path: str, indices: memoryview | bytearray, *, title: str) -> None:
+    """Open the custodian's terminal ``path`` (e.g. /dev/tty2) and show the share there."""
+    if not path.startswith("/dev/"):
+        raise ValueError("shares are shown only on a terminal device (/dev/...), never a file")
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        if not os.isatty(fd):
+            raise ValueError(f"{path} is not a terminal")
+        show_share(fd, indices, title=title)
+    finally:
+        os.close(fd)
