@@ -92,7 +92,7 @@ def test_unknown_operation_and_wrong_field_type(kh: KeyholderClient) -> None:
 
 def test_malformed_frame_gets_an_error_and_the_keyholder_stops(kh: KeyholderClient) -> None:
     os.write(kh._w, b"XX" + bytes(HEADER.size - 2))
-    kind, _op, length = unpack_header(kh._recv_exact(HEADER.size))
+    _kind, _op, length = unpack_header(kh._recv_exact(HEADER.size))
     fields = decode_fields(memoryview(kh._recv_exact(length)))
     assert fields["code"][1].tobytes() == b"malformed"
     assert kh.proc.wait(5) == 3
@@ -101,7 +101,7 @@ def test_malformed_frame_gets_an_error_and_the_keyholder_stops(kh: KeyholderClie
 def test_truncated_field_is_rejected_not_crashing(kh: KeyholderClient) -> None:
     payload = bytes([4]) + b"name" + struct.pack(">BI", FieldType.STR, 99) + b"short"
     os.write(kh._w, pack_header(KIND_REQUEST, ops_core.STATUS, len(payload)) + payload)
-    kind, _op, length = unpack_header(kh._recv_exact(HEADER.size))
+    _kind, _op, length = unpack_header(kh._recv_exact(HEADER.size))
     fields = decode_fields(memoryview(kh._recv_exact(length)))
     assert fields["code"][1].tobytes() == b"malformed"
     assert kh.status()["master_held"] is False  # still serving
