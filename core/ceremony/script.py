@@ -240,7 +240,16 @@ def _build(data: dict[str, Any], smap: SourceMap, source: Path, sha: str) -> Scr
                     kind=StepKind(s["kind"]),
                     title=s["title"],
                     instruction=s.get("instruction", "").strip(),
-                    acknowledge=tuple(_expand_roles(s.get("acknowledge", []), roles)),
+                    acknowledge=tuple(
+                        _expand_roles(
+                            s.get("acknowledge", []),
+                            roles,
+                            # in a split, "custodians" means the holders of the new shares
+                            policy.custodians
+                            if policy is not None and s["kind"] == StepKind.DISTRIBUTE_SHARES
+                            else None,
+                        )
+                    ),
                     params=params,
                     line=smap.line_of(("acts", ai, "steps", si)),
                 )
@@ -265,16 +274,18 @@ def _build(data: dict[str, Any], smap: SourceMap, source: Path, sha: str) -> Scr
     )
 
 
-def _expand_roles(names: Sequence[str], roles: dict[str, Role]) -> list[str]:
-    """``custodians`` stands for every custodian role; duplicates are dropped."""
+def _expand_roles(
+    names: Sequence[str], roles: dict[str, Role], custodians: Sequence[str] | None = None
+) -> list[str]:
+    """``custodians`` stands for every custodian role (or the given ones); no duplicates."""
+    every = (
+        list(custodians)
+        if custodians is not None
+        else [r.id for r in roles.values() if r.kind is RoleKind.CUSTODIAN]
+    )
     out: list[str] = []
     for n in names:
-        ids = (
-            [r.id for r in roles.values() if r.kind is RoleKind.CUSTODIAN]
-            if n == "custodians"
-            else [n]
-        )
-        for i in ids:
+        for i in every if n == "custodians" else [n]:
             if i not in out:
                 out.append(i)
     return out

@@ -30,14 +30,15 @@ __all__ = [
 ]
 
 PURPOSES: Final = ("genesis", "unseal-and-seal", "reshare", "verify-shares")
+# the same names as core.seal.recipients.RecipientKind
 RECIPIENT_KINDS: Final = (
     "aws-kms",
     "gcp-kms",
-    "azure-keyvault",
+    "azure-kv",
     "vault-transit",
-    "pkcs11",
-    "rsa",
-    "age",
+    "pkcs11-hsm",
+    "custodian-rsa",
+    "custodian-age",
 )
 CARRIERS: Final = ("typed", "qr", "card")
 DISPLAYS: Final = ("screen", "qr", "card")
@@ -496,6 +497,18 @@ def _step_params(
         role_ref("witness", True)
     elif kind is StepKind.DISTRIBUTE_SHARES:
         subset("display", DISPLAYS)
+        pol = v.data.get("policy")
+        if isinstance(pol, dict):
+            holders = set(pol.get("custodians") or [])
+            for g in pol.get("groups") or []:
+                if isinstance(g, dict):
+                    holders |= set(g.get("members") or [])
+            for r in ack:
+                if roles.get(r) == RoleKind.CUSTODIAN.value and r not in holders:
+                    v.add(
+                        (*spath, "acknowledge"),
+                        f"{r!r} acknowledges receiving a share but is not a custodian in [policy]",
+                    )
         v.boolean(spath, step, "supersedes_collected")
     elif kind in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES):
         subset("carriers", CARRIERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -55,7 +56,7 @@ def test_chain_and_pragmas(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     rows = conn.execute("SELECT seq, prev_hash, hash FROM events ORDER BY seq").fetchall()
     assert rows[0][1] == "0" * 64
-    for a, b in zip(rows, rows[1:], strict=False):
+    for a, b in itertools.pairwise(rows):
         assert b[1] == a[2]
     conn.close()
 
@@ -137,7 +138,10 @@ def test_create_refuses_existing(tmp_path: Path) -> None:
 
 def test_modified_details_detected(tmp_path: Path) -> None:
     path = make_journal(tmp_path)
-    _sql(path, """UPDATE events SET details = '{"kcv":"ffff ffff","n":3,"step_title":"Step 3"}' WHERE seq = 5""")
+    _sql(
+        path,
+        """UPDATE events SET details = '{"kcv":"ffff ffff","n":3,"step_title":"Step 3"}' WHERE seq = 5""",
+    )
     res = jr.verify(path)
     assert not res.ok and res.bad_seq == 5, res.message
 
@@ -264,7 +268,9 @@ def test_noncanonical_details_detected(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     d = conn.execute("SELECT details FROM events WHERE seq = 3").fetchone()[0]
     with conn:
-        conn.execute("UPDATE events SET details = ? WHERE seq = 3", (json.dumps(json.loads(d), indent=1),))
+        conn.execute(
+            "UPDATE events SET details = ? WHERE seq = 3", (json.dumps(json.loads(d), indent=1),)
+        )
     conn.close()
     res = jr.verify(path)
     assert not res.ok and res.bad_seq == 3
@@ -321,10 +327,35 @@ def test_export_refuses_tampered(tmp_path: Path) -> None:
 
 
 def test_practice_marked_in_transcript(tmp_path: Path) -> None:
-    j = Journal.create(tmp_path / "p.db", "c", details={"practice": True, "script_name": "practice"})
+    j = Journal.create(
+        tmp_path / "p.db", "c", details={"practice": True, "script_name": "practice"}
+    )
     j.append("step.done", {"step_title": "Generate"}, act="a", step="s")
     events = j.events()
     j.shutdown()
     md = jr.export_transcript(events, tmp_path / "p.md").read_text()
     assert md.startswith("# PRACTICE")
     assert md.count("PRACTICE") >= 3
+
+
+def test_dispatcher_runs_journal_verify(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = make_journal(tmp_path)
+    root = Path(__file__).resolve().parents[2]
+    ok = subprocess.run(
+        [sys.executable, "-m", "kcm_tui.cli", "journal", "verify", str(path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    _sql(path, "DELETE FROM events WHERE seq = 4")
+    bad = subprocess.run(
+        [sys.executable, "-m", "kcm_tui.cli", "journal", "verify", str(path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and "row 4" in bad.stdout

@@ -1,0 +1,1473 @@
+"""The headless ceremony engine: a UI-free state machine over a validated script.
+
+The TUI (or a test) drives a :class:`Ceremony`; the engine drives the keyholder through the
+narrow :class:`Keyholder` port, writes public files through the :class:`Exporter` port and
+records every event in the tamper-evident :class:`~core.journal.Journal` before it returns.
+The engine never holds a secret: shares go from the carrier to the keyholder as opaque
+payloads, and only public facts come back (set id, share index, KCV, manifests, sealed
+envelopes).
+
+API for the UI
+--------------
+
+Create::
+
+    c = Ceremony.load(script_path, workspace, keyholder,
+                      exporter=None, recipients=None, preflight=None, clock=None)
+        # validates the script (raises ScriptError listing every problem), creates
+        # WORKSPACE/ceremonies/<ceremony_id>/journal.db and records ceremony.started
+
+State to display::
+
+    c.script                 the Script (roles, policy, acts)
+    c.ceremony_id, c.practice (True: show PRACTICE on every screen)
+    c.state                  CeremonyState.RUNNING | COMPLETED | ABORTED
+    c.steps                  list[StepRun], in order
+    c.current_step           the StepRun to show (None when finished)
+    c.progress               (done, total)
+    c.manifest               the active public share-set manifest (dict) or None
+    c.final_hash, c.final_words, c.exports   once completed or aborted
+    c.subscribe(fn)          fn(event: core.journal.Event) after every journal event
+
+    StepRun: act_id, act_title, step_id, kind (StepKind), title, instruction,
+             required_roles, state (StepState: PENDING/ACTIVE/DONE/FAILED/SKIPPED),
+             acks (role ids), exceptions (list[dict]), results (public dict),
+             error (message of the last failure), performed (action done),
+             shown (custodians whose share was shown), display (per-kind UI data).
+
+Intents (each raises :class:`EngineError` with a message for the room when not allowed;
+a failure of the action itself marks the step FAILED instead, keeps all earlier work and is
+undone by :meth:`Ceremony.retry`)::
+
+    c.perform(**inputs)      run the current step's action (see "Step kinds" below)
+    c.acknowledge(role)      a required role signs the step off
+    c.confirm(witness, matches=True, method="words")
+                             verify-fingerprint / verify-kcv: the named witness compares
+    c.show_share(custodian, display="screen")     distribute-shares, one custodian at a time
+    c.add_share(carrier, payload)                 collect-shares / check-shares
+    c.complete_step()        when performed + acknowledged: DONE, next step becomes ACTIVE
+    c.skip_act(reason, who)  skip the rest of an optional act
+    c.record_exception(text, who)                 at any time (exception sheet)
+    c.retry()                a FAILED step becomes ACTIVE again
+    c.abort(reason, who)     wipe the keyholder, record why, close the journal
+
+Step kinds (``perform`` inputs and what must happen before ``complete_step``):
+
+==================  ========================================================================
+instruction,        nothing to perform; acknowledgments only
+summary
+checklist           ``perform(checked=[item indices])``: every item must be ticked
+attendance          ``perform(present=[role ids])``: every role the step lists must be present
+preflight           ``perform()``: runs the preflight port; a FAIL fails the step
+verify-fingerprint  ``perform()`` shows the subject's fingerprint (``display``); then
+                    ``confirm(witness, matches)``
+generate            ``perform()``: new MasterKey in the keyholder; KCV in ``results``
+verify-kcv          ``perform()`` shows the KCV (and the manifest's expected KCV); ``confirm``
+distribute-shares   ``perform()`` splits (once); ``show_share`` + ``acknowledge`` per custodian
+collect-shares      ``perform(manifest=None)`` starts recovery; ``add_share`` until complete
+check-shares        ``perform(manifest=None)``; ``add_share`` checks one share at a time
+recover             ``perform()``: rebuild the key, compare its KCV with the manifest
+seal                ``perform()``: one envelope per recipient (recipients must be confirmed)
+export              ``perform()``: writes the listed files through the exporter
+wipe                ``perform()``: the keyholder wipes every secret
+==================  ========================================================================
+
+The workspace (ceremony media; the demo uses a folder) holds ``recipients/`` (public keys
+brought in), ``manifests/set-<id>.json`` (public share-set manifests; a manifest whose set is
+named in a later manifest's ``supersedes`` is superseded), ``ceremonies/<id>/`` (journal,
+JSON Lines, transcript) and, with the default exporter, ``exports/<folder>/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets as _secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from core import journal as _journal
+from core.ceremony.model import Act, RoleKind, Script, Step, StepKind
+from core.ceremony.script import load_script
+from core.journal import Event, Journal
+from core.keyholder.errors import KeyholderDied
+from core.words import to_words
+
+__all__ = [
+    "Ceremony",
+    "CeremonyState",
+    "ClientKeyholder",
+    "EngineError",
+    "ExportedFile",
+    "Exporter",
+    "FolderExporter",
+    "Keyholder",
+    "PreflightPort",
+    "RecipientSource",
+    "ShareRefusedError",
+    "StepFailedError",
+    "StepRun",
+    "StepState",
+    "WorkspaceRecipients",
+    "core_preflight",
+]
+
+
+class EngineError(Exception):
+    """An intent is not allowed now (wrong step, missing acknowledgment, ...)."""
+
+
+class StepFailedError(Exception):
+    """Raised inside an action to fail the current step with a message for the room."""
+
+
+class ShareRefusedError(Exception):
+    """A share was refused (wrong set, superseded set, duplicate, bad checksum...).
+
+    Keyholder adapters raise it (or any exception with a ``set_id`` attribute) so the engine
+    can name a superseded set.
+    """
+
+    def __init__(self, message: str, *, set_id: str | None = None) -> None:
+        super().__init__(message)
+        self.set_id = set_id
+
+
+# ----------------------------------------------------------------------------- ports
+
+
+@runtime_checkable
+class Keyholder(Protocol):
+    """What a ceremony needs from the keyholder. Every return value is PUBLIC.
+
+    Dicts returned carry at least: ``fingerprint`` (hex) and ``kcv`` for key facts;
+    ``set_id``, ``kcv``/``fingerprint``, ``policy`` and per-share public commitments for a
+    manifest; ``complete`` (bool), ``index`` and ``message`` for share progress.
+    """
+
+    def generate_master(self) -> dict[str, Any]:
+        """Create the MasterKey; returns its public fingerprint facts."""
+        ...
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Public fingerprint facts of the held key."""
+        ...
+
+    def genesis_split(self, policy: Mapping[str, Any], *, supersedes: str | None) -> dict[str, Any]:
+        """Split the held key under ``policy``; returns the public manifest."""
+        ...
+
+    def show_share(self, member: int, display: str) -> dict[str, Any]:
+        """Show share ``member`` (0-based, policy order) to its custodian on ``display``."""
+        ...
+
+    def begin_recovery(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Start collecting shares of the manifest's set."""
+        ...
+
+    def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
+        """Feed one share (opaque payload from a carrier); returns public progress."""
+        ...
+
+    def check_share(
+        self, manifest: Mapping[str, Any], carrier: str, payload: Any
+    ) -> dict[str, Any]:
+        """Check one share against the manifest commitments without recovery."""
+        ...
+
+    def recover(self) -> dict[str, Any]:
+        """Combine the collected shares into the MasterKey; returns fingerprint facts."""
+        ...
+
+    def seal(self, recipient: Any, header: Mapping[str, Any]) -> bytes:
+        """Seal the held key to ``recipient`` (opaque handle); returns envelope bytes."""
+        ...
+
+    def wipe(self) -> None:
+        """Wipe every secret held."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """A public file written to media."""
+
+    name: str
+    path: str
+    sha256: str
+    size: int
+
+
+class Exporter(Protocol):
+    """Writes public files into a folder on the export media."""
+
+    def write(
+        self, folder: str, files: Mapping[str, bytes], *, ceremony_id: str
+    ) -> list[ExportedFile]:
+        """Write every file (never overwriting); returns what was written."""
+        ...
+
+
+class RecipientSource(Protocol):
+    """Loads a script recipient's public key from the workspace."""
+
+    def load(self, recipient_id: str) -> tuple[dict[str, Any], Any]:
+        """Return (public facts with ``fingerprint`` hex, opaque handle for sealing)."""
+        ...
+
+
+PreflightPort = Callable[[], dict[str, Any]]
+
+
+# ----------------------------------------------------------------------------- state
+
+
+class StepState(StrEnum):
+    """Where a step is."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class CeremonyState(StrEnum):
+    """Where the ceremony is."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+
+@dataclass
+class StepRun:
+    """One step instance as the UI shows it (public data only)."""
+
+    act: Act
+    step: Step
+    required_roles: tuple[str, ...]
+    state: StepState = StepState.PENDING
+    acks: list[str] = field(default_factory=list)
+    exceptions: list[dict[str, str]] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    display: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    performed: bool = False
+    confirmed_by: str = ""
+    shown: list[str] = field(default_factory=list)
+
+    @property
+    def act_id(self) -> str:
+        """Id of the act."""
+        return self.act.id
+
+    @property
+    def act_title(self) -> str:
+        """Title of the act."""
+        return self.act.title
+
+    @property
+    def step_id(self) -> str:
+        """Id of the step."""
+        return self.step.id
+
+    @property
+    def kind(self) -> StepKind:
+        """Kind of the step."""
+        return self.step.kind
+
+    @property
+    def title(self) -> str:
+        """Title of the step."""
+        return self.step.title
+
+    @property
+    def instruction(self) -> str:
+        """Instruction text for the room."""
+        return self.step.instruction
+
+    @property
+    def missing_acks(self) -> list[str]:
+        """Required roles that have not acknowledged yet."""
+        return [r for r in self.required_roles if r not in self.acks]
+
+
+_NO_ACTION = (StepKind.INSTRUCTION, StepKind.SUMMARY)
+_CONFIRMED_KINDS = (StepKind.VERIFY_FINGERPRINT, StepKind.VERIFY_KCV)
+
+
+def _utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode(
+        "utf-8"
+    )
+
+
+class Ceremony:
+    """A running ceremony. See the module docstring for the API."""
+
+    def __init__(
+        self,
+        script: Script,
+        workspace: Path,
+        keyholder: Keyholder,
+        journal: Journal,
+        *,
+        exporter: Exporter,
+        recipients: RecipientSource,
+        preflight: PreflightPort | None,
+    ) -> None:
+        self.script = script
+        self.workspace = workspace
+        self.keyholder = keyholder
+        self.journal = journal
+        self.exporter = exporter
+        self.recipients = recipients
+        self.preflight = preflight
+        self.ceremony_id = journal.ceremony_id
+        self.practice = script.practice
+        self.state = CeremonyState.RUNNING
+        self.steps: list[StepRun] = [
+            StepRun(act=a, step=s, required_roles=s.acknowledge) for a, s in script.steps()
+        ]
+        self.manifest: dict[str, Any] | None = None
+        self.collected_set: str | None = None
+        self.key_facts: dict[str, Any] | None = None
+        self.confirmed_recipients: dict[str, dict[str, Any]] = {}
+        self.envelopes: dict[str, tuple[str, bytes]] = {}  # recipient -> (file name, bytes)
+        self.written: dict[str, list[ExportedFile]] = {}  # folder -> files
+        self.final_hash = ""
+        self.final_words: list[str] = []
+        self.exports: dict[str, Path] = {}
+        self._listeners: list[Callable[[Event], None]] = []
+        self._index = 0
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    def load(
+        cls,
+        script_path: str | os.PathLike[str],
+        workspace: str | os.PathLike[str],
+        keyholder: Keyholder,
+        *,
+        exporter: Exporter | None = None,
+        recipients: RecipientSource | None = None,
+        preflight: PreflightPort | None = None,
+        clock: Callable[[], str] | None = None,
+        ceremony_id: str | None = None,
+    ) -> Ceremony:
+        """Validate a script and start a ceremony with a new journal.
+
+        Args:
+            script_path: the TOML script.
+            workspace: the ceremony media folder.
+            keyholder: the keyholder port (:class:`ClientKeyholder` in production).
+            exporter: where exports go (default: :class:`FolderExporter` on
+                ``workspace/exports``).
+            recipients: recipient loader (default: :class:`WorkspaceRecipients`).
+            preflight: preflight port (default: :func:`core_preflight` in demo mode).
+            clock: UTC timestamp text source (tests).
+            ceremony_id: override the generated id (tests).
+
+        Raises:
+            ScriptError: the script is invalid (every problem listed); nothing is created.
+            EngineError: the keyholder's practice mode does not match the script's.
+        """
+        script = load_script(script_path)
+        kh_practice = getattr(keyholder, "practice", None)
+        if kh_practice is not None and bool(kh_practice) != script.practice:
+            raise EngineError(
+                "a PRACTICE script needs a keyholder started in practice mode"
+                if script.practice
+                else "this keyholder was started in practice mode: restart it for a real ceremony"
+            )
+        ws = Path(workspace)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        cid = ceremony_id or f"{script.name}-{stamp}-{_secrets.token_hex(2)}"
+        if script.practice and not cid.startswith("PRACTICE-"):
+            cid = f"PRACTICE-{cid}"
+        folder = ws / "ceremonies" / cid
+        journal = Journal.create(
+            folder / "journal.db",
+            cid,
+            details={
+                "script_name": script.name,
+                "script_version": script.version,
+                "script_sha256": script.sha256,
+                "purpose": script.purpose,
+                "practice": script.practice,
+                "cluster_id": script.cluster_id,
+                "region_id": script.region_id,
+            },
+            clock=clock,
+        )
+        c = cls(
+            script,
+            ws,
+            keyholder,
+            journal,
+            exporter=exporter or FolderExporter(ws / "exports"),
+            recipients=recipients or WorkspaceRecipients(ws, script),
+            preflight=preflight if preflight is not None else core_preflight,
+        )
+        c._record(
+            "ceremony.started",
+            {
+                "roles": {
+                    r.id: {
+                        "kind": r.kind.value,
+                        "name": r.name,
+                        **({"card_serial": r.card_serial} if r.card_serial else {}),
+                        **({"key_fingerprint": r.key_fingerprint} if r.key_fingerprint else {}),
+                    }
+                    for r in script.roles.values()
+                },
+                "policy": script.policy.as_public() if script.policy else None,
+                "steps": len(c.steps),
+            },
+        )
+        c._activate()
+        return c
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def current_step(self) -> StepRun | None:
+        """The step to show, or None when the ceremony is over."""
+        if self.state is not CeremonyState.RUNNING or self._index >= len(self.steps):
+            return None
+        return self.steps[self._index]
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(steps done or skipped, total steps)."""
+        done = sum(1 for s in self.steps if s.state in (StepState.DONE, StepState.SKIPPED))
+        return done, len(self.steps)
+
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener(event)`` after every journal event (already durable)."""
+        self._listeners.append(listener)
+
+    def _record(
+        self,
+        kind: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        role: str = "",
+        run: StepRun | None = None,
+    ) -> Event:
+        det = dict(details or {})
+        if run is not None:
+            det.setdefault("step_title", run.title)
+            det.setdefault("act_title", run.act_title)
+            det.setdefault("step_kind", run.kind.value)
+        if self.practice:
+            det["practice"] = True
+        ev = self.journal.append(
+            kind,
+            det,
+            act=run.act_id if run else "",
+            step=run.step_id if run else "",
+            role=role,
+        )
+        for fn in list(self._listeners):
+            fn(ev)
+        return ev
+
+    def _require_running(self) -> StepRun:
+        run = self.current_step
+        if run is None:
+            raise EngineError(f"the ceremony is {self.state.value}; nothing more can be done")
+        return run
+
+    def _activate(self) -> None:
+        run = self.current_step
+        if run is None:
+            return
+        run.state = StepState.ACTIVE
+        self._record(
+            "step.started",
+            {"required_roles": list(run.required_roles), "instruction": run.instruction},
+            run=run,
+        )
+        if run.kind in _NO_ACTION:
+            run.performed = True
+
+    def _role(self, role: str) -> None:
+        if role not in self.script.roles:
+            raise EngineError(f"{role!r} is not a role of this ceremony")
+
+    # ------------------------------------------------------------------ intents
+
+    def acknowledge(self, role: str) -> None:
+        """A required role acknowledges the current step (recorded once).
+
+        Raises:
+            EngineError: the role is not required here, or a custodian acknowledges a share
+                not yet shown to them.
+        """
+        run = self._require_running()
+        self._role(role)
+        if role not in run.required_roles:
+            raise EngineError(
+                f"{role} does not acknowledge this step (it needs: {', '.join(run.required_roles)})"
+            )
+        if run.state is StepState.FAILED:
+            raise EngineError("the step failed: retry it (or record an exception and abort) first")
+        if (
+            run.kind is StepKind.DISTRIBUTE_SHARES
+            and self.script.roles[role].kind is RoleKind.CUSTODIAN
+            and role not in run.shown
+        ):
+            raise EngineError(f"{role} has not been shown their share yet")
+        if role in run.acks:
+            return
+        run.acks.append(role)
+        self._record("step.ack", {"name": self.script.roles[role].name}, role=role, run=run)
+
+    def record_exception(self, text: str, who: str) -> None:
+        """Write an exception (free text) on the current step, or the ceremony if over."""
+        if not text.strip() or not who.strip():
+            raise EngineError("an exception needs a text and who reports it")
+        run = self.current_step
+        entry = {"text": text.strip(), "who": who.strip(), "when": _utc()}
+        if run is not None:
+            run.exceptions.append(entry)
+        role = who if who in self.script.roles else ""
+        if self.journal.closed:
+            raise EngineError("the journal is closed; write the exception on the paper log")
+        self._record("exception", entry, role=role, run=run)
+
+    def perform(self, **inputs: Any) -> dict[str, Any]:
+        """Run the current step's action; returns its public results.
+
+        A failure marks the step FAILED (recorded with the reason) and raises
+        :class:`StepFailedError`; earlier work is kept; :meth:`retry` re-opens the step.
+        """
+        run = self._require_running()
+        if run.state is StepState.FAILED:
+            raise EngineError("the step failed: retry it first")
+        if run.kind in _NO_ACTION:
+            return {}
+        action = getattr(self, "_do_" + run.kind.value.replace("-", "_"))
+        try:
+            result: dict[str, Any] = action(run, **inputs)
+        except (EngineError, TypeError):
+            raise
+        except Exception as exc:  # anything from the keyholder, media or recipient files
+            self._fail(run, exc)
+            raise StepFailedError(run.error) from None
+        return result
+
+    def _fail(self, run: StepRun, exc: BaseException) -> None:
+        msg = str(exc) or type(exc).__name__
+        if isinstance(exc, NotImplementedError):
+            msg = f"not available yet: {msg}"
+        run.state = StepState.FAILED
+        run.error = msg
+        self._record("step.failed", {"error": msg, "error_type": type(exc).__name__}, run=run)
+
+    def _result(
+        self, run: StepRun, results: Mapping[str, Any], *, performed: bool = True
+    ) -> dict[str, Any]:
+        run.results.update(results)
+        if performed:
+            run.performed = True
+        self._record("step.result", dict(results), run=run)
+        return dict(results)
+
+    def retry(self) -> None:
+        """Re-open a FAILED step (collected shares, envelopes and exports are kept)."""
+        run = self._require_running()
+        if run.state is not StepState.FAILED:
+            raise EngineError("only a failed step can be retried")
+        run.state = StepState.ACTIVE
+        self._record("step.retry", {"previous_error": run.error}, run=run)
+        run.error = ""
+
+    def complete_step(self) -> None:
+        """Mark the current step DONE (performed and acknowledged) and move on.
+
+        Raises:
+            EngineError: the action was not performed, a confirmation or acknowledgment is
+                missing (the message says which).
+        """
+        run = self._require_running()
+        if run.state is StepState.FAILED:
+            raise EngineError("the step failed: retry it or abort")
+        if not run.performed:
+            raise EngineError(f"{run.title}: the step's action has not been done yet")
+        if run.kind in _CONFIRMED_KINDS and not run.confirmed_by:
+            raise EngineError(f"{run.title}: the witness has not confirmed yet")
+        if run.kind is StepKind.DISTRIBUTE_SHARES:
+            missing = [r for r in self._custodians_for_split() if r not in run.shown]
+            if missing:
+                raise EngineError(f"shares not shown yet to: {', '.join(missing)}")
+        if run.missing_acks:
+            raise EngineError(f"waiting for acknowledgment by: {', '.join(run.missing_acks)}")
+        run.state = StepState.DONE
+        self._record("step.done", {"acks": list(run.acks)}, run=run)
+        self._index += 1
+        if self._index >= len(self.steps):
+            self._finish(CeremonyState.COMPLETED, "ceremony.completed", {})
+        else:
+            self._activate()
+
+    def skip_act(self, reason: str, who: str) -> None:
+        """Skip the rest of the current act if the script marks it optional."""
+        run = self._require_running()
+        if not run.act.optional:
+            raise EngineError(f"{run.act_title} is not optional")
+        if run.state is StepState.DONE:
+            raise EngineError("the step is done")
+        if not reason.strip():
+            raise EngineError("say why the act is skipped")
+        act = run.act
+        while (cur := self.current_step) is not None and cur.act is act:
+            cur.state = StepState.SKIPPED
+            self._record("step.done", {"skipped": True, "reason": reason, "who": who}, run=cur)
+            self._index += 1
+        # a skipped act may have started recovery or held a key: wipe to be safe
+        self._wipe_quietly("skipped optional act")
+        if self._index >= len(self.steps):
+            self._finish(CeremonyState.COMPLETED, "ceremony.completed", {})
+        else:
+            self._activate()
+
+    def abort(self, reason: str, who: str) -> None:
+        """Stop the ceremony: wipe the keyholder, record who and why, close the journal."""
+        if self.state is not CeremonyState.RUNNING:
+            raise EngineError(f"the ceremony is already {self.state.value}")
+        if not reason.strip():
+            raise EngineError("say why the ceremony is aborted")
+        self._wipe_quietly("abort")
+        run = self.current_step
+        self._finish(
+            CeremonyState.ABORTED,
+            "ceremony.aborted",
+            {
+                "reason": reason.strip(),
+                "who": who,
+                "at_step": f"{run.act_id}.{run.step_id}" if run else "",
+            },
+            role=who if who in self.script.roles else "",
+        )
+
+    def _wipe_quietly(self, why: str) -> None:
+        try:
+            self.keyholder.wipe()
+            self._record("keyholder.wiped", {"why": why})
+        except Exception as exc:
+            self._record("keyholder.wiped", {"why": why, "error": str(exc) or type(exc).__name__})
+
+    def _finish(
+        self, state: CeremonyState, kind: str, details: dict[str, Any], role: str = ""
+    ) -> None:
+        self._record(kind, details, role=role)
+        self.state = state
+        closing = {"state": state.value}
+        if self.practice:
+            closing["practice"] = "PRACTICE"
+        self.journal.close(closing)
+        self.final_hash = self.journal.final_hash()
+        self.final_words = _journal.hash_words(self.final_hash)
+        events = self.journal.events()
+        folder = self.journal.path.parent
+        prefix = "PRACTICE-" if self.practice else ""
+        self.exports["jsonl"] = _journal.export_jsonl(events, folder / f"{prefix}journal.jsonl")
+        self.exports["transcript"] = _journal.export_transcript(
+            events, folder / f"{prefix}transcript.md"
+        )
+        # journal/transcript copies requested by export steps (written after closing: their
+        # hashes cannot be in the journal they describe; the final hash covers the content)
+        for run in self.steps:
+            if run.kind is StepKind.EXPORT and run.state is StepState.DONE:
+                wanted = {
+                    "journal": ("journal.jsonl", self.exports["jsonl"]),
+                    "transcript": ("transcript.md", self.exports["transcript"]),
+                }
+                files = {
+                    prefix + name: path.read_bytes()
+                    for key, (name, path) in wanted.items()
+                    if key in run.step.params.get("files", [])
+                }
+                if files:
+                    folder_name = str(run.step.params.get("folder", "export")) + "-journal"
+                    written = self.exporter.write(folder_name, files, ceremony_id=self.ceremony_id)
+                    self.written[folder_name] = written
+        self.journal.shutdown()
+
+    # ------------------------------------------------------------------ per-kind actions
+
+    def _do_checklist(self, run: StepRun, checked: Sequence[int] = ()) -> dict[str, Any]:
+        items = list(run.step.params.get("items", []))
+        missing = [items[i] for i in range(len(items)) if i not in set(checked)]
+        if missing:
+            raise EngineError("not ticked yet: " + "; ".join(missing))
+        return self._result(run, {"checked": items})
+
+    def _attendance_roles(self, run: StepRun) -> list[str]:
+        names = run.step.params.get("roles") or list(self.script.roles)
+        out: list[str] = []
+        for n in names:
+            for r in [c.id for c in self.script.custodians()] if n == "custodians" else [n]:
+                if r not in out:
+                    out.append(r)
+        return out
+
+    def _do_attendance(self, run: StepRun, present: Sequence[str] = ()) -> dict[str, Any]:
+        for r in present:
+            self._role(r)
+        required = self._attendance_roles(run)
+        missing = [r for r in required if r not in present]
+        if missing:
+            names = ", ".join(f"{self.script.roles[r].name} ({r})" for r in missing)
+            raise StepFailedError(f"not present: {names}; the ceremony cannot go on without them")
+        return self._result(
+            run,
+            {"present": {r: self.script.roles[r].name for r in present}, "required": required},
+        )
+
+    def _do_preflight(self, run: StepRun) -> dict[str, Any]:
+        if self.preflight is None:
+            raise StepFailedError("no preflight check is configured")
+        res = self.preflight()
+        results = self._result(run, {"preflight": res}, performed=bool(res.get("ok")))
+        if not res.get("ok"):
+            raise StepFailedError(
+                "the workstation failed its preflight checks: " + str(res.get("failed", ""))
+            )
+        return results
+
+    def _do_verify_fingerprint(self, run: StepRun) -> dict[str, Any]:
+        subject = str(run.step.params["subject"])
+        target, _, ref = subject.partition(":")
+        if subject == "kcv":
+            facts = self.keyholder.fingerprint()
+            fp = str(facts["fingerprint"])
+            expected = self._expected_fingerprint()
+        elif target == "recipient":
+            facts, _handle = self.recipients.load(ref)
+            fp = str(facts["fingerprint"])
+            expected = self.script.recipients[ref].fingerprint
+        else:
+            role = self.script.roles[ref]
+            if not role.key_fingerprint:
+                raise StepFailedError(f"{role.name} has no key fingerprint in the script")
+            fp = role.key_fingerprint.replace(":", "").lower()
+            facts = {"fingerprint": fp}
+            expected = None
+        if expected and expected.replace(":", "").lower() != fp.lower():
+            raise StepFailedError(
+                f"{subject}: the fingerprint {fp[:16]}... differs from the one in the script"
+            )
+        run.display = {"subject": subject, "fingerprint": fp, "words": _fp_words(fp)}
+        return self._result(run, {"subject": subject, **_public_facts(facts)})
+
+    def _expected_fingerprint(self) -> str | None:
+        if self.manifest is None:
+            return None
+        fp = self.manifest.get("fingerprint")
+        return str(fp) if fp else None
+
+    def confirm(
+        self,
+        witness: str,
+        *,
+        matches: bool = True,
+        method: str = "words",
+        out_of_band: str | None = None,
+    ) -> None:
+        """The named witness compares the fingerprint read aloud with their copy.
+
+        Args:
+            witness: the role the script names as ``witness`` for this step.
+            matches: False when the witness reports a difference: the step FAILS (do not go
+                on with a key nobody can vouch for).
+            method: how it was compared (``words`` or ``hex``), for the record.
+            out_of_band: optionally the witness's copy as typed (hex, any spacing, or the
+                words of the first 8 bytes); the engine compares it too.
+        """
+        run = self._require_running()
+        if run.kind not in _CONFIRMED_KINDS:
+            raise EngineError("this step has nothing to confirm")
+        self._role(witness)
+        if witness != run.step.params.get("witness"):
+            raise EngineError(
+                f"the script names {run.step.params.get('witness')} to confirm, not {witness}"
+            )
+        if not run.performed:
+            raise EngineError("show the fingerprint first")
+        shown = str(run.display.get("fingerprint", ""))
+        if matches and out_of_band is not None and not _same_fingerprint(shown, out_of_band):
+            matches = False
+        if not matches:
+            self._fail(run, StepFailedError(f"{witness} reports the fingerprint does NOT match"))
+            return
+        run.confirmed_by = witness
+        details = {"confirmed": True, "method": method, "fingerprint": shown}
+        self._record("step.input", details, role=witness, run=run)
+        subject = str(run.step.params.get("subject", ""))
+        if subject.startswith("recipient:"):
+            self.confirmed_recipients[subject.split(":", 1)[1]] = {
+                "witness": self.script.roles[witness].name,
+                "witness_role": witness,
+                "method": method,
+                "fingerprint": shown,
+            }
+
+    def _do_generate(self, run: StepRun) -> dict[str, Any]:
+        if self.key_facts is not None:
+            return dict(run.results)
+        facts = self.keyholder.generate_master()
+        self.key_facts = _public_facts(facts)
+        return self._result(run, self.key_facts)
+
+    def _do_verify_kcv(self, run: StepRun) -> dict[str, Any]:
+        facts = _public_facts(self.keyholder.fingerprint())
+        expected = self._expected_fingerprint()
+        if expected and expected.lower() != str(facts.get("fingerprint", "")).lower():
+            raise StepFailedError(
+                "the key's fingerprint differs from the manifest's: this is not the key of set "
+                f"{self.manifest.get('set_id') if self.manifest else '?'}"
+            )
+        run.display = {
+            "fingerprint": facts.get("fingerprint", ""),
+            "kcv": facts.get("kcv", ""),
+            "words": facts.get("kcv_words") or _fp_words(str(facts.get("fingerprint", ""))),
+            "expected": expected or "",
+        }
+        return self._result(run, {**facts, "matches_manifest": bool(expected)})
+
+    def _custodians_for_split(self) -> list[str]:
+        return list(self.script.policy.custodians) if self.script.policy else []
+
+    def _do_distribute_shares(self, run: StepRun) -> dict[str, Any]:
+        if run.results.get("set_id"):
+            return dict(run.results)  # retry: the set exists, keep it
+        assert self.script.policy is not None  # validated
+        supersedes = self.collected_set if run.step.params.get("supersedes_collected") else None
+        policy = self.script.policy.as_public()
+        manifest = dict(
+            self.keyholder.genesis_split(
+                {
+                    **policy,
+                    "custodian_names": {c: self.script.roles[c].name for c in policy["custodians"]},
+                },
+                supersedes=supersedes,
+            )
+        )
+        if supersedes and manifest.get("supersedes") != supersedes:
+            manifest["supersedes"] = supersedes
+        manifest.setdefault("ceremony_id", self.ceremony_id)
+        manifest.setdefault("cluster_id", self.script.cluster_id)
+        manifest.setdefault("region_id", self.script.region_id)
+        if self.practice:
+            manifest["practice"] = True
+        set_id = str(manifest["set_id"])
+        data = _manifest_bytes(manifest)
+        path = (
+            self.workspace
+            / "manifests"
+            / f"{'PRACTICE-' if self.practice else ''}set-{set_id}.json"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_new(path, data)
+        self.manifest = manifest
+        return self._result(
+            run,
+            {
+                "set_id": set_id,
+                "manifest_file": str(path.relative_to(self.workspace)),
+                "manifest_sha256": _sha256(data),
+                "manifest": manifest,
+                "supersedes": supersedes,
+                "fingerprint": manifest.get("fingerprint", ""),
+                "kcv": manifest.get("kcv", ""),
+            },
+        )
+
+    def show_share(self, custodian: str, display: str = "screen") -> dict[str, Any]:
+        """Have the keyholder show ``custodian``'s share (distribute-shares)."""
+        run = self._require_running()
+        if run.kind is not StepKind.DISTRIBUTE_SHARES or not run.performed:
+            raise EngineError("shares are shown only in a distribute-shares step, after the split")
+        order = self._custodians_for_split()
+        if custodian not in order:
+            raise EngineError(f"{custodian} is not a custodian of the new share set")
+        allowed = run.step.params.get("display") or ["screen"]
+        if display not in allowed:
+            raise EngineError(
+                f"display {display!r} not allowed here (allowed: {', '.join(allowed)})"
+            )
+        try:
+            out = _public_facts(self.keyholder.show_share(order.index(custodian), display))
+        except Exception as exc:
+            self._fail(run, exc)
+            raise StepFailedError(run.error) from None
+        if custodian not in run.shown:
+            run.shown.append(custodian)
+        self._record(
+            "step.input",
+            {"shown_to": custodian, "display": display, **out},
+            role=custodian,
+            run=run,
+        )
+        return out
+
+    # --- collecting and checking shares
+
+    def _manifests(self) -> list[dict[str, Any]]:
+        out = []
+        folder = self.workspace / "manifests"
+        if folder.is_dir():
+            for p in sorted(folder.glob("*.json")):
+                try:
+                    m = json.loads(p.read_text("utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if isinstance(m, dict) and "set_id" in m:
+                    m["_file"] = p.name
+                    out.append(m)
+        return out
+
+    def superseded_by(self, set_id: str) -> dict[str, Any] | None:
+        """The manifest that superseded ``set_id``, or None."""
+        for m in self._manifests():
+            if str(m.get("supersedes")) == str(set_id):
+                return m
+        return None
+
+    def _select_manifest(self, run: StepRun, name: str | None) -> dict[str, Any]:
+        name = name or run.step.params.get("manifest")
+        ms = self._manifests()
+        if self.practice is False:
+            ms = [m for m in ms if not m.get("practice")]
+        if name:
+            chosen = [m for m in ms if m["_file"] == name]
+            if not chosen:
+                raise StepFailedError(f"manifest {name} is not in the workspace's manifests folder")
+        else:
+            chosen = [m for m in ms if self.superseded_by(str(m["set_id"])) is None]
+            if len(chosen) != 1:
+                files = ", ".join(m["_file"] for m in chosen) or "none"
+                raise StepFailedError(
+                    f"expected exactly one active share-set manifest in manifests/, found: {files}"
+                )
+        m = chosen[0]
+        newer = self.superseded_by(str(m["set_id"]))
+        if newer is not None:
+            raise StepFailedError(
+                f"share set {m['set_id']} was superseded by set {newer['set_id']} "
+                f"(ceremony {newer.get('ceremony_id', '?')}); its shares are refused"
+            )
+        m = {k: v for k, v in m.items() if k != "_file"}
+        return m
+
+    def _do_collect_shares(self, run: StepRun, manifest: str | None = None) -> dict[str, Any]:
+        if run.results.get("set_id"):
+            return dict(run.results)  # retry: recovery already started, shares kept
+        m = self._select_manifest(run, manifest)
+        self.keyholder.begin_recovery(m)
+        self.manifest = m
+        self.collected_set = str(m["set_id"])
+        run.display = {"set_id": self.collected_set, "accepted": []}
+        return self._result(
+            run,
+            {"set_id": self.collected_set, "manifest_sha256": _sha256(_manifest_bytes(m))},
+            performed=False,
+        )
+
+    def _do_check_shares(self, run: StepRun, manifest: str | None = None) -> dict[str, Any]:
+        if run.results.get("set_id"):
+            return dict(run.results)  # retry: keep the checks done so far
+        m = self._select_manifest(run, manifest)
+        self.manifest = m
+        run.display = {"set_id": str(m["set_id"]), "checked": []}
+        return self._result(run, {"set_id": str(m["set_id"])}, performed=False)
+
+    def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
+        """Feed one share (opaque payload) to the keyholder (collect- or check-shares).
+
+        A refused share does not fail the step: the refusal is recorded with its reason and
+        the custodian may try again. Returns the public progress / check result.
+        """
+        run = self._require_running()
+        if (
+            run.kind not in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES)
+            or "set_id" not in run.results
+        ):
+            raise EngineError(
+                "shares are entered in a collect-shares or check-shares step, after it started"
+            )
+        if run.state is StepState.FAILED:
+            raise EngineError("the step failed: retry it first")
+        allowed = run.step.params.get("carriers") or ["typed"]
+        if carrier not in allowed:
+            raise EngineError(
+                f"carrier {carrier!r} not allowed here (allowed: {', '.join(allowed)})"
+            )
+        try:
+            if run.kind is StepKind.CHECK_SHARES:
+                assert self.manifest is not None
+                out = _public_facts(self.keyholder.check_share(self.manifest, carrier, payload))
+            else:
+                out = _public_facts(self.keyholder.add_share(carrier, payload))
+        except (NotImplementedError, KeyholderDied) as exc:
+            self._fail(run, exc)
+            raise StepFailedError(run.error) from None
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            set_id = getattr(exc, "set_id", None)
+            newer = self.superseded_by(str(set_id)) if set_id is not None else None
+            if newer is not None:
+                reason = (
+                    f"this share belongs to set {set_id}, superseded by set {newer['set_id']} "
+                    f"(ceremony {newer.get('ceremony_id', '?')}); it is refused"
+                )
+            self._record(
+                "step.input", {"accepted": False, "carrier": carrier, "reason": reason}, run=run
+            )
+            raise ShareRefusedError(
+                reason, set_id=str(set_id) if set_id is not None else None
+            ) from None
+        ok = bool(out.get("ok", True)) if run.kind is StepKind.CHECK_SHARES else True
+        self._record("step.input", {"accepted": ok, "carrier": carrier, **out}, run=run)
+        if run.kind is StepKind.CHECK_SHARES:
+            run.display.setdefault("checked", []).append(out)
+            run.performed = True
+            if not ok:
+                raise ShareRefusedError(
+                    str(out.get("message", "the share does not match the manifest"))
+                )
+        else:
+            run.display.setdefault("accepted", []).append(out)
+            if out.get("complete"):
+                run.performed = True
+                self._record(
+                    "step.result", {"complete": True, "set_id": self.collected_set}, run=run
+                )
+        return out
+
+    def _do_recover(self, run: StepRun) -> dict[str, Any]:
+        if self.key_facts is not None and run.results:
+            return dict(run.results)
+        facts = _public_facts(self.keyholder.recover())
+        expected = self._expected_fingerprint()
+        if expected and expected.lower() != str(facts.get("fingerprint", "")).lower():
+            raise StepFailedError(
+                "the rebuilt key's fingerprint differs from the manifest: a share is wrong or "
+                "from another set; the key was not accepted"
+            )
+        self.key_facts = facts
+        dry = bool(run.step.params.get("dry_run"))
+        return self._result(run, {**facts, "matches_manifest": bool(expected), "dry_run": dry})
+
+    def _do_seal(self, run: StepRun) -> dict[str, Any]:
+        if self.key_facts is None:
+            raise StepFailedError("no key is held: generate or recover it first")
+        prefix = "PRACTICE-" if self.practice else ""
+        for rid in run.step.params["recipients"]:
+            if rid in self.envelopes:
+                continue  # retry: already sealed
+            if rid not in self.confirmed_recipients:
+                raise StepFailedError(
+                    f"recipient {rid}'s fingerprint has not been confirmed by a witness in this ceremony"
+                )
+            facts, handle = self.recipients.load(rid)
+            header = {
+                "cluster_id": self.script.cluster_id,
+                "region_id": self.script.region_id,
+                "kind": "masterkey",
+                "ceremony_id": self.ceremony_id,
+                "masterkey_fingerprint": self.key_facts.get("fingerprint", ""),
+                "recipient": rid,
+                "practice": self.practice,
+                "confirmation": dict(self.confirmed_recipients[rid]),
+            }
+            data = self.keyholder.seal(handle, header)
+            spec = self.script.recipients[rid]
+            name = prefix + spec.file if not spec.file.startswith(prefix) else spec.file
+            self.envelopes[rid] = (name, bytes(data))
+            self._record(
+                "step.result",
+                {
+                    "recipient": rid,
+                    "recipient_fingerprint": facts.get("fingerprint", ""),
+                    "file": name,
+                    "sha256": _sha256(data),
+                    "size": len(data),
+                },
+                run=run,
+            )
+        run.performed = True
+        return {rid: {"file": n, "sha256": _sha256(d)} for rid, (n, d) in self.envelopes.items()}
+
+    def _do_export(self, run: StepRun) -> dict[str, Any]:
+        folder = str(run.step.params.get("folder", "export"))
+        if self.practice and not folder.startswith("PRACTICE-"):
+            folder = "PRACTICE-" + folder
+        if folder in self.written:
+            return dict(run.results)  # retry: written and recorded already
+        contents = run.step.params.get("files", [])
+        files: dict[str, bytes] = {}
+        if "envelopes" in contents:
+            if not self.envelopes:
+                raise StepFailedError("there is no sealed envelope to export")
+            files.update(dict(self.envelopes.values()))
+        if "manifest" in contents:
+            if self.manifest is None:
+                raise StepFailedError("there is no manifest to export")
+            prefix = "PRACTICE-" if self.practice else ""
+            files[f"{prefix}manifest-set-{self.manifest['set_id']}.json"] = _manifest_bytes(
+                self.manifest
+            )
+        if not files:
+            run.performed = True
+            return self._result(run, {"folder": folder, "files": {}, "deferred": list(contents)})
+        written = self.exporter.write(folder, files, ceremony_id=self.ceremony_id)
+        self.written[folder] = written
+        return self._result(
+            run,
+            {
+                "folder": folder,
+                "files": {f.name: {"sha256": f.sha256, "size": f.size} for f in written},
+                "deferred": [c for c in contents if c in ("journal", "transcript")],
+            },
+        )
+
+    def _do_wipe(self, run: StepRun) -> dict[str, Any]:
+        self.keyholder.wipe()
+        self.key_facts = None
+        return self._result(run, {"wiped": True})
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write a new public file durably; an identical existing file is accepted (retry)."""
+    if path.exists():
+        if path.read_bytes() == data:
+            return
+        raise StepFailedError(f"{path.name} exists already with other content; not overwriting")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _same_fingerprint(shown: str, copy: str) -> bool:
+    """Compare a shown hex fingerprint with a witness's copy (hex, or KCV words)."""
+    norm = "".join(ch for ch in copy.lower() if ch in "0123456789abcdef")
+    if copy.strip() and all(w.isalpha() for w in copy.split()) and len(copy.split()) >= 2:
+        return copy.lower().split() == _fp_words(shown)
+    return bool(norm) and norm == shown.lower()
+
+
+def _fp_words(hex_fp: str) -> list[str]:
+    try:
+        return to_words(bytes.fromhex(hex_fp.replace(":", "").replace(" ", ""))[:8])
+    except ValueError:
+        return []
+
+
+_PUBLIC_TYPES = (str, int, float, bool, type(None), list, dict)
+
+
+def _public_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep JSON-public values; bytes become hex (public values only reach here)."""
+    out: dict[str, Any] = {}
+    for k, v in facts.items():
+        if isinstance(v, bytes):
+            out[k] = v.hex()
+        elif isinstance(v, tuple):
+            out[k] = list(v)
+        elif isinstance(v, _PUBLIC_TYPES):
+            out[k] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- adapters
+
+
+class ClientKeyholder:
+    """The :class:`Keyholder` port over the real :class:`core.keyholder.client.KeyholderClient`.
+
+    * generate / fingerprint / wipe: core operations (0x00xx);
+    * split, show, typed entry, recovery, share check: ``core.keyholder.ops_shares``;
+    * seal: ``core.keyholder.ops_seal.seal_envelope``.
+
+    Share payloads: for the ``typed`` carrier the payload is a sequence of memoryviews, one
+    per word, over the UI's own locked input buffer (each word is sent as a protocol
+    ``Secret`` and never copied here). ``qr`` and ``card`` carriers are not wired yet and
+    raise :class:`NotImplementedError` (nothing is faked).
+
+    ``show_share`` writes the share to the terminal device ``tty`` (the keyholder opens it
+    itself and waits for a key press there): the UI must release the terminal (suspend)
+    while it runs.
+    """
+
+    def __init__(self, client: Any, *, tty: str = "/dev/tty") -> None:
+        self.client = client
+        self.tty = tty
+        self._members: list[tuple[int, int, str]] = []  # (group, member, custodian name)
+
+    @property
+    def practice(self) -> bool:
+        """True if the keyholder was started in practice mode (checked by the engine)."""
+        return bool(getattr(self.client, "info", {}).get("practice", False))
+
+    def generate_master(self) -> dict[str, Any]:
+        """See :class:`Keyholder`."""
+        return dict(self.client.generate_master())
+
+    def fingerprint(self) -> dict[str, Any]:
+        """See :class:`Keyholder`."""
+        return dict(self.client.fingerprint())
+
+    def wipe(self) -> None:
+        """See :class:`Keyholder`."""
+        self._members = []
+        self.client.wipe()
+
+    def genesis_split(self, policy: Mapping[str, Any], *, supersedes: str | None) -> dict[str, Any]:
+        """Split with ``ops_shares.genesis_split`` (extendable, so a reshare keeps the key).
+
+        Returns the public manifest: set id, policy (script form and SLIP-39 form), which
+        custodian holds which (group, member), salted commitments, fingerprint and KCV.
+        """
+        from core.keyholder import ops_shares
+
+        names: Mapping[str, str] = policy.get("custodian_names", {})
+        groups = policy.get("groups") or []
+        if groups:
+            slip = [[int(g["threshold"]), len(g["members"])] for g in groups]
+            holders = [
+                (gi + 1, mi + 1, m)
+                for gi, g in enumerate(groups)
+                for mi, m in enumerate(g["members"])
+            ]
+            gt = int(policy["group_threshold"])
+        else:
+            slip = [[int(policy["threshold"]), int(policy["shares"])]]
+            holders = [(1, mi + 1, m) for mi, m in enumerate(policy["custodians"])]
+            gt = 1
+        reply = ops_shares.client_genesis_split(
+            self.client, {"group_threshold": gt, "groups": slip, "extendable": True}
+        )
+        self._members = [(g, m, names.get(c, c)) for g, m, c in holders]
+        public_policy = {k: v for k, v in policy.items() if k != "custodian_names"}
+        return {
+            "format": "openkcm-share-set",
+            "version": 1,
+            "set_id": str(reply["identifier"]),
+            "policy": {**public_policy, "slip39": reply["policy"]},
+            "holders": [
+                {"group": g, "member": m, "custodian": c, "name": names.get(c, c)}
+                for g, m, c in holders
+            ],
+            "commitments": reply["commitments"],
+            "selftest": reply.get("selftest"),
+            "fingerprint": reply["fingerprint"],
+            "kcv": reply["kcv"],
+            "supersedes": supersedes,
+        }
+
+    def show_share(self, member: int, display: str) -> dict[str, Any]:
+        """Show share ``member`` (policy order) on the custodian terminal."""
+        from core.keyholder import ops_shares
+
+        if display != "screen":
+            raise NotImplementedError(
+                f"showing a share by {display} is not wired to core.keyholder.ops_carriers yet"
+            )
+        group, mem, name = self._members[member]
+        return dict(ops_shares.client_show_share(self.client, group, mem, self.tty, name))
+
+    def begin_recovery(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Start a recovery bound to the manifest's set, commitments and fingerprint."""
+        from core.keyholder import ops_shares
+
+        return dict(
+            ops_shares.client_recovery_begin(
+                self.client,
+                identifier=int(manifest["set_id"]),
+                commitments=list(manifest.get("commitments") or []),
+                fingerprint=str(manifest["fingerprint"]) if manifest.get("fingerprint") else None,
+            )
+        )
+
+    def _enter_typed(self, carrier: str, payload: Any) -> dict[str, Any]:
+        from core.keyholder import ops_shares
+
+        if carrier != "typed":
+            raise NotImplementedError(
+                f"entering a share by {carrier} is not wired to core.keyholder.ops_carriers yet"
+            )
+        words = list(payload)
+        ops_shares.client_entry_begin(self.client, len(words))
+        for pos, word in enumerate(words, 1):
+            res = ops_shares.client_entry_word(self.client, pos, word)
+            if res.get("status") != "accepted":
+                self.client.call(ops_shares.ENTRY_CLEAR)
+                raise ShareRefusedError(f"word {pos} is not a word of the list (or is ambiguous)")
+        fin = ops_shares.client_entry_finish(self.client)
+        if fin.get("status") != "ok":
+            self.client.call(ops_shares.ENTRY_CLEAR)
+            # candidate words stay with the custodian's screen (UI); only positions here
+            positions = [c["position"] for c in fin.get("candidates", [])]
+            where = f" (check word {', '.join(map(str, positions))})" if positions else ""
+            raise ShareRefusedError(f"the share's checksum is wrong{where}")
+        return fin
+
+    def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
+        """Typed entry word by word, checksum, then add to the recovery."""
+        from core.keyholder import ops_shares
+        from core.keyholder.errors import KeyholderError
+
+        fin = self._enter_typed(carrier, payload)
+        try:
+            reply = ops_shares.client_add_share(self.client)
+        except KeyholderError as exc:
+            raise ShareRefusedError(str(exc), set_id=str(fin["set"])) from None
+        progress = reply["progress"]
+        return {
+            "set_id": str(reply["share"]["set"]),
+            "group": reply["share"]["group"],
+            "index": reply["share"]["member"],
+            "complete": bool(progress["complete"]),
+            "message": progress["message"],
+        }
+
+    def check_share(
+        self, manifest: Mapping[str, Any], carrier: str, payload: Any
+    ) -> dict[str, Any]:
+        """Typed entry, then ``verify_share`` against the manifest's commitments alone."""
+        from core.keyholder import ops_shares
+
+        self._enter_typed(carrier, payload)
+        try:
+            res = self.client.call(
+                ops_shares.VERIFY_SHARE, commitments=list(manifest.get("commitments") or [])
+            )
+        finally:
+            self.client.call(ops_shares.ENTRY_CLEAR)
+        ok = bool(res["matches"]) and str(res["set"]) == str(manifest["set_id"])
+        return {
+            "ok": ok,
+            "set_id": str(res["set"]),
+            "group": res["group"],
+            "index": res["member"],
+            "message": "matches the manifest" if ok else "does NOT match the manifest",
+        }
+
+    def recover(self) -> dict[str, Any]:
+        """Rebuild the key (the keyholder checks the expected fingerprint itself)."""
+        from core.keyholder import ops_shares
+
+        return dict(ops_shares.client_recover(self.client))
+
+    def seal(self, recipient: Any, header: Mapping[str, Any]) -> bytes:
+        """Seal through ``core.keyholder.ops_seal.seal_envelope``.
+
+        ``recipient`` is the :class:`core.seal.recipients.Recipient` from
+        :class:`WorkspaceRecipients`; the witness confirmation recorded by the engine is
+        attached with :func:`core.seal.recipients.confirm` (which re-checks the fingerprint).
+        """
+        from core.keyholder import ops_seal
+        from core.seal import recipients as rc
+
+        conf = header["confirmation"]
+        confirmed = rc.confirm(recipient, str(conf["witness"]), str(conf["fingerprint"]))
+        reply = ops_seal.seal_envelope(
+            self.client,
+            confirmed,
+            kind="masterkey",
+            cluster_id=str(header["cluster_id"]),
+            region_id=str(header["region_id"]),
+            ceremony_id=str(header["ceremony_id"]),
+        )
+        return bytes(reply["envelope"])
+
+
+class FolderExporter:
+    """The :class:`Exporter` port over :func:`core.media.write_export` on a folder medium.
+
+    The demo writes to ``workspace/exports``; the TUI passes a removable medium instead.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], medium: Any = None) -> None:
+        self.root = Path(root)
+        self.medium = medium
+
+    def write(
+        self, folder: str, files: Mapping[str, bytes], *, ceremony_id: str
+    ) -> list[ExportedFile]:
+        """Write atomically, verify, never overwrite (see core.media)."""
+        from core import media
+
+        medium = self.medium or media.folder_medium(self.root)
+        res = media.write_export(medium, files, ceremony_id=ceremony_id, directory=folder)
+        return [
+            ExportedFile(name=n, path=str(res.directory / n), sha256=h, size=len(files[n]))
+            for n, h in sorted(res.files.items())
+            if n in files
+        ]
+
+
+class WorkspaceRecipients:
+    """The :class:`RecipientSource` port: public keys from ``workspace/<public_key_file>``."""
+
+    def __init__(self, workspace: Path, script: Script) -> None:
+        self.workspace = workspace
+        self.script = script
+
+    def load(self, recipient_id: str) -> tuple[dict[str, Any], Any]:
+        """Parse and check the recipient's public key (core.seal.recipients)."""
+        from core.seal import recipients as rc
+
+        spec = self.script.recipients[recipient_id]
+        path = self.workspace / spec.public_key_file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StepFailedError(f"cannot read {spec.public_key_file}: {exc.strerror}") from None
+        key = rc.parse_public_key(data)
+        kind = spec.kind  # validated against RecipientKind names
+        rec = rc.recipient_from_key(
+            key, name=recipient_id, kind=kind, key_id=spec.description or recipient_id
+        )
+        return {
+            "fingerprint": rec.fingerprint_hex,
+            "kind": spec.kind,
+            "description": spec.description,
+        }, rec
+
+
+def core_preflight() -> dict[str, Any]:
+    """The default preflight port: :func:`core.preflight.run_all` (``KCM_DEMO=1``: demo mode)."""
+    from core import preflight
+
+    mode = "demo" if os.environ.get("KCM_DEMO") == "1" else "ceremony"
+    results = preflight.run_all(mode=mode)
+    failed = [r.name for r in results if r.status == "FAIL"]
+    return {
+        "ok": not failed,
+        "mode": mode,
+        "failed": failed,
+        "checks": {r.name: r.status for r in results},
+    }

@@ -1,0 +1,440 @@
+"""Ceremony engine: every shipped script end to end (headless), and the engine's logic.
+
+The keyholder here is ``KeyholderDouble`` (tests/unit/test_engine_double.py), a TEST DOUBLE
+of the engine's port, because the real share and seal operations are still being built;
+the journal, the script loader, the exporter (core.media) and the recipient loader
+(core.seal.recipients) are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from core import journal as jr
+from core.ceremony.engine import (
+    Ceremony,
+    CeremonyState,
+    EngineError,
+    ShareRefusedError,
+    StepFailedError,
+    StepState,
+)
+from core.ceremony.model import StepKind
+from core.ceremony.script import ScriptError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_engine_double import KeyholderDouble
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "ceremony_scripts"
+
+
+@pytest.fixture(scope="module")
+def kms_pem() -> bytes:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, kms_pem: bytes) -> Path:
+    ws = tmp_path / "ws"
+    (ws / "recipients").mkdir(parents=True)
+    (ws / "recipients" / "kms-openkcm-boot.pem").write_bytes(kms_pem)
+    return ws
+
+
+def ok_preflight() -> dict[str, Any]:
+    return {"ok": True, "failed": [], "checks": {"network-interfaces": "PASS"}}
+
+
+def start(script: str | Path, ws: Path, kh: KeyholderDouble, **kw: Any) -> Ceremony:
+    path = script if isinstance(script, Path) else SCRIPTS / f"{script}.toml"
+    kw.setdefault("preflight", ok_preflight)
+    return Ceremony.load(path, ws, kh, **kw)
+
+
+def step_once(c: Ceremony, shares: Iterable[dict[str, Any]] = ()) -> None:
+    """Do whatever the current step needs, acknowledge it and complete it."""
+    run = c.current_step
+    assert run is not None
+    k = run.kind
+    if k is StepKind.ATTENDANCE:
+        c.perform(present=list(c.script.roles))
+    elif k is StepKind.CHECKLIST:
+        c.perform(checked=list(range(len(run.step.params["items"]))))
+    elif k in (StepKind.VERIFY_FINGERPRINT, StepKind.VERIFY_KCV):
+        c.perform()
+        c.confirm(run.step.params["witness"])
+    elif k is StepKind.DISTRIBUTE_SHARES:
+        c.perform()
+        for cu in c.script.policy.custodians:  # type: ignore[union-attr]
+            c.show_share(cu)
+            c.acknowledge(cu)
+    elif k in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES):
+        c.perform()
+        for s in shares:
+            c.add_share("typed", s)
+    elif k not in (StepKind.INSTRUCTION, StepKind.SUMMARY):
+        c.perform()
+    for r in run.required_roles:
+        if r not in run.acks:
+            c.acknowledge(r)
+    c.complete_step()
+
+
+def drive(c: Ceremony, shares: Iterable[dict[str, Any]] = (), until: str | None = None) -> None:
+    shares = list(shares)
+    while (run := c.current_step) is not None:
+        if until and f"{run.act_id}.{run.step_id}" == until:
+            return
+        step_once(c, shares if run.kind in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES) else ())
+
+
+def events(c: Ceremony) -> list[jr.Event]:
+    res = jr.verify(c.journal.path)
+    assert res.ok, res.message
+    return jr._events_from_path(c.journal.path)
+
+
+def genesis(ws: Path, script: str | Path = "genesis") -> tuple[Ceremony, KeyholderDouble]:
+    kh = KeyholderDouble()
+    c = start(script, ws, kh)
+    drive(c)
+    return c, kh
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+
+def test_genesis_3_of_5_then_unseal_and_seal_from_3(workspace: Path) -> None:
+    c, kh = genesis(workspace)
+    assert c.state is CeremonyState.COMPLETED
+    res = jr.verify(c.journal.path)
+    assert res.ok and res.closed and res.final_hash == c.final_hash
+    assert len(c.final_words) == 26
+    set_id = c.manifest["set_id"]  # type: ignore[index]
+    assert (workspace / "manifests" / f"set-{set_id}.json").exists()
+    assert [m for m, _d in kh.shown] == [0, 1, 2, 3, 4]
+    assert kh.key is None and kh.wipes >= 1  # wipe step ran
+    export_dir = workspace / "exports" / "genesis-export"
+    assert (export_dir / "masterkey-kms.sealed.json").exists()
+    assert (export_dir / f"manifest-set-{set_id}.json").exists()
+    fp = c.steps[4].results["fingerprint"]  # generate
+    text = c.exports["transcript"].read_text()
+    assert c.final_hash in text and fp in text
+    assert jr.verify(c.exports["jsonl"]).ok
+
+    shares = kh.issued[set_id]
+    kh2 = KeyholderDouble()
+    u = start("unseal-and-seal", workspace, kh2)
+    drive(u, shares=[shares[4], shares[0], shares[2]])
+    assert u.state is CeremonyState.COMPLETED
+    recover = next(s for s in u.steps if s.kind is StepKind.RECOVER)
+    assert recover.results["fingerprint"] == fp and recover.results["matches_manifest"]
+    assert (workspace / "exports" / "unseal-export" / "masterkey-kms.sealed.json").exists()
+    assert jr.verify(u.journal.path).ok
+
+
+def _two_of_three_genesis(ws: Path, tmp: Path) -> Path:
+    text = (SCRIPTS / "genesis.toml").read_text()
+    text = text.replace("threshold = 3\nshares = 5", "threshold = 2\nshares = 3")
+    text = text.replace(
+        'custodians = ["c1", "c2", "c3", "c4", "c5"]', 'custodians = ["c1", "c2", "c3"]'
+    )
+    p = tmp / "genesis-2of3.toml"
+    p.write_text(text)
+    return p
+
+
+def test_reshare_2_of_3_to_3_of_5_supersedes_old_set(workspace: Path, tmp_path: Path) -> None:
+    g, kh = genesis(workspace, _two_of_three_genesis(workspace, tmp_path))
+    old_set = g.manifest["set_id"]  # type: ignore[index]
+    fp = g.manifest["fingerprint"]  # type: ignore[index]
+    old = kh.issued[old_set]
+
+    kh2 = KeyholderDouble()
+    r = start("reshare", workspace, kh2)
+    drive(r, shares=[old[2], old[0]])
+    assert r.state is CeremonyState.COMPLETED
+    new = r.manifest
+    assert new is not None and new["supersedes"] == old_set and new["fingerprint"] == fp
+    assert new["policy"]["threshold"] == 3 and new["policy"]["shares"] == 5
+    assert r.superseded_by(old_set)["set_id"] == new["set_id"]  # type: ignore[index]
+
+    # an old share is refused with the reason in a later unseal (the new set is active)
+    kh3 = KeyholderDouble()
+    u = start("unseal-and-seal", workspace, kh3)
+    drive(u, until="recover.collect")
+    u.perform()
+    with pytest.raises(ShareRefusedError, match=f"superseded by set {new['set_id']}"):
+        u.add_share("typed", old[1])
+    for s in kh2.issued[new["set_id"]][:3]:
+        u.add_share("typed", s)
+    drive(u)
+    assert u.state is CeremonyState.COMPLETED
+    rows = [e for e in events(u) if e.kind == "step.input" and e.details.get("accepted") is False]
+    assert "superseded" in rows[0].details["reason"]
+
+    # naming the old manifest explicitly is refused too
+    kh4 = KeyholderDouble()
+    v = start("unseal-and-seal", workspace, kh4)
+    drive(v, until="recover.collect")
+    with pytest.raises(StepFailedError, match="superseded"):
+        v.perform(manifest=f"set-{old_set}.json")
+
+
+def test_verify_shares_with_and_without_dry_run(workspace: Path) -> None:
+    g, kh = genesis(workspace)
+    sid = g.manifest["set_id"]  # type: ignore[index]
+    shares = kh.issued[sid]
+    kh2 = KeyholderDouble()
+    v = start("verify-shares", workspace, kh2)
+    drive(v, until="check.check")
+    v.perform()
+    assert v.add_share("typed", shares[1])["ok"]
+    forged = {**shares[2], "key": "00" * 32}
+    with pytest.raises(ShareRefusedError):
+        v.add_share("typed", forged)
+    step_once(v)  # acks + complete
+    drive(v, shares=shares[:3])
+    assert v.state is CeremonyState.COMPLETED
+    rec = next(s for s in v.steps if s.kind is StepKind.RECOVER)
+    assert rec.results["dry_run"] and rec.results["matches_manifest"]
+    assert not (workspace / "exports" / "verify").exists()
+    assert kh2.calls.count("seal") == 0
+
+    # the optional act can be skipped, with a reason
+    kh3 = KeyholderDouble()
+    w = start("verify-shares", workspace, kh3)
+    drive(w, shares=shares[3:4], until="dry-run.collect")
+    w.skip_act("no quorum today", "admin")
+    drive(w)
+    assert w.state is CeremonyState.COMPLETED
+    assert [s.state for s in w.steps if s.act_id == "dry-run"] == [StepState.SKIPPED] * 3
+
+
+def test_practice_marked_everywhere(workspace: Path) -> None:
+    c, _kh = genesis(workspace, "practice-genesis")
+    assert c.practice and c.ceremony_id.startswith("PRACTICE-")
+    evs = events(c)
+    assert evs[0].details["practice"] is True
+    assert all(e.details.get("practice") in (True, "PRACTICE") for e in evs)
+    assert c.exports["transcript"].name.startswith("PRACTICE-")
+    text = c.exports["transcript"].read_text()
+    assert text.startswith("# PRACTICE")
+    out = workspace / "exports" / "PRACTICE-genesis-export"
+    names = sorted(p.name for p in out.iterdir() if p.name != "MANIFEST.sha256")
+    assert names and all(n.startswith("PRACTICE-") for n in names)
+    man = next((workspace / "manifests").glob("PRACTICE-set-*.json"))
+    assert json.loads(man.read_text())["practice"] is True
+    # a real unseal does not pick up a practice manifest
+    u = start("unseal-and-seal", workspace, KeyholderDouble())
+    drive(u, until="recover.collect")
+    with pytest.raises(StepFailedError, match="found: none"):
+        u.perform()
+
+
+# --- engine logic -----------------------------------------------------------------------------
+
+
+def test_invalid_script_refused_and_nothing_created(workspace: Path) -> None:
+    bad = ROOT / "tests" / "data" / "bad_scripts" / "threshold_gt_shares.toml"
+    with pytest.raises(ScriptError, match="threshold 4"):
+        Ceremony.load(bad, workspace, KeyholderDouble())
+    assert not (workspace / "ceremonies").exists()
+
+
+def test_acknowledgments_are_enforced(workspace: Path) -> None:
+    c = start("genesis", workspace, KeyholderDouble())
+    run = c.current_step
+    assert run is not None and run.kind is StepKind.ATTENDANCE and run.state is StepState.ACTIVE
+    with pytest.raises(EngineError, match="not been done"):
+        c.complete_step()
+    c.perform(present=list(c.script.roles))
+    with pytest.raises(EngineError, match="waiting for acknowledgment by: admin, witness"):
+        c.complete_step()
+    with pytest.raises(EngineError, match="does not acknowledge"):
+        c.acknowledge("c1")
+    with pytest.raises(EngineError, match="not a role"):
+        c.acknowledge("mallory")
+    c.acknowledge("admin")
+    c.acknowledge("admin")  # recorded once
+    c.acknowledge("witness")
+    c.complete_step()
+    acks = [e for e in events(c) if e.kind == "step.ack"]
+    assert [(e.role, e.step) for e in acks] == [("admin", "attendance"), ("witness", "attendance")]
+    assert c.progress == (1, len(c.steps))
+
+
+def test_attendance_missing_person_fails_and_retry(workspace: Path) -> None:
+    c = start("genesis", workspace, KeyholderDouble())
+    with pytest.raises(StepFailedError, match="Custodian 4"):
+        c.perform(present=["admin", "witness", "c1", "c2", "c3", "c5"])
+    assert c.current_step.state is StepState.FAILED  # type: ignore[union-attr]
+    with pytest.raises(EngineError):
+        c.acknowledge("admin")
+    c.retry()
+    c.perform(present=list(c.script.roles))
+    step_once_acks(c)
+    kinds_ = [e.kind for e in events(c)]
+    assert "step.failed" in kinds_ and "step.retry" in kinds_
+
+
+def step_once_acks(c: Ceremony) -> None:
+    run = c.current_step
+    assert run is not None
+    for r in run.required_roles:
+        if r not in run.acks:
+            c.acknowledge(r)
+    c.complete_step()
+
+
+def test_witness_mismatch_fails_step(workspace: Path) -> None:
+    c = start("genesis", workspace, KeyholderDouble())
+    drive(c, until="open.recipient-fp")
+    c.perform()
+    run = c.current_step
+    assert run is not None and len(run.display["words"]) == 7
+    with pytest.raises(EngineError, match="names witness"):
+        c.confirm("admin")
+    c.confirm("witness", matches=False)
+    assert run.state is StepState.FAILED and "NOT match" in run.error
+
+
+def test_seal_refused_without_confirmed_recipient(workspace: Path, tmp_path: Path) -> None:
+    text = (SCRIPTS / "genesis.toml").read_text()
+    start_i = text.index('[[acts.steps]]\nid = "recipient-fp"')
+    end_i = text.index("# ----", start_i)
+    p = tmp_path / "no-fp.toml"
+    p.write_text(text[:start_i] + text[end_i:])
+    c = start(p, workspace, KeyholderDouble())
+    drive(c, until="seal.seal")
+    with pytest.raises(StepFailedError, match="not been confirmed"):
+        c.perform()
+
+
+def test_exceptions_recorded_at_any_step(workspace: Path) -> None:
+    c = start("genesis", workspace, KeyholderDouble())
+    c.record_exception("Custodian 3 arrived 10 minutes late", "admin")
+    drive(c, until="generate.kcv")
+    c.record_exception("Bag 4711 seal number differs from log; replaced, see sheet 2", "witness")
+    with pytest.raises(EngineError):
+        c.record_exception("  ", "admin")
+    drive(c)
+    exc = [e for e in events(c) if e.kind == "exception"]
+    assert [(e.step, e.role) for e in exc] == [("attendance", "admin"), ("kcv", "witness")]
+    text = c.exports["transcript"].read_text()
+    assert "Bag 4711" in text
+
+
+def test_abort_wipes_and_records(workspace: Path) -> None:
+    kh = KeyholderDouble()
+    c = start("genesis", workspace, kh)
+    drive(c, until="shares.distribute")
+    assert kh.key is not None
+    c.abort("fire alarm", "admin")
+    assert kh.key is None and c.state is CeremonyState.ABORTED
+    assert c.current_step is None
+    with pytest.raises(EngineError):
+        c.perform()
+    res = jr.verify(c.journal.path)
+    assert res.ok and res.closed
+    evs = events(c)
+    assert [e.kind for e in evs[-3:]] == ["keyholder.wiped", "ceremony.aborted", "journal.closed"]
+    assert evs[-2].details["reason"] == "fire alarm"
+    assert evs[-2].details["at_step"] == "shares.distribute"
+    assert c.exports["transcript"].exists()
+
+
+def test_retry_keeps_collected_shares(workspace: Path) -> None:
+    g, kh = genesis(workspace)
+    shares = kh.issued[g.manifest["set_id"]]  # type: ignore[index]
+    kh2 = KeyholderDouble()
+    u = start("unseal-and-seal", workspace, kh2)
+    drive(u, until="recover.collect")
+    u.perform()
+    u.add_share("typed", shares[0])
+    with pytest.raises(ShareRefusedError, match="already entered"):
+        u.add_share("typed", shares[0])
+    kh2.fail_next["add_share"] = OSError("card reader unplugged")
+    with pytest.raises(ShareRefusedError, match="card reader"):
+        u.add_share("typed", shares[1])
+    u.add_share("typed", shares[1])
+    u.add_share("typed", shares[2])
+    step_once_acks(u)
+    kh2.fail_next["recover"] = RuntimeError("keyholder busy")
+    with pytest.raises(StepFailedError, match="busy"):
+        u.perform()
+    u.retry()
+    u.perform()  # the three shares are still in the keyholder: no re-entry
+    assert kh2.calls.count("begin_recovery") == 1
+    assert len(kh2.entered) == 3
+
+
+def test_export_failure_retry_keeps_written(workspace: Path) -> None:
+    _c, _ = genesis(workspace)  # writes exports/genesis-export
+    kh = KeyholderDouble()
+    c2 = start("genesis", workspace, kh)
+    drive(c2, until="seal.export")
+    with pytest.raises(StepFailedError):
+        c2.perform()  # the folder exists already: core.media never overwrites
+    c2.retry()
+    # the operator moves the old export away (or uses another medium) and retries
+    shutil.move(workspace / "exports" / "genesis-export", workspace / "old-export")
+    c2.perform()
+    results = dict(c2.current_step.results)  # type: ignore[union-attr]
+    c2.perform()  # idempotent: nothing rewritten
+    assert c2.current_step.results == results  # type: ignore[union-attr]
+    drive(c2)
+    assert c2.state is CeremonyState.COMPLETED
+    envs = [e for e in events(c2) if e.kind == "step.result" and e.step == "seal"]
+    assert envs and len(envs[0].details["sha256"]) == 64
+
+
+def test_unimplemented_keyholder_operation_fails_step_clearly(workspace: Path) -> None:
+    kh = KeyholderDouble()
+    kh.fail_next["genesis_split"] = NotImplementedError(
+        "core.keyholder.ops_shares is not built yet"
+    )
+    c = start("genesis", workspace, kh)
+    drive(c, until="shares.distribute")
+    with pytest.raises(StepFailedError, match="not available yet"):
+        c.perform()
+    c.retry()
+    c.perform()
+
+
+def test_distribute_requires_each_custodian(workspace: Path) -> None:
+    c = start("genesis", workspace, KeyholderDouble())
+    drive(c, until="shares.distribute")
+    c.perform()
+    with pytest.raises(EngineError, match="not been shown"):
+        c.acknowledge("c2")
+    c.show_share("c1", "qr")
+    c.acknowledge("c1")
+    c.acknowledge("admin")
+    c.acknowledge("witness")
+    with pytest.raises(EngineError, match="c2, c3, c4, c5"):
+        c.complete_step()
+    with pytest.raises(EngineError, match="not allowed"):
+        c.show_share("c2", "printer")
+
+
+def test_listener_sees_every_event(workspace: Path) -> None:
+    seen: list[str] = []
+    c = start("verify-shares", workspace, KeyholderDouble())
+    c.subscribe(lambda e: seen.append(e.kind))
+    c.perform(present=["admin", "witness"])
+    step_once_acks(c)
+    assert seen == ["step.result", "step.ack", "step.ack", "step.done", "step.started"]

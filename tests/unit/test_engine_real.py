@@ -1,0 +1,224 @@
+"""The engine over the REAL keyholder process (core.keyholder via ClientKeyholder).
+
+Full ceremonies with real SLIP-39 shares in the keyholder: genesis 3-of-5 (each share shown
+on a pseudo-terminal standing in for the custodian's screen; the "custodian" reads the
+words off it), then unseal-and-seal typing 3 of those shares word by word, a real sealed
+envelope, and a verify-shares check; reshare 2-of-3 -> 3-of-5 with a superseded old share
+refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core import journal as jr
+from core.ceremony.engine import (
+    Ceremony,
+    CeremonyState,
+    ClientKeyholder,
+    EngineError,
+    ShareRefusedError,
+)
+from core.ceremony.model import StepKind
+from core.keyholder.client import KeyholderClient
+from core.seal import envelope
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_engine import (  # noqa: F401  (fixtures)
+    SCRIPTS,
+    drive,
+    kms_pem,
+    ok_preflight,
+    step_once,
+    workspace,
+)
+
+PROMPT = b"Press a key when done"
+_WORD = re.compile(r"(\d+)\. ([a-z]+)")
+
+
+class CustodianTerminal:
+    """A pty standing in for the custodians' terminal: records each screen, presses a key."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        self.path = os.ttyname(self.slave)
+        self.shares: list[str] = []
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        buf = b""
+        while not self._stop:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            if PROMPT in buf:
+                text = buf.decode("ascii", "replace")
+                words = sorted((int(n), w) for n, w in _WORD.findall(text))
+                self.shares.append(" ".join(w for _n, w in words))
+                buf = b""
+                os.write(self.master, b"\n")
+
+    def close(self) -> None:
+        self._stop = True
+        os.close(self.slave)
+        os.close(self.master)
+
+
+@pytest.fixture
+def terminal() -> Iterator[CustodianTerminal]:
+    t = CustodianTerminal()
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def client() -> Iterator[KeyholderClient]:
+    c = KeyholderClient.start(allow_unlocked=os.geteuid() != 0)
+    yield c
+    c.close()
+
+
+def typed(mnemonic: str) -> list[memoryview]:
+    """What the UI passes for a typed share: one view per word over its input buffer."""
+    return [memoryview(bytearray(w.encode())) for w in mnemonic.split()]
+
+
+def run_genesis(ws: Path, terminal: CustodianTerminal, script: Path | str = "genesis") -> Ceremony:
+    path = script if isinstance(script, Path) else SCRIPTS / f"{script}.toml"
+    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+        c = Ceremony.load(path, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight)
+        drive(c)
+        assert kc.status()["master_held"] is False
+    return c
+
+
+def test_genesis_then_unseal_and_seal_real(
+    workspace: Path,  # noqa: F811
+    terminal: CustodianTerminal,
+    client: KeyholderClient,
+) -> None:
+    g = run_genesis(workspace, terminal)
+    assert g.state is CeremonyState.COMPLETED
+    assert len(terminal.shares) == 5 and all(len(s.split()) == 33 for s in terminal.shares)
+    fp = g.manifest["fingerprint"]  # type: ignore[index]
+    assert len(g.manifest["commitments"]) == 5  # type: ignore[index]
+    env = envelope.parse(
+        (workspace / "exports" / "genesis-export" / "masterkey-kms.sealed.json").read_bytes()
+    )
+    assert env.header["masterkey_fingerprint"] == fp
+
+    u = Ceremony.load(
+        SCRIPTS / "unseal-and-seal.toml", workspace, ClientKeyholder(client), preflight=ok_preflight
+    )
+    drive(u, until="recover.collect")
+    u.perform()
+    bad = terminal.shares[1].split()
+    bad[5] = "academic" if bad[5] != "academic" else "acid"
+    with pytest.raises(ShareRefusedError, match="checksum"):
+        u.add_share("typed", typed(" ".join(bad)))
+    for i in (4, 0, 2):
+        u.add_share("typed", typed(terminal.shares[i]))
+    step_once(u)
+    drive(u)
+    assert u.state is CeremonyState.COMPLETED
+    rec = next(s for s in u.steps if s.kind is StepKind.RECOVER)
+    assert rec.results["fingerprint"] == fp and rec.results["verified"] is True
+    assert jr.verify(u.journal.path).ok
+    assert client.status()["master_held"] is False
+
+    # verify-shares: a custodian checks a share against the manifest without recovery
+    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+        v = Ceremony.load(
+            SCRIPTS / "verify-shares.toml", workspace, ClientKeyholder(kc), preflight=ok_preflight
+        )
+        drive(v, until="check.check")
+        v.perform()
+        assert v.add_share("typed", typed(terminal.shares[3]))["ok"] is True
+        step_once(v)
+        drive(v, shares=[typed(terminal.shares[i]) for i in (0, 1, 2)])
+        assert v.state is CeremonyState.COMPLETED
+        dry = next(s for s in v.steps if s.kind is StepKind.RECOVER)
+        assert dry.results["fingerprint"] == fp and dry.results["dry_run"] is True
+
+
+def test_reshare_real(workspace: Path, terminal: CustodianTerminal, tmp_path: Path) -> None:  # noqa: F811
+    text = (SCRIPTS / "genesis.toml").read_text()
+    text = text.replace("threshold = 3\nshares = 5", "threshold = 2\nshares = 3")
+    text = text.replace('["c1", "c2", "c3", "c4", "c5"]', '["c1", "c2", "c3"]')
+    p = tmp_path / "genesis-2of3.toml"
+    p.write_text(text)
+    g = run_genesis(workspace, terminal, p)
+    old = list(terminal.shares)
+    assert len(old) == 3
+    old_set = g.manifest["set_id"]  # type: ignore[index]
+    fp = g.manifest["fingerprint"]  # type: ignore[index]
+
+    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+        r = Ceremony.load(
+            SCRIPTS / "reshare.toml",
+            workspace,
+            ClientKeyholder(kc, tty=terminal.path),
+            preflight=ok_preflight,
+        )
+        drive(r, shares=[typed(old[2]), typed(old[0])])
+        assert r.state is CeremonyState.COMPLETED
+    new = r.manifest
+    assert new is not None and new["supersedes"] == old_set and new["fingerprint"] == fp
+    new_shares = terminal.shares[3:]
+    assert len(new_shares) == 5
+
+    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+        u = Ceremony.load(
+            SCRIPTS / "unseal-and-seal.toml", workspace, ClientKeyholder(kc), preflight=ok_preflight
+        )
+        drive(u, until="recover.collect")
+        u.perform()
+        with pytest.raises(ShareRefusedError, match=f"superseded by set {new['set_id']}"):
+            u.add_share("typed", typed(old[1]))
+        for s in new_shares[:3]:
+            u.add_share("typed", typed(s))
+        step_once(u)
+        drive(u)
+        assert u.state is CeremonyState.COMPLETED
+
+
+def test_practice_real(workspace: Path, terminal: CustodianTerminal) -> None:  # noqa: F811
+    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+        with pytest.raises(EngineError, match="practice mode"):
+            Ceremony.load(SCRIPTS / "practice-genesis.toml", workspace, ClientKeyholder(kc))
+    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=True) as kc:
+        with pytest.raises(EngineError, match="practice mode"):
+            Ceremony.load(SCRIPTS / "genesis.toml", workspace, ClientKeyholder(kc))
+        c = Ceremony.load(
+            SCRIPTS / "practice-genesis.toml",
+            workspace,
+            ClientKeyholder(kc, tty=terminal.path),
+            preflight=ok_preflight,
+        )
+        drive(c)
+    assert c.state is CeremonyState.COMPLETED and c.ceremony_id.startswith("PRACTICE-")
+    gen = next(s for s in c.steps if s.kind is StepKind.GENERATE)
+    assert gen.results["origin"] == "practice"
+    events = jr._events_from_path(c.journal.path)
+    assert all(e.details.get("practice") in (True, "PRACTICE") for e in events)
+    assert c.exports["transcript"].read_text().startswith("# PRACTICE")
+    out = workspace / "exports" / "PRACTICE-genesis-export"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "MANIFEST.sha256",
+        "PRACTICE-manifest-set-" + c.manifest["set_id"] + ".json",  # type: ignore[index]
+        "PRACTICE-masterkey-kms.sealed.json",
+    ]
