@@ -218,6 +218,8 @@ def decode_image(
     """
     first_error: QRPayloadError | None = None
     attempts = 0
+    if img.width < 8 or img.height < 8:
+        raise QRNotFound(f"the image is {img.width}x{img.height} pixels: too small for a QR code")
     for vname in variants:
         try:
             vimg = VARIANTS[vname](img)

@@ -572,8 +572,20 @@ def _aad(header: dict[str, Any]) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
 
 
+@contextmanager
+def _share_view(share: SecretBuffer | memoryview) -> Iterator[memoryview]:
+    if isinstance(share, SecretBuffer):
+        with share.view() as mv:
+            yield mv
+    else:
+        yield share
+
+
 def seal_share(
-    share: SecretBuffer, key: CardKey, meta: dict[str, Any], public_key: rsa.RSAPublicKey
+    share: SecretBuffer | memoryview,
+    key: CardKey,
+    meta: dict[str, Any],
+    public_key: rsa.RSAPublicKey,
 ) -> bytes:
     """Encrypt a share to a card key in software (AES-256-GCM + RSA-OAEP wrap of the data key).
 
@@ -591,7 +603,7 @@ def seal_share(
     nonce = os.urandom(12)
     with SecretBuffer(32) as dk:
         dk.fill_random()
-        with dk.view() as dkv, share.view() as sv:
+        with dk.view() as dkv, _share_view(share) as sv:
             # Unavoidable: RSAPublicKey.encrypt takes bytes (the data key only).
             wrapped = public_key.encrypt(bytes(dkv), _oaep(key.oaep_hash))
             ct = AESGCM(dkv).encrypt(nonce, sv, _aad(header))
@@ -702,7 +714,7 @@ def write_share(
     module: str,
     serial: str,
     pin: memoryview | None,
-    share: SecretBuffer,
+    share: SecretBuffer | memoryview,
     key: CardKey,
     *,
     meta: dict[str, Any] | None = None,
@@ -716,7 +728,7 @@ def write_share(
         module: PKCS#11 module path.
         serial: the card's serial (must be ``key.serial``).
         pin: user PIN view, or None for the reader's PIN pad.
-        share: the share's word indices (locked).
+        share: the share's word indices (a locked buffer or a view of one).
         key: from :func:`provision_key`.
         meta: public facts bound to the ciphertext (set id, member index, ...).
         store_on_card: also store the sealed share as a private data object (False for
@@ -773,7 +785,7 @@ def write_share(
                 )
         back = _unseal_on_card(session, serial, doc, alloc)
         try:
-            with back.view() as bv, share.view() as sv:
+            with back.view() as bv, _share_view(share) as sv:
                 same = bv.nbytes == sv.nbytes and ct_equal(bv, sv)
                 if same and check is not None:
                     same = check(bv)

@@ -23,6 +23,8 @@ Residues that cannot be avoided (documented in docs/formats.md, "Share carriers"
 from __future__ import annotations
 
 import io
+import os
+import termios
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from core.shamir.slip39 import customization
 
 __all__ = [
     "DIGITS_PER_WORD",
+    "QR_GLYPHS",
     "VALID_WORD_COUNTS",
     "QRMatrix",
     "console_image",
@@ -47,17 +50,20 @@ __all__ = [
     "make_matrix",
     "payload_to_indices",
     "png_bytes",
+    "psf_unicode_table",
     "render_image",
     "render_terminal",
     "rs1024_verify",
+    "show_qr",
+    "show_qr_on_tty",
     "text_length",
     "validate_payload",
 ]
 
 DIGITS_PER_WORD: Final = 4
 RADIX: Final = 1024
-#: SLIP-39 mnemonic lengths: at least 20 words, and at most 8 bits of padding in the value.
-VALID_WORD_COUNTS: Final = tuple(n for n in range(20, 60) if (10 * (n - 7)) % 16 <= 8)
+#: Share lengths this product uses: 128-bit (20 words) and 256-bit (33 words) secrets.
+VALID_WORD_COUNTS: Final = (20, 33)
 _ZERO: Final = 0x30
 
 Alloc = Callable[[int], SecretBuffer]
@@ -71,6 +77,7 @@ _GLYPH: Final = {
     (True, True): "\u2588",
 }
 _GLYPH_BYTES: Final = {k: v.encode() for k, v in _GLYPH.items()}
+
 
 def _default_alloc(size: int) -> SecretBuffer:
     return SecretBuffer(size)
@@ -92,11 +99,23 @@ def rs1024_verify(indices: memoryview, count: int) -> bool:
     return polymod_words(customization(extendable), indices[: 2 * count])
 
 
-def indices_to_payload(indices: SecretBuffer, *, alloc: Alloc = _default_alloc) -> SecretBuffer:
+@contextmanager
+def _indices_view(indices: SecretBuffer | memoryview) -> Iterator[memoryview]:
+    if isinstance(indices, SecretBuffer):
+        with indices.view() as mv:
+            yield mv
+    else:
+        yield indices
+
+
+def indices_to_payload(
+    indices: SecretBuffer | memoryview, *, alloc: Alloc = _default_alloc
+) -> SecretBuffer:
     """Write the QR payload (4 ASCII digits per word) of a share into a new locked buffer.
 
     Args:
-        indices: the share's word indices, 2 bytes each, big-endian.
+        indices: the share's word indices, 2 bytes each, big-endian (a locked buffer or a
+            view of one).
         alloc: allocator for the result (the keyholder passes ``state.alloc``).
 
     Returns:
@@ -106,14 +125,13 @@ def indices_to_payload(indices: SecretBuffer, *, alloc: Alloc = _default_alloc) 
         QRPayloadError: the buffer does not hold a valid number of words or an index is
             out of range.
     """
-    if indices.size % 2 or indices.size // 2 not in VALID_WORD_COUNTS:
-        raise QRPayloadError(
-            f"a share has 20 or 33 words (got {indices.size // 2}); nothing was encoded"
-        )
-    count = indices.size // 2
+    size = len(indices)
+    if size % 2 or size // 2 not in VALID_WORD_COUNTS:
+        raise QRPayloadError(f"a share has 20 or 33 words (got {size // 2}); nothing was encoded")
+    count = size // 2
     out = alloc(DIGITS_PER_WORD * count)
     try:
-        with indices.view() as src, out.view() as dst:
+        with _indices_view(indices) as src, out.view() as dst:
             for i in range(count):
                 v = _word(src, i)
                 if v >= RADIX:
@@ -274,7 +292,7 @@ class QRMatrix:
             yield mv
 
 
-def make_matrix(indices: SecretBuffer, *, alloc: Alloc = _default_alloc) -> QRMatrix:
+def make_matrix(indices: SecretBuffer | memoryview, *, alloc: Alloc = _default_alloc) -> QRMatrix:
     """Build the QR matrix of a share (numeric mode, level M, smallest version).
 
     33 words give version 4, 20 words version 3.
@@ -436,3 +454,106 @@ def console_image(
             elif ch != " ":
                 raise ValueError(f"unexpected glyph U+{ord(ch):04X} in QR text")
     return img
+
+
+#: The glyphs :func:`render_terminal` uses (the console font must have them).
+QR_GLYPHS: Final = frozenset({0x2580, 0x2584, 0x2588})
+
+
+def psf_unicode_table(data: bytes) -> set[int]:
+    """The code points a PSF1/PSF2 console font maps (its Unicode table).
+
+    For preflight: the ISO's console font must contain :data:`QR_GLYPHS`. Debian's
+    ``Lat15-*``/``Uni2-Fixed16`` fonts do not have the half blocks; the kernel's built-in
+    VGA font and e.g. ``Vietnamese-Terminus16`` (also with light and heavy box lines) do.
+
+    Args:
+        data: the font file's bytes (already gunzipped).
+    """
+    out: set[int] = set()
+    if data[:2] == b"\x36\x04":  # PSF1
+        mode, _charsize = data[2], data[3]
+        count = 512 if mode & 0x01 else 256
+        if not mode & 0x06:
+            return out
+        pos = 4 + count * data[3]
+        while pos + 1 < len(data):
+            v = data[pos] | (data[pos + 1] << 8)
+            pos += 2
+            if v not in (0xFFFF, 0xFFFE):
+                out.add(v)
+        return out
+    if data[:4] == b"\x72\xb5\x4a\x86":  # PSF2
+        hdr = [int.from_bytes(data[4 * i : 4 * i + 4], "little") for i in range(8)]
+        _magic, _ver, headersize, flags, length, charsize = hdr[:6]
+        if not flags & 0x01:
+            return out
+        table = data[headersize + length * charsize :]
+        for entry in table.split(b"\xff"):
+            first = entry.split(b"\xfe")[0]
+            out.update(ord(ch) for ch in first.decode("utf-8", "ignore"))
+        return out
+    raise ValueError("not a PSF console font")
+
+
+CLEAR: Final = b"\x1b[2J\x1b[3J\x1b[H"
+
+
+def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bool = True) -> None:
+    """Show a share's QR on a terminal ``fd``, wait for a key (on a tty), then clear.
+
+    The text is built in locked memory and written with ``os.write`` from a memoryview;
+    the terminal's own buffers are emptied by the final clear (screen and scrollback).
+
+    Args:
+        fd: a terminal opened read-write (any fd in tests; then no key is awaited).
+        indices: the share's word indices (locked).
+        title: public heading (set, group, member, custodian).
+        wait: wait for a key press before erasing.
+    """
+    with make_matrix(indices) as mat:
+        text = render_terminal(mat)
+    try:
+        n = text_length(text)
+        with text.view() as mv:
+            os.write(fd, CLEAR + title.encode()[:79] + b"\r\n")
+            pos = 0
+            while pos < n:  # one row at a time, CR LF for raw ttys
+                end = pos
+                while end < n and mv[end] != 0x0A:
+                    end += 1
+                chunk = mv[pos:end]
+                while len(chunk):
+                    chunk = chunk[os.write(fd, chunk) :]
+                os.write(fd, b"\r\n")
+                pos = end + 1
+        os.write(fd, b"Scan the code, then press a key: the screen is erased.")
+    finally:
+        text.close()
+    try:
+        if wait and os.isatty(fd):
+            old = termios.tcgetattr(fd)
+            new = termios.tcgetattr(fd)
+            new[3] &= ~(termios.ICANON | termios.ECHO)
+            new[6][termios.VMIN] = 1
+            new[6][termios.VTIME] = 0
+            termios.tcsetattr(fd, termios.TCSANOW, new)
+            try:
+                os.read(fd, 1)  # a key press, not secret
+            finally:
+                termios.tcsetattr(fd, termios.TCSANOW, old)
+    finally:
+        os.write(fd, CLEAR)
+
+
+def show_qr_on_tty(path: str, indices: SecretBuffer | memoryview, *, title: str) -> None:
+    """Open the custodian's terminal ``path`` (e.g. /dev/tty2) and show the share QR there."""
+    if not path.startswith("/dev/"):
+        raise ValueError("share QRs are shown only on a terminal device (/dev/...), never a file")
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        if not os.isatty(fd):
+            raise ValueError(f"{path} is not a terminal")
+        show_qr(fd, indices, title=title)
+    finally:
+        os.close(fd)

@@ -1,0 +1,383 @@
+"""Carrier operations (0x03xx): smart cards (PKCS#11) and QR codes, run in the keyholder.
+
+Every PKCS#11 call that touches plaintext, every QR decode and every scanner keystroke is
+handled here, so a share read from a card or a QR goes straight into locked memory of the
+keyholder and never reaches the parent. Replies carry public facts only.
+
+| opcode | name              | request fields | reply fields |
+|--------|-------------------|----------------|--------------|
+| 0x0301 | card_list         | module | tokens (JSON list of TokenInfo) |
+| 0x0302 | card_provision    | module, serial, [pin] (SECRET; absent: reader PIN pad), [bits] (3072), [key_id] (hex), [generate] (true) | key (JSON CardKey) |
+| 0x0303 | card_write_share  | module, serial, [pin], group, member (1-based), key (JSON CardKey), [meta] (JSON), [store_on_card] (true), [commitment] (JSON manifest entry) | sealed (bytes: the sealed share file for media), result (JSON) |
+| 0x0304 | card_read_share   | module, [serial], [pin], [expected_serials] (JSON list), [sealed] (bytes), [set_id] | share (JSON facts), card (JSON) |
+| 0x0310 | qr_show           | group, member (1-based), tty (/dev/ttyN), [custodian] | shown |
+| 0x0311 | qr_decode_file    | path | share, decoder, variant |
+| 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames] | share, decoder, variant |
+| 0x0313 | qr_scan_replay    | paths (JSON list of image files) | share, decoder, variant |
+| 0x0320 | scanner_key       | key (SECRET, 1 byte), t_us (monotonic microseconds) | status, count, [share] |
+| 0x0321 | scanner_reset     | | reset |
+
+Where shares come from and go to: the shares area (:mod:`core.keyholder.ops_shares`) in
+this same process. At genesis a card write borrows the share with
+:func:`~core.keyholder.ops_shares.share_for_carrier` (the share is then recorded as handed
+to that card); at recovery a share read from a card, a QR image, the camera or the wedge
+scanner is given to :func:`~core.keyholder.ops_shares.add_share_indices` (the recovery in
+progress checks set, duplicates and the manifest commitments) and our buffer is wiped.
+``share`` in the replies is ``{set, group, member, words, source}`` plus the recovery
+``progress``.
+
+Residues: see :mod:`core.carriers.pkcs11` (PIN ``str``, data key ``bytes``) and
+:mod:`core.carriers.imagedecode` (the decoders' payload ``bytes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from core.carriers import imagedecode, qr
+from core.carriers import pkcs11 as cards
+from core.carriers.errors import CardError, CarrierError
+from core.carriers.scanner import WedgeBurst
+from core.keyholder.errors import MalformedRequest
+from core.keyholder.ops import KeyholderState, Request, op
+from core.keyholder.ops_shares import add_share_indices, share_for_carrier
+from core.keyholder.protocol import Secret
+from core.secmem import SecretBuffer
+from core.shamir.commitments import ShareCommitment, share_metadata, verify_commitment
+
+__all__ = [
+    "CARD_LIST",
+    "CARD_PROVISION",
+    "CARD_READ_SHARE",
+    "CARD_WRITE_SHARE",
+    "QR_DECODE_FILE",
+    "QR_SCAN_CAMERA",
+    "QR_SCAN_REPLAY",
+    "QR_SHOW",
+    "SCANNER_KEY",
+    "SCANNER_RESET",
+    "CarrierClient",
+]
+
+CARD_LIST = 0x0301
+CARD_PROVISION = 0x0302
+CARD_WRITE_SHARE = 0x0303
+CARD_READ_SHARE = 0x0304
+QR_SHOW = 0x0310
+QR_DECODE_FILE = 0x0311
+QR_SCAN_CAMERA = 0x0312
+QR_SCAN_REPLAY = 0x0313
+SCANNER_KEY = 0x0320
+SCANNER_RESET = 0x0321
+
+_EXT = "carriers"
+
+
+class _CarrierState:
+    """What this area keeps between calls (reset by ``state.wipe()``)."""
+
+    def __init__(self) -> None:
+        self.scanner: WedgeBurst | None = None
+
+    def wipe(self) -> None:
+        if self.scanner is not None:
+            self.scanner.close()
+            self.scanner = None
+
+
+def _area(state: KeyholderState) -> _CarrierState:
+    area = state.ext.get(_EXT)
+    if area is None:
+        area = _CarrierState()
+        state.ext[_EXT] = area
+
+        def reset(s: KeyholderState) -> None:
+            a = s.ext.get(_EXT)
+            if isinstance(a, _CarrierState):
+                a.wipe()
+
+        state.resets.append(reset)
+    assert isinstance(area, _CarrierState)
+    return area
+
+
+def _take(state: KeyholderState, indices: SecretBuffer, source: str) -> dict[str, Any]:
+    """Give a share to the recovery in progress (shares area); wipe our copy; public facts."""
+    try:
+        with indices.view() as mv:
+            reply = add_share_indices(state, mv)
+    finally:
+        words = indices.size // 2
+        indices.close()
+    share = dict(reply.get("share", {}))
+    share.update(words=words, source=source)
+    return {"share": share, "progress": reply.get("progress")}
+
+
+def _pin(req: Request) -> memoryview | None:
+    # The view is into the locked receive buffer and valid for this call only; the carrier
+    # functions use it within the call.
+    return req.secret("pin") if req.has("pin") else None
+
+
+@op(CARD_LIST, "card_list")
+def card_list(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """List the cards in the readers of a PKCS#11 module."""
+    return {"tokens": [t.public() for t in cards.list_tokens(req.text("module"))]}
+
+
+@op(CARD_PROVISION, "card_provision")
+def card_provision(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Generate (or choose) the card key a share will be encrypted to."""
+    key_id = req.text("key_id", "")
+    try:
+        kid = bytes.fromhex(key_id) if key_id else None
+    except ValueError:
+        raise MalformedRequest("key_id must be hex") from None
+    key = cards.provision_key(
+        req.text("module"),
+        req.text("serial"),
+        _pin(req),
+        bits=req.integer("bits", 3072),
+        key_id=kid,
+        generate=req.flag("generate", True),
+    )
+    return {"key": key.public()}
+
+
+def _card_key(d: Any) -> cards.CardKey:
+    try:
+        return cards.CardKey(
+            serial=str(d["serial"]),
+            key_id=str(d["key_id"]),
+            fingerprint=str(d["fingerprint"]),
+            bits=int(d["bits"]),
+            oaep_hash=str(d["oaep_hash"]),
+            notes=tuple(str(n) for n in d.get("notes", [])),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise MalformedRequest("key must be the JSON of card_provision's key") from None
+
+
+@op(CARD_WRITE_SHARE, "card_write_share")
+def card_write_share(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Write genesis share (group, member) to a card; read it back and check it."""
+    group, member = req.integer("group"), req.integer("member")
+    serial = req.text("serial")
+    check: Callable[[memoryview], bool] | None = None
+    if req.has("commitment"):
+        try:
+            commitment = ShareCommitment.from_dict(req.json("commitment"))
+        except (KeyError, TypeError, ValueError):
+            raise MalformedRequest("commitment must be a manifest commitment entry") from None
+
+        def check(mv: memoryview) -> bool:
+            return verify_commitment(commitment, mv)
+
+    with share_for_carrier(state, group, member, f"card {serial}") as share:
+        res = cards.write_share(
+            req.text("module"),
+            serial,
+            _pin(req),
+            share,
+            _card_key(req.json("key")),
+            meta={"group": group, "member": member, **req.json("meta", {})},
+            store_on_card=req.flag("store_on_card", True),
+            check=check,
+            alloc=state.alloc,
+        )
+    return {"sealed": res.sealed, "result": res.public()}
+
+
+@op(CARD_READ_SHARE, "card_read_share")
+def card_read_share(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Read a share from a card (PIN login, decrypt on the card) into the keyholder."""
+    expected = req.json("expected_serials", [])
+    set_id = req.integer("set_id", -1)
+    serial = req.text("serial", "") or None
+
+    def match(meta: dict[str, Any]) -> bool:
+        return set_id < 0 or meta.get("set") in (None, set_id)
+
+    res = cards.read_share(
+        req.text("module"),
+        serial,
+        _pin(req),
+        expected_serials=set(expected) if expected else None,
+        sealed=req.blob("sealed") if req.has("sealed") else None,
+        match=match,
+        alloc=state.alloc,
+    )
+    with res.indices.view() as mv:
+        got, _g, _m = share_metadata(mv)
+    if set_id >= 0 and got != set_id:
+        res.indices.close()
+        raise CardError(
+            f"the share on card {res.serial} belongs to set {got}, this ceremony "
+            f"expects set {set_id}"
+        )
+    taken = _take(state, res.indices, "card")
+    return {
+        **taken,
+        "card": {
+            "serial": res.serial,
+            "key_fingerprint": res.key_fingerprint,
+            "source": res.source,
+        },
+    }
+
+
+def _decoded(state: KeyholderState, out: imagedecode.DecodeOutcome, source: str) -> dict[str, Any]:
+    return {**_take(state, out.indices, source), "decoder": out.decoder, "variant": out.variant}
+
+
+@op(QR_SHOW, "qr_show")
+def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Show a genesis share as a QR on its custodian's terminal, wait for a key, erase it."""
+    group, member = req.integer("group"), req.integer("member")
+    tty = req.text("tty")
+    custodian = req.text("custodian", "")
+    title = f"Share QR - group {group}, share {member}" + (
+        f" - for {custodian}" if custodian else ""
+    )
+    with share_for_carrier(state, group, member, f"QR on {tty} ({custodian})") as mv:
+        try:
+            qr.show_qr_on_tty(tty, mv, title=title)
+        except (OSError, ValueError) as exc:
+            raise CarrierError(f"cannot show the share QR on {tty}: {exc}") from None
+    return {"shown": True, "group": group, "member": member}
+
+
+@op(QR_DECODE_FILE, "qr_decode_file")
+def qr_decode_file(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Decode a share QR from an image file on media."""
+    return _decoded(state, imagedecode.decode_file(req.text("path"), alloc=state.alloc), "qr-file")
+
+
+@op(QR_SCAN_CAMERA, "qr_scan_camera")
+def qr_scan_camera(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Read frames from a V4L2 camera until a share QR is decoded."""
+    source = imagedecode.V4L2FrameSource(req.text("device", "/dev/video0"))
+    out = imagedecode.scan_frames(
+        source,
+        alloc=state.alloc,
+        timeout_s=float(req.integer("timeout_s", 30)),
+        max_frames=req.integer("max_frames", 300),
+    )
+    return _decoded(state, out, "qr-camera")
+
+
+@op(QR_SCAN_REPLAY, "qr_scan_replay")
+def qr_scan_replay(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Replay image files as camera frames (same pipeline as the camera)."""
+    paths = req.json("paths")
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise MalformedRequest("paths must be a JSON list of file names")
+    out = imagedecode.scan_frames(imagedecode.ReplayFrameSource(paths), alloc=state.alloc)
+    return _decoded(state, out, "qr-replay")
+
+
+@op(SCANNER_KEY, "scanner_key")
+def scanner_key(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """One key press of a keyboard-wedge scanner (the character arrives as a secret)."""
+    key = req.secret("key")
+    if len(key) != 1:
+        raise MalformedRequest("key must be exactly one byte")
+    area = _area(state)
+    if area.scanner is None:
+        area.scanner = WedgeBurst(alloc=state.alloc)
+    res = area.scanner.feed(key[0], req.integer("t_us") / 1e6)
+    reply: dict[str, Any] = {"status": res.status, "count": res.count}
+    if res.indices is not None:
+        reply.update(_take(state, res.indices, "qr-scanner"))
+    return reply
+
+
+@op(SCANNER_RESET, "scanner_reset")
+def scanner_reset(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Discard a partial scanner burst."""
+    area = _area(state)
+    if area.scanner is not None:
+        area.scanner.reset()
+    return {"reset": True}
+
+
+class CarrierClient:
+    """Typed parent-side helpers for this area over a running keyholder client.
+
+    Args:
+        client: a :class:`core.keyholder.client.KeyholderClient` (anything with ``call``).
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._c = client
+
+    def list_cards(self, module: str) -> list[dict[str, Any]]:
+        """Cards in the readers (public TokenInfo dicts)."""
+        return list(self._c.call(CARD_LIST, module=module)["tokens"])
+
+    def provision(
+        self, module: str, serial: str, pin: memoryview | None, *, bits: int = 3072
+    ) -> dict[str, Any]:
+        """Generate the card key; ``pin`` is a view of the parent's locked PIN buffer."""
+        fields: dict[str, Any] = {"module": module, "serial": serial, "bits": bits}
+        if pin is not None:
+            fields["pin"] = Secret(pin)
+        return dict(self._c.call(CARD_PROVISION, **fields)["key"])
+
+    def write_share(
+        self,
+        module: str,
+        serial: str,
+        pin: memoryview | None,
+        group: int,
+        member: int,
+        key: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Write a held share to a card; returns ``sealed`` (bytes) and ``result``."""
+        fields: dict[str, Any] = {
+            "module": module,
+            "serial": serial,
+            "group": group,
+            "member": member,
+            "key": key,
+            **extra,
+        }
+        if pin is not None:
+            fields["pin"] = Secret(pin)
+        return self._c.call(CARD_WRITE_SHARE, **fields)  # type: ignore[no-any-return]
+
+    def read_share(
+        self, module: str, serial: str | None, pin: memoryview | None, **extra: Any
+    ) -> dict[str, Any]:
+        """Read a share from a card into the keyholder; returns public facts."""
+        fields: dict[str, Any] = {"module": module, **extra}
+        if serial:
+            fields["serial"] = serial
+        if pin is not None:
+            fields["pin"] = Secret(pin)
+        return self._c.call(CARD_READ_SHARE, **fields)  # type: ignore[no-any-return]
+
+    def decode_file(self, path: str) -> dict[str, Any]:
+        """Decode a share QR from an image file, in the keyholder."""
+        return self._c.call(QR_DECODE_FILE, path=path)  # type: ignore[no-any-return]
+
+    def scan_replay(self, paths: list[str]) -> dict[str, Any]:
+        """Replay image files as camera frames, in the keyholder."""
+        return self._c.call(QR_SCAN_REPLAY, paths=paths)  # type: ignore[no-any-return]
+
+    def scan_camera(self, device: str = "/dev/video0", timeout_s: int = 30) -> dict[str, Any]:
+        """Scan a share QR with a V4L2 camera, in the keyholder."""
+        return self._c.call(  # type: ignore[no-any-return]
+            QR_SCAN_CAMERA, device=device, timeout_s=timeout_s
+        )
+
+    def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
+        """Forward one key press of a wedge scanner (``key``: a 1-byte locked view)."""
+        return self._c.call(SCANNER_KEY, key=Secret(key), t_us=t_us)  # type: ignore[no-any-return]
+
+    def scanner_reset(self) -> None:
+        """Discard a partial scanner burst."""
+        self._c.call(SCANNER_RESET)
