@@ -188,7 +188,8 @@ def _labels(root: Path) -> dict[str, str]:
         return out
     for e in entries:
         try:
-            out[Path(os.readlink(e)).name] = _unescape_mount(e.name.replace("\\x", "\\"))
+            label = re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), e.name)
+            out[Path(os.readlink(e)).name] = label
         except OSError:
             continue
     return out
@@ -269,7 +270,9 @@ def folder_medium(path: str | Path, label: str = "demo") -> Medium:
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
     size, free, ro = _statvfs(p)
-    return Medium(p, label, size, free, _fs_type(p), ro or not os.access(p, os.W_OK), False, demo=True)
+    return Medium(
+        p, label, size, free, _fs_type(p), ro or not os.access(p, os.W_OK), False, demo=True
+    )
 
 
 def _fs_type(path: Path) -> str:
@@ -311,6 +314,14 @@ def refresh(medium: Medium) -> Medium:
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
+
+
+def _on_system_disk(path: Path) -> bool:
+    """True if ``path`` lives on the filesystem of ``/`` (the live system itself)."""
+    try:
+        return os.stat(path).st_dev == os.stat("/").st_dev
+    except OSError:
+        return False  # gone: refresh() reports it
 
 
 def _rename_noreplace(src: str, dst: str) -> None:
@@ -439,6 +450,11 @@ def write_export(
             f"{medium.path} is not a removable medium; exports never go to this computer's own "
             "disks. Insert a USB stick and choose it."
         )
+    if not medium.demo and _on_system_disk(medium.path):
+        raise NotRemovable(
+            f"{medium.path} is on this computer's own system disk, not on a removable medium; "
+            "exports never go there. Insert a USB stick and choose it."
+        )
     if not files:
         raise MediaError("nothing to write")
     for name in files:
@@ -481,7 +497,13 @@ def write_export(
         for name, data in sorted(files.items()):
             partial = target / f".{name}.partial"
             done += _write_file(
-                partial, data, opener=opener, writer=writer, progress=progress, done=done, total=total
+                partial,
+                data,
+                opener=opener,
+                writer=writer,
+                progress=progress,
+                done=done,
+                total=total,
             )
             _rename_noreplace(str(partial), str(target / name))
             written.append(target / name)
@@ -489,7 +511,13 @@ def write_export(
         _fsync_dir(target)
         partial = target / f".{MANIFEST_NAME}.partial"
         done += _write_file(
-            partial, manifest, opener=opener, writer=writer, progress=progress, done=done, total=total
+            partial,
+            manifest,
+            opener=opener,
+            writer=writer,
+            progress=progress,
+            done=done,
+            total=total,
         )
         _rename_noreplace(str(partial), str(target / MANIFEST_NAME))
         written.append(target / MANIFEST_NAME)
@@ -498,7 +526,9 @@ def write_export(
         if created_dir:
             _fsync_dir(medium.path)
     except OSError as exc:
-        err = _classify(exc, medium, partial.name.strip(".").removesuffix(".partial") if partial else dirname)
+        err = _classify(
+            exc, medium, partial.name.strip(".").removesuffix(".partial") if partial else dirname
+        )
         _cleanup(target, partial, written, created_dir)
         raise err from None
     try:
@@ -511,7 +541,9 @@ def write_export(
     unmounted = False
     if unmount and medium.removable and not medium.demo:
         try:
-            subprocess.run(["umount", str(medium.path)], check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                ["umount", str(medium.path)], check=True, capture_output=True, timeout=60
+            )
             unmounted = True
         except (OSError, subprocess.SubprocessError):
             notes.append("could not unmount automatically; data is synced, unmount before removing")
@@ -557,13 +589,17 @@ def verify_export(directory: Path, expected: Mapping[str, bytes] | None = None) 
         MediumGone: the medium cannot be read.
     """
     try:
-        text = (directory / MANIFEST_NAME).read_text("ascii")
+        text = (directory / MANIFEST_NAME).read_bytes().decode("ascii")
+    except UnicodeDecodeError:
+        raise VerifyFailed(f"{MANIFEST_NAME} in {directory.name} is damaged") from None
     except FileNotFoundError:
         raise VerifyFailed(
             f"{directory.name} has no {MANIFEST_NAME}: the export is INCOMPLETE; write it again"
         ) from None
     except OSError as exc:
-        raise MediumGone(f"cannot read {directory} ({exc.strerror}): was the medium removed?") from None
+        raise MediumGone(
+            f"cannot read {directory} ({exc.strerror}): was the medium removed?"
+        ) from None
     listed: dict[str, str] = {}
     for line in text.splitlines():
         m = re.fullmatch(r"([0-9a-f]{64})  (\S+)", line)
@@ -581,9 +617,13 @@ def verify_export(directory: Path, expected: Mapping[str, bytes] | None = None) 
         except FileNotFoundError:
             raise VerifyFailed(f"{name} is listed in the manifest but missing") from None
         except OSError as exc:
-            raise MediumGone(f"cannot read back {name} ({exc.strerror}): was the medium removed?") from None
+            raise MediumGone(
+                f"cannot read back {name} ({exc.strerror}): was the medium removed?"
+            ) from None
         if h.hexdigest() != digest:
-            raise VerifyFailed(f"{name} read back differs from what was written: the medium is faulty")
+            raise VerifyFailed(
+                f"{name} read back differs from what was written: the medium is faulty"
+            )
         if expected is not None and hashlib.sha256(expected[name]).hexdigest() != digest:
             raise VerifyFailed(f"{name} on the medium is not what this ceremony wrote")
     leftovers = [p.name for p in directory.iterdir() if p.name.endswith(".partial")]

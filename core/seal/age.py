@@ -1,6 +1,7 @@
 """age (age-encryption.org/v1) X25519 recipients: parse, and encrypt a small secret to one.
 
-Only what sealing needs: an ``age1...`` recipient (Bech32, HRP ``age``, 32-byte X25519
+Only what sealing needs: an ``age1...`` recipient (or an OpenSSH ``ssh-ed25519`` key, which
+age encrypts to with its ``ssh-ed25519`` stanza) (Bech32, HRP ``age``, 32-byte X25519
 public key) and encryption of a short secret (an envelope's data key) to a single X25519
 recipient, producing a binary age file that the reference ``age`` CLI (and any other
 implementation of the public spec, https://age-encryption.org/v1) decrypts.
@@ -26,6 +27,7 @@ file key; it is zeroed in place right after HKDF, see ``core.seal.transient``).
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -44,6 +46,7 @@ __all__ = [
     "encode_recipient",
     "encrypt_to_recipient",
     "parse_header",
+    "parse_ssh_ed25519",
 ]
 
 AGE_HRP = "age"
@@ -142,47 +145,79 @@ def _hkdf_into(ikm: memoryview | bytes, salt: bytes, info: bytes, out: memoryvie
     HKDF(algorithm=hashes.SHA256(), length=len(out), salt=salt, info=info).derive_into(ikm, out)
 
 
-def encrypt_to_recipient(recipient: str, plaintext: memoryview) -> bytes:
-    """Encrypt a short secret to one age X25519 recipient; returns the binary age file.
+_P25519 = 2**255 - 19
+_SSH_INFO = b"age-encryption.org/v1/ssh-ed25519"
 
-    Args:
-        recipient: ``age1...`` string.
-        plaintext: the secret (a memoryview of locked memory), at most 64 KiB.
+
+def parse_ssh_ed25519(line: str) -> tuple[bytes, bytes]:
+    """Parse an ``ssh-ed25519 AAAA... [comment]`` line.
 
     Returns:
-        The age file (public ciphertext).
+        ``(wire, ed25519_public_key)``: the SSH wire encoding and the 32-byte key.
+
+    Raises:
+        AgeFormatError: not a well-formed ssh-ed25519 public key line.
     """
-    if plaintext.nbytes > _CHUNK:
-        raise AgeFormatError("only single-chunk payloads (64 KiB) are supported")
-    recip_pub = decode_recipient(recipient)
-    eph = X25519PrivateKey.generate()
-    eph_share = eph.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    # cryptography returns the X25519 shared secret as bytes: zeroed in place after use.
+    parts = line.strip().split()
+    if len(parts) < 2 or parts[0] != "ssh-ed25519":
+        raise AgeFormatError("not an ssh-ed25519 public key line")
     try:
-        shared = eph.exchange(X25519PublicKey.from_public_bytes(recip_pub))
+        wire = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        raise AgeFormatError("the ssh-ed25519 key is not valid base64") from None
+    if (
+        len(wire) != 51
+        or wire[:4] != b"\x00\x00\x00\x0b"
+        or wire[4:15] != b"ssh-ed25519"
+        or wire[15:19] != b"\x00\x00\x00\x20"
+    ):
+        raise AgeFormatError("the ssh-ed25519 key blob is malformed")
+    return wire, wire[19:]
+
+
+def _ed25519_to_x25519(pub: bytes) -> bytes:
+    """Birational map of a public Ed25519 point to its X25519 u-coordinate (public data)."""
+    y = int.from_bytes(pub, "little") & ((1 << 255) - 1)
+    if y >= _P25519 or y == 1:
+        raise AgeFormatError("the ssh-ed25519 key is not a valid curve point")
+    u = (1 + y) * pow(1 - y, _P25519 - 2, _P25519) % _P25519
+    return u.to_bytes(32, "little")
+
+
+def _x25519(scalar: bytes | memoryview, point: bytes) -> bytes:
+    try:
+        return X25519PrivateKey.from_private_bytes(scalar).exchange(
+            X25519PublicKey.from_public_bytes(point)
+        )
     except ValueError:
         raise AgeFormatError(
             "the recipient is a low-order point (all-zero shared secret): not a real age key"
         ) from None
-    finally:
-        del eph
-    with secmem.SecretBuffer(16 + 32 + 32 + 32) as keys, keys.view() as kv:
+
+
+def _seal(
+    stanza_args: bytes,
+    shared: bytes,
+    salt: bytes,
+    info: bytes,
+    plaintext: memoryview,
+    allow_unlocked: bool = False,
+) -> bytes:
+    """Common part: wrap a fresh file key with HKDF(shared, salt, info), MAC, payload."""
+    if plaintext.nbytes > _CHUNK:
+        raise AgeFormatError("only single-chunk payloads (64 KiB) are supported")
+    with (
+        secmem.SecretBuffer(16 + 32 + 32 + 32, allow_unlocked=allow_unlocked) as keys,
+        keys.view() as kv,
+    ):
         file_key, wrap_key, mac_key, payload_key = kv[:16], kv[16:48], kv[48:80], kv[80:112]
         keys.fill_random(0, 16)
         try:
-            _hkdf_into(shared, eph_share + recip_pub, _X25519_INFO, wrap_key)
+            _hkdf_into(shared, salt, info, wrap_key)
         finally:
             wipe_bytes(shared)
-            del shared
         body = ChaCha20Poly1305(wrap_key).encrypt(bytes(12), file_key, None)
-        header = (
-            _VERSION_LINE
-            + b"\n-> X25519 "
-            + _b64(eph_share)
-            + b"\n"
-            + _b64(body)
-            + b"\n---"
-        )
+        header = _VERSION_LINE + b"\n-> " + stanza_args + b"\n" + _b64(body) + b"\n---"
         _hkdf_into(file_key, b"", b"header", mac_key)
         mac = hmac.HMAC(mac_key, hashes.SHA256())
         mac.update(header)
@@ -193,6 +228,66 @@ def encrypt_to_recipient(recipient: str, plaintext: memoryview) -> bytes:
         for v in (file_key, wrap_key, mac_key, payload_key):
             v.release()
     return header + nonce + chunk
+
+
+def encrypt_to_recipient(
+    recipient: str, plaintext: memoryview, *, allow_unlocked: bool = False
+) -> bytes:
+    """Encrypt a short secret to one age recipient; returns the binary age file.
+
+    Args:
+        recipient: ``age1...`` (X25519 stanza) or ``ssh-ed25519 AAAA...`` (ssh-ed25519
+            stanza, as ``age -R`` does for OpenSSH keys).
+        plaintext: the secret (a memoryview of locked memory), at most 64 KiB.
+        allow_unlocked: demo keyholders only (file key in unlocked memory).
+
+    Returns:
+        The age file (public ciphertext).
+    """
+    if recipient.startswith("ssh-ed25519"):
+        return _encrypt_ssh_ed25519(recipient, plaintext, allow_unlocked)
+    recip_pub = decode_recipient(recipient)
+    eph = X25519PrivateKey.generate()
+    eph_share = eph.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    try:
+        # cryptography returns the shared secret as bytes: _seal zeroes it in place.
+        shared = eph.exchange(X25519PublicKey.from_public_bytes(recip_pub))
+    except ValueError:
+        raise AgeFormatError(
+            "the recipient is a low-order point (all-zero shared secret): not a real age key"
+        ) from None
+    finally:
+        del eph
+    return _seal(
+        b"X25519 " + _b64(eph_share),
+        shared,
+        eph_share + recip_pub,
+        _X25519_INFO,
+        plaintext,
+        allow_unlocked,
+    )
+
+
+def _encrypt_ssh_ed25519(line: str, plaintext: memoryview, allow_unlocked: bool) -> bytes:
+    wire, ed_pub = parse_ssh_ed25519(line)
+    their = _ed25519_to_x25519(ed_pub)
+    eph = X25519PrivateKey.generate()
+    eph_share = eph.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    try:
+        shared = eph.exchange(X25519PublicKey.from_public_bytes(their))
+    except ValueError:
+        raise AgeFormatError("the ssh-ed25519 key is a low-order point") from None
+    finally:
+        del eph
+    # tweak = HKDF(ikm="", salt=ssh wire key, info=label); shared = X25519(tweak, shared)
+    tweak = HKDF(algorithm=hashes.SHA256(), length=32, salt=wire, info=_SSH_INFO).derive(b"")
+    try:
+        tweaked = _x25519(tweak, shared)
+    finally:
+        wipe_bytes(shared)
+    tag = _b64(hashlib.sha256(wire).digest()[:4])
+    args = b"ssh-ed25519 " + tag + b" " + _b64(eph_share)
+    return _seal(args, tweaked, eph_share + their, _SSH_INFO, plaintext, allow_unlocked)
 
 
 def parse_header(data: bytes) -> list[tuple[str, list[str]]]:

@@ -55,6 +55,7 @@ __all__ = [
     "load_wrapping_key",
     "rsa_aes_key_wrap",
     "rsa_oaep_direct",
+    "validity_until",
     "vault_transit_import",
 ]
 
@@ -111,6 +112,23 @@ class ByokExport:
         return (now or datetime.now(UTC)) >= until
 
 
+def validity_until(provider: str, start: datetime) -> str:
+    """End of a provider's import window, to show *before* the export is made.
+
+    Args:
+        provider: ``aws`` (24 h from GetParametersForImport) or ``gcp`` (3 days from the
+            import job's creation); ``azure`` and ``vault`` impose none (``""``).
+        start: when the parameters were obtained / the import job was created.
+    """
+    if provider == "aws":
+        return _ts(start + AWS_VALIDITY)
+    if provider == "gcp":
+        return _ts(start + GCP_VALIDITY)
+    if provider in ("azure", "vault"):
+        return ""
+    raise ByokError(f"unknown provider {provider!r}")
+
+
 def _hash(name: str) -> hashes.HashAlgorithm:
     if name == "sha256":
         return hashes.SHA256()
@@ -151,7 +169,9 @@ def load_wrapping_key(data: bytes, *, min_bits: int = MIN_RSA_BITS) -> rsa.RSAPu
 
 
 def _spki_sha256(key: rsa.RSAPublicKey) -> str:
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return hashlib.sha256(der).hexdigest()
 
 
@@ -224,14 +244,16 @@ def aws_import(
             + ", ".join(AWS_ALGORITHMS)
         )
     if not import_token:
-        raise ByokError("the AWS import token is empty: copy ImportToken from GetParametersForImport")
+        raise ByokError(
+            "the AWS import token is empty: copy ImportToken from GetParametersForImport"
+        )
     scheme, h = AWS_ALGORITHMS[wrapping_algorithm]
     key = load_wrapping_key(wrapping_key)
     if scheme == "direct":
         blob = rsa_oaep_direct(target, key, h)
     else:
         blob = rsa_aes_key_wrap(target, key, h, allow_unlocked=allow_unlocked)
-    until = _ts(parameters_obtained_utc + AWS_VALIDITY)
+    until = validity_until("aws", parameters_obtained_utc)
     record = {
         "provider": "aws",
         "key_id": key_id,
@@ -296,7 +318,7 @@ def gcp_import(
         blob = rsa_oaep_direct(target, key, h)
     else:
         blob = rsa_aes_key_wrap(target, key, h, allow_unlocked=allow_unlocked)
-    until = _ts(job_created_utc + GCP_VALIDITY)
+    until = validity_until("gcp", job_created_utc)
     record = {
         "provider": "gcp",
         "import_job": import_job,
@@ -343,7 +365,7 @@ def azure_byok(
         kek_kid: the KEK's full key identifier (``https://.../keys/NAME/VERSION``).
         file_name: name of the ``.byok`` file.
     """
-    if not kek_kid.startswith("https://") or any(c in kek_kid for c in "\"\\<>& "):
+    if not kek_kid.startswith("https://") or any(c in kek_kid for c in '"\\<>& '):
         raise ByokError("the KEK kid must be the full https://.../keys/NAME/VERSION identifier")
     if not file_name.endswith(".byok"):
         raise ByokError("an Azure BYOK file name must end in .byok")
@@ -395,10 +417,18 @@ def vault_transit_import(
         raise ByokError("the transit key name may use letters, digits, '-', '_' and '.' only")
     key = load_wrapping_key(wrapping_key)
     blob = rsa_aes_key_wrap(
-        target, key, "sha256" if hash_function == "SHA256" else "sha1", allow_unlocked=allow_unlocked
+        target,
+        key,
+        "sha256" if hash_function == "SHA256" else "sha1",
+        allow_unlocked=allow_unlocked,
     )
     b64 = base64.b64encode(blob).decode("ascii")
-    body = {"ciphertext": b64, "hash_function": hash_function, "type": key_type, "exportable": False}
+    body = {
+        "ciphertext": b64,
+        "hash_function": hash_function,
+        "type": key_type,
+        "exportable": False,
+    }
     record = {
         "provider": "vault",
         "key_name": key_name,

@@ -5,7 +5,7 @@ share for mode A "Sovereign shards") for one recipient::
 
     {"format":"openkcm-envelope","version":1,
      "header":{...canonical public header...},
-     "wrapped_key":{"alg":"RSA-OAEP-256"|"RSA-OAEP"|"age-X25519",
+     "wrapped_key":{"alg":"RSA-OAEP-256"|"RSA-OAEP"|"age-X25519"|"age-ssh-ed25519",
                     "recipient_fingerprint":HEX,"ciphertext":B64},
      "nonce":B64(12 bytes),
      "ciphertext":B64(AES-256-GCM ciphertext || 16-byte tag),
@@ -49,6 +49,7 @@ from core import secmem
 from core.seal import age as _age
 from core.seal.recipients import (
     ALG_AGE,
+    ALG_AGE_SSH,
     ALG_OAEP_256,
     ALG_OAEP_SHA1,
     SAFE_TEXT,
@@ -112,7 +113,9 @@ def _unb64(value: object, what: str) -> bytes:
 
 def _safe(what: str, value: object) -> str:
     if not isinstance(value, str) or not SAFE_TEXT.match(value):
-        raise EnvelopeError(f"header field {what} is missing or has characters outside the safe set")
+        raise EnvelopeError(
+            f"header field {what} is missing or has characters outside the safe set"
+        )
     return value
 
 
@@ -194,7 +197,9 @@ def validate_header(header: object) -> dict[str, Any]:
     if extra:
         raise EnvelopeError(f"header has unknown fields: {', '.join(sorted(extra))}")
     if header.get("format_version") != VERSION:
-        raise EnvelopeError(f"header format_version is {header.get('format_version')!r}, expected 1")
+        raise EnvelopeError(
+            f"header format_version is {header.get('format_version')!r}, expected 1"
+        )
     if header.get("kind") not in KINDS:
         raise EnvelopeError(f"header kind must be masterkey or shard, not {header.get('kind')!r}")
     for f in ("cluster_id", "region_id", "ceremony_id"):
@@ -207,7 +212,9 @@ def validate_header(header: object) -> dict[str, Any]:
     if not isinstance(header.get("created_utc"), str) or not _TIME_RE.match(header["created_utc"]):
         raise EnvelopeError("header created_utc must look like 2026-01-31T12:00:00Z")
     if header.get("payload_encoding") not in PAYLOAD_ENCODINGS:
-        raise EnvelopeError(f"header payload_encoding must be one of {', '.join(PAYLOAD_ENCODINGS)}")
+        raise EnvelopeError(
+            f"header payload_encoding must be one of {', '.join(PAYLOAD_ENCODINGS)}"
+        )
     plen = header.get("payload_length")
     if not isinstance(plen, int) or isinstance(plen, bool) or not 1 <= plen <= 4096:
         raise EnvelopeError("header payload_length must be an integer from 1 to 4096")
@@ -217,21 +224,29 @@ def validate_header(header: object) -> dict[str, Any]:
     if not isinstance(rec, dict) or set(rec) != {
         "name", "kind", "key_id", "key_version", "alg", "fingerprint"
     }:  # fmt: skip
-        raise EnvelopeError("header recipient must have name, kind, key_id, key_version, alg, fingerprint")
+        raise EnvelopeError(
+            "header recipient must have name, kind, key_id, key_version, alg, fingerprint"
+        )
     for f in ("name", "kind", "key_id", "alg"):
         _safe(f"recipient.{f}", rec[f])
     if rec["key_version"] != "":
         _safe("recipient.key_version", rec["key_version"])
-    if rec["alg"] not in (ALG_OAEP_256, ALG_OAEP_SHA1, ALG_AGE):
+    if rec["alg"] not in (ALG_OAEP_256, ALG_OAEP_SHA1, ALG_AGE, ALG_AGE_SSH):
         raise EnvelopeError(f"unknown wrap algorithm {rec['alg']!r}")
     if not isinstance(rec["fingerprint"], str) or not _HEX64.match(rec["fingerprint"]):
         raise EnvelopeError("header recipient.fingerprint must be 64 lower-case hex digits")
     shard = header.get("shard")
     if header["kind"] == "shard":
         if not isinstance(shard, dict) or not shard:
-            raise EnvelopeError("a shard envelope needs a header shard object (index, threshold...)")
+            raise EnvelopeError(
+                "a shard envelope needs a header shard object (index, threshold...)"
+            )
         for k, v in shard.items():
-            if not re.fullmatch(r"[a-z_]{1,32}", k) or not isinstance(v, int) or isinstance(v, bool):
+            if (
+                not re.fullmatch(r"[a-z_]{1,32}", k)
+                or not isinstance(v, int)
+                or isinstance(v, bool)
+            ):
                 raise EnvelopeError("header shard must map short lower-case names to integers")
             if not 0 <= v < 2**31:
                 raise EnvelopeError(f"header shard.{k} is out of range")
@@ -240,16 +255,20 @@ def validate_header(header: object) -> dict[str, Any]:
     return header
 
 
-def _wrap_data_key(recipient: Recipient, data_key: memoryview) -> bytes:
+def _wrap_data_key(recipient: Recipient, data_key: memoryview, allow_unlocked: bool) -> bytes:
     if recipient.alg in (ALG_OAEP_256, ALG_OAEP_SHA1):
-        h: hashes.HashAlgorithm = hashes.SHA256() if recipient.alg == ALG_OAEP_256 else hashes.SHA1()
+        h: hashes.HashAlgorithm = (
+            hashes.SHA256() if recipient.alg == ALG_OAEP_256 else hashes.SHA1()
+        )
         pad = padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None)
         # RSAPublicKey.encrypt accepts only bytes: a wiped one-call copy of the data key
         # (a one-time random key, not the secret itself). See core/seal/transient.py.
         with transient_bytes(data_key) as dk:
             return recipient.rsa_public_key().encrypt(dk, pad)
-    if recipient.alg == ALG_AGE:
-        return _age.encrypt_to_recipient(recipient.age_recipient, data_key)
+    if recipient.alg in (ALG_AGE, ALG_AGE_SSH):
+        return _age.encrypt_to_recipient(
+            recipient.age_recipient, data_key, allow_unlocked=allow_unlocked
+        )
     raise EnvelopeError(f"unknown wrap algorithm {recipient.alg!r}")  # pragma: no cover
 
 
@@ -302,7 +321,7 @@ def seal(
         dk_buf.fill_random()
         with dk_buf.view() as dk:
             AESGCM(dk).encrypt_into(nonce, secret, aad, ct)
-            wrapped = _wrap_data_key(recipient, dk)
+            wrapped = _wrap_data_key(recipient, dk, allow_unlocked)
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -367,12 +386,24 @@ def parse(data: bytes) -> Envelope:
     try:
         doc = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EnvelopeError(f"not JSON ({exc.__class__.__name__}): not an envelope or damaged") from None
+        raise EnvelopeError(
+            f"not JSON ({exc.__class__.__name__}): not an envelope or damaged"
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise EnvelopeError(f"not an {FORMAT} file (format member missing or different)")
     if doc.get("version") != VERSION:
-        raise EnvelopeError(f"envelope version {doc.get('version')!r} is not supported (expected 1)")
-    extra = set(doc) - {"format", "version", "header", "wrapped_key", "nonce", "ciphertext", "signature"}
+        raise EnvelopeError(
+            f"envelope version {doc.get('version')!r} is not supported (expected 1)"
+        )
+    extra = set(doc) - {
+        "format",
+        "version",
+        "header",
+        "wrapped_key",
+        "nonce",
+        "ciphertext",
+        "signature",
+    }
     if extra:
         raise EnvelopeError(f"unknown top-level members: {', '.join(sorted(extra))}")
     header = validate_header(doc.get("header"))
@@ -394,8 +425,9 @@ def parse(data: bytes) -> Envelope:
             stanzas = _age.parse_header(wrapped)
         except _age.AgeFormatError as exc:
             raise EnvelopeError(f"wrapped data key is not an age file: {exc}") from None
-        if [s[0] for s in stanzas] != ["X25519"]:
-            raise EnvelopeError("the age-wrapped data key must have exactly one X25519 stanza")
+        want = "X25519" if wk["alg"] == ALG_AGE else "ssh-ed25519"
+        if [s[0] for s in stanzas] != [want]:
+            raise EnvelopeError(f"the age-wrapped data key must have exactly one {want} stanza")
     nonce = _unb64(doc.get("nonce"), "nonce")
     if len(nonce) != NONCE_LEN:
         raise EnvelopeError(f"nonce is {len(nonce)} bytes, expected 12")
@@ -489,12 +521,15 @@ def inspect_text(env: Envelope, *, file_sha256: str = "") -> str:
         f"MasterKey fp     {h['masterkey_fingerprint']}",
         f"payload          {h['payload_encoding']}, {h['payload_length']} bytes",
         f"recipient        {r['name']} ({r['kind']})",
-        f"  key id         {r['key_id']}" + (f"  version {r['key_version']}" if r["key_version"] else ""),
+        f"  key id         {r['key_id']}"
+        + (f"  version {r['key_version']}" if r["key_version"] else ""),
         f"  wrap           {r['alg']}, {len(env.wrapped_key)}-byte wrapped data key",
         f"  fingerprint    {r['fingerprint']}",
     ]
     if h.get("shard"):
-        lines.append("shard            " + ", ".join(f"{k}={v}" for k, v in sorted(h["shard"].items())))
+        lines.append(
+            "shard            " + ", ".join(f"{k}={v}" for k, v in sorted(h["shard"].items()))
+        )
     if env.signature is None:
         lines.append("signature        none")
     else:

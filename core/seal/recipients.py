@@ -6,7 +6,8 @@ OpenSSH ``ssh-rsa`` line, an age ``age1...`` X25519 recipient, or are read from 
 token. Everything here is public data; this module runs in the ceremony process.
 
 Every recipient has a fingerprint: SHA-256 of the DER SubjectPublicKeyInfo (RSA), or of
-the ASCII ``age1...`` recipient string (X25519). It is shown as hex and as words, and a
+the ASCII ``age1...`` recipient string (X25519), or of ``ssh-ed25519 <base64>`` (no comment)
+for an OpenSSH Ed25519 custodian key (sealed with age's ssh-ed25519 stanza). It is shown as hex and as words, and a
 named witness confirms it against an out-of-band copy (:func:`confirm`); sealing to an
 unconfirmed recipient is refused (:func:`require_confirmed`). A fingerprint written in the
 recipients file is *not* a confirmation: it came in on the same medium as the key.
@@ -62,10 +63,10 @@ __all__ = [
 #: Minimum RSA modulus for every recipient kind (KMS targets, HSM, custodians).
 MIN_RSA_BITS = 3072
 MAX_KEY_FILE = 64 * 1024
-#: Characters allowed in public header strings (ids, names). No quote, backslash, <, >, &
-#: or control characters, so canonical JSON is identical in Python and Go (json.Marshal
-#: escapes <, > and &).
-SAFE_TEXT = re.compile(r"^[A-Za-z0-9 ._:/@+=,#~()\[\]-]{1,256}$")
+#: Characters allowed in public header strings (ids, names): printable ASCII except the
+#: double quote, backslash, <, > and &, so canonical JSON is identical in Python and Go
+#: (json.Marshal escapes <, > and &; quotes and backslashes would need escaping).
+SAFE_TEXT = re.compile(r"^[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\x5b\x5d-\x7e]{1,256}$")
 
 
 class RecipientError(ValueError):
@@ -123,6 +124,7 @@ RSA_KINDS = frozenset(
 ALG_OAEP_256 = "RSA-OAEP-256"  # RSAES-OAEP, SHA-256, MGF1-SHA-256, empty label
 ALG_OAEP_SHA1 = "RSA-OAEP"  # RSAES-OAEP, SHA-1, MGF1-SHA-1, empty label (HSMs without SHA-256)
 ALG_AGE = "age-X25519"
+ALG_AGE_SSH = "age-ssh-ed25519"  # age's ssh-ed25519 stanza to an OpenSSH Ed25519 key
 
 # Vendor algorithm names a recipients file may state, per kind (checked, then mapped).
 _VENDOR_ALGS: dict[RecipientKind, dict[str, str]] = {
@@ -138,7 +140,7 @@ _VENDOR_ALGS: dict[RecipientKind, dict[str, str]] = {
         "CKM_RSA_PKCS_OAEP_SHA1": ALG_OAEP_SHA1,
     },
     RecipientKind.CUSTODIAN_RSA: {"RSA-OAEP-256": ALG_OAEP_256},
-    RecipientKind.CUSTODIAN_AGE: {"age-X25519": ALG_AGE},
+    RecipientKind.CUSTODIAN_AGE: {"age-X25519": ALG_AGE, "age-ssh-ed25519": ALG_AGE_SSH},
 }
 _DEFAULT_ALG: dict[RecipientKind, str] = {
     k: (ALG_AGE if k is RecipientKind.CUSTODIAN_AGE else ALG_OAEP_256) for k in RecipientKind
@@ -184,7 +186,7 @@ class Recipient:
 
     @property
     def fingerprint(self) -> bytes:
-        """SHA-256 of the SPKI (RSA) or of the age recipient string (X25519)."""
+        """SHA-256 of the SPKI (RSA) or of the age recipient string (``age1...`` or ``ssh-ed25519 B64``)."""
         if self.spki_der:
             return hashlib.sha256(self.spki_der).digest()
         return hashlib.sha256(self.age_recipient.encode("ascii")).digest()
@@ -280,7 +282,8 @@ def _check_text(what: str, value: str, *, allow_empty: bool = False) -> str:
         return value
     if not SAFE_TEXT.match(value):
         raise RecipientError(
-            f"{what} {value[:40]!r} has characters outside A-Z a-z 0-9 space and ._:/@+=,#~()[]-"
+            f"{what} {value[:40]!r} is empty, too long (256 max) or has a character that is "
+            'not printable ASCII or is one of " \\ < > &'
         )
     return value
 
@@ -350,6 +353,12 @@ def recipient_from_key(
     if kind is RecipientKind.CUSTODIAN_AGE:
         if isinstance(key, x25519.X25519PublicKey):
             age_recipient = _age.encode_recipient(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+        elif isinstance(key, str) and key.startswith("ssh-ed25519"):
+            try:
+                wire, _pub = _age.parse_ssh_ed25519(key)
+            except _age.AgeFormatError as exc:
+                raise MalformedKey(f"OpenSSH key refused: {exc}") from None
+            age_recipient = "ssh-ed25519 " + base64.b64encode(wire).decode("ascii")
         elif isinstance(key, str):
             try:
                 _age.decode_recipient(key)
@@ -358,9 +367,12 @@ def recipient_from_key(
             age_recipient = key.strip().lower()
         else:
             raise WrongKeyType(
-                f"a {kind.value} recipient needs an X25519 (age) key, got an RSA key"
+                f"a {kind.value} recipient needs an X25519 (age) or ssh-ed25519 key, got an RSA key"
             )
-        return Recipient(name, kind, key_id, key_version, alg, b"", age_recipient)
+        wanted = ALG_AGE_SSH if age_recipient.startswith("ssh-ed25519") else ALG_AGE
+        if algorithm and alg != wanted:
+            raise WrongKeyType(f"algorithm {algorithm} does not fit this key (it needs {wanted})")
+        return Recipient(name, kind, key_id, key_version, wanted, b"", age_recipient)
     if not isinstance(key, rsa.RSAPublicKey):
         raise WrongKeyType(
             f"a {kind.value} recipient needs an RSA public key, got "
@@ -405,7 +417,7 @@ def parse_public_key(data: bytes | bytearray) -> rsa.RSAPublicKey | x25519.X2551
 
     Supported: PEM (``PUBLIC KEY``, ``RSA PUBLIC KEY``, ``CERTIFICATE``), DER (SPKI or
     certificate), JWK (``kty`` RSA or OKP/X25519, or a JWKS with one key), OpenSSH
-    ``ssh-rsa``, age ``age1...``.
+    ``ssh-rsa`` / ``ssh-ed25519``, age ``age1...``.
 
     Returns:
         An RSA or X25519 public key object, or the age recipient string.
@@ -431,12 +443,18 @@ def parse_public_key(data: bytes | bytearray) -> rsa.RSAPublicKey | x25519.X2551
         except (_age.AgeFormatError, UnicodeDecodeError) as exc:
             raise MalformedKey(f"age recipient refused: {exc}") from None
         return stripped.decode("ascii").lower()
+    if stripped.startswith(b"ssh-ed25519 "):
+        try:
+            wire, _pub = _age.parse_ssh_ed25519(stripped.decode("ascii"))
+        except (_age.AgeFormatError, UnicodeDecodeError) as exc:
+            raise MalformedKey(f"OpenSSH public key refused: {exc}") from None
+        return "ssh-ed25519 " + base64.b64encode(wire).decode("ascii")
     if stripped.startswith(b"ssh-") or stripped.startswith(b"ecdsa-"):
         if not stripped.startswith(b"ssh-rsa "):
             kind = stripped.split(b" ", 1)[0].decode("ascii", "replace")
             raise WrongKeyType(
-                f"OpenSSH key type {kind} cannot be a seal recipient: use ssh-rsa (3072+ bits) "
-                "or an age X25519 recipient (age-keygen)"
+                f"OpenSSH key type {kind} cannot be a seal recipient: use ssh-rsa (3072+ bits), "
+                "ssh-ed25519 (custodians, via age) or an age X25519 recipient (age-keygen)"
             )
         try:
             return _as_rsa(serialization.load_ssh_public_key(stripped))
@@ -688,7 +706,9 @@ def _normalise_fp(text: str) -> tuple[str, str]:
     return "words", " ".join(t.split())
 
 
-def confirm(recipient: Recipient, witness: str, out_of_band: str, *, now: datetime | None = None) -> Recipient:
+def confirm(
+    recipient: Recipient, witness: str, out_of_band: str, *, now: datetime | None = None
+) -> Recipient:
     """Record a witness's confirmation of a recipient's fingerprint.
 
     Args:
@@ -706,7 +726,9 @@ def confirm(recipient: Recipient, witness: str, out_of_band: str, *, now: dateti
     """
     _check_text("witness", witness)
     method, norm = _normalise_fp(out_of_band)
-    expected = recipient.fingerprint_hex if method == "hex" else " ".join(recipient.fingerprint_words)
+    expected = (
+        recipient.fingerprint_hex if method == "hex" else " ".join(recipient.fingerprint_words)
+    )
     if norm != expected:
         raise FingerprintMismatch(
             f"{recipient.name}: the out-of-band fingerprint does NOT match the key brought in. "

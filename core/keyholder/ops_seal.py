@@ -1,0 +1,356 @@
+"""Seal operations (0x02xx): envelopes and BYOK wraps, run where the secrets live.
+
+The parent sends only public inputs (a recipient's public key and its witness
+confirmation, ids, provider wrapping keys, import tokens); the keyholder seals the held
+MasterKey, or a held share, and answers with ciphertext only.
+
+| opcode | name            | request fields                                        | reply fields |
+|--------|-----------------|-------------------------------------------------------|--------------|
+| 0x0201 | seal_envelope   | recipient (JSON, ``Recipient.to_public_dict()`` with a confirmation), kind (``masterkey``/``shard``), cluster_id, region_id, ceremony_id, [created_utc], [share_index] (shard), [sign] (bool, default true) | envelope (bytes), sha256, header (JSON), kcv |
+| 0x0210 | byok_aws        | wrapping_key (bytes), import_token (bytes), wrapping_algorithm, key_id, parameters_obtained_utc, wrapping_key_confirmation (JSON) | files (JSON name->base64), valid_until_utc, record (JSON) |
+| 0x0211 | byok_gcp        | wrapping_key, import_method, import_job, key_name, job_created_utc, wrapping_key_confirmation | same |
+| 0x0212 | byok_azure      | wrapping_key (KEK), kek_kid, [file_name], wrapping_key_confirmation | same |
+| 0x0213 | byok_vault      | wrapping_key, key_name, [hash_function], wrapping_key_confirmation | same |
+
+``wrapping_key_confirmation`` is ``{"witness": NAME, "fingerprint": HEX}``: the SHA-256 of
+the wrapping key's SubjectPublicKeyInfo as a witness confirmed it out of band; the
+keyholder recomputes it and refuses a mismatch or a missing confirmation. A BYOK wrap
+whose validity window has already passed is refused (the provider would reject it).
+
+Shares: a shard envelope seals a share the *shares area* holds. That area registers a
+resolver in ``state.ext["seal_share_source"]``: a callable ``(state, index) ->
+(SecretBuffer, payload_encoding, shard_meta)`` where ``payload_encoding`` is
+``slip39-mnemonic`` or ``slip39-share-value`` and ``shard_meta`` maps names such as
+``index``, ``threshold``, ``set_id``, ``group_index``, ``member_index`` to integers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from core import secmem
+from core.keyholder.errors import MalformedRequest, Refused
+from core.keyholder.fingerprint import derive_fingerprint, sign_with_master
+from core.keyholder.ops import KeyholderState, Request, op
+from core.seal import byok
+from core.seal import envelope as env
+from core.seal.recipients import Recipient, RecipientError, parse_public_key
+
+__all__ = [
+    "BYOK_AWS",
+    "BYOK_AZURE",
+    "BYOK_GCP",
+    "BYOK_VAULT",
+    "SEAL_ENVELOPE",
+    "byok_aws",
+    "byok_azure",
+    "byok_gcp",
+    "byok_vault",
+    "seal_envelope",
+]
+
+SEAL_ENVELOPE = 0x0201
+BYOK_AWS = 0x0210
+BYOK_GCP = 0x0211
+BYOK_AZURE = 0x0212
+BYOK_VAULT = 0x0213
+
+ShareSource = Callable[[KeyholderState, int], tuple[secmem.SecretBuffer, str, dict[str, int]]]
+
+
+def _recipient(req: Request) -> Recipient:
+    try:
+        r = Recipient.from_public_dict(req.json("recipient"))
+    except (RecipientError, TypeError, AttributeError) as exc:
+        raise MalformedRequest(f"recipient refused: {exc}") from None
+    if r.confirmation is None:
+        raise Refused(
+            f"{r.name}: no witness has confirmed this recipient's fingerprint; sealing refused"
+        )
+    return r
+
+
+def _signer(state: KeyholderState) -> Callable[[bytes], bytes]:
+    def sign(message: bytes) -> bytes:
+        with state.require_master().view() as mv:
+            return sign_with_master(mv, message)
+
+    return sign
+
+
+@op(SEAL_ENVELOPE, "seal_envelope")
+def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Seal the MasterKey (or a held share) to one confirmed recipient."""
+    recipient = _recipient(req)
+    master = state.require_master()
+    with master.view() as mv:
+        fp = derive_fingerprint(mv)
+    kind = req.text("kind")
+    created = req.text("created_utc", "") or None
+    try:
+        if kind == "masterkey":
+            source, encoding, shard = master, "raw", None
+        elif kind == "shard":
+            resolver: ShareSource | None = state.ext.get("seal_share_source")
+            if resolver is None:
+                raise Refused("no shares are held in this keyholder: split or recover first")
+            source, encoding, shard = resolver(state, req.integer("share_index"))
+        else:
+            raise MalformedRequest("kind must be masterkey or shard")
+        with source.view() as secret:
+            header = env.build_header(
+                kind=kind,
+                cluster_id=req.text("cluster_id"),
+                region_id=req.text("region_id"),
+                masterkey_fingerprint=fp.hex,
+                ceremony_id=req.text("ceremony_id"),
+                recipient=recipient,
+                payload_encoding=encoding,
+                payload_length=secret.nbytes,
+                created_utc=created,
+                shard=shard,
+            )
+            data = env.seal(
+                secret,
+                header,
+                recipient,
+                signer=_signer(state) if req.flag("sign", True) else None,
+                allow_unlocked=state.allow_unlocked,
+            )
+    except env.EnvelopeError as exc:
+        raise MalformedRequest(str(exc)) from None
+    return {
+        "envelope": data,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "header": header,
+        "kcv": fp.kcv,
+    }
+
+
+def _confirmed_wrapping_key(req: Request) -> bytes:
+    raw = req.blob("wrapping_key")
+    conf = req.json("wrapping_key_confirmation")
+    if not isinstance(conf, dict) or not conf.get("witness") or not conf.get("fingerprint"):
+        raise Refused("no witness has confirmed the provider's wrapping key fingerprint")
+    try:
+        key = parse_public_key(raw)
+    except RecipientError as exc:
+        raise MalformedRequest(f"wrapping key refused: {exc}") from None
+    if isinstance(key, str):
+        raise MalformedRequest("wrapping key refused: providers' wrapping keys are RSA keys")
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if hashlib.sha256(spki).hexdigest() != str(conf["fingerprint"]).replace(":", "").lower():
+        raise Refused("the confirmed fingerprint does not match this wrapping key; export refused")
+    return raw
+
+
+def _utc(req: Request, name: str) -> datetime:
+    try:
+        return datetime.strptime(req.text(name), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise MalformedRequest(f"{name} must look like 2026-01-31T12:00:00Z") from None
+
+
+def _reply(export: byok.ByokExport) -> dict[str, Any]:
+    if export.expired():
+        raise Refused(
+            f"the {export.provider} import window ended at {export.valid_until_utc}: get new "
+            "import parameters from the provider and start the export again"
+        )
+    return {
+        "files": {k: base64.b64encode(v).decode("ascii") for k, v in export.files.items()},
+        "valid_until_utc": export.valid_until_utc,
+        "method": export.method,
+        "record": export.record,
+    }
+
+
+def _byok(fn: Callable[[memoryview], byok.ByokExport], state: KeyholderState) -> dict[str, Any]:
+    master = state.require_master()
+    try:
+        with master.view() as mv:
+            export = fn(mv)
+    except byok.ByokError as exc:
+        raise MalformedRequest(str(exc)) from None
+    return _reply(export)
+
+
+@op(BYOK_AWS, "byok_aws")
+def _byok_aws(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """AWS KMS ImportKeyMaterial files for the MasterKey."""
+    wk = _confirmed_wrapping_key(req)
+    return _byok(
+        lambda mv: byok.aws_import(
+            mv,
+            wrapping_key=wk,
+            import_token=req.blob("import_token"),
+            wrapping_algorithm=req.text("wrapping_algorithm"),
+            key_id=req.text("key_id"),
+            parameters_obtained_utc=_utc(req, "parameters_obtained_utc"),
+            allow_unlocked=state.allow_unlocked,
+        ),
+        state,
+    )
+
+
+@op(BYOK_GCP, "byok_gcp")
+def _byok_gcp(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """GCP Cloud KMS import-job files for the MasterKey."""
+    wk = _confirmed_wrapping_key(req)
+    return _byok(
+        lambda mv: byok.gcp_import(
+            mv,
+            wrapping_key=wk,
+            import_method=req.text("import_method"),
+            import_job=req.text("import_job"),
+            key_name=req.text("key_name"),
+            job_created_utc=_utc(req, "job_created_utc"),
+            allow_unlocked=state.allow_unlocked,
+        ),
+        state,
+    )
+
+
+@op(BYOK_AZURE, "byok_azure")
+def _byok_azure(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Azure ``.byok`` file for the MasterKey."""
+    wk = _confirmed_wrapping_key(req)
+    return _byok(
+        lambda mv: byok.azure_byok(
+            mv,
+            kek=wk,
+            kek_kid=req.text("kek_kid"),
+            file_name=req.text("file_name", "masterkey.byok"),
+            allow_unlocked=state.allow_unlocked,
+        ),
+        state,
+    )
+
+
+@op(BYOK_VAULT, "byok_vault")
+def _byok_vault(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Vault / OpenBao transit import files for the MasterKey."""
+    wk = _confirmed_wrapping_key(req)
+    return _byok(
+        lambda mv: byok.vault_transit_import(
+            mv,
+            wrapping_key=wk,
+            key_name=req.text("key_name"),
+            hash_function=req.text("hash_function", "SHA256"),
+            allow_unlocked=state.allow_unlocked,
+        ),
+        state,
+    )
+
+
+# Client helpers (parent side) ------------------------------------------------------------
+
+
+def _decode_files(reply: dict[str, Any]) -> dict[str, Any]:
+    reply["files"] = {k: base64.b64decode(v) for k, v in reply["files"].items()}
+    return reply
+
+
+def seal_envelope(
+    client: Any,
+    recipient: Recipient,
+    *,
+    kind: str,
+    cluster_id: str,
+    region_id: str,
+    ceremony_id: str,
+    share_index: int | None = None,
+    created_utc: str = "",
+    sign: bool = True,
+) -> dict[str, Any]:
+    """Ask the keyholder to seal the MasterKey (or share ``share_index``) to ``recipient``.
+
+    Returns:
+        ``{"envelope": bytes, "sha256": str, "header": dict, "kcv": str}``.
+    """
+    fields: dict[str, Any] = {
+        "recipient": recipient.to_public_dict(),
+        "kind": kind,
+        "cluster_id": cluster_id,
+        "region_id": region_id,
+        "ceremony_id": ceremony_id,
+        "sign": sign,
+    }
+    if created_utc:
+        fields["created_utc"] = created_utc
+    if share_index is not None:
+        fields["share_index"] = share_index
+    reply: dict[str, Any] = client.call(SEAL_ENVELOPE, **fields)
+    return reply
+
+
+def _conf(wrapping_key: bytes, witness: str) -> dict[str, str]:
+    key = parse_public_key(wrapping_key)
+    if isinstance(key, str):
+        raise RecipientError("providers' wrapping keys are RSA keys")
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {"witness": witness, "fingerprint": hashlib.sha256(spki).hexdigest()}
+
+
+def wrapping_key_fingerprint(wrapping_key: bytes) -> str:
+    """SHA-256 of a provider wrapping key's SPKI (hex), to show and have confirmed."""
+    return _conf(wrapping_key, "-")["fingerprint"]
+
+
+def byok_aws(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
+    """AWS import files; ``fields``: import_token, wrapping_algorithm, key_id,
+    parameters_obtained_utc. ``witness`` confirmed the wrapping key's fingerprint."""
+    return _decode_files(
+        client.call(
+            BYOK_AWS,
+            wrapping_key=wrapping_key,
+            wrapping_key_confirmation=_conf(wrapping_key, witness),
+            **fields,
+        )
+    )
+
+
+def byok_gcp(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
+    """GCP import files; ``fields``: import_method, import_job, key_name, job_created_utc."""
+    return _decode_files(
+        client.call(
+            BYOK_GCP,
+            wrapping_key=wrapping_key,
+            wrapping_key_confirmation=_conf(wrapping_key, witness),
+            **fields,
+        )
+    )
+
+
+def byok_azure(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
+    """Azure ``.byok``; ``fields``: kek_kid, [file_name]."""
+    return _decode_files(
+        client.call(
+            BYOK_AZURE,
+            wrapping_key=wrapping_key,
+            wrapping_key_confirmation=_conf(wrapping_key, witness),
+            **fields,
+        )
+    )
+
+
+def byok_vault(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
+    """Vault transit import; ``fields``: key_name, [hash_function]."""
+    return _decode_files(
+        client.call(
+            BYOK_VAULT,
+            wrapping_key=wrapping_key,
+            wrapping_key_confirmation=_conf(wrapping_key, witness),
+            **fields,
+        )
+    )
