@@ -26,9 +26,7 @@ __all__ = ["CLEAR", "render_grid", "show_share", "show_share_on_tty"]
 CLEAR: Final = b"\x1b[2J\x1b[3J\x1b[H"
 COLUMNS: Final = 3
 CELL: Final = 18  # "NN. wordxxxx" padded
-PROMPT: Final = (
-    b"\r\nWrite the words down in order. Press any key when done; the screen will be erased."
-)
+PROMPT: Final = b"\r\nWrite the words down in order. Press a key when done: the screen is erased."
 
 
 def _put(mv: memoryview, pos: int, data: bytes) -> int:

@@ -36,7 +36,7 @@ from typing import Final
 
 from core.secmem import SecretBuffer, ct_equal
 from core.shamir import gf256, slip39
-from core.shamir._mem import alloc
+from core.shamir._mem import scratch as _scratch
 from core.shamir.commitments import ShareCommitment, commit_share
 from core.shamir.errors import Slip39Error
 from core.shamir.slip39 import Share, ShareParams
@@ -203,7 +203,7 @@ def self_test(
         n = len(decoded[0].value)
         first = decoded[0].params
         with ExitStack() as stack:
-            scratch = stack.enter_context(stack.enter_context(alloc(n)).view())
+            _buf, scratch = stack.enter_context(_scratch(n))
             for gi, (m, count) in enumerate(policy.groups):
                 members = [s for s in decoded if s.params.group_index == gi]
                 if len(members) != count:
@@ -211,7 +211,7 @@ def self_test(
                 pts = [
                     (s.params.member_index, stack.enter_context(s.value.view())) for s in members
                 ]
-                gsec = slip39._recover_secret(m, pts[:m])
+                gsec = slip39.recover_secret(m, pts[:m])
                 group_secrets.append((gi, gsec))
                 ref = stack.enter_context(gsec.view())
                 checked, level_mode = _check_level(count, m, pts, ref, scratch, "share")
@@ -220,7 +220,7 @@ def self_test(
                     mode = level_mode
             gpts = [(gi, stack.enter_context(b.view())) for gi, b in group_secrets]
             ems = stack.enter_context(
-                slip39._recover_secret(policy.group_threshold, gpts[: policy.group_threshold])
+                slip39.recover_secret(policy.group_threshold, gpts[: policy.group_threshold])
             )
             emv = stack.enter_context(ems.view())
             group_checks, level_mode = _check_level(
@@ -228,8 +228,7 @@ def self_test(
             )
             if level_mode != "exhaustive":
                 mode = level_mode
-            master = stack.enter_context(alloc(n))
-            mmv = stack.enter_context(master.view())
+            _master, mmv = stack.enter_context(_scratch(n))
             slip39.decrypt_ems(
                 emv, mmv, passphrase, first.iteration_exponent, first.identifier, first.extendable
             )

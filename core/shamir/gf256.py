@@ -17,6 +17,7 @@ PBKDF2, which dominates SLIP-39.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Final
 
 __all__ = [
@@ -106,7 +107,13 @@ def lagrange_coefficients(xs: Sequence[int], x: int) -> list[int]:
     """Lagrange basis values ``L_j(x)`` for the public points ``xs`` (all distinct).
 
     In characteristic 2, subtraction is XOR: ``L_j(x) = prod_{m != j} (x ^ x_m) / (x_j ^ x_m)``.
+    Cached: the inputs are public share indices.
     """
+    return list(_lagrange(tuple(xs), x))
+
+
+@lru_cache(maxsize=4096)
+def _lagrange(xs: tuple[int, ...], x: int) -> tuple[int, ...]:
     if len(set(xs)) != len(xs):
         raise ValueError("share indices must be unique")
     coeffs = []
@@ -118,7 +125,7 @@ def lagrange_coefficients(xs: Sequence[int], x: int) -> list[int]:
                 num = gf_mul(num, x ^ xm)
                 den = gf_mul(den, xj ^ xm)
         coeffs.append(gf_div(num, den))
-    return coeffs
+    return tuple(coeffs)
 
 
 def interpolate_into(

@@ -20,7 +20,7 @@ share ``c``, so it may be handled as a plain int.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Final
 
 __all__ = [
@@ -60,76 +60,136 @@ def polymod_public(values: Iterable[int]) -> int:
     return chk
 
 
-def _split30(v: int) -> tuple[int, int, int, int, int, int]:
+def _limbs(v: int) -> tuple[int, int, int, int]:
+    """Split a 30-bit value into (H, a, b, c): H packs the three 2-bit high parts."""
     a, b, c = (v >> 20) & 0x3FF, (v >> 10) & 0x3FF, v & 0x3FF
-    return (a >> 8, a & 0xFF, b >> 8, b & 0xFF, c >> 8, c & 0xFF)
+    return ((a >> 8) << 4) | ((b >> 8) << 2) | (c >> 8), a & 0xFF, b & 0xFF, c & 0xFF
 
 
-_GEN6: Final = tuple(_split30(g) for g in GEN)
+_G: Final = tuple(_limbs(g) for g in GEN)
+(_G0H, _G0A, _G0B, _G0C), (_G1H, _G1A, _G1B, _G1C), (_G2H, _G2A, _G2B, _G2C) = _G[0], _G[1], _G[2]
+(_G3H, _G3A, _G3B, _G3C), (_G4H, _G4A, _G4B, _G4C), (_G5H, _G5A, _G5B, _G5C) = _G[3], _G[4], _G[5]
+(_G6H, _G6A, _G6B, _G6C), (_G7H, _G7A, _G7B, _G7C), (_G8H, _G8A, _G8B, _G8C) = _G[6], _G[7], _G[8]
+(_G9H, _G9A, _G9B, _G9C) = _G[9]
+
+State = tuple[int, int, int, int]
+_INITIAL: Final[State] = (0, 0, 0, 1)
 
 
-class _State:
-    """30-bit polymod state as six byte-sized ints (hi/lo of three 10-bit limbs)."""
+def _steps(st: State, words: memoryview | bytearray | bytes, start: int, stop: int) -> State:
+    """Run the polymod over ``words[start:stop]`` (2 bytes per word) from state ``st``.
 
-    __slots__ = ("ah", "al", "bh", "bl", "ch", "cl")
+    The state is four byte-sized ints ``(H, a, b, c)``: ``a, b, c`` are the low 8 bits of
+    the three 10-bit limbs and ``H`` packs their 2-bit high parts (``a``'s in bits 4-5).
+    The generator is applied with masks ``-(bit)`` (0 or -1): no branch, no table indexed
+    by the data, no int above 255. Unrolled because this is the hot loop.
+    """
+    h, a, b, c = st
+    for k in range(start, stop, 2):
+        t = a
+        th = h >> 4
+        h = ((h & 0x0F) << 2) | words[k]
+        a, b, c = b, c, words[k + 1]
+        m = -(t & 1)
+        h ^= _G0H & m
+        a ^= _G0A & m
+        b ^= _G0B & m
+        c ^= _G0C & m
+        m = -((t >> 1) & 1)
+        h ^= _G1H & m
+        a ^= _G1A & m
+        b ^= _G1B & m
+        c ^= _G1C & m
+        m = -((t >> 2) & 1)
+        h ^= _G2H & m
+        a ^= _G2A & m
+        b ^= _G2B & m
+        c ^= _G2C & m
+        m = -((t >> 3) & 1)
+        h ^= _G3H & m
+        a ^= _G3A & m
+        b ^= _G3B & m
+        c ^= _G3C & m
+        m = -((t >> 4) & 1)
+        h ^= _G4H & m
+        a ^= _G4A & m
+        b ^= _G4B & m
+        c ^= _G4C & m
+        m = -((t >> 5) & 1)
+        h ^= _G5H & m
+        a ^= _G5A & m
+        b ^= _G5B & m
+        c ^= _G5C & m
+        m = -((t >> 6) & 1)
+        h ^= _G6H & m
+        a ^= _G6A & m
+        b ^= _G6B & m
+        c ^= _G6C & m
+        m = -((t >> 7) & 1)
+        h ^= _G7H & m
+        a ^= _G7A & m
+        b ^= _G7B & m
+        c ^= _G7C & m
+        m = -(th & 1)
+        h ^= _G8H & m
+        a ^= _G8A & m
+        b ^= _G8B & m
+        c ^= _G8C & m
+        m = -((th >> 1) & 1)
+        h ^= _G9H & m
+        a ^= _G9A & m
+        b ^= _G9B & m
+        c ^= _G9C & m
+    t = th = m = 0
+    return h, a, b, c
 
-    def __init__(self) -> None:
-        self.ah = self.al = self.bh = self.bl = self.ch = 0
-        self.cl = 1
 
-    def step(self, vh: int, vl: int) -> None:
-        th, tl = self.ah, self.al
-        ah, al, bh, bl, ch, cl = self.bh, self.bl, self.ch, self.cl, vh, vl
-        for i in range(10):
-            m = -((tl >> i) & 1) if i < 8 else -((th >> (i - 8)) & 1)
-            g = _GEN6[i]
-            ah ^= g[0] & m
-            al ^= g[1] & m
-            bh ^= g[2] & m
-            bl ^= g[3] & m
-            ch ^= g[4] & m
-            cl ^= g[5] & m
-        self.ah, self.al, self.bh, self.bl, self.ch, self.cl = ah, al, bh, bl, ch, cl
-
-    def clear(self) -> None:
-        self.ah = self.al = self.bh = self.bl = self.ch = self.cl = 0
+@cache
+def _custom_state(custom: bytes) -> State:
+    """Public state after the customization string."""
+    return _steps(_INITIAL, bytes(x for ch in custom for x in (0, ch)), 0, 2 * len(custom))
 
 
-def _run(custom: bytes, words: memoryview | bytearray, tail_zeros: int) -> _State:
-    st = _State()
-    for c in custom:  # public customization string
-        st.step(0, c)
-    for k in range(0, len(words), 2):
-        st.step(words[k], words[k + 1])
-    for _ in range(tail_zeros):
-        st.step(0, 0)
+_ZEROS: Final = bytes(2 * CHECKSUM_WORDS)
+
+
+@lru_cache(maxsize=1024)
+def _prefix_state(custom: bytes, metadata: bytes) -> State:
+    """Public state after the customization string and the 4 public metadata words."""
+    return _steps(_custom_state(custom), metadata, 0, len(metadata))
+
+
+def _run(custom: bytes, words: memoryview | bytearray, tail_zeros: int) -> State:
+    # The first 4 words (identifier, flags, group/member numbers) are public metadata:
+    # their part of the polymod is computed once per set and cached.
+    if len(words) >= 8:
+        st = _steps(_prefix_state(custom, bytes(words[:8])), words, 8, len(words))
+    else:
+        st = _steps(_custom_state(custom), words, 0, len(words))
+    if tail_zeros:
+        st = _steps(st, _ZEROS, 0, 2 * tail_zeros)
     return st
 
 
 def polymod_words(custom: bytes, words: memoryview | bytearray) -> bool:
     """True if the checksum of ``words`` (2 bytes per index, checksum included) verifies."""
-    st = _run(custom, words, 0)
-    ok = (st.ah | st.al | st.bh | st.bl | st.ch) == 0 and st.cl == 1
-    st.clear()
-    return ok
+    h, a, b, c = _run(custom, words, 0)
+    return (h | a | b) == 0 and c == 1
 
 
 def create_checksum_words(custom: bytes, data: memoryview | bytearray, out: memoryview) -> None:
     """Write the 3 checksum words (6 bytes) for ``data`` (2 bytes per index) into ``out``."""
-    st = _run(custom, data, CHECKSUM_WORDS)
-    st.cl ^= 1
-    out[0], out[1], out[2], out[3], out[4], out[5] = st.ah, st.al, st.bh, st.bl, st.ch, st.cl
-    st.clear()
+    h, a, b, c = _run(custom, data, CHECKSUM_WORDS)
+    out[0], out[1], out[2], out[3], out[4], out[5] = h >> 4, a, (h >> 2) & 3, b, h & 3, c ^ 1
+    h = a = b = c = 0
 
 
 def syndrome_words(custom: bytes, words: memoryview | bytearray) -> int:
     """``polymod XOR 1`` as an int: 0 for a valid share, else a function of the error only."""
-    st = _run(custom, words, 0)
-    v = (
-        (((st.ah << 8) | st.al) << 20) | (((st.bh << 8) | st.bl) << 10) | ((st.ch << 8) | st.cl)
+    h, a, b, c = _run(custom, words, 0)
+    return (
+        (((h >> 4) << 8 | a) << 20) | ((((h >> 2) & 3) << 8 | b) << 10) | ((h & 3) << 8 | c)
     ) ^ 1
-    st.clear()
-    return v
 
 
 def _step_linear(chk: int) -> int:

@@ -29,6 +29,7 @@ from typing import Final
 from core.secmem import SecretBuffer, ct_equal, memset
 from core.shamir import gf256, rs1024
 from core.shamir._mem import alloc
+from core.shamir._mem import scratch as _scratch
 from core.shamir._ossl import hmac_sha256_into, pbkdf2_sha256_into
 from core.shamir.errors import ChecksumError, DigestError, ShareFormatError, Slip39Error
 
@@ -43,6 +44,7 @@ __all__ = [
     "encode_share",
     "encrypt_master",
     "recover_ems",
+    "recover_secret",
     "split_ems",
     "split_master",
     "validate_policy",
@@ -154,25 +156,80 @@ def encode_share(share: Share) -> SecretBuffer:
             _put(mv, 3, sp & 0x3FF)
             pad = value_words * RADIX_BITS - n * 8
             base = 2 * (ID_EXP_WORDS + SHARE_PARAM_WORDS)
-            # bit packing with ints <= 255 only
-            for k in range(value_words):
-                hi = 0
-                lo = 0
-                for b in range(RADIX_BITS):
-                    q = k * RADIX_BITS + b - pad
-                    bit = 0 if q < 0 else (value[q >> 3] >> (7 - (q & 7))) & 1
-                    if b < 2:
-                        hi = (hi << 1) | bit
-                    else:
-                        lo = (lo << 1) | bit
-                mv[base + 2 * k] = hi
-                mv[base + 2 * k + 1] = lo
-            bit = hi = lo = 0
+            _value_to_words(value, mv, base, value_words, pad)
             data_end = 2 * (total - rs1024.CHECKSUM_WORDS)
             rs1024.create_checksum_words(
                 customization(p.extendable), mv[:data_end], mv[data_end : 2 * total]
             )
     return out
+
+
+# Bit packing between value bytes and 10-bit words. Every intermediate is an int <= 255
+# (masks are applied *before* shifts), so no heap int ever holds secret bits. Words are
+# packed 4 at a time into a 5-byte "stream" (40 bits), in a bytearray wiped with memset.
+
+
+def _value_to_words(
+    value: memoryview, mv: memoryview, base: int, value_words: int, pad: int
+) -> None:
+    """Write ``pad`` zero bits then ``value`` as 10-bit words at ``mv[base:]``."""
+    n = len(value)
+    groups = -(-value_words // 4)
+    stream = bytearray(5 * groups)
+    try:
+        low = (1 << pad) - 1  # pad is 2 (128-bit) or 4 (256-bit): shift the value right
+        prev = 0
+        for i in range(n):
+            v = value[i]
+            stream[i] = ((prev & low) << (8 - pad)) | (v >> pad)
+            prev = v
+        stream[n] = (prev & low) << (8 - pad)
+        prev = v = 0
+        for g in range(groups):
+            b0, b1, b2, b3, b4 = stream[5 * g : 5 * g + 5]
+            k = base + 8 * g
+            quad = (
+                b0 >> 6, ((b0 & 63) << 2) | (b1 >> 6),
+                (b1 >> 4) & 3, ((b1 & 15) << 4) | (b2 >> 4),
+                (b2 >> 2) & 3, ((b2 & 3) << 6) | (b3 >> 2),
+                b3 & 3, b4,
+            )  # fmt: skip
+            m = min(8, 2 * (value_words - 4 * g))
+            for z in range(m):
+                mv[k + z] = quad[z]
+        b0 = b1 = b2 = b3 = b4 = 0
+    finally:
+        memset(stream)
+
+
+def _words_to_value(
+    indices: memoryview | bytearray, base: int, value_words: int, pad: int, out: memoryview
+) -> int:
+    """Read the value from the words at ``indices[base:]``; returns the padding bits (0 = ok)."""
+    groups = -(-value_words // 4)
+    stream = bytearray(5 * groups)
+    quad = bytearray(8)
+    try:
+        for g in range(groups):
+            k = base + 8 * g
+            m = min(8, 2 * (value_words - 4 * g))
+            quad[:m] = indices[k : k + m]
+            for z in range(m, 8):
+                quad[z] = 0
+            h0, l0, h1, l1, h2, l2, h3, l3 = quad
+            stream[5 * g] = (h0 << 6) | (l0 >> 2)
+            stream[5 * g + 1] = ((l0 & 3) << 6) | (h1 << 4) | (l1 >> 4)
+            stream[5 * g + 2] = ((l1 & 15) << 4) | (h2 << 2) | (l2 >> 6)
+            stream[5 * g + 3] = ((l2 & 63) << 2) | h3
+            stream[5 * g + 4] = l3
+        h0 = l0 = h1 = l1 = h2 = l2 = h3 = l3 = 0
+        keep = 0xFF >> pad
+        for q in range(len(out)):
+            out[q] = ((stream[q] & keep) << pad) | (stream[q + 1] >> (8 - pad))
+        return stream[0] >> (8 - pad)
+    finally:
+        memset(stream)
+        memset(quad)
 
 
 def _check_indices(mv: memoryview | bytearray) -> None:
@@ -217,22 +274,8 @@ def decode_share(indices: memoryview | bytearray) -> Share:
     nbytes = (RADIX_BITS * value_words - pad) // 8
     value = alloc(nbytes)
     base = 2 * (ID_EXP_WORDS + SHARE_PARAM_WORDS)
-    padbits = 0
     with value.view() as out:
-        for t in range(pad):
-            b = t % RADIX_BITS
-            k = base + 2 * (t // RADIX_BITS)
-            padbits |= (indices[k] >> (1 - b)) & 1 if b < 2 else (indices[k + 1] >> (9 - b)) & 1
-        for q in range(nbytes):
-            acc = 0
-            for j in range(8):
-                t = q * 8 + j + pad
-                b = t % RADIX_BITS
-                k = base + 2 * (t // RADIX_BITS)
-                bit = (indices[k] >> (1 - b)) & 1 if b < 2 else (indices[k + 1] >> (9 - b)) & 1
-                acc = (acc << 1) | bit
-            out[q] = acc
-        acc = bit = 0
+        padbits = _words_to_value(indices, base, value_words, pad, out)
     if padbits:
         value.close()
         raise ShareFormatError(f"share of set {identifier} has invalid padding")
@@ -279,7 +322,7 @@ def _feistel(
     r0 = l0 + half
     f0 = r0 + half
     iterations = (BASE_ITERATIONS << iteration_exponent) // ROUNDS
-    with alloc(f0 + half) as scratch, scratch.view() as mv:
+    with _scratch(f0 + half) as (scratch, mv):
         if passphrase is not None:
             mv[1:pw1] = passphrase
         mv[s0 : s0 + len(prefix)] = prefix
@@ -328,7 +371,7 @@ def decrypt_ems(
 def _digest_into(random_part: memoryview, secret: memoryview, out: memoryview) -> None:
     """``HMAC-SHA256(random_part, secret)[:4]`` into ``out`` (4 bytes)."""
     r, s = len(random_part), len(secret)
-    with alloc(r + s + 32) as scratch, scratch.view() as mv:
+    with _scratch(r + s + 32) as (scratch, mv):
         mv[:r] = random_part
         mv[r : r + s] = secret
         hmac_sha256_into(scratch, (0, r), (r, r + s), r + s)
@@ -353,7 +396,7 @@ def _split_secret(threshold: int, count: int, secret: memoryview) -> list[Secret
             buf = alloc(n)
             buf.fill_random()
             out.append(buf)
-        with alloc(n) as digest_share, digest_share.view() as dmv:
+        with _scratch(n) as (digest_share, dmv):
             digest_share.fill_random(DIGEST_BYTES, n)
             _digest_into(dmv[DIGEST_BYTES:], secret, dmv[:DIGEST_BYTES])
             with ExitStack() as stack:
@@ -374,8 +417,12 @@ def _split_secret(threshold: int, count: int, secret: memoryview) -> list[Secret
         raise
 
 
-def _recover_secret(threshold: int, points: Sequence[tuple[int, memoryview]]) -> SecretBuffer:
-    """Interpolate the secret at x=255 and check the digest share (x=254)."""
+def recover_secret(threshold: int, points: Sequence[tuple[int, memoryview]]) -> SecretBuffer:
+    """Interpolate the secret at x=255 from ``threshold`` points; check the digest (x=254).
+
+    Raises:
+        DigestError: the digest share does not match (a wrong or damaged share).
+    """
     n = len(points[0][1])
     if threshold == 1:
         buf = alloc(n)
@@ -384,7 +431,7 @@ def _recover_secret(threshold: int, points: Sequence[tuple[int, memoryview]]) ->
         return buf
     secret = alloc(n)
     try:
-        with secret.view() as smv, alloc(n + DIGEST_BYTES) as dig, dig.view() as dmv:
+        with secret.view() as smv, _scratch(n + DIGEST_BYTES) as (_dig, dmv):
             gf256.interpolate_into(smv, points, gf256.SECRET_INDEX)
             gf256.interpolate_into(dmv[:n], points, gf256.DIGEST_INDEX)
             _digest_into(dmv[DIGEST_BYTES:n], smv, dmv[n : n + DIGEST_BYTES])
@@ -493,7 +540,7 @@ def split_master(
         identifier = secrets.randbits(ID_LENGTH_BITS)  # public
     if not 0 <= identifier < (1 << ID_LENGTH_BITS):
         raise Slip39Error("the identifier has 15 bits")
-    with alloc(len(master)) as ems, ems.view() as emv:
+    with _scratch(len(master)) as (_ems, emv):
         encrypt_master(master, emv, passphrase, iteration_exponent, identifier, extendable)
         return split_ems(
             emv,
@@ -563,9 +610,9 @@ def recover_ems(shares: Sequence[Share]) -> tuple[ShareParams, SecretBuffer]:
                 pts = [
                     (s.params.member_index, stack.enter_context(s.value.view())) for s in ms[:mt]
                 ]
-                group_secrets.append((gi, _recover_secret(mt, pts)))
+                group_secrets.append((gi, recover_secret(mt, pts)))
             gpts = [(gi, stack.enter_context(buf.view())) for gi, buf in group_secrets]
-            ems = _recover_secret(first.group_threshold, gpts)
+            ems = recover_secret(first.group_threshold, gpts)
     finally:
         for _, buf in group_secrets:
             buf.close()
@@ -591,8 +638,3 @@ def combine(shares: Sequence[Share], passphrase: memoryview | None = None) -> Se
             master.close()
             raise
     return master
-
-
-def wipe_bytearray(b: bytearray) -> None:
-    """Wipe a temporary bytearray (memset, not a Python loop)."""
-    memset(b)

@@ -1,0 +1,636 @@
+"""Shares area (0x01xx): genesis split, share display, typed entry, recovery, KCV check.
+
+Everything secret stays in this process: the MasterKey, share values and the word
+indices of shares (SecretBuffers, 2 bytes per word). Replies carry only public facts:
+set identifier, group/member numbers, progress, commitments, fingerprints.
+
+Two accepted residues, both going only to the custodian who is typing (documented here
+because they are the only secret-derived strings this module returns):
+
+* ``entry_word`` on an *unknown* word returns the nearest list words. They are derived
+  from a wrong word; the custodian sees them to correct the typo.
+* ``entry_finish`` on a checksum failure returns, per candidate position, the word that
+  would make the checksum valid. That word is (very likely) the correct share word; it is
+  shown to the custodian who holds the share, never corrected silently, and never logged.
+
+A share leaves the keyholder in plaintext only to the terminal of its custodian
+(``show_share`` writes to a tty device the keyholder opens itself) or to a carrier module
+in this process (card/QR, through :func:`share_for_carrier`); never to a file, never to
+the parent.
+
+Opcodes and fields (1-based group and member numbers in every public field):
+
+* 0x0101 ``genesis_split``: ``policy`` JSON ``{group_threshold, groups: [[m, n], ...],
+  extendable, iteration_exponent}``, optional secret ``passphrase``, optional bool
+  ``generate`` (draw a MasterKey if none is held) -> ``identifier``, ``policy``,
+  ``shares`` [{group, member, words}], ``commitments`` (manifest entries), ``selftest``,
+  ``fingerprint``, ``kcv``, ``kcv_words``.
+* 0x0102 ``show_share``: ``group``, ``member``, ``tty`` (device path), ``custodian``
+  -> ``shown``.
+* 0x0103 ``shares_status`` -> ``identifier``, ``shares`` [{group, member, words, handed_to}].
+* 0x0104 ``genesis_finish``: optional ``force`` -> wipes the share words.
+* 0x0110 ``recovery_begin``: optional ``identifier``, ``commitments`` (manifest entries),
+  ``fingerprint`` (expected, hex) -> ``progress``.
+* 0x0111 ``entry_begin``: optional ``words`` (20 or 33, default 33) -> ``words``.
+* 0x0112 ``entry_word``: ``position`` (1-based), secret ``chars`` -> ``status``
+  (accepted | ambiguous | unknown), ``position``, ``filled``, ``nearest`` (unknown only).
+* 0x0113 ``entry_finish`` -> ``status`` ok + ``set``/``group``/``member``, or ``checksum``
+  + ``candidates`` [{position, words}], or ``incomplete`` + ``missing`` positions.
+* 0x0114 ``add_share``: (the finished entry) -> ``progress``; errors carry the recovery
+  code (other-set, duplicate, conflict, mismatch, extendable-mix, commitment).
+* 0x0115 ``entry_clear`` -> wipes the entry.
+* 0x0116 ``recover``: optional secret ``passphrase`` -> fingerprint fields and
+  ``verified`` (True/False against the expected fingerprint, None if none was given).
+* 0x0117 ``recovery_status`` -> ``progress``.
+* 0x0118 ``verify_share``: ``commitments`` (manifest entries) -> ``set``, ``group``,
+  ``member``, ``matches`` for the finished entry, checked against the manifest alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from core import secmem
+from core.keyholder.errors import KeyholderError, MalformedRequest, Refused, register_error
+from core.keyholder.fingerprint import derive_fingerprint
+from core.keyholder.ops import KeyholderState, Request, op
+from core.keyholder.ops_core import MASTER_KEY_BYTES
+from core.keyholder.protocol import Secret
+from core.shamir import _mem, slip39, typo
+from core.shamir.commitments import (
+    CommitmentError,
+    ShareCommitment,
+    check_against_manifest,
+    share_metadata,
+)
+from core.shamir.display import show_share_on_tty
+from core.shamir.errors import Slip39Error
+from core.shamir.genesis import (
+    GenesisPolicy,
+    GenesisResult,
+    GenesisSelfTestError,
+    genesis_split,
+)
+from core.shamir.recovery import RecoveryState
+from core.shamir.wordlist import lookup_typed, nearest_words
+
+__all__ = [
+    "ADD_SHARE",
+    "ENTRY_BEGIN",
+    "ENTRY_CLEAR",
+    "ENTRY_FINISH",
+    "ENTRY_WORD",
+    "GENESIS_FINISH",
+    "GENESIS_SPLIT",
+    "RECOVER",
+    "RECOVERY_BEGIN",
+    "RECOVERY_STATUS",
+    "SHARES_STATUS",
+    "SHOW_SHARE",
+    "VERIFY_SHARE",
+    "SharesError",
+    "add_share_indices",
+    "share_for_carrier",
+]
+
+GENESIS_SPLIT = 0x0101
+SHOW_SHARE = 0x0102
+SHARES_STATUS = 0x0103
+GENESIS_FINISH = 0x0104
+RECOVERY_BEGIN = 0x0110
+ENTRY_BEGIN = 0x0111
+ENTRY_WORD = 0x0112
+ENTRY_FINISH = 0x0113
+ADD_SHARE = 0x0114
+ENTRY_CLEAR = 0x0115
+RECOVER = 0x0116
+RECOVERY_STATUS = 0x0117
+VERIFY_SHARE = 0x0118
+
+MAX_TYPED = 16  # characters accepted for one typed word
+
+
+class SharesError(KeyholderError):
+    """A share operation failed; ``code`` is the SLIP-39/recovery code (other-set, ...)."""
+
+    code = "shares"
+
+
+register_error(SharesError)
+
+
+def _err(exc: Slip39Error) -> SharesError:
+    return SharesError(exc.message, code=exc.code)
+
+
+@dataclass
+class _Entry:
+    words: int
+    buf: secmem.SecretBuffer
+    filled: list[bool]
+    checked: bool = False
+
+    def close(self) -> None:
+        self.buf.close()
+
+
+@dataclass
+class _Area:
+    genesis: GenesisResult | None = None
+    handed_to: dict[tuple[int, int], str] = field(default_factory=dict)
+    recovery: RecoveryState | None = None
+    expected_fingerprint: bytes | None = None
+    entry: _Entry | None = None
+
+    def wipe(self) -> None:
+        if self.genesis is not None:
+            self.genesis.close()
+        self.genesis = None
+        self.handed_to.clear()
+        if self.recovery is not None:
+            self.recovery.wipe()
+        self.recovery = None
+        self.expected_fingerprint = None
+        if self.entry is not None:
+            self.entry.close()
+        self.entry = None
+
+
+def _reset(state: KeyholderState) -> None:
+    area = state.ext.get("shares")
+    if isinstance(area, _Area):
+        area.wipe()
+
+
+def _area(state: KeyholderState) -> _Area:
+    _mem.set_allow_unlocked(state.allow_unlocked)
+    area = state.ext.get("shares")
+    if not isinstance(area, _Area):
+        area = _Area()
+        state.ext["shares"] = area
+        if _reset not in state.resets:
+            state.resets.append(_reset)
+    return area
+
+
+def _fp_fields(master: memoryview) -> dict[str, Any]:
+    fp = derive_fingerprint(master)
+    return {"fingerprint": fp.hex, "kcv": fp.kcv, "kcv_words": fp.words}
+
+
+def _passphrase(req: Request) -> memoryview | None:
+    return req.secret("passphrase") if req.has("passphrase") else None
+
+
+# --------------------------------------------------------------------------- genesis
+
+
+def _policy(raw: Any) -> GenesisPolicy:
+    try:
+        groups = tuple((int(m), int(n)) for m, n in raw["groups"])
+        return GenesisPolicy(
+            group_threshold=int(raw["group_threshold"]),
+            groups=groups,
+            extendable=bool(raw.get("extendable", True)),
+            iteration_exponent=int(raw.get("iteration_exponent", 1)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedRequest(
+            "policy must be {group_threshold, groups: [[m, n], ...], extendable, "
+            "iteration_exponent}"
+        ) from exc
+
+
+@op(GENESIS_SPLIT, "genesis_split")
+def op_genesis_split(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Split the held MasterKey (or a fresh one) into SLIP-39 shares, then self-test."""
+    area = _area(state)
+    if area.genesis is not None:
+        raise Refused(
+            f"shares of set {area.genesis.identifier} are still held: finish that genesis "
+            "(or wipe) before splitting again"
+        )
+    if area.recovery is not None:
+        raise Refused("a recovery is in progress in this keyholder; wipe it first")
+    policy = _policy(req.json("policy"))
+    try:
+        policy.validate()
+    except Slip39Error as exc:
+        raise _err(exc) from None
+    generated = False
+    if state.master is None or state.master.closed:
+        if not req.flag("generate", False):
+            state.require_master()
+        buf = state.alloc(MASTER_KEY_BYTES)
+        buf.fill_random()
+        state.set_master(buf, "practice" if state.practice else "generated")
+        generated = True
+    master = state.require_master()
+    try:
+        with master.view() as mv:
+            result = genesis_split(mv, policy, _passphrase(req))
+            fp = _fp_fields(mv)
+    except GenesisSelfTestError as exc:
+        # The shares do not give the key back: abort genesis. The MasterKey goes too (no
+        # share of it exists, and a key that cannot be recovered must not be sealed).
+        state.wipe()
+        raise _err(exc) from None
+    except Slip39Error as exc:
+        if generated:
+            state.wipe()
+        raise _err(exc) from None
+    area.genesis = result
+    return {
+        "identifier": result.identifier,
+        "policy": policy.to_dict(),
+        "generated": generated,
+        "shares": [
+            {
+                "group": s.params.group_index + 1,
+                "member": s.params.member_index + 1,
+                "words": len(s.indices) // 2,
+            }
+            for s in result.shares
+        ],
+        "commitments": [c.to_dict() for c in result.commitments],
+        "selftest": result.selftest.to_dict(),
+        **fp,
+    }
+
+
+def _find_share(area: _Area, group: int, member: int) -> secmem.SecretBuffer:
+    if area.genesis is None:
+        raise Refused("no share set is held: run the genesis split first")
+    for s in area.genesis.shares:
+        if (s.params.group_index + 1, s.params.member_index + 1) == (group, member):
+            return s.indices
+    raise MalformedRequest(f"set {area.genesis.identifier} has no share {member} in group {group}")
+
+
+@contextmanager
+def share_for_carrier(
+    state: KeyholderState, group: int, member: int, carrier: str
+) -> Iterator[memoryview]:
+    """Lend a genesis share's word indices to a carrier in this process (card, QR).
+
+    The view is valid inside the ``with`` block only; the share is recorded as handed to
+    ``carrier`` and cannot be handed out a second time.
+    """
+    area = _area(state)
+    buf = _find_share(area, group, member)
+    key = (group, member)
+    if key in area.handed_to:
+        raise Refused(f"group {group} share {member} was already handed to {area.handed_to[key]}")
+    with buf.view() as mv:
+        yield mv
+    area.handed_to[key] = carrier
+
+
+@op(SHOW_SHARE, "show_share")
+def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Write one share to its custodian's terminal, wait for a key, erase it."""
+    area = _area(state)
+    group, member = req.integer("group"), req.integer("member")
+    tty = req.text("tty")
+    custodian = req.text("custodian", "")
+    with share_for_carrier(state, group, member, f"display {tty} ({custodian})") as mv:
+        ident = area.genesis.identifier if area.genesis else 0
+        title = f"Set {ident} - group {group}, share {member}" + (
+            f" - for {custodian}" if custodian else ""
+        )
+        try:
+            show_share_on_tty(tty, mv, title=title)
+        except (OSError, ValueError) as exc:
+            raise Refused(f"cannot show the share on {tty}: {exc}") from None
+    return {"shown": True, "group": group, "member": member}
+
+
+@op(SHARES_STATUS, "shares_status")
+def op_shares_status(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Which shares of the current set exist and to whom they were handed."""
+    area = _area(state)
+    if area.genesis is None:
+        return {"identifier": None, "shares": []}
+    return {
+        "identifier": area.genesis.identifier,
+        "shares": [
+            {
+                "group": s.params.group_index + 1,
+                "member": s.params.member_index + 1,
+                "words": len(s.indices) // 2,
+                "handed_to": area.handed_to.get(
+                    (s.params.group_index + 1, s.params.member_index + 1), ""
+                ),
+            }
+            for s in area.genesis.shares
+        ],
+    }
+
+
+@op(GENESIS_FINISH, "genesis_finish")
+def op_genesis_finish(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Wipe the share words once every share has been handed out (or ``force``)."""
+    area = _area(state)
+    if area.genesis is None:
+        return {"finished": True, "not_handed_out": []}
+    missing = [
+        {"group": s.params.group_index + 1, "member": s.params.member_index + 1}
+        for s in area.genesis.shares
+        if (s.params.group_index + 1, s.params.member_index + 1) not in area.handed_to
+    ]
+    if missing and not req.flag("force", False):
+        raise Refused(f"{len(missing)} share(s) have not been handed out yet")
+    area.genesis.close()
+    area.genesis = None
+    area.handed_to.clear()
+    return {"finished": True, "not_handed_out": missing}
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def _recovery(state: KeyholderState, area: _Area) -> RecoveryState:
+    state.refuse_if_master("accept shares")
+    if area.recovery is None:
+        area.recovery = RecoveryState()
+    return area.recovery
+
+
+@op(RECOVERY_BEGIN, "recovery_begin")
+def op_recovery_begin(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Start a recovery (ADR-201: refused while a MasterKey is held)."""
+    state.refuse_if_master("recover a MasterKey")
+    area = _area(state)
+    if area.recovery is not None:
+        area.recovery.wipe()
+    commitments = [ShareCommitment.from_dict(d) for d in req.json("commitments", [])]
+    ident = req.integer("identifier") if req.has("identifier") else None
+    if ident is None and commitments:
+        ident = commitments[0].identifier
+    area.recovery = RecoveryState(expected_identifier=ident, commitments=commitments)
+    area.expected_fingerprint = (
+        bytes.fromhex(req.text("fingerprint")) if req.has("fingerprint") else None
+    )
+    return {"progress": area.recovery.progress().to_dict()}
+
+
+@op(ENTRY_BEGIN, "entry_begin")
+def op_entry_begin(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Start typing a share of ``words`` words (33 for 256-bit, 20 for 128-bit)."""
+    area = _area(state)
+    words = req.integer("words", 33)
+    if words not in (20, 33):
+        raise MalformedRequest("a share has 20 or 33 words")
+    if area.entry is not None:
+        area.entry.close()
+    area.entry = _Entry(words, state.alloc(2 * words), [False] * words)
+    return {"words": words}
+
+
+def _entry(area: _Area) -> _Entry:
+    if area.entry is None:
+        raise Refused("no share is being entered: begin an entry first")
+    return area.entry
+
+
+@op(ENTRY_WORD, "entry_word")
+def op_entry_word(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Accept one typed word (or its unique 4-letter prefix) at a position."""
+    area = _area(state)
+    entry = _entry(area)
+    pos = req.integer("position")
+    if not 1 <= pos <= entry.words:
+        raise MalformedRequest(f"position must be 1..{entry.words}")
+    chars = req.secret("chars")
+    if len(chars) > MAX_TYPED:
+        return {"status": "unknown", "position": pos, "filled": sum(entry.filled), "nearest": []}
+    res = lookup_typed(chars)
+    entry.checked = False
+    out: dict[str, Any] = {"status": res.status, "position": pos}
+    if res.status == "accepted":
+        with entry.buf.view() as mv:
+            # the trie hands out the index object it already holds: hi/lo are <= 255
+            mv[2 * pos - 2] = res.index >> 8
+            mv[2 * pos - 1] = res.index & 0xFF
+        entry.filled[pos - 1] = True
+    else:
+        if entry.filled[pos - 1]:
+            with entry.buf.view() as mv:
+                mv[2 * pos - 2] = 0
+                mv[2 * pos - 1] = 0
+            entry.filled[pos - 1] = False
+        if res.status == "unknown":
+            # residue accepted: suggestions for the typing custodian only
+            out["nearest"] = nearest_words(chars)
+    out["filled"] = sum(entry.filled)
+    return out
+
+
+@op(ENTRY_FINISH, "entry_finish")
+def op_entry_finish(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Check the entered share's checksum; on failure locate the wrong word."""
+    area = _area(state)
+    entry = _entry(area)
+    missing = [i + 1 for i, f in enumerate(entry.filled) if not f]
+    if missing:
+        return {"status": "incomplete", "missing": missing}
+    with entry.buf.view() as mv:
+        try:
+            share = slip39.decode_share(mv)
+        except Slip39Error as exc:
+            if exc.code != "checksum":
+                raise _err(exc) from None
+            cands = typo.locate_wrong_word(mv)
+            # residue accepted: candidate words go to the typing custodian's screen only
+            return {
+                "status": "checksum",
+                "message": exc.message,
+                "candidates": [{"position": c.position + 1, "words": list(c.words)} for c in cands],
+            }
+    params = share.params
+    share.close()
+    entry.checked = True
+    return {
+        "status": "ok",
+        "set": params.identifier,
+        "group": params.group_index + 1,
+        "member": params.member_index + 1,
+    }
+
+
+@op(ENTRY_CLEAR, "entry_clear")
+def op_entry_clear(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Wipe the share being entered."""
+    area = _area(state)
+    if area.entry is not None:
+        area.entry.close()
+    area.entry = None
+    return {"cleared": True}
+
+
+def add_share_indices(state: KeyholderState, indices: memoryview) -> dict[str, Any]:
+    """Add a share given as word indices (2 bytes each) to the recovery in progress.
+
+    For carrier operations in this process (card, QR) as well as typed entry.
+
+    Returns:
+        ``{"progress": ...}`` (public).
+
+    Raises:
+        SharesError: with the recovery code (other-set, duplicate, conflict, mismatch,
+            extendable-mix, commitment, checksum, share-format).
+    """
+    area = _area(state)
+    rec = _recovery(state, area)
+    set_, group, member = share_metadata(indices)
+    try:
+        progress = rec.add_indices(indices)
+    except Slip39Error as exc:
+        raise _err(exc) from None
+    return {
+        "share": {"set": set_, "group": group + 1, "member": member + 1},
+        "progress": progress.to_dict(),
+    }
+
+
+@op(ADD_SHARE, "add_share")
+def op_add_share(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Add the finished typed share to the recovery; the entry is wiped either way."""
+    area = _area(state)
+    entry = _entry(area)
+    if not entry.checked:
+        raise Refused("finish the entry (checksum) before adding the share")
+    try:
+        with entry.buf.view() as mv:
+            return add_share_indices(state, mv)
+    finally:
+        entry.close()
+        area.entry = None
+
+
+@op(RECOVERY_STATUS, "recovery_status")
+def op_recovery_status(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Progress of the recovery in progress."""
+    area = _area(state)
+    rec = area.recovery or RecoveryState()
+    return {"progress": rec.progress().to_dict()}
+
+
+@op(RECOVER, "recover")
+def op_recover(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Rebuild the MasterKey from the collected shares; check the expected fingerprint."""
+    area = _area(state)
+    rec = _recovery(state, area)
+    try:
+        master = rec.recover(_passphrase(req))
+    except Slip39Error as exc:
+        raise _err(exc) from None
+    with master.view() as mv:
+        fp = derive_fingerprint(mv)
+    verified: bool | None = None
+    if area.expected_fingerprint is not None:
+        verified = secmem.ct_equal(fp.public_key, area.expected_fingerprint)
+        if not verified:
+            master.close()
+            raise SharesError(
+                "the rebuilt key does not have the fingerprint recorded at genesis: wrong "
+                "passphrase or a share of another key. Nothing was kept.",
+                code="kcv-mismatch",
+            )
+    rec.wipe()
+    area.recovery = None
+    state.set_master(master, "recovered")
+    return {"origin": "recovered", "verified": verified, **{
+        "fingerprint": fp.hex, "kcv": fp.kcv, "kcv_words": fp.words,
+    }}  # fmt: skip
+
+
+@op(VERIFY_SHARE, "verify_share")
+def op_verify_share(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Check the finished typed share against the manifest's commitments alone."""
+    area = _area(state)
+    entry = _entry(area)
+    if not entry.checked:
+        raise Refused("finish the entry (checksum) before verifying the share")
+    commitments = [ShareCommitment.from_dict(d) for d in req.json("commitments", [])]
+    with entry.buf.view() as mv:
+        set_, group, member = share_metadata(mv)
+        try:
+            check_against_manifest(mv, commitments)
+            matches = True
+        except CommitmentError:
+            matches = False
+    return {"set": set_, "group": group + 1, "member": member + 1, "matches": matches}
+
+
+# --------------------------------------------------------------------------- client helpers
+
+
+def client_genesis_split(
+    client: Any,
+    policy: dict[str, Any],
+    passphrase: memoryview | None = None,
+    *,
+    generate: bool = False,
+) -> dict[str, Any]:
+    """Parent side of ``genesis_split`` (``client`` is a KeyholderClient)."""
+    fields: dict[str, Any] = {"policy": policy, "generate": generate}
+    if passphrase is not None:
+        fields["passphrase"] = Secret(passphrase)
+    return dict(client.call(GENESIS_SPLIT, **fields))
+
+
+def client_show_share(
+    client: Any, group: int, member: int, tty: str, custodian: str
+) -> dict[str, Any]:
+    """Parent side of ``show_share``."""
+    return dict(client.call(SHOW_SHARE, group=group, member=member, tty=tty, custodian=custodian))
+
+
+def client_recovery_begin(
+    client: Any,
+    *,
+    identifier: int | None = None,
+    commitments: list[dict[str, Any]] | None = None,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """Parent side of ``recovery_begin``."""
+    fields: dict[str, Any] = {}
+    if identifier is not None:
+        fields["identifier"] = identifier
+    if commitments is not None:
+        fields["commitments"] = commitments
+    if fingerprint is not None:
+        fields["fingerprint"] = fingerprint
+    return dict(client.call(RECOVERY_BEGIN, **fields))
+
+
+def client_entry_begin(client: Any, words: int = 33) -> dict[str, Any]:
+    """Parent side of ``entry_begin``."""
+    return dict(client.call(ENTRY_BEGIN, words=words))
+
+
+def client_entry_word(client: Any, position: int, chars: memoryview) -> dict[str, Any]:
+    """Send one typed word from the parent's locked input buffer (``chars``)."""
+    return dict(client.call(ENTRY_WORD, position=position, chars=Secret(chars)))
+
+
+def client_entry_finish(client: Any) -> dict[str, Any]:
+    """Parent side of ``entry_finish``."""
+    return dict(client.call(ENTRY_FINISH))
+
+
+def client_add_share(client: Any) -> dict[str, Any]:
+    """Parent side of ``add_share``."""
+    return dict(client.call(ADD_SHARE))
+
+
+def client_recover(client: Any, passphrase: memoryview | None = None) -> dict[str, Any]:
+    """Parent side of ``recover``."""
+    fields: dict[str, Any] = {}
+    if passphrase is not None:
+        fields["passphrase"] = Secret(passphrase)
+    return dict(client.call(RECOVER, **fields))
