@@ -216,10 +216,15 @@ def test_network_interface_present_but_down_warns(make_root: Maker) -> None:
 
 
 def test_network_bluetooth_adapter_warns(make_root: Maker) -> None:
-    root = make_root({"sys/class/bluetooth/hci0/uevent": "DEVTYPE=host\n"})
+    root = make_root(
+        {
+            "sys/class/bluetooth/hci0/uevent": "DEVTYPE=host\n",
+            "sys/class/bluetooth/hci0:11/uevent": "DEVTYPE=link\n",
+        }
+    )
     r = preflight.check_network_interfaces(root)
     assert r.status == "WARN"
-    assert "hci0" in r.reason
+    assert r.reason == "no interface is up, but present: hci0 (bluetooth)"
 
 
 def test_network_ignores_non_interface_files_and_loopback_flag(make_root: Maker) -> None:
@@ -656,6 +661,7 @@ def test_main_demo_exits_zero(make_root: Maker, capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert "mode: demo" in out
     assert "0 FAIL" in out
+    assert "not a ceremony verdict" in out
     for name in CHECK_NAMES:
         assert name in out
 
