@@ -171,6 +171,8 @@ def _area(state: KeyholderState) -> _Area:
     if not isinstance(area, _Area):
         area = _Area()
         state.ext["shares"] = area
+        # shard envelopes (ops_seal) take genesis shares through this resolver
+        state.ext["seal_share_source"] = _seal_share_source
         if _reset not in state.resets:
             state.resets.append(_reset)
     return area
@@ -268,6 +270,37 @@ def _find_share(area: _Area, group: int, member: int) -> secmem.SecretBuffer:
         if (s.params.group_index + 1, s.params.member_index + 1) == (group, member):
             return s.indices
     raise MalformedRequest(f"set {area.genesis.identifier} has no share {member} in group {group}")
+
+
+def _seal_share_source(
+    state: KeyholderState, index: int
+) -> tuple[secmem.SecretBuffer, str, dict[str, int]]:
+    """Resolver for shard envelopes: genesis share number ``index`` (1-based, in the
+    order the split returned them) as its word indices (``slip39-indices-u16be``).
+
+    Sealing is the share's carrier: a share already handed to another carrier is refused.
+    """
+    area = _area(state)
+    if area.genesis is None:
+        raise Refused("no share set is held: run the genesis split first")
+    if not 1 <= index <= len(area.genesis.shares):
+        raise MalformedRequest(f"set {area.genesis.identifier} has no share number {index}")
+    share = area.genesis.shares[index - 1]
+    p = share.params
+    key = (p.group_index + 1, p.member_index + 1)
+    holder = area.handed_to.get(key)
+    if holder is not None and holder != "sealed envelope":
+        raise Refused(f"group {key[0]} share {key[1]} was already handed to {holder}")
+    area.handed_to[key] = "sealed envelope"
+    meta = {
+        "index": index,
+        "set_id": p.identifier,
+        "group_index": p.group_index + 1,
+        "group_threshold": p.group_threshold,
+        "member_index": p.member_index + 1,
+        "threshold": p.member_threshold,
+    }
+    return share.indices, "slip39-indices-u16be", meta
 
 
 @contextmanager

@@ -77,7 +77,7 @@ __all__ = [
 FORMAT: Final = "openkcm-envelope"
 VERSION: Final = 1
 KINDS: Final = ("masterkey", "shard")
-PAYLOAD_ENCODINGS: Final = ("raw", "slip39-mnemonic", "slip39-share-value")
+PAYLOAD_ENCODINGS: Final = ("raw", "slip39-mnemonic", "slip39-share-value", "slip39-indices-u16be")
 NONCE_LEN: Final = 12
 TAG_LEN: Final = 16
 DATA_KEY_LEN: Final = 32
@@ -148,7 +148,8 @@ def build_header(
         ceremony_id: the ceremony's id.
         recipient: the (confirmed) recipient.
         payload_encoding: how the plaintext is encoded (``raw`` MasterKey bytes,
-            ``slip39-mnemonic`` UTF-8 words, ``slip39-share-value`` raw share bytes).
+            ``slip39-mnemonic`` UTF-8 words, ``slip39-share-value`` raw share bytes,
+            ``slip39-indices-u16be`` the share's SLIP-39 word indices, 2 bytes each).
         payload_length: plaintext length in bytes.
         created_utc: ``YYYY-MM-DDTHH:MM:SSZ``; default now.
         shard: for ``kind="shard"``: integers such as ``index``, ``threshold``,
