@@ -43,8 +43,11 @@ undone by :meth:`Ceremony.retry`)::
     c.acknowledge(role)      a required role signs the step off
     c.confirm(witness, matches=True, method="words")
                              verify-fingerprint / verify-kcv: the named witness compares
-    c.show_share(custodian, display="screen")     distribute-shares, one custodian at a time
+    c.show_share(custodian, display=None, *, card=None, override_reason=None)
+                             distribute-shares, one custodian at a time, on the carrier the
+                             script declares (see "Share carriers" below)
     c.add_share(carrier, payload)                 collect-shares / check-shares
+    c.scanner_key(key, t_us) collect-shares: one key press of a wedge QR scanner
     c.complete_step()        when performed + acknowledged: DONE, next step becomes ACTIVE
     c.skip_act(reason, who)  skip the rest of an optional act
     c.record_exception(text, who)                 at any time (exception sheet)
@@ -72,9 +75,33 @@ export              ``perform()``: writes the listed files through the exporter
 wipe                ``perform()``: the keyholder wipes every secret
 ==================  ========================================================================
 
+Share carriers
+--------------
+
+Distribution (``show_share``): the step's ``carriers`` table names each custodian's carrier
+(``c.share_carriers()``; default ``screen``): ``screen`` shows the words on the custodian
+terminal (typed later or written on paper), ``qr`` shows a share QR there, ``card`` needs
+``card=CardAccess(module=None, serial=None, pin=<view of the UI's locked PIN buffer>)``: a
+key is generated on the card, the share is written, read back and checked against its
+manifest commitment; the card serial and key fingerprint go into the manifest (rewritten in
+``manifests/``; ``c.manifest``), the journal and ``run.display["cards"]``. A card that keeps
+no data object (step ``card_data_object = false``, or the card refuses one) gets a sealed
+share file (public) in ``workspace/card-shares/`` and ``c.card_files``, exported with the
+manifest. ``c.list_cards(module=None)`` lists the cards in the readers.
+
+Collection (``add_share``): ``typed`` (word views), ``card`` (:class:`CardAccess`: module,
+serial, PIN view; a serial not in the manifest is refused before the card is touched),
+``qr-file`` (image path), ``qr-camera`` (:class:`QRCamera`, ``replay`` for recorded frames),
+``scanner`` (``[(one-byte view, t_us), ...]``, or :meth:`Ceremony.scanner_key` key by key).
+A script's ``qr`` allows the three QR ways (``c.carrier_allowed(carrier)``). Errors of the
+card/QR layer raise :class:`CarrierRefusedError` (a :class:`ShareRefusedError` with ``code``,
+e.g. ``card-pin-incorrect``, ``card-wrong-card``, ``card-removed``, ``qr-not-found``):
+the step stays ACTIVE, every share collected (or handed out) so far is kept; retry.
+
 The workspace (ceremony media; the demo uses a folder) holds ``recipients/`` (public keys
 brought in), ``manifests/set-<id>.json`` (public share-set manifests; a manifest whose set is
-named in a later manifest's ``supersedes`` is superseded), ``ceremonies/<id>/`` (journal,
+named in a later manifest's ``supersedes`` is superseded), ``card-shares/`` (sealed share
+files of cards without data objects), ``ceremonies/<id>/`` (journal,
 JSON Lines, transcript) and, with the default exporter, ``exports/<folder>/``.
 """
 
@@ -83,6 +110,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets as _secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +120,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from core import journal as _journal
+from core.carriers.errors import CarrierError
 from core.ceremony.model import Act, RoleKind, Script, Step, StepKind
 from core.ceremony.script import load_script
 from core.journal import Event, Journal
@@ -99,6 +128,10 @@ from core.keyholder.errors import KeyholderDied
 from core.words import to_words
 
 __all__ = [
+    "QR_CARRIERS",
+    "CardAccess",
+    "CarrierKeyholder",
+    "CarrierRefusedError",
     "Ceremony",
     "CeremonyState",
     "ClientKeyholder",
@@ -108,6 +141,7 @@ __all__ = [
     "FolderExporter",
     "Keyholder",
     "PreflightPort",
+    "QRCamera",
     "RecipientSource",
     "ShareRefusedError",
     "StepFailedError",
@@ -133,9 +167,77 @@ class ShareRefusedError(Exception):
     can name a superseded set.
     """
 
-    def __init__(self, message: str, *, set_id: str | None = None) -> None:
+    def __init__(self, message: str, *, set_id: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.set_id = set_id
+        self.code = code
+
+
+class CarrierRefusedError(ShareRefusedError):
+    """A share carrier failed (wrong PIN, card removed, wrong card, unreadable QR...).
+
+    The step stays ACTIVE and everything collected or handed out so far is kept: fix the
+    cause (PIN, card, image) and try again. ``code`` is the carrier error code
+    (``card-pin-incorrect``, ``card-wrong-card``, ``card-removed``, ``qr-not-found``, ...;
+    see :mod:`core.carriers.errors`), ``carrier`` the carrier or display that failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        carrier: str,
+        code: str | None = None,
+        set_id: str | None = None,
+    ) -> None:
+        super().__init__(message, set_id=set_id, code=code)
+        self.carrier = carrier
+
+
+#: Collection carriers a script allows with the umbrella name ``qr``.
+QR_CARRIERS = ("qr-file", "qr-camera", "scanner")
+#: PKCS#11 module used when neither the step nor the caller names one.
+DEFAULT_CARD_MODULE = "opensc"
+
+
+@dataclass(frozen=True)
+class CardAccess:
+    """How to reach one custodian's smart card (public facts plus a view of the PIN).
+
+    Attributes:
+        module: PKCS#11 module: a name (``opensc``, ``yubico``, ``softhsm2``) or an
+            absolute path; None: the step's ``card_module`` (default ``opensc``).
+        serial: the card's serial; None: the only (expected) card in the readers.
+        pin: a memoryview over the caller's own locked PIN buffer (sent to the keyholder
+            as a protocol ``Secret``, never copied by the engine); None: the reader's PIN pad.
+        sealed: the card's sealed share file (public JSON) for cards that hold no data
+            object; None: the engine looks in ``workspace/card-shares/`` itself.
+        expected_serials: filled by the engine at collection (the manifest's card serials).
+        set_id: filled by the engine at collection (the set being collected).
+    """
+
+    module: str | None = None
+    serial: str | None = None
+    pin: memoryview | None = field(default=None, repr=False, compare=False)
+    sealed: bytes | None = field(default=None, repr=False)
+    expected_serials: tuple[str, ...] = ()
+    set_id: str | None = None
+
+
+@dataclass(frozen=True)
+class QRCamera:
+    """Scan a share QR with a camera (``qr-camera``).
+
+    Attributes:
+        device: V4L2 device.
+        timeout_s: give up after this many seconds.
+        replay: image files replayed as camera frames instead of the device (tests,
+            and a recorded scan); the same decode pipeline as the camera.
+    """
+
+    device: str = "/dev/video0"
+    timeout_s: int = 30
+    replay: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- ports
@@ -190,6 +292,44 @@ class Keyholder(Protocol):
 
     def wipe(self) -> None:
         """Wipe every secret held."""
+        ...
+
+
+@runtime_checkable
+class CarrierKeyholder(Protocol):
+    """Optional extension of :class:`Keyholder` for smart cards and the wedge scanner.
+
+    Collection through every carrier goes through :meth:`Keyholder.add_share` (``carrier``
+    ``card`` with a :class:`CardAccess`, ``qr-file`` with a path, ``qr-camera`` with a
+    :class:`QRCamera`, ``scanner`` with ``[(key view, t_us), ...]``); showing a QR goes
+    through :meth:`Keyholder.show_share` (``display="qr"``). A keyholder without these
+    methods cannot write cards or take single scanner keys (the engine says so).
+    """
+
+    def write_card(
+        self,
+        member: int,
+        card: CardAccess,
+        *,
+        commitment: Mapping[str, Any] | None,
+        meta: Mapping[str, Any],
+        bits: int,
+        store_on_card: bool,
+    ) -> dict[str, Any]:
+        """Provision a key on the card, write share ``member`` to it, read it back, check.
+
+        Returns ``{"card": public facts (serial, key_fingerprint, key_id, oaep_hash, bits,
+        stored_on_card, verified, notes), "sealed": bytes (the public sealed share file)}``.
+        """
+        ...
+
+    def list_cards(self, module: str) -> list[dict[str, Any]]:
+        """The cards in the readers (public token facts)."""
+        ...
+
+    def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
+        """One wedge-scanner key press; returns ``status``/``count`` and, once a burst
+        completes, the same public progress as :meth:`Keyholder.add_share`."""
         ...
 
 
@@ -349,6 +489,9 @@ class Ceremony:
         self.confirmed_recipients: dict[str, dict[str, Any]] = {}
         self.envelopes: dict[str, tuple[str, bytes]] = {}  # recipient -> (file name, bytes)
         self.written: dict[str, list[ExportedFile]] = {}  # folder -> files
+        # sealed share files of cards that hold no data object: name -> public bytes
+        self.card_files: dict[str, bytes] = {}
+        self._manifest_path: Path | None = None
         self.final_hash = ""
         self.final_words: list[str] = []
         self.exports: dict[str, Path] = {}
@@ -878,6 +1021,10 @@ class Ceremony:
         manifest.setdefault("region_id", self.script.region_id)
         if self.practice:
             manifest["practice"] = True
+        carriers = self.share_carriers(run)
+        for h in manifest.get("holders") or []:
+            if isinstance(h, dict) and h.get("custodian") in carriers:
+                h["carrier"] = carriers[h["custodian"]]
         set_id = str(manifest["set_id"])
         data = _manifest_bytes(manifest)
         path = (
@@ -888,6 +1035,8 @@ class Ceremony:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_new(path, data)
         self.manifest = manifest
+        self._manifest_path = path
+        run.display = {"set_id": set_id, "carriers": carriers, "cards": {}}
         return self._result(
             run,
             {
@@ -901,22 +1050,82 @@ class Ceremony:
             },
         )
 
-    def show_share(self, custodian: str, display: str = "screen") -> dict[str, Any]:
-        """Have the keyholder show ``custodian``'s share (distribute-shares)."""
+    def share_carriers(self, run: StepRun | None = None) -> dict[str, str]:
+        """How each custodian of the split receives their share: ``screen`` (words on the
+        custodian terminal, to be typed or written on paper), ``qr`` (QR on that terminal)
+        or ``card`` (written to their smart card). From the step's ``carriers`` table;
+        custodians not listed get ``screen``."""
+        run = run or self.current_step
+        declared: Mapping[str, str] = {}
+        if run is not None and run.kind is StepKind.DISTRIBUTE_SHARES:
+            declared = run.step.params.get("carriers") or {}
+        return {c: str(declared.get(c, "screen")) for c in self._custodians_for_split()}
+
+    def show_share(
+        self,
+        custodian: str,
+        display: str | None = None,
+        *,
+        card: CardAccess | None = None,
+        override_reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Hand ``custodian``'s share over on its carrier (distribute-shares).
+
+        Args:
+            custodian: the custodian role.
+            display: ``screen``, ``qr`` or ``card`` (one of the step's ``display``); None:
+                the carrier the script declares for this custodian (``screen`` when none).
+                When the step's ``carriers`` table names this custodian, another carrier
+                needs ``override_reason`` (recorded as an exception).
+            card: for ``card``: module, serial and PIN view (:class:`CardAccess`). The
+                card key is generated on the card, the share is written, read back and
+                checked against the manifest commitment before this returns; the card
+                serial and key fingerprint go into the manifest and the journal.
+            override_reason: why the declared carrier is not used.
+
+        Raises:
+            EngineError: not allowed now (wrong step, unknown custodian, display).
+            CarrierRefusedError: the card/QR layer failed (wrong PIN, card removed, wrong
+                card...): nothing is lost, the share was not handed out; try again.
+            StepFailedError: the keyholder failed otherwise (the step is FAILED).
+        """
         run = self._require_running()
         if run.kind is not StepKind.DISTRIBUTE_SHARES or not run.performed:
             raise EngineError("shares are shown only in a distribute-shares step, after the split")
+        if run.state is StepState.FAILED:
+            raise EngineError("the step failed: retry it first")
         order = self._custodians_for_split()
         if custodian not in order:
             raise EngineError(f"{custodian} is not a custodian of the new share set")
+        declared = self.share_carriers(run)[custodian]
+        explicit = custodian in (run.step.params.get("carriers") or {})
+        display = display or declared
         allowed = run.step.params.get("display") or ["screen"]
         if display not in allowed:
             raise EngineError(
                 f"display {display!r} not allowed here (allowed: {', '.join(allowed)})"
             )
+        if explicit and display != declared:
+            if not (override_reason and override_reason.strip()):
+                raise EngineError(
+                    f"the script gives {custodian} their share by {declared}, not {display}: "
+                    "give a reason to override (it is recorded as an exception)"
+                )
+            self.record_exception(
+                f"{custodian}'s share handed over by {display} instead of {declared}: "
+                f"{override_reason.strip()}",
+                next(
+                    (r.id for r in self.script.roles.values() if r.kind is RoleKind.ADMINISTRATOR),
+                    "administrator",
+                ),
+            )
+        if display == "card":
+            return self._write_card(run, custodian, order.index(custodian), card)
         try:
             out = _public_facts(self.keyholder.show_share(order.index(custodian), display))
         except Exception as exc:
+            if _is_carrier_error(exc):
+                raise self._carrier_refused(run, exc, display, shown_to=custodian) from None
             self._fail(run, exc)
             raise StepFailedError(run.error) from None
         if custodian not in run.shown:
@@ -928,6 +1137,172 @@ class Ceremony:
             run=run,
         )
         return out
+
+    def _card_module(self, run: StepRun, card: CardAccess | None) -> str:
+        if card is not None and card.module:
+            return card.module
+        return str(run.step.params.get("card_module") or DEFAULT_CARD_MODULE)
+
+    def _carrier_port(self, what: str) -> CarrierKeyholder:
+        kh = self.keyholder
+        if not isinstance(kh, CarrierKeyholder):
+            raise NotImplementedError(f"this keyholder cannot {what}")
+        return kh
+
+    def _write_card(
+        self, run: StepRun, custodian: str, member: int, card: CardAccess | None
+    ) -> dict[str, Any]:
+        role = self.script.roles[custodian]
+        card = card or CardAccess()
+        serial = card.serial or role.card_serial
+        if role.card_serial and serial != role.card_serial:
+            raise EngineError(
+                f"the script gives {role.name} card {role.card_serial}, not card {serial}: "
+                "insert the card named in the script"
+            )
+        if self.manifest is None:
+            raise EngineError("the split has not been done")
+        holders = [h for h in self.manifest.get("holders") or [] if isinstance(h, dict)]
+        holder = next((h for h in holders if h.get("custodian") == custodian), None)
+        others = {
+            str(h["card_serial"])
+            for h in holders
+            if h.get("card_serial") and h.get("custodian") != custodian
+        }
+        if serial and serial in others:
+            raise EngineError(f"card {serial} already holds another custodian's share of this set")
+        commitment = None
+        if holder is not None:
+            commitment = next(
+                (
+                    c
+                    for c in self.manifest.get("commitments") or []
+                    if isinstance(c, dict)
+                    and c.get("group") == holder.get("group")
+                    and c.get("member") == holder.get("member")
+                ),
+                None,
+            )
+        access = CardAccess(
+            module=self._card_module(run, card), serial=serial, pin=card.pin, sealed=None
+        )
+        try:
+            port = self._carrier_port("write shares to smart cards")
+            res = port.write_card(
+                member,
+                access,
+                commitment=commitment,
+                meta={"set": _int_or_str(self.manifest["set_id"]), "custodian": custodian},
+                bits=int(run.step.params.get("card_key_bits", 3072)),
+                store_on_card=bool(run.step.params.get("card_data_object", True)),
+            )
+        except Exception as exc:
+            if _is_carrier_error(exc):
+                raise self._carrier_refused(run, exc, "card", shown_to=custodian) from None
+            self._fail(run, exc)
+            raise StepFailedError(run.error) from None
+        facts = _public_facts(dict(res.get("card") or {}))
+        sealed = res.get("sealed")
+        got_serial = str(facts.get("serial", serial or ""))
+        entry: dict[str, Any] = {
+            "carrier": "card",
+            "card_serial": got_serial,
+            "key_fingerprint": facts.get("key_fingerprint", ""),
+            "card_key_id": facts.get("key_id", ""),
+            "card_key_bits": facts.get("bits"),
+            "oaep_hash": facts.get("oaep_hash", ""),
+            "stored_on_card": bool(facts.get("stored_on_card")),
+            "verified": bool(facts.get("verified")),
+        }
+        if isinstance(sealed, bytes | bytearray) and not entry["stored_on_card"]:
+            prefix = "PRACTICE-" if self.practice else ""
+            name = f"{prefix}card-share-set-{self.manifest['set_id']}-{got_serial}.sealed.json"
+            data = bytes(sealed)
+            folder = self.workspace / "card-shares"
+            folder.mkdir(parents=True, exist_ok=True)
+            _replace_file(folder / name, data)
+            self.card_files[name] = data
+            entry["sealed_file"] = name
+            entry["sealed_sha256"] = _sha256(data)
+        if holder is not None:
+            holder.update(entry)
+        manifest_sha = self._save_manifest()
+        if custodian not in run.shown:
+            run.shown.append(custodian)
+        run.display.setdefault("cards", {})[custodian] = dict(entry)
+        out = {
+            **entry,
+            "key_fingerprint_words": _fp_words(str(entry["key_fingerprint"])),
+            "notes": facts.get("notes", []),
+            "manifest_sha256": manifest_sha,
+        }
+        self._record(
+            "step.input",
+            {"shown_to": custodian, "display": "card", **out},
+            role=custodian,
+            run=run,
+        )
+        return out
+
+    def _save_manifest(self) -> str:
+        """Rewrite this ceremony's manifest after card facts were added; returns its sha."""
+        assert self.manifest is not None
+        data = _manifest_bytes(self.manifest)
+        if self._manifest_path is not None:
+            _replace_file(self._manifest_path, data)
+        for run in self.steps:
+            if run.kind is StepKind.DISTRIBUTE_SHARES and run.results.get("set_id") == str(
+                self.manifest["set_id"]
+            ):
+                run.results["manifest"] = self.manifest
+                run.results["manifest_sha256"] = _sha256(data)
+        return _sha256(data)
+
+    def _carrier_refused(
+        self, run: StepRun, exc: BaseException, carrier: str, *, shown_to: str | None = None
+    ) -> CarrierRefusedError:
+        """Record a carrier failure (the step stays active) and build the error to raise."""
+        reason = str(exc) or type(exc).__name__
+        code = getattr(exc, "code", None)
+        code = str(code) if code else None
+        set_id = getattr(exc, "set_id", None)
+        details: dict[str, Any] = {
+            "accepted": False,
+            "carrier": carrier,
+            "reason": reason,
+            "code": code or "",
+        }
+        if shown_to is not None:
+            details = {"shown_to": shown_to, "display": carrier, "ok": False, **details}
+            del details["accepted"]
+        self._record("step.input", details, role=shown_to or "", run=run)
+        return CarrierRefusedError(
+            reason,
+            carrier=carrier,
+            code=code,
+            set_id=str(set_id) if set_id is not None else None,
+        )
+
+    def list_cards(self, module: str | None = None) -> list[dict[str, Any]]:
+        """The cards in the readers (public facts: serial, label, PIN state, PIN pad).
+
+        ``module``: as in :class:`CardAccess` (default: the current step's ``card_module``).
+
+        Raises:
+            CarrierRefusedError: no reader, module missing...
+        """
+        run = self._require_running()
+        try:
+            port = self._carrier_port("list smart cards")
+            return [_public_facts(t) for t in port.list_cards(self._card_module(run, None))]
+        except NotImplementedError as exc:
+            raise EngineError(str(exc)) from None
+        except Exception as exc:
+            if _is_carrier_error(exc):
+                raise CarrierRefusedError(
+                    str(exc), carrier="card", code=getattr(exc, "code", None)
+                ) from None
+            raise
 
     # --- collecting and checking shares
 
@@ -1000,12 +1375,18 @@ class Ceremony:
         run.display = {"set_id": str(m["set_id"]), "checked": []}
         return self._result(run, {"set_id": str(m["set_id"])}, performed=False)
 
-    def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
-        """Feed one share (opaque payload) to the keyholder (collect- or check-shares).
+    def carrier_allowed(self, carrier: str, run: StepRun | None = None) -> bool:
+        """True if the current collect/check step accepts shares by ``carrier``.
 
-        A refused share does not fail the step: the refusal is recorded with its reason and
-        the custodian may try again. Returns the public progress / check result.
+        A script's ``qr`` allows every QR way in (``qr-file``, ``qr-camera``, ``scanner``).
         """
+        run = run or self.current_step
+        if run is None:
+            return False
+        allowed = run.step.params.get("carriers") or ["typed"]
+        return carrier in allowed or (carrier in QR_CARRIERS and "qr" in allowed)
+
+    def _share_step(self) -> StepRun:
         run = self._require_running()
         if (
             run.kind not in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES)
@@ -1016,11 +1397,37 @@ class Ceremony:
             )
         if run.state is StepState.FAILED:
             raise EngineError("the step failed: retry it first")
-        allowed = run.step.params.get("carriers") or ["typed"]
-        if carrier not in allowed:
+        return run
+
+    def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
+        """Feed one share to the keyholder (collect- or check-shares).
+
+        Carriers and payloads (the engine never sees a share; the keyholder reads it):
+
+        * ``typed``: one memoryview per word over the UI's locked input buffer;
+        * ``card``: a :class:`CardAccess` (module, serial, PIN view); the engine adds the
+          manifest's card serials (a card not in the manifest is refused before it is
+          touched) and the card's sealed share file from ``workspace/card-shares/``;
+        * ``qr-file``: the path of an image file (photo or scan of the share QR);
+        * ``qr-camera``: a :class:`QRCamera` (device, or replayed frames);
+        * ``scanner``: the key presses of a keyboard-wedge scanner, ``[(one-byte view,
+          t_us monotonic microseconds), ...]`` ending with Enter (or use
+          :meth:`scanner_key` one key at a time);
+        * ``qr``: the TUI's QR-file payload ``{"image": path}``.
+
+        A refused share does not fail the step: the refusal is recorded with its reason and
+        the custodian may try again; a carrier failure (wrong PIN, removed card, unreadable
+        QR...) raises :class:`CarrierRefusedError` (a :class:`ShareRefusedError`) and keeps
+        everything collected so far. Returns the public progress / check result.
+        """
+        run = self._share_step()
+        if not self.carrier_allowed(carrier, run):
+            allowed = run.step.params.get("carriers") or ["typed"]
             raise EngineError(
                 f"carrier {carrier!r} not allowed here (allowed: {', '.join(allowed)})"
             )
+        if carrier == "card":
+            payload = self._card_payload(run, payload)
         try:
             if run.kind is StepKind.CHECK_SHARES:
                 assert self.manifest is not None
@@ -1031,20 +1438,89 @@ class Ceremony:
             self._fail(run, exc)
             raise StepFailedError(run.error) from None
         except Exception as exc:
-            reason = str(exc) or type(exc).__name__
-            set_id = getattr(exc, "set_id", None)
-            newer = self.superseded_by(str(set_id)) if set_id is not None else None
-            if newer is not None:
-                reason = (
-                    f"this share belongs to set {set_id}, superseded by set {newer['set_id']} "
-                    f"(ceremony {newer.get('ceremony_id', '?')}); it is refused"
-                )
-            self._record(
-                "step.input", {"accepted": False, "carrier": carrier, "reason": reason}, run=run
+            raise self._share_refused(run, carrier, exc) from None
+        return self._share_accepted(run, carrier, out)
+
+    def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
+        """Forward one key press of a keyboard-wedge QR scanner (collect-shares, ``qr``).
+
+        ``key``: a one-byte view over the UI's locked key buffer; ``t_us``: when it
+        arrived (monotonic microseconds). Returns ``status`` (``pending``, ``not-scanner``:
+        too slow for a scanner, the burst was dropped, ``idle``) and ``count``; when a burst
+        completes, the share is added and the progress of :meth:`add_share` is returned
+        with ``status`` ``complete``.
+
+        Raises:
+            CarrierRefusedError: the burst was not a share QR or the share was refused.
+        """
+        run = self._share_step()
+        if run.kind is not StepKind.COLLECT_SHARES or not self.carrier_allowed("scanner", run):
+            raise EngineError("the scanner is not a carrier of this step")
+        try:
+            port = self._carrier_port("read a keyboard-wedge scanner")
+            reply = dict(port.scanner_key(key, t_us))
+        except (NotImplementedError, KeyholderDied) as exc:
+            self._fail(run, exc)
+            raise StepFailedError(run.error) from None
+        except Exception as exc:
+            raise self._share_refused(run, "scanner", exc) from None
+        if reply.get("status") != "complete":
+            return {"status": reply.get("status", ""), "count": reply.get("count", 0)}
+        out = self._share_accepted(run, "scanner", _public_facts(reply))
+        return {**out, "status": "complete"}
+
+    def _card_payload(self, run: StepRun, payload: Any) -> CardAccess:
+        if not isinstance(payload, CardAccess):
+            raise EngineError("a card share is entered with a CardAccess (module, serial, PIN)")
+        m = self.manifest or {}
+        holders = [h for h in m.get("holders") or [] if isinstance(h, dict)]
+        cards = {str(h["card_serial"]): h for h in holders if h.get("card_serial")}
+        if payload.serial and cards and payload.serial not in cards:
+            exc = _WrongCardSerial(
+                f"card {payload.serial} is not one of share set {m.get('set_id', '?')}'s cards "
+                f"(expected one of: {', '.join(sorted(cards))}); insert the custodian's card"
             )
-            raise ShareRefusedError(
-                reason, set_id=str(set_id) if set_id is not None else None
-            ) from None
+            raise self._share_refused(run, "card", exc)
+        sealed = payload.sealed
+        if sealed is None and payload.serial in cards:
+            name = cards[str(payload.serial)].get("sealed_file")
+            if name:
+                path = self.workspace / "card-shares" / str(name)
+                if path.is_file():
+                    sealed = path.read_bytes()
+        return CardAccess(
+            module=self._card_module(run, payload),
+            serial=payload.serial,
+            pin=payload.pin,
+            sealed=sealed,
+            expected_serials=tuple(sorted(cards)),
+            set_id=str(m["set_id"]) if m.get("set_id") is not None else None,
+        )
+
+    def _share_refused(self, run: StepRun, carrier: str, exc: BaseException) -> ShareRefusedError:
+        """Record a refused share (the step stays active); the error to raise."""
+        if _is_carrier_error(exc):
+            return self._carrier_refused(run, exc, carrier)
+        reason = str(exc) or type(exc).__name__
+        set_id = getattr(exc, "set_id", None)
+        newer = self.superseded_by(str(set_id)) if set_id is not None else None
+        if newer is not None:
+            reason = (
+                f"this share belongs to set {set_id}, superseded by set {newer['set_id']} "
+                f"(ceremony {newer.get('ceremony_id', '?')}); it is refused"
+            )
+        code = getattr(exc, "code", None)
+        details: dict[str, Any] = {"accepted": False, "carrier": carrier, "reason": reason}
+        if isinstance(code, str) and code:
+            details["code"] = code
+        self._record("step.input", details, run=run)
+        return ShareRefusedError(
+            reason,
+            set_id=str(set_id) if set_id is not None else None,
+            code=code if isinstance(code, str) else None,
+        )
+
+    def _share_accepted(self, run: StepRun, carrier: str, out: dict[str, Any]) -> dict[str, Any]:
         ok = bool(out.get("ok", True)) if run.kind is StepKind.CHECK_SHARES else True
         self._record("step.input", {"accepted": ok, "carrier": carrier, **out}, run=run)
         if run.kind is StepKind.CHECK_SHARES:
@@ -1136,6 +1612,9 @@ class Ceremony:
             files[f"{prefix}manifest-set-{self.manifest['set_id']}.json"] = _manifest_bytes(
                 self.manifest
             )
+        if "manifest" in contents or "card-shares" in contents:
+            # sealed share files of cards without data objects travel with the manifest
+            files.update(self.card_files)
         if not files:
             run.performed = True
             return self._result(run, {"folder": folder, "files": {}, "deferred": list(contents)})
@@ -1168,6 +1647,44 @@ def _write_new(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write a public file of this ceremony durably, replacing it atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class _WrongCardSerial(Exception):
+    """The card named by the caller is not in the manifest (refused before it is touched)."""
+
+    code = "card-wrong-card"
+
+
+_CARRIER_CODES = ("carrier", "qr-", "card", "scanner")
+
+
+def _is_carrier_error(exc: BaseException) -> bool:
+    """An error of the card/QR/scanner layer (core.carriers.errors): retry, nothing lost."""
+    if isinstance(exc, _WrongCardSerial):
+        return True
+    if isinstance(exc, CarrierError):
+        return True
+    code = getattr(exc, "code", None)
+    return isinstance(code, str) and code.startswith(_CARRIER_CODES)
+
+
+def _int_or_str(v: Any) -> int | str:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return str(v)
 
 
 def _same_fingerprint(shown: str, copy: str) -> bool:
@@ -1211,14 +1728,20 @@ class ClientKeyholder:
     * split, show, typed entry, recovery, share check: ``core.keyholder.ops_shares``;
     * seal: ``core.keyholder.ops_seal.seal_envelope``.
 
+    * cards, QR and the wedge scanner: ``core.keyholder.ops_carriers`` (the keyholder
+      talks to the card, decodes the QR image and parses the scanner burst itself, so the
+      share goes straight into its locked memory and into the recovery in progress).
+
     Share payloads: for the ``typed`` carrier the payload is a sequence of memoryviews, one
     per word, over the UI's own locked input buffer (each word is sent as a protocol
-    ``Secret`` and never copied here). ``qr`` and ``card`` carriers are not wired yet and
-    raise :class:`NotImplementedError` (nothing is faked).
+    ``Secret`` and never copied here). ``card``: a :class:`CardAccess` (its PIN view is
+    sent as a ``Secret``); ``qr-file``: an image path (``qr``: ``{"image": path}``);
+    ``qr-camera``: a :class:`QRCamera`; ``scanner``: ``[(one-byte key view, t_us), ...]``.
+    Checking a share against the manifest (check-shares) is wired for typed words only.
 
-    ``show_share`` writes the share to the terminal device ``tty`` (the keyholder opens it
-    itself and waits for a key press there): the UI must release the terminal (suspend)
-    while it runs.
+    ``show_share`` writes the share (words, or ``display="qr"`` a QR code) to the terminal
+    device ``tty`` (the keyholder opens it itself and waits for a key press there): the UI
+    must release the terminal (suspend) while it runs.
     """
 
     def __init__(self, client: Any, *, tty: str = "/dev/tty") -> None:
@@ -1291,12 +1814,166 @@ class ClientKeyholder:
         """Show share ``member`` (policy order) on the custodian terminal."""
         from core.keyholder import ops_shares
 
-        if display != "screen":
-            raise NotImplementedError(
-                f"showing a share by {display} is not wired to core.keyholder.ops_carriers yet"
-            )
         group, mem, name = self._members[member]
+        if display == "qr":
+            from core.keyholder import ops_carriers
+
+            return dict(
+                self.client.call(
+                    ops_carriers.QR_SHOW, group=group, member=mem, tty=self.tty, custodian=name
+                )
+            )
+        if display != "screen":
+            raise NotImplementedError(f"showing a share by {display}: use write_card")
         return dict(ops_shares.client_show_share(self.client, group, mem, self.tty, name))
+
+    @staticmethod
+    def _module_path(module: str | None) -> str:
+        from core.carriers.pkcs11 import DEFAULT_MODULES
+
+        name = module or DEFAULT_CARD_MODULE
+        return DEFAULT_MODULES.get(name, name)
+
+    def _carriers(self) -> Any:
+        from core.keyholder import ops_carriers
+
+        return ops_carriers.CarrierClient(self.client)
+
+    def list_cards(self, module: str) -> list[dict[str, Any]]:
+        """See :class:`CarrierKeyholder`."""
+        return list(self._carriers().list_cards(self._module_path(module)))
+
+    def write_card(
+        self,
+        member: int,
+        card: CardAccess,
+        *,
+        commitment: Mapping[str, Any] | None,
+        meta: Mapping[str, Any],
+        bits: int,
+        store_on_card: bool,
+    ) -> dict[str, Any]:
+        """Provision a card key (generated on the card), write the share, read it back.
+
+        ``card_provision`` then ``card_write_share`` (which checks the read-back share
+        against ``commitment`` in the keyholder). With no serial, the only card in the
+        readers is used.
+        """
+        from core.carriers.errors import CardNoToken
+
+        cc = self._carriers()
+        module = self._module_path(card.module)
+        serial = card.serial
+        if not serial:
+            tokens = cc.list_cards(module)
+            if len(tokens) != 1:
+                raise CardNoToken(
+                    "no card in any reader: insert the custodian's card and try again"
+                    if not tokens
+                    else "several cards are inserted: keep only the custodian's card in "
+                    "the reader (or name its serial)"
+                )
+            serial = str(tokens[0]["serial"])
+        group, mem, _name = self._members[member]
+        key = cc.provision(module, serial, card.pin, bits=bits)
+        extra: dict[str, Any] = {"meta": dict(meta), "store_on_card": store_on_card}
+        if commitment is not None:
+            extra["commitment"] = dict(commitment)
+        reply = cc.write_share(module, serial, card.pin, group, mem, key, **extra)
+        result = dict(reply.get("result") or {})
+        key_facts = dict(result.get("key") or key)
+        return {
+            "card": {
+                "serial": str(key_facts.get("serial", serial)),
+                "key_fingerprint": key_facts.get("fingerprint", ""),
+                "key_id": key_facts.get("key_id", ""),
+                "bits": key_facts.get("bits"),
+                "oaep_hash": key_facts.get("oaep_hash", ""),
+                "stored_on_card": bool(result.get("stored_on_card")),
+                "verified": bool(result.get("verified")),
+                "notes": list(result.get("notes") or []),
+            },
+            "sealed": bytes(reply["sealed"]),
+        }
+
+    def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
+        """See :class:`CarrierKeyholder`."""
+        reply = self._carrier_call(lambda: self._carriers().scanner_key(key, t_us))
+        if "share" not in reply:
+            return {"status": reply.get("status"), "count": reply.get("count", 0)}
+        return {"status": "complete", **_carrier_progress(reply)}
+
+    @staticmethod
+    def _carrier_call(fn: Callable[[], Any]) -> dict[str, Any]:
+        """Run a carrier operation; a share refused by the recovery becomes
+        :class:`ShareRefusedError` (with its set), carrier errors pass unchanged."""
+        from core.keyholder import ops_shares  # noqa: F401  (registers SharesError)
+        from core.keyholder.errors import KeyholderError
+
+        try:
+            return dict(fn() or {})
+        except KeyholderError as exc:
+            if _is_carrier_error(exc) or isinstance(exc, KeyholderDied):
+                raise
+            m = re.search(r"belongs to set (\d+)", exc.message)
+            raise ShareRefusedError(
+                exc.message, set_id=m.group(1) if m else None, code=exc.code
+            ) from None
+
+    def _scan_one(self, cc: Any, key: memoryview, t_us: int) -> dict[str, Any]:
+        return self._carrier_call(lambda: cc.scanner_key(key, t_us))
+
+    def _add_by_carrier(self, carrier: str, payload: Any) -> dict[str, Any]:
+        cc = self._carriers()
+        if carrier == "card":
+            if not isinstance(payload, CardAccess):
+                raise ShareRefusedError("a card share needs a CardAccess (module, serial, PIN)")
+            extra: dict[str, Any] = {}
+            if payload.expected_serials:
+                extra["expected_serials"] = list(payload.expected_serials)
+            if payload.set_id is not None and str(payload.set_id).isdigit():
+                extra["set_id"] = int(payload.set_id)
+            if payload.sealed is not None:
+                extra["sealed"] = bytes(payload.sealed)
+            module = self._module_path(payload.module)
+            reply = self._carrier_call(
+                lambda: cc.read_share(module, payload.serial, payload.pin, **extra)
+            )
+            card = dict(reply.get("card") or {})
+            return {
+                **_carrier_progress(reply),
+                "card_serial": card.get("serial", ""),
+                "key_fingerprint": card.get("key_fingerprint", ""),
+                "card_source": card.get("source", ""),
+            }
+        if carrier in ("qr-file", "qr"):
+            path = payload.get("image") if isinstance(payload, Mapping) else payload
+            return _carrier_progress(self._carrier_call(lambda: cc.decode_file(str(path))))
+        if carrier == "qr-camera":
+            cam = payload if isinstance(payload, QRCamera) else QRCamera(device=str(payload))
+            if cam.replay:
+                return _carrier_progress(
+                    self._carrier_call(lambda: cc.scan_replay([str(p) for p in cam.replay]))
+                )
+            return _carrier_progress(
+                self._carrier_call(lambda: cc.scan_camera(cam.device, cam.timeout_s))
+            )
+        if carrier == "scanner":
+            from core.carriers.errors import ScannerError
+
+            self._carrier_call(cc.scanner_reset)
+            last: dict[str, Any] = {}
+            for key, t_us in payload:
+                last = self._scan_one(cc, key, int(t_us))
+                if "share" in last:
+                    return _carrier_progress(last)
+            self._carrier_call(cc.scanner_reset)
+            raise ScannerError(
+                "the scanner input ended without a complete share code "
+                f"({last.get('status', 'nothing')} after {last.get('count', 0)} digits): "
+                "scan the QR again"
+            )
+        raise NotImplementedError(f"carrier {carrier!r} is not known to this keyholder")
 
     def begin_recovery(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Start a recovery bound to the manifest's set, commitments and fingerprint."""
@@ -1335,10 +2012,13 @@ class ClientKeyholder:
         return fin
 
     def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
-        """Typed entry word by word, checksum, then add to the recovery."""
+        """Typed entry word by word, checksum, then add to the recovery; other carriers
+        through ``ops_carriers`` (the keyholder adds the share it read to the recovery)."""
         from core.keyholder import ops_shares
         from core.keyholder.errors import KeyholderError
 
+        if carrier != "typed":
+            return self._add_by_carrier(carrier, payload)
         fin = self._enter_typed(carrier, payload)
         try:
             reply = ops_shares.client_add_share(self.client)
@@ -1359,6 +2039,11 @@ class ClientKeyholder:
         """Typed entry, then ``verify_share`` against the manifest's commitments alone."""
         from core.keyholder import ops_shares
 
+        if carrier != "typed":
+            raise ShareRefusedError(
+                f"checking a share by {carrier} against the manifest is not available: "
+                "enter its words (typed)"
+            )
         self._enter_typed(carrier, payload)
         try:
             res = self.client.call(
@@ -1402,6 +2087,24 @@ class ClientKeyholder:
             ceremony_id=str(header["ceremony_id"]),
         )
         return bytes(reply["envelope"])
+
+
+def _carrier_progress(reply: Mapping[str, Any]) -> dict[str, Any]:
+    """The public progress of a share taken by a carrier operation (ops_carriers reply)."""
+    share = dict(reply.get("share") or {})
+    progress = dict(reply.get("progress") or {})
+    out: dict[str, Any] = {
+        "set_id": str(share.get("set", "")),
+        "group": share.get("group"),
+        "index": share.get("member"),
+        "complete": bool(progress.get("complete")),
+        "message": str(progress.get("message", "")),
+        "source": share.get("source", ""),
+    }
+    for k in ("decoder", "variant"):
+        if k in reply:
+            out[k] = reply[k]
+    return out
 
 
 class FolderExporter:

@@ -20,7 +20,10 @@ from core.ceremony.model import Problem, RoleKind, StepKind
 from core.ceremony.script import PathItem, SourceMap
 
 __all__ = [
+    "CARD_KEY_BITS",
+    "CARD_MODULES",
     "CARRIERS",
+    "DISPLAYS",
     "EXPORT_CONTENTS",
     "PURPOSES",
     "RECIPIENT_KINDS",
@@ -40,9 +43,16 @@ RECIPIENT_KINDS: Final = (
     "custodian-rsa",
     "custodian-age",
 )
-CARRIERS: Final = ("typed", "qr", "card")
+#: Ways a share comes back at collection; ``qr`` stands for every QR way in (a photo or
+#: scan of the QR as an image file, the camera, a keyboard-wedge handheld scanner).
+CARRIERS: Final = ("typed", "qr", "card", "qr-file", "qr-camera", "scanner")
+#: Ways a share is handed over at distribution (``screen``: words on the custodian terminal,
+#: typed later or written on paper; ``qr``: a QR on that terminal; ``card``: a smart card).
 DISPLAYS: Final = ("screen", "qr", "card")
-EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript")
+#: PKCS#11 module names known to core.carriers.pkcs11.DEFAULT_MODULES (or an absolute path).
+CARD_MODULES: Final = ("opensc", "yubico", "softhsm2")
+CARD_KEY_BITS: Final = (2048, 3072, 4096)
+EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript", "card-shares")
 
 _ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _CLUSTER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -60,9 +70,16 @@ STEP_PARAMS: Final[dict[StepKind, tuple[str, ...]]] = {
     StepKind.PREFLIGHT: ("require_hardened",),
     StepKind.VERIFY_FINGERPRINT: ("subject", "witness"),
     StepKind.GENERATE: (),
-    StepKind.DISTRIBUTE_SHARES: ("display", "supersedes_collected"),
-    StepKind.COLLECT_SHARES: ("carriers", "manifest"),
-    StepKind.CHECK_SHARES: ("carriers", "manifest"),
+    StepKind.DISTRIBUTE_SHARES: (
+        "display",
+        "supersedes_collected",
+        "carriers",
+        "card_module",
+        "card_key_bits",
+        "card_data_object",
+    ),
+    StepKind.COLLECT_SHARES: ("carriers", "manifest", "card_module"),
+    StepKind.CHECK_SHARES: ("carriers", "manifest", "card_module"),
     StepKind.RECOVER: ("dry_run",),
     StepKind.VERIFY_KCV: ("witness",),
     StepKind.SEAL: ("recipients",),
@@ -472,6 +489,16 @@ def _step_params(
             if item not in allowed:
                 v.add((*spath, key), f"{item!r} is not one of {', '.join(allowed)}")
 
+    def card_module() -> None:
+        v.string(
+            spath,
+            step,
+            "card_module",
+            required=False,
+            check=lambda s: s in CARD_MODULES or (s.startswith("/") and ".." not in s),
+            what=f"a PKCS#11 module ({', '.join(CARD_MODULES)}, or an absolute path)",
+        )
+
     if kind is StepKind.CHECKLIST:
         v.str_list(spath, step, "items", required=True)
     elif kind is StepKind.ATTENDANCE:
@@ -498,11 +525,23 @@ def _step_params(
     elif kind is StepKind.DISTRIBUTE_SHARES:
         subset("display", DISPLAYS)
         pol = v.data.get("policy")
+        holders: set[str] = set()
         if isinstance(pol, dict):
             holders = set(pol.get("custodians") or [])
             for g in pol.get("groups") or []:
                 if isinstance(g, dict):
                     holders |= set(g.get("members") or [])
+        _share_carriers(v, spath, step, roles, holders)
+        card_module()
+        if "card_key_bits" in step:
+            bits = v.integer(spath, step, "card_key_bits")
+            if bits is not None and bits not in CARD_KEY_BITS:
+                v.add(
+                    (*spath, "card_key_bits"),
+                    f"card_key_bits = {bits}: use {', '.join(map(str, CARD_KEY_BITS))}",
+                )
+        v.boolean(spath, step, "card_data_object")
+        if isinstance(pol, dict):
             for r in ack:
                 if roles.get(r) == RoleKind.CUSTODIAN.value and r not in holders:
                     v.add(
@@ -511,7 +550,15 @@ def _step_params(
                     )
         v.boolean(spath, step, "supersedes_collected")
     elif kind in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES):
-        subset("carriers", CARRIERS)
+        if "carriers" in step and not isinstance(step["carriers"], list):
+            v.add(
+                (*spath, "carriers"),
+                "'carriers' of a collect/check step is a list of ways in, "
+                f'e.g. ["typed", "card"] (one of {", ".join(CARRIERS)})',
+            )
+        else:
+            subset("carriers", CARRIERS)
+        card_module()
         v.string(
             spath, step, "manifest", required=False, check=is_safe_filename, what="a safe file name"
         )
@@ -534,6 +581,49 @@ def _step_params(
                 "folder",
                 check=is_safe_filename,
                 what="a safe folder name (letters, digits, '.', '_', '-'; no path, no '..')",
+            )
+
+
+def _share_carriers(
+    v: _V,
+    spath: tuple[PathItem, ...],
+    step: dict[str, Any],
+    roles: dict[str, str],
+    holders: set[str],
+) -> None:
+    """distribute-shares ``carriers``: a table custodian -> screen | qr | card."""
+    if "carriers" not in step:
+        return
+    table = step["carriers"]
+    cpath = (*spath, "carriers")
+    if not isinstance(table, dict):
+        v.add(
+            cpath,
+            "'carriers' of distribute-shares is a table custodian = carrier, "
+            f'e.g. {{ c1 = "card", c2 = "qr" }} (one of {", ".join(DISPLAYS)})',
+        )
+        return
+    display = step.get("display")
+    allowed = (
+        [d for d in display if isinstance(d, str)] if isinstance(display, list) else ["screen"]
+    )
+    for cid, carrier in table.items():
+        if cid not in roles:
+            v.add((*cpath, cid), f"custodian {cid!r} is not a role defined in [roles]")
+        elif roles[cid] != RoleKind.CUSTODIAN.value:
+            v.add((*cpath, cid), f"{cid!r} is a {roles[cid]}, not a custodian")
+        elif holders and cid not in holders:
+            v.add((*cpath, cid), f"{cid!r} receives no share: not a custodian in [policy]")
+        if not isinstance(carrier, str) or carrier not in DISPLAYS:
+            v.add(
+                (*cpath, cid),
+                f"carrier of {cid!r} must be one of {', '.join(DISPLAYS)} (got {carrier!r})",
+            )
+        elif carrier not in allowed:
+            v.add(
+                (*cpath, cid),
+                f"{cid!r} gets a {carrier}, but the step's display allows only "
+                f"{', '.join(allowed)}: add {carrier!r} to 'display'",
             )
 
 

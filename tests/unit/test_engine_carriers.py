@@ -1,0 +1,568 @@
+"""The engine with share carriers, over the REAL keyholder and REAL SoftHSM2 tokens.
+
+Genesis 3-of-5 where custodians c1 and c2 get smart cards (SoftHSM2 tokens in a temporary
+token directory, RSA-2048 card keys), c3 gets a QR on the custodian terminal (a pty: the
+test "photographs" the screen with :func:`core.carriers.qr.console_image`) and c4, c5 get
+words on that terminal. Then unseal-and-seal with shares coming in mixed (typed words, a
+card, a QR image file), and the error paths through the engine: wrong PIN then the right
+one, a card not in the manifest, a garbage QR image, the same share twice by two carriers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qrcode
+from PIL import Image
+
+from core import journal as jr
+from core.carriers import qr
+from core.ceremony.engine import (
+    CardAccess,
+    CarrierRefusedError,
+    Ceremony,
+    CeremonyState,
+    ClientKeyholder,
+    EngineError,
+    QRCamera,
+    ShareRefusedError,
+    StepFailedError,
+    StepState,
+)
+from core.ceremony.model import StepKind
+from core.ceremony.script import check_script
+from core.keyholder.client import KeyholderClient
+from core.shamir.wordlist import indices_from_mnemonic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_engine import (  # noqa: F401  (fixtures)
+    SCRIPTS,
+    kms_pem,
+    ok_preflight,
+    step_once,
+    workspace,
+)
+from test_engine_double import KeyholderDouble
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+SO_PIN = "12345678"
+PINS = {"c1": "1111", "c2": "2222", "stranger": "3333"}
+
+HAVE_SOFTHSM = bool(os.path.exists(MODULE) and shutil.which("softhsm2-util"))
+
+WORD_PROMPT = b"Press a key when done"
+QR_PROMPT = b"Scan the code, then press a key"
+_WORD = re.compile(r"(\d+)\. ([a-z]+)")
+_GLYPHS = set(" \u2580\u2584\u2588")
+
+
+class CustodianTerminal:
+    """A pty standing in for the custodian terminal: records words and QR screens."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        self.path = os.ttyname(self.slave)
+        self.words: list[str] = []
+        self.qr_texts: list[str] = []
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        buf = b""
+        while not self._stop:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            if WORD_PROMPT in buf:
+                text = buf.decode("utf-8", "replace")
+                words = sorted((int(n), w) for n, w in _WORD.findall(text))
+                self.words.append(" ".join(w for _n, w in words))
+            elif QR_PROMPT in buf:
+                body = buf.replace(qr.CLEAR, b"").decode("utf-8", "replace")
+                rows = [r.strip("\r") for r in body.split("\n")]
+                rows = [r for r in rows if r and set(r) <= _GLYPHS]
+                self.qr_texts.append("\n".join(rows) + "\n")
+            else:
+                continue
+            buf = b""
+            os.write(self.master, b"\n")
+
+    def close(self) -> None:
+        self._stop = True
+        os.close(self.slave)
+        os.close(self.master)
+
+
+@dataclass
+class World:
+    """One genesis with cards, shared by the tests of this module (keeps it < 60 s)."""
+
+    root: Path
+    ws: Path
+    serials: dict[str, str]
+    genesis: Ceremony
+    words: dict[str, str]  # custodian -> words shown on the terminal
+    qr_images: dict[str, Path]  # custodian -> photo of their QR screen
+    unseal_script: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pin(text: str) -> memoryview:
+    """What the UI passes: a view over its own (locked) PIN buffer."""
+    return memoryview(bytearray(text.encode()))
+
+
+def typed(mnemonic: str) -> list[memoryview]:
+    return [memoryview(bytearray(w.encode())) for w in mnemonic.split()]
+
+
+def _init_tokens(conf: Path, labels: list[str]) -> dict[str, str]:
+    env = dict(os.environ, SOFTHSM2_CONF=str(conf))
+    for label in labels:
+        subprocess.run(
+            ["softhsm2-util", "--init-token", "--free", "--label", label,
+             "--so-pin", SO_PIN, "--pin", PINS[label]],
+            check=True, capture_output=True, env=env,
+        )  # fmt: skip
+    out = subprocess.run(
+        ["softhsm2-util", "--show-slots"], check=True, capture_output=True, text=True, env=env
+    ).stdout
+    serials: dict[str, str] = {}
+    for block in out.split("Slot ")[1:]:
+        label = re.search(r"Label:\s*(\S+)", block)
+        serial = re.search(r"Serial number:\s*(\S+)", block)
+        if label and serial and label.group(1) in labels:
+            serials[label.group(1)] = serial.group(1)
+    assert set(serials) == set(labels), out
+    return serials
+
+
+def _keyholder() -> KeyholderClient:
+    return KeyholderClient.start(allow_unlocked=os.geteuid() != 0)
+
+
+def _distribute(c: Ceremony) -> None:
+    run = c.current_step
+    assert run is not None and run.kind is StepKind.DISTRIBUTE_SHARES
+    c.perform()
+    assert len(c.list_cards()) == 3  # c1, c2 and a stranger's card in the readers
+    carriers = c.share_carriers()
+    assert carriers == {"c1": "card", "c2": "card", "c3": "qr", "c4": "screen", "c5": "screen"}
+    assert run.display["carriers"] == carriers
+    # the declared carrier is the default; another one needs a recorded reason
+    with pytest.raises(EngineError, match="gives c1 their share by card"):
+        c.show_share("c1", "screen")
+    for cu in c.script.policy.custodians:  # type: ignore[union-attr]
+        if carriers[cu] == "card":
+            res = c.show_share(cu, card=CardAccess(pin=pin(PINS[cu])))
+            assert res["verified"] is True and res["stored_on_card"] is True
+            assert len(res["key_fingerprint_words"]) >= 6
+        else:
+            c.show_share(cu)
+        c.acknowledge(cu)
+    for r in run.required_roles:
+        if r not in run.acks:
+            c.acknowledge(r)
+    c.complete_step()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    if not HAVE_SOFTHSM:
+        pytest.skip("SoftHSM2 missing")
+    root = tmp_path_factory.mktemp("carriers")
+    tokendir = root / "tokens"
+    tokendir.mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {tokendir}\nobjectstore.backend = file\n"
+        "log.level = ERROR\nslots.removable = true\n"
+    )
+    old_conf = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # the keyholder child inherits it
+    terminal = CustodianTerminal()
+    try:
+        serials = _init_tokens(conf, ["c1", "c2", "stranger"])
+        ws = root / "ws"
+        (ws / "recipients").mkdir(parents=True)
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        kms = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        (ws / "recipients" / "kms-openkcm-boot.pem").write_bytes(
+            kms.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        text = (SCRIPTS / "genesis.toml").read_text()
+        text = text.replace('"DEMO-0001"', f'"{serials["c1"]}"')
+        text = text.replace('"DEMO-0002"', f'"{serials["c2"]}"')
+        text = text.replace(
+            'display = ["screen", "qr", "card"]\n',
+            'display = ["screen", "qr", "card"]\n'
+            'carriers = { c1 = "card", c2 = "card", c3 = "qr" }\n'
+            'card_module = "softhsm2"\ncard_key_bits = 2048\n',
+        )
+        gpath = root / "genesis-cards.toml"
+        gpath.write_text(text)
+        assert check_script(gpath) == []
+        utext = (SCRIPTS / "unseal-and-seal.toml").read_text()
+        assert utext.count('carriers = ["typed", "qr", "card"]') == 1
+        utext = utext.replace(
+            'carriers = ["typed", "qr", "card"]',
+            'carriers = ["typed", "qr", "card"]\ncard_module = "softhsm2"',
+        )
+        upath = root / "unseal-cards.toml"
+        upath.write_text(utext)
+        assert check_script(upath) == []
+
+        with _keyholder() as kc:
+            g = Ceremony.load(
+                gpath, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight
+            )
+            while (run := g.current_step) is not None:
+                if run.kind is StepKind.DISTRIBUTE_SHARES:
+                    _distribute(g)
+                else:
+                    step_once(g)
+            assert kc.status()["master_held"] is False
+        assert g.state is CeremonyState.COMPLETED
+        assert len(terminal.words) == 2 and len(terminal.qr_texts) == 1
+        img = qr.console_image(terminal.qr_texts[0])
+        photo = root / "c3-share-qr.png"
+        img.save(photo)
+        yield World(
+            root=root,
+            ws=ws,
+            serials=serials,
+            genesis=g,
+            words={"c4": terminal.words[0], "c5": terminal.words[1]},
+            qr_images={"c3": photo},
+            unseal_script=upath,
+        )
+    finally:
+        terminal.close()
+        if old_conf is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = old_conf
+
+
+def _collect_step(w: World, kc: KeyholderClient) -> Ceremony:
+    u = Ceremony.load(w.unseal_script, w.ws, ClientKeyholder(kc), preflight=ok_preflight)
+    while (run := u.current_step) is not None and run.kind is not StepKind.COLLECT_SHARES:
+        step_once(u)
+    u.perform()
+    return u
+
+
+def _finish(u: Ceremony) -> None:
+    run = u.current_step
+    assert run is not None and run.kind is StepKind.COLLECT_SHARES and run.performed
+    for r in run.required_roles:
+        u.acknowledge(r)
+    u.complete_step()
+
+
+# ------------------------------------------------------------------------------------ tests
+
+
+def test_genesis_records_cards_in_manifest_and_journal(world: World) -> None:
+    g = world.genesis
+    m = g.manifest
+    assert m is not None
+    holders = {h["custodian"]: h for h in m["holders"]}
+    for cu in ("c1", "c2"):
+        h = holders[cu]
+        assert h["carrier"] == "card" and h["card_serial"] == world.serials[cu]
+        assert re.fullmatch(r"[0-9a-f]{64}", h["key_fingerprint"])
+        assert h["stored_on_card"] is True and h["verified"] is True
+        assert h["card_key_bits"] == 2048
+    assert holders["c3"]["carrier"] == "qr" and "card_serial" not in holders["c3"]
+    assert holders["c4"]["carrier"] == "screen"
+    assert holders["c1"]["key_fingerprint"] != holders["c2"]["key_fingerprint"]
+    # the manifest on the workspace and on the export media carry the card facts
+    saved = json.loads((world.ws / "manifests" / f"set-{m['set_id']}.json").read_text())
+    exported = json.loads(
+        (world.ws / "exports" / "genesis-export" / f"manifest-set-{m['set_id']}.json").read_text()
+    )
+    assert saved == exported == m
+    dist = next(s for s in g.steps if s.kind is StepKind.DISTRIBUTE_SHARES)
+    assert dist.results["manifest"] == m
+    # every card hand-over is in the journal, with serial and key fingerprint
+    assert jr.verify(g.journal.path).ok
+    evs = jr._events_from_path(g.journal.path)
+    cards = [e for e in evs if e.details.get("display") == "card" and e.details.get("ok", True)]
+    assert {e.details["card_serial"]: e.details["key_fingerprint"] for e in cards} == {
+        world.serials[cu]: holders[cu]["key_fingerprint"] for cu in ("c1", "c2")
+    }
+    assert any(e.details.get("display") == "qr" and e.role == "c3" for e in evs)
+    # data objects on the cards: no sealed share file needed on the media
+    assert g.card_files == {}
+    assert not (world.ws / "card-shares").exists()
+
+
+def test_unseal_with_typed_card_and_qr_file(world: World) -> None:
+    fp = world.genesis.manifest["fingerprint"]  # type: ignore[index]
+    kcv = world.genesis.manifest["kcv"]  # type: ignore[index]
+    with _keyholder() as kc:
+        u = _collect_step(world, kc)
+        a = u.add_share("typed", typed(world.words["c5"]))
+        assert a["complete"] is False
+        b = u.add_share("card", CardAccess(serial=world.serials["c2"], pin=pin(PINS["c2"])))
+        assert b["card_serial"] == world.serials["c2"] and b["complete"] is False
+        assert b["key_fingerprint"] == next(
+            h["key_fingerprint"]
+            for h in world.genesis.manifest["holders"]  # type: ignore[index]
+            if h["custodian"] == "c2"
+        )
+        c = u.add_share("qr-file", str(world.qr_images["c3"]))
+        assert c["complete"] is True and c["source"] == "qr-file"
+        assert [x["index"] for x in u.current_step.display["accepted"]] == [5, 2, 3]  # type: ignore[union-attr]
+        _finish(u)
+        while u.current_step is not None:
+            step_once(u)
+        assert u.state is CeremonyState.COMPLETED
+        assert kc.status()["master_held"] is False
+    rec = next(s for s in u.steps if s.kind is StepKind.RECOVER)
+    assert rec.results["fingerprint"] == fp and rec.results["kcv"] == kcv
+    assert rec.results["verified"] is True
+    assert jr.verify(u.journal.path).ok
+    evs = jr._events_from_path(u.journal.path)
+    ins = [e.details["carrier"] for e in evs if e.details.get("accepted") is True]
+    assert ins == ["typed", "card", "qr-file"]
+
+
+def _noise_png(path: Path) -> Path:
+    rnd = random.Random(7)
+    img = Image.new("L", (200, 200))
+    img.putdata([rnd.choice((0, 255)) for _ in range(200 * 200)])
+    img.save(path)
+    return path
+
+
+def test_carrier_errors_keep_the_step(world: World) -> None:
+    with _keyholder() as kc:
+        u = _collect_step(world, kc)
+        run = u.current_step
+        assert run is not None
+        u.add_share("typed", typed(world.words["c4"]))
+
+        # wrong PIN: refused, nothing lost; the right PIN then works
+        with pytest.raises(CarrierRefusedError, match="wrong PIN") as ei:
+            u.add_share("card", CardAccess(serial=world.serials["c1"], pin=pin("9999")))
+        assert ei.value.code == "card-pin-incorrect" and ei.value.carrier == "card"
+        assert run.state is StepState.ACTIVE and len(run.display["accepted"]) == 1
+        ok = u.add_share("card", CardAccess(serial=world.serials["c1"], pin=pin(PINS["c1"])))
+        assert ok["card_serial"] == world.serials["c1"] and ok["index"] == 1
+
+        # a card that is not in the manifest is refused before it is touched
+        stranger = world.serials["stranger"]
+        with pytest.raises(CarrierRefusedError, match=f"card {stranger} is not one of") as ei:
+            u.add_share("card", CardAccess(serial=stranger, pin=pin(PINS["stranger"])))
+        assert ei.value.code == "card-wrong-card"
+        # without a serial, with every card inserted: the keyholder asks which one
+        with pytest.raises(CarrierRefusedError, match="several cards"):
+            u.add_share("card", CardAccess(pin=pin(PINS["c2"])))
+
+        # a garbage image, and a QR that is not a share
+        with pytest.raises(CarrierRefusedError) as ei:
+            u.add_share("qr-file", str(_noise_png(world.root / "noise.png")))
+        assert ei.value.code == "qr-not-found"
+        qrcode.make("https://example.com/not-a-share").save(world.root / "url.png")
+        with pytest.raises(CarrierRefusedError) as ei:
+            u.add_share("qr-file", str(world.root / "url.png"))
+        assert ei.value.code in ("qr-payload", "qr-not-found")
+        with pytest.raises(CarrierRefusedError):
+            u.add_share("qr-file", str(world.root / "missing.png"))
+
+        # the same share (c4, typed above) again by another carrier: the camera
+        idx = indices_from_mnemonic(world.words["c4"])
+        with idx.view() as mv, qr.make_matrix(mv) as mat:
+            qr.render_image(mat).save(world.root / "c4.png")
+        idx.close()
+        with pytest.raises(ShareRefusedError, match="already given") as ei2:
+            u.add_share("qr-camera", QRCamera(replay=(str(world.root / "c4.png"),)))
+        assert ei2.value.code == "duplicate"
+        assert run.state is StepState.ACTIVE and len(run.display["accepted"]) == 2
+        assert run.performed is False
+
+        # a carrier the step does not list is an intent error
+        with pytest.raises(EngineError, match="not allowed"):
+            u.add_share("nfc", None)
+
+        # the third share from a keyboard-wedge scanner (digits of c3's QR, 5 ms apart)
+        import zxingcpp
+
+        digits = zxingcpp.read_barcodes(Image.open(world.qr_images["c3"]))[0].text
+        keys = [(memoryview(bytearray([ch])), 1_000_000 + 5_000 * i)
+                for i, ch in enumerate(digits.encode() + b"\r")]  # fmt: skip
+        done = u.add_share("scanner", keys)
+        assert done["complete"] is True and done["index"] == 3
+        assert run.performed is True
+        _finish(u)
+        rec = u.current_step
+        assert rec is not None and rec.kind is StepKind.RECOVER
+        res = u.perform()
+        assert res["fingerprint"] == world.genesis.manifest["fingerprint"]  # type: ignore[index]
+        u.abort("test ends after recovery", "admin")
+    assert jr.verify(u.journal.path).ok
+    evs = jr._events_from_path(u.journal.path)
+    refused = [e.details.get("code") for e in evs if e.details.get("accepted") is False]
+    assert "card-pin-incorrect" in refused and "card-wrong-card" in refused
+    assert "qr-not-found" in refused and "duplicate" in refused
+    accepted = [e.details["carrier"] for e in evs if e.details.get("accepted") is True]
+    assert accepted == ["typed", "card", "scanner"]
+    assert not any("9999" in json.dumps(e.details) for e in evs)
+
+
+def test_scanner_key_by_key(world: World) -> None:
+    """The per-key scanner intent (the UI forwards each key press as it comes)."""
+    with _keyholder() as kc:
+        u = _collect_step(world, kc)
+        import zxingcpp
+
+        digits = zxingcpp.read_barcodes(Image.open(world.qr_images["c3"]))[0].text.encode()
+        t = 5_000_000
+        for ch in digits:
+            st = u.scanner_key(memoryview(bytearray([ch])), t)
+            assert st["status"] == "pending"
+            t += 4_000
+        out = u.scanner_key(memoryview(bytearray(b"\r")), t)
+        assert out["status"] == "complete" and out["index"] == 3
+        # a person typing is too slow for a scanner: the burst is dropped, no share
+        assert u.scanner_key(memoryview(bytearray(b"1")), t + 10_000)["status"] == "pending"
+        assert u.scanner_key(memoryview(bytearray(b"2")), t + 900_000)["status"] == "not-scanner"
+        u.abort("test ends", "admin")
+    assert jr.verify(u.journal.path).ok
+
+
+def test_card_without_data_objects_and_pin_retry_at_genesis(world: World, tmp_path: Path) -> None:
+    """A card that keeps no data object (YubiKey PIV style): the sealed share file is
+    exported with the manifest and used at collection; a wrong PIN at the card write keeps
+    the distribution going."""
+    ws = tmp_path / "ws"
+    (ws / "recipients").mkdir(parents=True)
+    shutil.copy(world.ws / "recipients" / "kms-openkcm-boot.pem", ws / "recipients")
+    text = world.genesis.script.source.read_text()
+    text = text.replace("threshold = 3\nshares = 5", "threshold = 2\nshares = 3")
+    text = text.replace('["c1", "c2", "c3", "c4", "c5"]', '["c1", "c2", "c3"]')
+    text = text.replace(
+        'carriers = { c1 = "card", c2 = "card", c3 = "qr" }',
+        'carriers = { c1 = "card" }\ncard_data_object = false',
+    )
+    gpath = tmp_path / "genesis-piv.toml"
+    gpath.write_text(text)
+    terminal = CustodianTerminal()
+    try:
+        with _keyholder() as kc:
+            g = Ceremony.load(
+                gpath, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight
+            )
+            while (
+                run := g.current_step
+            ) is not None and run.kind is not StepKind.DISTRIBUTE_SHARES:
+                step_once(g)
+            g.perform()
+            # the script names c1's card: another card is refused before anything is written
+            with pytest.raises(EngineError, match=f"gives Custodian 1 card {world.serials['c1']}"):
+                g.show_share("c1", card=CardAccess(serial=world.serials["c2"], pin=pin("2222")))
+            with pytest.raises(CarrierRefusedError, match="wrong PIN") as ei:
+                g.show_share("c1", card=CardAccess(pin=pin("0000")))
+            assert ei.value.code == "card-pin-incorrect"
+            assert run.state is StepState.ACTIVE and "c1" not in run.shown
+            res = g.show_share("c1", card=CardAccess(pin=pin(PINS["c1"])))
+            assert res["stored_on_card"] is False and res["verified"] is True
+            name = res["sealed_file"]
+            assert (ws / "card-shares" / name).is_file()
+            for cu in ("c1", "c2", "c3"):
+                if cu != "c1":
+                    g.show_share(cu)
+                g.acknowledge(cu)
+            for r in run.required_roles:
+                if r not in run.acks:
+                    g.acknowledge(r)
+            g.complete_step()
+            while g.current_step is not None:
+                step_once(g)
+        assert g.state is CeremonyState.COMPLETED
+        exported = sorted(p.name for p in (ws / "exports" / "genesis-export").iterdir())
+        assert name in exported
+        sealed = (ws / "exports" / "genesis-export" / name).read_bytes()
+        assert json.loads(sealed)["card_serial"] == world.serials["c1"]
+        holder = next(h for h in g.manifest["holders"] if h["custodian"] == "c1")  # type: ignore[index]
+        assert holder["sealed_file"] == name and holder["stored_on_card"] is False
+        words = terminal.words[0]
+    finally:
+        terminal.close()
+
+    upath = tmp_path / "unseal.toml"
+    upath.write_text(world.unseal_script.read_text())
+    with _keyholder() as kc:
+        u = Ceremony.load(upath, ws, ClientKeyholder(kc), preflight=ok_preflight)
+        while (run := u.current_step) is not None and run.kind is not StepKind.COLLECT_SHARES:
+            step_once(u)
+        u.perform()
+        # the card also holds the share object of the other set (world genesis): ignored
+        got = u.add_share("card", CardAccess(serial=world.serials["c1"], pin=pin(PINS["c1"])))
+        assert got["card_source"] == "sealed-file" and got["index"] == 1
+        # the TUI's QR payload form ({"image": path}) under the script's "qr"
+        with pytest.raises(CarrierRefusedError):
+            u.add_share("qr", {"image": str(_noise_png(tmp_path / "noise.png"))})
+        done = u.add_share("typed", typed(words))
+        assert done["complete"] is True
+        _finish(u)
+        res = u.perform()
+        assert res["fingerprint"] == g.manifest["fingerprint"]  # type: ignore[index]
+        u.abort("test ends after recovery", "admin")
+
+
+def test_declared_carriers_with_a_keyholder_without_cards(workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Script-declared carriers, an override with a recorded reason, and a keyholder port
+    without card support (the test double): the card hand-over says so, nothing is faked."""
+    text = (
+        (SCRIPTS / "genesis.toml")
+        .read_text()
+        .replace(
+            'display = ["screen", "qr", "card"]\n',
+            'display = ["screen", "qr", "card"]\ncarriers = { c1 = "qr", c2 = "card" }\n',
+        )
+    )
+    path = tmp_path / "g.toml"
+    path.write_text(text)
+    kh = KeyholderDouble()
+    c = Ceremony.load(path, workspace, kh, preflight=ok_preflight)
+    while (run := c.current_step) is not None and run.kind is not StepKind.DISTRIBUTE_SHARES:
+        step_once(c)
+    assert run is not None
+    c.perform()
+    holders = {h["custodian"]: h for h in c.manifest.get("holders", [])}  # type: ignore[union-attr]
+    assert holders == {}  # the double's manifest has no holders: nothing to annotate
+    with pytest.raises(EngineError, match="give a reason"):
+        c.show_share("c1", "screen")
+    c.show_share("c1", "screen", override_reason="the custodian cannot keep a QR safely")
+    assert "instead of qr" in run.exceptions[-1]["text"] and run.exceptions[-1]["who"] == "admin"
+    c.show_share("c3")  # not listed: screen
+    assert kh.shown[-2:] == [(0, "screen"), (2, "screen")]
+    with pytest.raises(StepFailedError, match="cannot write shares to smart cards"):
+        c.show_share("c2", card=CardAccess(pin=pin("1234")))
+    assert run.state is StepState.FAILED
+    c.retry()
+    assert c.share_carriers()["c2"] == "card"
