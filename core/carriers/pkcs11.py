@@ -257,15 +257,40 @@ def load_module(path: str) -> Any:
         return lib
 
 
+#: Sessions open right now in this process (a rescan must not pull them away).
+_open_sessions = 0
+
+
+def open_sessions() -> int:
+    """How many card sessions this process has open right now."""
+    return _open_sessions
+
+
 def rescan(path: str) -> None:
     """Finalize and re-initialise a module so it sees tokens created since it was loaded.
 
-    SoftHSM2 reads its token directory at C_Initialize only. Every open session of this
-    module is closed by this call.
+    SoftHSM2 (and some other modules) read their tokens at C_Initialize only; real readers
+    with pcscd report newly inserted cards without this. Refused while a card session of
+    this process is open (C_Finalize would close it under its user); a module that was not
+    loaded yet is simply loaded.
+
+    Raises:
+        CardError: a card session is open.
+        CardModuleError: the module cannot be loaded.
     """
+    with _libs_lock:
+        loaded = path in _libs
     lib = load_module(path)
-    with _mapped("rescan the readers"):
-        lib.reinitialize()
+    if not loaded:
+        return
+    with _libs_lock:
+        if _open_sessions:
+            raise CardError(
+                f"a card operation is still running ({_open_sessions} session(s) open): "
+                "rescan the readers when it has finished"
+            )
+        with _mapped("rescan the readers"):
+            lib.reinitialize()
 
 
 @dataclass(frozen=True)
@@ -392,14 +417,21 @@ def _session(token: Any, serial: str, pin: memoryview | None, *, rw: bool) -> It
             user_pin = str(pin, "utf-8")
         except UnicodeDecodeError:
             raise CardPinIncorrect("the PIN is not valid UTF-8 text") from None
-    with _mapped("log in", serial, token):
-        session = token.open(rw=rw, user_pin=user_pin)
-    del user_pin
+    global _open_sessions
+    with _libs_lock:
+        _open_sessions += 1
     try:
-        yield session
+        with _mapped("log in", serial, token):
+            session = token.open(rw=rw, user_pin=user_pin)
+        del user_pin
+        try:
+            yield session
+        finally:
+            with suppress(Exception):
+                session.close()
     finally:
-        with suppress(Exception):
-            session.close()
+        with _libs_lock:
+            _open_sessions -= 1
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -825,6 +857,7 @@ def read_share(
     expected_serials: Collection[str] | None = None,
     sealed: bytes | None = None,
     match: Callable[[dict[str, Any]], bool] | None = None,
+    require_match: bool = True,
     alloc: Alloc = _alloc,
     progress: Callable[[str], None] | None = None,
 ) -> CardReadResult:
@@ -837,6 +870,9 @@ def read_share(
         expected_serials: the manifest's card serials (a card not in it is refused).
         sealed: the sealed share file from media, for cards without the data object.
         match: picks the right share object when a card holds several (given ``meta``).
+        require_match: True: shares ``match`` rejects are ignored (none left: no share
+            for this ceremony). False: when ``match`` accepts none, the card's own share
+            is read anyway, so the caller can say which set it belongs to.
         alloc: allocator for the share buffer.
         progress: called with public stage names ("logged-in", "decrypting") for the UI.
 
@@ -857,7 +893,8 @@ def read_share(
                     docs.append((parse_sealed(bytes(obj[Attribute.VALUE])), "card"))
         if sealed is not None:
             docs.append((parse_sealed(sealed), "sealed-file"))
-        docs = [(d, src) for d, src in docs if match is None or match(d.get("meta") or {})]
+        matching = [(d, src) for d, src in docs if match is None or match(d.get("meta") or {})]
+        docs = matching if matching or require_match else docs
         if not docs and sealed is None:
             with _mapped("look for the share key", serial):
                 keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))

@@ -47,7 +47,9 @@ undone by :meth:`Ceremony.retry`)::
                              distribute-shares, one custodian at a time, on the carrier the
                              script declares (see "Share carriers" below)
     c.add_share(carrier, payload)                 collect-shares / check-shares
-    c.scanner_key(key, t_us) collect-shares: one key press of a wedge QR scanner
+    c.scanner_key(key, t_us) collect-/check-shares: one key press of a wedge QR scanner
+    c.rescan_cards(module=None)                   the keyholder's PKCS#11 module looks for
+                             cards again (SoftHSM2 sees only tokens present at its start)
     c.complete_step()        when performed + acknowledged: DONE, next step becomes ACTIVE
     c.skip_act(reason, who)  skip the rest of an optional act
     c.record_exception(text, who)                 at any time (exception sheet)
@@ -69,6 +71,7 @@ verify-kcv          ``perform()`` shows the KCV (and the manifest's expected KCV
 distribute-shares   ``perform()`` splits (once); ``show_share`` + ``acknowledge`` per custodian
 collect-shares      ``perform(manifest=None)`` starts recovery; ``add_share`` until complete
 check-shares        ``perform(manifest=None)``; ``add_share`` checks one share at a time
+                    against the manifest's commitments (any carrier; nothing is recovered)
 recover             ``perform()``: rebuild the key, compare its KCV with the manifest
 seal                ``perform()``: one envelope per recipient (recipients must be confirmed)
 export              ``perform()``: writes the listed files through the exporter
@@ -87,7 +90,10 @@ manifest commitment; the card serial and key fingerprint go into the manifest (r
 ``manifests/``; ``c.manifest``), the journal and ``run.display["cards"]``. A card that keeps
 no data object (step ``card_data_object = false``, or the card refuses one) gets a sealed
 share file (public) in ``workspace/card-shares/`` and ``c.card_files``, exported with the
-manifest. ``c.list_cards(module=None)`` lists the cards in the readers.
+manifest. ``c.list_cards(module=None)`` lists the cards in the readers;
+``c.rescan_cards(module=None)`` makes the keyholder re-initialise the PKCS#11 module first
+(SoftHSM2 and some modules only see tokens present when they were loaded; readers with
+pcscd report new cards without it) and returns the same list.
 
 Collection (``add_share``): ``typed`` (word views), ``card`` (:class:`CardAccess`: module,
 serial, PIN view; a serial not in the manifest is refused before the card is touched),
@@ -96,7 +102,18 @@ serial, PIN view; a serial not in the manifest is refused before the card is tou
 A script's ``qr`` allows the three QR ways (``c.carrier_allowed(carrier)``). Errors of the
 card/QR layer raise :class:`CarrierRefusedError` (a :class:`ShareRefusedError` with ``code``,
 e.g. ``card-pin-incorrect``, ``card-wrong-card``, ``card-removed``, ``qr-not-found``):
-the step stays ACTIVE, every share collected (or handed out) so far is kept; retry.
+the step stays ACTIVE, every share collected (or handed out) so far is kept; retry. A share
+of another set (typed or read by any carrier) is refused as a :class:`ShareRefusedError`
+with ``code`` ``other-set`` and ``set_id`` (the share's set); when a manifest the engine
+knows names that set in ``supersedes``, the message says which set superseded it.
+
+Checking (check-shares, ``add_share`` with the same carriers and payloads; the scanner also
+key by key with :meth:`Ceremony.scanner_key`): the keyholder reads the share, checks it
+against the manifest's salted commitment and wipes it at once; only the verdict comes back
+(``ok``, ``set_id``, ``group``, ``index``, ``message``, ``source`` and for cards
+``card_serial``/``key_fingerprint``) and is recorded in the journal. Nothing enters a
+recovery. A share that does not match raises :class:`ShareRefusedError` (``code``
+``commitment``, or ``other-set`` naming the share's set, or the set that superseded it).
 
 The workspace (ceremony media; the demo uses a folder) holds ``recipients/`` (public keys
 brought in), ``manifests/set-<id>.json`` (public share-set manifests; a manifest whose set is
@@ -304,6 +321,12 @@ class CarrierKeyholder(Protocol):
     :class:`QRCamera`, ``scanner`` with ``[(key view, t_us), ...]``); showing a QR goes
     through :meth:`Keyholder.show_share` (``display="qr"``). A keyholder without these
     methods cannot write cards or take single scanner keys (the engine says so).
+
+    Optional methods, looked up by name (not part of this protocol, so existing ports
+    still match it): ``rescan_cards(module) -> list[dict]`` (re-initialise the PKCS#11
+    module, for :meth:`Ceremony.rescan_cards`) and ``scanner_check_key(manifest, key,
+    t_us) -> dict`` (one scanner key press in check-shares; a completed burst returns the
+    verdict of :meth:`Keyholder.check_share` with ``status`` ``complete``).
     """
 
     def write_card(
@@ -1304,6 +1327,32 @@ class Ceremony:
                 ) from None
             raise
 
+    def rescan_cards(self, module: str | None = None) -> list[dict[str, Any]]:
+        """Make the keyholder's PKCS#11 module look for cards again, then list them.
+
+        SoftHSM2 (the demo's cards) and some modules only see the tokens present when the
+        module was initialised: the keyholder finalizes and re-initialises it (refused while
+        a card operation is running). Readers with pcscd report new cards without this.
+        ``module``: as in :class:`CardAccess`. Optional port method: a keyholder without
+        ``rescan_cards(module)`` raises :class:`EngineError`.
+
+        Raises:
+            CarrierRefusedError: a card operation is running, module missing...
+        """
+        run = self._require_running()
+        rescan = getattr(self.keyholder, "rescan_cards", None)
+        if not callable(rescan):
+            raise EngineError("this keyholder cannot rescan the card readers")
+        try:
+            tokens = rescan(self._card_module(run, CardAccess(module=module)))
+        except Exception as exc:
+            if _is_carrier_error(exc):
+                raise CarrierRefusedError(
+                    str(exc), carrier="card", code=getattr(exc, "code", None)
+                ) from None
+            raise
+        return [_public_facts(t) for t in tokens]
+
     # --- collecting and checking shares
 
     def _manifests(self) -> list[dict[str, Any]]:
@@ -1442,23 +1491,35 @@ class Ceremony:
         return self._share_accepted(run, carrier, out)
 
     def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
-        """Forward one key press of a keyboard-wedge QR scanner (collect-shares, ``qr``).
+        """Forward one key press of a keyboard-wedge QR scanner (collect- or check-shares,
+        ``qr``).
 
         ``key``: a one-byte view over the UI's locked key buffer; ``t_us``: when it
         arrived (monotonic microseconds). Returns ``status`` (``pending``, ``not-scanner``:
         too slow for a scanner, the burst was dropped, ``idle``) and ``count``; when a burst
-        completes, the share is added and the progress of :meth:`add_share` is returned
-        with ``status`` ``complete``.
+        completes, the share is added (collect-shares; the progress of :meth:`add_share`) or
+        checked against the manifest (check-shares; the verdict of :meth:`add_share`), with
+        ``status`` ``complete``.
 
         Raises:
-            CarrierRefusedError: the burst was not a share QR or the share was refused.
+            CarrierRefusedError: the burst was not a share QR.
+            ShareRefusedError: the share was refused (other set, no match...).
         """
         run = self._share_step()
-        if run.kind is not StepKind.COLLECT_SHARES or not self.carrier_allowed("scanner", run):
+        if not self.carrier_allowed("scanner", run):
             raise EngineError("the scanner is not a carrier of this step")
         try:
             port = self._carrier_port("read a keyboard-wedge scanner")
-            reply = dict(port.scanner_key(key, t_us))
+            if run.kind is StepKind.CHECK_SHARES:
+                check_key = getattr(port, "scanner_check_key", None)
+                if not callable(check_key):
+                    raise NotImplementedError(
+                        "this keyholder cannot check shares from a scanner key by key"
+                    )
+                assert self.manifest is not None
+                reply = dict(check_key(self.manifest, key, t_us))
+            else:
+                reply = dict(port.scanner_key(key, t_us))
         except (NotImplementedError, KeyholderDied) as exc:
             self._fail(run, exc)
             raise StepFailedError(run.error) from None
@@ -1476,7 +1537,7 @@ class Ceremony:
         holders = [h for h in m.get("holders") or [] if isinstance(h, dict)]
         cards = {str(h["card_serial"]): h for h in holders if h.get("card_serial")}
         if payload.serial and cards and payload.serial not in cards:
-            exc = _WrongCardSerial(
+            exc = self._card_of_old_set(str(payload.serial)) or _WrongCardSerial(
                 f"card {payload.serial} is not one of share set {m.get('set_id', '?')}'s cards "
                 f"(expected one of: {', '.join(sorted(cards))}); insert the custodian's card"
             )
@@ -1496,6 +1557,23 @@ class Ceremony:
             expected_serials=tuple(sorted(cards)),
             set_id=str(m["set_id"]) if m.get("set_id") is not None else None,
         )
+
+    def _card_of_old_set(self, serial: str) -> _WrongCardSerial | None:
+        """The refusal for a card that holds a share of a superseded set (manifests in the
+        workspace), or None."""
+        for old in self._manifests():
+            holders = [h for h in old.get("holders") or [] if isinstance(h, dict)]
+            if not any(str(h.get("card_serial", "")) == serial for h in holders):
+                continue
+            newer = self.superseded_by(str(old["set_id"]))
+            if newer is not None:
+                return _WrongCardSerial(
+                    f"card {serial} holds a share of set {old['set_id']}, superseded by set "
+                    f"{newer['set_id']} (ceremony {newer.get('ceremony_id', '?')}); it is "
+                    "refused: bring the card that holds the share of the current set",
+                    set_id=str(old["set_id"]),
+                )
+        return None
 
     def _share_refused(self, run: StepRun, carrier: str, exc: BaseException) -> ShareRefusedError:
         """Record a refused share (the step stays active); the error to raise."""
@@ -1520,16 +1598,41 @@ class Ceremony:
             code=code if isinstance(code, str) else None,
         )
 
+    def _check_refusal(self, out: Mapping[str, Any]) -> tuple[str, str, str | None]:
+        """(reason, code, set id) for a share that did not pass check-shares."""
+        expected = str(self.manifest["set_id"]) if self.manifest else None
+        got = out.get("set_id")
+        got = str(got) if got not in (None, "") else None
+        if got is not None and expected is not None and got != expected:
+            newer = self.superseded_by(got)
+            if newer is not None:
+                return (
+                    f"this share belongs to set {got}, superseded by set {newer['set_id']} "
+                    f"(ceremony {newer.get('ceremony_id', '?')}); it is refused",
+                    "other-set",
+                    got,
+                )
+            return (
+                f"this share belongs to set {got}, not to set {expected} being checked; "
+                "it is refused",
+                "other-set",
+                got,
+            )
+        return str(out.get("message") or "the share does not match the manifest"), "commitment", got
+
     def _share_accepted(self, run: StepRun, carrier: str, out: dict[str, Any]) -> dict[str, Any]:
         ok = bool(out.get("ok", True)) if run.kind is StepKind.CHECK_SHARES else True
-        self._record("step.input", {"accepted": ok, "carrier": carrier, **out}, run=run)
+        details: dict[str, Any] = {"accepted": ok, "carrier": carrier, **out}
+        refusal: tuple[str, str, str | None] | None = None
+        if not ok:
+            refusal = self._check_refusal(out)
+            details.update(reason=refusal[0], code=refusal[1])
+        self._record("step.input", details, run=run)
         if run.kind is StepKind.CHECK_SHARES:
             run.display.setdefault("checked", []).append(out)
             run.performed = True
-            if not ok:
-                raise ShareRefusedError(
-                    str(out.get("message", "the share does not match the manifest"))
-                )
+            if refusal is not None:
+                raise ShareRefusedError(refusal[0], set_id=refusal[2], code=refusal[1])
         else:
             run.display.setdefault("accepted", []).append(out)
             if out.get("complete"):
@@ -1666,6 +1769,10 @@ class _WrongCardSerial(Exception):
 
     code = "card-wrong-card"
 
+    def __init__(self, message: str, *, set_id: str | None = None) -> None:
+        super().__init__(message)
+        self.set_id = set_id
+
 
 _CARRIER_CODES = ("carrier", "qr-", "card", "scanner")
 
@@ -1737,7 +1844,10 @@ class ClientKeyholder:
     ``Secret`` and never copied here). ``card``: a :class:`CardAccess` (its PIN view is
     sent as a ``Secret``); ``qr-file``: an image path (``qr``: ``{"image": path}``);
     ``qr-camera``: a :class:`QRCamera`; ``scanner``: ``[(one-byte key view, t_us), ...]``.
-    Checking a share against the manifest (check-shares) is wired for typed words only.
+    Checking a share against the manifest (check-shares) works with every carrier: typed
+    words through ``verify_share``, the others through the carrier operations with
+    ``purpose="verify"`` (the keyholder checks the share it read against the commitments
+    and wipes it; nothing enters a recovery).
 
     ``show_share`` writes the share (words, or ``display="qr"`` a QR code) to the terminal
     device ``tty`` (the keyholder opens it itself and waits for a key press there): the UI
@@ -1748,6 +1858,7 @@ class ClientKeyholder:
         self.client = client
         self.tty = tty
         self._members: list[tuple[int, int, str]] = []  # (group, member, custodian name)
+        self._scanner_check: str | None = None  # set id the scanner bursts are checked for
 
     @property
     def practice(self) -> bool:
@@ -1843,6 +1954,10 @@ class ClientKeyholder:
         """See :class:`CarrierKeyholder`."""
         return list(self._carriers().list_cards(self._module_path(module)))
 
+    def rescan_cards(self, module: str) -> list[dict[str, Any]]:
+        """Re-initialise the PKCS#11 module in the keyholder (``card_rescan``); the cards."""
+        return list(self._carriers().rescan(self._module_path(module)))
+
     def write_card(
         self,
         member: int,
@@ -1896,12 +2011,35 @@ class ClientKeyholder:
             "sealed": bytes(reply["sealed"]),
         }
 
+    def _scanner_mode(self, manifest: Mapping[str, Any] | None) -> None:
+        """Arm the keyholder's scanner for recovery (None) or for checks against
+        ``manifest``; a change of mode discards a partial burst."""
+        want = str(manifest["set_id"]) if manifest is not None else None
+        if want == self._scanner_check:
+            return
+        extra = _verify_fields(manifest) if manifest is not None else {}
+        self._carrier_call(lambda: self._carriers().scanner_reset(**extra))
+        self._scanner_check = want
+
     def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
         """See :class:`CarrierKeyholder`."""
+        self._scanner_mode(None)
         reply = self._carrier_call(lambda: self._carriers().scanner_key(key, t_us))
         if "share" not in reply:
             return {"status": reply.get("status"), "count": reply.get("count", 0)}
         return {"status": "complete", **_carrier_progress(reply)}
+
+    def scanner_check_key(
+        self, manifest: Mapping[str, Any], key: memoryview, t_us: int
+    ) -> dict[str, Any]:
+        """One wedge-scanner key press in check-shares: a completed burst is checked
+        against ``manifest`` (verify-only) and the verdict of :meth:`check_share` returned
+        with ``status`` ``complete``."""
+        self._scanner_mode(manifest)
+        reply = self._carrier_call(lambda: self._carriers().scanner_key(key, t_us))
+        if "share" not in reply:
+            return {"status": reply.get("status"), "count": reply.get("count", 0)}
+        return {"status": "complete", **_carrier_verdict(reply, manifest)}
 
     @staticmethod
     def _carrier_call(fn: Callable[[], Any]) -> dict[str, Any]:
@@ -1924,7 +2062,19 @@ class ClientKeyholder:
         return self._carrier_call(lambda: cc.scanner_key(key, t_us))
 
     def _add_by_carrier(self, carrier: str, payload: Any) -> dict[str, Any]:
+        reply = self._read_by_carrier(carrier, payload, None)
+        out = _carrier_progress(reply)
+        if carrier == "card":
+            out.update(_card_facts(reply))
+        return out
+
+    def _read_by_carrier(
+        self, carrier: str, payload: Any, manifest: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Read a share by a carrier into the keyholder: into the recovery (``manifest``
+        None) or verify-only against ``manifest``'s commitments. The raw public reply."""
         cc = self._carriers()
+        verify = _verify_fields(manifest) if manifest is not None else {}
         if carrier == "card":
             if not isinstance(payload, CardAccess):
                 raise ShareRefusedError("a card share needs a CardAccess (module, serial, PIN)")
@@ -1936,38 +2086,32 @@ class ClientKeyholder:
             if payload.sealed is not None:
                 extra["sealed"] = bytes(payload.sealed)
             module = self._module_path(payload.module)
-            reply = self._carrier_call(
-                lambda: cc.read_share(module, payload.serial, payload.pin, **extra)
+            return self._carrier_call(
+                lambda: cc.read_share(module, payload.serial, payload.pin, **extra, **verify)
             )
-            card = dict(reply.get("card") or {})
-            return {
-                **_carrier_progress(reply),
-                "card_serial": card.get("serial", ""),
-                "key_fingerprint": card.get("key_fingerprint", ""),
-                "card_source": card.get("source", ""),
-            }
         if carrier in ("qr-file", "qr"):
             path = payload.get("image") if isinstance(payload, Mapping) else payload
-            return _carrier_progress(self._carrier_call(lambda: cc.decode_file(str(path))))
+            return self._carrier_call(lambda: cc.decode_file(str(path), **verify))
         if carrier == "qr-camera":
             cam = payload if isinstance(payload, QRCamera) else QRCamera(device=str(payload))
             if cam.replay:
-                return _carrier_progress(
-                    self._carrier_call(lambda: cc.scan_replay([str(p) for p in cam.replay]))
+                return self._carrier_call(
+                    lambda: cc.scan_replay([str(p) for p in cam.replay], **verify)
                 )
-            return _carrier_progress(
-                self._carrier_call(lambda: cc.scan_camera(cam.device, cam.timeout_s))
-            )
+            return self._carrier_call(lambda: cc.scan_camera(cam.device, cam.timeout_s, **verify))
         if carrier == "scanner":
             from core.carriers.errors import ScannerError
 
-            self._carrier_call(cc.scanner_reset)
+            self._scanner_check = None
+            self._carrier_call(lambda: cc.scanner_reset(**verify))
             last: dict[str, Any] = {}
-            for key, t_us in payload:
-                last = self._scan_one(cc, key, int(t_us))
-                if "share" in last:
-                    return _carrier_progress(last)
-            self._carrier_call(cc.scanner_reset)
+            try:
+                for key, t_us in payload:
+                    last = self._scan_one(cc, key, int(t_us))
+                    if "share" in last:
+                        return last
+            finally:
+                self._carrier_call(cc.scanner_reset)  # back to recovery mode, burst dropped
             raise ScannerError(
                 "the scanner input ended without a complete share code "
                 f"({last.get('status', 'nothing')} after {last.get('count', 0)} digits): "
@@ -2036,14 +2180,21 @@ class ClientKeyholder:
     def check_share(
         self, manifest: Mapping[str, Any], carrier: str, payload: Any
     ) -> dict[str, Any]:
-        """Typed entry, then ``verify_share`` against the manifest's commitments alone."""
+        """Check one share against the manifest's commitments alone, no recovery.
+
+        Typed: entry, then ``verify_share``. Card, QR (file, camera, replay) and scanner:
+        the carrier operation with ``purpose="verify"``: the keyholder reads the share,
+        checks it and wipes it. Returns the verdict ``ok``, ``set_id``, ``group``,
+        ``index``, ``message`` (plus ``source``, card facts).
+        """
         from core.keyholder import ops_shares
 
         if carrier != "typed":
-            raise ShareRefusedError(
-                f"checking a share by {carrier} against the manifest is not available: "
-                "enter its words (typed)"
-            )
+            reply = self._read_by_carrier(carrier, payload, manifest)
+            out = _carrier_verdict(reply, manifest)
+            if carrier == "card":
+                out.update(_card_facts(reply))
+            return out
         self._enter_typed(carrier, payload)
         try:
             res = self.client.call(
@@ -2087,6 +2238,39 @@ class ClientKeyholder:
             ceremony_id=str(header["ceremony_id"]),
         )
         return bytes(reply["envelope"])
+
+
+def _verify_fields(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The request fields of a verify-only carrier read against ``manifest``."""
+    return {"purpose": "verify", "commitments": list(manifest.get("commitments") or [])}
+
+
+def _card_facts(reply: Mapping[str, Any]) -> dict[str, Any]:
+    card = dict(reply.get("card") or {})
+    return {
+        "card_serial": card.get("serial", ""),
+        "key_fingerprint": card.get("key_fingerprint", ""),
+        "card_source": card.get("source", ""),
+    }
+
+
+def _carrier_verdict(reply: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The public verdict of a verify-only carrier read (same keys as a typed check)."""
+    share = dict(reply.get("share") or {})
+    set_id = str(share.get("set", ""))
+    ok = bool(reply.get("matches")) and set_id == str(manifest["set_id"])
+    out: dict[str, Any] = {
+        "ok": ok,
+        "set_id": set_id,
+        "group": share.get("group"),
+        "index": share.get("member"),
+        "message": "matches the manifest" if ok else "does NOT match the manifest",
+        "source": share.get("source", ""),
+    }
+    for k in ("decoder", "variant"):
+        if k in reply:
+            out[k] = reply[k]
+    return out
 
 
 def _carrier_progress(reply: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,13 +9,22 @@ keyholder and never reaches the parent. Replies carry public facts only.
 | 0x0301 | card_list         | module | tokens (JSON list of TokenInfo) |
 | 0x0302 | card_provision    | module, serial, [pin] (SECRET; absent: reader PIN pad), [bits] (3072), [key_id] (hex), [generate] (true) | key (JSON CardKey) |
 | 0x0303 | card_write_share  | module, serial, [pin], group, member (1-based), key (JSON CardKey), [meta] (JSON), [store_on_card] (true), [commitment] (JSON manifest entry) | sealed (bytes: the sealed share file for media), result (JSON) |
-| 0x0304 | card_read_share   | module, [serial], [pin], [expected_serials] (JSON list), [sealed] (bytes), [set_id] | share (JSON facts), card (JSON) |
+| 0x0304 | card_read_share   | module, [serial], [pin], [expected_serials] (JSON list), [sealed] (bytes), [set_id], [purpose], [commitments] | share (JSON facts), card (JSON), [matches] |
+| 0x0305 | card_rescan       | module | rescanned, tokens (JSON list of TokenInfo) |
 | 0x0310 | qr_show           | group, member (1-based), tty (/dev/ttyN), [custodian] | shown |
-| 0x0311 | qr_decode_file    | path | share, decoder, variant |
-| 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames] | share, decoder, variant |
-| 0x0313 | qr_scan_replay    | paths (JSON list of image files) | share, decoder, variant |
-| 0x0320 | scanner_key       | key (SECRET, 1 byte), t_us (monotonic microseconds) | status, count, [share] |
-| 0x0321 | scanner_reset     | | reset |
+| 0x0311 | qr_decode_file    | path, [purpose], [commitments] | share, decoder, variant, [matches] |
+| 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames], [purpose], [commitments] | share, decoder, variant, [matches] |
+| 0x0313 | qr_scan_replay    | paths (JSON list of image files), [purpose], [commitments] | share, decoder, variant, [matches] |
+| 0x0320 | scanner_key       | key (SECRET, 1 byte), t_us (monotonic microseconds) | status, count, [share], [matches] |
+| 0x0321 | scanner_reset     | [purpose], [commitments] (for the next bursts) | reset, purpose |
+
+``purpose`` (reads of a share): ``recover`` (default) gives the share to the recovery in
+progress; ``verify`` (with ``commitments``, the manifest's entries) only checks it against
+its salted commitment, wipes it at once and replies ``purpose: "verify"``, ``share``
+``{set, group, member, words, source}`` and ``matches`` (False too for a share of another
+set): nothing enters the recovery, and no recovery needs to be in progress. The scanner
+takes its purpose from ``scanner_reset`` (it applies to the bursts that follow, until the
+next reset).
 
 Where shares come from and go to: the shares area (:mod:`core.keyholder.ops_shares`) in
 this same process. At genesis a card write borrows the share with
@@ -24,7 +33,11 @@ to that card); at recovery a share read from a card, a QR image, the camera or t
 scanner is given to :func:`~core.keyholder.ops_shares.add_share_indices` (the recovery in
 progress checks set, duplicates and the manifest commitments) and our buffer is wiped.
 ``share`` in the replies is ``{set, group, member, words, source}`` plus the recovery
-``progress``.
+``progress``. A share of another set is refused with code ``other-set`` and a message
+naming its set ("... belongs to set N ..."), before any commitment check.
+
+``card_rescan`` finalizes and re-initialises the PKCS#11 module (SoftHSM2 and some modules
+see only the tokens present at C_Initialize); refused while a card session is open.
 
 Residues: see :mod:`core.carriers.pkcs11` (PIN ``str``, data key ``bytes``) and
 :mod:`core.carriers.imagedecode` (the decoders' payload ``bytes``).
@@ -37,11 +50,17 @@ from typing import Any
 
 from core.carriers import imagedecode, qr
 from core.carriers import pkcs11 as cards
-from core.carriers.errors import CardError, CarrierError
+from core.carriers.errors import CarrierError
 from core.carriers.scanner import WedgeBurst
 from core.keyholder.errors import MalformedRequest
 from core.keyholder.ops import KeyholderState, Request, op
-from core.keyholder.ops_shares import add_share_indices, share_for_carrier
+from core.keyholder.ops_shares import (
+    SharesError,
+    add_share_indices,
+    parse_commitments,
+    share_for_carrier,
+    verify_share_indices,
+)
 from core.keyholder.protocol import Secret
 from core.secmem import SecretBuffer
 from core.shamir.commitments import ShareCommitment, share_metadata, verify_commitment
@@ -50,6 +69,7 @@ __all__ = [
     "CARD_LIST",
     "CARD_PROVISION",
     "CARD_READ_SHARE",
+    "CARD_RESCAN",
     "CARD_WRITE_SHARE",
     "QR_DECODE_FILE",
     "QR_SCAN_CAMERA",
@@ -64,6 +84,7 @@ CARD_LIST = 0x0301
 CARD_PROVISION = 0x0302
 CARD_WRITE_SHARE = 0x0303
 CARD_READ_SHARE = 0x0304
+CARD_RESCAN = 0x0305
 QR_SHOW = 0x0310
 QR_DECODE_FILE = 0x0311
 QR_SCAN_CAMERA = 0x0312
@@ -79,11 +100,14 @@ class _CarrierState:
 
     def __init__(self) -> None:
         self.scanner: WedgeBurst | None = None
+        #: commitments of the manifest when scanner bursts are verify-only, else None
+        self.scanner_verify: list[ShareCommitment] | None = None
 
     def wipe(self) -> None:
         if self.scanner is not None:
             self.scanner.close()
             self.scanner = None
+        self.scanner_verify = None
 
 
 def _area(state: KeyholderState) -> _CarrierState:
@@ -102,14 +126,45 @@ def _area(state: KeyholderState) -> _CarrierState:
     return area
 
 
-def _take(state: KeyholderState, indices: SecretBuffer, source: str) -> dict[str, Any]:
-    """Give a share to the recovery in progress (shares area); wipe our copy; public facts."""
+def _verify_mode(req: Request) -> list[ShareCommitment] | None:
+    """``purpose``: None for ``recover`` (default); the manifest commitments for ``verify``."""
+    purpose = req.text("purpose", "recover")
+    if purpose == "recover":
+        return None
+    if purpose != "verify":
+        raise MalformedRequest("purpose must be 'recover' or 'verify'")
+    if not req.has("commitments"):
+        raise MalformedRequest("a verify-only read needs the manifest's commitments")
+    commitments = parse_commitments(req.json("commitments"))
+    if not commitments:
+        raise MalformedRequest("the manifest has no commitments to check the share against")
+    return commitments
+
+
+def _take(
+    state: KeyholderState,
+    indices: SecretBuffer,
+    source: str,
+    verify: list[ShareCommitment] | None = None,
+) -> dict[str, Any]:
+    """Give a share to the recovery in progress (shares area), or with ``verify`` only
+    check it against the manifest commitments; wipe our copy either way; public facts."""
     try:
         with indices.view() as mv:
-            reply = add_share_indices(state, mv)
+            if verify is not None:
+                verdict = verify_share_indices(mv, verify)
+            else:
+                reply = add_share_indices(state, mv)
     finally:
         words = indices.size // 2
         indices.close()
+    if verify is not None:
+        matches = bool(verdict.pop("matches"))
+        return {
+            "purpose": "verify",
+            "share": {**verdict, "words": words, "source": source},
+            "matches": matches,
+        }
     share = dict(reply.get("share", {}))
     share.update(words=words, source=source)
     return {"share": share, "progress": reply.get("progress")}
@@ -192,7 +247,11 @@ def card_write_share(state: KeyholderState, req: Request) -> dict[str, Any]:
 
 @op(CARD_READ_SHARE, "card_read_share")
 def card_read_share(state: KeyholderState, req: Request) -> dict[str, Any]:
-    """Read a share from a card (PIN login, decrypt on the card) into the keyholder."""
+    """Read a share from a card (PIN login, decrypt on the card) into the keyholder.
+
+    ``purpose`` ``verify``: check it against ``commitments`` only (see the module doc).
+    """
+    verify = _verify_mode(req)
     expected = req.json("expected_serials", [])
     set_id = req.integer("set_id", -1)
     serial = req.text("serial", "") or None
@@ -207,17 +266,19 @@ def card_read_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         expected_serials=set(expected) if expected else None,
         sealed=req.blob("sealed") if req.has("sealed") else None,
         match=match,
+        require_match=False,  # a share of another set is read, to say which set it is
         alloc=state.alloc,
     )
     with res.indices.view() as mv:
         got, _g, _m = share_metadata(mv)
-    if set_id >= 0 and got != set_id:
+    if verify is None and set_id >= 0 and got != set_id:
         res.indices.close()
-        raise CardError(
-            f"the share on card {res.serial} belongs to set {got}, this ceremony "
-            f"expects set {set_id}"
+        raise SharesError(
+            f"the share on card {res.serial} belongs to set {got}; this ceremony "
+            f"expects set {set_id}",
+            code="other-set",
         )
-    taken = _take(state, res.indices, "card")
+    taken = _take(state, res.indices, "card", verify)
     return {
         **taken,
         "card": {
@@ -228,8 +289,26 @@ def card_read_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     }
 
 
-def _decoded(state: KeyholderState, out: imagedecode.DecodeOutcome, source: str) -> dict[str, Any]:
-    return {**_take(state, out.indices, source), "decoder": out.decoder, "variant": out.variant}
+@op(CARD_RESCAN, "card_rescan")
+def card_rescan(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Finalize and re-initialise the PKCS#11 module so it sees cards added since it was
+    loaded (SoftHSM2); refused while a card session is open. Returns the cards now seen."""
+    module = req.text("module")
+    cards.rescan(module)
+    return {"rescanned": True, "tokens": [t.public() for t in cards.list_tokens(module)]}
+
+
+def _decoded(
+    state: KeyholderState,
+    out: imagedecode.DecodeOutcome,
+    source: str,
+    verify: list[ShareCommitment] | None,
+) -> dict[str, Any]:
+    return {
+        **_take(state, out.indices, source, verify),
+        "decoder": out.decoder,
+        "variant": out.variant,
+    }
 
 
 @op(QR_SHOW, "qr_show")
@@ -252,12 +331,15 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
 @op(QR_DECODE_FILE, "qr_decode_file")
 def qr_decode_file(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Decode a share QR from an image file on media."""
-    return _decoded(state, imagedecode.decode_file(req.text("path"), alloc=state.alloc), "qr-file")
+    verify = _verify_mode(req)
+    out = imagedecode.decode_file(req.text("path"), alloc=state.alloc)
+    return _decoded(state, out, "qr-file", verify)
 
 
 @op(QR_SCAN_CAMERA, "qr_scan_camera")
 def qr_scan_camera(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Read frames from a V4L2 camera until a share QR is decoded."""
+    verify = _verify_mode(req)
     source = imagedecode.V4L2FrameSource(req.text("device", "/dev/video0"))
     out = imagedecode.scan_frames(
         source,
@@ -265,17 +347,18 @@ def qr_scan_camera(state: KeyholderState, req: Request) -> dict[str, Any]:
         timeout_s=float(req.integer("timeout_s", 30)),
         max_frames=req.integer("max_frames", 300),
     )
-    return _decoded(state, out, "qr-camera")
+    return _decoded(state, out, "qr-camera", verify)
 
 
 @op(QR_SCAN_REPLAY, "qr_scan_replay")
 def qr_scan_replay(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Replay image files as camera frames (same pipeline as the camera)."""
+    verify = _verify_mode(req)
     paths = req.json("paths")
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise MalformedRequest("paths must be a JSON list of file names")
     out = imagedecode.scan_frames(imagedecode.ReplayFrameSource(paths), alloc=state.alloc)
-    return _decoded(state, out, "qr-replay")
+    return _decoded(state, out, "qr-replay", verify)
 
 
 @op(SCANNER_KEY, "scanner_key")
@@ -290,17 +373,20 @@ def scanner_key(state: KeyholderState, req: Request) -> dict[str, Any]:
     res = area.scanner.feed(key[0], req.integer("t_us") / 1e6)
     reply: dict[str, Any] = {"status": res.status, "count": res.count}
     if res.indices is not None:
-        reply.update(_take(state, res.indices, "qr-scanner"))
+        reply.update(_take(state, res.indices, "qr-scanner", area.scanner_verify))
     return reply
 
 
 @op(SCANNER_RESET, "scanner_reset")
 def scanner_reset(state: KeyholderState, req: Request) -> dict[str, Any]:
-    """Discard a partial scanner burst."""
+    """Discard a partial scanner burst; ``purpose``/``commitments`` set the mode of the
+    bursts that follow (default ``recover``)."""
+    verify = _verify_mode(req)
     area = _area(state)
     if area.scanner is not None:
         area.scanner.reset()
-    return {"reset": True}
+    area.scanner_verify = verify
+    return {"reset": True, "purpose": "recover" if verify is None else "verify"}
 
 
 class CarrierClient:
@@ -316,6 +402,10 @@ class CarrierClient:
     def list_cards(self, module: str) -> list[dict[str, Any]]:
         """Cards in the readers (public TokenInfo dicts)."""
         return list(self._c.call(CARD_LIST, module=module)["tokens"])
+
+    def rescan(self, module: str) -> list[dict[str, Any]]:
+        """Re-initialise the module in the keyholder (sees cards added since); the cards."""
+        return list(self._c.call(CARD_RESCAN, module=module)["tokens"])
 
     def provision(
         self, module: str, serial: str, pin: memoryview | None, *, bits: int = 3072
@@ -360,24 +450,28 @@ class CarrierClient:
             fields["pin"] = Secret(pin)
         return self._c.call(CARD_READ_SHARE, **fields)  # type: ignore[no-any-return]
 
-    def decode_file(self, path: str) -> dict[str, Any]:
-        """Decode a share QR from an image file, in the keyholder."""
-        return self._c.call(QR_DECODE_FILE, path=path)  # type: ignore[no-any-return]
+    def decode_file(self, path: str, **extra: Any) -> dict[str, Any]:
+        """Decode a share QR from an image file, in the keyholder (``extra``: ``purpose``,
+        ``commitments`` for a verify-only read)."""
+        return self._c.call(QR_DECODE_FILE, path=path, **extra)  # type: ignore[no-any-return]
 
-    def scan_replay(self, paths: list[str]) -> dict[str, Any]:
+    def scan_replay(self, paths: list[str], **extra: Any) -> dict[str, Any]:
         """Replay image files as camera frames, in the keyholder."""
-        return self._c.call(QR_SCAN_REPLAY, paths=paths)  # type: ignore[no-any-return]
+        return self._c.call(QR_SCAN_REPLAY, paths=paths, **extra)  # type: ignore[no-any-return]
 
-    def scan_camera(self, device: str = "/dev/video0", timeout_s: int = 30) -> dict[str, Any]:
+    def scan_camera(
+        self, device: str = "/dev/video0", timeout_s: int = 30, **extra: Any
+    ) -> dict[str, Any]:
         """Scan a share QR with a V4L2 camera, in the keyholder."""
         return self._c.call(  # type: ignore[no-any-return]
-            QR_SCAN_CAMERA, device=device, timeout_s=timeout_s
+            QR_SCAN_CAMERA, device=device, timeout_s=timeout_s, **extra
         )
 
     def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
         """Forward one key press of a wedge scanner (``key``: a 1-byte locked view)."""
         return self._c.call(SCANNER_KEY, key=Secret(key), t_us=t_us)  # type: ignore[no-any-return]
 
-    def scanner_reset(self) -> None:
-        """Discard a partial scanner burst."""
-        self._c.call(SCANNER_RESET)
+    def scanner_reset(self, **extra: Any) -> None:
+        """Discard a partial scanner burst (``extra``: ``purpose``, ``commitments`` for the
+        bursts that follow)."""
+        self._c.call(SCANNER_RESET, **extra)

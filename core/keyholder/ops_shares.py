@@ -37,13 +37,15 @@ Opcodes and fields (1-based group and member numbers in every public field):
 * 0x0113 ``entry_finish`` -> ``status`` ok + ``set``/``group``/``member``, or ``checksum``
   + ``candidates`` [{position, words}], or ``incomplete`` + ``missing`` positions.
 * 0x0114 ``add_share``: (the finished entry) -> ``progress``; errors carry the recovery
-  code (other-set, duplicate, conflict, mismatch, extendable-mix, commitment).
+  code (other-set, duplicate, conflict, mismatch, extendable-mix, commitment). A share of
+  another set is refused before the commitment check ("belongs to set N", other-set).
 * 0x0115 ``entry_clear`` -> wipes the entry.
 * 0x0116 ``recover``: optional secret ``passphrase`` -> fingerprint fields and
   ``verified`` (True/False against the expected fingerprint, None if none was given).
 * 0x0117 ``recovery_status`` -> ``progress``.
 * 0x0118 ``verify_share``: ``commitments`` (manifest entries) -> ``set``, ``group``,
-  ``member``, ``matches`` for the finished entry, checked against the manifest alone.
+  ``member``, ``matches`` for the finished entry, checked against the manifest alone
+  (:func:`verify_share_indices`, also used by the carriers' verify-only reads).
 """
 
 from __future__ import annotations
@@ -93,7 +95,9 @@ __all__ = [
     "VERIFY_SHARE",
     "SharesError",
     "add_share_indices",
+    "parse_commitments",
     "share_for_carrier",
+    "verify_share_indices",
 ]
 
 GENESIS_SPLIT = 0x0101
@@ -519,6 +523,13 @@ def add_share_indices(state: KeyholderState, indices: memoryview) -> dict[str, A
     area = _area(state)
     rec = _recovery(state, area)
     set_, group, member = share_metadata(indices)
+    expected = rec.params.identifier if rec.params is not None else rec.expected_identifier
+    if expected is not None and set_ != expected:
+        # before the commitment check, so the refusal names the share's set
+        raise SharesError(
+            f"this share belongs to set {set_}; this recovery expects set {expected}",
+            code="other-set",
+        )
     try:
         progress = rec.add_indices(indices)
     except Slip39Error as exc:
@@ -581,6 +592,39 @@ def op_recover(state: KeyholderState, req: Request) -> dict[str, Any]:
     }}  # fmt: skip
 
 
+def parse_commitments(raw: Any) -> list[ShareCommitment]:
+    """The manifest's ``commitments`` entries (JSON list) as :class:`ShareCommitment`.
+
+    Raises:
+        MalformedRequest: not a list of manifest commitment entries.
+    """
+    if not isinstance(raw, list):
+        raise MalformedRequest("commitments must be the manifest's list of commitment entries")
+    try:
+        return [ShareCommitment.from_dict(d) for d in raw]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise MalformedRequest(
+            "commitments must be the manifest's list of commitment entries"
+        ) from None
+
+
+def verify_share_indices(indices: memoryview, commitments: list[ShareCommitment]) -> dict[str, Any]:
+    """Check a share (word indices) against the manifest's commitments alone.
+
+    Nothing is kept and no recovery is involved: for ``verify_share`` (typed entry) and
+    the carriers' verify-only reads. Returns the public verdict ``{set, group, member,
+    matches}`` (1-based group/member; ``matches`` False also when the manifest has no
+    entry for this share, e.g. a share of another set).
+    """
+    set_, group, member = share_metadata(indices)
+    try:
+        check_against_manifest(indices, commitments)
+        matches = True
+    except CommitmentError:
+        matches = False
+    return {"set": set_, "group": group + 1, "member": member + 1, "matches": matches}
+
+
 @op(VERIFY_SHARE, "verify_share")
 def op_verify_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Check the finished typed share against the manifest's commitments alone."""
@@ -588,15 +632,9 @@ def op_verify_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     entry = _entry(area)
     if not entry.checked:
         raise Refused("finish the entry (checksum) before verifying the share")
-    commitments = [ShareCommitment.from_dict(d) for d in req.json("commitments", [])]
+    commitments = parse_commitments(req.json("commitments", []))
     with entry.buf.view() as mv:
-        set_, group, member = share_metadata(mv)
-        try:
-            check_against_manifest(mv, commitments)
-            matches = True
-        except CommitmentError:
-            matches = False
-    return {"set": set_, "group": group + 1, "member": member + 1, "matches": matches}
+        return verify_share_indices(mv, commitments)
 
 
 # --------------------------------------------------------------------------- client helpers
