@@ -210,4 +210,7 @@ _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "SOFTHSM2_CONF", "KCM_SECMEM_BACKEND", "T
 
 def _clean_env(environ: Mapping[str, str]) -> dict[str, str]:
     """A minimal environment: nothing from the UI side (TEXTUAL_*, PYTHON*) leaks in."""
-    return {k: v for k, v in environ.items() if k in _KEEP_ENV or k.startswith("KCM_")}
+    env = {k: v for k, v in environ.items() if k in _KEEP_ENV or k.startswith("KCM_")}
+    # numeric libraries (QR decoding) must not start worker threads in the keyholder
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return env

@@ -45,11 +45,11 @@ Residues: see :mod:`core.carriers.pkcs11` (PIN ``str``, data key ``bytes``) and
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from core.carriers import imagedecode, qr
-from core.carriers import pkcs11 as cards
 from core.carriers.errors import CarrierError
 from core.carriers.scanner import WedgeBurst
 from core.keyholder.errors import MalformedRequest
@@ -64,6 +64,30 @@ from core.keyholder.ops_shares import (
 from core.keyholder.protocol import Secret
 from core.secmem import SecretBuffer
 from core.shamir.commitments import ShareCommitment, share_metadata, verify_commitment
+
+
+class _LazyModule:
+    """Import on first use: numpy, PIL, OpenBLAS, zxing and the PKCS#11 module load only
+    when a ceremony actually uses a card or a QR code, so the keyholder stays small
+    (fewer pages to lock, fewer threads, less to scan) for typed-word ceremonies."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+if TYPE_CHECKING:
+    from core.carriers import imagedecode, qr
+    from core.carriers import pkcs11 as cards
+else:
+    imagedecode = _LazyModule("core.carriers.imagedecode")
+    qr = _LazyModule("core.carriers.qr")
+    cards = _LazyModule("core.carriers.pkcs11")
 
 __all__ = [
     "CARD_LIST",
