@@ -4,10 +4,11 @@ Two implementations of the same ``polymod``:
 
 * :func:`polymod_public` on Python ints, for public data (tests, table building);
 * :func:`polymod_words` on a buffer of word indices stored as 2 bytes each (big endian),
-  for secret shares. Its 30-bit state is kept as six byte-sized ints (three 10-bit
-  limbs, each split into a 2-bit high and an 8-bit low part) and the generator is applied
-  with masks instead of branches, so no Python int larger than 255 ever holds a
-  secret-derived value and the work does not depend on the data.
+  for secret shares. Its 30-bit state is kept as four byte-sized ints (the 8-bit low
+  parts of the three 10-bit limbs, and their three 2-bit high parts packed in one) and
+  the generator is applied by multiplying public constants with state bits (0 or 1)
+  instead of branching, so no Python int larger than 255 ever holds a secret-derived
+  value and the work does not depend on the data.
 
 The code is GF(2)-linear: ``polymod(v) = F^n(1) XOR sum_k F^(n-1-k)(v_k)`` where ``F`` is
 the state update without input. An error ``e`` (XOR difference) in the word at distance
@@ -66,12 +67,6 @@ def _limbs(v: int) -> tuple[int, int, int, int]:
     return ((a >> 8) << 4) | ((b >> 8) << 2) | (c >> 8), a & 0xFF, b & 0xFF, c & 0xFF
 
 
-_G: Final = tuple(_limbs(g) for g in GEN)
-(_G0H, _G0A, _G0B, _G0C), (_G1H, _G1A, _G1B, _G1C), (_G2H, _G2A, _G2B, _G2C) = _G[0], _G[1], _G[2]
-(_G3H, _G3A, _G3B, _G3C), (_G4H, _G4A, _G4B, _G4C), (_G5H, _G5A, _G5B, _G5C) = _G[3], _G[4], _G[5]
-(_G6H, _G6A, _G6B, _G6C), (_G7H, _G7A, _G7B, _G7C), (_G8H, _G8A, _G8B, _G8C) = _G[6], _G[7], _G[8]
-(_G9H, _G9A, _G9B, _G9C) = _G[9]
-
 State = tuple[int, int, int, int]
 _INITIAL: Final[State] = (0, 0, 0, 1)
 
@@ -81,66 +76,52 @@ def _steps(st: State, words: memoryview | bytearray | bytes, start: int, stop: i
 
     The state is four byte-sized ints ``(H, a, b, c)``: ``a, b, c`` are the low 8 bits of
     the three 10-bit limbs and ``H`` packs their 2-bit high parts (``a``'s in bits 4-5).
-    The generator is applied with masks ``-(bit)`` (0 or -1): no branch, no table indexed
-    by the data, no int above 255. Unrolled because this is the hot loop.
+    The generator is applied with the bits ``m_i`` (0 or 1) of the outgoing top limb as
+    multipliers of the public generator limbs (``C * m_i`` is 0 or ``C``): no branch, no
+    table indexed by the data, no int above 255. This is the hot loop, so it is unrolled
+    with the limbs of ``GEN`` written as literals (zero terms left out) and each new limb
+    computed as one XOR expression; ``test_rs1024_typo`` checks it against
+    :func:`polymod_public`, and :func:`_check_literals` checks every literal against
+    ``GEN`` at import.
     """
     h, a, b, c = st
     for k in range(start, stop, 2):
         t = a
-        th = h >> 4
-        h = ((h & 0x0F) << 2) | words[k]
-        a, b, c = b, c, words[k + 1]
-        m = -(t & 1)
-        h ^= _G0H & m
-        a ^= _G0A & m
-        b ^= _G0B & m
-        c ^= _G0C & m
-        m = -((t >> 1) & 1)
-        h ^= _G1H & m
-        a ^= _G1A & m
-        b ^= _G1B & m
-        c ^= _G1C & m
-        m = -((t >> 2) & 1)
-        h ^= _G2H & m
-        a ^= _G2A & m
-        b ^= _G2B & m
-        c ^= _G2C & m
-        m = -((t >> 3) & 1)
-        h ^= _G3H & m
-        a ^= _G3A & m
-        b ^= _G3B & m
-        c ^= _G3C & m
-        m = -((t >> 4) & 1)
-        h ^= _G4H & m
-        a ^= _G4A & m
-        b ^= _G4B & m
-        c ^= _G4C & m
-        m = -((t >> 5) & 1)
-        h ^= _G5H & m
-        a ^= _G5A & m
-        b ^= _G5B & m
-        c ^= _G5C & m
-        m = -((t >> 6) & 1)
-        h ^= _G6H & m
-        a ^= _G6A & m
-        b ^= _G6B & m
-        c ^= _G6C & m
-        m = -((t >> 7) & 1)
-        h ^= _G7H & m
-        a ^= _G7A & m
-        b ^= _G7B & m
-        c ^= _G7C & m
-        m = -(th & 1)
-        h ^= _G8H & m
-        a ^= _G8A & m
-        b ^= _G8B & m
-        c ^= _G8C & m
-        m = -((th >> 1) & 1)
-        h ^= _G9H & m
-        a ^= _G9A & m
-        b ^= _G9B & m
-        c ^= _G9C & m
-    t = th = m = 0
+        m0 = a & 1
+        m1 = (a >> 1) & 1
+        m2 = (a >> 2) & 1
+        m3 = (a >> 3) & 1
+        m4 = (a >> 4) & 1
+        m5 = (a >> 5) & 1
+        m6 = (a >> 6) & 1
+        m7 = a >> 7
+        m8 = (h >> 4) & 1
+        m9 = h >> 5
+        h = (
+            (((h & 0x0F) << 2) | words[k])
+            ^ m2 ^ (0x06 * m3) ^ (0x0c * m4) ^ (0x1c * m5)
+            ^ (0x38 * m6) ^ (0x30 * m7) ^ (0x20 * m8) ^ m9
+        )
+        # a-limb terms of bits 0..6 are 0x0e << i (no reduction): a carry-less a * 0x0e
+        # as three masked shifts (masks before shifts: every value stays <= 255)
+        a = (
+            b
+            ^ ((a & 0x7F) << 1) ^ ((a & 0x3F) << 2) ^ ((a & 0x1F) << 3)
+            ^ (0x09 * m7) ^ (0x1b * m8) ^ (0x3f * m9)
+        )
+        b = (
+            c
+            ^ (0x38 * m0) ^ (0x70 * m1) ^ (0xe0 * m2) ^ (0xc0 * m3)
+            ^ (0x80 * m4) ^ (0x09 * m5) ^ (0x1b * m6) ^ (0x3f * m7)
+            ^ (0x7e * m8) ^ (0xfc * m9)
+        )
+        # c-limb: bits 0..1 give 0x40 << i, bits 4..7 give 0x09 << (i - 4) = u ^ u << 3
+        c = (
+            words[k + 1]
+            ^ ((t & 3) << 6) ^ (t >> 4) ^ ((t >> 4) << 3)
+            ^ (0x90 * m8) ^ (0x20 * m9)
+        )
+    t = m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = m8 = m9 = 0
     return h, a, b, c
 
 
@@ -225,3 +206,15 @@ def error_image_table(distance: int) -> dict[int, int]:
         images[e] = images[e & (e - 1)] ^ basis[low]
         table[images[e]] = e
     return table
+
+
+def _check_literals() -> None:
+    """Each bit of the outgoing top limb, alone, must add exactly ``GEN[bit]`` (public)."""
+    for bit in range(10):
+        top = 1 << bit
+        st = ((top >> 8) << 4, top & 0xFF, 0, 0)
+        if _steps(st, _ZEROS, 0, 2) != _limbs(_step_linear(top << 20)):
+            raise RuntimeError(f"rs1024: unrolled generator literal for bit {bit} is wrong")
+
+
+_check_literals()

@@ -21,12 +21,13 @@ first 4 bytes are used (SLIP-39), all 32 stay in locked memory until wiped.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Final
+from functools import lru_cache
+from typing import Any, Final
 
-from core.secmem import SecretBuffer, ct_equal, memset
+from core.secmem import SecretBuffer, ct_equal
 from core.shamir import gf256, rs1024
 from core.shamir._mem import alloc
 from core.shamir._mem import scratch as _scratch
@@ -164,75 +165,90 @@ def encode_share(share: Share) -> SecretBuffer:
     return out
 
 
-# Bit packing between value bytes and 10-bit words. Every intermediate is an int <= 255
-# (masks are applied *before* shifts), so no heap int ever holds secret bits. Words are
-# packed 4 at a time into a 5-byte "stream" (40 bits), in a bytearray wiped with memset.
+# Bit packing between value bytes and 10-bit words (2 bytes each: ``hi`` 2 bits, ``lo`` 8).
+# The layout depends only on public sizes, so for each (value length, padding) we generate
+# once a straight-line function whose every line is ``dst[k] = OR of ((src[i] >> a) & m)
+# << b`` with literal i, a, m, b: masks are applied *before* left shifts, so every
+# intermediate is an int <= 255 (cached by CPython) and no heap int, bytearray or stream
+# buffer ever holds secret bits; there is nothing to wipe. The generated source contains
+# only integer literals (see :func:`_fragment_terms`); ``tests/unit/test_slip39_packing.py``
+# checks both directions against a bit-by-bit reference for every supported length.
+
+_Packers = tuple[
+    Callable[[memoryview | bytearray, memoryview | bytearray], None],
+    Callable[[memoryview | bytearray, memoryview | bytearray], int],
+]
+
+
+def _fragment_terms(
+    comps: Sequence[tuple[int, int, int]], start: int, stop: int, src: str
+) -> list[str]:
+    """Terms that assemble stream bits ``[start, stop)`` from components.
+
+    A component ``(pos, width, index)`` holds stream bits ``[pos, pos + width)`` in
+    ``src[index]`` (most significant bit first). Each term is an expression <= 255.
+    """
+    terms = []
+    for pos, width, index in comps:
+        u, v = max(pos, start), min(pos + width, stop)
+        if u >= v:
+            continue
+        term = f"{src}[{index}]"
+        right = pos + width - v
+        if right:
+            term = f"({term} >> {right})"
+        if u > pos or width < 8:  # drop bits above the range (a hi byte has 2 bits)
+            term = f"({term} & {(1 << (v - u)) - 1})"
+        left = stop - v
+        if left:
+            term = f"({term} << {left})"
+        terms.append(term)
+    return terms
+
+
+@lru_cache(maxsize=16)
+def _packers(n: int, base: int, value_words: int, pad: int) -> _Packers:
+    """Generated (value -> words, words -> value) functions for one public layout."""
+    # stream bit t (t >= pad) is value bit t - pad; value byte q covers [8q+pad, 8q+pad+8)
+    vcomps = [(8 * q + pad, 8, q) for q in range(n)]
+    wcomps = []
+    for j in range(value_words):
+        wcomps.append((10 * j, 2, base + 2 * j))
+        wcomps.append((10 * j + 2, 8, base + 2 * j + 1))
+    lines = ["def to_words(v, w):"]
+    for j in range(value_words):
+        for k, (a, b) in ((0, (10 * j, 10 * j + 2)), (1, (10 * j + 2, 10 * j + 10))):
+            terms = _fragment_terms(vcomps, a, b, "v") or ["0"]
+            lines.append(f"    w[{base + 2 * j + k}] = {' | '.join(terms)}")
+    lines.append("def to_value(w, v):")
+    for q in range(n):
+        terms = _fragment_terms(wcomps, 8 * q + pad, 8 * q + pad + 8, "w")
+        lines.append(f"    v[{q}] = {' | '.join(terms)}")
+    padding = _fragment_terms(wcomps, 0, pad, "w") if pad else []
+    lines.append(f"    return {' | '.join(padding) or '0'}")
+    namespace: dict[str, Any] = {"__builtins__": {}}
+    exec(compile("\n".join(lines), f"<slip39 packing {n} bytes>", "exec"), namespace)
+    return namespace["to_words"], namespace["to_value"]
 
 
 def _value_to_words(
     value: memoryview, mv: memoryview, base: int, value_words: int, pad: int
 ) -> None:
     """Write ``pad`` zero bits then ``value`` as 10-bit words at ``mv[base:]``."""
-    n = len(value)
-    groups = -(-value_words // 4)
-    stream = bytearray(5 * groups)
-    try:
-        low = (1 << pad) - 1  # pad is 2 (128-bit) or 4 (256-bit): shift the value right
-        prev = 0
-        for i in range(n):
-            v = value[i]
-            stream[i] = ((prev & low) << (8 - pad)) | (v >> pad)
-            prev = v
-        stream[n] = (prev & low) << (8 - pad)
-        prev = v = 0
-        for g in range(groups):
-            b0, b1, b2, b3, b4 = stream[5 * g : 5 * g + 5]
-            k = base + 8 * g
-            quad = (
-                b0 >> 6, ((b0 & 63) << 2) | (b1 >> 6),
-                (b1 >> 4) & 3, ((b1 & 15) << 4) | (b2 >> 4),
-                (b2 >> 2) & 3, ((b2 & 3) << 6) | (b3 >> 2),
-                b3 & 3, b4,
-            )  # fmt: skip
-            m = min(8, 2 * (value_words - 4 * g))
-            for z in range(m):
-                mv[k + z] = quad[z]
-        b0 = b1 = b2 = b3 = b4 = 0
-    finally:
-        memset(stream)
+    _packers(len(value), base, value_words, pad)[0](value, mv)
 
 
 def _words_to_value(
     indices: memoryview | bytearray, base: int, value_words: int, pad: int, out: memoryview
 ) -> int:
     """Read the value from the words at ``indices[base:]``; returns the padding bits (0 = ok)."""
-    groups = -(-value_words // 4)
-    stream = bytearray(5 * groups)
-    quad = bytearray(8)
-    try:
-        for g in range(groups):
-            k = base + 8 * g
-            m = min(8, 2 * (value_words - 4 * g))
-            quad[:m] = indices[k : k + m]
-            for z in range(m, 8):
-                quad[z] = 0
-            h0, l0, h1, l1, h2, l2, h3, l3 = quad
-            stream[5 * g] = (h0 << 6) | (l0 >> 2)
-            stream[5 * g + 1] = ((l0 & 3) << 6) | (h1 << 4) | (l1 >> 4)
-            stream[5 * g + 2] = ((l1 & 15) << 4) | (h2 << 2) | (l2 >> 6)
-            stream[5 * g + 3] = ((l2 & 63) << 2) | h3
-            stream[5 * g + 4] = l3
-        h0 = l0 = h1 = l1 = h2 = l2 = h3 = l3 = 0
-        keep = 0xFF >> pad
-        for q in range(len(out)):
-            out[q] = ((stream[q] & keep) << pad) | (stream[q + 1] >> (8 - pad))
-        return stream[0] >> (8 - pad)
-    finally:
-        memset(stream)
-        memset(quad)
+    return _packers(len(out), base, value_words, pad)[1](indices, out)
 
 
 def _check_indices(mv: memoryview | bytearray) -> None:
+    with memoryview(mv)[::2] as high:  # a strided view, not a copy
+        if not high or max(high) <= 3:
+            return
     for k in range(0, len(mv), 2):
         if mv[k] > 3:
             raise ShareFormatError(f"word {k // 2 + 1} is not a valid word index")
@@ -405,11 +421,14 @@ def _split_secret(threshold: int, count: int, secret: memoryview) -> list[Secret
                 ]
                 base.append((gf256.DIGEST_INDEX, dmv))
                 base.append((gf256.SECRET_INDEX, secret))
+                targets: list[tuple[int, memoryview | bytearray]] = []
                 for x in range(threshold - 2, count):
                     buf = alloc(n)
                     out.append(buf)
-                    with buf.view() as mv:
-                        gf256.interpolate_into(mv, base, x)
+                    targets.append((x, stack.enter_context(buf.view())))
+                # all remaining shares in one pass: the bit masks of each base byte are
+                # computed once per pair of outputs
+                gf256.interpolate_many(targets, base)
         return out
     except BaseException:
         for buf in out:
@@ -432,8 +451,10 @@ def recover_secret(threshold: int, points: Sequence[tuple[int, memoryview]]) -> 
     secret = alloc(n)
     try:
         with secret.view() as smv, _scratch(n + DIGEST_BYTES) as (_dig, dmv):
-            gf256.interpolate_into(smv, points, gf256.SECRET_INDEX)
-            gf256.interpolate_into(dmv[:n], points, gf256.DIGEST_INDEX)
+            # secret (x=255) and digest share (x=254) in one pass over the points
+            gf256.interpolate_many(
+                [(gf256.SECRET_INDEX, smv), (gf256.DIGEST_INDEX, dmv[:n])], points
+            )
             _digest_into(dmv[DIGEST_BYTES:n], smv, dmv[n : n + DIGEST_BYTES])
             if not ct_equal(dmv[:DIGEST_BYTES], dmv[n : n + DIGEST_BYTES]):
                 raise DigestError(
@@ -581,6 +602,7 @@ def recover_ems(shares: Sequence[Share]) -> tuple[ShareParams, SecretBuffer]:
     """
     first = _check_common(shares)
     groups: dict[int, list[Share]] = {}
+    seen: set[tuple[int, int]] = set()
     for s in shares:
         members = groups.setdefault(s.params.group_index, [])
         if members and members[0].params.member_threshold != s.params.member_threshold:
@@ -588,11 +610,13 @@ def recover_ems(shares: Sequence[Share]) -> tuple[ShareParams, SecretBuffer]:
                 f"group {s.params.group_index + 1}: shares disagree on the member threshold",
                 code="mismatch",
             )
-        if any(m.params.member_index == s.params.member_index for m in members):
+        key = (s.params.group_index, s.params.member_index)
+        if key in seen:
             raise Slip39Error(
                 f"group {s.params.group_index + 1}: share {s.params.member_index + 1} given twice",
                 code="duplicate",
             )
+        seen.add(key)
         members.append(s)
     complete = [
         (gi, ms) for gi, ms in sorted(groups.items()) if len(ms) >= ms[0].params.member_threshold
