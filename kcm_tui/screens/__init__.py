@@ -1,1 +1,1 @@
-"""Package."""
+"""Screens of the ceremony TUI."""

@@ -1,1 +1,1 @@
-"""Package."""
+"""Widgets of the ceremony TUI."""

@@ -1,0 +1,243 @@
+"""The ceremony TUI: a view over the headless engine that never holds a secret.
+
+Safety of the app itself (docs/tui.md):
+
+* the command palette is disabled (its Screenshot command writes the screen to disk), the
+  screenshot actions refuse, and nothing is ever written to the clipboard (OSC 52 included);
+  mouse text selection is off;
+* an unexpected exception never shows a traceback with local variables, nor the exception's
+  message (it could quote data): the keyholder is told to wipe, the journal records the
+  abort, and the terminal says what happened and what to do;
+* the program refuses to start when the environment would leak the screen or messages
+  (TEXTUAL_LOG, TEXTUAL_SCREENSHOT, TEXTUAL=devtools/debug) unless in demo mode;
+* borders are solid/heavy/ascii; every screen fits 80x24; no mouse needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+# The progress bar's half-cell ends use light/heavy half-line glyphs (U+2578, U+257A) the
+# Linux console font lacks; a full heavy line is drawn instead (colour shows the split).
+from textual.renderables.bar import Bar as _Bar
+from textual.screen import Screen
+
+from kcm_tui.backend import Backend, ShareDisplay, environment_leaks
+
+_Bar.HALF_BAR_LEFT = _Bar.HALF_BAR_RIGHT = "\u2501"
+
+CRASH_TEXT = """\
+The ceremony program stopped because of an internal error ({kind}).
+No share words and no program variables are shown here, by design.
+
+What was done:
+{done}
+
+What to do now:
+  1. Note the time and this message on the paper log (exception sheet).
+  2. Do not restart the same ceremony: start a new one from the beginning
+     (shares already handed out stay valid; a key being rebuilt must be rebuilt again).
+  3. Keep the export medium: its journal records the abort and can be verified with
+     'kcm-ceremony journal verify PATH --allow-open'.
+"""
+
+
+class CeremonyApp(App[int]):
+    """OpenKCM Ceremony."""
+
+    CSS_PATH = Path(__file__).resolve().parent / "app.tcss"
+    TITLE = "OpenKCM Ceremony"
+    ENABLE_COMMAND_PALETTE: ClassVar[bool] = False
+    ALLOW_SELECT: ClassVar[bool] = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "refuse_copy", show=False, priority=True),
+        Binding("ctrl+p", "noop", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        preselect_script: str = "",
+        poweroff: bool = False,
+        idle_warn: float = 120.0,
+        idle_wipe: float = 180.0,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.preselect_script = preselect_script
+        self.poweroff = poweroff
+        self.idle_warn = idle_warn
+        self.idle_wipe = idle_wipe
+        self.crash_report = ""
+        self.clipboard_refusals = 0
+
+    def on_mount(self) -> None:
+        self.push_screen(self.first_screen())
+
+    def first_screen(self) -> Screen[Any]:
+        """The screen shown at start (the start screen: preflight, script, media)."""
+        from kcm_tui.screens.start import StartScreen
+
+        return StartScreen()
+
+    # ---------------------------------------------------------------- global actions
+
+    def action_help(self) -> None:
+        from kcm_tui.screens.common import BaseScreen, HelpModal
+
+        screen = self.screen
+        keys: list[tuple[str, str]] = [("F1", "this help")]
+        title = "OpenKCM Ceremony"
+        if isinstance(screen, BaseScreen):
+            title = screen.TITLE_TEXT or title
+            keys += list(screen.HELP)
+        listed = {k.lower() for k, _ in keys}
+        for _key, active in screen.active_bindings.items():
+            b = active.binding
+            label = b.key_display or b.key
+            if b.show and b.description and label.lower() not in listed:
+                listed.add(label.lower())
+                keys.append((label.upper() if len(label) <= 3 else label, b.description))
+        self.push_screen(HelpModal(title, keys[:16]))
+
+    def action_refuse_copy(self) -> None:
+        self.clipboard_refusals += 1
+        self.notify("Copying is disabled in the ceremony program.", timeout=3)
+
+    def action_noop(self) -> None:
+        """Swallow keys that Textual would bind to something we do not want."""
+
+    def action_request_quit(self) -> None:
+        session = self.backend.session
+        if session is not None and session.state == "running":
+            self.notify("A ceremony is running: use F10 to abort it (with confirmation).", timeout=4)
+            return
+        from kcm_tui.screens.common import ConfirmModal
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.wipe_and_exit()
+
+        self.push_screen(ConfirmModal("Leave the ceremony program?", yes="Leave", no="Stay"), answer)
+
+    def wipe_and_exit(self) -> None:
+        """Stop the keyholder (it wipes), exit; power off on the ceremony ISO."""
+        self.backend.close()
+        self.exit(0)
+        if self.poweroff:
+            os.system("systemctl poweroff")  # the ISO's last step
+
+    # ---------------------------------------------------------------- no clipboard, no screenshots
+
+    def copy_to_clipboard(self, text: str) -> None:
+        """Refused: nothing from this program ever reaches the clipboard (or OSC 52)."""
+        self.clipboard_refusals += 1
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Refused: a screenshot would write the screen to disk."""
+        self.notify("Screenshots are disabled in the ceremony program.", timeout=3)
+
+    def save_screenshot(self, *args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("screenshots are disabled in the ceremony program")
+
+    def deliver_screenshot(self, *args: Any, **kwargs: Any) -> str | None:
+        self.notify("Screenshots are disabled in the ceremony program.", timeout=3)
+        return None
+
+    # ---------------------------------------------------------------- crash handling
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Replace Textual's crash handler: no traceback, no locals, no message text."""
+        self._return_code = 1
+        if self._exception is None:
+            self._exception = error
+            self._exception_event.set()
+        kind = type(error).__name__
+        original = getattr(error, "error", None)  # WorkerFailed wraps the real one
+        if isinstance(original, BaseException):
+            kind = f"{kind}: {type(original).__name__}"
+        try:
+            done = self.backend.emergency_wipe(f"unexpected error in the ceremony program ({kind})")
+        except Exception:  # never fail while failing
+            done = ["the keyholder could not be reached: power the machine off"]
+        self.crash_report = CRASH_TEXT.format(kind=kind, done="\n".join(f"  - {d}" for d in done))
+        from rich.text import Text
+
+        self._exit_renderables.clear()
+        self._exit_renderables.append(Text(self.crash_report))
+        self._close_messages_no_wait()
+
+    def _fatal_error(self) -> None:  # pragma: no cover - _handle_exception never calls it
+        self._handle_exception(RuntimeError("fatal error"))
+
+
+# -------------------------------------------------------------------- entry point
+
+
+def _quiet_excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """Last resort outside the app loop: the type only, never the message or locals."""
+    sys.stderr.write(f"kcm-ceremony stopped: internal error ({exc_type.__name__}); no details are shown.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kcm-ceremony", description="OpenKCM key ceremony (full-screen).")
+    p.add_argument("--demo", action="store_true", help="demo mode: warnings instead of failures, DEMO banner")
+    p.add_argument("--workspace", type=Path, help="demo workspace made by 'kcm-ceremony demo init DIR'")
+    p.add_argument("--media", type=Path, help="folder on the ceremony medium (default: the workspace's)")
+    p.add_argument("--scripts", type=Path, action="append", default=[], help="folder of ceremony scripts")
+    p.add_argument("--script", default="", help="script to preselect (file name or ceremony name)")
+    p.add_argument("--poweroff", action="store_true", help="power the machine off at the end (ISO)")
+    return p
+
+
+def make_app(args: argparse.Namespace, env: dict[str, str] | None = None) -> CeremonyApp:
+    """Build the app from parsed arguments (also used by tests and the benchmark)."""
+    scripts: list[Path] = list(args.scripts)
+    media = args.media
+    preselect = args.script
+    if args.workspace is not None:
+        from core.demo import load_workspace
+
+        ws = load_workspace(args.workspace)
+        scripts.append(ws.scripts)
+        media = media or ws.media
+        preselect = preselect or ws.preselect
+        if ws.softhsm2_conf is not None:
+            os.environ.setdefault("SOFTHSM2_CONF", str(ws.softhsm2_conf))
+    scripts.append(Path(__file__).resolve().parent.parent / "ceremony_scripts")
+    backend = Backend(demo=args.demo, media=media, scripts_dirs=scripts, share_display=ShareDisplay("/dev/tty"), env=env)
+    return CeremonyApp(backend, preselect_script=preselect, poweroff=args.poweroff)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the TUI (``kcm-ceremony [--demo] [--workspace DIR] ...``)."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    leaks = environment_leaks(os.environ)
+    if leaks and not args.demo:
+        sys.stderr.write(
+            "kcm-ceremony refuses to start: these variables make the user interface write the\n"
+            f"screen or its messages somewhere else: {', '.join(leaks)}.\n"
+            f"Unset them (unset {' '.join(v.split('=')[0] for v in leaks)}) or start from a clean\n"
+            "login on the console. (In a demo, --demo allows them with a warning.)\n"
+        )
+        return 2
+    if leaks:
+        sys.stderr.write(f"DEMO: leaking variables set ({', '.join(leaks)}); allowed in demo mode only.\n")
+    sys.excepthook = _quiet_excepthook
+    threading.excepthook = lambda a: _quiet_excepthook(a.exc_type, a.exc_value or Exception(), a.exc_traceback)
+    app = make_app(args)
+    try:
+        result = app.run()
+    finally:
+        app.backend.close()
+    return int(app.return_code if app.return_code is not None else (result or 0))

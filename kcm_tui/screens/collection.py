@@ -1,0 +1,224 @@
+"""Share collection (and checking): carrier choice, progress per group, clear refusals."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Static
+
+from kcm_tui.backend import FINISHED_ENTRY, BackendError, Session, ShareRefused
+from kcm_tui.screens.common import BaseScreen, ConfirmModal, ExceptionModal, replace_children
+from kcm_tui.screens.entry import EntryPanel
+
+CARRIER_LABEL = {"typed": "Typed words (T)", "card": "Smart card (C)", "qr": "QR image (Q)"}
+CARRIER_KEY = {"t": "typed", "c": "card", "q": "qr"}
+
+
+class CollectionScreen(BaseScreen):
+    """Collect shares until the policy is met (collect-shares), or check them one by one."""
+
+    TITLE_TEXT = "Share collection"
+    HELP: ClassVar[list[tuple[str, str]]] = [
+        ("T / C / Q", "choose how the next share comes in: typed, smart card, QR image"),
+        ("a-z, Space", "type a word, then space (masked on screen)"),
+        ("Backspace", "correct the current word"),
+        ("Ctrl+W", "drop the last accepted word"),
+        ("Enter", "on an empty word: check the share (checksum, typo location)"),
+        ("Esc", "leave the entry (the partial entry is wiped)"),
+        ("F2", "record an exception"),
+        ("F10", "abort the ceremony (asks first)"),
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "exception", "Exception"),
+        Binding("f10", "abort", "Abort"),
+        Binding("escape", "leave", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.carriers: list[str] = ["typed"]
+        self.missing: list[str] = []
+        self.mode = "choose"
+        self.last_refusal = ""
+        self.check_mode = False
+
+    @property
+    def session(self) -> Session:
+        s = self.capp.backend.session
+        assert s is not None
+        return s
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_banners()
+        yield Static("", id="coll-title", classes="title")
+        yield Static("", id="coll-progress")
+        yield Vertical(id="coll-body")
+        yield Static("", id="coll-error", classes="error")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        view = self.session.current()
+        if view is not None:
+            wanted = list(view.params.get("carriers") or ["typed"])
+            supported = getattr(self.session, "SUPPORTED_CARRIERS", ("typed", "qr", "card"))
+            self.carriers = [c for c in wanted if c in supported] or ["typed"]
+            self.missing = [c for c in wanted if c not in supported]
+            self.check_mode = view.kind == "check-shares"
+            set_id = view.results.get("set_id", "?")
+            verb = "Check the shares" if self.check_mode else "Collect the shares"
+            self.query_one("#coll-title", Static).update(f"{verb} of set {set_id}")
+        self.update_progress()
+        self.show_choice()
+
+    # ---------------------------------------------------------------- progress
+
+    def update_progress(self, last: dict[str, Any] | None = None) -> None:
+        view = self.session.current()
+        t = Text()
+        entries = list((view.display.get("checked") if self.check_mode else view.display.get("accepted")) or []) if view else []
+        if last is None and entries:
+            last = entries[-1]
+        if last:
+            msg = str(last.get("message") or last.get("progress") or "")
+            if msg:
+                t.append(msg, style="bold cyan")
+        if not t.plain:
+            t.append("No share entered yet.", style="grey70")
+        for g in (last or {}).get("groups", []) or []:
+            if isinstance(g, dict):
+                t.append(f"\n  group {g.get('name', '?')}: {g.get('have', 0)} of {g.get('threshold', '?')}")
+        self.query_one("#coll-progress", Static).update(t)
+
+    def set_error(self, text: str) -> None:
+        self.last_refusal = text
+        self.query_one("#coll-error", Static).update(text)
+
+    def body(self, *widgets: Any, focus: str = "") -> None:
+        then = (lambda: self.focus_selector(focus)) if focus else None
+        replace_children(self.query_one("#coll-body", Vertical), list(widgets), then=then)
+
+    # ---------------------------------------------------------------- carriers
+
+    def show_choice(self) -> None:
+        self.mode = "choose"
+        buttons = [Button(CARRIER_LABEL.get(c, c), id=f"carrier-{c}") for c in self.carriers]
+        note = ", ".join({"card": "smart card", "qr": "QR image"}.get(c, c) for c in self.missing)
+        self.body(
+            Static("How does the next share come in?", classes="subtitle"),
+            Horizontal(*buttons, classes="buttons"),
+            Static(f"({note}: not available yet in this build)" if note else "", classes="muted"),
+            focus="#coll-body Button",
+        )
+
+    def choose(self, carrier: str) -> None:
+        if carrier not in self.carriers:
+            return
+        self.set_error("")
+        self.mode = carrier
+        if carrier == "typed":
+            panel = EntryPanel(self.session, purpose="check" if self.check_mode else "collect", id="entry")
+            self.body(Static("The custodian types their share; the words are masked.", classes="muted"), panel)
+        elif carrier == "qr":
+            self.body(
+                Static("Path of the photographed or scanned share QR image (on the medium):", classes="muted"),
+                Input(placeholder="/media/.../share.png", id="qr-path"),
+                focus="#qr-path",
+            )
+        elif carrier == "card":
+            self.body(
+                Static("Insert the custodian's card. The PIN is asked by the keyholder on the card reader"
+                       " path; press Read when ready.", classes="muted"),
+                Horizontal(Button("Read the card", id="read-card", variant="primary"), classes="buttons"),
+                focus="#read-card",
+            )
+
+    def feed(self, carrier: str, payload: Any) -> None:
+        try:
+            out = self.session.add_share(carrier, payload)
+        except ShareRefused as exc:
+            self.set_error(f"Share refused: {exc}")
+            self.show_choice()
+            return
+        except BackendError as exc:
+            self.set_error(str(exc))
+            self.show_choice()
+            return
+        self.update_progress(out)
+        self.notify("Share accepted." if not self.check_mode else "Share checked: it matches.", timeout=3)
+        if out.get("complete") or self.check_mode:
+            view = self.session.current()
+            if view is not None and (view.performed or out.get("complete")):
+                if self.check_mode:
+                    self.show_choice()
+                    self.body(
+                        Static("Share matches the manifest. Check another, or finish.", classes="ok"),
+                        Horizontal(
+                            *[Button(CARRIER_LABEL.get(c, c), id=f"carrier-{c}") for c in self.carriers],
+                            Button("Finish checking", id="finish", variant="primary"),
+                            classes="buttons",
+                        ),
+                    )
+                    return
+                self.dismiss(True)
+                return
+        self.show_choice()
+
+    # ---------------------------------------------------------------- events
+
+    def on_entry_panel_done(self, event: EntryPanel.Done) -> None:
+        event.stop()
+        self.feed("typed", FINISHED_ENTRY)
+        if self.check_mode:
+            self.session.entry_cancel()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "qr-path":
+            path = event.value.strip()
+            if path:
+                self.feed("qr", {"image": path})
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        bid = event.button.id or ""
+        if bid.startswith("carrier-"):
+            self.choose(bid.removeprefix("carrier-"))
+        elif bid == "read-card":
+            self.feed("card", {"reader": "default"})
+        elif bid == "finish":
+            self.dismiss(True)
+
+    def on_key(self, event: Any) -> None:
+        if self.mode == "choose" and event.key in CARRIER_KEY:
+            self.choose(CARRIER_KEY[event.key])
+            event.prevent_default()
+            event.stop()
+
+    def action_exception(self) -> None:
+        def record(text: str | None) -> None:
+            if text:
+                try:
+                    self.session.record_exception(text)
+                    self.notify("Exception recorded in the journal.", timeout=3)
+                except BackendError as exc:
+                    self.set_error(str(exc))
+
+        self.app.push_screen(ExceptionModal(), record)
+
+    def action_leave(self) -> None:
+        if self.mode == "typed":
+            for panel in self.query(EntryPanel).results(EntryPanel):
+                panel.cancel()
+            self.show_choice()
+            return
+        if self.mode != "choose":
+            self.show_choice()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(False)
+
+        self.app.push_screen(ConfirmModal("Leave share collection? Shares accepted so far are kept."), answer)

@@ -1,0 +1,309 @@
+"""Shared screen parts: the base screen with the global keys, typed modals, the banner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
+from textual.widgets import Button, Input, Static
+
+if TYPE_CHECKING:
+    from kcm_tui.app import CeremonyApp
+
+
+class _Dyn(Vertical):
+    """Wrapper of swapped-in content; runs ``then`` once its children are mounted."""
+
+    def __init__(self, *children: Widget, classes: str, then: Callable[[], object] | None) -> None:
+        super().__init__(*children, classes=classes)
+        self._then = then
+
+    def on_mount(self) -> None:
+        if self._then is not None:
+            self.call_after_refresh(self._then)
+
+
+def replace_children(
+    container: Widget, widgets: list[Widget], classes: str = "dyn", then: Callable[[], object] | None = None
+) -> None:
+    """Swap a container's content. Removal is asynchronous: the new widgets go into a fresh
+    wrapper so their ids never collide with the ones being removed; ``then`` (e.g. moving
+    the focus) runs once the new widgets exist."""
+    container.remove_children()
+    container.mount(_Dyn(*widgets, classes=classes, then=then))
+
+
+class Banner(Static):
+    """PRACTICE / DEMO banner (shown on every screen when it applies)."""
+
+
+def banners(app: CeremonyApp) -> list[Static]:
+    """The banners that apply to this run."""
+    out: list[Static] = []
+    session = app.backend.session
+    if session is not None and session.practice:
+        out.append(Static("PRACTICE CEREMONY - the key made here is not for production", classes="banner banner-practice"))
+    if app.backend.demo:
+        out.append(Static("DEMO MODE - demo workspace, demo keys, not a real ceremony", classes="banner banner-demo"))
+    warnings = getattr(session, "keyholder_warnings", None)
+    if session is not None and warnings is not None and warnings():
+        out.append(Static("KEYHOLDER MEMORY NOT LOCKED (demo fallback) - never for a real key", classes="banner banner-insecure"))
+    return out
+
+
+class BaseScreen(Screen[None]):
+    """A ceremony screen: banners on top, footer with the bindings at the bottom."""
+
+    #: (key, what it does) lines for the help screen, beyond the footer bindings.
+    HELP: ClassVar[list[tuple[str, str]]] = []
+    TITLE_TEXT: ClassVar[str] = ""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "app.help", "Help"),
+        Binding("ctrl+c", "app.refuse_copy", "", show=False, priority=True),
+    ]
+
+    @property
+    def capp(self) -> CeremonyApp:
+        from kcm_tui.app import CeremonyApp
+
+        assert isinstance(self.app, CeremonyApp)
+        return self.app
+
+    def compose_banners(self) -> ComposeResult:
+        yield from banners(self.capp)
+
+    def compose_footer(self) -> ComposeResult:
+        from kcm_tui.widgets.keybar import KeyBar
+
+        yield KeyBar()
+
+    def focus_selector(self, selector: str) -> None:
+        """Focus the first widget matching ``selector`` if it (still) exists."""
+        for widget in self.query(selector):
+            if widget.focusable:
+                widget.focus()
+                return
+
+    def action_abort(self) -> None:
+        """Abort the ceremony (F10) after a confirmation, from any ceremony screen."""
+        session = self.capp.backend.session
+        if session is None or session.state != "running":
+            return
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            from kcm_tui.backend import BackendError
+
+            for panel in self.query("EntryPanel"):
+                cancel = getattr(panel, "cancel", None)
+                if cancel is not None:
+                    cancel()
+            try:
+                session.abort("aborted by the administrator")
+            except BackendError as exc:
+                self.notify(str(exc), severity="error", timeout=6)
+                return
+            from kcm_tui.screens.summary import SummaryScreen
+
+            while len(self.app.screen_stack) > 2:
+                self.app.pop_screen()
+            self.app.switch_screen(SummaryScreen())
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Abort the ceremony?\nThe keyholder wipes every secret it holds, the journal records the"
+                " abort and is closed. This cannot be undone.",
+                yes="Abort",
+                no="Keep going",
+                danger=True,
+            ),
+            answer,
+        )
+
+    def action_copy_text(self) -> None:
+        """Screen-level copy of selected text: refused (no clipboard writes anywhere)."""
+        self.capp.action_refuse_copy()
+
+
+class ConfirmModal(ModalScreen[bool]):
+    """Yes/no question. Escape means no."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "no", "No"),
+        Binding("y", "yes", "Yes", show=False),
+        Binding("n", "no", "No", show=False),
+    ]
+
+    def __init__(self, question: str, *, yes: str = "Yes", no: str = "No", danger: bool = False) -> None:
+        super().__init__()
+        self.question = question
+        self.yes_label = yes
+        self.no_label = no
+        self.danger = danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal modal-danger" if self.danger else "modal"):
+            yield Static(self.question, classes="big")
+            with Horizontal(classes="buttons"):
+                yield Button(self.no_label, id="no")
+                yield Button(self.yes_label, id="yes", variant="error" if self.danger else "primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+class ExceptionModal(ModalScreen["str | None"]):
+    """Record an exception (a deviation from the script) in the journal. Public text only."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal"):
+            yield Static("Record an exception", classes="title")
+            yield Static(
+                "Describe what deviates from the script (public text: it goes into the journal;"
+                " never type a share word here).",
+                classes="muted",
+            )
+            yield Input(placeholder="what happened, who decided what", id="exception-text", max_length=400)
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Record", id="record", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def _submit(self) -> None:
+        text = self.query_one(Input).value.strip()
+        self.dismiss(text or None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "record":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class MessageModal(ModalScreen[None]):
+    """A message with one OK button (errors, refusals)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter", "close", "OK")]
+
+    def __init__(self, title: str, text: str, *, error: bool = False) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+        self.error = error
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal modal-danger" if self.error else "modal"):
+            yield Static(self.title_text, classes="error" if self.error else "title")
+            yield Static(self.text)
+            with Horizontal(classes="buttons"):
+                yield Button("OK", id="ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one(Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class HelpModal(ModalScreen[None]):
+    """F1: the keys of the screen underneath and what the screen is for."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,enter,q", "close", "Close")]
+
+    def __init__(self, title: str, keys: list[tuple[str, str]], about: str = "") -> None:
+        super().__init__()
+        self.help_title = title
+        self.keys = keys
+        self.about = about
+
+    def compose(self) -> ComposeResult:
+        lines = "\n".join(f"  {k:<14} {v}" for k, v in self.keys)
+        with Vertical(classes="modal", id="help"):
+            yield Static(f"Help: {self.help_title}", classes="title")
+            if self.about:
+                yield Static(self.about, classes="muted")
+            yield Static(lines)
+            yield Static("Esc or F1 closes this help.", classes="muted")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class QrModal(ModalScreen[None]):
+    """A PUBLIC value as a QR code (the journal's final hash)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,q", "close", "Close")]
+
+    def __init__(self, label: str, qr: str) -> None:
+        super().__init__()
+        self.label = label
+        self.qr = qr
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal"):
+            yield Static(self.label, classes="title")
+            yield Static(self.qr, id="qr")
+            yield Static("Esc closes.", classes="muted")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class ChoiceModal(ModalScreen["str | None"]):
+    """Choose one of a few public items (e.g. which share-set manifest). Escape cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, choices: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.choice_title = title
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import OptionList
+        from textual.widgets.option_list import Option
+
+        with Vertical(classes="modal"):
+            yield Static(self.choice_title, classes="title")
+            yield OptionList(*[Option(label, id=key) for key, label in self.choices], id="choices")
+            yield Static("Up/Down, Enter to choose; Esc cancels.", classes="muted")
+
+    def on_mount(self) -> None:
+        self.query_one("#choices").focus()
+
+    def on_option_list_option_selected(self, event: object) -> None:
+        option = getattr(event, "option", None)
+        self.dismiss(getattr(option, "id", None))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,298 @@
+"""Genesis distribution: one share per screen, for its custodian only.
+
+Per custodian: call them to the screen (others look away) -> the custodian reveals the
+share: the app suspends itself and the KEYHOLDER writes the numbered word grid on the
+terminal, waits for a key, clears the screen and the scrollback -> "have you written it
+down?" -> the share is checked by re-entry (typed, word by word, masked) -> the custodian
+acknowledges. The plaintext share never passes through this process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Static
+
+from kcm_tui.backend import BackendError, Session
+from kcm_tui.screens.common import BaseScreen, ConfirmModal, ExceptionModal, replace_children
+from kcm_tui.screens.entry import EntryPanel
+
+
+class DistributionScreen(BaseScreen):
+    """Hands out the shares of a new set, one custodian at a time."""
+
+    TITLE_TEXT = "Share distribution"
+    HELP: ClassVar[list[tuple[str, str]]] = [
+        ("R", "reveal the share (custodian only; the others look away)"),
+        ("Q", "show the share as a QR code instead (custodian only)"),
+        ("Y / N", "the custodian has / has not written the share down (N: abort, shown once only)"),
+        ("a-z, Space", "re-enter the share word by word (masked)"),
+        ("Enter", "on an empty word: check the re-entered share"),
+        ("F2", "record an exception"),
+        ("F10", "abort the ceremony (asks first)"),
+        ("Esc", "back to the step (the distribution can be resumed)"),
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "exception", "Exception"),
+        Binding("f10", "abort", "Abort"),
+        Binding("escape", "leave", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.phase = "call"  # call -> written -> verify -> (next custodian)
+        self.custodian = ""
+        self.shown_count = 0
+        self.displays: list[str] = ["screen"]
+        self.missing: list[str] = []
+
+    @property
+    def session(self) -> Session:
+        s = self.capp.backend.session
+        assert s is not None
+        return s
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_banners()
+        yield Static("Act: hand out the shares", classes="title", id="dist-title")
+        yield Static("", id="dist-progress", classes="subtitle")
+        yield Vertical(id="dist-body")
+        yield Static("", id="dist-error", classes="error")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        view = self.session.current()
+        if view is not None:
+            wanted = list(view.params.get("display") or ["screen"])
+            self.displays, self.missing = self.usable(wanted)
+        self.next_custodian()
+
+    # ---------------------------------------------------------------- flow
+
+    def usable(self, wanted: list[str]) -> tuple[list[str], list[str]]:
+        supported = getattr(self.session, "SUPPORTED_DISPLAYS", ("screen", "qr"))
+        offered, missing = [w for w in wanted if w in supported], [w for w in wanted if w not in supported]
+        return offered or ["screen"], missing
+
+    def remaining(self) -> list[str]:
+        view = self.session.current()
+        shown = set(view.shown) if view else set()
+        acked = set(view.acks) if view else set()
+        required = set(view.acknowledge) if view else set()
+        return [
+            c for c in self.session.split_custodians() if c not in shown or (c in required and c not in acked)
+        ]
+
+    def set_error(self, text: str) -> None:
+        self.query_one("#dist-error", Static).update(text)
+
+    def progress_line(self) -> None:
+        total = len(self.session.split_custodians())
+        done = total - len(self.remaining())
+        self.query_one("#dist-progress", Static).update(f"Shares handed out: {done} of {total}")
+
+    def next_custodian(self) -> None:
+        self.progress_line()
+        left = self.remaining()
+        if not left:
+            self.dismiss(True)
+            return
+        self.custodian = left[0]
+        self.show_call()
+
+    def body(self, *widgets: Any, focus: str = "") -> None:
+        then = (lambda: self.focus_selector(focus)) if focus else None
+        replace_children(self.query_one("#dist-body", Vertical), list(widgets), then=then)
+
+    def show_call(self) -> None:
+        self.phase = "call"
+        name = self.session.role_name(self.custodian)
+        t = Text()
+        t.append(f"{name}", style="bold yellow")
+        t.append(" comes to the screen alone.\n")
+        t.append("Everyone else: look away from the screen now.", style="bold white on red")
+        t.append("\n\nWhen only the custodian can see the screen, they press Reveal. The share is"
+                 " shown full screen by the keyholder; any key hides it again.")
+        if self.missing:
+            names = " or ".join({"qr": "a QR code", "card": "writing it to a card"}.get(m, m) for m in self.missing)
+            t.append(f"\n(The share by {names}: not available yet in this build.)", style="grey70")
+        buttons = [Button("Reveal (R)", id="reveal", variant="primary")]
+        if "qr" in self.displays:
+            buttons.append(Button("QR code (Q)", id="reveal-qr"))
+        self.body(Static(t, classes="notice"), Horizontal(*buttons, classes="buttons"), focus="#reveal")
+
+    def reveal(self, display: str = "screen") -> None:
+        self.set_error("")
+        from textual.app import SuspendNotSupported
+
+        try:
+            try:
+                with self.app.suspend():
+                    self.session.show_share(self.custodian, display)
+            except SuspendNotSupported:
+                # headless (tests): the keyholder writes to the injected display target
+                self.session.show_share(self.custodian, display)
+        except BackendError as exc:
+            self.set_error(str(exc))
+            return
+        self.refresh(layout=True)
+        self.show_written()
+
+    def show_written(self) -> None:
+        self.phase = "written"
+        name = self.session.role_name(self.custodian)
+        self.body(
+            Static(
+                Text.assemble(
+                    (f"{name}: ", "bold yellow"),
+                    "have you written down every word of your share, in order, and checked the numbers?",
+                ),
+                classes="notice",
+            ),
+            Horizontal(
+                Button("Yes, written down (Y)", id="written", variant="primary"),
+                Button("No (N)", id="again"),
+                classes="buttons",
+            ),
+            focus="#written",
+        )
+
+    def show_verify(self) -> None:
+        self.phase = "verify"
+        name = self.session.role_name(self.custodian)
+        member = self.session.split_custodians().index(self.custodian)
+        panel = EntryPanel(self.session, purpose="verify", member=member, id="entry")
+        self.body(
+            Static(f"{name}: type your share back from your sheet, word by word. Words are masked.", classes="subtitle"),
+            panel,
+            Horizontal(Button("Skip the check (record why)", id="skip-check"), classes="buttons"),
+        )
+
+    def on_entry_panel_done(self, event: EntryPanel.Done) -> None:
+        event.stop()
+        panel = event.control if isinstance(event.control, EntryPanel) else self.query_one(EntryPanel)
+        try:
+            ok, message = self.session.verify_entry_for(self.custodian)
+        except BackendError as exc:
+            ok, message = False, str(exc)
+        panel.cancel()  # wipe the typed share in the keyholder either way
+        if not ok:
+            self.set_error(message)
+            panel.begin()
+            return
+        self.finish_custodian(checked=True)
+
+    def finish_custodian(self, *, checked: bool) -> None:
+        view = self.session.current()
+        try:
+            if view is not None and self.custodian in view.acknowledge:
+                self.session.acknowledge(self.custodian)
+        except BackendError as exc:
+            self.set_error(str(exc))
+            return
+        self.notify(
+            f"{self.session.role_name(self.custodian)}: share {'checked' if checked else 'handed out'}.",
+            timeout=3,
+        )
+        self.next_custodian()
+
+    # ---------------------------------------------------------------- input
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        bid = event.button.id
+        if bid == "reveal":
+            self.reveal("screen")
+        elif bid == "reveal-qr":
+            self.reveal("qr")
+        elif bid == "written":
+            self.show_verify()
+        elif bid == "again":
+            self.not_written()
+        elif bid == "skip-check":
+            self.skip_check()
+
+    def on_key(self, event: events.Key) -> None:
+        key = event.key
+        if self.phase == "call" and key == "r":
+            self.reveal("screen")
+        elif self.phase == "call" and key == "q" and "qr" in self.displays:
+            self.reveal("qr")
+        elif self.phase == "written" and key == "y":
+            self.show_verify()
+        elif self.phase == "written" and key == "n":
+            self.not_written()
+        else:
+            return
+        # handled: no binding may act on this key (a modal just opened binds Y/N too)
+        event.prevent_default()
+        event.stop()
+
+    def not_written(self) -> None:
+        """The keyholder shows each share once (it is then marked as handed out): a share
+        not written down completely cannot be shown again; the set must be made anew."""
+        self.app.push_screen(
+            ConfirmModal(
+                "The keyholder shows each share only once, so it cannot be shown again.\n"
+                "If the share was not written down completely, this share set cannot be used:"
+                " abort the ceremony (the key is wiped) and run the genesis again.\n"
+                "Abort now?",
+                yes="Abort the ceremony",
+                no="Back: it was written down",
+                danger=True,
+            ),
+            self._not_written_answer,
+        )
+
+    def _not_written_answer(self, yes: bool | None) -> None:
+        if not yes:
+            return
+        try:
+            self.session.abort(f"share for {self.custodian} was not written down completely")
+        except BackendError as exc:
+            self.set_error(str(exc))
+            return
+        from kcm_tui.screens.summary import SummaryScreen
+
+        while len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+        self.app.switch_screen(SummaryScreen())
+
+    def skip_check(self) -> None:
+        def record(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                self.session.record_exception(f"share check skipped for {self.custodian}: {text}")
+            except BackendError as exc:
+                self.set_error(str(exc))
+                return
+            for panel in self.query(EntryPanel).results(EntryPanel):
+                panel.cancel()
+            self.finish_custodian(checked=False)
+
+        self.app.push_screen(ExceptionModal(), record)
+
+    def action_exception(self) -> None:
+        def record(text: str | None) -> None:
+            if text:
+                try:
+                    self.session.record_exception(text)
+                    self.notify("Exception recorded in the journal.", timeout=3)
+                except BackendError as exc:
+                    self.set_error(str(exc))
+
+        self.app.push_screen(ExceptionModal(), record)
+
+    def action_leave(self) -> None:
+        def answer(yes: bool | None) -> None:
+            if yes:
+                for panel in self.query(EntryPanel).results(EntryPanel):
+                    panel.cancel()
+                self.dismiss(False)
+
+        self.app.push_screen(ConfirmModal("Leave the distribution? It can be resumed from the step."), answer)

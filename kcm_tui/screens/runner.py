@@ -1,0 +1,418 @@
+"""The step runner: act and step titles, instruction, the step's own panel, who must
+acknowledge, progress through the script, exceptions and abort.
+
+The screen is a view over the engine (``backend.Session`` -> ``core.ceremony.engine``):
+it shows ``current()``, sends intents (perform, acknowledge, confirm, complete, retry,
+record_exception, abort) and re-reads the state after each one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, ProgressBar, Static
+
+from kcm_tui.backend import BackendError, Session, StepView
+from kcm_tui.screens.common import BaseScreen, ExceptionModal, replace_children
+from kcm_tui.widgets.ack import AckBox
+from kcm_tui.widgets.words import WordGrid
+
+#: Steps whose action is started with a button (label). Others act when shown
+#: (preflight, fingerprints) or on Continue (checklist, attendance).
+ACTION_LABEL = {
+    "generate": "Generate the MasterKey",
+    "distribute-shares": "Hand out the shares",
+    "collect-shares": "Collect the shares",
+    "check-shares": "Check the shares",
+    "recover": "Recover the MasterKey",
+    "seal": "Seal",
+    "export": "Write to the media",
+    "wipe": "Wipe the key from memory",
+}
+AUTO_PERFORM = ("preflight", "verify-fingerprint", "verify-kcv")
+CONFIRMED = ("verify-fingerprint", "verify-kcv")
+
+
+class RunnerScreen(BaseScreen):
+    """Runs the script step by step over the session."""
+
+    TITLE_TEXT = "Step runner"
+    HELP: ClassVar[list[tuple[str, str]]] = [
+        ("Tab/Shift+Tab", "move between the boxes and the buttons"),
+        ("Space/Enter", "tick a box, press a button"),
+        ("F2", "record an exception (a deviation from the script) in the journal"),
+        ("F10", "abort the ceremony (asks first; the keyholder wipes)"),
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "exception", "Exception"),
+        Binding("f10", "abort", "Abort"),
+        Binding("ctrl+q", "abort", "Abort", show=False, priority=True),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view: StepView | None = None
+        self.error = ""
+
+    @property
+    def session(self) -> Session:
+        session = self.capp.backend.session
+        assert session is not None
+        return session
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_banners()
+        yield Static("", id="step-head", classes="subtitle")
+        yield ProgressBar(total=self.session.total_steps(), show_eta=False, show_percentage=False, id="step-progress")
+        yield Static("", id="step-title", classes="title")
+        yield Static("", id="instruction")
+        yield Vertical(id="step-body")
+        yield Static("", id="step-error", classes="error")
+        yield Static("", id="acks-label", classes="muted")
+        yield Vertical(id="acks")
+        with Horizontal(classes="buttons"):
+            yield Button("Do it", id="action", variant="primary")
+            yield Button("Retry", id="retry", variant="error")
+            yield Button("Continue", id="continue", variant="primary")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        self.show_step()
+
+    # ---------------------------------------------------------------- rendering a step
+
+    def show_step(self) -> None:
+        view = self.session.current()
+        if view is None:
+            self.finished()
+            return
+        self.view = view
+        self.set_error(view.error)
+        head = Text()
+        head.append(view.act_title, style="bold cyan")
+        head.append(f"   step {view.index + 1} of {self.session.total_steps()}   ", style="bold")
+        head.append(f"[{view.kind}]", style="grey70")
+        self.query_one("#step-head", Static).update(head)
+        self.query_one("#step-progress", ProgressBar).update(progress=self.session.progress()[0])
+        self.query_one("#step-title", Static).update(view.title)
+        self.query_one("#instruction", Static).update(view.instruction)
+        if view.kind in AUTO_PERFORM and not view.performed and view.state == "active":
+            try:
+                self.session.perform()
+            except BackendError as exc:
+                self.set_error(str(exc))
+            view = self.session.current() or view
+            self.view = view
+        self.fill_body(view)
+        self.fill_acks(view)
+        self.update_buttons()
+
+    def fill_body(self, view: StepView) -> None:
+        replace_children(self.query_one("#step-body", Vertical), self.body_for(view))
+
+    def fill_acks(self, view: StepView) -> None:
+        boxes: list[AckBox] = []
+        for rid in view.acknowledge:
+            box = AckBox(self.session.role_name(rid), id=f"ack-{rid}", classes="ack")
+            box.value = rid in view.acks
+            boxes.append(box)
+        self.query_one("#acks-label", Static).update(
+            "Acknowledged by (tick each as the person confirms aloud):" if boxes else "No acknowledgement needed."
+        )
+        replace_children(self.query_one("#acks", Vertical), boxes, "ackgrid", then=self.focus_first)
+
+    def body_for(self, view: StepView) -> list[Any]:
+        kind = view.kind
+        p = view.params
+        if kind == "checklist":
+            return [AckBox(str(item), id=f"item-{i}", classes="item") for i, item in enumerate(p.get("items", ()))]
+        if kind == "attendance":
+            return [
+                Static("Tick each person present (public record):", classes="muted"),
+                Vertical(
+                    *[
+                        AckBox(self.session.role_name(rid), id=f"present-{rid}", classes="present")
+                        for rid in self.session.attendance_roles(view)
+                    ],
+                    classes="ackgrid",
+                ),
+            ]
+        if kind == "preflight":
+            return [self.preflight_summary(view)]
+        if kind in CONFIRMED:
+            d = view.display
+            if not d:
+                return []
+            caption = (
+                f"Fingerprint of {d.get('subject', 'the key')}: the administrator reads the words aloud,"
+                " the witness compares them with the printed copy."
+                if kind == "verify-fingerprint"
+                else "Key check value: read the words aloud; the witness writes them in the paper log."
+            )
+            out = self.words_body(caption, str(d.get("kcv", "")), str(d.get("fingerprint", "")), list(d.get("words", [])))
+            witness = str(view.params.get("witness", ""))
+            if witness:
+                box = AckBox(
+                    f"{self.session.role_name(witness)}: the words match my independent copy",
+                    id=f"confirm-{witness}",
+                    classes="confirm",
+                )
+                box.value = view.confirmed_by == witness
+                out.append(box)
+            return out
+        if view.performed and view.results:
+            return self.results_body(view)
+        return []
+
+    def preflight_summary(self, view: StepView) -> Static:
+        pre = view.results.get("preflight") or {}
+        checks: dict[str, str] = dict(pre.get("checks", {}))
+        bad = {k: v for k, v in checks.items() if v != "PASS"}
+        t = Text(f"{len(checks) - len(bad)} of {len(checks)} workstation checks PASS", style="bold")
+        t.append(f" ({pre.get('mode', '?')} mode).")
+        if bad:
+            t.append("\n" + ", ".join(f"{k} {v}" for k, v in bad.items()), style="yellow")
+        return Static(t)
+
+    @staticmethod
+    def words_body(caption: str, kcv: str, hexfp: str, words: list[str]) -> list[Any]:
+        line = Text()
+        if kcv:
+            line.append("KCV ", style="bold")
+            line.append(kcv, style="bold cyan")
+            line.append("   ")
+        line.append(hexfp[:48], style="grey70")
+        return [Static(caption, classes="muted"), Static(line), WordGrid(words, id="fp-words")]
+
+    def results_body(self, view: StepView) -> list[Any]:
+        r = view.results
+        kind = view.kind
+        if kind in ("generate", "recover"):
+            from core.words import to_words  # public words of a public fingerprint
+
+            fp = str(r.get("fingerprint", ""))
+            words = list(r.get("kcv_words") or (to_words(bytes.fromhex(fp)[:8]) if fp else []))
+            what = "generated" if kind == "generate" else "recovered"
+            extra = " It matches the share set's manifest." if r.get("matches_manifest") else ""
+            return self.words_body(f"MasterKey {what}.{extra} Its check value, to read aloud:", str(r.get("kcv", "")), fp, words)
+        if kind == "wipe":
+            return [Static("The keyholder wiped every secret it held.", classes="ok")]
+        if kind == "distribute-shares":
+            return [Static(f"Share set {r.get('set_id', '?')}: every custodian has been shown their share.", classes="ok")]
+        if kind == "collect-shares":
+            return [Static(f"Enough shares of set {r.get('set_id', '?')} were collected.", classes="ok")]
+        if kind == "export":
+            files = r.get("files", {})
+            return [Static(f"Written to {r.get('folder', '?')}: " + ", ".join(files) if files else "Nothing to write now.", classes="ok")]
+        return [Static("Done.", classes="ok")]
+
+    def focus_first(self) -> None:
+        for bid in ("#action", "#retry"):
+            b = self.query_one(bid, Button)
+            if b.display and not b.disabled:
+                b.focus()
+                return
+        for box in self.query(AckBox).results(AckBox):
+            if not box.value:
+                box.focus()
+                return
+        self.query_one("#continue", Button).focus()
+
+    # ---------------------------------------------------------------- state
+
+    def set_error(self, text: str) -> None:
+        self.error = text
+        self.query_one("#step-error", Static).update(text)
+
+    def boxes_ticked(self) -> bool:
+        return all(b.value for b in self.query(AckBox).results(AckBox) if not b.has_class("present"))
+
+    def update_buttons(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        failed = view.state == "failed"
+        action = self.query_one("#action", Button)
+        label = ACTION_LABEL.get(view.kind)
+        action.display = label is not None and not view.performed and not failed
+        action.label = label or ""
+        retry = self.query_one("#retry", Button)
+        retry.display = failed
+        cont = self.query_one("#continue", Button)
+        needs_perform = view.kind in ACTION_LABEL or view.kind in AUTO_PERFORM
+        cont.disabled = failed or (needs_perform and not view.performed) or not self.boxes_ticked()
+
+    def refresh_view(self) -> None:
+        self.view = self.session.current()
+        if self.view is None:
+            self.finished()
+            return
+        self.set_error(self.view.error)
+        self.update_buttons()
+
+    def on_checkbox_changed(self, event: AckBox.Changed) -> None:
+        box = event.checkbox
+        if self.view is None or not box.id:
+            return
+        if box.has_class("confirm") and box.value:
+            witness = box.id.removeprefix("confirm-")
+            try:
+                self.session.confirm(witness, True)
+            except BackendError as exc:
+                box.value = False
+                self.set_error(str(exc))
+        self.update_buttons()
+
+    # ---------------------------------------------------------------- actions
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "action":
+            self.run_action()
+        elif event.button.id == "retry":
+            try:
+                self.session.retry()
+            except BackendError as exc:
+                self.set_error(str(exc))
+            self.show_step()
+        elif event.button.id == "continue":
+            self.next_step()
+
+    def run_action(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        self.set_error("")
+        kind = view.kind
+        if kind == "distribute-shares":
+            try:
+                if not view.performed:
+                    self.session.perform()
+            except BackendError as exc:
+                self.set_error(str(exc))
+                self.refresh_view()
+                return
+            from kcm_tui.screens.distribution import DistributionScreen
+
+            self.app.push_screen(DistributionScreen(), self.after_sub)
+            return
+        if kind in ("collect-shares", "check-shares"):
+            choices = [] if view.results.get("set_id") or view.params.get("manifest") else self.session.manifest_choices()
+            if len(choices) > 1:
+                from kcm_tui.screens.common import ChoiceModal
+
+                def chosen(name: str | None) -> None:
+                    if name:
+                        self.start_collection(name)
+
+                self.app.push_screen(
+                    ChoiceModal(
+                        "Several share sets are active on this medium: which one?",
+                        [(f, f"set {sid}  (made by {cid})  {f}") for f, sid, cid in choices],
+                    ),
+                    chosen,
+                )
+                return
+            self.start_collection(None)
+            return
+        if kind in ("seal", "export"):
+            self.query_one("#action", Button).disabled = True
+            replace_children(
+                self.query_one("#step-body", Vertical),
+                [ProgressBar(total=None, show_eta=False, id="work-progress"), Static("working...", id="work-label")],
+            )
+            self.long_work()
+            return
+        try:
+            self.session.perform()
+        except BackendError as exc:
+            self.set_error(str(exc))
+        self.after_sub(True)
+
+    def start_collection(self, manifest: str | None) -> None:
+        try:
+            if manifest:
+                self.session.perform(manifest=manifest)
+            else:
+                self.session.perform()
+        except BackendError as exc:
+            self.set_error(str(exc))
+            self.refresh_view()
+            return
+        from kcm_tui.screens.collection import CollectionScreen
+
+        self.app.push_screen(CollectionScreen(), self.after_sub)
+
+    def after_sub(self, _ok: bool | None = None) -> None:
+        self.view = self.session.current()
+        if self.view is None:
+            self.finished()
+            return
+        self.fill_body(self.view)
+        self.fill_acks(self.view)
+        self.set_error(self.view.error)
+        self.update_buttons()
+
+    def long_work(self) -> None:
+        """Seal / export. The engine's journal is SQLite opened on this thread, so the work
+        runs here, after the progress display has been drawn (RSA-OAEP sealing and a few
+        file writes take well under a second)."""
+
+        def run() -> None:
+            try:
+                out = self.session.perform()
+            except BackendError as exc:
+                self._work_done(str(exc), None)
+                return
+            self._work_done("", out)
+
+        self.call_after_refresh(run)
+
+    def _work_done(self, error: str, out: dict[str, Any] | None) -> None:
+        bar = self.query("#work-progress").results(ProgressBar)
+        for b in bar:
+            b.update(total=1, progress=1 if out is not None else 0)
+        self.query_one("#action", Button).disabled = False
+        self.after_sub(True)
+        if error:
+            self.set_error(error)
+
+    def next_step(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        try:
+            if view.kind == "checklist":
+                ticked = [int((b.id or "item-0").removeprefix("item-")) for b in self.query(".item").results(AckBox) if b.value]
+                self.session.perform(checked=ticked)
+            elif view.kind == "attendance" and not view.performed:
+                present = [(b.id or "").removeprefix("present-") for b in self.query(".present").results(AckBox) if b.value]
+                self.session.perform(present=present)
+            for rid in view.acknowledge:
+                if rid not in view.acks:
+                    self.session.acknowledge(rid)
+            self.session.complete()
+        except BackendError as exc:
+            self.refresh_view()
+            self.set_error(str(exc))
+            return
+        self.show_step()
+
+    def finished(self) -> None:
+        from kcm_tui.screens.summary import SummaryScreen
+
+        self.app.switch_screen(SummaryScreen())
+
+    def action_exception(self) -> None:
+        def record(text: str | None) -> None:
+            if text:
+                try:
+                    self.session.record_exception(text)
+                    self.notify("Exception recorded in the journal.", timeout=4)
+                except BackendError as exc:
+                    self.set_error(str(exc))
+
+        self.app.push_screen(ExceptionModal(), record)

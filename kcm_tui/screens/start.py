@@ -1,0 +1,217 @@
+"""Start: preflight results, ceremony script, export media."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from kcm_tui.backend import BackendError, Check, ScriptInfo
+from kcm_tui.screens.common import BaseScreen, MessageModal
+
+STATUS_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold white on red"}
+
+
+def preflight_text(checks: list[Check]) -> Text:
+    """One line per check; what to do under every WARN and FAIL."""
+    out = Text()
+    for i, c in enumerate(checks):
+        if i:
+            out.append("\n")
+        out.append(f"{c.status:<4}", style=STATUS_STYLE.get(c.status, "bold"))
+        out.append(f" {c.name:<18} ", style="bold")
+        out.append(c.reason)
+        if c.status != "PASS":
+            out.append("\n       do: ", style="yellow")
+            out.append(c.action)
+    return out
+
+
+class StartScreen(BaseScreen):
+    """Preflight, script and media: everything checked before the ceremony begins."""
+
+    TITLE_TEXT = "Start"
+    HELP: ClassVar[list[tuple[str, str]]] = [
+        ("Tab/Shift+Tab", "move between the script list, the media folder and the buttons"),
+        ("Up/Down", "choose a ceremony script"),
+        ("Enter", "on Begin: open the ceremony"),
+        ("R", "run the workstation checks again"),
+        ("Ctrl+Q", "leave the program (asks first)"),
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "rerun", "Re-check"),
+        Binding("ctrl+q", "app.request_quit", "Quit", priority=True),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks: list[Check] = []
+        self.script_list: list[ScriptInfo] = []
+        self.error = ""
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_banners()
+        yield Static("OpenKCM Ceremony: workstation check, script and media", classes="title")
+        yield Static("", id="preflight-summary")
+        with VerticalScroll(id="preflight-box", classes="panel", can_focus=True):
+            yield Static("", id="preflight")
+        with Vertical(id="start-controls"):
+            yield Static("reading the ceremony scripts...", classes="muted")
+        yield Static("", id="start-error", classes="error")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        self.run_checks()
+        # The checks are what matters first: they are drawn at once; the script list and
+        # the media field (and parsing every script, ~0.1 s) follow right after.
+        self.call_after_refresh(self.mount_controls)
+
+    def mount_controls(self) -> None:
+        controls = self.query_one("#start-controls", Vertical)
+        controls.remove_children()
+        controls.mount_all(
+            [
+                Static("Ceremony script:", classes="subtitle"),
+                OptionList(Option("reading the ceremony scripts...", disabled=True), id="scripts"),
+                Static("", id="script-about", classes="muted"),
+                Horizontal(
+                    Input(str(self.capp.backend.media or ""), placeholder="export media folder", id="media"),
+                    Button("Begin", id="begin", variant="primary"),
+                    classes="buttons",
+                    id="media-row",
+                ),
+            ]
+        )
+        self.call_after_refresh(self.controls_ready)
+
+    def controls_ready(self) -> None:
+        self.query_one("#scripts", OptionList).focus()
+        # Reading and validating the scripts is plain file parsing of public data: a thread.
+        self.run_worker(self._read_scripts, thread=True, exclusive=True, group="scripts")
+
+    def _read_scripts(self) -> None:
+        try:
+            scripts, error = self.capp.backend.scripts(), ""
+        except BackendError as exc:
+            scripts, error = [], str(exc)
+        self.app.call_from_thread(self.load_scripts, scripts, error)
+
+    # ---------------------------------------------------------------- checks
+
+    def run_checks(self) -> None:
+        try:
+            self.checks = self.capp.backend.preflight()
+        except BackendError as exc:
+            self.checks = [Check("preflight", "FAIL", str(exc), "use a build with core.preflight")]
+        fails = sum(c.status == "FAIL" for c in self.checks)
+        warns = sum(c.status == "WARN" for c in self.checks)
+        passes = sum(c.status == "PASS" for c in self.checks)
+        summary = Text("Workstation: ", style="bold")
+        summary.append(f"{passes} PASS", style="green")
+        summary.append(", ")
+        summary.append(f"{warns} WARN", style="yellow")
+        summary.append(", ")
+        summary.append(f"{fails} FAIL", style="bold red" if fails else "")
+        if fails:
+            summary.append("  - the ceremony cannot begin: see 'do:' below", style="bold red")
+        self.query_one("#preflight-summary", Static).update(summary)
+        self.query_one("#preflight", Static).update(preflight_text(self.checks))
+
+    def action_rerun(self) -> None:
+        self.run_checks()
+
+    # ---------------------------------------------------------------- scripts
+
+    def load_scripts(self, scripts: list[ScriptInfo], error: str = "") -> None:
+        ol = self.query_one("#scripts", OptionList)
+        ol.clear_options()
+        self.script_list = scripts
+        if error:
+            self.show_error(error)
+        for s in self.script_list:
+            label = Text()
+            if s.practice:
+                label.append("[PRACTICE] ", style="bold black on yellow")
+            label.append(s.name, style="bold")
+            label.append(f"  ({s.purpose}, {s.path.name})")
+            if not s.valid:
+                label.append(f"  INVALID: {len(s.problems)} problem(s)", style="bold red")
+            ol.add_option(Option(label, id=str(s.path)))
+        if not self.script_list:
+            self.show_error("no ceremony scripts found: put the scripts (*.toml) in the scripts folder")
+            return
+        preselect = 0
+        wanted = self.capp.preselect_script
+        for i, s in enumerate(self.script_list):
+            if wanted and (s.path.name == wanted or s.name == wanted or str(s.path) == wanted):
+                preselect = i
+                break
+        ol.highlighted = preselect
+        self.describe(preselect)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.describe(event.option_index)
+
+    def describe(self, index: int) -> None:
+        if not 0 <= index < len(self.script_list):
+            return
+        s = self.script_list[index]
+        text = s.description if s.valid else "; ".join(s.problems[:2])
+        self.query_one("#script-about", Static).update(text[:150])
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.query_one("#media", Input).focus()
+
+    def selected_script(self) -> ScriptInfo | None:
+        idx = self.query_one("#scripts", OptionList).highlighted
+        if idx is None or not 0 <= idx < len(self.script_list):
+            return None
+        return self.script_list[idx]
+
+    # ---------------------------------------------------------------- begin
+
+    def show_error(self, text: str) -> None:
+        self.error = text
+        self.query_one("#start-error", Static).update(text)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.begin()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "begin":
+            self.begin()
+
+    def begin(self) -> None:
+        backend = self.capp.backend
+        fails = [c for c in self.checks if c.status == "FAIL"]
+        if fails and not backend.demo:
+            names = ", ".join(c.name for c in fails)
+            self.show_error(f"Cannot begin: {len(fails)} check(s) failed ({names}). Fix them, then press R.")
+            return
+        script = self.selected_script()
+        if script is None:
+            self.show_error("Choose a ceremony script first.")
+            return
+        if not script.valid:
+            self.app.push_screen(MessageModal(f"{script.path.name} cannot be used", "\n".join(script.problems[:8]), error=True))
+            return
+        media = Path(self.query_one("#media", Input).value.strip()) if self.query_one("#media", Input).value.strip() else None
+        problem = backend.media_problem(media)
+        if problem:
+            self.show_error(problem)
+            return
+        assert media is not None
+        try:
+            backend.open(script, media)
+        except BackendError as exc:
+            self.show_error(str(exc))
+            return
+        from kcm_tui.screens.runner import RunnerScreen
+
+        self.app.switch_screen(RunnerScreen())

@@ -1,0 +1,98 @@
+"""Summary: the outcome, the journal's final hash as words and as a QR, wipe and exit."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Button, Static
+
+from kcm_tui.backend import NotAvailable, Session, qr_text
+from kcm_tui.screens.common import BaseScreen, MessageModal, QrModal
+from kcm_tui.widgets.words import WordGrid
+
+
+class SummaryScreen(BaseScreen):
+    """The end of a ceremony (completed or aborted)."""
+
+    TITLE_TEXT = "Summary"
+    HELP: ClassVar[list[tuple[str, str]]] = [
+        ("Q", "show the journal's final hash as a QR code"),
+        ("V", "verify the journal again"),
+        ("Enter", "on the button: wipe and exit (or power off on the ceremony ISO)"),
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "qr", "QR code"),
+        Binding("v", "verify", "Verify journal"),
+        Binding("ctrl+q", "exit", "Wipe and exit", priority=True),
+    ]
+
+    @property
+    def session(self) -> Session:
+        s = self.capp.backend.session
+        assert s is not None
+        return s
+
+    def compose(self) -> ComposeResult:
+        s = self.session
+        yield from self.compose_banners()
+        completed = s.state == "completed"
+        head = Text()
+        if completed:
+            head.append("CEREMONY COMPLETED", style="bold black on green")
+        else:
+            head.append("CEREMONY ABORTED", style="bold white on red")
+            head.append("  the keyholder wiped every secret; the journal records why.")
+        yield Static(head)
+        yield Static(f"Ceremony {s.ceremony_id}", classes="subtitle")
+        yield Static("Journal final hash: the witness copies these words into the paper log.", classes="muted")
+        h = s.final_hash
+        yield Static(" ".join(h[i : i + 8] for i in range(0, len(h), 8)), id="final-hex", classes="big")
+        yield WordGrid(s.final_words, id="final-words")
+        yield Static("", id="verify-line")
+        files = s.exports()
+        yield Static(
+            f"Written: {len(files)} file(s) in {s.folder}" if files else f"Journal: {s.journal_path}",
+            classes="muted",
+            id="written",
+        )
+        label = "Wipe and power off" if self.capp.poweroff else "Wipe and exit"
+        with Horizontal(classes="buttons"):
+            yield Button(label, id="exit", variant="primary")
+            yield Button("QR code (Q)", id="qr")
+        yield from self.compose_footer()
+
+    def on_mount(self) -> None:
+        self.action_verify()
+        self.query_one("#exit", Button).focus()
+
+    def action_verify(self) -> None:
+        ok, msg = self.session.verify_journal()
+        line = Text()
+        if ok:
+            line.append("Journal verified: ", style="bold green")
+            line.append(msg or "the hash chain is intact")
+        else:
+            line.append("JOURNAL DOES NOT VERIFY: ", style="bold white on red")
+            line.append(msg)
+        self.query_one("#verify-line", Static).update(line)
+
+    def action_qr(self) -> None:
+        try:
+            qr = qr_text(self.session.final_hash)
+        except NotAvailable as exc:
+            self.app.push_screen(MessageModal("QR not available", str(exc), error=True))
+            return
+        self.app.push_screen(QrModal("Journal final hash", qr))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "exit":
+            self.action_exit()
+        elif event.button.id == "qr":
+            self.action_qr()
+
+    def action_exit(self) -> None:
+        self.capp.wipe_and_exit()

@@ -1,0 +1,139 @@
+"""Helpers for the TUI tests: screen text, a pty standing in for the custodian's terminal,
+an app factory over a demo workspace, and Pilot drivers for the ceremony steps."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from kcm_tui.app import CeremonyApp
+from kcm_tui.backend import Backend, ShareDisplay
+
+PROMPT = b"Press a key when done"
+_GRID_WORD = re.compile(rb"(\d+)\. ([a-z]+)")
+
+
+def screen_text(app: CeremonyApp) -> str:
+    """The visible screen as plain text (what a camera in the room would see)."""
+    lines = []
+    for strip in app.screen._compositor.render_strips():
+        lines.append("".join(seg.text for seg in strip))
+    return "\n".join(lines)
+
+
+class CustodianTerminal:
+    """The custodian's terminal: a pty whose slave the keyholder writes the share to.
+
+    A thread reads the master side, keeps the words of each share shown (the test plays the
+    custodian who writes them down), and presses a key once the prompt appears.
+    """
+
+    def __init__(self) -> None:
+        self.master, self.slave = pty.openpty()
+        self.path = os.ttyname(self.slave)
+        self.shares: list[list[str]] = []
+        self.raw = bytearray()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        buf = bytearray()
+        while not self._stop:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            self.raw += chunk
+            if PROMPT in buf:
+                found = {int(n): w.decode() for n, w in _GRID_WORD.findall(bytes(buf))}
+                self.shares.append([found[i] for i in sorted(found)])
+                buf.clear()
+                os.write(self.master, b"k")  # the custodian presses a key
+
+    def close(self) -> None:
+        self._stop = True
+        for fd in (self.slave, self.master):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def make_app(workspace: Any, terminal: CustodianTerminal | None = None, *, script: str = "genesis.toml", **kw: Any) -> CeremonyApp:
+    """The app over a demo workspace, in demo mode, preflight sized 80x24."""
+    backend = Backend(
+        demo=True,
+        media=workspace.media,
+        scripts_dirs=[workspace.scripts],
+        share_display=ShareDisplay(terminal.path if terminal else "/nonexistent-tty"),
+        env={},
+        term_size=(80, 24),
+    )
+    return CeremonyApp(backend, preselect_script=script, **kw)
+
+
+async def start_ready(pilot: Any) -> None:
+    """Wait until the start screen has its script list (read in a worker thread)."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def begin(pilot: Any) -> None:
+    """On the start screen: the preselected script, the workspace medium, Begin."""
+    app = pilot.app
+    await start_ready(pilot)
+    app.screen.query_one("#begin").press()
+    await pilot.pause()
+
+
+async def tick_all(pilot: Any) -> None:
+    """Tick every unticked box on the runner screen (each person confirms aloud)."""
+    from kcm_tui.widgets.ack import AckBox
+
+    for box in list(pilot.app.screen.query(AckBox).results(AckBox)):
+        if not box.value:
+            box.value = True  # what Space on the focused box does
+    await pilot.pause()
+
+
+async def press(pilot: Any, selector: str) -> None:
+    """Press a button by selector (keyboard: focus it, Enter)."""
+    button = pilot.app.screen.query_one(selector)
+    button.focus()
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def type_keys(pilot: Any, keys: list[str]) -> None:
+    """Send key events the way the driver does (through the app to the focused widget),
+    without Pilot's per-key idle wait (70 ms a key on a busy 2-core machine)."""
+    from textual import events
+
+    app = pilot.app
+    for key in keys:
+        char = " " if key == "space" else ("\r" if key == "enter" else (key if len(key) == 1 else None))
+        app.post_message(events.Key(key, char))
+    await pilot.pause()
+
+
+async def type_share(pilot: Any, words: list[str], *, prefix_only: bool = False) -> None:
+    """Type a share word by word, as a custodian would, then Enter to check it."""
+    keys: list[str] = []
+    for w in words:
+        keys += [*list(w[:4] if prefix_only else w), "space"]
+    await type_keys(pilot, keys)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+def write_share_sheet(path: Path, words: list[str]) -> None:  # pragma: no cover - debugging aid
+    path.write_text(" ".join(words))

@@ -1,0 +1,239 @@
+"""The app fixture for SVG snapshots: the real screens over fixed public data.
+
+``FakeSession`` stands in for ``kcm_tui.backend.Session`` with canned PUBLIC answers (no
+keyholder, no journal, no clock, no randomness), so every snapshot is stable. Behaviour
+over the real engine and keyholder is covered by test_e2e.py and test_safety.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from textual.widgets import Input
+
+from kcm_tui.app import CeremonyApp
+from kcm_tui.backend import (
+    Backend,
+    BackendError,
+    Check,
+    EntryResult,
+    ScriptInfo,
+    Session,
+    ShareRefused,
+    StepView,
+    WordStatus,
+)
+
+_orig_input_init = Input.__init__
+
+
+def _input_init(self: Input, *args: Any, **kwargs: Any) -> None:
+    _orig_input_init(self, *args, **kwargs)
+    self.set_reactive(Input.cursor_blink, False)  # frozen cursor in snapshots
+
+
+Input.__init__ = _input_init  # type: ignore[method-assign]
+
+WORDS = ["academic", "acid", "acne", "acquire", "acrobat", "activity", "actress", "adapt"]
+FP_WORDS = ["ocean", "zero", "maiden", "vocal", "bundle", "fatal", "silent", "rescue"]
+FINAL_WORDS = [
+    "amazing", "branch", "cradle", "darkness", "elegant", "fiber", "garlic", "hairy", "idle", "judicial",
+    "keyboard", "laden", "mailman", "necklace", "obesity", "pacific", "quarter", "railroad", "sack",
+    "tadpole", "ugly", "valid", "wavy", "wildlife", "withdraw", "yield",
+]
+CHECKS = [
+    Check("network-interfaces", "PASS", "no interface up besides lo", "nothing to do"),
+    Check("default-route", "PASS", "no default route", "nothing to do"),
+    Check("swap", "PASS", "no swap active", "nothing to do"),
+    Check("core-dumps", "PASS", "RLIMIT_CORE is 0", "nothing to do"),
+    Check("memory-locking", "PASS", "memfd_secret available", "nothing to do"),
+    Check("kernel-cmdline", "WARN", "init_on_free=1 missing", "boot the ceremony ISO"),
+    Check("entropy", "PASS", "getrandom ready", "nothing to do"),
+    Check("live-media", "PASS", "root is the read-only live medium", "nothing to do"),
+    Check("environment", "PASS", "no leaking or risky variables set", "nothing to do"),
+    Check("terminal-size", "PASS", "terminal is 80x24", "nothing to do"),
+]
+FailingChecks = [*CHECKS[:2], Check("swap", "FAIL", "swap is active: /dev/vda2 (2 GiB)", "swapoff -a, or boot the ceremony ISO"), *CHECKS[3:]]
+ROLES = {
+    "admin": ("ceremony-administrator", "Ceremony Administrator"),
+    "witness": ("internal-witness", "Internal Witness"),
+    **{f"c{i}": ("custodian", f"Custodian {i}") for i in range(1, 6)},
+}
+
+
+def step(kind: str, index: int, **kw: Any) -> StepView:
+    base = StepView(
+        index=index,
+        act_id="act",
+        act_title=kw.pop("act_title", "Act 2: Generate the MasterKey"),
+        id=kind,
+        kind=kind,
+        title=kw.pop("title", f"The {kind} step"),
+        instruction=kw.pop("instruction", "The administrator reads this instruction aloud; the witness follows it on paper."),
+        acknowledge=kw.pop("acknowledge", ("admin", "witness")),
+        params=kw.pop("params", {}),
+    )
+    return replace(base, **kw)
+
+
+class FakeSession:
+    """Canned public state for one screen."""
+
+    SUPPORTED_CARRIERS = Session.SUPPORTED_CARRIERS
+    SUPPORTED_DISPLAYS = Session.SUPPORTED_DISPLAYS
+
+    def __init__(self, view: StepView | None, *, practice: bool = True, state: str = "running") -> None:
+        self.view = view
+        self.practice = practice
+        self.state = state
+        self.ceremony_id = "PRACTICE-genesis-20260101T000000Z-abcd"
+        self.folder = Path("/media/ceremony/ceremonies") / self.ceremony_id
+        self.journal_path = self.folder / "journal.db"
+        self.final_hash = "3f9a0c41" * 8
+        self.final_words = tuple(FINAL_WORDS)
+        self.entry_answers: list[WordStatus] = []
+        self.finish_answer = EntryResult(True, "share 1 of group 1, set 4821")
+        self.refusal = ""
+        self.journal_ok = True
+
+    # facts
+    def current(self) -> StepView | None:
+        return self.view
+
+    def total_steps(self) -> int:
+        return 11
+
+    def progress(self) -> tuple[int, int]:
+        return ((self.view.index if self.view else 11), 11)
+
+    def role_name(self, rid: str) -> str:
+        return ROLES.get(rid, ("", rid))[1]
+
+    def attendance_roles(self, view: StepView) -> list[str]:
+        return list(ROLES)
+
+    def split_custodians(self) -> list[str]:
+        return [f"c{i}" for i in range(1, 6)]
+
+    def administrator(self) -> str:
+        return "admin"
+
+    def share_words(self) -> int:
+        return 33
+
+    def manifest_choices(self) -> list[tuple[str, str, str]]:
+        return [
+            ("set-4821.json", "4821", "genesis-20260101T090000Z-ab12"),
+            ("set-1187.json", "1187", "genesis-20251201T090000Z-cd34"),
+        ]
+
+    # intents
+    def perform(self, **inputs: Any) -> dict[str, Any]:
+        return {}
+
+    def acknowledge(self, role: str) -> None:
+        pass
+
+    def confirm(self, witness: str, matches: bool) -> None:
+        pass
+
+    def complete(self) -> None:
+        pass
+
+    def retry(self) -> None:
+        pass
+
+    def record_exception(self, text: str, who: str = "") -> None:
+        pass
+
+    def abort(self, reason: str, who: str = "") -> None:
+        self.state = "aborted"
+
+    def show_share(self, custodian: str, display: str = "screen") -> dict[str, Any]:
+        return {"shown": True}
+
+    def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
+        if self.refusal:
+            raise ShareRefused(self.refusal)
+        return {"complete": False, "message": "2 of 3 shares, 1 more needed from group Frankfurt"}
+
+    def entry_begin(self, purpose: str = "collect", member: int = -1) -> dict[str, Any]:
+        return {"expected": 33}
+
+    def entry_word(self, view: memoryview, position: int) -> WordStatus:
+        if self.entry_answers:
+            return self.entry_answers.pop(0)
+        return WordStatus("accepted", position, position, 33)
+
+    def entry_finish(self) -> EntryResult:
+        return self.finish_answer
+
+    def verify_entry_for(self, custodian: str) -> tuple[bool, str]:
+        return True, "ok"
+
+    def entry_cancel(self) -> None:
+        pass
+
+    def exports(self) -> list[str]:
+        return [str(self.folder / "journal.jsonl"), str(self.folder / "transcript.md")]
+
+    def verify_journal(self) -> tuple[bool, str]:
+        return self.journal_ok, "42 events, hash chain intact, closed"
+
+    def emergency_wipe(self, reason: str) -> list[str]:
+        return ["the keyholder was told to wipe every secret it held"]
+
+    def close(self) -> None:
+        pass
+
+
+class FakeBackend(Backend):
+    """Fixed preflight and scripts; ``open`` installs the prepared FakeSession."""
+
+    def __init__(self, *, demo: bool = True, checks: list[Check] | None = None, session: FakeSession | None = None, scripts: list[ScriptInfo] | None = None) -> None:
+        super().__init__(demo=demo, media=Path("/media/ceremony"), env={}, term_size=(80, 24))
+        self.checks = CHECKS if checks is None else checks
+        self.fake_session = session
+        self.session = session  # type: ignore[assignment]
+        self.script_list = scripts if scripts is not None else [
+            ScriptInfo(Path("practice-genesis.toml"), "practice-genesis", "genesis", True, "PRACTICE ONLY: rehearses genesis with a throwaway key."),
+            ScriptInfo(Path("genesis.toml"), "genesis", "genesis", False, "Creates the MasterKey and splits it 3-of-5."),
+            ScriptInfo(Path("unseal-and-seal.toml"), "unseal-and-seal", "unseal-and-seal", False, "Rebuilds the key from 3 shares and seals it."),
+            ScriptInfo(Path("broken.toml"), "broken", "?", False, "", ("broken.toml:12: unknown step kind 'dance'",)),
+        ]
+
+    def preflight(self) -> list[Check]:
+        return list(self.checks)
+
+    def scripts(self) -> list[ScriptInfo]:
+        return list(self.script_list)
+
+    def media_problem(self, media: Path | None) -> str:
+        return "" if media and str(media) == "/media/ceremony" else f"{media} does not exist or is not a folder: insert and mount the medium"
+
+    def open(self, script: ScriptInfo, media: Path) -> Any:
+        if self.fake_session is None:
+            raise BackendError("not available yet: core.ceremony.engine")
+        self.session = self.fake_session  # type: ignore[assignment]
+        return self.fake_session
+
+    def close(self) -> None:
+        pass
+
+
+class SnapApp(CeremonyApp):
+    """Starts on a given screen with a FakeBackend."""
+
+    def __init__(self, backend: FakeBackend, screen_factory: Any = None) -> None:
+        super().__init__(backend, preselect_script="practice-genesis.toml")
+        self.screen_factory = screen_factory
+
+    def first_screen(self) -> Any:
+        if self.screen_factory is None:
+            return super().first_screen()
+        return self.screen_factory()
+
+
+__all__ = ["FP_WORDS", "WORDS", "BackendError", "FailingChecks", "FakeBackend", "FakeSession", "SnapApp", "step"]

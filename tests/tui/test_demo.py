@@ -1,0 +1,52 @@
+"""The demo workspace behind `make run` (core/demo.py)."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from core.ceremony.script import load_script
+from core.demo import DemoError, cli_main, init_workspace, load_workspace
+
+
+def test_init_creates_media_scripts_recipients_and_tokens(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    again = load_workspace(ws.root)
+    assert again == ws
+    assert ws.preselect == "practice-genesis.toml"
+    practice = load_script(ws.scripts / ws.preselect)
+    assert practice.practice is True and practice.purpose == "genesis"
+    pem = (ws.media / "recipients" / "kms-openkcm-boot.pem").read_text()
+    assert "BEGIN PUBLIC KEY" in pem
+    private = next(ws.demo_keys.iterdir())
+    assert "DEMO" in private.name and private.read_text().startswith("# DEMO KEY")
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert "DEMO WORKSPACE" in (ws.root / "README-DEMO.txt").read_text()
+    if shutil.which("softhsm2-util"):
+        assert ws.softhsm2_conf is not None and ws.softhsm2_conf.is_relative_to(ws.root)
+        assert len(ws.tokens) == 5
+        assert str(ws.root) in ws.softhsm2_conf.read_text()
+    else:
+        assert ws.softhsm2_conf is None and ws.tokens == ()
+
+
+def test_refuses_a_non_empty_folder_and_bad_workspace(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "file").write_text("keep me")
+    with pytest.raises(DemoError, match="not empty"):
+        init_workspace(tmp_path / "x")
+    with pytest.raises(DemoError, match="not a demo workspace"):
+        load_workspace(tmp_path / "x")
+
+
+def test_cli_init_and_if_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "demo"
+    assert cli_main(["init", str(target)]) == 0
+    assert "DEMO workspace created" in capsys.readouterr().out
+    assert cli_main(["init", "--if-missing", str(target)]) == 0
+    assert "keeping it" in capsys.readouterr().out
+    assert cli_main(["init", str(target)]) == 1
+    assert "not empty" in capsys.readouterr().err

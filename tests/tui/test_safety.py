@@ -1,0 +1,312 @@
+"""Safety of the app itself: palette, clipboard, screenshots, crash handling, environment
+refusal, idle timeout, borders, and the typed-entry widget's promises."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual import events
+
+from core import journal as jmod
+from core.demo import init_workspace
+from kcm_tui import app as app_mod
+from kcm_tui.backend import WordStatus, environment_leaks
+from kcm_tui.screens.collection import CollectionScreen
+from kcm_tui.screens.runner import RunnerScreen
+from kcm_tui.widgets.word_entry import WordEntry
+from tests.tui.helpers import begin, make_app, screen_text, start_ready, type_keys
+from tests.tui.snapshot_app import FakeBackend, FakeSession, SnapApp, step
+
+KCM_TUI = Path(app_mod.__file__).resolve().parent
+SECRET_WORD = "academic"
+
+
+def collection_app(session: FakeSession | None = None) -> SnapApp:
+    v = step("collect-shares", 4, params={"carriers": ["typed", "qr"]}, results={"set_id": "4821"})
+    return SnapApp(FakeBackend(session=session or FakeSession(v)), CollectionScreen)
+
+
+# ------------------------------------------------------------------ palette, clipboard, screenshots
+
+
+def test_command_palette_is_disabled() -> None:
+    async def run() -> None:
+        app = collection_app()
+        async with app.run_test() as pilot:
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            assert app.ENABLE_COMMAND_PALETTE is False
+            assert app.use_command_palette is False
+            assert type(app.screen).__name__ != "CommandPalette"
+
+    asyncio.run(run())
+
+
+def test_no_clipboard_write_anywhere_in_the_ui_code() -> None:
+    calls = []
+    for path in KCM_TUI.rglob("*.py"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"copy_to_clipboard\(|\]52;", line) and "def copy_to_clipboard" not in line and "(or OSC 52)" not in line:
+                calls.append(f"{path.name}:{n}: {line.strip()}")
+    assert calls == []
+
+
+def test_clipboard_and_screenshot_are_refused(tmp_path: Path) -> None:
+    async def run() -> None:
+        app = collection_app()
+        async with app.run_test() as pilot:
+            written: list[str] = []
+            driver = app._driver
+            assert driver is not None
+            orig = driver.write
+            driver.write = lambda data: (written.append(data), orig(data))[1]  # type: ignore[method-assign]
+            app.copy_to_clipboard("secret text")
+            assert app.clipboard == ""  # Textual's own record stays empty
+            assert not any("]52;" in w for w in written)
+            assert app.clipboard_refusals == 1
+            with pytest.raises(RuntimeError):
+                app.save_screenshot(path=str(tmp_path))
+            app.action_screenshot()
+            await pilot.pause()
+            assert list(tmp_path.iterdir()) == []
+            await pilot.press("ctrl+c")  # copy selected text: refused
+            await pilot.pause()
+            assert app.clipboard_refusals == 2
+            assert app.ALLOW_SELECT is False
+
+    asyncio.run(run())
+
+
+def test_word_entry_refuses_copy_cut_paste_and_drops_pastes() -> None:
+    async def run() -> None:
+        app = collection_app()
+        async with app.run_test() as pilot:
+            await pilot.press("t")
+            await pilot.pause()
+            entry = app.screen.query_one(WordEntry)
+            for key in ("ctrl+c", "ctrl+x", "ctrl+v"):
+                await pilot.press(key)
+            await pilot.pause()
+            # Ctrl+C is refused by the app itself (priority binding), Ctrl+X/V by the widget
+            assert entry.refused_clipboard + app.clipboard_refusals == 3
+            entry.post_message(events.Paste(SECRET_WORD))
+            await pilot.pause()
+            assert entry.typed == 0 and entry.count == 0
+            assert SECRET_WORD not in screen_text(app)
+            assert "disabled" in screen_text(app)
+
+    asyncio.run(run())
+
+
+# ------------------------------------------------------------------ typed entry promises
+
+
+def test_typed_letters_never_shown_nor_carried_in_messages() -> None:
+    seen_messages: list[Any] = []
+
+    async def run() -> None:
+        app = collection_app()
+        async with app.run_test() as pilot:
+            await pilot.press("t")
+            await pilot.pause()
+            entry = app.screen.query_one(WordEntry)
+            original = entry.post_message
+
+            def spy(message: Any) -> bool:
+                seen_messages.append(message)
+                return original(message)
+
+            entry.post_message = spy  # type: ignore[method-assign]
+            await type_keys(pilot, [*list(SECRET_WORD), "space", *list("acid")])
+            text = screen_text(app)
+            assert SECRET_WORD not in text and "acid" not in text
+            assert "####" in text and "****____" in text
+            assert entry.count == 1 and entry.typed == 4
+            assert not app.screen.query("Input")  # never an Input holding a share
+
+    asyncio.run(run())
+    assert seen_messages
+    for m in seen_messages:
+        values = [v for v in vars(m).values() if isinstance(v, str)]
+        assert not any(SECRET_WORD in v or "acid" in v for v in values), m
+
+
+def test_word_goes_to_the_keyholder_as_a_view_of_the_locked_buffer() -> None:
+    got: list[tuple[str, bool]] = []
+
+    class Spy(FakeSession):
+        def entry_word(self, view: memoryview, position: int) -> WordStatus:
+            got.append((type(view).__name__, view.readonly))
+            assert view.nbytes == len(SECRET_WORD)
+            return WordStatus("accepted", position, position, 33)
+
+    async def run() -> None:
+        v = step("collect-shares", 4, params={"carriers": ["typed"]}, results={"set_id": "1"})
+        app = collection_app(Spy(v))
+        async with app.run_test() as pilot:
+            await pilot.press("t")
+            await type_keys(pilot, [*list(SECRET_WORD), "space"])
+            entry = app.screen.query_one(WordEntry)
+            assert entry._buf.locked or entry._buf.kind == "unlocked"
+            with entry._buf.view(0, 16) as mv:
+                assert bytes(mv) == bytes(16)  # wiped right after sending
+
+    asyncio.run(run())
+    assert got == [("memoryview", False)]
+
+
+def test_idle_timeout_warns_then_wipes_the_partial_entry() -> None:
+    cancelled: list[bool] = []
+
+    class S(FakeSession):
+        def entry_cancel(self) -> None:
+            cancelled.append(True)
+
+    async def run() -> None:
+        v = step("collect-shares", 4, params={"carriers": ["typed"]}, results={"set_id": "1"})
+        app = collection_app(S(v))
+        app.idle_warn, app.idle_wipe = 0.6, 1.6
+        async with app.run_test() as pilot:
+            await pilot.press("t")
+            await type_keys(pilot, [*list(SECRET_WORD), "space", "a", "c"])
+            entry = app.screen.query_one(WordEntry)
+            assert entry.typed == 2
+            await pilot.pause(1.1)
+            assert "wiped in" in screen_text(app)
+            await pilot.pause(1.2)
+            assert entry.typed == 0 and entry.count == 0
+            assert "wiped after the idle timeout" in screen_text(app)
+
+    asyncio.run(run())
+    assert cancelled
+
+
+# ------------------------------------------------------------------ crash handling
+
+
+def test_crash_during_share_entry_shows_no_word_and_no_locals() -> None:
+    wiped: list[str] = []
+
+    class Crashing(FakeSession):
+        def entry_word(self, view: memoryview, position: int) -> WordStatus:
+            leaked_word = bytes(view).decode()  # a local holding the secret
+            raise RuntimeError(f"bug while handling {leaked_word}")
+
+        def emergency_wipe(self, reason: str) -> list[str]:
+            wiped.append(reason)
+            return ["the keyholder was told to wipe every secret it held"]
+
+    app: Any = None
+
+    async def run() -> None:
+        nonlocal app
+        v = step("collect-shares", 4, params={"carriers": ["typed"]}, results={"set_id": "1"})
+        app = collection_app(Crashing(v))
+        async with app.run_test() as pilot:
+            await pilot.press("t")
+            await type_keys(pilot, [*list(SECRET_WORD), "space"])
+            await pilot.pause()
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(run())
+    report = app.crash_report
+    assert "RuntimeError" in report
+    assert SECRET_WORD not in report and "leaked_word" not in report and "bug while" not in report
+    assert "What to do now" in report and "keyholder was told to wipe" in report
+    rendered = "".join(str(r) for r in app._exit_renderables)
+    assert SECRET_WORD not in rendered and "locals" not in rendered.lower()
+    assert app.return_code == 1
+    assert wiped
+
+
+def test_crash_with_a_real_ceremony_wipes_and_journals_the_abort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    app = make_app(ws, script="genesis.toml")
+    holder: dict[str, Any] = {}
+
+    def boom(self: RunnerScreen) -> None:
+        raise ValueError("unexpected")
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await begin(pilot)
+            assert isinstance(app.screen, RunnerScreen)
+            holder["session"] = app.backend.session
+            monkeypatch.setattr(RunnerScreen, "next_step", boom)
+            app.screen.query_one("#continue").disabled = False
+            app.screen.query_one("#continue").press()
+            await pilot.pause()
+
+    with pytest.raises(ValueError):
+        asyncio.run(run())
+    session = holder["session"]
+    assert session.state == "aborted"
+    events_ = jmod.read_events(jmod._connect(session.journal_path))
+    kinds = [e.kind for e in events_]
+    assert "keyholder.wiped" in kinds and "ceremony.aborted" in kinds and kinds[-1] == "journal.closed"
+    assert jmod.verify(session.journal_path).ok
+    assert "ValueError" in app.crash_report
+    app.backend.close()
+
+
+# ------------------------------------------------------------------ environment refusal
+
+
+def test_environment_leaks_detected() -> None:
+    assert environment_leaks({}) == []
+    assert environment_leaks({"TEXTUAL_LOG": "/tmp/x"}) == ["TEXTUAL_LOG"]
+    assert environment_leaks({"TEXTUAL_SCREENSHOT": "1"}) == ["TEXTUAL_SCREENSHOT"]
+    assert environment_leaks({"TEXTUAL": "devtools,debug"}) == ["TEXTUAL=debug,devtools"]
+    assert environment_leaks({"TEXTUAL": "other"}) == []
+
+
+@pytest.mark.parametrize("var,value", [("TEXTUAL_LOG", "/tmp/t.log"), ("TEXTUAL_SCREENSHOT", "2"), ("TEXTUAL", "devtools")])
+def test_refuses_to_start_with_leaking_environment(var: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(var, value)
+    started: list[bool] = []
+    monkeypatch.setattr(app_mod, "make_app", lambda *a, **k: started.append(True))
+    assert app_mod.main([]) == 2
+    err = capsys.readouterr().err
+    assert "refuses to start" in err and var in err and "unset" in err
+    assert started == []
+
+
+def test_demo_mode_allows_leaking_environment_with_a_warning(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TEXTUAL_LOG", "/tmp/t.log")
+
+    class Stop(Exception):
+        pass
+
+    def fake_make_app(*a: Any, **k: Any) -> Any:
+        raise Stop
+
+    monkeypatch.setattr(app_mod, "make_app", fake_make_app)
+    with pytest.raises(Stop):
+        app_mod.main(["--demo"])
+    assert "DEMO" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ borders and size
+
+
+def test_stylesheet_uses_console_safe_borders_only() -> None:
+    css = (KCM_TUI / "app.tcss").read_text()
+    sources = css + "".join(p.read_text() for p in KCM_TUI.rglob("*.py"))
+    bad = re.findall(r"border(?:-\w+)?:\s*(round|tall|wide|outer|inner|panel|hkey|vkey|thick|blank|dashed|double)\b", sources)
+    assert bad == []
+
+
+def test_start_screen_fits_80x24_with_begin_visible() -> None:
+    async def run() -> None:
+        app = SnapApp(FakeBackend())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await start_ready(pilot)
+            begin_button = app.screen.query_one("#begin")
+            r = begin_button.region
+            assert r.right <= 80 and r.bottom <= 23 and r.height == 3
+
+    asyncio.run(run())

@@ -1,0 +1,176 @@
+"""SVG snapshots of every screen and state worth seeing, at 80x24 and 160x50.
+
+Generate with ``pytest tests/tui/test_snapshots.py --snapshot-update`` and review
+``snapshot_report.html`` first. The app fixture (tests/tui/snapshot_app.py) feeds the real
+screens fixed public data; the cursor blink is frozen and no clock is shown anywhere.
+Each snapshot is also checked for glyphs the Linux console font cannot draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from kcm_tui.backend import EntryResult, WordStatus
+from kcm_tui.screens.collection import CollectionScreen
+from kcm_tui.screens.distribution import DistributionScreen
+from kcm_tui.screens.runner import RunnerScreen
+from kcm_tui.screens.summary import SummaryScreen
+from tests.tui.helpers import screen_text, start_ready, type_keys
+from tests.tui.snapshot_app import (
+    FP_WORDS,
+    WORDS,
+    FailingChecks,
+    FakeBackend,
+    FakeSession,
+    SnapApp,
+    step,
+)
+
+SIZES = [(80, 24), (160, 50)]
+#: Rounded, "tall"/"wide"/half-block border glyphs and other glyphs the console font lacks.
+FORBIDDEN = set("╭╮╰╯▔▁▏▕▐▌▀▄▊▎▍▋▉╸╺╹╻") | {"\u2b58"}
+
+Run = Callable[[Any], Awaitable[None]]
+
+
+def runner_app(view: Any, **kw: Any) -> SnapApp:
+    session = FakeSession(view, **kw)
+    return SnapApp(FakeBackend(session=session), RunnerScreen)
+
+
+async def noop(pilot: Any) -> None:
+    await pilot.pause()
+
+
+def keys(*k: str) -> Run:
+    async def run(pilot: Any) -> None:
+        await pilot.pause()
+        await pilot.press(*k)
+        await pilot.pause()
+
+    return run
+
+
+def typed(words: list[str], then: tuple[str, ...] = (), first: tuple[str, ...] = ("t",)) -> Run:
+    async def run(pilot: Any) -> None:
+        await pilot.pause()
+        await pilot.press(*first)
+        await pilot.pause()
+        ks: list[str] = []
+        for w in words:
+            ks += [*list(w), "space"]
+        await type_keys(pilot, ks)
+        if then:
+            await pilot.press(*then)
+        await pilot.pause()
+
+    return run
+
+
+def _start() -> SnapApp:
+    return SnapApp(FakeBackend())
+
+
+def _start_fail() -> SnapApp:
+    return SnapApp(FakeBackend(demo=False, checks=FailingChecks))
+
+
+def _distribution(answers: list[WordStatus] | None = None) -> Callable[[], SnapApp]:
+    def make() -> SnapApp:
+        v = step("distribute-shares", 6, act_title="Act 3: Split and hand out the shares", params={"display": ["screen", "qr"]},
+                 acknowledge=("admin", "witness", "c1", "c2", "c3", "c4", "c5"), performed=True, results={"set_id": "4821"})
+        s = FakeSession(v)
+        if answers:
+            s.entry_answers = list(answers)
+        return SnapApp(FakeBackend(session=s), DistributionScreen)
+
+    return make
+
+
+def _collection(refusal: str = "", answers: list[WordStatus] | None = None, finish: EntryResult | None = None) -> Callable[[], SnapApp]:
+    def make() -> SnapApp:
+        v = step("collect-shares", 4, act_title="Act 2: Rebuild the key", params={"carriers": ["typed", "qr", "card"]},
+                 results={"set_id": "4821"}, display={"accepted": [{"message": "1 of 3 shares, 2 more needed from group Frankfurt"}]})
+        s = FakeSession(v, practice=False)
+        s.refusal = refusal
+        if answers:
+            s.entry_answers = list(answers)
+        if finish:
+            s.finish_answer = finish
+        return SnapApp(FakeBackend(session=s), CollectionScreen)
+
+    return make
+
+
+def _summary(state: str = "completed", journal_ok: bool = True) -> Callable[[], SnapApp]:
+    def make() -> SnapApp:
+        s = FakeSession(None, state=state)
+        s.journal_ok = journal_ok
+        return SnapApp(FakeBackend(session=s), SummaryScreen)
+
+    return make
+
+
+fp_display = {"subject": "recipient:kms", "fingerprint": "9c1e" * 16, "words": FP_WORDS}
+SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
+    "start": (_start, noop),
+    "start_help": (_start, keys("f1")),
+    "start_fail_refused": (_start_fail, keys("tab", "tab", "enter")),
+    "start_invalid_script": (_start, keys("down", "down", "down", "tab", "enter")),
+    "attendance": (lambda: runner_app(step("attendance", 0, act_title="Act 1: Open the ceremony", acknowledge=("admin", "witness"))), noop),
+    "checklist": (lambda: runner_app(step("checklist", 2, params={"items": ["Media bag number matches the log", "Share sheets counted", "Printed fingerprint present"]})), noop),
+    "verify_fingerprint": (lambda: runner_app(step("verify-fingerprint", 3, params={"witness": "witness", "subject": "recipient:kms"}, performed=True, display=fp_display)), noop),
+    "generate_ready": (lambda: runner_app(step("generate", 4)), noop),
+    "generate_done": (lambda: runner_app(step("generate", 4, performed=True, results={"fingerprint": "5b2d" * 16, "kcv": "5b2d81", "kcv_words": FP_WORDS})), noop),
+    "step_failed": (lambda: runner_app(step("seal", 8, state="failed", error="recipient kms's fingerprint has not been confirmed by a witness in this ceremony")), noop),
+    "not_available": (lambda: runner_app(step("seal", 8, state="failed", error="not available yet: core.keyholder.ops_seal.seal_envelope")), noop),
+    "abort_confirm": (lambda: runner_app(step("generate", 4)), keys("f10")),
+    "exception_modal": (lambda: runner_app(step("generate", 4)), keys("f2", *list("late start"))),
+    "runner_help": (lambda: runner_app(step("generate", 4)), keys("f1")),
+    "collect_choose_set": (lambda: runner_app(step("collect-shares", 4, act_title="Act 2: Rebuild the key")), keys("enter")),
+    "dist_call": (_distribution(), noop),
+    "dist_written": (_distribution(), keys("r")),
+    "dist_not_written": (_distribution(), keys("r", "n")),
+    "dist_reentry": (_distribution(), keys("r", "y", *list("acad"), "space", *list("aci"))),
+    "collect_choice": (_collection(), noop),
+    "collect_typed": (_collection(), typed(WORDS[:5], ("a", "c"))),
+    "collect_unknown_word": (_collection(answers=[WordStatus("accepted", 1, 1, 33), WordStatus("unknown", 2, 1, 33, ("acid", "acne", "aide"))]),
+                             typed(["acad", "xqzw"])),
+    "collect_typo_located": (_collection(finish=EntryResult(False, "checksum wrong", 17, ("fiction",))), typed(WORDS * 4 + ["acad"], ("enter",))),
+    "collect_refused_other_set": (_collection(refusal="share 3 belongs to set 1187, this ceremony expects set 4821"), typed(WORDS * 4 + ["acad"], ("enter",))),
+    "collect_refused_superseded": (_collection(refusal="this share belongs to set 1187, superseded by set 4821 (ceremony reshare-2026); it is refused"),
+                                   typed(WORDS * 4 + ["acad"], ("enter",))),
+    "collect_progress": (_collection(), typed(WORDS * 4 + ["acad"], ("enter",))),
+    "summary_completed": (_summary(), noop),
+    "summary_aborted": (_summary("aborted"), noop),
+    "summary_journal_bad": (_summary(journal_ok=False), noop),
+    "summary_qr": (_summary(), keys("q")),
+}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_snapshot(name: str, size: tuple[int, int], snap_compare: Any) -> None:
+    factory, run = SCENARIOS[name]
+    app = factory()
+    seen: dict[str, str] = {}
+
+    async def run_before(pilot: Any) -> None:
+        await start_ready(pilot)
+        await run(pilot)
+        seen["text"] = screen_text(pilot.app)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    bad = sorted({ch for ch in seen["text"] if ch in FORBIDDEN})
+    if name != "summary_qr":  # the QR itself is drawn with full and half blocks (docs/tui.md)
+        assert not bad, f"glyphs the console font lacks: {bad}"
+
+
+def test_every_screen_has_a_snapshot() -> None:
+    kinds = {name.split("_")[0] for name in SCENARIOS}
+    assert {"start", "attendance", "checklist", "verify", "generate", "dist", "collect", "summary", "abort", "exception"} <= kinds
+    assert replace  # dataclasses.replace is used by the fixture module
