@@ -67,7 +67,10 @@ _libc.explicit_bzero.restype = None
 insecure_reasons: list[str] = []
 
 _live: weakref.WeakSet[SecretBuffer] = weakref.WeakSet()
-_lock = threading.Lock()
+# Reentrant: wipe_all() also runs from the keyholder's signal handlers, which execute in
+# the main thread between two bytecodes, possibly while that thread is inside a
+# ``with _lock:`` block. A plain Lock would then deadlock the handler: no wipe, no exit.
+_lock = threading.RLock()
 _backend: str | None = None
 
 

@@ -20,6 +20,7 @@ Residues that cannot be avoided (all inside the keyholder, which exits at the en
 * the PIN: python-pkcs11 takes a ``str`` and encodes it to ``bytes``;
 * the 32-byte data key: ``RSAPublicKey.encrypt`` takes ``bytes`` at genesis, and the card's
   C_Decrypt result comes back as ``bytes`` at recovery (copied into locked memory at once).
+  Both copies are zeroed in place right after use (:mod:`core.seal.transient`).
   The share itself never exists as ``bytes``: AES-GCM reads and writes memoryviews.
 
 Every PKCS#11 error is mapped to a :class:`~core.carriers.errors.CardError` subclass whose
@@ -60,6 +61,7 @@ from core.carriers.errors import (
     CardVerifyFailed,
     WrongCard,
 )
+from core.seal.transient import transient_bytes, wipe_bytes
 from core.secmem import SecretBuffer, ct_equal
 
 __all__ = [
@@ -636,8 +638,11 @@ def seal_share(
     with SecretBuffer(32) as dk:
         dk.fill_random()
         with dk.view() as dkv, _share_view(share) as sv:
-            # Unavoidable: RSAPublicKey.encrypt takes bytes (the data key only).
-            wrapped = public_key.encrypt(bytes(dkv), _oaep(key.oaep_hash))
+            # Unavoidable: RSAPublicKey.encrypt takes bytes (the data key only). The data
+            # key plus the public sealed document give the share, so the copy is made for
+            # this one call and zeroed in place right after, never merely dropped.
+            with transient_bytes(dkv) as dk_bytes:
+                wrapped = public_key.encrypt(dk_bytes, _oaep(key.oaep_hash))
             ct = AESGCM(dkv).encrypt(nonce, sv, _aad(header))
     doc = dict(header, wrapped_key=_b64(wrapped), nonce=_b64(nonce), ciphertext=_b64(ct))
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -722,7 +727,11 @@ def _unseal_on_card(
             with dk.view() as dkv:
                 dkv[:] = raw
         finally:
-            del raw  # bytes from C_Decrypt: drop the only reference at once
+            # bytes from C_Decrypt: the data key (with the public sealed document, the
+            # share). Dropping the reference leaves it in the freed block: zero it in place
+            # first (we hold the only reference), as docs/threat-model.md promises.
+            wipe_bytes(raw)
+            del raw
         out = alloc(len(ct) - 16)
         try:
             with dk.view() as dkv, out.view() as ov:

@@ -7,7 +7,7 @@
   process, interpreter heap included, never reaches swap. Not attempted without the
   capability, because MCL_FUTURE under an 8 MiB RLIMIT_MEMLOCK makes later allocations fail.
 * faulthandler off, no tracebacks with locals (our handlers print only the type).
-* SIGTERM, SIGINT, SIGHUP: wipe every live buffer, then exit with 128 + signal.
+* SIGTERM, SIGINT, SIGHUP, SIGPIPE: wipe every live buffer, then exit with 128 + signal.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def harden() -> Hardening:
 
 
 def install_signal_handlers(wipe: Callable[[], None]) -> None:
-    """On SIGTERM/SIGINT/SIGHUP: wipe, then exit with status 128 + signal."""
+    """On SIGTERM/SIGINT/SIGHUP/SIGPIPE: wipe, then exit with status 128 + signal."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         try:
@@ -86,6 +86,7 @@ def install_signal_handlers(wipe: Callable[[], None]) -> None:
         finally:
             os._exit(128 + signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    # SIGPIPE too: a reply written after the UI died would otherwise kill the process
+    # with the default action, skipping the wipe every other exit path does.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, handler)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)

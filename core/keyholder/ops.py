@@ -150,11 +150,17 @@ class KeyholderState:
 
     def wipe(self) -> None:
         """Wipe and drop every secret this keyholder holds."""
-        for reset in list(self.resets):
-            reset(self)
-        if self.master is not None:
-            self.master.close()
-        self.master = None
-        self.master_origin = ""
-        self.ext.clear()
-        secmem.wipe_all()
+        try:
+            for reset in list(self.resets):
+                reset(self)
+        finally:
+            # Whatever a reset hook does (it may be interrupted half-way by the signal
+            # handler, or fail), the MasterKey and every live buffer are wiped.
+            try:
+                if self.master is not None:
+                    self.master.close()
+            finally:
+                self.master = None
+                self.master_origin = ""
+                self.ext.clear()
+                secmem.wipe_all()

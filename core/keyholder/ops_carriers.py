@@ -293,8 +293,13 @@ def card_read_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         require_match=False,  # a share of another set is read, to say which set it is
         alloc=state.alloc,
     )
-    with res.indices.view() as mv:
-        got, _g, _m = share_metadata(mv)
+    try:
+        with res.indices.view() as mv:
+            got, _g, _m = share_metadata(mv)
+    except BaseException:
+        # e.g. a (crafted) sealed share too short to be a share: wipe what was decrypted
+        res.indices.close()
+        raise
     if verify is None and set_id >= 0 and got != set_id:
         res.indices.close()
         raise SharesError(

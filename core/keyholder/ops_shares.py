@@ -238,7 +238,13 @@ def op_genesis_split(state: KeyholderState, req: Request) -> dict[str, Any]:
     try:
         with master.view() as mv:
             result = genesis_split(mv, policy, _passphrase(req))
-            fp = _fp_fields(mv)
+            try:
+                fp = _fp_fields(mv)
+            except BaseException:
+                # The shares exist but cannot be reported: wipe them now (try/finally
+                # discipline), not whenever the garbage collector gets to them.
+                result.close()
+                raise
     except GenesisSelfTestError as exc:
         # The shares do not give the key back: abort genesis. The MasterKey goes too (no
         # share of it exists, and a key that cannot be recovered must not be sealed).
@@ -248,6 +254,12 @@ def op_genesis_split(state: KeyholderState, req: Request) -> dict[str, Any]:
         if generated:
             state.wipe()
         raise _err(exc) from None
+    except BaseException:
+        # Any other failure (locked memory, ...): a key generated for this split has no
+        # shares and must not stay held, as for the SLIP-39 errors above.
+        if generated:
+            state.wipe()
+        raise
     area.genesis = result
     return {
         "identifier": result.identifier,
@@ -572,8 +584,14 @@ def op_recover(state: KeyholderState, req: Request) -> dict[str, Any]:
         master = rec.recover(_passphrase(req))
     except Slip39Error as exc:
         raise _err(exc) from None
-    with master.view() as mv:
-        fp = derive_fingerprint(mv)
+    try:
+        with master.view() as mv:
+            fp = derive_fingerprint(mv)
+    except BaseException:
+        # The rebuilt key is not installed yet: wipe it on every error path rather than
+        # leaving it to the garbage collector (and to an exception's traceback frames).
+        master.close()
+        raise
     verified: bool | None = None
     if area.expected_fingerprint is not None:
         verified = secmem.ct_equal(fp.public_key, area.expected_fingerprint)

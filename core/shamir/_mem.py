@@ -38,7 +38,9 @@ _POOL: list[SecretBuffer] = []
 _POOL_MAX: Final = 8
 _SLOT_SIZES: Final = (32, 64, 128)
 _EMPTY_SLABS_KEPT: Final = 8  # per slot size: fully free (and wiped) pages kept mapped
-_slab_lock = threading.Lock()
+# Reentrant for the same reason as core.secmem._lock: the signal handler's wipe closes
+# slot buffers (taking this lock) in the main thread, which may be inside alloc().
+_slab_lock = threading.RLock()
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 _bzero = _libc.explicit_bzero

@@ -86,7 +86,9 @@ class PrefixResult:
     """
 
     status: str
-    index: int = -1
+    # repr=False: a typed word's index is share material; keep it out of reprs (debug
+    # output, tracebacks with locals).
+    index: int = field(default=-1, repr=False)
 
 
 def lookup_typed(chars: memoryview | bytearray) -> PrefixResult:
