@@ -157,9 +157,13 @@ class KeyholderClient:
         """Public fingerprint (hex, KCV, words) of the held MasterKey."""
         return self.call(core_ops.FINGERPRINT)
 
-    def sign(self, message: bytes) -> bytes:
-        """Ed25519 signature by the MasterKey-derived key over a public message."""
-        sig = self.call(core_ops.SIGN, message=message)["signature"]
+    def sign(self, purpose: str, message: bytes) -> bytes:
+        """Ed25519 signature by the MasterKey-derived key over a public message.
+
+        ``purpose`` is one of :data:`core.keyholder.ops_core.SIGN_PURPOSES`; verify with
+        ``verify_signature(fingerprint, ops_core.signed_bytes(purpose, message), sig)``.
+        """
+        sig = self.call(core_ops.SIGN, purpose=purpose, message=message)["signature"]
         assert isinstance(sig, bytes)
         return sig
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from core import secmem
+from core.keyholder.errors import MalformedRequest
 from core.keyholder.fingerprint import derive_fingerprint, sign_with_master
 from core.keyholder.ops import KeyholderState, Request, op
 
@@ -56,13 +57,29 @@ def fingerprint(state: KeyholderState, req: Request) -> dict[str, Any]:
     return {"origin": state.master_origin, **fingerprint_fields(state)}
 
 
+#: What the parent may ask the keyholder to sign. The signed bytes are always
+#: ``SIGN_DOMAIN || purpose || 0x00 || message``, so a signature made through this
+#: operation can never pass as an envelope or seal-manifest signature (those are made
+#: inside the keyholder over their own, differently prefixed, encodings).
+SIGN_DOMAIN = b"openkcm-ceremony/v1/sign:"
+SIGN_PURPOSES = ("journal-final-hash", "genesis-manifest", "ceremony-transcript")
+
+
+def signed_bytes(purpose: str, message: bytes) -> bytes:
+    """The exact bytes the SIGN operation signs (for verifiers)."""
+    return SIGN_DOMAIN + purpose.encode("ascii") + b"\x00" + message
+
+
 @op(SIGN, "sign")
 def sign(state: KeyholderState, req: Request) -> dict[str, Any]:
-    """Sign a public message with the MasterKey-derived Ed25519 key."""
+    """Sign a public message, for a named purpose, with the MasterKey-derived key."""
+    purpose = req.text("purpose")
+    if purpose not in SIGN_PURPOSES:
+        raise MalformedRequest(f"cannot sign for purpose {purpose!r}: one of {', '.join(SIGN_PURPOSES)}")
     message = req.blob("message")
     master = state.require_master()
     with master.view() as mv:
-        signature = sign_with_master(mv, message)
+        signature = sign_with_master(mv, signed_bytes(purpose, message))
     return {"signature": signature, **fingerprint_fields(state)}
 
 

@@ -125,6 +125,10 @@ def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
             )
     except env.EnvelopeError as exc:
         raise MalformedRequest(str(exc)) from None
+    if kind == "shard":
+        mark = state.ext.get("seal_share_sealed")
+        if mark is not None:
+            mark(state, req.integer("share_index"))
     return {
         "envelope": data,
         "sha256": hashlib.sha256(data).hexdigest(),

@@ -177,6 +177,7 @@ def _area(state: KeyholderState) -> _Area:
         state.ext["shares"] = area
         # shard envelopes (ops_seal) take genesis shares through this resolver
         state.ext["seal_share_source"] = _seal_share_source
+        state.ext["seal_share_sealed"] = _seal_share_sealed
         if _reset not in state.resets:
             state.resets.append(_reset)
     return area
@@ -295,6 +296,9 @@ def _seal_share_source(
     order the split returned them) as its word indices (``slip39-indices-u16be``).
 
     Sealing is the share's carrier: a share already handed to another carrier is refused.
+    The share is recorded as handed out only once its envelope exists
+    (:func:`_seal_share_sealed`, called by ops_seal after a successful seal), so a failed
+    seal never makes ``genesis_finish`` wipe an undelivered share.
     """
     area = _area(state)
     if area.genesis is None:
@@ -307,7 +311,6 @@ def _seal_share_source(
     holder = area.handed_to.get(key)
     if holder is not None and holder != "sealed envelope":
         raise Refused(f"group {key[0]} share {key[1]} was already handed to {holder}")
-    area.handed_to[key] = "sealed envelope"
     meta = {
         "index": index,
         "set_id": p.identifier,
@@ -317,6 +320,14 @@ def _seal_share_source(
         "threshold": p.member_threshold,
     }
     return share.indices, "slip39-indices-u16be", meta
+
+
+def _seal_share_sealed(state: KeyholderState, index: int) -> None:
+    """Record genesis share number ``index`` as delivered in a sealed envelope."""
+    area = _area(state)
+    if area.genesis is not None and 1 <= index <= len(area.genesis.shares):
+        p = area.genesis.shares[index - 1].params
+        area.handed_to[(p.group_index + 1, p.member_index + 1)] = "sealed envelope"
 
 
 @contextmanager

@@ -65,9 +65,13 @@ class ProtocolError(Exception):
     """A malformed, oversized or out-of-version frame."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Secret:
-    """Marks a request field as secret: sent from this memoryview, never copied to bytes."""
+    """Marks a request field as secret: sent from this memoryview, never copied to bytes.
+
+    ``eq=False``: no generated ``__eq__``/``__hash__`` that would compare (not in constant
+    time) or hash the secret.
+    """
 
     view: memoryview
 

@@ -69,9 +69,12 @@ def test_sign_verifies_with_fingerprint(kh: KeyholderClient) -> None:
     from core.keyholder.fingerprint import verify_signature
 
     fp = bytes.fromhex(kh.generate_master()["fingerprint"])
-    sig = kh.sign(b"manifest")
-    assert verify_signature(fp, b"manifest", sig)
-    assert not verify_signature(fp, b"manifest!", sig)
+    sig = kh.sign("journal-final-hash", b"\x01" * 32)
+    assert verify_signature(fp, ops_core.signed_bytes("journal-final-hash", b"\x01" * 32), sig)
+    assert not verify_signature(fp, b"\x01" * 32, sig), "signatures are domain-separated"
+    assert not verify_signature(fp, ops_core.signed_bytes("genesis-manifest", b"\x01" * 32), sig)
+    with pytest.raises(MalformedRequest, match="cannot sign for purpose"):
+        kh.call(ops_core.SIGN, purpose="envelope", message=b"x")
 
 
 def test_no_key_errors_are_clear(kh: KeyholderClient) -> None:
@@ -84,9 +87,9 @@ def test_unknown_operation_and_wrong_field_type(kh: KeyholderClient) -> None:
         kh.call(0x7FFF)
     kh.generate_master()
     with pytest.raises(MalformedRequest, match="wrong type"):
-        kh.call(ops_core.SIGN, message="a str, not bytes")
+        kh.call(ops_core.SIGN, purpose="genesis-manifest", message="a str, not bytes")
     with pytest.raises(MalformedRequest, match="missing field"):
-        kh.call(ops_core.SIGN)
+        kh.call(ops_core.SIGN, purpose="genesis-manifest")
     assert kh.status()["master_held"] is True  # errors lose nothing
 
 

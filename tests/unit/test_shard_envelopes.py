@@ -57,3 +57,23 @@ def test_each_share_sealed_to_its_custodian_recovers_with_the_reference(kh: Keyh
     # one carrier per share: a sealed share cannot also be shown on a terminal
     with pytest.raises(KeyholderError, match="already handed"):
         kh.call(ops_shares.SHOW_SHARE, group=1, member=1, tty="/dev/null", custodian="x")
+
+
+def test_a_failed_seal_does_not_count_the_share_as_delivered(kh: KeyholderClient) -> None:
+    ops_shares.client_genesis_split(kh, {"group_threshold": 1, "groups": [[2, 3]]}, generate=True)
+    _key, recipient = _recipient("custodian-2")
+    recipient.pop("confirmation", None)  # no witness confirmation: sealing is refused
+    with pytest.raises(KeyholderError, match=r"(?i)confirm"):
+        kh.call(
+            ops_seal.SEAL_ENVELOPE, recipient=recipient, kind="shard", cluster_id="c1", region_id="eu1",
+            ceremony_id="test", share_index=2,
+        )
+    status = kh.call(ops_shares.SHARES_STATUS)
+    assert [s["handed_to"] for s in status["shares"]] == ["", "", ""]
+    _key, recipient = _recipient("custodian-2")
+    kh.call(
+        ops_seal.SEAL_ENVELOPE, recipient=recipient, kind="shard", cluster_id="c1", region_id="eu1",
+        ceremony_id="test", share_index=2,
+    )
+    status = kh.call(ops_shares.SHARES_STATUS)
+    assert [s["handed_to"] for s in status["shares"]] == ["", "sealed envelope", ""]
