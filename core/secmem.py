@@ -67,6 +67,7 @@ _libc.explicit_bzero.restype = None
 insecure_reasons: list[str] = []
 
 _live: weakref.WeakSet[SecretBuffer] = weakref.WeakSet()
+_allow_unlocked_default = False
 # Reentrant: wipe_all() also runs from the keyholder's signal handlers, which execute in
 # the main thread between two bytecodes, possibly while that thread is inside a
 # ``with _lock:`` block. A plain Lock would then deadlock the handler: no wipe, no exit.
@@ -161,7 +162,8 @@ class SecretBuffer:
 
     Args:
         size: number of usable bytes (the mapping is rounded up to whole pages).
-        allow_unlocked: permit an unlocked (demo) buffer when memory cannot be locked.
+        allow_unlocked: permit an unlocked (demo) buffer when memory cannot be locked;
+            ``None`` follows the process default (:func:`set_allow_unlocked_default`).
             Recorded in :data:`insecure_reasons`; never allowed on the ceremony ISO.
 
     Raises:
@@ -170,7 +172,9 @@ class SecretBuffer:
 
     __slots__ = ("__weakref__", "_addr", "_closed", "_map", "_maplen", "_views", "kind", "size")
 
-    def __init__(self, size: int, *, allow_unlocked: bool = False) -> None:
+    def __init__(self, size: int, *, allow_unlocked: bool | None = None) -> None:
+        if allow_unlocked is None:
+            allow_unlocked = _allow_unlocked_default
         if size <= 0:
             raise SecureMemoryError("a secret buffer needs a positive size")
         self.size = size
@@ -312,6 +316,13 @@ class SecretBuffer:
         """Address of the first byte, for ctypes calls that write into the buffer."""
         self._check()
         return self._addr
+
+
+def set_allow_unlocked_default(allow: bool) -> None:
+    """Set the process-wide demo fallback (the keyholder sets it from ``--allow-unlocked``),
+    so that every allocation, including those deep in libraries' helpers, follows it."""
+    global _allow_unlocked_default
+    _allow_unlocked_default = allow
 
 
 def wipe_all() -> None:

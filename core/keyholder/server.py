@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     hardening = _harden.harden()
     state = KeyholderState(allow_unlocked="--allow-unlocked" in args, practice="--practice" in args)
+    secmem.set_allow_unlocked_default(state.allow_unlocked)
     _harden.install_signal_handlers(state.wipe)
     areas = load_areas()
     info: dict[str, Any] = {

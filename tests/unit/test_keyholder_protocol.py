@@ -225,3 +225,16 @@ def test_secmem_refuses_unlocked_without_permission(monkeypatch: pytest.MonkeyPa
     assert demo.kind == "unlocked" and not demo.locked
     assert any("DEMO ONLY" in r for r in secmem.insecure_reasons)
     demo.close()
+
+
+def test_process_default_for_unlocked_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buffers allocated without an explicit choice follow the keyholder's demo policy."""
+    monkeypatch.setattr(secmem, "_backend", "mlock")
+    monkeypatch.setattr(secmem._libc, "mlock", lambda addr, n: -1)
+    monkeypatch.setattr(secmem, "_allow_unlocked_default", False)
+    with pytest.raises(secmem.SecureMemoryError):
+        secmem.SecretBuffer(16)
+    secmem.set_allow_unlocked_default(True)
+    buf = secmem.SecretBuffer(16)
+    assert buf.kind == "unlocked"
+    buf.close()
