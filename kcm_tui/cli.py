@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(entry[0])
         func = getattr(module, entry[1])
         return int(func(args[1:]))
+    # Before the UI exists: no core dump of the process that receives typed share words.
+    from core.keyholder.harden import harden_ui
+
+    harden_ui()
     ui = importlib.import_module("kcm_tui.app")
     return int(ui.main(args))
 

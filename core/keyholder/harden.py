@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-__all__ = ["Hardening", "harden", "install_signal_handlers"]
+__all__ = ["Hardening", "harden", "harden_ui", "install_signal_handlers"]
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -74,6 +74,17 @@ def harden() -> Hardening:
     if faulthandler.is_enabled():
         faulthandler.disable()
     sys.tracebacklimit = 0  # an uncaught exception prints its type and message only
+    return h
+
+
+def harden_ui() -> Hardening:
+    """The lighter hardening of the UI process: it holds typed share characters in a
+    locked buffer while they are entered, so no core dump and not dumpable either (no
+    mlockall: the UI is large and allocates freely; its secrets are in SecretBuffers)."""
+    h = Hardening()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    h.core_limit_zero = resource.getrlimit(resource.RLIMIT_CORE) == (0, 0)
+    h.not_dumpable = _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
     return h
 
 
