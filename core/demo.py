@@ -5,11 +5,14 @@
     DIR/workspace.json            what is where (read by the TUI: --workspace DIR)
     DIR/README-DEMO.txt           what this is, the demo PINs, how to start
     DIR/media/                    stands in for the removable ceremony medium
-    DIR/media/recipients/*.pem    DEMO recipient public keys (RSA-3072, generated here)
+    DIR/media/recipients/*.pem    DEMO recipient public keys (RSA-3072, generated here),
+                                  among them PRACTICE-kms.pem for the practice scripts
     DIR/demo-keys/*.pem           their private keys, so the demo can prove decryption;
                                   labelled DEMO: a real KMS key never leaves the cloud
-    DIR/scripts/*.toml            the ceremony scripts, plus practice-genesis.toml
-                                  (genesis with practice = true, preselected)
+    DIR/scripts/*.toml            the ceremony scripts; the rehearsal is
+                                  practice-genesis.toml (preselected), then
+                                  practice-unseal-and-seal.toml (preselected once a
+                                  PRACTICE share set is on the medium)
     DIR/softhsm/softhsm2.conf     when softhsm2-util exists: SoftHSM2 tokens for the demo
     DIR/softhsm/tokens/           custodians (SOFTHSM2_CONF points here, never at ~)
 
@@ -33,6 +36,8 @@ FORMAT = 1
 DEMO_PIN = "123456"  # demo tokens only; printed in README-DEMO.txt on purpose
 DEMO_SO_PIN = "12345678"
 PRACTICE_SCRIPT = "practice-genesis.toml"
+#: The rehearsal after the practice genesis: 3 of its shares rebuild the key, sealed again.
+NEXT_PRACTICE_SCRIPT = "practice-unseal-and-seal.toml"
 SOFTHSM_MODULE_PATHS = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 
 
@@ -48,6 +53,7 @@ class Workspace:
     preselect: str
     softhsm2_conf: Path | None
     tokens: tuple[str, ...]
+    next_script: str = ""
 
     def as_json(self) -> dict[str, Any]:
         """The workspace.json content (paths relative to the root)."""
@@ -61,6 +67,7 @@ class Workspace:
             "preselect": self.preselect,
             "softhsm2_conf": str(self.softhsm2_conf.relative_to(self.root)) if self.softhsm2_conf else None,
             "tokens": list(self.tokens),
+            "next_script": self.next_script,
         }
 
 
@@ -73,11 +80,20 @@ def _repo_scripts() -> Path:
 
 
 def _practice_variant(text: str) -> str:
-    """A genesis script turned into a practice rehearsal (``practice = true``)."""
-    if re.search(r"^\s*practice\s*=", text, re.MULTILINE):
-        return re.sub(r"^(\s*practice\s*=\s*)\w+", r"\1true", text, count=1, flags=re.MULTILINE)
+    """A genesis script turned into a practice rehearsal (``practice = true``), marked the
+    way validation wants it (docs/scripts.md): the cluster id begins with ``practice``, and
+    envelope files, the recipient key file and export folders begin with ``PRACTICE-``."""
+    flags = re.MULTILINE
+    if re.search(r"^\s*practice\s*=", text, flags):
+        text = re.sub(r"^(\s*practice\s*=\s*)\w+", r"\1true", text, count=1, flags=flags)
+    else:
+        text = re.sub(r"^\[ceremony\]\s*$", "[ceremony]\npractice = true", text, count=1, flags=flags)
+    text = re.sub(r'^(\s*name\s*=\s*")(?!practice)', r"\1practice-", text, count=1, flags=flags)
+    text = re.sub(r'^(\s*cluster_id\s*=\s*)"[^"]*"', r'\1"practice"', text, count=1, flags=flags)
+    text = re.sub(r'^(\s*(?:file|folder)\s*=\s*")(?!PRACTICE-)', r"\1PRACTICE-", text, flags=flags)
+    text = re.sub(r'^(\s*public_key_file\s*=\s*"(?:[^"]*/)?)(?!PRACTICE-)', r"\1PRACTICE-", text, flags=flags)
     header = "# DEMO: practice variant made by 'kcm-ceremony demo init' (keys are marked PRACTICE)\n"
-    return header + re.sub(r"^\[ceremony\]\s*$", "[ceremony]\npractice = true", text, count=1, flags=re.MULTILINE)
+    return header + text
 
 
 def _recipient_files(scripts: Path) -> list[str]:
@@ -176,7 +192,8 @@ OpenKCM Ceremony: DEMO WORKSPACE (not for production)
   media/        stands in for the removable ceremony medium (journal, manifests, exports)
   media/recipients/   DEMO recipient public keys, generated on this machine
   demo-keys/    their private keys (a real KMS key never leaves the cloud)
-  scripts/      ceremony scripts; practice-genesis.toml is preselected
+  scripts/      ceremony scripts: rehearse with practice-genesis.toml (preselected), then
+                practice-unseal-and-seal.toml (preselected once a PRACTICE share set exists)
   softhsm/      SoftHSM2 tokens standing in for custodians' cards (if softhsm2 is installed)
                 user PIN {pin}, SO PIN {so_pin} (DEMO ONLY)
 
@@ -211,17 +228,18 @@ def init_workspace(directory: str | os.PathLike[str], *, scripts_from: Path | No
         d.mkdir(parents=True, exist_ok=True)
     os.chmod(demo_keys, 0o700)
     for p in sorted(source.glob("*.toml")):
-        text = p.read_text("utf-8")
-        (scripts / p.name).write_text(text, "utf-8")
-        if p.name == "genesis.toml":
-            (scripts / PRACTICE_SCRIPT).write_text(_practice_variant(text), "utf-8")
+        (scripts / p.name).write_text(p.read_text("utf-8"), "utf-8")
+    genesis = source / "genesis.toml"
+    if not (scripts / PRACTICE_SCRIPT).exists() and genesis.exists():
+        (scripts / PRACTICE_SCRIPT).write_text(_practice_variant(genesis.read_text("utf-8")), "utf-8")
     for rel in _recipient_files(scripts):
         pub = media / rel
         if not pub.exists():
             _make_demo_key(pub, demo_keys / (Path(rel).stem + ".DEMO-PRIVATE.pem"))
     conf, tokens = _softhsm(root, _custodian_labels(scripts))
     preselect = PRACTICE_SCRIPT if (scripts / PRACTICE_SCRIPT).exists() else ""
-    ws = Workspace(root, media, scripts, media / "recipients", demo_keys, preselect, conf, tokens)
+    follow = NEXT_PRACTICE_SCRIPT if (scripts / NEXT_PRACTICE_SCRIPT).exists() else ""
+    ws = Workspace(root, media, scripts, media / "recipients", demo_keys, preselect, conf, tokens, follow)
     (root / "workspace.json").write_text(json.dumps(ws.as_json(), indent=2) + "\n", "utf-8")
     (root / "README-DEMO.txt").write_text(README.format(pin=DEMO_PIN, so_pin=DEMO_SO_PIN, root=root), "utf-8")
     return ws
@@ -229,6 +247,11 @@ def init_workspace(directory: str | os.PathLike[str], *, scripts_from: Path | No
 
 def load_workspace(directory: str | os.PathLike[str]) -> Workspace:
     """Read ``DIR/workspace.json``.
+
+    ``preselect`` is the practice genesis until a PRACTICE share set is on the medium
+    (``media/manifests/PRACTICE-set-*.json``, written by the practice genesis); from then
+    on it is ``next_script``, the practice unseal-and-seal, so that ``make run`` offers the
+    next rehearsal.
 
     Raises:
         DemoError: not a demo workspace.
@@ -241,15 +264,22 @@ def load_workspace(directory: str | os.PathLike[str]) -> Workspace:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DemoError(f"{root}/workspace.json has an unknown format")
     conf = data.get("softhsm2_conf")
+    media = root / str(data.get("media", "media"))
+    preselect = str(data.get("preselect", ""))
+    follow = str(data.get("next_script", "") or "")
+    scripts = root / str(data.get("scripts", "scripts"))
+    if follow and (scripts / follow).exists() and any((media / "manifests").glob("PRACTICE-set-*.json")):
+        preselect = follow
     return Workspace(
         root=root,
-        media=root / str(data.get("media", "media")),
-        scripts=root / str(data.get("scripts", "scripts")),
+        media=media,
+        scripts=scripts,
         recipients=root / str(data.get("recipients", "media/recipients")),
         demo_keys=root / str(data.get("demo_keys", "demo-keys")),
-        preselect=str(data.get("preselect", "")),
+        preselect=preselect,
         softhsm2_conf=(root / str(conf)) if conf else None,
         tokens=tuple(str(t) for t in data.get("tokens", [])),
+        next_script=follow,
     )
 
 
@@ -274,7 +304,7 @@ def cli_main(argv: list[str]) -> int:
             return 1
         print(f"DEMO workspace created in {ws.root}")
         print(f"  medium:     {ws.media}")
-        print(f"  scripts:    {ws.scripts} (preselected: {ws.preselect or 'none'})")
+        print(f"  scripts:    {ws.scripts} (preselected: {ws.preselect or 'none'}; then {ws.next_script or 'none'})")
         print(f"  tokens:     {', '.join(ws.tokens) if ws.tokens else 'none (softhsm2-util not installed)'}")
         print(f"  start with: kcm-ceremony --demo --workspace {ws.root}")
         return 0

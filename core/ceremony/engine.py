@@ -26,6 +26,9 @@ State to display::
     c.current_step           the StepRun to show (None when finished)
     c.progress               (done, total)
     c.manifest               the active public share-set manifest (dict) or None
+    c.manifest_choices()     active share sets this ceremony may collect/check, for a
+                             chooser: [{file, set_id, ceremony_id, practice}] (PRACTICE
+                             sets only in a practice ceremony, real sets only in a real one)
     c.final_hash, c.final_words, c.exports   once completed or aborted
     c.subscribe(fn)          fn(event: core.journal.Event) after every journal event
 
@@ -117,7 +120,9 @@ recovery. A share that does not match raises :class:`ShareRefusedError` (``code`
 
 The workspace (ceremony media; the demo uses a folder) holds ``recipients/`` (public keys
 brought in), ``manifests/set-<id>.json`` (public share-set manifests; a manifest whose set is
-named in a later manifest's ``supersedes`` is superseded), ``card-shares/`` (sealed share
+named in a later manifest's ``supersedes`` is superseded; a practice ceremony writes and uses
+only ``manifests/PRACTICE-set-<id>.json``, a real ceremony never uses those: see
+:func:`is_practice_manifest`), ``card-shares/`` (sealed share
 files of cards without data objects), ``ceremonies/<id>/`` (journal,
 JSON Lines, transcript) and, with the default exporter, ``exports/<folder>/``.
 """
@@ -166,6 +171,7 @@ __all__ = [
     "StepState",
     "WorkspaceRecipients",
     "core_preflight",
+    "is_practice_manifest",
 ]
 
 
@@ -473,6 +479,17 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def is_practice_manifest(manifest: Mapping[str, Any]) -> bool:
+    """True for a PRACTICE share-set manifest: ``"practice": true`` in it, or its file in
+    ``manifests/`` (``_file``, as the engine lists them) named ``PRACTICE-...``.
+
+    A practice ceremony uses only these; a real ceremony never does.
+    """
+    if manifest.get("practice") is True:
+        return True
+    return str(manifest.get("_file", "")).upper().startswith("PRACTICE-")
+
+
 def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode(
         "utf-8"
@@ -563,7 +580,10 @@ class Ceremony:
             )
         ws = Path(workspace)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        cid = ceremony_id or f"{script.name}-{stamp}-{_secrets.token_hex(2)}"
+        base = script.name
+        if script.practice:  # PRACTICE-unseal-and-seal-..., not PRACTICE-practice-unseal-...
+            base = re.sub(r"^practice-", "", base, flags=re.IGNORECASE) or base
+        cid = ceremony_id or f"{base}-{stamp}-{_secrets.token_hex(2)}"
         if script.practice and not cid.startswith("PRACTICE-"):
             cid = f"PRACTICE-{cid}"
         folder = ws / "ceremonies" / cid
@@ -1369,28 +1389,79 @@ class Ceremony:
                     out.append(m)
         return out
 
+    def _own_manifests(self) -> list[dict[str, Any]]:
+        """The manifests this ceremony may use: PRACTICE ones in a practice ceremony,
+        real ones in a real ceremony (never both)."""
+        return [m for m in self._manifests() if is_practice_manifest(m) == self.practice]
+
     def superseded_by(self, set_id: str) -> dict[str, Any] | None:
-        """The manifest that superseded ``set_id``, or None."""
-        for m in self._manifests():
+        """The manifest that superseded ``set_id``, or None.
+
+        Only manifests of this ceremony's kind count: a practice reshare never supersedes
+        a real set, nor a real one a practice set.
+        """
+        for m in self._own_manifests():
             if str(m.get("supersedes")) == str(set_id):
                 return m
         return None
 
+    def manifest_choices(self) -> list[dict[str, Any]]:
+        """Active share sets this ceremony may collect or check, for a chooser.
+
+        Each: ``file`` (name in ``manifests/``), ``set_id``, ``ceremony_id``, ``practice``.
+        A practice ceremony lists only PRACTICE sets (``PRACTICE-set-*.json``), a real one
+        only real sets; superseded sets are left out. ``perform(manifest=file)`` takes one.
+        """
+        return [
+            {
+                "file": str(m["_file"]),
+                "set_id": str(m["set_id"]),
+                "ceremony_id": str(m.get("ceremony_id", "?")),
+                "practice": is_practice_manifest(m),
+            }
+            for m in self._own_manifests()
+            if self.superseded_by(str(m["set_id"])) is None
+        ]
+
+    def _wrong_kind_message(self, files: Sequence[str]) -> str:
+        """Why no manifest of this ceremony's kind is here although the other kind is."""
+        found = ", ".join(files)
+        if self.practice:
+            return (
+                "only real share sets are here, and a PRACTICE ceremony never uses them; run "
+                f"the practice-genesis script first to make a PRACTICE share set (found: {found})"
+            )
+        return (
+            f"only PRACTICE share sets are here; run the practice-{self.script.purpose} script "
+            f"to rehearse (found: {found})"
+        )
+
     def _select_manifest(self, run: StepRun, name: str | None) -> dict[str, Any]:
         name = name or run.step.params.get("manifest")
-        ms = self._manifests()
-        if self.practice is False:
-            ms = [m for m in ms if not m.get("practice")]
+        every = self._manifests()
+        ms = [m for m in every if is_practice_manifest(m) == self.practice]
+        others = [m["_file"] for m in every if is_practice_manifest(m) != self.practice]
         if name:
             chosen = [m for m in ms if m["_file"] == name]
             if not chosen:
+                if name in others:
+                    raise StepFailedError(
+                        f"manifest {name} is a PRACTICE share set: a real ceremony never uses it"
+                        if not self.practice
+                        else f"manifest {name} is a real share set: a PRACTICE ceremony never "
+                        "uses it"
+                    )
                 raise StepFailedError(f"manifest {name} is not in the workspace's manifests folder")
         else:
             chosen = [m for m in ms if self.superseded_by(str(m["set_id"])) is None]
+            if not chosen and others:
+                raise StepFailedError(self._wrong_kind_message(others))
             if len(chosen) != 1:
                 files = ", ".join(m["_file"] for m in chosen) or "none"
+                kind = "PRACTICE " if self.practice else ""
                 raise StepFailedError(
-                    f"expected exactly one active share-set manifest in manifests/, found: {files}"
+                    f"expected exactly one active {kind}share-set manifest in manifests/, "
+                    f"found: {files}"
                 )
         m = chosen[0]
         newer = self.superseded_by(str(m["set_id"]))
@@ -2335,9 +2406,14 @@ class WorkspaceRecipients:
             raise StepFailedError(f"cannot read {spec.public_key_file}: {exc.strerror}") from None
         key = rc.parse_public_key(data)
         kind = spec.kind  # validated against RecipientKind names
-        rec = rc.recipient_from_key(
-            key, name=recipient_id, kind=kind, key_id=spec.description or recipient_id
-        )
+        name, key_id = recipient_id, spec.description or recipient_id
+        if self.script.practice:
+            # the envelope header has no practice field: its recipient name and key id
+            # say PRACTICE (with the PRACTICE- ceremony id and the practice cluster id)
+            name = f"PRACTICE-{recipient_id}"
+            if not key_id.upper().startswith("PRACTICE"):
+                key_id = f"PRACTICE {key_id}"
+        rec = rc.recipient_from_key(key, name=name, kind=kind, key_id=key_id)
         return {
             "fingerprint": rec.fingerprint_hex,
             "kind": spec.kind,

@@ -6,8 +6,9 @@ Besides types and required keys it checks the ceremony's logic: roles that steps
 exist, the policy is a valid SLIP-39 policy (threshold not larger than shares, at most 16
 members and groups), key-holding steps come after a key is generated or recovered, a wipe
 follows the last key-holding step, export and envelope file names are safe on any file
-system, and purpose-specific rules (reshare supersedes the collected set, verify-shares
-exports nothing).
+system, purpose-specific rules (reshare supersedes the collected set, verify-shares
+exports nothing), and PRACTICE marks (a practice script, of any purpose, names only practice
+clusters, keys, manifests and files; a real script none).
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ __all__ = [
     "CARRIERS",
     "DISPLAYS",
     "EXPORT_CONTENTS",
+    "PRACTICE_CLUSTER_PREFIX",
+    "PRACTICE_PREFIX",
     "PURPOSES",
     "RECIPIENT_KINDS",
     "STEP_PARAMS",
+    "is_practice_name",
     "is_safe_filename",
     "validate",
 ]
@@ -53,6 +57,10 @@ DISPLAYS: Final = ("screen", "qr", "card")
 CARD_MODULES: Final = ("opensc", "yubico", "softhsm2")
 CARD_KEY_BITS: Final = (2048, 3072, 4096)
 EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript", "card-shares")
+#: What a practice script's names begin with (and a real script's never do).
+PRACTICE_PREFIX: Final = "PRACTICE-"
+#: What a practice script's cluster_id begins with (and a real script's never does).
+PRACTICE_CLUSTER_PREFIX: Final = "practice"
 
 _ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _CLUSTER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -229,6 +237,7 @@ def validate(data: dict[str, Any], smap: SourceMap, fname: str) -> list[Problem]
         _policy(v, roles)
     recipients = _recipients(v)
     _acts(v, roles, custodians, recipients, purpose, practice, policy_present)
+    _practice_marks(v, practice)
     return v.problems
 
 
@@ -697,5 +706,80 @@ def _order(
         )
     if purpose == "reshare" and StepKind.DISTRIBUTE_SHARES not in kinds:
         v.add(("ceremony", "purpose"), "a reshare ceremony needs a distribute-shares step")
-    if practice and purpose != "genesis":
-        v.add(("ceremony", "practice"), "practice = true is only for genesis-style rehearsals")
+
+
+
+def is_practice_name(name: object) -> bool:
+    """True for a file or folder name marked PRACTICE (``PRACTICE-...``, any case)."""
+    return isinstance(name, str) and name.upper().startswith(PRACTICE_PREFIX)
+
+
+def _practice_marks(v: _V, practice: bool) -> None:
+    """A practice script is PRACTICE throughout, a real script nowhere (docs/scripts.md).
+
+    Practice (``practice = true``, any purpose): ``cluster_id`` begins with ``practice`` (it
+    is associated data of every envelope, so a practice envelope never opens as a real
+    cluster's), recipient ``file``, the file name of ``public_key_file`` (a throwaway
+    practice key, never the real KMS key), export ``folder`` and a collect/check
+    ``manifest`` begin with ``PRACTICE-``. A real script uses none of these marks, so a
+    copied practice script cannot pass for a real one (nor the other way round).
+    """
+    marked: list[tuple[tuple[PathItem, ...], str, str]] = []  # (path, key, value)
+    cluster = v.data.get("cluster")
+    if isinstance(cluster, dict) and isinstance(cluster.get("cluster_id"), str):
+        cid = cluster["cluster_id"]
+        if practice and not cid.startswith(PRACTICE_CLUSTER_PREFIX):
+            v.add(
+                ("cluster", "cluster_id"),
+                f"cluster_id {cid!r} of a practice script must begin with 'practice' (it is "
+                "associated data of every envelope: a practice envelope must never open as a "
+                "real cluster's)",
+            )
+        elif not practice and cid.startswith(PRACTICE_CLUSTER_PREFIX):
+            v.add(
+                ("cluster", "cluster_id"),
+                f"cluster_id {cid!r} is reserved for practice scripts: set practice = true, "
+                "or use the real cluster's id",
+            )
+    recipients = v.data.get("recipients")
+    if isinstance(recipients, dict):
+        for rid, r in recipients.items():
+            if not isinstance(r, dict):
+                continue
+            if isinstance(r.get("file"), str):
+                marked.append((("recipients", rid), "file", r["file"]))
+            pkf = r.get("public_key_file")
+            if isinstance(pkf, str):
+                marked.append((("recipients", rid), "public_key_file", pkf))
+    acts = v.data.get("acts")
+    for ai, act in enumerate(acts if isinstance(acts, list) else []):
+        steps = act.get("steps") if isinstance(act, dict) else None
+        for si, step in enumerate(steps if isinstance(steps, list) else []):
+            if not isinstance(step, dict):
+                continue
+            spath: tuple[PathItem, ...] = ("acts", ai, "steps", si)
+            if step.get("kind") == StepKind.EXPORT.value and isinstance(step.get("folder"), str):
+                marked.append((spath, "folder", step["folder"]))
+            if step.get("kind") in (StepKind.COLLECT_SHARES.value, StepKind.CHECK_SHARES.value):
+                if isinstance(step.get("manifest"), str):
+                    marked.append((spath, "manifest", step["manifest"]))
+    for path, key, value in marked:
+        name = value.rsplit("/", 1)[-1] if key == "public_key_file" else value
+        what = {
+            "file": "envelope file",
+            "public_key_file": "recipient public key file",
+            "folder": "export folder",
+            "manifest": "share-set manifest",
+        }[key]
+        if practice and not is_practice_name(name):
+            v.add(
+                (*path, key),
+                f"{what} {name!r} of a practice script must begin with 'PRACTICE-' "
+                "(practice scripts use only practice keys, manifests and files)",
+            )
+        elif not practice and is_practice_name(name):
+            v.add(
+                (*path, key),
+                f"{what} {name!r} is marked PRACTICE but the script is not a practice script: "
+                "set practice = true, or use a real name",
+            )

@@ -19,11 +19,24 @@ def test_init_creates_media_scripts_recipients_and_tokens(tmp_path: Path) -> Non
     assert ws.preselect == "practice-genesis.toml"
     practice = load_script(ws.scripts / ws.preselect)
     assert practice.practice is True and practice.purpose == "genesis"
-    pem = (ws.media / "recipients" / "kms-openkcm-boot.pem").read_text()
-    assert "BEGIN PUBLIC KEY" in pem
-    private = next(ws.demo_keys.iterdir())
-    assert "DEMO" in private.name and private.read_text().startswith("# DEMO KEY")
-    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert ws.next_script == "practice-unseal-and-seal.toml"
+    after = load_script(ws.scripts / ws.next_script)
+    assert after.practice is True and after.purpose == "unseal-and-seal"
+    for name in ("kms-openkcm-boot.pem", "PRACTICE-kms.pem"):
+        assert "BEGIN PUBLIC KEY" in (ws.media / "recipients" / name).read_text()
+    # the practice scripts seal to the PRACTICE demo key, never to the "real" demo KMS key
+    for script in (practice, after):
+        assert [r.public_key_file for r in script.recipients.values()] == [
+            "recipients/PRACTICE-kms.pem"
+        ]
+    privates = sorted(ws.demo_keys.iterdir())
+    assert [p.name for p in privates] == [
+        "PRACTICE-kms.DEMO-PRIVATE.pem",
+        "kms-openkcm-boot.DEMO-PRIVATE.pem",
+    ]
+    for private in privates:
+        assert "DEMO" in private.name and private.read_text().startswith("# DEMO KEY")
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert "DEMO WORKSPACE" in (ws.root / "README-DEMO.txt").read_text()
     if shutil.which("softhsm2-util"):
         assert ws.softhsm2_conf is not None and ws.softhsm2_conf.is_relative_to(ws.root)
@@ -50,3 +63,28 @@ def test_cli_init_and_if_missing(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "keeping it" in capsys.readouterr().out
     assert cli_main(["init", str(target)]) == 1
     assert "not empty" in capsys.readouterr().err
+
+
+def test_preselects_the_practice_unseal_once_a_practice_set_exists(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    manifests = ws.media / "manifests"
+    manifests.mkdir()
+    (manifests / "set-1.json").write_text("{}")  # a real set does not count
+    assert load_workspace(ws.root).preselect == "practice-genesis.toml"
+    (manifests / "PRACTICE-set-2.json").write_text("{}")
+    again = load_workspace(ws.root)
+    assert again.preselect == "practice-unseal-and-seal.toml"
+    assert again.next_script == "practice-unseal-and-seal.toml"
+
+
+def test_practice_variant_of_genesis_is_valid(tmp_path: Path) -> None:
+    """Scripts without a practice genesis: demo init derives one, marked PRACTICE."""
+    src = tmp_path / "src"
+    src.mkdir()
+    root = Path(__file__).resolve().parents[2] / "ceremony_scripts"
+    shutil.copy(root / "genesis.toml", src / "genesis.toml")
+    ws = init_workspace(tmp_path / "ws", scripts_from=src)
+    s = load_script(ws.scripts / "practice-genesis.toml")
+    assert s.practice and s.cluster_id == "practice"
+    assert ws.next_script == ""
+    assert (ws.media / "recipients" / "PRACTICE-kms-openkcm-boot.pem").exists()

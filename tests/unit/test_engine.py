@@ -8,6 +8,7 @@ the journal, the script loader, the exporter (core.media) and the recipient load
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -46,11 +47,24 @@ def kms_pem() -> bytes:
     )
 
 
+@functools.cache
+def practice_pem() -> bytes:
+    """The throwaway PRACTICE recipient (practice scripts never seal to the real KMS key).
+
+    A cached function, not a fixture, so that the modules importing ``workspace`` need
+    nothing more."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, kms_pem: bytes) -> Path:
     ws = tmp_path / "ws"
     (ws / "recipients").mkdir(parents=True)
     (ws / "recipients" / "kms-openkcm-boot.pem").write_bytes(kms_pem)
+    (ws / "recipients" / "PRACTICE-kms.pem").write_bytes(practice_pem())
     return ws
 
 
@@ -226,7 +240,7 @@ def test_verify_shares_with_and_without_dry_run(workspace: Path) -> None:
 
 def test_practice_marked_everywhere(workspace: Path) -> None:
     c, _kh = genesis(workspace, "practice-genesis")
-    assert c.practice and c.ceremony_id.startswith("PRACTICE-")
+    assert c.practice and c.ceremony_id.startswith("PRACTICE-genesis-")
     evs = events(c)
     assert evs[0].details["practice"] is True
     assert all(e.details.get("practice") in (True, "PRACTICE") for e in evs)
@@ -238,11 +252,72 @@ def test_practice_marked_everywhere(workspace: Path) -> None:
     assert names and all(n.startswith("PRACTICE-") for n in names)
     man = next((workspace / "manifests").glob("PRACTICE-set-*.json"))
     assert json.loads(man.read_text())["practice"] is True
-    # a real unseal does not pick up a practice manifest
+    # a real unseal does not pick up a practice manifest, and says which script rehearses
     u = start("unseal-and-seal", workspace, KeyholderDouble())
     drive(u, until="recover.collect")
-    with pytest.raises(StepFailedError, match="found: none"):
+    with pytest.raises(
+        StepFailedError,
+        match="only PRACTICE share sets are here; run the practice-unseal-and-seal script "
+        "to rehearse",
+    ):
         u.perform()
+    assert u.manifest_choices() == []
+
+
+def test_practice_unseal_and_seal_uses_only_practice_sets(workspace: Path) -> None:
+    g, kh = genesis(workspace, "practice-genesis")
+    psid = g.manifest["set_id"]  # type: ignore[index]
+    fp = g.manifest["fingerprint"]  # type: ignore[index]
+    # a real set on the same medium is never used by the practice ceremony (nor shown)
+    r, rkh = genesis(workspace)
+    rsid = r.manifest["set_id"]  # type: ignore[index]
+    names = sorted(p.name for p in (workspace / "manifests").iterdir())
+    assert names == sorted([f"PRACTICE-set-{psid}.json", f"set-{rsid}.json"])
+
+    u = start("practice-unseal-and-seal", workspace, KeyholderDouble())
+    assert u.practice and u.ceremony_id.startswith("PRACTICE-unseal-and-seal-")
+    choices = u.manifest_choices()
+    assert [(m["file"], m["practice"]) for m in choices] == [(f"PRACTICE-set-{psid}.json", True)]
+    drive(u, until="recover.collect")
+    with pytest.raises(StepFailedError, match="a real share set: a PRACTICE ceremony never"):
+        u.perform(manifest=f"set-{rsid}.json")
+    u.retry()
+    drive(u, shares=[kh.issued[psid][i] for i in (3, 1, 4)])
+    assert u.state is CeremonyState.COMPLETED
+    rec = next(s for s in u.steps if s.kind is StepKind.RECOVER)
+    assert rec.results["fingerprint"] == fp and rec.results["matches_manifest"]
+    assert all(e.details.get("practice") in (True, "PRACTICE") for e in events(u))
+    out = workspace / "exports" / "PRACTICE-unseal-export"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "MANIFEST.sha256",
+        "PRACTICE-masterkey-kms.sealed.json",
+    ]
+    # the real unseal picks the real set only (the practice set is not "another active set")
+    real = start("unseal-and-seal", workspace, KeyholderDouble())
+    assert [m["file"] for m in real.manifest_choices()] == [f"set-{rsid}.json"]
+    drive(real, until="recover.collect")
+    with pytest.raises(StepFailedError, match="PRACTICE share set: a real ceremony never uses"):
+        real.perform(manifest=f"PRACTICE-set-{psid}.json")
+    real.retry()
+    drive(real, shares=rkh.issued[rsid][:3])
+    assert real.state is CeremonyState.COMPLETED
+
+
+def test_practice_unseal_without_practice_set(workspace: Path) -> None:
+    genesis(workspace)  # only a real set on the medium
+    u = start("practice-unseal-and-seal", workspace, KeyholderDouble())
+    drive(u, until="recover.collect")
+    with pytest.raises(StepFailedError, match=r"only real share sets are here.*practice-genesis"):
+        u.perform()
+
+
+def test_practice_verify_shares(workspace: Path) -> None:
+    g, kh = genesis(workspace, "practice-genesis")
+    shares = kh.issued[g.manifest["set_id"]]  # type: ignore[index]
+    v = start("practice-verify-shares", workspace, KeyholderDouble())
+    drive(v, shares=shares[:3])
+    assert v.state is CeremonyState.COMPLETED and v.ceremony_id.startswith("PRACTICE-")
+    assert v.exports["transcript"].name == "PRACTICE-transcript.md"
 
 
 # --- engine logic -----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Full ceremonies with real SLIP-39 shares in the keyholder: genesis 3-of-5 (each 
 on a pseudo-terminal standing in for the custodian's screen; the "custodian" reads the
 words off it), then unseal-and-seal typing 3 of those shares word by word, a real sealed
 envelope, and a verify-shares check; reshare 2-of-3 -> 3-of-5 with a superseded old share
-refused.
+refused; the rehearsal of `make run` (practice genesis, then practice unseal-and-seal from 3
+of its shares) in a demo workspace, with the envelopes opened by the DEMO private key.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from core.ceremony.engine import (
     ClientKeyholder,
     EngineError,
     ShareRefusedError,
+    StepFailedError,
 )
 from core.ceremony.model import StepKind
 from core.keyholder.client import KeyholderClient
@@ -222,3 +224,91 @@ def test_practice_real(workspace: Path, terminal: CustodianTerminal) -> None:  #
         "PRACTICE-manifest-set-" + c.manifest["set_id"] + ".json",  # type: ignore[index]
         "PRACTICE-masterkey-kms.sealed.json",
     ]
+
+
+def test_practice_genesis_then_practice_unseal_and_seal_in_demo_workspace(
+    tmp_path: Path, terminal: CustodianTerminal
+) -> None:
+    """What a new user does after `make run`: both rehearsals in the demo workspace."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from core.demo import init_workspace, load_workspace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
+    import seal_reader
+
+    ws = init_workspace(tmp_path / "demo")
+    assert ws.preselect == "practice-genesis.toml"
+    assert ws.next_script == "practice-unseal-and-seal.toml"
+    media = ws.media
+    unlocked = os.geteuid() != 0
+
+    with KeyholderClient.start(allow_unlocked=unlocked, practice=True) as kc:
+        g = Ceremony.load(
+            ws.scripts / ws.preselect,
+            media,
+            ClientKeyholder(kc, tty=terminal.path),
+            preflight=ok_preflight,
+        )
+        drive(g)
+    assert g.state is CeremonyState.COMPLETED and len(terminal.shares) == 5
+    sid = g.manifest["set_id"]  # type: ignore[index]
+    fp = g.manifest["fingerprint"]  # type: ignore[index]
+    assert (media / "manifests" / f"PRACTICE-set-{sid}.json").exists()
+    # the next `make run` preselects the practice unseal-and-seal
+    assert load_workspace(ws.root).preselect == "practice-unseal-and-seal.toml"
+
+    # a real unseal-and-seal refuses the PRACTICE set, naming the rehearsal script
+    with KeyholderClient.start(allow_unlocked=unlocked) as kc:
+        real = Ceremony.load(
+            ws.scripts / "unseal-and-seal.toml", media, ClientKeyholder(kc), preflight=ok_preflight
+        )
+        drive(real, until="recover.collect")
+        with pytest.raises(
+            StepFailedError,
+            match="only PRACTICE share sets are here; run the practice-unseal-and-seal script",
+        ):
+            real.perform()
+        real.abort("rehearsal only", "admin")
+
+    with KeyholderClient.start(allow_unlocked=unlocked, practice=True) as kc:
+        u = Ceremony.load(
+            ws.scripts / "practice-unseal-and-seal.toml",
+            media,
+            ClientKeyholder(kc),
+            preflight=ok_preflight,
+        )
+        drive(u, shares=[typed(terminal.shares[i]) for i in (1, 4, 2)])
+        assert kc.status()["master_held"] is False
+    assert u.state is CeremonyState.COMPLETED and u.ceremony_id.startswith("PRACTICE-")
+    rec = next(s for s in u.steps if s.kind is StepKind.RECOVER)
+    kcv = next(s for s in u.steps if s.kind is StepKind.VERIFY_KCV)
+    assert rec.results["fingerprint"] == fp and rec.results["matches_manifest"] is True
+    assert kcv.results["kcv"] == g.manifest["kcv"]  # type: ignore[index]
+    assert jr.verify(u.journal.path).ok and jr.verify(g.journal.path).ok
+    evs = jr._events_from_path(u.journal.path)
+    assert all(e.details.get("practice") in (True, "PRACTICE") for e in evs)
+    assert u.exports["transcript"].name == "PRACTICE-transcript.md"
+
+    out = media / "exports" / "PRACTICE-unseal-export"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "MANIFEST.sha256",
+        "PRACTICE-masterkey-kms.sealed.json",
+    ]
+    data = (out / "PRACTICE-masterkey-kms.sealed.json").read_bytes()
+    header = envelope.parse(data).header
+    assert header["ceremony_id"].startswith("PRACTICE-") and header["cluster_id"] == "practice"
+    assert header["recipient"]["name"] == "PRACTICE-kms"
+    assert header["recipient"]["key_id"].startswith("PRACTICE")
+    assert header["masterkey_fingerprint"] == fp
+    # the DEMO private key of the PRACTICE recipient opens both envelopes: the same key
+    pem = next(p for p in ws.demo_keys.iterdir() if p.name.startswith("PRACTICE-kms"))
+    key = serialization.load_pem_private_key(
+        b"".join(ln for ln in pem.read_bytes().splitlines(True) if not ln.startswith(b"#")), None
+    )
+    assert isinstance(key, rsa.RSAPrivateKey)
+    first = media / "exports" / "PRACTICE-genesis-export" / "PRACTICE-masterkey-kms.sealed.json"
+    assert seal_reader.open_envelope(data, rsa_key=key) == seal_reader.open_envelope(
+        first.read_bytes(), rsa_key=key
+    )

@@ -14,7 +14,15 @@ from core.ceremony.validate import is_safe_filename
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "ceremony_scripts"
 BAD = ROOT / "tests" / "data" / "bad_scripts"
-SHIPPED = ["genesis", "practice-genesis", "unseal-and-seal", "reshare", "verify-shares"]
+SHIPPED = [
+    "genesis",
+    "practice-genesis",
+    "practice-unseal-and-seal",
+    "practice-verify-shares",
+    "unseal-and-seal",
+    "reshare",
+    "verify-shares",
+]
 
 # For each malformed script: a token that must appear on the line the problem is reported at.
 LINE_TOKEN = {
@@ -37,6 +45,11 @@ LINE_TOKEN = {
     "missing_witness_role": "[roles.",
     "no_wipe": "[[acts.steps]]",
     "one_of_n": "threshold = 1",
+    "practice_real_cluster": "openkcm-prod",
+    "practice_real_manifest": "set-1234.json",
+    "practice_real_recipient": "kms-openkcm-boot.pem",
+    "real_practice_folder": "PRACTICE-out",
+    "real_practice_manifest": "PRACTICE-set-1234.json",
     "reserved_export_name": "con.json",
     "reshare_generates": '"generate"',
     "seal_before_key": 'kind = "seal"',
@@ -64,7 +77,44 @@ def test_shipped_scripts_are_valid(name: str) -> None:
     assert any(r.kind is RoleKind.ADMINISTRATOR for r in s.roles.values())
     kinds = [st.kind for _a, st in s.steps()]
     assert StepKind.WIPE in kinds or s.purpose == "verify-shares"
-    assert s.practice is (name == "practice-genesis")
+    assert s.practice is name.startswith("practice-")
+
+
+def test_practice_scripts_are_practice_throughout() -> None:
+    """Every shipped practice script: a practice cluster, PRACTICE keys, files and folders;
+    the real scripts: none of these."""
+    for name in SHIPPED:
+        s = load_script(SCRIPTS / f"{name}.toml")
+        folders = [st.params["folder"] for _a, st in s.steps() if "folder" in st.params]
+        names = [r.file for r in s.recipients.values()] + folders
+        names += [r.public_key_file.rsplit("/", 1)[-1] for r in s.recipients.values()]
+        marked = [n.startswith("PRACTICE-") for n in names]
+        assert all(marked) if s.practice else not any(marked), (name, names)
+        assert s.cluster_id.startswith("practice") is s.practice
+    purposes = {load_script(SCRIPTS / f"{n}.toml").purpose for n in SHIPPED if "practice" in n}
+    assert purposes == {"genesis", "unseal-and-seal", "verify-shares"}
+
+
+def test_practice_allowed_for_every_purpose(tmp_path: Path) -> None:
+    """A practice variant of every shipped real script is valid once marked PRACTICE."""
+    for name in ("genesis", "unseal-and-seal", "reshare", "verify-shares"):
+        text = (SCRIPTS / f"{name}.toml").read_text()
+        text = text.replace("[ceremony]\n", "[ceremony]\npractice = true\n", 1)
+        text = text.replace('cluster_id = "openkcm-demo"', 'cluster_id = "practice"')
+        text = text.replace('public_key_file = "recipients/', 'public_key_file = "recipients/PRACTICE-')
+        text = text.replace('file = "masterkey', 'file = "PRACTICE-masterkey')
+        text = text.replace('folder = "', 'folder = "PRACTICE-')
+        p = tmp_path / f"practice-{name}.toml"
+        p.write_text(text)
+        assert check_script(p) == [], name
+        assert load_script(p).practice is True
+        # the same variant without the PRACTICE marks is refused, each mark named
+        bare = text.replace('cluster_id = "practice"', 'cluster_id = "openkcm-demo"')
+        bare = bare.replace("PRACTICE-", "")
+        p.write_text(bare)
+        msgs = [pr.message for pr in check_script(p)]
+        assert msgs and all("practice" in m.lower() for m in msgs), (name, msgs)
+        assert any("cluster_id 'openkcm-demo' of a practice script" in m for m in msgs)
 
 
 def test_bad_corpus_is_complete() -> None:
