@@ -361,6 +361,8 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         title = f"Set {ident} - group {group}, share {member}" + (
             f" - for {custodian}" if custodian else ""
         )
+        if state.practice:
+            title = "PRACTICE (throwaway key) - " + title
         try:
             show_share_on_tty(tty, mv, title=title)
         except (OSError, ValueError) as exc:

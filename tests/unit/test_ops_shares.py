@@ -30,7 +30,9 @@ def kh():  # type: ignore[no-untyped-def]
 POLICY = {"group_threshold": 1, "groups": [[3, 5]], "extendable": True, "iteration_exponent": 0}
 
 
-def _read_share_from_tty(kh: KeyholderClient, group: int, member: int) -> list[str]:
+def _read_share_from_tty(
+    kh: KeyholderClient, group: int, member: int, screen: bytearray | None = None
+) -> list[str]:
     """Show a share on a pseudo-terminal we own and read the grid the custodian sees."""
     master_fd, slave_fd = pty.openpty()
     tty = os.ttyname(slave_fd)
@@ -57,7 +59,21 @@ def _read_share_from_tty(kh: KeyholderClient, group: int, member: int) -> list[s
     os.close(master_fd)
     t.join(2)
     words = dict((int(n), w) for n, w in re.findall(rb"\s(\d+)\. ([a-z]+)", bytes(out)))
+    if screen is not None:
+        screen.extend(out)
     return [words[k].decode() for k in sorted(words)]
+
+
+def test_practice_share_screen_says_practice() -> None:
+    for practice in (True, False):
+        kh = KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=practice)
+        try:
+            sh.client_genesis_split(kh, POLICY, generate=True)
+            screen = bytearray()
+            assert len(_read_share_from_tty(kh, 1, 1, screen)) == 33
+            assert (b"PRACTICE" in screen) is practice
+        finally:
+            kh.close()
 
 
 def _type_share(kh: KeyholderClient, words: list[str]) -> dict[str, object]:
