@@ -2212,12 +2212,18 @@ class ClientKeyholder:
             )
         words = list(payload)
         ops_shares.client_entry_begin(self.client, len(words))
-        for pos, word in enumerate(words, 1):
-            res = ops_shares.client_entry_word(self.client, pos, word)
-            if res.get("status") != "accepted":
-                self.client.call(ops_shares.ENTRY_CLEAR)
-                raise ShareRefusedError(f"word {pos} is not a word of the list (or is ambiguous)")
-        fin = ops_shares.client_entry_finish(self.client)
+        try:
+            for pos, word in enumerate(words, 1):
+                res = ops_shares.client_entry_word(self.client, pos, word)
+                if res.get("status") != "accepted":
+                    raise ShareRefusedError(
+                        f"word {pos} is not a word of the list (or is ambiguous)"
+                    )
+            fin = ops_shares.client_entry_finish(self.client)
+        except Exception:
+            # never leave a partial share in the keyholder's entry buffer
+            self._clear_entry()
+            raise
         if fin.get("status") != "ok":
             self.client.call(ops_shares.ENTRY_CLEAR)
             # candidate words stay with the custodian's screen (UI); only positions here
@@ -2225,6 +2231,15 @@ class ClientKeyholder:
             where = f" (check word {', '.join(map(str, positions))})" if positions else ""
             raise ShareRefusedError(f"the share's checksum is wrong{where}")
         return fin
+
+    def _clear_entry(self) -> None:
+        from core.keyholder import ops_shares
+        from core.keyholder.errors import KeyholderError
+
+        try:
+            self.client.call(ops_shares.ENTRY_CLEAR)
+        except KeyholderError:
+            pass  # the keyholder is gone or has no entry: nothing left to clear
 
     def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
         """Typed entry word by word, checksum, then add to the recovery; other carriers
