@@ -47,6 +47,9 @@ HARDENING_FLAGS: tuple[str, ...] = (
     "vsyscall=none",
     "lockdown=confidentiality",
     "ipv6.disable=1",
+    # memfd_secret(2) is off by default before Linux 6.5 (bookworm has 6.1): the keyholder's
+    # locked arena needs it on.
+    "secretmem.enable=1",
 )
 
 # What core_pattern is set to on the ISO: a pipe to a program that exits at once, so the
