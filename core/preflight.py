@@ -882,6 +882,8 @@ def check_terminal_size(
     name = "terminal-size"
     bad = _bad(mode)
     size = _terminal_size() if term_size is None else term_size
+    if size is not None and size[0] == 0 and size[1] == 0:
+        size = None  # a serial line or pseudo-terminal that never had a size set
     if size is None:
         return CheckResult(
             name,

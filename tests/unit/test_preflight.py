@@ -697,3 +697,10 @@ def test_format_json_round_trips() -> None:
     assert json.loads(preflight.format_json(results)) == [
         {"name": "swap", "status": "PASS", "reason": "no swap is active", "action": "nothing to do"}
     ]
+
+
+def test_terminal_size_zero_by_zero_is_unknown_not_too_small() -> None:
+    """A serial console reports 0x0: that is 'no size', not 'too small' (the ISO self-test)."""
+    r = preflight.check_terminal_size(term_size=(0, 0))
+    assert r.status == "WARN" and "unknown" in r.reason
+    assert preflight.check_terminal_size(term_size=(79, 24)).status == "FAIL"
