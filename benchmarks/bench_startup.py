@@ -23,7 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("pkcs11", "zxingcpp", "PIL", "qrcode", "cryptography.hazmat.bindings._rust", "sqlite_utils", "numpy", "pyzbar")
+HEAVY = (
+    "pkcs11", "zxingcpp", "PIL", "qrcode", "cryptography.hazmat.bindings._rust", "sqlite_utils", "numpy", "pyzbar",
+    "core.ceremony.engine", "core.journal",
+)
 
 MINIMAL = """
 import sys, time
@@ -57,7 +60,9 @@ print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
 
 
 def run_once(code: str, *args: str) -> tuple[float, str]:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    # Any non-empty PYTHONDONTWRITEBYTECODE (even "0") stops .pyc writing: drop it, so the
+    # warm-up runs leave the .pyc files an installed system (and the ISO) has.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     for k in list(env):
         if k.startswith("TEXTUAL"):
             del env[k]

@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -80,9 +81,25 @@ class CeremonyApp(App[int]):
         self.idle_wipe = idle_wipe
         self.crash_report = ""
         self.clipboard_refusals = 0
+        self.first_paint_done = False
+        self._after_first_paint: list[Callable[[], object]] = []
 
     def on_mount(self) -> None:
         self.push_screen(self.first_screen())
+
+    def on_ready(self) -> None:
+        """The first frame is on the screen: run the work deferred until then."""
+        self.first_paint_done = True
+        pending, self._after_first_paint = self._after_first_paint, []
+        for fn in pending:
+            self.call_after_refresh(fn)
+
+    def after_first_paint(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` once the first frame has been drawn (at once after a refresh if it has)."""
+        if self.first_paint_done:
+            self.call_after_refresh(fn)
+        else:
+            self._after_first_paint.append(fn)
 
     def first_screen(self) -> Screen[Any]:
         """The screen shown at start (the start screen: preflight, script, media)."""

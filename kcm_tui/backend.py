@@ -309,6 +309,44 @@ class ShareRefused(BackendError):
     """A share was refused (other set, duplicate, superseded set, bad checksum)."""
 
 
+class CarrierRefused(ShareRefused):
+    """A share carrier failed (wrong PIN, PIN locked, wrong card, card removed, no token,
+    unreadable QR, no camera...). Nothing collected or handed out so far is lost.
+
+    ``code`` is the carrier error code (``card-pin-incorrect``, ``card-pin-locked``,
+    ``card-wrong-card``, ``card-removed``, ``card-no-token``, ``qr-not-found``...; see
+    ``core.carriers.errors``), ``carrier`` the carrier that failed.
+    """
+
+    def __init__(self, message: str, *, code: str = "", carrier: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.carrier = carrier
+
+
+#: What the room is told to do after a carrier error, by code (the engine's message is
+#: shown first, as it is).
+CARRIER_HINT = {
+    "card-pin-incorrect": "Type the PIN again (the card counts the wrong tries).",
+    "card-pin-locked": "This card's PIN is locked: its owner must unblock it with the PUK"
+    " (outside the ceremony) or the share comes in another way.",
+    "card-wrong-card": "Take that card out and insert the custodian's own card, then F5 to rescan.",
+    "card-removed": "The card was removed: insert it again, F5 to rescan, then retry.",
+    "card-no-token": "Insert the custodian's card, F5 to rescan, then retry.",
+    "card-no-reader": "Plug in the card reader, then F5 to rescan.",
+    "qr-not-found": "No QR code was found: check the image or the camera, then try again.",
+}
+
+
+def carrier_message(exc: CarrierRefused) -> str:
+    """The engine's message plus what to do next."""
+    hint = CARRIER_HINT.get(exc.code, "")
+    msg = str(exc).rstrip()
+    if hint and msg and msg[-1] not in ".!?:":
+        msg += "."
+    return msg + (f" {hint}" if hint else "")
+
+
 def _keyholder_port(engine: Any, client: Any, display: ShareDisplay) -> Any:
     """The engine's keyholder port (``ClientKeyholder``) with the TUI's two additions.
 
@@ -414,6 +452,8 @@ class Session:
             return fn()
         except NotImplementedError as exc:
             raise NotAvailable(_message(exc)) from None
+        except engine.CarrierRefusedError as exc:  # type: ignore[union-attr]
+            raise CarrierRefused(_message(exc), code=str(exc.code or ""), carrier=str(exc.carrier)) from None
         except engine.ShareRefusedError as exc:  # type: ignore[union-attr]
             raise ShareRefused(_message(exc)) from None
         except (engine.EngineError, engine.StepFailedError, KeyholderError) as exc:  # type: ignore[union-attr]
@@ -481,6 +521,12 @@ class Session:
         role = self.c.script.roles.get(role_id)
         return str(role.name) if role is not None else role_id
 
+    def card_serial_of(self, role_id: str) -> str | None:
+        """The card serial the script names for a custodian (None if none)."""
+        role = self.c.script.roles.get(role_id)
+        serial = getattr(role, "card_serial", None)
+        return str(serial) if serial else None
+
     def role_kind(self, role_id: str) -> str:
         role = self.c.script.roles.get(role_id)
         return str(role.kind.value) if role is not None else ""
@@ -521,9 +567,10 @@ class Session:
         return [str(x) for x in self.client.info.get("insecure", [])]
 
     #: Carriers and share displays this build can drive end to end (the engine marks a step
-    #: FAILED when asked for one it cannot do, so the UI offers only these).
-    SUPPORTED_CARRIERS = ("typed", "qr")
-    SUPPORTED_DISPLAYS = ("screen",)
+    #: FAILED when asked for one it cannot do, so the UI offers only these). A script's
+    #: ``qr`` carrier means the three QR ways in: image file, camera, handheld scanner.
+    SUPPORTED_CARRIERS = ("typed", "qr", "qr-file", "qr-camera", "scanner", "card")
+    SUPPORTED_DISPLAYS = ("screen", "qr", "card")
 
     def manifest_choices(self) -> list[tuple[str, str, str]]:
         """Active share-set manifests this ceremony may collect: (file, set id, ceremony id).
@@ -563,11 +610,57 @@ class Session:
     def abort(self, reason: str, who: str = "") -> None:
         self._call(lambda: self.c.abort(reason, who or self.administrator()))
 
-    def show_share(self, custodian: str, display: str = "screen") -> dict[str, Any]:
-        return dict(self._call(lambda: self.c.show_share(custodian, display)))
+    def show_share(self, custodian: str, display: str = "screen", *, override_reason: str | None = None) -> dict[str, Any]:
+        """Show a share on the custodian terminal (``screen`` words or a ``qr`` code)."""
+        return dict(self._call(lambda: self.c.show_share(custodian, display, override_reason=override_reason)))
+
+    def share_carriers(self) -> dict[str, str]:
+        """Custodian -> carrier the script declares for their share (``screen`` default)."""
+        return {str(k): str(v) for k, v in self._call(self.c.share_carriers).items()}
+
+    def _engine(self) -> Any:
+        engine = _optional("core.ceremony.engine")
+        if engine is None:
+            raise NotAvailable("core.ceremony.engine")
+        return engine
+
+    def write_card(self, custodian: str, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
+        """Genesis: write ``custodian``'s share to their card (key generated on the card,
+        share written, read back and checked). ``pin`` is a view of the PIN widget's locked
+        buffer, valid only during the call. Returns serial, key fingerprint (hex and words),
+        verified, stored_on_card."""
+        access = self._engine().CardAccess(serial=serial or None, pin=pin)
+        return dict(self._call(lambda: self.c.show_share(custodian, "card", card=access)))
+
+    def list_cards(self) -> list[dict[str, Any]]:
+        """The cards in the readers (label, serial, manufacturer, PIN state flags)."""
+        return [dict(t) for t in self._call(self.c.list_cards)]
+
+    def rescan_cards(self) -> list[dict[str, Any]]:
+        """The keyholder re-initialises its PKCS#11 module, then lists the cards."""
+        return [dict(t) for t in self._call(self.c.rescan_cards)]
 
     def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
         return dict(self._call(lambda: self.c.add_share(carrier, payload)))
+
+    def add_card(self, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
+        """Collect or check the share on a card (``pin``: view of the locked PIN buffer)."""
+        access = self._engine().CardAccess(serial=serial or None, pin=pin)
+        return self.add_share("card", access)
+
+    def add_qr_file(self, path: str) -> dict[str, Any]:
+        """Collect or check the share in a QR image file (decoded by the keyholder)."""
+        return self.add_share("qr-file", path)
+
+    def add_camera(self, device: str = "/dev/video0", timeout_s: int = 30) -> dict[str, Any]:
+        """Collect or check the share shown to a camera (decoded by the keyholder)."""
+        cam = self._engine().QRCamera(device=device, timeout_s=timeout_s)
+        return self.add_share("qr-camera", cam)
+
+    def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
+        """One key press of a handheld (keyboard-wedge) scanner, a view of a locked one-byte
+        buffer; the keyholder detects the burst. ``status``: pending, not-scanner, complete."""
+        return dict(self._call(lambda: self.c.scanner_key(key, t_us)))
 
     # ---------------------------------------------------------------- typed entry (keyholder)
 

@@ -10,12 +10,40 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Static
 
-from kcm_tui.backend import FINISHED_ENTRY, BackendError, Session, ShareRefused
+from kcm_tui.backend import (
+    FINISHED_ENTRY,
+    BackendError,
+    CarrierRefused,
+    Session,
+    ShareRefused,
+    carrier_message,
+)
+from kcm_tui.screens.card import CardPanel
 from kcm_tui.screens.common import BaseScreen, ConfirmModal, ExceptionModal, replace_children
 from kcm_tui.screens.entry import EntryPanel
+from kcm_tui.widgets.scanner import ScannerSink
 
-CARRIER_LABEL = {"typed": "Typed words (T)", "card": "Smart card (C)", "qr": "QR image (Q)"}
-CARRIER_KEY = {"t": "typed", "c": "card", "q": "qr"}
+CARRIER_LABEL = {
+    "typed": "Typed (T)",
+    "card": "Card (C)",
+    "qr-file": "QR file (Q)",
+    "qr-camera": "Camera (K)",
+    "scanner": "Scanner (S)",
+}
+CARRIER_KEY = {"t": "typed", "c": "card", "q": "qr-file", "k": "qr-camera", "s": "scanner"}
+#: A script's ``qr`` allows every QR way in.
+QR_WAYS = ("qr-file", "qr-camera", "scanner")
+CAMERA_DEVICE = "/dev/video0"
+
+
+def expand_carriers(wanted: list[str]) -> list[str]:
+    """The script's carriers as the UI offers them (``qr`` -> image file, camera, scanner)."""
+    out: list[str] = []
+    for c in wanted:
+        for x in (QR_WAYS if c == "qr" else (c,)):
+            if x not in out:
+                out.append(x)
+    return out
 
 
 class CollectionScreen(BaseScreen):
@@ -23,7 +51,8 @@ class CollectionScreen(BaseScreen):
 
     TITLE_TEXT = "Share collection"
     HELP: ClassVar[list[tuple[str, str]]] = [
-        ("T / C / Q", "choose how the next share comes in: typed, smart card, QR image"),
+        ("T / C / Q / K / S", "how the next share comes in: typed, smart card, QR image file, camera, scanner"),
+        ("PIN, Enter", "card: the custodian types the card PIN (masked); F5 rescans the readers"),
         ("a-z, Space", "type a word, then space (masked on screen)"),
         ("Backspace", "correct the current word"),
         ("Ctrl+W", "drop the last accepted word"),
@@ -63,8 +92,8 @@ class CollectionScreen(BaseScreen):
     def on_mount(self) -> None:
         view = self.session.current()
         if view is not None:
-            wanted = list(view.params.get("carriers") or ["typed"])
-            supported = getattr(self.session, "SUPPORTED_CARRIERS", ("typed", "qr", "card"))
+            wanted = expand_carriers(list(view.params.get("carriers") or ["typed"]))
+            supported = getattr(self.session, "SUPPORTED_CARRIERS", ("typed", "card", *QR_WAYS))
             self.carriers = [c for c in wanted if c in supported] or ["typed"]
             self.missing = [c for c in wanted if c not in supported]
             self.check_mode = view.kind == "check-shares"
@@ -106,7 +135,7 @@ class CollectionScreen(BaseScreen):
     def show_choice(self) -> None:
         self.mode = "choose"
         buttons = [Button(CARRIER_LABEL.get(c, c), id=f"carrier-{c}") for c in self.carriers]
-        note = ", ".join({"card": "smart card", "qr": "QR image"}.get(c, c) for c in self.missing)
+        note = ", ".join({"card": "smart card", "qr-file": "QR image", "qr-camera": "camera", "scanner": "scanner"}.get(c, c) for c in self.missing)
         self.body(
             Static("How does the next share come in?", classes="subtitle"),
             Horizontal(*buttons, classes="buttons"),
@@ -122,7 +151,7 @@ class CollectionScreen(BaseScreen):
         if carrier == "typed":
             panel = EntryPanel(self.session, purpose="check" if self.check_mode else "collect", id="entry")
             self.body(Static("The custodian types their share; the words are masked.", classes="muted"), panel)
-        elif carrier == "qr":
+        elif carrier == "qr-file":
             self.body(
                 Static("Path of the photographed or scanned share QR image (on the medium):", classes="muted"),
                 Input(placeholder="/media/.../share.png", id="qr-path"),
@@ -130,23 +159,111 @@ class CollectionScreen(BaseScreen):
             )
         elif carrier == "card":
             self.body(
-                Static("Insert the custodian's card. The PIN is asked by the keyholder on the card reader"
-                       " path; press Read when ready.", classes="muted"),
-                Horizontal(Button("Read the card", id="read-card", variant="primary"), classes="buttons"),
-                focus="#read-card",
+                Static("The custodian inserts their card, chooses it and types its PIN (masked), then Enter.",
+                       classes="muted"),
+                CardPanel(self.session, id="card-panel"),
+                focus="#pin",
             )
+        elif carrier == "qr-camera":
+            self.body(
+                Static(f"Hold the share QR in front of the camera ({CAMERA_DEVICE}), then press Scan."
+                       " The keyholder reads the frames; nothing is stored.", classes="muted"),
+                Horizontal(Button("Scan with the camera", id="camera-scan", variant="primary"), classes="buttons"),
+                focus="#camera-scan",
+            )
+        elif carrier == "scanner":
+            self.body(
+                Static("Scan the share QR with the handheld scanner now (its keys go to the keyholder;"
+                       " typing by hand is refused). Esc: back.", classes="muted"),
+                ScannerSink(self.scanner_key, allow_unlocked=self.capp.backend.demo, id="scanner"),
+                focus="#scanner",
+            )
+
+    # ---------------------------------------------------------------- carriers in
+
+    def on_card_panel_ready(self, event: CardPanel.Ready) -> None:
+        event.stop()
+        panel = event.panel
+        panel.status("Reading the card...", "warn")
+        self.call_after_refresh(self._read_card, panel, event.serial)
+
+    def _read_card(self, panel: CardPanel, serial: str | None) -> None:
+        try:
+            out = panel.with_pin(lambda pin: self.session.add_card(serial, pin))
+        except ShareRefused as exc:
+            panel.show_error(f"Share refused: {exc}")
+            self.set_error(f"Share refused: {exc}")
+            return
+        except BackendError as exc:
+            panel.show_error(str(exc))
+            return
+        if out is None:
+            return  # carrier error shown in the panel; the PIN can be typed again
+        self.accepted(out)
+
+    def camera(self) -> None:
+        """Scan with the camera. The engine journals on the thread that opened the journal
+        (SQLite), so the scan runs on the UI thread, after "Scanning..." has been drawn."""
+        self.set_error("")
+        for b in self.query("#camera-scan").results(Button):
+            b.disabled = True
+            b.label = "Scanning..."
+        self.call_after_refresh(self._camera_scan)
+
+    def _camera_scan(self) -> None:
+        try:
+            out = self.session.add_camera(CAMERA_DEVICE)
+        except BackendError as exc:
+            self.refused(exc)
+            return
+        self.accepted(out)
+
+    def scanner_key(self, view: memoryview, t_us: int) -> None:
+        """One key of the scanner burst (a view of the sink's locked one-byte buffer)."""
+        sink = self.query_one(ScannerSink)
+        try:
+            reply = self.session.scanner_key(view, t_us)
+        except BackendError as exc:
+            sink.count = 0
+            self.refused(exc, back=False)
+            sink.refresh()
+            return
+        status = str(reply.get("status", ""))
+        if status == "complete":
+            sink.count = 0
+            self.accepted(reply)
+            return
+        if status == "not-scanner":
+            sink.count = 0
+            sink.note = "That was typed by hand, not scanned: scan the QR."
+        else:
+            sink.count = int(reply.get("count", sink.count + 1) or 0)
+            sink.note = ""
+        sink.refresh()
+
+    def refused(self, exc: BaseException, *, back: bool = True) -> None:
+        if isinstance(exc, CarrierRefused):
+            self.set_error(carrier_message(exc))
+        elif isinstance(exc, ShareRefused):
+            self.set_error(f"Share refused: {exc}")
+        else:
+            self.set_error(str(exc))
+        if back:
+            self.show_choice()
 
     def feed(self, carrier: str, payload: Any) -> None:
         try:
-            out = self.session.add_share(carrier, payload)
-        except ShareRefused as exc:
-            self.set_error(f"Share refused: {exc}")
-            self.show_choice()
-            return
+            if carrier == "qr-file":
+                out = self.session.add_qr_file(str(payload))
+            else:
+                out = self.session.add_share(carrier, payload)
         except BackendError as exc:
-            self.set_error(str(exc))
-            self.show_choice()
+            self.refused(exc)
             return
+        self.accepted(out)
+
+    def accepted(self, out: dict[str, Any]) -> None:
+        self.set_error("")
         self.update_progress(out)
         self.notify("Share accepted." if not self.check_mode else "Share checked: it matches.", timeout=3)
         if out.get("complete") or self.check_mode:
@@ -158,9 +275,9 @@ class CollectionScreen(BaseScreen):
                         Static("Share matches the manifest. Check another, or finish.", classes="ok"),
                         Horizontal(
                             *[Button(CARRIER_LABEL.get(c, c), id=f"carrier-{c}") for c in self.carriers],
-                            Button("Finish checking", id="finish", variant="primary"),
                             classes="buttons",
                         ),
+                        Horizontal(Button("Finish checking", id="finish", variant="primary"), classes="buttons"),
                     )
                     return
                 self.dismiss(True)
@@ -179,14 +296,14 @@ class CollectionScreen(BaseScreen):
         if event.input.id == "qr-path":
             path = event.value.strip()
             if path:
-                self.feed("qr", {"image": path})
+                self.feed("qr-file", path)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         bid = event.button.id or ""
         if bid.startswith("carrier-"):
             self.choose(bid.removeprefix("carrier-"))
-        elif bid == "read-card":
-            self.feed("card", {"reader": "default"})
+        elif bid == "camera-scan":
+            self.camera()
         elif bid == "finish":
             self.dismiss(True)
 
@@ -213,6 +330,9 @@ class CollectionScreen(BaseScreen):
                 panel.cancel()
             self.show_choice()
             return
+        if self.mode == "card":
+            for pin in self.query("#pin"):
+                pin.wipe()  # type: ignore[attr-defined]
         if self.mode != "choose":
             self.show_choice()
             return

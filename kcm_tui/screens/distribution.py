@@ -18,7 +18,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
-from kcm_tui.backend import BackendError, Session
+from kcm_tui.backend import BackendError, Session, ShareRefused
+from kcm_tui.screens.card import CardPanel
 from kcm_tui.screens.common import BaseScreen, ConfirmModal, ExceptionModal, replace_children
 from kcm_tui.screens.entry import EntryPanel
 
@@ -29,7 +30,10 @@ class DistributionScreen(BaseScreen):
     TITLE_TEXT = "Share distribution"
     HELP: ClassVar[list[tuple[str, str]]] = [
         ("R", "reveal the share (custodian only; the others look away)"),
-        ("Q", "show the share as a QR code instead (custodian only)"),
+        ("Q", "show the share as a QR code (custodian only)"),
+        ("Up / Down", "card: choose the custodian's card"),
+        ("PIN, Enter", "card: the custodian types the card PIN (masked), Enter writes the share"),
+        ("F5", "card: rescan the card readers"),
         ("Y / N", "the custodian has / has not written the share down (N: abort, shown once only)"),
         ("a-z, Space", "re-enter the share word by word (masked)"),
         ("Enter", "on an empty word: check the re-entered share"),
@@ -50,6 +54,8 @@ class DistributionScreen(BaseScreen):
         self.shown_count = 0
         self.displays: list[str] = ["screen"]
         self.missing: list[str] = []
+        self.carriers: dict[str, str] = {}
+        self.card_result: dict[str, Any] = {}
 
     @property
     def session(self) -> Session:
@@ -70,6 +76,10 @@ class DistributionScreen(BaseScreen):
         if view is not None:
             wanted = list(view.params.get("display") or ["screen"])
             self.displays, self.missing = self.usable(wanted)
+        try:
+            self.carriers = self.session.share_carriers()
+        except BackendError as exc:
+            self.set_error(str(exc))
         self.next_custodian()
 
     # ---------------------------------------------------------------- flow
@@ -109,22 +119,112 @@ class DistributionScreen(BaseScreen):
         then = (lambda: self.focus_selector(focus)) if focus else None
         replace_children(self.query_one("#dist-body", Vertical), list(widgets), then=then)
 
+    def carrier(self) -> str:
+        """How this custodian gets the share: the script's carriers table, else screen."""
+        return self.carriers.get(self.custodian, "screen")
+
     def show_call(self) -> None:
         self.phase = "call"
+        carrier = self.carrier()
+        if carrier == "card":
+            self.show_card_call()
+            return
         name = self.session.role_name(self.custodian)
         t = Text()
         t.append(f"{name}", style="bold yellow")
         t.append(" comes to the screen alone.\n")
         t.append("Everyone else: look away from the screen now.", style="bold white on red")
-        t.append("\n\nWhen only the custodian can see the screen, they press Reveal. The share is"
-                 " shown full screen by the keyholder; any key hides it again.")
+        if carrier == "qr":
+            t.append("\n\nThe script hands this share over as a QR code. When only the custodian can see"
+                     " the screen, they press Reveal: the keyholder draws the QR full screen; any key"
+                     " hides it again.")
+        else:
+            t.append("\n\nWhen only the custodian can see the screen, they press Reveal. The share is"
+                     " shown full screen by the keyholder; any key hides it again.")
         if self.missing:
             names = " or ".join({"qr": "a QR code", "card": "writing it to a card"}.get(m, m) for m in self.missing)
             t.append(f"\n(The share by {names}: not available yet in this build.)", style="grey70")
-        buttons = [Button("Reveal (R)", id="reveal", variant="primary")]
-        if "qr" in self.displays:
-            buttons.append(Button("QR code (Q)", id="reveal-qr"))
-        self.body(Static(t, classes="notice"), Horizontal(*buttons, classes="buttons"), focus="#reveal")
+        if carrier == "qr":
+            buttons = [Button("Reveal the QR code (R)", id="reveal-qr", variant="primary")]
+            focus = "#reveal-qr"
+        else:
+            buttons = [Button("Reveal (R)", id="reveal", variant="primary")]
+            focus = "#reveal"
+            if "qr" in self.displays and self.custodian not in self.carriers_declared():
+                buttons.append(Button("QR code (Q)", id="reveal-qr"))
+        self.body(Static(t, classes="notice"), Horizontal(*buttons, classes="buttons"), focus=focus)
+
+    def carriers_declared(self) -> set[str]:
+        """Custodians the script names in the step's carriers table (another way needs a reason)."""
+        view = self.session.current()
+        return set((view.params.get("carriers") or {}) if view else {})
+
+    # ---------------------------------------------------------------- card
+
+    def expected_serial(self) -> str | None:
+        role_serial = getattr(self.session, "card_serial_of", None)
+        return role_serial(self.custodian) if callable(role_serial) else None
+
+    def show_card_call(self) -> None:
+        self.phase = "card"
+        name = self.session.role_name(self.custodian)
+        t = Text()
+        t.append(f"{name}", style="bold yellow")
+        t.append(": the script writes your share to your smart card. Insert it in the reader,"
+                 " choose it below and type its PIN (masked), then Enter. A key is made on the card,"
+                 " the share is written, read back and checked.")
+        self.body(
+            Static(t, classes="notice"),
+            CardPanel(self.session, expected_serial=self.expected_serial(), id="card-panel"),
+            focus="#pin",
+        )
+
+    def on_card_panel_ready(self, event: CardPanel.Ready) -> None:
+        event.stop()
+        panel = event.panel
+        panel.status("Writing the share to the card (key generation on the card can take a while)...", "warn")
+        # drawn first; the PIN stays in the panel's locked buffer until the call
+        self.call_after_refresh(self._write_card, panel, event.serial)
+
+    def _write_card(self, panel: CardPanel, serial: str | None) -> None:
+        custodian = self.custodian
+        try:
+            res = panel.with_pin(lambda pin: self.session.write_card(custodian, serial, pin))
+        except ShareRefused as exc:
+            panel.show_error(str(exc))
+            return
+        except BackendError as exc:
+            self.set_error(str(exc))
+            return
+        if res is None:
+            return  # carrier error shown in the panel; try again
+        self.card_result = res
+        self.show_card_written(res)
+
+    def show_card_written(self, res: dict[str, Any]) -> None:
+        self.phase = "card-written"
+        name = self.session.role_name(self.custodian)
+        t = Text()
+        t.append(f"{name}: ", style="bold yellow")
+        t.append("share written to card ")
+        t.append(str(res.get("card_serial", "?")), style="bold")
+        t.append(".\n")
+        if res.get("verified"):
+            t.append("Read back and checked against the manifest: OK", style="bold green")
+        else:
+            t.append("Read-back check: NOT VERIFIED - do not accept this card", style="bold white on red")
+        t.append("\n")
+        t.append("stored on the card" if res.get("stored_on_card") else f"sealed share file: {res.get('sealed_file', '?')}",
+                 style="grey70")
+        t.append("\n\nCard key fingerprint (read aloud; the custodian writes it on the card's sleeve):\n", style="bold")
+        words = list(res.get("key_fingerprint_words") or [])
+        for i in range(0, len(words), 4):
+            t.append("  " + "  ".join(f"{i + j + 1:2d} {w:<9}" for j, w in enumerate(words[i:i + 4])) + "\n")
+        fp = str(res.get("key_fingerprint", ""))
+        if fp:
+            t.append(f"  {fp[:32]}\n  {fp[32:64]}", style="grey70")
+        buttons = [Button("Continue (Enter)", id="card-done", variant="primary", disabled=not res.get("verified"))]
+        self.body(Static(t, classes="notice"), Horizontal(*buttons, classes="buttons"), focus="#card-done")
 
     def reveal(self, display: str = "screen") -> None:
         self.set_error("")
@@ -141,7 +241,30 @@ class DistributionScreen(BaseScreen):
             self.set_error(str(exc))
             return
         self.refresh(layout=True)
-        self.show_written()
+        if display == "qr":
+            self.show_qr_kept()
+        else:
+            self.show_written()
+
+    def show_qr_kept(self) -> None:
+        self.phase = "written"
+        name = self.session.role_name(self.custodian)
+        self.body(
+            Static(
+                Text.assemble(
+                    (f"{name}: ", "bold yellow"),
+                    "has the QR code been captured as the script says (photographed or printed, and the"
+                    " copy checked)?",
+                ),
+                classes="notice",
+            ),
+            Horizontal(
+                Button("Yes, captured (Y)", id="qr-kept", variant="primary"),
+                Button("No (N)", id="again"),
+                classes="buttons",
+            ),
+            focus="#qr-kept",
+        )
 
     def show_written(self) -> None:
         self.phase = "written"
@@ -211,6 +334,10 @@ class DistributionScreen(BaseScreen):
             self.reveal("qr")
         elif bid == "written":
             self.show_verify()
+        elif bid == "qr-kept":
+            self.finish_custodian(checked=False)
+        elif bid == "card-done":
+            self.finish_custodian(checked=True)
         elif bid == "again":
             self.not_written()
         elif bid == "skip-check":
@@ -218,12 +345,16 @@ class DistributionScreen(BaseScreen):
 
     def on_key(self, event: events.Key) -> None:
         key = event.key
+        qr_only = self.carrier() == "qr"
         if self.phase == "call" and key == "r":
-            self.reveal("screen")
-        elif self.phase == "call" and key == "q" and "qr" in self.displays:
+            self.reveal("qr" if qr_only else "screen")
+        elif self.phase == "call" and key == "q" and (qr_only or ("qr" in self.displays and self.custodian not in self.carriers_declared())):
             self.reveal("qr")
         elif self.phase == "written" and key == "y":
-            self.show_verify()
+            if self.query("#qr-kept"):
+                self.finish_custodian(checked=False)
+            else:
+                self.show_verify()
         elif self.phase == "written" and key == "n":
             self.not_written()
         else:

@@ -70,7 +70,9 @@ class StartScreen(BaseScreen):
         self.run_checks()
         # The checks are what matters first: they are drawn at once; the script list and
         # the media field (and parsing every script, ~0.1 s) follow right after.
-        self.call_after_refresh(self.mount_controls)
+        # Not before the first frame is on the screen (the app's Ready): mounting them loads
+        # and applies the CSS of OptionList/Input/Button (~10% of the cold start).
+        self.capp.after_first_paint(self.mount_controls)
 
     def mount_controls(self) -> None:
         controls = self.query_one("#start-controls", Vertical)

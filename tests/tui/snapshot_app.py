@@ -17,6 +17,7 @@ from kcm_tui.app import CeremonyApp
 from kcm_tui.backend import (
     Backend,
     BackendError,
+    CarrierRefused,
     Check,
     EntryResult,
     ScriptInfo,
@@ -78,6 +79,33 @@ def step(kind: str, index: int, **kw: Any) -> StepView:
     return replace(base, **kw)
 
 
+TOKENS = [
+    {"label": "custodian-1", "serial": "5a1f0c22d8e94b01", "manufacturer": "SoftHSM project", "pin_state": "ok",
+     "pin_pad": False, "pin_to_be_changed": False, "initialized": True},
+    {"label": "custodian-2", "serial": "77c3e9a4105b2f6d", "manufacturer": "SoftHSM project", "pin_state": "final-try",
+     "pin_pad": False, "pin_to_be_changed": False, "initialized": True},
+    {"label": "old-card", "serial": "0b9e44d1c6a27f30", "manufacturer": "Yubico", "pin_state": "locked",
+     "pin_pad": True, "pin_to_be_changed": False, "initialized": True},
+]
+CARD_WRITTEN = {
+    "carrier": "card", "card_serial": "5a1f0c22d8e94b01", "key_fingerprint": "4e7a19c0" * 8,
+    "key_fingerprint_words": ["ocean", "zero", "maiden", "vocal", "bundle", "fatal", "silent", "rescue"],
+    "stored_on_card": True, "verified": True,
+}
+CARD_ERRORS = {
+    "wrong_pin": CarrierRefused("wrong PIN for card 5a1f0c22d8e94b01: 2 tries left before the PIN locks",
+                                code="card-pin-incorrect", carrier="card"),
+    "pin_locked": CarrierRefused("the PIN of card 77c3e9a4105b2f6d is locked", code="card-pin-locked", carrier="card"),
+    "wrong_card": CarrierRefused("card 0b9e44d1c6a27f30 is not one of share set 4821's cards (expected one of: "
+                                 "5a1f0c22d8e94b01, 77c3e9a4105b2f6d); insert the custodian's card",
+                                 code="card-wrong-card", carrier="card"),
+    "removed": CarrierRefused("card 5a1f0c22d8e94b01 was removed during the operation", code="card-removed", carrier="card"),
+}
+CAMERA_MISSING = CarrierRefused(
+    "cannot open the camera /dev/video0: No such file or directory. Check the cable or use an image file or the"
+    " handheld scanner.", code="carrier", carrier="qr-camera")
+
+
 class FakeSession:
     """Canned public state for one screen."""
 
@@ -97,6 +125,9 @@ class FakeSession:
         self.finish_answer = EntryResult(True, "share 1 of group 1, set 4821")
         self.refusal = ""
         self.journal_ok = True
+        self.carriers: dict[str, str] = {}
+        self.tokens = list(TOKENS)
+        self.card_errors: list[CarrierRefused] = []
 
     # facts
     def current(self) -> StepView | None:
@@ -153,6 +184,37 @@ class FakeSession:
 
     def show_share(self, custodian: str, display: str = "screen") -> dict[str, Any]:
         return {"shown": True}
+
+    def share_carriers(self) -> dict[str, str]:
+        return {c: self.carriers.get(c, "screen") for c in self.split_custodians()}
+
+    def card_serial_of(self, rid: str) -> str | None:
+        return None
+
+    def list_cards(self) -> list[dict[str, Any]]:
+        return list(self.tokens)
+
+    def rescan_cards(self) -> list[dict[str, Any]]:
+        return list(self.tokens)
+
+    def write_card(self, custodian: str, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
+        if self.card_errors:
+            raise self.card_errors.pop(0)
+        return dict(CARD_WRITTEN)
+
+    def add_card(self, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
+        if self.card_errors:
+            raise self.card_errors.pop(0)
+        return self.add_share("card", None)
+
+    def add_qr_file(self, path: str) -> dict[str, Any]:
+        return self.add_share("qr-file", path)
+
+    def add_camera(self, device: str = "/dev/video0", timeout_s: int = 30) -> dict[str, Any]:
+        raise CAMERA_MISSING
+
+    def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
+        return {"status": "pending", "count": 1}
 
     def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
         if self.refusal:

@@ -37,7 +37,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return init_workspace(tmp_path_factory.mktemp("e2e") / "ws")
 
 
-async def run_steps(pilot: Any, terminal: CustodianTerminal, shares_to_type: list[list[str]] | None, seen: list[str]) -> None:
+async def run_steps(pilot: Any, terminal: CustodianTerminal, shares_to_type: list[list[str]] | None, seen: list[str],
+                    *, distribute_fn: Any = None, collect_fn: Any = None) -> None:
     """Drive the runner until the summary screen, handling the sub-screens."""
     app = pilot.app
     for _ in range(60):
@@ -46,11 +47,11 @@ async def run_steps(pilot: Any, terminal: CustodianTerminal, shares_to_type: lis
         if isinstance(screen, SummaryScreen):
             return
         if isinstance(screen, DistributionScreen):
-            await distribute(pilot, terminal)
+            await (distribute_fn or distribute)(pilot, terminal)
             continue
         if isinstance(screen, CollectionScreen):
             assert shares_to_type is not None
-            await collect(pilot, shares_to_type, seen)
+            await (collect_fn or collect)(pilot, shares_to_type, seen)
             continue
         assert isinstance(screen, RunnerScreen), type(screen)
         view = app.backend.session.current()

@@ -310,3 +310,81 @@ def test_start_screen_fits_80x24_with_begin_visible() -> None:
             assert r.right <= 80 and r.bottom <= 23 and r.height == 3
 
     asyncio.run(run())
+
+
+# ------------------------------------------------------------------ card PIN promises
+
+SECRET_PIN = "731946"
+
+
+def test_card_pin_is_masked_locked_refuses_clipboard_and_is_wiped_after_use() -> None:
+    from kcm_tui.widgets.pin_entry import PinEntry
+
+    got: list[tuple[str, bool, bytes]] = []
+
+    class Spy(FakeSession):
+        def add_card(self, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
+            assert pin is not None
+            got.append((type(pin).__name__, pin.readonly, bytes(pin)))  # test-only copy
+            return {"complete": False, "message": "2 of 3 shares"}
+
+    seen_messages: list[Any] = []
+
+    async def run() -> None:
+        v = step("collect-shares", 4, params={"carriers": ["typed", "card"]}, results={"set_id": "1"})
+        app = collection_app(Spy(v))
+        async with app.run_test() as pilot:
+            await pilot.press("c")
+            await pilot.pause()
+            pin = app.screen.query_one(PinEntry)
+            original = pin.post_message
+
+            def spy(message: Any) -> bool:
+                seen_messages.append(message)
+                return original(message)
+
+            pin.post_message = spy  # type: ignore[method-assign]
+            assert not app.screen.query("Input")  # no Input.value holding the PIN
+            await type_keys(pilot, list(SECRET_PIN))
+            text = screen_text(app)
+            assert SECRET_PIN not in text and "*" * len(SECRET_PIN) in text
+            for key in ("ctrl+x", "ctrl+v"):
+                await pilot.press(key)
+            pin.post_message(events.Paste("999999"))
+            await pilot.pause()
+            assert pin.refused_clipboard == 3 and pin.typed == len(SECRET_PIN)
+            assert pin._buf.locked or pin._buf.kind == "unlocked"
+            buf = pin._buf
+            await pilot.press("enter")
+            await pilot.pause()
+            assert pin.typed == 0
+            if not buf.closed:  # the panel is gone once the share was accepted (closed = wiped)
+                with buf.view(0, 16) as mv:
+                    assert bytes(mv) == bytes(16)  # wiped right after use
+            assert not app.screen.query(PinEntry)
+
+    asyncio.run(run())
+    assert got == [("memoryview", False, SECRET_PIN.encode())]
+    for m in seen_messages:
+        values = [v for v in vars(m).values() if isinstance(v, str)]
+        assert not any(SECRET_PIN in v for v in values), m
+
+
+def test_card_pin_is_wiped_on_idle_timeout() -> None:
+    from kcm_tui.widgets.pin_entry import PinEntry
+
+    async def run() -> None:
+        v = step("collect-shares", 4, params={"carriers": ["card"]}, results={"set_id": "1"})
+        app = collection_app(FakeSession(v))
+        app.idle_warn, app.idle_wipe = 0.5, 1.0
+        async with app.run_test() as pilot:
+            await pilot.press("c")
+            await pilot.pause()
+            await type_keys(pilot, list(SECRET_PIN))
+            pin = app.screen.query_one(PinEntry)
+            assert pin.typed == len(SECRET_PIN)
+            await pilot.pause(2.3)
+            assert pin.typed == 0
+            assert "wiped after the idle timeout" in screen_text(app)
+
+    asyncio.run(run())

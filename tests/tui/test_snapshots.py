@@ -21,6 +21,7 @@ from kcm_tui.screens.runner import RunnerScreen
 from kcm_tui.screens.summary import SummaryScreen
 from tests.tui.helpers import screen_text, start_ready, type_keys
 from tests.tui.snapshot_app import (
+    CARD_ERRORS,
     FP_WORDS,
     WORDS,
     FailingChecks,
@@ -79,11 +80,17 @@ def _start_fail() -> SnapApp:
     return SnapApp(FakeBackend(demo=False, checks=FailingChecks))
 
 
-def _distribution(answers: list[WordStatus] | None = None) -> Callable[[], SnapApp]:
+def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, str] | None = None,
+                  card_errors: tuple[str, ...] = ()) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
-        v = step("distribute-shares", 6, act_title="Act 3: Split and hand out the shares", params={"display": ["screen", "qr"]},
+        params: dict[str, Any] = {"display": ["screen", "qr", "card"] if carriers else ["screen", "qr"]}
+        if carriers:
+            params["carriers"] = carriers
+        v = step("distribute-shares", 6, act_title="Act 3: Split and hand out the shares", params=params,
                  acknowledge=("admin", "witness", "c1", "c2", "c3", "c4", "c5"), performed=True, results={"set_id": "4821"})
         s = FakeSession(v)
+        s.carriers = dict(carriers or {})
+        s.card_errors = [CARD_ERRORS[e] for e in card_errors]
         if answers:
             s.entry_answers = list(answers)
         return SnapApp(FakeBackend(session=s), DistributionScreen)
@@ -91,12 +98,14 @@ def _distribution(answers: list[WordStatus] | None = None) -> Callable[[], SnapA
     return make
 
 
-def _collection(refusal: str = "", answers: list[WordStatus] | None = None, finish: EntryResult | None = None) -> Callable[[], SnapApp]:
+def _collection(refusal: str = "", answers: list[WordStatus] | None = None, finish: EntryResult | None = None,
+                card_errors: tuple[str, ...] = (), kind: str = "collect-shares") -> Callable[[], SnapApp]:
     def make() -> SnapApp:
-        v = step("collect-shares", 4, act_title="Act 2: Rebuild the key", params={"carriers": ["typed", "qr", "card"]},
+        v = step(kind, 4, act_title="Act 2: Rebuild the key", params={"carriers": ["typed", "qr", "card"]},
                  results={"set_id": "4821"}, display={"accepted": [{"message": "1 of 3 shares, 2 more needed from group Frankfurt"}]})
         s = FakeSession(v, practice=False)
         s.refusal = refusal
+        s.card_errors = [CARD_ERRORS[e] for e in card_errors]
         if answers:
             s.entry_answers = list(answers)
         if finish:
@@ -104,6 +113,9 @@ def _collection(refusal: str = "", answers: list[WordStatus] | None = None, fini
         return SnapApp(FakeBackend(session=s), CollectionScreen)
 
     return make
+
+
+PIN = ("1", "2", "3", "4", "5", "6")
 
 
 def _summary(state: str = "completed", journal_ok: bool = True) -> Callable[[], SnapApp]:
@@ -145,6 +157,19 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "collect_refused_superseded": (_collection(refusal="this share belongs to set 1187, superseded by set 4821 (ceremony reshare-2026); it is refused"),
                                    typed(WORDS * 4 + ["acad"], ("enter",))),
     "collect_progress": (_collection(), typed(WORDS * 4 + ["acad"], ("enter",))),
+    "dist_card_pin": (_distribution(carriers={"c1": "card"}), keys(*PIN)),
+    "dist_card_written": (_distribution(carriers={"c1": "card"}), keys(*PIN, "enter")),
+    "dist_card_wrong_pin": (_distribution(carriers={"c1": "card"}, card_errors=("wrong_pin",)), keys(*PIN, "enter")),
+    "dist_qr_call": (_distribution(carriers={"c1": "qr"}), noop),
+    "dist_qr_captured": (_distribution(carriers={"c1": "qr"}), keys("r")),
+    "collect_card_picker": (_collection(), keys("c", "down")),
+    "collect_card_wrong_pin": (_collection(card_errors=("wrong_pin",)), keys("c", *PIN, "enter")),
+    "collect_card_pin_locked": (_collection(card_errors=("pin_locked",)), keys("c", "down", *PIN, "enter")),
+    "collect_card_wrong_card": (_collection(card_errors=("wrong_card",)), keys("c", "down", "down", *PIN, "enter")),
+    "collect_card_removed": (_collection(card_errors=("removed",)), keys("c", *PIN, "enter")),
+    "collect_camera_missing": (_collection(), keys("k", "enter")),
+    "collect_scanner": (_collection(), keys("s", "1", "2", "3")),
+    "check_choice": (_collection(kind="check-shares"), noop),
     "summary_completed": (_summary(), noop),
     "summary_aborted": (_summary("aborted"), noop),
     "summary_journal_bad": (_summary(journal_ok=False), noop),
