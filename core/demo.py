@@ -186,6 +186,52 @@ def _softhsm(root: Path, labels: list[str]) -> tuple[Path | None, tuple[str, ...
     return conf, tuple(made)
 
 
+def _token_serials(conf: Path) -> dict[str, str]:
+    """Label -> serial number of every initialised token (``softhsm2-util --show-slots``)."""
+    import re
+    import shutil
+    import subprocess
+
+    tool = shutil.which("softhsm2-util")
+    if tool is None:
+        return {}
+    res = subprocess.run(
+        [tool, "--show-slots"],
+        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    serials: dict[str, str] = {}
+    serial = ""
+    for line in res.stdout.splitlines():
+        m = re.match(r"\s*Serial number:\s*(\S*)", line)
+        if m:
+            serial = m.group(1)
+            continue
+        m = re.match(r"\s*Label:\s*(\S.*?)\s*$", line)
+        if m and serial:
+            serials[m.group(1)] = serial
+    return serials
+
+
+def _bind_card_serials(scripts: Path, serials: dict[str, str]) -> None:
+    """Point the workspace's copies of the scripts at the demo tokens.
+
+    A script names a custodian's card by its *serial number* (what the engine checks; a
+    label is not an identity). SoftHSM2 assigns serials itself, so the shipped practice
+    scripts carry the token *labels* (``card_serial = "DEMO-0001"``) and the demo rewrites
+    them to the serials the tokens actually got.
+    """
+    for path in sorted(scripts.glob("*.toml")):
+        text = path.read_text("utf-8")
+        new = text
+        for label, serial in serials.items():
+            new = new.replace(f'card_serial = "{label}"', f'card_serial = "{serial}"  # demo token {label}')
+        if new != text:
+            path.write_text(new, "utf-8")
+
+
 README = """\
 OpenKCM Ceremony: DEMO WORKSPACE (not for production)
 
@@ -237,6 +283,8 @@ def init_workspace(directory: str | os.PathLike[str], *, scripts_from: Path | No
         if not pub.exists():
             _make_demo_key(pub, demo_keys / (Path(rel).stem + ".DEMO-PRIVATE.pem"))
     conf, tokens = _softhsm(root, _custodian_labels(scripts))
+    if conf is not None:
+        _bind_card_serials(scripts, _token_serials(conf))
     preselect = PRACTICE_SCRIPT if (scripts / PRACTICE_SCRIPT).exists() else ""
     follow = NEXT_PRACTICE_SCRIPT if (scripts / NEXT_PRACTICE_SCRIPT).exists() else ""
     ws = Workspace(root, media, scripts, media / "recipients", demo_keys, preselect, conf, tokens, follow)

@@ -88,3 +88,30 @@ def test_practice_variant_of_genesis_is_valid(tmp_path: Path) -> None:
     assert s.practice and s.cluster_id == "practice"
     assert ws.next_script == ""
     assert (ws.media / "recipients" / "PRACTICE-kms-openkcm-boot.pem").exists()
+
+
+def test_demo_scripts_name_the_demo_tokens_by_their_real_serials(tmp_path: Path) -> None:
+    """The engine matches cards by serial; SoftHSM2 picks serials itself, so the demo must
+    bind its scripts to the serials its tokens actually got (read here through PKCS#11)."""
+    import json as _json
+    import os
+    import subprocess
+    import sys
+
+    if not shutil.which("softhsm2-util"):
+        pytest.skip("softhsm2 is not installed")
+    ws = init_workspace(tmp_path / "ws")
+    assert ws.softhsm2_conf is not None
+    code = (
+        "import json; from core.carriers.pkcs11 import list_tokens, DEFAULT_MODULES;"
+        "print(json.dumps({t.label: t.serial for t in list_tokens(DEFAULT_MODULES['softhsm2'])}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SOFTHSM2_CONF": str(ws.softhsm2_conf)}, check=True,
+    )
+    serials = _json.loads(out.stdout)
+    practice = load_script(ws.scripts / ws.preselect)
+    named = {r.card_serial for r in practice.roles.values() if getattr(r, "card_serial", None)}
+    assert named, "the practice genesis names at least one custodian card"
+    assert named <= set(serials.values()), (named, serials)
