@@ -62,7 +62,7 @@ def fingerprint(state: KeyholderState, req: Request) -> dict[str, Any]:
 #: operation can never pass as an envelope or seal-manifest signature (those are made
 #: inside the keyholder over their own, differently prefixed, encodings).
 SIGN_DOMAIN = b"openkcm-ceremony/v1/sign:"
-SIGN_PURPOSES = ("journal-final-hash", "genesis-manifest", "ceremony-transcript")
+SIGN_PURPOSES = ("journal-final-hash", "genesis-manifest", "seal-manifest", "ceremony-transcript")
 
 
 def signed_bytes(purpose: str, message: bytes) -> bytes:

@@ -469,13 +469,19 @@ def verify_signature(env: Envelope) -> bool | None:
 
 
 def seal_manifest(
-    envelopes: Mapping[str, bytes], *, ceremony_id: str, signer: Signer | None = None
+    envelopes: Mapping[str, bytes],
+    *,
+    ceremony_id: str,
+    signer: Callable[[str, bytes], bytes] | None = None,
 ) -> bytes:
     """Public list of sealed envelopes for the genesis manifest (ADR-204 "Ceremony Manifest").
 
     Each entry: file name, SHA-256 of the file bytes, kind, shard block, recipient
-    (name, kind, key id, version, fingerprint). Optionally signed like an envelope (the
-    signature covers ``"openkcm-seal-manifest/v1\\0"`` + the canonical ``body``).
+    (name, kind, key id, version, fingerprint). Optionally signed through the keyholder's
+    domain-separated SIGN operation: ``signer(purpose, message)`` is
+    ``KeyholderClient.sign``, the purpose is ``seal-manifest`` and the signature covers
+    ``core.keyholder.ops_core.signed_bytes("seal-manifest", message)`` where ``message`` is
+    ``"openkcm-seal-manifest/v1\\0"`` + the canonical ``body``.
     """
     entries = []
     mkfps = set()
@@ -504,7 +510,9 @@ def seal_manifest(
     if signer is not None:
         doc["signature"] = {
             "alg": "Ed25519",
-            "value": _b64(signer(b"openkcm-seal-manifest/v1\x00" + canonical_json(body))),
+            "value": _b64(
+                signer("seal-manifest", b"openkcm-seal-manifest/v1\x00" + canonical_json(body))
+            ),
         }
     return json.dumps(doc, sort_keys=True, indent=2).encode("ascii") + b"\n"
 

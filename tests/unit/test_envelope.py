@@ -325,9 +325,11 @@ def test_seal_manifest(rsa_key: rsa.RSAPrivateKey, master: Any) -> None:
     with master.view() as m:
         pub = derive_fingerprint(m).public_key
 
-    def signer(msg: bytes) -> bytes:
+    from core.keyholder.ops_core import signed_bytes
+
+    def signer(purpose: str, msg: bytes) -> bytes:  # what KeyholderClient.sign does
         with master.view() as m:
-            return sign_with_master(m, msg)
+            return sign_with_master(m, signed_bytes(purpose, msg))
 
     doc = json.loads(E.seal_manifest({"a.json": e1, "b.json": e2}, ceremony_id="c1", signer=signer))
     assert [x["sha256"] for x in doc["body"]["envelopes"]] == [
@@ -337,7 +339,9 @@ def test_seal_manifest(rsa_key: rsa.RSAPrivateKey, master: Any) -> None:
     from core.keyholder.fingerprint import verify_signature
 
     msg = b"openkcm-seal-manifest/v1\x00" + E.canonical_json(doc["body"])
-    assert verify_signature(pub, msg, base64.b64decode(doc["signature"]["value"]))
+    sig = base64.b64decode(doc["signature"]["value"])
+    assert verify_signature(pub, signed_bytes("seal-manifest", msg), sig)
+    assert not verify_signature(pub, msg, sig), "domain-separated from raw messages"
 
 
 def test_transient_bytes_is_zeroed() -> None:
