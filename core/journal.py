@@ -29,6 +29,14 @@ ceremony pace the extra fsyncs are irrelevant. A crash in the middle of a commit
 hot ``-journal`` file that SQLite rolls back the next time the file is opened writable,
 so the journal then ends at the last committed event.
 
+Threads: a :class:`Journal` may be used from any thread (the TUI runs card writes, camera
+scans, sealing and exports in worker threads while the UI thread reads the state). Its
+connection is opened with ``check_same_thread=False`` and every access (append, close,
+read of the rows or of the last row, shutdown) holds one re-entrant lock, so appends are
+serialised: each takes the previous row's hash and the next sequence number, and commits
+(``synchronous=FULL``) before the next append can start. The chain order is the commit
+order and has no gaps, whichever threads append.
+
 What verification can detect:
 
 * modified row (any column, including details): the row's hash no longer matches;
@@ -67,6 +75,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -268,7 +277,9 @@ class Event:
 
 
 def _connect(path: Path) -> sqlite_utils.Database:
-    conn = sqlite3.connect(str(path))
+    # check_same_thread=False: the Journal serialises every use of the connection with its
+    # own lock (see "Threads" above), so worker threads may append.
+    conn = sqlite3.connect(str(path), check_same_thread=False)
     conn.execute("PRAGMA journal_mode=DELETE")
     conn.execute("PRAGMA synchronous=FULL")
     return sqlite_utils.Database(conn)
@@ -285,6 +296,7 @@ class Journal:
         self._db = db
         self.path = path
         self._clock = clock
+        self._lock = threading.RLock()
         events = read_events(db)
         if not events:
             raise JournalError(f"{path}: journal has no rows")
@@ -386,15 +398,18 @@ class Journal:
 
     def final_hash(self) -> str:
         """Hash of the last row (hex): the value for the paper log once closed."""
-        return self._last.hash
+        with self._lock:
+            return self._last.hash
 
     def last(self) -> Event:
         """The last row written."""
-        return self._last
+        with self._lock:
+            return self._last
 
     def events(self) -> list[Event]:
         """All rows, in order."""
-        return read_events(self._db)
+        with self._lock:
+            return read_events(self._db)
 
     def append(
         self,
@@ -419,14 +434,20 @@ class Journal:
             SecretRefusedError: details contain a non-public type or a mnemonic-like value.
             JournalClosedError: the journal is closed.
         """
-        if self.closed:
-            raise JournalClosedError("the journal is closed; nothing can be appended")
         if not kind or kind in (OPENED,):
             raise JournalError(f"event kind {kind!r} cannot be appended")
         det: dict[str, Any] = dict(details or {})
         _check_public(det, "details")
         for name, val in (("act", act), ("step", step), ("role", role), ("kind", kind)):
             _check_public(val, name)
+        with self._lock:
+            return self._append_locked(kind, det, act=act, step=step, role=role)
+
+    def _append_locked(
+        self, kind: str, det: dict[str, Any], *, act: str, step: str, role: str
+    ) -> Event:
+        if self.closed:
+            raise JournalClosedError("the journal is closed; nothing can be appended")
         row = {
             "seq": self._last.seq + 1,
             "ts": self._clock(),
@@ -443,12 +464,14 @@ class Journal:
 
     def close(self, details: Mapping[str, Any] | None = None) -> Event:
         """Write ``journal.closed`` (with the count of rows before it). Idempotent refusal after."""
-        det = {**dict(details or {}), "rows_before": self._last.seq}
-        return self.append(CLOSED, det)
+        with self._lock:
+            det = {**dict(details or {}), "rows_before": self._last.seq}
+            return self.append(CLOSED, det)
 
     def shutdown(self) -> None:
         """Close the database connection (the journal stays open as a record)."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
 
 def _write_row(db: sqlite_utils.Database, row: dict[str, Any]) -> Event:

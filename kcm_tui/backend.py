@@ -11,6 +11,13 @@ buffer (``core.secmem.SecretBuffer``) to the keyholder as ``Secret(memoryview)``
 shares are shown by the keyholder itself on a terminal (:class:`ShareDisplay`), never
 through this process.
 
+Threads: long calls (card writes and reads, camera scans, sealing, exports) run in Textual
+worker threads. Every engine/keyholder call goes through :meth:`Session._call`, which holds
+one re-entrant lock, so a call from the UI thread never interleaves with a worker's call on
+the keyholder socket or the engine state; the journal itself is thread-safe
+(``core.journal``). A worker must not wait for the UI thread while inside a call (progress
+is posted as a message, never with the blocking ``call_from_thread``).
+
 Heavy modules (cryptography backends, pkcs11, zxing, PIL, qrcode, sqlite-utils) are
 imported inside the functions that need them, so the first screen appears quickly
 (``make bench``).
@@ -21,6 +28,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,6 +416,7 @@ class Session:
         self.client = client
         self.media = media
         self.port: Any = None
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, backend: Backend, info: ScriptInfo, media: Path) -> Session:
@@ -449,7 +458,8 @@ class Session:
         from core.keyholder.errors import KeyholderError
 
         try:
-            return fn()
+            with self._lock:
+                return fn()
         except NotImplementedError as exc:
             raise NotAvailable(_message(exc)) from None
         except engine.CarrierRefusedError as exc:  # type: ignore[union-attr]
@@ -618,6 +628,44 @@ class Session:
         """Custodian -> carrier the script declares for their share (``screen`` default)."""
         return {str(k): str(v) for k, v in self._call(self.c.share_carriers).items()}
 
+    # ---------------------------------------------------------------- export media
+
+    def export_medium(self) -> dict[str, Any]:
+        """Where export steps write: ``label``, ``demo`` (the demo folder, nothing to remove),
+        ``path``, ``describe`` (one line)."""
+        exporter = self.c.exporter
+        target = getattr(exporter, "target", None)
+        medium = target() if callable(target) else None
+        if medium is None:
+            return {"label": "the export medium", "demo": False, "path": "", "describe": ""}
+        # outside demo mode the folder medium is the ceremony medium the operator chose
+        demo = bool(medium.demo) and self.backend.demo
+        return {
+            "label": str(medium.label) if demo or not medium.demo else str(self.media),
+            "demo": demo,
+            "path": str(medium.path),
+            "describe": str(medium.describe()),
+        }
+
+    def set_export_progress(self, cb: Callable[[int, int, str], None] | None) -> None:
+        """Progress callback for the next export write (called in the worker thread)."""
+        if hasattr(self.c.exporter, "progress"):
+            self.c.exporter.progress = cb
+
+    def export_status(self) -> dict[str, Any] | None:
+        """The medium state after the last export write: ``safe_to_remove`` (verified and
+        synced), ``unmounted``, ``notes``. None when the exporter does not report it (then
+        the screen never says it is safe to remove)."""
+        res = getattr(self.c.exporter, "last", None)
+        if res is None:
+            return None
+        return {
+            "safe_to_remove": bool(res.safe_to_remove),
+            "unmounted": bool(res.unmounted),
+            "notes": [str(n) for n in res.notes],
+            "directory": str(res.directory),
+        }
+
     def _engine(self) -> Any:
         engine = _optional("core.ceremony.engine")
         if engine is None:
@@ -675,7 +723,8 @@ class Session:
         from core.keyholder.errors import KeyholderError
 
         try:
-            return fn()
+            with self._lock:
+                return fn()
         except KeyholderError as exc:
             raise BackendError(exc.message) from None
 

@@ -2381,20 +2381,59 @@ class FolderExporter:
     """The :class:`Exporter` port over :func:`core.media.write_export` on a folder medium.
 
     The demo writes to ``workspace/exports``; the TUI passes a removable medium instead.
+
+    Attributes:
+        progress: optional ``progress(bytes_done, bytes_total, current_file)`` called during
+            the write (the TUI sets it before the export step; it may run in a worker thread).
+        unmount: unmount a real removable medium after the sync (``write_export(unmount=)``).
+        last: the :class:`core.media.ExportResult` of the last successful write (``None``
+            before one, and reset to ``None`` when a write starts): ``safe_to_remove`` and
+            ``unmounted`` tell the screen when the medium may be taken out.
+        writer: injectable ``os.write`` for fault tests (slow or failing media).
     """
 
-    def __init__(self, root: str | os.PathLike[str], medium: Any = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        medium: Any = None,
+        *,
+        progress: Callable[[int, int, str], None] | None = None,
+        unmount: bool = False,
+        writer: Callable[[int, Any], int] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.medium = medium
+        self.progress = progress
+        self.unmount = unmount
+        self.writer = writer
+        self.last: Any = None
+
+    def target(self) -> Any:
+        """The medium written to (a :class:`core.media.Medium`)."""
+        from core import media
+
+        return self.medium or media.folder_medium(self.root)
 
     def write(
         self, folder: str, files: Mapping[str, bytes], *, ceremony_id: str
     ) -> list[ExportedFile]:
-        """Write atomically, verify, never overwrite (see core.media)."""
+        """Write atomically, verify, sync, never overwrite (see core.media)."""
         from core import media
 
-        medium = self.medium or media.folder_medium(self.root)
-        res = media.write_export(medium, files, ceremony_id=ceremony_id, directory=folder)
+        self.last = None
+        extra: dict[str, Any] = {}
+        if self.writer is not None:
+            extra["writer"] = self.writer
+        res = media.write_export(
+            self.target(),
+            files,
+            ceremony_id=ceremony_id,
+            directory=folder,
+            progress=self.progress,
+            unmount=self.unmount,
+            **extra,
+        )
+        self.last = res
         return [
             ExportedFile(name=n, path=str(res.directory / n), sha256=h, size=len(files[n]))
             for n, h in sorted(res.files.items())

@@ -7,6 +7,12 @@ re-initialises its PKCS#11 module), and owns a :class:`PinEntry`. When the PIN i
 the owner screen gets :class:`CardPanel.Ready` and calls :meth:`CardPanel.with_pin` with
 the engine call; a carrier error (wrong PIN, PIN locked, wrong card, removed, no token...)
 is shown in the panel, the PIN is wiped and the panel stays for another try.
+
+:meth:`CardPanel.start_with_pin` runs the card call in a worker thread (on-card key
+generation takes seconds): the panel shows a loading indicator and "do not remove the
+card", keys stay live (Escape is refused while the card is written: a write cannot be
+stopped half-way), the PIN's locked buffer is wiped in the worker's ``finally`` and the
+result comes back to the UI thread with ``call_from_thread``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import OptionList, Static
+from textual.widgets import LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kcm_tui.backend import BackendError, CarrierRefused, carrier_message
@@ -173,6 +179,54 @@ class CardPanel(Vertical):
             return
         self.busy = True
         self.post_message(self.Ready(self, self.serial))
+
+    def start_with_pin(
+        self,
+        fn: Callable[[memoryview | None], T],
+        done: Callable[[T | None, Exception | None], None],
+        working: str,
+    ) -> None:
+        """Run ``fn`` with a view of the locked PIN in a worker thread; ``done(result,
+        error)`` is called on the UI thread. A carrier error is shown here (``done(None,
+        None)``): nothing is lost, the panel stays for another try."""
+        self.show_error("")
+        self.busy = True
+        self.pin.in_use = True
+        self.status(Text.assemble((working, "bold yellow"),
+                                  ("\nDo not remove the card. This cannot be stopped half-way (Escape waits).", "grey70")))
+        spinner = LoadingIndicator(id="card-working")
+        spinner.styles.height = 1
+        self.mount(spinner)
+
+        def work() -> None:
+            result: T | None = None
+            error: Exception | None = None
+            try:
+                result = self.pin.use_in_worker(fn)  # PIN wiped in its finally
+            except Exception as exc:  # handed to the UI thread
+                error = exc
+            try:
+                self.app.call_from_thread(self._finished, result, error, done)
+            except RuntimeError:
+                pass  # the app is closing (the PIN is already wiped)
+
+        self.run_worker(work, thread=True, group="card", exclusive=True, name="card-operation")
+
+    def _finished(self, result: T | None, error: Exception | None, done: Callable[[T | None, Exception | None], None]) -> None:
+        self.busy = False
+        self.pin.finish_use()
+        for w in self.query("#card-working"):
+            w.remove()
+        self.status("")
+        if isinstance(error, CarrierRefused):
+            self.show_error(carrier_message(error), error.code)
+            if error.code in ("card-pin-incorrect", "card-pin-locked", "card-removed", "card-no-token"):
+                self.load(self.session.list_cards)  # fresh PIN state / presence
+                self.show_error(carrier_message(error), error.code)
+            self.pin.focus()
+            done(None, None)
+            return
+        done(result, error)
 
     def with_pin(self, fn: Callable[[memoryview | None], T]) -> T | None:
         """Run ``fn`` with a view of the locked PIN (wiped afterwards). A carrier error is

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Input, LoadingIndicator, Static
 
 from kcm_tui.backend import (
     FINISHED_ENTRY,
@@ -34,6 +34,7 @@ CARRIER_KEY = {"t": "typed", "c": "card", "q": "qr-file", "k": "qr-camera", "s":
 #: A script's ``qr`` allows every QR way in.
 QR_WAYS = ("qr-file", "qr-camera", "scanner")
 CAMERA_DEVICE = "/dev/video0"
+CAMERA_TIMEOUT_S = 30
 
 
 def expand_carriers(wanted: list[str]) -> list[str]:
@@ -73,6 +74,7 @@ class CollectionScreen(BaseScreen):
         self.missing: list[str] = []
         self.mode = "choose"
         self.last_refusal = ""
+        self.scanning = False  # the camera scan runs in a worker thread
         self.check_mode = False
 
     @property
@@ -182,39 +184,75 @@ class CollectionScreen(BaseScreen):
     # ---------------------------------------------------------------- carriers in
 
     def on_card_panel_ready(self, event: CardPanel.Ready) -> None:
+        """Read the card in a worker thread; the screen stays live."""
         event.stop()
         panel = event.panel
-        panel.status("Reading the card...", "warn")
-        self.call_after_refresh(self._read_card, panel, event.serial)
+        serial = event.serial
+        panel.start_with_pin(
+            lambda pin: self.session.add_card(serial, pin),
+            lambda out, exc: self._card_read(panel, out, exc),
+            "Reading the card...",
+        )
 
-    def _read_card(self, panel: CardPanel, serial: str | None) -> None:
-        try:
-            out = panel.with_pin(lambda pin: self.session.add_card(serial, pin))
-        except ShareRefused as exc:
+    def _card_read(self, panel: CardPanel, out: dict[str, Any] | None, exc: Exception | None) -> None:
+        if isinstance(exc, ShareRefused):
             panel.show_error(f"Share refused: {exc}")
             self.set_error(f"Share refused: {exc}")
             return
-        except BackendError as exc:
+        if isinstance(exc, BackendError):
             panel.show_error(str(exc))
             return
+        if exc is not None:
+            raise exc
         if out is None:
             return  # carrier error shown in the panel; the PIN can be typed again
         self.accepted(out)
 
+    def busy(self) -> bool:
+        """True (and says why) while a card or the camera is in use in a worker thread."""
+        if self.scanning or any(p.busy for p in self.query(CardPanel).results(CardPanel)):
+            what = "the camera is scanning" if self.scanning else "the card is being read"
+            self.notify(f"Please wait: {what}.", severity="warning", timeout=4)
+            return True
+        return False
+
     def camera(self) -> None:
-        """Scan with the camera. The engine journals on the thread that opened the journal
-        (SQLite), so the scan runs on the UI thread, after "Scanning..." has been drawn."""
+        """Scan with the camera (up to 30 s) in a worker thread: the screen stays live and
+        shows a loading indicator; the result comes back with ``call_from_thread``."""
+        if self.scanning:
+            return
         self.set_error("")
+        self.scanning = True
         for b in self.query("#camera-scan").results(Button):
             b.disabled = True
             b.label = "Scanning..."
-        self.call_after_refresh(self._camera_scan)
+        body = self.query_one("#coll-body", Vertical)
+        body.mount(Static(f"Scanning with the camera (up to {CAMERA_TIMEOUT_S} s): hold the QR steady.",
+                          id="camera-label", classes="muted"))
+        spinner = LoadingIndicator(id="camera-working")
+        spinner.styles.height = 1
+        body.mount(spinner)
 
-    def _camera_scan(self) -> None:
-        try:
-            out = self.session.add_camera(CAMERA_DEVICE)
-        except BackendError as exc:
-            self.refused(exc)
+        def work() -> None:
+            out: dict[str, Any] | None = None
+            error: BackendError | None = None
+            try:
+                out = self.session.add_camera(CAMERA_DEVICE, CAMERA_TIMEOUT_S)
+            except BackendError as exc:
+                error = exc
+            try:
+                self.app.call_from_thread(self._camera_done, out, error)
+            except RuntimeError:
+                pass  # the app is closing
+
+        self.run_worker(work, thread=True, group="camera", exclusive=True, name="camera-scan")
+
+    def _camera_done(self, out: dict[str, Any] | None, error: BackendError | None) -> None:
+        self.scanning = False
+        for w in self.query("#camera-working, #camera-label"):
+            w.remove()
+        if error is not None or out is None:
+            self.refused(error or BackendError("the camera returned nothing"))
             return
         self.accepted(out)
 
@@ -313,7 +351,15 @@ class CollectionScreen(BaseScreen):
             event.prevent_default()
             event.stop()
 
+    def action_abort(self) -> None:
+        if self.busy():
+            return
+        super().action_abort()
+
     def action_exception(self) -> None:
+        if self.busy():
+            return
+
         def record(text: str | None) -> None:
             if text:
                 try:
@@ -325,6 +371,8 @@ class CollectionScreen(BaseScreen):
         self.app.push_screen(ExceptionModal(), record)
 
     def action_leave(self) -> None:
+        if self.busy():
+            return
         if self.mode == "typed":
             for panel in self.query(EntryPanel).results(EntryPanel):
                 panel.cancel()

@@ -180,22 +180,35 @@ class DistributionScreen(BaseScreen):
         )
 
     def on_card_panel_ready(self, event: CardPanel.Ready) -> None:
+        """Write the share to the card in a worker thread (key generation on the card takes
+        seconds); the screen stays live and says not to remove the card."""
         event.stop()
         panel = event.panel
-        panel.status("Writing the share to the card (key generation on the card can take a while)...", "warn")
-        # drawn first; the PIN stays in the panel's locked buffer until the call
-        self.call_after_refresh(self._write_card, panel, event.serial)
-
-    def _write_card(self, panel: CardPanel, serial: str | None) -> None:
         custodian = self.custodian
-        try:
-            res = panel.with_pin(lambda pin: self.session.write_card(custodian, serial, pin))
-        except ShareRefused as exc:
+        serial = event.serial
+        panel.start_with_pin(
+            lambda pin: self.session.write_card(custodian, serial, pin),
+            lambda res, exc: self._card_written(panel, res, exc),
+            "Writing the share to the card (a key is generated on the card: this can take a while)...",
+        )
+
+    def card_busy(self) -> bool:
+        """True (and says why) while a card is being written: it cannot be stopped half-way."""
+        if any(p.busy for p in self.query(CardPanel).results(CardPanel)):
+            self.notify("Please wait: the card is being written; this cannot be stopped half-way.",
+                        severity="warning", timeout=5)
+            return True
+        return False
+
+    def _card_written(self, panel: CardPanel, res: dict[str, Any] | None, exc: Exception | None) -> None:
+        if isinstance(exc, ShareRefused):
             panel.show_error(str(exc))
             return
-        except BackendError as exc:
+        if isinstance(exc, BackendError):
             self.set_error(str(exc))
             return
+        if exc is not None:
+            raise exc
         if res is None:
             return  # carrier error shown in the panel; try again
         self.card_result = res
@@ -408,7 +421,15 @@ class DistributionScreen(BaseScreen):
 
         self.app.push_screen(ExceptionModal(), record)
 
+    def action_abort(self) -> None:
+        if self.card_busy():
+            return
+        super().action_abort()
+
     def action_exception(self) -> None:
+        if self.card_busy():
+            return
+
         def record(text: str | None) -> None:
             if text:
                 try:
@@ -420,6 +441,9 @@ class DistributionScreen(BaseScreen):
         self.app.push_screen(ExceptionModal(), record)
 
     def action_leave(self) -> None:
+        if self.card_busy():
+            return
+
         def answer(yes: bool | None) -> None:
             if yes:
                 for panel in self.query(EntryPanel).results(EntryPanel):

@@ -14,7 +14,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, ProgressBar, Static
+from textual.message import Message
+from textual.widgets import Button, LoadingIndicator, ProgressBar, Static
 
 from kcm_tui.backend import BackendError, Session, StepView
 from kcm_tui.screens.common import BaseScreen, ExceptionModal, replace_children
@@ -53,10 +54,23 @@ class RunnerScreen(BaseScreen):
         Binding("ctrl+q", "abort", "Abort", show=False, priority=True),
     ]
 
+    class WriteProgress(Message):
+        """Bytes written so far (posted from the export worker: thread-safe, non-blocking)."""
+
+        def __init__(self, done: int, total: int, name: str) -> None:
+            super().__init__()
+            self.done = done
+            self.total = total
+            self.name = name
+
     def __init__(self) -> None:
         super().__init__()
         self.view: StepView | None = None
         self.error = ""
+        self.busy = ""  # "seal" / "export" while a worker runs the step
+        #: the export medium's state shown under an export step: (step index, state, text);
+        #: state is "writing", "safe", "synced" (still mounted) or "failed"
+        self.medium_state: tuple[int, str, Text] | None = None
 
     @property
     def session(self) -> Session:
@@ -166,7 +180,7 @@ class RunnerScreen(BaseScreen):
             return out
         if view.performed and view.results:
             return self.results_body(view)
-        return []
+        return self.medium_body(view)
 
     def preflight_summary(self, view: StepView) -> Static:
         pre = view.results.get("preflight") or {}
@@ -207,8 +221,18 @@ class RunnerScreen(BaseScreen):
             return [Static(f"Enough shares of set {r.get('set_id', '?')} were collected.", classes="ok")]
         if kind == "export":
             files = r.get("files", {})
-            return [Static(f"Written to {r.get('folder', '?')}: " + ", ".join(files) if files else "Nothing to write now.", classes="ok")]
+            out: list[Any] = [
+                Static(f"Written to {r.get('folder', '?')}: " + ", ".join(files) if files else "Nothing to write now.", classes="ok")
+            ]
+            return out + self.medium_body(view)
         return [Static("Done.", classes="ok")]
+
+    def medium_body(self, view: StepView) -> list[Any]:
+        """The export medium's state line (writing / safe to remove / failed) for this step."""
+        ms = self.medium_state
+        if view.kind != "export" or ms is None or ms[0] != view.index:
+            return []
+        return [Static(ms[2], id="medium-state", classes=f"medium-{ms[1]}")]
 
     def focus_first(self) -> None:
         for bid in ("#action", "#retry"):
@@ -244,7 +268,9 @@ class RunnerScreen(BaseScreen):
         retry.display = failed
         cont = self.query_one("#continue", Button)
         needs_perform = view.kind in ACTION_LABEL or view.kind in AUTO_PERFORM
-        cont.disabled = failed or (needs_perform and not view.performed) or not self.boxes_ticked()
+        cont.disabled = bool(self.busy) or failed or (needs_perform and not view.performed) or not self.boxes_ticked()
+        if self.busy:
+            action.disabled = True
 
     def refresh_view(self) -> None:
         self.view = self.session.current()
@@ -273,6 +299,7 @@ class RunnerScreen(BaseScreen):
         if event.button.id == "action":
             self.run_action()
         elif event.button.id == "retry":
+            self.medium_state = None
             try:
                 self.session.retry()
             except BackendError as exc:
@@ -319,12 +346,7 @@ class RunnerScreen(BaseScreen):
             self.start_collection(None)
             return
         if kind in ("seal", "export"):
-            self.query_one("#action", Button).disabled = True
-            replace_children(
-                self.query_one("#step-body", Vertical),
-                [ProgressBar(total=None, show_eta=False, id="work-progress"), Static("working...", id="work-label")],
-            )
-            self.long_work()
+            self.start_work(view)
             return
         try:
             self.session.perform()
@@ -356,29 +378,109 @@ class RunnerScreen(BaseScreen):
         self.set_error(self.view.error)
         self.update_buttons()
 
-    def long_work(self) -> None:
-        """Seal / export. The engine's journal is SQLite opened on this thread, so the work
-        runs here, after the progress display has been drawn (RSA-OAEP sealing and a few
-        file writes take well under a second)."""
+    # ---------------------------------------------------------------- seal / export in a worker
 
-        def run() -> None:
-            try:
-                out = self.session.perform()
-            except BackendError as exc:
-                self._work_done(str(exc), None)
-                return
-            self._work_done("", out)
+    def start_work(self, view: StepView) -> None:
+        """Seal / export in a worker thread: the screen stays responsive and shows progress;
+        the result comes back with ``call_from_thread``. An export write cannot be stopped
+        half-way (the screen says so); leaving or aborting waits for it."""
+        kind = view.kind
+        self.busy = kind
+        self.query_one("#action", Button).disabled = True
+        self.query_one("#continue", Button).disabled = True
+        if kind == "export":
+            medium = self.session.export_medium()
+            label = str(medium.get("label", "the export medium"))
+            t = Text()
+            t.append("writing... do not remove", style="bold white on dark_red")
+            t.append(f" the medium {label}.", style="bold")
+            t.append("\nThe write cannot be stopped half-way (Escape does not abort it); "
+                     "wait for the verify and sync.", style="grey70")
+            self.medium_state = (view.index, "writing", t)
+            widgets: list[Any] = [
+                ProgressBar(total=None, show_eta=False, id="work-progress"),
+                Static("preparing the files...", id="work-label", classes="muted"),
+                Static(t, id="medium-state", classes="medium-writing"),
+            ]
+            def progress(done: int, total: int, name: str) -> None:
+                self.post_message(self.WriteProgress(done, total, name))  # thread-safe, no wait
 
-        self.call_after_refresh(run)
+            self.session.set_export_progress(progress)
+        else:
+            spinner = LoadingIndicator(id="work-spinner")
+            spinner.styles.height = 1
+            widgets = [
+                Static("Sealing... working (this cannot be stopped half-way; please wait).", id="work-label"),
+                spinner,
+            ]
+        replace_children(self.query_one("#step-body", Vertical), widgets)
+        self.run_worker(self._work, thread=True, group="step-work", exclusive=True, name=f"step-{kind}")
 
-    def _work_done(self, error: str, out: dict[str, Any] | None) -> None:
-        bar = self.query("#work-progress").results(ProgressBar)
-        for b in bar:
-            b.update(total=1, progress=1 if out is not None else 0)
+    def _work(self) -> None:
+        """In the worker thread: the engine call (journal and keyholder are thread-safe)."""
+        kind = self.busy
+        out: dict[str, Any] | None = None
+        error = ""
+        status: dict[str, Any] | None = None
+        try:
+            out = self.session.perform()
+        except BackendError as exc:
+            error = str(exc)
+        finally:
+            if kind == "export":
+                self.session.set_export_progress(None)
+        if kind == "export" and out is not None:
+            status = self.session.export_status()
+        try:
+            self.app.call_from_thread(self._work_done, kind, error, out, status)
+        except RuntimeError:
+            pass  # the app is closing
+
+    def on_runner_screen_write_progress(self, event: WriteProgress) -> None:
+        for bar in self.query("#work-progress").results(ProgressBar):
+            bar.update(total=max(event.total, 1), progress=event.done)
+        for label in self.query("#work-label").results(Static):
+            label.update(f"{event.done} of {event.total} bytes written ({event.name})")
+
+    def _work_done(self, kind: str, error: str, out: dict[str, Any] | None, status: dict[str, Any] | None) -> None:
+        self.busy = ""
+        view = self.view
+        if kind == "export" and view is not None:
+            self.medium_state = (view.index, *self.medium_verdict(error, out, status))
         self.query_one("#action", Button).disabled = False
         self.after_sub(True)
         if error:
             self.set_error(error)
+
+    def medium_verdict(self, error: str, out: dict[str, Any] | None, status: dict[str, Any] | None) -> tuple[str, Text]:
+        """What the screen says about the medium after an export write."""
+        medium = self.session.export_medium()
+        label = str(medium.get("label", "the export medium"))
+        t = Text()
+        if error or out is None:
+            t.append("NOT written", style="bold white on red")
+            t.append(f" to {label}: the write failed and was cleaned up; do not rely on the medium.\n")
+            t.append("Nothing is lost: the data stays in this ceremony. Fix the medium or insert another one, "
+                     "then Retry writes it again.", style="bold")
+            return "failed", t
+        if not out.get("files"):
+            t.append("Nothing was written now.", style="grey70")
+            return "safe", t
+        if status is None or not status.get("safe_to_remove"):
+            t.append(f"written to {label}; the medium did not report the sync: do not remove it yet.", style="bold yellow")
+            return "synced", t
+        if medium.get("demo"):
+            t.append("written and verified; (demo folder, nothing to remove)", style="bold green")
+            return "safe", t
+        if status.get("unmounted"):
+            t.append(f"SAFE TO REMOVE the medium {label}", style="bold black on green")
+            t.append(" (written, read back, verified, synced and unmounted).")
+            return "safe", t
+        t.append(f"written, verified and synced to {label}, but it is still mounted: ", style="bold yellow")
+        t.append("do not remove it until it is unmounted.")
+        for note in status.get("notes", []):
+            t.append(f"\n{note}", style="grey70")
+        return "synced", t
 
     def next_step(self) -> None:
         view = self.view
@@ -406,7 +508,24 @@ class RunnerScreen(BaseScreen):
 
         self.app.switch_screen(SummaryScreen())
 
+    def refuse_while_busy(self) -> bool:
+        """True (and says why) while a worker runs the step: it cannot be stopped half-way."""
+        if not self.busy:
+            return False
+        what = "writing to the medium" if self.busy == "export" else "sealing"
+        self.notify(f"Please wait: {what} cannot be stopped half-way. Try again when it has finished.",
+                    severity="warning", timeout=5)
+        return True
+
+    def action_abort(self) -> None:
+        if self.refuse_while_busy():
+            return
+        super().action_abort()
+
     def action_exception(self) -> None:
+        if self.refuse_while_busy():
+            return
+
         def record(text: str | None) -> None:
             if text:
                 try:

@@ -69,6 +69,8 @@ class PinEntry(Widget, can_focus=True):
         self.last_activity = time.monotonic()
         self.refused_clipboard = 0
         self.note = ""
+        #: a worker thread is using the PIN (card write/read): no idle wipe, no typing
+        self.in_use = False
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._idle_tick)
@@ -96,7 +98,27 @@ class PinEntry(Widget, can_focus=True):
         finally:
             self.wipe()
 
+    def use_in_worker(self, fn: Callable[[memoryview | None], T]) -> T:
+        """:meth:`use` for a worker thread: the caller set :attr:`in_use` on the UI thread
+        first. The locked buffer is wiped in ``finally`` in the worker, as soon as ``fn``
+        returns or raises; :meth:`finish_use` (UI thread) then clears the count."""
+        n = self.typed
+        try:
+            if not n:
+                return fn(None)
+            with self._buf.view(0, n) as mv:
+                return fn(mv)
+        finally:
+            self._buf.wipe()
+
+    def finish_use(self) -> None:
+        """On the UI thread after :meth:`use_in_worker`: the PIN is gone, typing resumes."""
+        self.in_use = False
+        self.wipe()
+
     def _idle_tick(self) -> None:
+        if self.in_use:
+            return
         if self.typed and time.monotonic() - self.last_activity >= self.idle_wipe:
             self.wipe()
             self.note = "The PIN was wiped after the idle timeout: type it again."
@@ -118,6 +140,11 @@ class PinEntry(Widget, can_focus=True):
     def on_key(self, event: events.Key) -> None:
         ch = event.character
         key = event.key
+        if self.in_use:  # the PIN is being used by a card operation: keys do nothing here
+            if key != "escape":
+                event.prevent_default()
+                event.stop()
+            return
         self.last_activity = time.monotonic()
         handled = True
         if ch is not None and len(ch) == 1 and "!" <= ch <= "~":

@@ -251,6 +251,73 @@ class FakeSession:
         pass
 
 
+EXPORT_FILES = {
+    "PRACTICE-envelope-kms.json": b'{"recipient":"kms","sealed":"' + b"ab" * 3000 + b'"}',
+    "PRACTICE-manifest-set-4821.json": b'{"set_id":"4821","threshold":3,"shares":5}',
+}
+
+
+class ExportSession(FakeSession):
+    """An export step. With ``exporter`` (a real ``core.ceremony.engine.FolderExporter``,
+    possibly with a slow or failing writer) the files really go through
+    ``core.media.write_export``; without it the write is canned: one progress report, then
+    it waits for ``gate`` (if any) and reports ``status``."""
+
+    def __init__(self, exporter: Any = None, *, medium: dict[str, Any] | None = None, gate: Any = None,
+                 status: dict[str, Any] | None = None) -> None:
+        super().__init__(step("export", 9, act_title="Act 3: Seal and export", title="Write the export media",
+                              instruction="Insert the export medium; the envelope and the manifest are written, read back and verified.",
+                              params={"folder": "export", "files": ["envelopes", "manifest"]}))
+        self.exporter = exporter
+        self.medium_info = medium or {"label": "KCM-EXPORT-1", "demo": False, "path": "/media/KCM-EXPORT-1", "describe": ""}
+        self.gate = gate
+        self.status = status
+        self.progress_cb: Any = None
+
+    def export_medium(self) -> dict[str, Any]:
+        if self.exporter is None:
+            return dict(self.medium_info)
+        m = self.exporter.target()
+        return {"label": m.label, "demo": m.demo, "path": str(m.path), "describe": m.describe()}
+
+    def set_export_progress(self, cb: Any) -> None:
+        self.progress_cb = cb
+        if self.exporter is not None:
+            self.exporter.progress = cb
+
+    def export_status(self) -> dict[str, Any] | None:
+        if self.exporter is None:
+            return self.status
+        res = self.exporter.last
+        if res is None:
+            return None
+        return {"safe_to_remove": res.safe_to_remove, "unmounted": res.unmounted, "notes": list(res.notes),
+                "directory": str(res.directory)}
+
+    def perform(self, **inputs: Any) -> dict[str, Any]:
+        assert self.view is not None
+        if self.view.state == "failed":
+            raise BackendError("the step failed: retry it first")
+        try:
+            if self.exporter is not None:
+                names = [f.name for f in self.exporter.write("export", EXPORT_FILES, ceremony_id=self.ceremony_id)]
+            else:
+                if self.progress_cb is not None:
+                    self.progress_cb(4096, 10240, "PRACTICE-envelope-kms.json")
+                if self.gate is not None:
+                    self.gate.wait(5)
+                names = sorted(EXPORT_FILES)
+        except Exception as exc:
+            self.view = replace(self.view, state="failed", error=str(exc))
+            raise BackendError(str(exc)) from None
+        self.view = replace(self.view, performed=True, results={"folder": "export", "files": {n: {} for n in names}})
+        return dict(self.view.results)
+
+    def retry(self) -> None:
+        assert self.view is not None
+        self.view = replace(self.view, state="active", error="")
+
+
 class FakeBackend(Backend):
     """Fixed preflight and scripts; ``open`` installs the prepared FakeSession."""
 
@@ -298,4 +365,4 @@ class SnapApp(CeremonyApp):
         return self.screen_factory()
 
 
-__all__ = ["FP_WORDS", "WORDS", "BackendError", "FailingChecks", "FakeBackend", "FakeSession", "SnapApp", "step"]
+__all__ = ["EXPORT_FILES", "FP_WORDS", "WORDS", "BackendError", "ExportSession", "FailingChecks", "FakeBackend", "FakeSession", "SnapApp", "step"]

@@ -54,7 +54,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         ws = init_workspace(root / "ws")
         os.environ["SOFTHSM2_CONF"] = str(conf)  # the demo workspace made its own tokens
         g = ws.scripts / "genesis.toml"
-        text = g.read_text().replace('"DEMO-0001"', f'"{serial}"')
+        # c1's card: the demo bound it to its own DEMO-0001 token's serial; use ours
+        text = re.sub(r'card_serial = "[^"]*"(  # demo token DEMO-0001)?', f'card_serial = "{serial}"',
+                      g.read_text(), count=1)
         assert 'display = ["screen", "qr", "card"]\n' in text
         text = text.replace('display = ["screen", "qr", "card"]\n', 'display = ["screen", "qr", "card"]\n'
                             'carriers = { c1 = "card" }\ncard_module = "softhsm2"\ncard_key_bits = 2048\n')
@@ -91,6 +93,7 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
                 assert pin.typed == len(PIN) and PIN not in screen_text(app)
                 assert "*" * len(PIN) in screen_text(app)
                 await pilot.press("enter")
+                await app.workers.wait_for_complete()  # the card call runs in a worker thread
                 await pilot.pause()
                 assert pin.typed == 0  # wiped after use
                 text = screen_text(app)
@@ -148,6 +151,7 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
         assert serial in screen_text(app)
         await type_keys(pilot, list("999999"))
         await pilot.press("enter")
+        await app.workers.wait_for_complete()  # the card call runs in a worker thread
         await pilot.pause()
         text = screen_text(app)
         assert "PIN" in text and ("wrong" in text.lower() or "incorrect" in text.lower()), text
@@ -159,6 +163,7 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
         notes.append("wrong-pin")
         await type_keys(pilot, list(PIN))
         await pilot.press("enter")
+        await app.workers.wait_for_complete()  # the card call runs in a worker thread
         await pilot.pause()
         accepted = session.current().display.get("accepted") or []
         assert len(accepted) == 1, screen_text(app)

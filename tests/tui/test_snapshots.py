@@ -8,6 +8,7 @@ Each snapshot is also checked for glyphs the Linux console font cannot draw.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -24,6 +25,7 @@ from tests.tui.snapshot_app import (
     CARD_ERRORS,
     FP_WORDS,
     WORDS,
+    ExportSession,
     FailingChecks,
     FakeBackend,
     FakeSession,
@@ -51,6 +53,8 @@ def keys(*k: str) -> Run:
     async def run(pilot: Any) -> None:
         await pilot.pause()
         await pilot.press(*k)
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()  # card / camera calls run in workers
         await pilot.pause()
 
     return run
@@ -127,6 +131,25 @@ def _summary(state: str = "completed", journal_ok: bool = True) -> Callable[[], 
     return make
 
 
+def _export(gate: bool, status: dict[str, Any] | None = None) -> Callable[[], SnapApp]:
+    def make() -> SnapApp:
+        session = ExportSession(gate=threading.Event() if gate else None, status=status)
+        return SnapApp(FakeBackend(session=session), RunnerScreen)
+
+    return make
+
+
+async def export_writing(pilot: Any) -> None:
+    """Press the action; the canned write reports 4096 of 10240 bytes, then waits."""
+    await pilot.pause()
+    await pilot.press("enter")
+    for _ in range(200):
+        await pilot.pause(0.02)
+        if "4096 of 10240" in screen_text(pilot.app):
+            break
+    await pilot.pause()
+
+
 fp_display = {"subject": "recipient:kms", "fingerprint": "9c1e" * 16, "words": FP_WORDS}
 SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "start": (_start, noop),
@@ -170,6 +193,9 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "collect_camera_missing": (_collection(), keys("k", "enter")),
     "collect_scanner": (_collection(), keys("s", "1", "2", "3")),
     "check_choice": (_collection(kind="check-shares"), noop),
+    "export_ready": (_export(False), noop),
+    "export_writing": (_export(True), export_writing),
+    "export_safe_to_remove": (_export(False, {"safe_to_remove": True, "unmounted": True, "notes": []}), keys("enter")),
     "summary_completed": (_summary(), noop),
     "summary_aborted": (_summary("aborted"), noop),
     "summary_journal_bad": (_summary(journal_ok=False), noop),
@@ -197,5 +223,5 @@ def test_snapshot(name: str, size: tuple[int, int], snap_compare: Any) -> None:
 
 def test_every_screen_has_a_snapshot() -> None:
     kinds = {name.split("_")[0] for name in SCENARIOS}
-    assert {"start", "attendance", "checklist", "verify", "generate", "dist", "collect", "summary", "abort", "exception"} <= kinds
+    assert {"export", "start", "attendance", "checklist", "verify", "generate", "dist", "collect", "summary", "abort", "exception"} <= kinds
     assert replace  # dataclasses.replace is used by the fixture module

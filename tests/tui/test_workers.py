@@ -1,0 +1,140 @@
+"""Long card and camera calls run in worker threads: the screen stays live, says the card
+must not be removed, refuses Escape until the call returns, and the PIN's locked buffer is
+wiped in the worker's finally."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from core.secmem import SecretBuffer
+from kcm_tui.screens.card import CardPanel
+from kcm_tui.screens.collection import CollectionScreen
+from kcm_tui.screens.distribution import DistributionScreen
+from kcm_tui.widgets.pin_entry import PinEntry
+from tests.tui.helpers import screen_text, start_ready
+from tests.tui.snapshot_app import CARD_WRITTEN, FakeBackend, FakeSession, SnapApp, step
+
+SIZE = (100, 40)
+PIN = "123456"
+
+
+class SlowCardSession(FakeSession):
+    """write_card / add_camera wait for the test; the PIN view is recorded while in use."""
+
+    def __init__(self, view: Any) -> None:
+        super().__init__(view)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.pin_seen = b""
+        self.thread = ""
+
+    def write_card(self, custodian: str, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
+        assert pin is not None
+        self.pin_seen = bytes(pin)  # test data only: checks the worker got the typed PIN
+        self.thread = threading.current_thread().name
+        self.entered.set()
+        assert self.release.wait(20)
+        return dict(CARD_WRITTEN)
+
+    def add_camera(self, device: str = "/dev/video0", timeout_s: int = 30) -> dict[str, Any]:
+        self.thread = threading.current_thread().name
+        self.entered.set()
+        assert self.release.wait(20)
+        return super().add_camera(device, timeout_s)
+
+
+async def wait_for(pilot: Any, cond: Any) -> None:
+    for _ in range(400):
+        if cond():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(screen_text(pilot.app))
+
+
+def test_card_write_in_worker_escape_refused_pin_wiped() -> None:
+    v = step("distribute-shares", 6, params={"display": ["screen", "card"], "carriers": {"c1": "card"}},
+             acknowledge=("admin", "c1"), performed=True, results={"set_id": "4821"})
+    session = SlowCardSession(v)
+    session.carriers = {"c1": "card"}
+    app = SnapApp(FakeBackend(session=session), DistributionScreen)
+
+    mp = pytest.MonkeyPatch()
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await start_ready(pilot)
+            await pilot.press(*PIN)
+            await pilot.press("enter")
+            try:
+                await wait_for(pilot, session.entered.is_set)
+                await pilot.pause()
+                pin = app.screen.query_one(PinEntry)
+                panel = app.screen.query_one(CardPanel)
+                buf = pin._buf
+                wipes: list[str] = []
+                real_wipe = SecretBuffer.wipe
+
+                def spy(self: SecretBuffer) -> None:
+                    if self is buf:
+                        wipes.append(threading.current_thread().name)
+                    real_wipe(self)
+
+                mp.setattr(SecretBuffer, "wipe", spy)
+                text = screen_text(app)
+                assert "Writing the share to the card" in text and "Do not remove the card" in text
+                assert "cannot be stopped half-way" in text
+                assert panel.busy and pin.in_use
+                await pilot.press("escape")  # refused: still on the distribution screen
+                await pilot.press("7")  # typing into the PIN in use does nothing
+                await pilot.pause()
+                assert isinstance(app.screen, DistributionScreen)
+                assert pin.typed == len(PIN)
+            finally:
+                session.release.set()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            mp.undo()
+            assert session.thread != threading.main_thread().name
+            assert session.pin_seen == PIN.encode()
+            assert pin.typed == 0 and not pin.in_use
+            # wiped first in the worker's finally (not on the UI thread), then again on the UI
+            assert wipes and wipes[0] == session.thread
+            assert "share written to card" in screen_text(app)
+
+    try:
+        asyncio.run(run())
+    finally:
+        mp.undo()
+
+
+def test_camera_scan_in_worker() -> None:
+    v = step("collect-shares", 4, params={"carriers": ["typed", "qr"]}, performed=True, results={"set_id": "4821"})
+    session = SlowCardSession(v)
+    app = SnapApp(FakeBackend(session=session), CollectionScreen)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await start_ready(pilot)
+            await pilot.press("k")
+            await pilot.pause()
+            await pilot.press("enter")
+            try:
+                await wait_for(pilot, session.entered.is_set)
+                await pilot.pause()
+                assert "Scanning with the camera" in screen_text(app)
+                await pilot.press("escape")  # refused while scanning
+                await pilot.pause()
+                assert isinstance(app.screen, CollectionScreen) and app.screen.scanning
+            finally:
+                session.release.set()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert session.thread != threading.main_thread().name
+            assert "cannot open the camera" in screen_text(app)
+            assert not app.screen.scanning
+
+    asyncio.run(run())
