@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import os
-import termios
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from PIL import Image, ImageDraw
 from qrcode.constants import ERROR_CORRECT_M
 
 from core.carriers.errors import QRPayloadError
+from core.custodian_tty import CLEAR, custodian_tty, wait_for_key_then_clear
 from core.secmem import SecretBuffer
 from core.shamir.rs1024 import polymod_words
 from core.shamir.slip39 import customization
@@ -496,9 +496,6 @@ def psf_unicode_table(data: bytes) -> set[int]:
     raise ValueError("not a PSF console font")
 
 
-CLEAR: Final = b"\x1b[2J\x1b[3J\x1b[H"
-
-
 def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bool = True) -> None:
     """Show a share's QR on a terminal ``fd``, wait for a key (on a tty), then clear.
 
@@ -530,30 +527,10 @@ def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bo
         os.write(fd, b"Scan the code, then press a key: the screen is erased.")
     finally:
         text.close()
-    try:
-        if wait and os.isatty(fd):
-            old = termios.tcgetattr(fd)
-            new = termios.tcgetattr(fd)
-            new[3] &= ~(termios.ICANON | termios.ECHO)
-            new[6][termios.VMIN] = 1
-            new[6][termios.VTIME] = 0
-            termios.tcsetattr(fd, termios.TCSANOW, new)
-            try:
-                os.read(fd, 1)  # a key press, not secret
-            finally:
-                termios.tcsetattr(fd, termios.TCSANOW, old)
-    finally:
-        os.write(fd, CLEAR)
+    wait_for_key_then_clear(fd, wait=wait)
 
 
 def show_qr_on_tty(path: str, indices: SecretBuffer | memoryview, *, title: str) -> None:
     """Open the custodian's terminal ``path`` (e.g. /dev/tty2) and show the share QR there."""
-    if not path.startswith("/dev/"):
-        raise ValueError("share QRs are shown only on a terminal device (/dev/...), never a file")
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-    try:
-        if not os.isatty(fd):
-            raise ValueError(f"{path} is not a terminal")
+    with custodian_tty(path, "share QRs") as fd:
         show_qr(fd, indices, title=title)
-    finally:
-        os.close(fd)

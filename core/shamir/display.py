@@ -15,15 +15,14 @@ and 20 rows, so it fits 80x24 with the title and the prompt.
 from __future__ import annotations
 
 import os
-import termios
 from typing import Final
 
+from core.custodian_tty import CLEAR, custodian_tty, wait_for_key_then_clear
 from core.shamir._mem import alloc
 from core.shamir.wordlist import WORDS_HL
 
 __all__ = ["CLEAR", "render_grid", "show_share", "show_share_on_tty"]
 
-CLEAR: Final = b"\x1b[2J\x1b[3J\x1b[H"
 COLUMNS: Final = 3
 CELL: Final = 18  # "NN. wordxxxx" padded
 PROMPT: Final = b"\r\nWrite the words down in order. Press a key when done: the screen is erased."
@@ -80,30 +79,10 @@ def show_share(fd: int, indices: memoryview | bytearray, *, title: str, wait: bo
     with alloc(4096) as buf, buf.view() as mv:
         n = render_grid(mv, indices, title)
         _write_all(fd, mv[:n])
-    try:
-        if wait and os.isatty(fd):
-            old = termios.tcgetattr(fd)
-            new = termios.tcgetattr(fd)
-            new[3] &= ~(termios.ICANON | termios.ECHO)
-            new[6][termios.VMIN] = 1
-            new[6][termios.VTIME] = 0
-            termios.tcsetattr(fd, termios.TCSANOW, new)
-            try:
-                os.read(fd, 1)  # a key press, not secret
-            finally:
-                termios.tcsetattr(fd, termios.TCSANOW, old)
-    finally:
-        os.write(fd, CLEAR)
+    wait_for_key_then_clear(fd, wait=wait)
 
 
 def show_share_on_tty(path: str, indices: memoryview | bytearray, *, title: str) -> None:
     """Open the custodian's terminal ``path`` (e.g. /dev/tty2) and show the share there."""
-    if not path.startswith("/dev/"):
-        raise ValueError("shares are shown only on a terminal device (/dev/...), never a file")
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-    try:
-        if not os.isatty(fd):
-            raise ValueError(f"{path} is not a terminal")
+    with custodian_tty(path, "shares") as fd:
         show_share(fd, indices, title=title)
-    finally:
-        os.close(fd)
