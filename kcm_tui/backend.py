@@ -185,6 +185,27 @@ def environment_leaks(env: Mapping[str, str]) -> list[str]:
     return found
 
 
+def export_media_choices(root: str | Path = "/", demo_folder: Path | None = None) -> list[Any]:
+    """Where an export may go (``core.media.Medium`` objects): the demo workspace's folder
+    first (demo mode only), then every mounted removable medium under ``root``
+    (``core.media.list_removable``; the live system's own disks are never listed).
+    Read-only media are listed too: the screen shows them with the reason, not selectable."""
+    from core import media
+
+    out: list[Any] = []
+    if demo_folder is not None:
+        out.append(media.folder_medium(demo_folder, "demo"))
+    out.extend(media.list_removable(root))
+    return out
+
+
+def read_only_reason(medium: Any) -> str:
+    """Why a medium cannot be chosen ('' when it can)."""
+    if medium.read_only:
+        return "write-protected or mounted read-only; slide the lock switch off, re-insert it, press F5"
+    return ""
+
+
 class Backend:
     """Workstation-level services: preflight, scripts, media, opening a ceremony.
 
@@ -192,6 +213,8 @@ class Backend:
         demo: demo mode (warnings instead of failures, DEMO banner, unlocked memory allowed).
         workspace: the demo workspace (``core.demo``), if any.
         media: folder standing for the removable medium.
+        media_root: filesystem root the export-medium chooser lists removable media under
+            (``core.media.list_removable``; tests pass a fake tree).
         scripts_dirs: folders searched for ``*.toml`` ceremony scripts.
         share_display: where the keyholder shows shares (injectable for tests).
         env: environment for the preflight (default ``os.environ``).
@@ -205,6 +228,7 @@ class Backend:
         demo: bool = False,
         workspace: Path | None = None,
         media: Path | None = None,
+        media_root: Path | None = None,
         scripts_dirs: Sequence[Path] = (),
         share_display: ShareDisplay | None = None,
         env: Mapping[str, str] | None = None,
@@ -214,6 +238,7 @@ class Backend:
         self.demo = demo
         self.workspace = workspace
         self.media = media
+        self.media_root = media_root or Path("/")
         self.scripts_dirs = list(scripts_dirs)
         self.share_display = share_display or ShareDisplay()
         self.env = env
@@ -646,6 +671,29 @@ class Session:
             "path": str(medium.path),
             "describe": str(medium.describe()),
         }
+
+    def export_media_choices(self) -> list[Any] | None:
+        """Media the export step may write to (see :func:`export_media_choices`): the demo
+        folder (demo mode only) and the mounted removable media. ``None`` when the exporter
+        has a fixed medium (no chooser)."""
+        exporter = self.c.exporter
+        if not callable(getattr(exporter, "use", None)):
+            return None
+        demo_folder = getattr(exporter, "root", None) if self.backend.demo else None
+        try:
+            return export_media_choices(self.backend.media_root, demo_folder)
+        except OSError as exc:
+            raise BackendError(f"cannot list the export media: {exc}") from None
+
+    def set_export_medium(self, medium: Any | None) -> None:
+        """Export steps write to ``medium`` from now on (a real removable medium is unmounted
+        after the verify and sync); ``None`` forgets the choice. A read-only medium is refused."""
+        if medium is not None and read_only_reason(medium):
+            raise BackendError(f"{medium.label} cannot be used: {read_only_reason(medium)}")
+        use = getattr(self.c.exporter, "use", None)
+        if not callable(use):
+            raise BackendError("this ceremony's exporter writes to a fixed medium")
+        use(medium)
 
     def set_export_progress(self, cb: Callable[[int, int, str], None] | None) -> None:
         """Progress callback for the next export write (called in the worker thread)."""

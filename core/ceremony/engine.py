@@ -2408,6 +2408,15 @@ class FolderExporter:
         self.writer = writer
         self.last: Any = None
 
+    def use(self, medium: Any = None) -> None:
+        """Write to ``medium`` from now on (``None``: back to the folder at ``root``).
+
+        A real removable medium (not the demo folder) is unmounted after the verify and
+        sync, so the screen can say it is safe to remove; a folder never is.
+        """
+        self.medium = medium
+        self.unmount = bool(medium is not None and medium.removable and not medium.demo)
+
     def target(self) -> Any:
         """The medium written to (a :class:`core.media.Medium`)."""
         from core import media

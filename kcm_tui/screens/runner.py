@@ -15,9 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, LoadingIndicator, ProgressBar, Static
+from textual.widgets import Button, LoadingIndicator, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
 
-from kcm_tui.backend import BackendError, Session, StepView
+from kcm_tui.backend import BackendError, Session, StepView, read_only_reason
 from kcm_tui.screens.common import BaseScreen, ExceptionModal, replace_children
 from kcm_tui.widgets.ack import AckBox
 from kcm_tui.widgets.words import WordGrid
@@ -52,6 +53,7 @@ class RunnerScreen(BaseScreen):
         Binding("f2", "exception", "Exception"),
         Binding("f10", "abort", "Abort"),
         Binding("ctrl+q", "abort", "Abort", show=False, priority=True),
+        Binding("f5", "refresh_media", "Refresh media", show=False),
     ]
 
     class WriteProgress(Message):
@@ -71,6 +73,9 @@ class RunnerScreen(BaseScreen):
         #: the export medium's state shown under an export step: (step index, state, text);
         #: state is "writing", "safe", "synced" (still mounted) or "failed"
         self.medium_state: tuple[int, str, Text] | None = None
+        #: the export-medium chooser: (step index, media listed) or None (fixed medium)
+        self.media_choices: tuple[int, list[Any]] | None = None
+        self.chosen_medium: Any = None
 
     @property
     def session(self) -> Session:
@@ -228,13 +233,138 @@ class RunnerScreen(BaseScreen):
         return [Static("Done.", classes="ok")]
 
     def medium_body(self, view: StepView) -> list[Any]:
-        """The export medium's state line (writing / safe to remove / failed) for this step."""
-        ms = self.medium_state
-        if view.kind != "export" or ms is None or ms[0] != view.index:
+        """The export medium's state line (writing / safe to remove / failed) for this step,
+        and the chooser while the step has not written yet."""
+        if view.kind != "export":
             return []
-        return [Static(ms[2], id="medium-state", classes=f"medium-{ms[1]}")]
+        out: list[Any] = []
+        if not view.performed and not self.busy:
+            out += self.chooser_body(view)
+        ms = self.medium_state
+        if ms is not None and ms[0] == view.index:
+            out.append(Static(ms[2], id="medium-state", classes=f"medium-{ms[1]}"))
+        return out
+
+    # ---------------------------------------------------------------- export-medium chooser
+
+    def load_media(self, view: StepView, *, again: bool = False) -> list[Any] | None:
+        """The media listed for this export step (listed once per step; F5 lists again).
+        Default: the demo folder in demo mode; in a ceremony nothing is preselected."""
+        if self.media_choices is not None and self.media_choices[0] == view.index and not again:
+            return self.media_choices[1]
+        lister = getattr(self.session, "export_media_choices", None)
+        try:
+            media = lister() if callable(lister) else None
+        except BackendError as exc:
+            self.set_error(str(exc))
+            media = []
+        if media is None:
+            self.media_choices = None
+            return None
+        first = self.media_choices is None or self.media_choices[0] != view.index
+        self.media_choices = (view.index, list(media))
+        chosen = self.chosen_medium
+        if first and chosen is None and self.capp.backend.demo:
+            chosen = next((m for m in media if m.demo and not m.read_only), None)
+        elif chosen is not None:  # keep the choice only if it is still there and writable
+            chosen = next((m for m in media if m.path == chosen.path and not m.read_only), None)
+        self.set_medium(chosen)
+        return self.media_choices[1]
+
+    def set_medium(self, medium: Any) -> bool:
+        try:
+            self.session.set_export_medium(medium)
+        except BackendError as exc:
+            self.set_error(str(exc))
+            return False
+        self.chosen_medium = medium
+        return True
+
+    @staticmethod
+    def medium_line(m: Any) -> Text:
+        t = Text()
+        t.append(f"{m.label}", style="bold")
+        kind = "demo folder" if m.demo else (m.device or "removable")
+        t.append(f"  {kind}  {m.fs}  size {_human(m.size)}  free {_human(m.free)}")
+        reason = read_only_reason(m)
+        if reason:
+            t.append(f"\n  READ-ONLY, cannot be chosen: {reason}", style="bold yellow")
+        return t
+
+    def chooser_body(self, view: StepView) -> list[Any]:
+        media = self.load_media(view)
+        if media is None:
+            return []
+        chosen = self.chosen_medium
+        options = [
+            Option(self.medium_line(m), id=f"medium-{i}", disabled=bool(m.read_only)) for i, m in enumerate(media)
+        ]
+        listing = OptionList(*options, id="media-list")
+        if chosen is not None:
+            listing.highlighted = next((i for i, m in enumerate(media) if m.path == chosen.path), None)
+        listing.styles.height = "auto"
+        listing.styles.max_height = 8
+        caption = Static(
+            "Export medium: choose with Enter; F5 lists the media again after inserting a stick."
+            if media else "No removable medium found: insert a USB stick, wait a moment, then press F5.",
+            id="media-caption", classes="muted",
+        )
+        line = Text()
+        if chosen is None:
+            line.append("No medium chosen: the export is not written until you choose one.", style="bold yellow")
+        else:
+            line.append("Writes to: ", style="bold")
+            line.append(str(chosen.describe()))
+        out: list[Any] = [caption]
+        if media:
+            out.append(listing)
+        out.append(Static(line, id="medium-chosen"))
+        return out
+
+    def choose_medium(self, index: int) -> None:
+        """Choose the listed medium ``index`` (a read-only one is refused, with the reason)."""
+        view = self.view
+        if view is None or self.media_choices is None or self.busy:
+            return
+        media = self.media_choices[1]
+        if not 0 <= index < len(media):
+            return
+        m = media[index]
+        reason = read_only_reason(m)
+        if reason:
+            self.set_error(f"{m.label} cannot be used: {reason}")
+            return
+        if self.set_medium(m):
+            self.set_error("")
+        self.fill_body(view)
+        self.update_buttons()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "media-list" and event.option.id:
+            event.stop()
+            self.choose_medium(int(event.option.id.removeprefix("medium-")))
+
+    def action_refresh_media(self) -> None:
+        view = self.view
+        if view is None or view.kind != "export" or view.performed or self.busy:
+            return
+        if self.load_media(view, again=True) is None:
+            return
+        self.fill_body(view)
+        self.update_buttons()
+
+    def needs_medium(self, view: StepView) -> bool:
+        """The export step waits for the administrator to choose a medium."""
+        return (
+            view.kind == "export" and not view.performed and self.media_choices is not None
+            and self.media_choices[0] == view.index and self.chosen_medium is None
+        )
 
     def focus_first(self) -> None:
+        if self.view is not None and self.needs_medium(self.view):
+            for listing in self.query("#media-list").results(OptionList):
+                listing.focus()
+                return
         for bid in ("#action", "#retry"):
             b = self.query_one(bid, Button)
             if b.display and not b.disabled:
@@ -264,13 +394,12 @@ class RunnerScreen(BaseScreen):
         label = ACTION_LABEL.get(view.kind)
         action.display = label is not None and not view.performed and not failed
         action.label = label or ""
+        action.disabled = bool(self.busy) or self.needs_medium(view)
         retry = self.query_one("#retry", Button)
         retry.display = failed
         cont = self.query_one("#continue", Button)
         needs_perform = view.kind in ACTION_LABEL or view.kind in AUTO_PERFORM
         cont.disabled = bool(self.busy) or failed or (needs_perform and not view.performed) or not self.boxes_ticked()
-        if self.busy:
-            action.disabled = True
 
     def refresh_view(self) -> None:
         self.view = self.session.current()
@@ -344,6 +473,9 @@ class RunnerScreen(BaseScreen):
                 )
                 return
             self.start_collection(None)
+            return
+        if kind == "export" and self.needs_medium(view):
+            self.set_error("Choose the export medium first (the list above; F5 lists it again).")
             return
         if kind in ("seal", "export"):
             self.start_work(view)
@@ -535,3 +667,12 @@ class RunnerScreen(BaseScreen):
                     self.set_error(str(exc))
 
         self.app.push_screen(ExceptionModal(), record)
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

@@ -261,10 +261,12 @@ class ExportSession(FakeSession):
     """An export step. With ``exporter`` (a real ``core.ceremony.engine.FolderExporter``,
     possibly with a slow or failing writer) the files really go through
     ``core.media.write_export``; without it the write is canned: one progress report, then
-    it waits for ``gate`` (if any) and reports ``status``."""
+    it waits for ``gate`` (if any) and reports ``status``. With ``choices`` (a callable
+    returning ``core.media.Medium`` objects) the screen shows the export-medium chooser and
+    the chosen medium goes to the exporter (``FolderExporter.use``)."""
 
     def __init__(self, exporter: Any = None, *, medium: dict[str, Any] | None = None, gate: Any = None,
-                 status: dict[str, Any] | None = None) -> None:
+                 status: dict[str, Any] | None = None, choices: Any = None) -> None:
         super().__init__(step("export", 9, act_title="Act 3: Seal and export", title="Write the export media",
                               instruction="Insert the export medium; the envelope and the manifest are written, read back and verified.",
                               params={"folder": "export", "files": ["envelopes", "manifest"]}))
@@ -273,9 +275,24 @@ class ExportSession(FakeSession):
         self.gate = gate
         self.status = status
         self.progress_cb: Any = None
+        self.choices = choices
+        self.chosen: Any = None
+
+    def export_media_choices(self) -> list[Any] | None:
+        return None if self.choices is None else list(self.choices())
+
+    def set_export_medium(self, medium: Any) -> None:
+        if medium is not None and medium.read_only:
+            raise BackendError(f"{medium.label} cannot be used: read-only")
+        self.chosen = medium
+        if self.exporter is not None:
+            self.exporter.use(medium)
 
     def export_medium(self) -> dict[str, Any]:
         if self.exporter is None:
+            if self.chosen is not None:
+                m = self.chosen
+                return {"label": m.label, "demo": m.demo, "path": str(m.path), "describe": m.describe()}
             return dict(self.medium_info)
         m = self.exporter.target()
         return {"label": m.label, "demo": m.demo, "path": str(m.path), "describe": m.describe()}

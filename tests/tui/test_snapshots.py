@@ -11,10 +11,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core import media
 from kcm_tui.backend import EntryResult, WordStatus
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
@@ -139,6 +141,23 @@ def _export(gate: bool, status: dict[str, Any] | None = None) -> Callable[[], Sn
     return make
 
 
+CHOICES = [
+    media.Medium(Path("/media/KCM-EXPORT-1"), "KCM-EXPORT-1", 8 << 30, 7 << 30, "vfat", False, True, "/dev/sdb1"),
+    media.Medium(Path("/media/OLD-STICK"), "OLD-STICK", 2 << 30, 1 << 29, "exfat", True, True, "/dev/sdc1"),
+]
+
+
+def _export_choose(demo: bool) -> Callable[[], SnapApp]:
+    def make() -> SnapApp:
+        listed = list(CHOICES)
+        if demo:
+            listed.insert(0, media.Medium(Path("/demo/exports"), "demo", 64 << 30, 40 << 30, "ext4", False, False, demo=True))
+        session = ExportSession(choices=lambda: listed)
+        return SnapApp(FakeBackend(demo=demo, session=session), RunnerScreen)
+
+    return make
+
+
 async def export_writing(pilot: Any) -> None:
     """Press the action; the canned write reports 4096 of 10240 bytes, then waits."""
     await pilot.pause()
@@ -195,6 +214,9 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "check_choice": (_collection(kind="check-shares"), noop),
     "export_ready": (_export(False), noop),
     "export_writing": (_export(True), export_writing),
+    "export_choose_ceremony": (_export_choose(False), noop),
+    "export_choose_demo": (_export_choose(True), noop),
+    "export_chosen": (_export_choose(False), keys("enter")),
     "export_safe_to_remove": (_export(False, {"safe_to_remove": True, "unmounted": True, "notes": []}), keys("enter")),
     "summary_completed": (_summary(), noop),
     "summary_aborted": (_summary("aborted"), noop),
