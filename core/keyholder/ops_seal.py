@@ -311,50 +311,35 @@ def wrapping_key_fingerprint(wrapping_key: bytes) -> str:
     return _conf(wrapping_key, "-")["fingerprint"]
 
 
-def byok_aws(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
-    """AWS import files; ``fields``: import_token, wrapping_algorithm, key_id,
-    parameters_obtained_utc. ``witness`` confirmed the wrapping key's fingerprint."""
+def _byok_call(
+    client: Any, opcode: int, wrapping_key: bytes, witness: str, fields: dict[str, Any]
+) -> dict[str, Any]:
     return _decode_files(
         client.call(
-            BYOK_AWS,
+            opcode,
             wrapping_key=wrapping_key,
             wrapping_key_confirmation=_conf(wrapping_key, witness),
             **fields,
         )
     )
+
+
+def byok_aws(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
+    """AWS import files; ``fields``: import_token, wrapping_algorithm, key_id,
+    parameters_obtained_utc. ``witness`` confirmed the wrapping key's fingerprint."""
+    return _byok_call(client, BYOK_AWS, wrapping_key, witness, fields)
 
 
 def byok_gcp(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
     """GCP import files; ``fields``: import_method, import_job, key_name, job_created_utc."""
-    return _decode_files(
-        client.call(
-            BYOK_GCP,
-            wrapping_key=wrapping_key,
-            wrapping_key_confirmation=_conf(wrapping_key, witness),
-            **fields,
-        )
-    )
+    return _byok_call(client, BYOK_GCP, wrapping_key, witness, fields)
 
 
 def byok_azure(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
     """Azure ``.byok``; ``fields``: kek_kid, [file_name]."""
-    return _decode_files(
-        client.call(
-            BYOK_AZURE,
-            wrapping_key=wrapping_key,
-            wrapping_key_confirmation=_conf(wrapping_key, witness),
-            **fields,
-        )
-    )
+    return _byok_call(client, BYOK_AZURE, wrapping_key, witness, fields)
 
 
 def byok_vault(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
     """Vault transit import; ``fields``: key_name, [hash_function]."""
-    return _decode_files(
-        client.call(
-            BYOK_VAULT,
-            wrapping_key=wrapping_key,
-            wrapping_key_confirmation=_conf(wrapping_key, witness),
-            **fields,
-        )
-    )
+    return _byok_call(client, BYOK_VAULT, wrapping_key, witness, fields)

@@ -19,7 +19,7 @@ from kcm_tui.backend import (
     carrier_message,
 )
 from kcm_tui.screens.card import CardPanel
-from kcm_tui.screens.common import BaseScreen, ConfirmModal, ExceptionModal, replace_children
+from kcm_tui.screens.common import BaseScreen, ConfirmModal, replace_children
 from kcm_tui.screens.entry import EntryPanel
 from kcm_tui.widgets.scanner import ScannerSink
 
@@ -359,16 +359,7 @@ class CollectionScreen(BaseScreen):
     def action_exception(self) -> None:
         if self.busy():
             return
-
-        def record(text: str | None) -> None:
-            if text:
-                try:
-                    self.session.record_exception(text)
-                    self.notify("Exception recorded in the journal.", timeout=3)
-                except BackendError as exc:
-                    self.set_error(str(exc))
-
-        self.app.push_screen(ExceptionModal(), record)
+        self.ask_exception(self.session, self.set_error)
 
     def action_leave(self) -> None:
         if self.busy():

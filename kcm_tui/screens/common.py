@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -126,6 +126,22 @@ class BaseScreen(Screen[None]):
             ),
             answer,
         )
+
+    def ask_exception(
+        self, session: Any, on_error: Callable[[str], None], *, timeout: float = 3
+    ) -> None:
+        """Ask for an exception's text (F2) and record it in the journal through ``session``."""
+        from kcm_tui.backend import BackendError
+
+        def record(text: str | None) -> None:
+            if text:
+                try:
+                    session.record_exception(text)
+                    self.notify("Exception recorded in the journal.", timeout=timeout)
+                except BackendError as exc:
+                    on_error(str(exc))
+
+        self.app.push_screen(ExceptionModal(), record)
 
     def action_copy_text(self) -> None:
         """Screen-level copy of selected text: refused (no clipboard writes anywhere)."""

@@ -429,16 +429,7 @@ class DistributionScreen(BaseScreen):
     def action_exception(self) -> None:
         if self.card_busy():
             return
-
-        def record(text: str | None) -> None:
-            if text:
-                try:
-                    self.session.record_exception(text)
-                    self.notify("Exception recorded in the journal.", timeout=3)
-                except BackendError as exc:
-                    self.set_error(str(exc))
-
-        self.app.push_screen(ExceptionModal(), record)
+        self.ask_exception(self.session, self.set_error)
 
     def action_leave(self) -> None:
         if self.card_busy():

@@ -19,7 +19,7 @@ from textual.widgets import Button, LoadingIndicator, OptionList, ProgressBar, S
 from textual.widgets.option_list import Option
 
 from kcm_tui.backend import BackendError, Session, StepView, read_only_reason
-from kcm_tui.screens.common import BaseScreen, ExceptionModal, replace_children
+from kcm_tui.screens.common import BaseScreen, replace_children
 from kcm_tui.widgets.ack import AckBox
 from kcm_tui.widgets.words import WordGrid
 
@@ -657,16 +657,7 @@ class RunnerScreen(BaseScreen):
     def action_exception(self) -> None:
         if self.refuse_while_busy():
             return
-
-        def record(text: str | None) -> None:
-            if text:
-                try:
-                    self.session.record_exception(text)
-                    self.notify("Exception recorded in the journal.", timeout=4)
-                except BackendError as exc:
-                    self.set_error(str(exc))
-
-        self.app.push_screen(ExceptionModal(), record)
+        self.ask_exception(self.session, self.set_error, timeout=4)
 
 
 def _human(n: int) -> str:
