@@ -6,7 +6,7 @@ MasterKey, or a held share, and answers with ciphertext only.
 
 | opcode | name            | request fields                                        | reply fields |
 |--------|-----------------|-------------------------------------------------------|--------------|
-| 0x0201 | seal_envelope   | recipient (JSON, ``Recipient.to_public_dict()`` with a confirmation), kind (``masterkey``/``shard``), cluster_id, region_id, ceremony_id, [created_utc], [share_index] (shard), [sign] (bool, default true) | envelope (bytes), sha256, header (JSON), kcv |
+| 0x0201 | seal_envelope   | recipient (JSON, ``Recipient.to_public_dict()`` with a confirmation), kind (``masterkey``/``shard``), cluster_id, region_id, ceremony_id, [created_utc], [share_index] (shard) | envelope (bytes), sha256, header (JSON), kcv |
 | 0x0210 | byok_aws        | wrapping_key (bytes), import_token (bytes), wrapping_algorithm, key_id, parameters_obtained_utc, wrapping_key_confirmation (JSON) | files (JSON name->base64), valid_until_utc, record (JSON) |
 | 0x0211 | byok_gcp        | wrapping_key, import_method, import_job, key_name, job_created_utc, wrapping_key_confirmation | same |
 | 0x0212 | byok_azure      | wrapping_key (KEK), kek_kid, [file_name], wrapping_key_confirmation | same |
@@ -17,11 +17,16 @@ the wrapping key's SubjectPublicKeyInfo as a witness confirmed it out of band; t
 keyholder recomputes it and refuses a mismatch or a missing confirmation. A BYOK wrap
 whose validity window has already passed is refused (the provider would reject it).
 
+Every envelope is signed with the MasterKey-derived key (docs/formats.md 1.3); a request
+with ``sign`` false is refused (older clients sent it; an unsigned envelope is not a valid
+version-1 envelope).
+
 Shares: a shard envelope seals a share the *shares area* holds. That area registers a
 resolver in ``state.ext["seal_share_source"]``: a callable ``(state, index) ->
 (SecretBuffer, payload_encoding, shard_meta)`` where ``payload_encoding`` is
-``slip39-mnemonic`` or ``slip39-share-value`` and ``shard_meta`` maps names such as
-``index``, ``threshold``, ``set_id``, ``group_index``, ``member_index`` to integers.
+``slip39-indices-u16be`` and ``shard_meta`` maps exactly ``index``, ``set_id``,
+``group_index``, ``group_threshold``, ``member_index`` and ``threshold`` to integers
+(``core.seal.envelope.SHARD_FIELDS``).
 """
 
 from __future__ import annotations
@@ -93,6 +98,8 @@ def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
         fp = derive_fingerprint(mv)
     kind = req.text("kind")
     created = req.text("created_utc", "") or None
+    if not req.flag("sign", True):
+        raise Refused("envelopes are always signed with the MasterKey's signing key")
     try:
         if kind == "masterkey":
             source, encoding, shard = master, "raw", None
@@ -120,7 +127,7 @@ def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
                 secret,
                 header,
                 recipient,
-                signer=_signer(state) if req.flag("sign", True) else None,
+                signer=_signer(state),
                 allow_unlocked=state.allow_unlocked,
             )
     except env.EnvelopeError as exc:
@@ -273,7 +280,6 @@ def seal_envelope(
     ceremony_id: str,
     share_index: int | None = None,
     created_utc: str = "",
-    sign: bool = True,
 ) -> dict[str, Any]:
     """Ask the keyholder to seal the MasterKey (or share ``share_index``) to ``recipient``.
 
@@ -286,7 +292,6 @@ def seal_envelope(
         "cluster_id": cluster_id,
         "region_id": region_id,
         "ceremony_id": ceremony_id,
-        "sign": sign,
     }
     if created_utc:
         fields["created_utc"] = created_utc

@@ -9,15 +9,21 @@ share for mode A "Sovereign shards") for one recipient::
                     "recipient_fingerprint":HEX,"ciphertext":B64},
      "nonce":B64(12 bytes),
      "ciphertext":B64(AES-256-GCM ciphertext || 16-byte tag),
-     "signature":{"alg":"Ed25519","value":B64(64 bytes)}}      # optional
+     "signature":{"alg":"Ed25519","value":B64(64 bytes)}}
 
 * secret: AES-256-GCM under a fresh 32-byte data key, nonce 12 bytes, AAD = the canonical
   JSON of ``header`` (keys sorted, no spaces, UTF-8; every string value restricted to a
   safe ASCII set so Go's ``json.Marshal`` of the decoded header gives the same bytes).
 * data key: wrapped for the recipient: RSAES-OAEP (SHA-256 + MGF1-SHA-256, or SHA-1 for
   HSMs without SHA-256) to the recipient's RSA key, or an age file to an X25519 recipient.
-* signature (optional): Ed25519 with the MasterKey-derived signing key (its public key is
+* signature (mandatory): Ed25519 with the MasterKey-derived signing key (its public key is
   ``header.masterkey_fingerprint``) over :func:`signed_message`.
+* AAD: the bytes of the ``header`` value exactly as they stand in the file; a reader refuses
+  a file whose header bytes are not the canonical JSON of the decoded header (so reading the
+  raw bytes and re-canonicalising give the same AAD for every accepted file).
+
+Readers apply the lexical rules of :mod:`core.strictjson` (duplicate keys, non-integer
+numbers, unknown members at any level, non-canonical base64 are refused).
 
 The full byte-level description with a worked example is ``docs/formats.md``.
 Sealing (:func:`seal`) touches the secret and runs in the keyholder; :func:`parse`,
@@ -45,7 +51,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core import secmem
+from core import secmem, strictjson
 from core.seal import age as _age
 from core.seal.recipients import (
     ALG_AGE,
@@ -54,6 +60,7 @@ from core.seal.recipients import (
     ALG_OAEP_SHA1,
     SAFE_TEXT,
     Recipient,
+    RecipientKind,
     require_confirmed,
 )
 from core.seal.transient import transient_bytes
@@ -77,7 +84,23 @@ __all__ = [
 FORMAT: Final = "openkcm-envelope"
 VERSION: Final = 1
 KINDS: Final = ("masterkey", "shard")
-PAYLOAD_ENCODINGS: Final = ("raw", "slip39-mnemonic", "slip39-share-value", "slip39-indices-u16be")
+#: kind -> the one payload encoding a v1 envelope of that kind carries
+PAYLOAD_ENCODING: Final = {"masterkey": "raw", "shard": "slip39-indices-u16be"}
+PAYLOAD_ENCODINGS: Final = tuple(PAYLOAD_ENCODING.values())
+#: share lengths in bytes (20 or 33 SLIP-39 words, 2 bytes each)
+SHARD_PAYLOAD_LENGTHS: Final = (40, 66)
+#: header.shard members and their ranges (every member required, no other allowed)
+SHARD_FIELDS: Final = {
+    "index": (1, 256),
+    "set_id": (0, 32767),
+    "group_index": (1, 16),
+    "group_threshold": (1, 16),
+    "member_index": (1, 16),
+    "threshold": (1, 16),
+}
+RECIPIENT_KINDS: Final = tuple(k.value for k in RecipientKind)
+TOP_LEVEL: Final = ("format", "version", "header", "wrapped_key", "nonce", "ciphertext", "signature")
+MAX_FILE_BYTES: Final = 64 * 1024
 NONCE_LEN: Final = 12
 TAG_LEN: Final = 16
 DATA_KEY_LEN: Final = 32
@@ -106,9 +129,13 @@ def _unb64(value: object, what: str) -> bytes:
     if not isinstance(value, str):
         raise EnvelopeError(f"{what} must be a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
+        raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise EnvelopeError(f"{what} is not valid standard base64") from None
+    if not raw or base64.b64encode(raw).decode("ascii") != value:
+        # padding bits not zero, or empty: strict base64 has exactly one spelling
+        raise EnvelopeError(f"{what} is not canonical standard base64 (RFC 4648 section 4)")
+    return raw
 
 
 def _safe(what: str, value: object) -> str:
@@ -132,7 +159,7 @@ def build_header(
     masterkey_fingerprint: str,
     ceremony_id: str,
     recipient: Recipient,
-    payload_encoding: str = "raw",
+    payload_encoding: str | None = None,
     payload_length: int,
     created_utc: str | None = None,
     shard: Mapping[str, int] | None = None,
@@ -147,14 +174,14 @@ def build_header(
             (``core.keyholder.fingerprint``); the KCV is its first 16 hex digits.
         ceremony_id: the ceremony's id.
         recipient: the (confirmed) recipient.
-        payload_encoding: how the plaintext is encoded (``raw`` MasterKey bytes,
-            ``slip39-mnemonic`` UTF-8 words, ``slip39-share-value`` raw share bytes,
-            ``slip39-indices-u16be`` the share's SLIP-39 word indices, 2 bytes each).
+        payload_encoding: how the plaintext is encoded: ``raw`` (the 32 MasterKey bytes)
+            for a MasterKey, ``slip39-indices-u16be`` (the share's SLIP-39 word indices, 2
+            bytes each, big-endian) for a shard; default: the one the kind allows.
         payload_length: plaintext length in bytes.
         created_utc: ``YYYY-MM-DDTHH:MM:SSZ``; default now.
-        shard: for ``kind="shard"``: integers such as ``index``, ``threshold``,
-            ``set_id``, ``group_index``, ``group_threshold``, ``member_index``,
-            ``member_threshold``.
+        shard: for ``kind="shard"``: exactly the integers ``index``, ``set_id``,
+            ``group_index``, ``group_threshold``, ``member_index``, ``threshold`` (the
+            member threshold of the share's group); see :data:`SHARD_FIELDS`.
 
     Raises:
         EnvelopeError: a field is missing or invalid.
@@ -169,7 +196,7 @@ def build_header(
         "kcv": mkfp[:16],
         "ceremony_id": ceremony_id,
         "created_utc": created_utc or utc_now(),
-        "payload_encoding": payload_encoding,
+        "payload_encoding": payload_encoding or PAYLOAD_ENCODING.get(kind, ""),
         "payload_length": payload_length,
         "recipient": {
             "name": recipient.name,
@@ -197,7 +224,8 @@ def validate_header(header: object) -> dict[str, Any]:
     extra = set(header) - allowed
     if extra:
         raise EnvelopeError(f"header has unknown fields: {', '.join(sorted(extra))}")
-    if header.get("format_version") != VERSION:
+    fv = header.get("format_version")
+    if not isinstance(fv, int) or isinstance(fv, bool) or fv != VERSION:
         raise EnvelopeError(
             f"header format_version is {header.get('format_version')!r}, expected 1"
         )
@@ -212,15 +240,18 @@ def validate_header(header: object) -> dict[str, Any]:
         raise EnvelopeError("header kcv must be the first 16 hex digits of masterkey_fingerprint")
     if not isinstance(header.get("created_utc"), str) or not _TIME_RE.match(header["created_utc"]):
         raise EnvelopeError("header created_utc must look like 2026-01-31T12:00:00Z")
-    if header.get("payload_encoding") not in PAYLOAD_ENCODINGS:
+    if header.get("payload_encoding") != PAYLOAD_ENCODING[header["kind"]]:
         raise EnvelopeError(
-            f"header payload_encoding must be one of {', '.join(PAYLOAD_ENCODINGS)}"
+            f"header payload_encoding of a {header['kind']} envelope must be "
+            f"{PAYLOAD_ENCODING[header['kind']]}"
         )
     plen = header.get("payload_length")
-    if not isinstance(plen, int) or isinstance(plen, bool) or not 1 <= plen <= 4096:
-        raise EnvelopeError("header payload_length must be an integer from 1 to 4096")
-    if header["kind"] == "masterkey" and header["payload_encoding"] == "raw" and plen != 32:
-        raise EnvelopeError("a raw MasterKey payload is 32 bytes")
+    if not isinstance(plen, int) or isinstance(plen, bool):
+        raise EnvelopeError("header payload_length must be an integer")
+    if header["kind"] == "masterkey" and plen != 32:
+        raise EnvelopeError("a MasterKey payload is 32 bytes (payload_length 32)")
+    if header["kind"] == "shard" and plen not in SHARD_PAYLOAD_LENGTHS:
+        raise EnvelopeError("a shard payload is 40 or 66 bytes (20 or 33 SLIP-39 word indices)")
     rec = header.get("recipient")
     if not isinstance(rec, dict) or set(rec) != {
         "name", "kind", "key_id", "key_version", "alg", "fingerprint"
@@ -230,6 +261,8 @@ def validate_header(header: object) -> dict[str, Any]:
         )
     for f in ("name", "kind", "key_id", "alg"):
         _safe(f"recipient.{f}", rec[f])
+    if rec["kind"] not in RECIPIENT_KINDS:
+        raise EnvelopeError(f"unknown recipient kind {rec['kind']!r}")
     if rec["key_version"] != "":
         _safe("recipient.key_version", rec["key_version"])
     if rec["alg"] not in (ALG_OAEP_256, ALG_OAEP_SHA1, ALG_AGE, ALG_AGE_SSH):
@@ -238,20 +271,16 @@ def validate_header(header: object) -> dict[str, Any]:
         raise EnvelopeError("header recipient.fingerprint must be 64 lower-case hex digits")
     shard = header.get("shard")
     if header["kind"] == "shard":
-        if not isinstance(shard, dict) or not shard:
+        if not isinstance(shard, dict) or set(shard) != set(SHARD_FIELDS):
             raise EnvelopeError(
-                "a shard envelope needs a header shard object (index, threshold...)"
+                "a shard envelope's header shard object must have exactly "
+                + ", ".join(SHARD_FIELDS)
             )
-        for k, v in shard.items():
-            if (
-                not re.fullmatch(r"[a-z_]{1,32}", k)
-                or not isinstance(v, int)
-                or isinstance(v, bool)
-            ):
-                raise EnvelopeError("header shard must map short lower-case names to integers")
-            if not 0 <= v < 2**31:
-                raise EnvelopeError(f"header shard.{k} is out of range")
-    elif shard is not None:
+        for k, (lo, hi) in SHARD_FIELDS.items():
+            v = shard[k]
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise EnvelopeError(f"header shard.{k} must be an integer from {lo} to {hi}")
+    elif "shard" in header:
         raise EnvelopeError("only shard envelopes carry a shard object")
     return header
 
@@ -291,16 +320,17 @@ def seal(
     header: dict[str, Any],
     recipient: Recipient,
     *,
-    signer: Signer | None = None,
+    signer: Signer,
     allow_unlocked: bool = False,
 ) -> bytes:
-    """Seal a secret for one recipient; returns the envelope file (UTF-8 JSON, public).
+    """Seal a secret for one recipient; returns the envelope file (ASCII JSON, public).
 
     Args:
         secret: the plaintext (memoryview of a locked buffer); never copied.
         header: from :func:`build_header` for this recipient and this payload length.
         recipient: must carry a witness confirmation.
-        signer: signs :func:`signed_message` with the MasterKey-derived Ed25519 key, or None.
+        signer: signs :func:`signed_message` with the MasterKey-derived Ed25519 key
+            (mandatory: a version-1 envelope is always signed).
         allow_unlocked: demo keyholders only (data key in unlocked memory).
 
     Raises:
@@ -335,11 +365,10 @@ def seal(
         "nonce": _b64(nonce),
         "ciphertext": _b64(ct),
     }
-    if signer is not None:
-        sig = signer(signed_message(aad, recipient.alg, wrapped, nonce, bytes(ct)))
-        if len(sig) != 64:
-            raise EnvelopeError("the signer returned a signature that is not 64 bytes")
-        doc["signature"] = {"alg": "Ed25519", "value": _b64(sig)}
+    sig = signer(signed_message(aad, recipient.alg, wrapped, nonce, bytes(ct)))
+    if len(sig) != 64:
+        raise EnvelopeError("the signer returned a signature that is not 64 bytes")
+    doc["signature"] = {"alg": "Ed25519", "value": _b64(sig)}
     return serialise(doc)
 
 
@@ -349,9 +378,8 @@ def serialise(doc: Mapping[str, Any]) -> bytes:
     The header is written exactly as its canonical JSON, so a reader that keeps the raw
     header bytes (Go ``json.RawMessage``) already holds the AAD.
     """
-    order = ["format", "version", "header", "wrapped_key", "nonce", "ciphertext", "signature"]
     lines = []
-    for k in order:
+    for k in TOP_LEVEL:
         if k in doc:
             lines.append(f"  {json.dumps(k)}: " + canonical_json(doc[k]).decode("ascii"))
     return ("{\n" + ",\n".join(lines) + "\n}\n").encode("ascii")
@@ -378,39 +406,59 @@ class Envelope:
         ).hexdigest()
 
 
-def parse(data: bytes) -> Envelope:
-    """Parse and check an envelope file without any key.
+def parse(data: bytes, *, allow_unsigned: bool = False) -> Envelope:
+    """Parse and check an envelope file without any key (docs/formats.md 0 and 1.7).
+
+    Checks, in this order: size and ASCII; the lexical rules (duplicate keys, integers
+    only...); ``format`` and ``version``; the exact member set at every level; the header's
+    bytes are its canonical JSON (they are the AAD); the header's fields; ``wrapped_key``
+    agrees with the header's recipient; strict base64 and the lengths of every binary
+    member; the signature's presence and form. The signature itself is checked by
+    :func:`verify_signature`.
+
+    Args:
+        data: the file's bytes.
+        allow_unsigned: accept a file without ``signature`` (``inspect --allow-unsigned``:
+            only to look at the header of a stripped or third-party file; such an envelope
+            must not be opened).
 
     Raises:
         EnvelopeError: with the first problem found.
     """
+    if len(data) > MAX_FILE_BYTES:
+        raise EnvelopeError(f"{len(data)} bytes: larger than any envelope ({MAX_FILE_BYTES})")
     try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EnvelopeError(
-            f"not JSON ({exc.__class__.__name__}): not an envelope or damaged"
-        ) from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        doc, spans = strictjson.members_with_spans(data)
+    except strictjson.StrictJSONError as exc:
+        raise EnvelopeError(f"not a well-formed envelope: {exc}") from None
+    if doc.get("format") != FORMAT:
         raise EnvelopeError(f"not an {FORMAT} file (format member missing or different)")
-    if doc.get("version") != VERSION:
-        raise EnvelopeError(
-            f"envelope version {doc.get('version')!r} is not supported (expected 1)"
-        )
-    extra = set(doc) - {
-        "format",
-        "version",
-        "header",
-        "wrapped_key",
-        "nonce",
-        "ciphertext",
-        "signature",
-    }
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
+        raise EnvelopeError(f"envelope version {version!r} is not supported (expected 1)")
+    extra = set(doc) - set(TOP_LEVEL)
     if extra:
         raise EnvelopeError(f"unknown top-level members: {', '.join(sorted(extra))}")
-    header = validate_header(doc.get("header"))
-    wk = doc.get("wrapped_key")
+    required = [m for m in TOP_LEVEL if not (m == "signature" and allow_unsigned)]
+    missing = [m for m in required if m not in doc]
+    if missing:
+        if missing == ["signature"]:
+            raise EnvelopeError(
+                "the signature is missing: every envelope is signed with the MasterKey's "
+                "signing key; an unsigned envelope must not be used (it may have been altered)"
+            )
+        raise EnvelopeError(f"missing members: {', '.join(missing)}")
+    header = validate_header(doc["header"])
+    start, end = spans["header"]
+    aad = bytes(data[start:end])
+    if aad != canonical_json(header):
+        raise EnvelopeError(
+            "the header is not written in canonical form (sorted keys, no spaces): the file "
+            "was reformatted or altered; the AAD is the header's bytes as written"
+        )
+    wk = doc["wrapped_key"]
     if not isinstance(wk, dict) or set(wk) != {"alg", "recipient_fingerprint", "ciphertext"}:
-        raise EnvelopeError("wrapped_key must have alg, recipient_fingerprint and ciphertext")
+        raise EnvelopeError("wrapped_key must have exactly alg, recipient_fingerprint, ciphertext")
     if wk["alg"] != header["recipient"]["alg"]:
         raise EnvelopeError("wrapped_key.alg differs from header recipient.alg")
     if wk["recipient_fingerprint"] != header["recipient"]["fingerprint"]:
@@ -419,7 +467,7 @@ def parse(data: bytes) -> Envelope:
     if wk["alg"] in (ALG_OAEP_256, ALG_OAEP_SHA1):
         if not 384 <= len(wrapped) <= 1024:
             raise EnvelopeError(
-                f"wrapped data key is {len(wrapped)} bytes: not an RSA-3072/4096 OAEP block"
+                f"wrapped data key is {len(wrapped)} bytes: not an RSA-3072 or larger OAEP block"
             )
     else:
         try:
@@ -427,12 +475,12 @@ def parse(data: bytes) -> Envelope:
         except _age.AgeFormatError as exc:
             raise EnvelopeError(f"wrapped data key is not an age file: {exc}") from None
         want = "X25519" if wk["alg"] == ALG_AGE else "ssh-ed25519"
-        if [s[0] for s in stanzas] != [want]:
+        if [st[0] for st in stanzas] != [want]:
             raise EnvelopeError(f"the age-wrapped data key must have exactly one {want} stanza")
-    nonce = _unb64(doc.get("nonce"), "nonce")
+    nonce = _unb64(doc["nonce"], "nonce")
     if len(nonce) != NONCE_LEN:
         raise EnvelopeError(f"nonce is {len(nonce)} bytes, expected 12")
-    ct = _unb64(doc.get("ciphertext"), "ciphertext")
+    ct = _unb64(doc["ciphertext"], "ciphertext")
     if len(ct) != header["payload_length"] + TAG_LEN:
         raise EnvelopeError(
             f"ciphertext is {len(ct)} bytes; payload_length {header['payload_length']} + 16-byte "
@@ -440,15 +488,15 @@ def parse(data: bytes) -> Envelope:
         )
     sig: bytes | None = None
     if "signature" in doc:
-        s = doc["signature"]
-        if not isinstance(s, dict) or s.get("alg") != "Ed25519" or set(s) != {"alg", "value"}:
-            raise EnvelopeError("signature must be {alg: Ed25519, value: base64}")
-        sig = _unb64(s["value"], "signature.value")
+        sd = doc["signature"]
+        if not isinstance(sd, dict) or set(sd) != {"alg", "value"} or sd["alg"] != "Ed25519":
+            raise EnvelopeError("signature must be exactly {alg: Ed25519, value: base64}")
+        sig = _unb64(sd["value"], "signature.value")
         if len(sig) != 64:
             raise EnvelopeError("an Ed25519 signature is 64 bytes")
     return Envelope(
         header=header,
-        aad=canonical_json(header),
+        aad=aad,
         alg=wk["alg"],
         recipient_fingerprint=wk["recipient_fingerprint"],
         wrapped_key=wrapped,
@@ -518,11 +566,11 @@ def seal_manifest(
 
 
 def inspect_text(env: Envelope, *, file_sha256: str = "") -> str:
-    """Human-readable summary of an envelope's public parts."""
+    """Human-readable summary of an envelope's public parts and the signature verdict."""
     h = env.header
     r = h["recipient"]
     lines = [
-        f"format           {FORMAT} v{VERSION} (checked: OK)",
+        f"format           {FORMAT} v{VERSION} (well-formed: every reader rule holds)",
         f"kind             {h['kind']}",
         f"cluster / region {h['cluster_id']} / {h['region_id']}",
         f"ceremony         {h['ceremony_id']}   created {h['created_utc']}",
@@ -540,7 +588,10 @@ def inspect_text(env: Envelope, *, file_sha256: str = "") -> str:
             "shard            " + ", ".join(f"{k}={v}" for k, v in sorted(h["shard"].items()))
         )
     if env.signature is None:
-        lines.append("signature        none")
+        lines.append(
+            "signature        NONE (shown because of --allow-unsigned): nothing proves who "
+            "sealed this envelope or that it is unaltered; do not use it"
+        )
     else:
         ok = verify_signature(env)
         lines.append(
@@ -552,17 +603,30 @@ def inspect_text(env: Envelope, *, file_sha256: str = "") -> str:
     return "\n".join(lines)
 
 
-def cli_main(argv: list[str]) -> int:
-    """``kcm-ceremony envelope inspect FILE...``: print headers, check the format.
+USAGE: Final = "usage: kcm-ceremony envelope inspect [--allow-unsigned] FILE [FILE...]"
 
-    Exit status 0 when every file is a well-formed envelope (and any signature verifies),
-    1 otherwise, 2 on usage errors.
+
+def cli_main(argv: list[str]) -> int:
+    """``kcm-ceremony envelope inspect [--allow-unsigned] FILE...``: check and show envelopes.
+
+    Exit status 0 when every file follows every reader rule of docs/formats.md and its
+    signature verifies; 1 otherwise (the reason on stderr); 2 on usage errors.
+    ``--allow-unsigned`` shows the header of an envelope that has no signature (exit 0,
+    marked NONE); it never excuses an invalid signature.
     """
-    if len(argv) < 2 or argv[0] != "inspect" or argv[1] in ("-h", "--help"):
-        print("usage: kcm-ceremony envelope inspect FILE [FILE...]", file=sys.stderr)
-        return 0 if argv[1:2] in (["-h"], ["--help"]) else 2
+    args = list(argv)
+    if not args or args[0] != "inspect" or args[1:2] in (["-h"], ["--help"]):
+        print(USAGE, file=sys.stderr)
+        return 0 if args[1:2] in (["-h"], ["--help"]) else 2
+    files = args[1:]
+    allow_unsigned = "--allow-unsigned" in files
+    files = [f for f in files if f != "--allow-unsigned"]
+    unknown = [f for f in files if f.startswith("--")]
+    if unknown or not files:
+        print(f"unknown option {unknown[0]}" if unknown else USAGE, file=sys.stderr)
+        return 2
     status = 0
-    for name in argv[1:]:
+    for name in files:
         path = Path(name)
         try:
             data = path.read_bytes()
@@ -571,14 +635,19 @@ def cli_main(argv: list[str]) -> int:
             status = 1
             continue
         try:
-            env = parse(data)
+            env = parse(data, allow_unsigned=allow_unsigned)
         except EnvelopeError as exc:
             print(f"{name}: NOT a valid envelope: {exc}", file=sys.stderr)
             status = 1
             continue
-        if len(argv) > 2:
+        if len(files) > 1:
             print(f"== {name}")
         print(inspect_text(env, file_sha256=hashlib.sha256(data).hexdigest()))
         if env.signature is not None and not verify_signature(env):
+            print(
+                f"{name}: the signature does not verify: the envelope was altered or was not "
+                "sealed by the holder of this MasterKey; do not use it",
+                file=sys.stderr,
+            )
             status = 1
     return status

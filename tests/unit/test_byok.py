@@ -313,12 +313,15 @@ def test_shard_envelope_through_the_share_source_hook(k3072: rsa.RSAPrivateKey) 
     mk = state.alloc(32)
     mk.fill_random()
     state.set_master(mk, "generated")
-    share = state.alloc(20)
+    share = state.alloc(40)
     share.fill_random()
 
     def resolver(st: KeyholderState, index: int) -> tuple[secmem.SecretBuffer, str, dict[str, int]]:
         assert index == 3
-        return share, "slip39-share-value", {"index": 3, "threshold": 2, "set_id": 1187}
+        return share, "slip39-indices-u16be", {
+            "index": 3, "set_id": 1187, "group_index": 1, "group_threshold": 1,
+            "member_index": 3, "threshold": 2,
+        }  # fmt: skip
 
     state.ext["seal_share_source"] = resolver
     r = R.recipient_from_key(k3072.public_key(), name="gcp", kind="gcp-kms", key_id="k")
@@ -337,6 +340,6 @@ def test_shard_envelope_through_the_share_source_hook(k3072: rsa.RSAPrivateKey) 
     )
     env = E.parse(reply["envelope"])
     assert env.header["kind"] == "shard" and env.header["shard"]["set_id"] == 1187
-    assert env.header["payload_length"] == 20 and E.verify_signature(env)
+    assert env.header["payload_length"] == 40 and E.verify_signature(env)
     assert seal_reader.open_envelope(reply["envelope"], rsa_key=k3072) == _plain(share)
     state.wipe()

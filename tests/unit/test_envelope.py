@@ -25,6 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
 import seal_reader
 
 HAVE_AGE = shutil.which("age") is not None and shutil.which("age-keygen") is not None
+SHARD = {
+    "index": 1,
+    "set_id": 4821,
+    "group_index": 1,
+    "group_threshold": 1,
+    "member_index": 1,
+    "threshold": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +57,6 @@ def _seal(
     r: R.Recipient,
     *,
     kind: str = "masterkey",
-    sign: bool = True,
     shard: dict[str, int] | None = None,
     secret: secmem.SecretBuffer | None = None,
 ) -> bytes:
@@ -64,7 +71,6 @@ def _seal(
             masterkey_fingerprint=fp.hex,
             ceremony_id="genesis-2026-11-28",
             recipient=r,
-            payload_encoding="raw" if kind == "masterkey" else "slip39-share-value",
             payload_length=sv.nbytes,
             created_utc="2026-11-28T10:00:00Z",
             shard=shard,
@@ -74,7 +80,7 @@ def _seal(
             with master.view() as m:
                 return sign_with_master(m, msg)
 
-        return E.seal(sv, header, r, signer=signer if sign else None, allow_unlocked=True)
+        return E.seal(sv, header, r, signer=signer, allow_unlocked=True)
 
 
 def _plain(buf: secmem.SecretBuffer) -> bytes:
@@ -128,14 +134,12 @@ def test_age_envelope_opens_with_age_cli(tmp_path: Path, master: Any) -> None:
             recipient, name="custodian alice", kind="custodian-age", key_id="alice"
         )
     )
-    share = secmem.SecretBuffer(33, allow_unlocked=True)
+    share = secmem.SecretBuffer(66, allow_unlocked=True)
     share.fill_random()
-    data = _seal(
-        master, r, kind="shard", secret=share, shard={"index": 1, "threshold": 2, "set_id": 4821}
-    )
+    data = _seal(master, r, kind="shard", secret=share, shard=SHARD)
     assert seal_reader.open_envelope(data, age_identity=ident) == _plain(share)
     env = E.parse(data)
-    assert env.header["shard"] == {"index": 1, "set_id": 4821, "threshold": 2}
+    assert env.header["shard"] == SHARD
     share.close()
 
 
@@ -181,6 +185,10 @@ def test_unconfirmed_recipient_refused(rsa_key: rsa.RSAPrivateKey, master: Any) 
         _seal(master, r)
 
 
+def _no_signer(msg: bytes) -> bytes:
+    raise AssertionError("never reached: the header is refused first")
+
+
 def test_header_mismatch_refused(rsa_key: rsa.RSAPrivateKey, master: Any) -> None:
     r1 = _confirmed(
         R.recipient_from_key(rsa_key.public_key(), name="aws", kind="aws-kms", key_id="k")
@@ -200,9 +208,9 @@ def test_header_mismatch_refused(rsa_key: rsa.RSAPrivateKey, master: Any) -> Non
             payload_length=32,
         )
         with pytest.raises(E.EnvelopeError, match="another recipient"):
-            E.seal(mv, h, r2, allow_unlocked=True)
+            E.seal(mv, h, r2, signer=_no_signer, allow_unlocked=True)
         with pytest.raises(E.EnvelopeError, match="payload_length"):
-            E.seal(mv[:31], h, r1, allow_unlocked=True)
+            E.seal(mv[:31], h, r1, signer=_no_signer, allow_unlocked=True)
 
 
 def test_header_is_canonical_in_the_file(rsa_key: rsa.RSAPrivateKey, master: Any) -> None:
@@ -215,13 +223,22 @@ def test_header_is_canonical_in_the_file(rsa_key: rsa.RSAPrivateKey, master: Any
     assert raw.isascii() and b" " not in raw.replace(b"Wendy Witness", b"")
 
 
+def _strip_signature(data: bytes) -> bytes:
+    """The file with its signature member removed (as an attacker would)."""
+    doc = json.loads(data)
+    del doc["signature"]
+    return E.serialise(doc)
+
+
 def _tamper(data: bytes, path: list[str], value: Any) -> bytes:
     doc = json.loads(data)
     node = doc
     for p in path[:-1]:
         node = node[p]
     node[path[-1]] = value
-    return E.serialise(doc)
+    # like E.serialise, but keeps members the writer would never write
+    lines = [f"  {json.dumps(k)}: " + E.canonical_json(v).decode() for k, v in doc.items()]
+    return ("{\n" + ",\n".join(lines) + "\n}\n").encode()
 
 
 def test_tampering_detected(rsa_key: rsa.RSAPrivateKey, master: Any) -> None:
@@ -306,15 +323,21 @@ def test_cli_via_subprocess(rsa_key: rsa.RSAPrivateKey, master: Any, tmp_path: P
         R.recipient_from_key(rsa_key.public_key(), name="aws", kind="aws-kms", key_id="k")
     )
     f = tmp_path / "e.json"
-    f.write_bytes(_seal(master, r, sign=False))
-    out = subprocess.run(
-        [sys.executable, "-m", "kcm_tui.cli", "envelope", "inspect", str(f)],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    f.write_bytes(_strip_signature(_seal(master, r)))
+
+    def inspect(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kcm_tui.cli", "envelope", "inspect", *args],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+
+    out = inspect(str(f))
+    assert out.returncode == 1 and "signature is missing" in out.stderr, out
+    out = inspect("--allow-unsigned", str(f))
     assert out.returncode == 0, out.stderr
-    assert "signature        none" in out.stdout
+    assert "signature        NONE" in out.stdout and "do not use it" in out.stdout
 
 
 def test_seal_manifest(rsa_key: rsa.RSAPrivateKey, master: Any) -> None:
@@ -384,3 +407,187 @@ def test_docs_worked_example_opens() -> None:
     for k in ("data_key_hex", "aad_sha256", "signed_message_sha256", "nonce_hex", "tag_hex"):
         assert expected[k] in formats, k
     assert data.decode().strip() in formats
+
+
+# --- the reader rules of docs/formats.md section 0, each case from issue #16 -----------------
+
+
+@pytest.fixture()
+def signed(rsa_key: rsa.RSAPrivateKey, master: Any) -> bytes:
+    r = _confirmed(
+        R.recipient_from_key(rsa_key.public_key(), name="aws", kind="aws-kms", key_id="k")
+    )
+    return _seal(master, r)
+
+
+def _inspect(data: bytes, tmp_path: Path, *flags: str) -> tuple[int, str, str]:
+    f = tmp_path / "e.json"
+    f.write_bytes(data)
+    out = subprocess.run(
+        [sys.executable, "-m", "kcm_tui.cli", "envelope", "inspect", *flags, str(f)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    return out.returncode, out.stdout, out.stderr
+
+
+def test_duplicate_header_key_is_refused(signed: bytes, tmp_path: Path) -> None:
+    """Old inspect showed the LAST region_id as 'checked: OK' (and exit 0 when unsigned)."""
+    dup = signed.replace(b'"region_id":"eu-central-1"}', b'"region_id":"eu-central-1","region_id":"us-east-1"}')
+    assert dup != signed
+    with pytest.raises(E.EnvelopeError, match="duplicate key 'region_id'"):
+        E.parse(dup)
+    with pytest.raises(E.EnvelopeError, match="duplicate key"):
+        E.parse(_strip_signature(signed).replace(
+            b'"region_id":"eu-central-1"}', b'"region_id":"eu-central-1","region_id":"us-east-1"}'
+        ), allow_unsigned=True)
+    code, out, err = _inspect(dup, tmp_path)
+    assert code == 1 and "duplicate key 'region_id'" in err and "us-east-1" not in out
+    top = signed.replace(b'  "nonce":', b'  "version": 1,\n  "nonce":')
+    with pytest.raises(E.EnvelopeError, match="duplicate key 'version'"):
+        E.parse(top)
+
+
+@pytest.mark.parametrize("number", [b"1.0", b"1e0", b"1E0", b"-1", b"-0", b"01", b"true", b'"1"', b"2"])
+def test_version_must_be_the_integer_1(signed: bytes, tmp_path: Path, number: bytes) -> None:
+    bad = signed.replace(b'"version": 1,', b'"version": ' + number + b",")
+    assert bad != signed
+    with pytest.raises(E.EnvelopeError):
+        E.parse(bad)
+    code, _out, err = _inspect(bad, tmp_path)
+    assert code == 1 and "NOT a valid envelope" in err
+
+
+def test_version_1_0_message(signed: bytes) -> None:
+    with pytest.raises(E.EnvelopeError, match="not an integer"):
+        E.parse(signed.replace(b'"version": 1,', b'"version": 1.0,'))
+    with pytest.raises(E.EnvelopeError, match="format_version"):
+        E.parse(signed.replace(b'"format_version":1,', b'"format_version":true,'))
+
+
+def test_missing_signature_is_refused_unless_allowed(signed: bytes, tmp_path: Path) -> None:
+    """Old inspect exited 0 on a signed envelope whose signature was removed."""
+    bare = _strip_signature(signed)
+    with pytest.raises(E.EnvelopeError, match="signature is missing"):
+        E.parse(bare)
+    assert E.parse(bare, allow_unsigned=True).signature is None
+    code, _out, err = _inspect(bare, tmp_path)
+    assert code == 1 and "signature is missing" in err
+    code, out, _err = _inspect(bare, tmp_path, "--allow-unsigned")
+    assert code == 0 and "NONE" in out
+    # --allow-unsigned never excuses a wrong signature
+    moved = _tamper(signed, ["header", "region_id"], "us-east-1")
+    code, out, err = _inspect(moved, tmp_path, "--allow-unsigned")
+    assert code == 1 and "INVALID" in out and "does not verify" in err
+
+
+def test_swapped_signature_is_invalid(rsa_key: rsa.RSAPrivateKey, master: Any) -> None:
+    r = _confirmed(
+        R.recipient_from_key(rsa_key.public_key(), name="aws", kind="aws-kms", key_id="k")
+    )
+    a, b = _seal(master, r), _seal(master, r)
+    sig_b = json.loads(b)["signature"]
+    swapped = _tamper(a, ["signature"], sig_b)
+    assert E.verify_signature(E.parse(swapped)) is False
+
+
+@pytest.mark.parametrize(
+    "path",
+    [["extra"], ["header", "extra"], ["header", "recipient", "extra"], ["wrapped_key", "extra"],
+     ["signature", "extra"], ["Header"], ["header", "Region_id"]],
+)
+def test_unknown_member_refused_at_every_level(signed: bytes, path: list[str]) -> None:
+    bad = _tamper(signed, path, "x")
+    with pytest.raises(E.EnvelopeError, match=r"unknown|exactly|must have"):
+        E.parse(bad)
+
+
+def test_keys_match_exactly(signed: bytes) -> None:
+    """Go's encoding/json would map "Format" onto a field tagged "format"."""
+    with pytest.raises(E.EnvelopeError):
+        E.parse(signed.replace(b'"format":', b'"Format":', 1))
+    with pytest.raises(E.EnvelopeError):
+        E.parse(signed.replace(b'"nonce":', b'"NONCE":', 1))
+
+
+def test_base64_is_strict(signed: bytes) -> None:
+    doc = json.loads(signed)
+    nonce = doc["nonce"]
+    raw = base64.b64decode(nonce)
+    assert len(raw) == 12 and nonce.endswith(tuple("AEIMQUYcgkosw048"))  # 12 bytes: no padding
+    sig = doc["signature"]["value"]
+    assert sig.endswith("==")
+    # non-zero padding bits: decodes to the same bytes with a lax decoder
+    last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".index(sig[-3])
+    lax = sig[:-3] + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[last ^ 1] + "=="
+    assert base64.b64decode(lax) == base64.b64decode(sig)
+    for bad, where in (
+        (_tamper(signed, ["signature", "value"], lax), "signature.value"),
+        (_tamper(signed, ["signature", "value"], sig[:-2]), "signature.value"),  # no padding
+        (_tamper(signed, ["nonce"], nonce[:8] + "\n" + nonce[8:]), "nonce"),
+        (_tamper(signed, ["nonce"], base64.urlsafe_b64encode(b"\xff" * 12).decode()), "nonce"),
+    ):
+        with pytest.raises(E.EnvelopeError, match=where):
+            E.parse(bad)
+
+
+def test_reformatted_header_is_refused(signed: bytes) -> None:
+    """The AAD is the header's bytes as written; they must be canonical."""
+    doc = json.loads(signed)
+    pretty = json.dumps(doc, indent=2).encode()
+    with pytest.raises(E.EnvelopeError, match="canonical form"):
+        E.parse(pretty)
+    # whitespace elsewhere is free
+    relaid = (
+        b'{"format":"openkcm-envelope","version":1,"header":'
+        + E.canonical_json(doc["header"])
+        + b',\n\n  "wrapped_key" :'
+        + json.dumps(doc["wrapped_key"], indent=1).encode()
+        + b',"nonce":"' + doc["nonce"].encode() + b'","ciphertext":"'
+        + doc["ciphertext"].encode() + b'","signature":'
+        + json.dumps(doc["signature"]).encode() + b"}"
+    )
+    env = E.parse(relaid)
+    assert env.aad == E.canonical_json(doc["header"]) and E.verify_signature(env) is True
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda d: b"\xef\xbb\xbf" + d, "byte order mark"),
+        (lambda d: d + b"{}", "data after"),
+        (lambda d: d.replace(b"aws", "\u00e4ws".encode(), 1), "ASCII"),
+        (lambda d: d.replace(b'"kms"', b'"\\ud800"', 1) if b'"kms"' in d else d.replace(b'"k"', b'"\\ud800"', 1), "surrogate"),
+        (lambda d: d.replace(b'"format_version":1', b'"format_version":NaN'), "NaN"),
+    ],
+)
+def test_lexical_rules(signed: bytes, mutate: Any, match: str) -> None:
+    bad = mutate(signed)
+    assert bad != signed
+    with pytest.raises(E.EnvelopeError, match=match):
+        E.parse(bad)
+
+
+def test_shard_header_members_are_exact(master: Any, tmp_path: Path) -> None:
+    r = _confirmed(
+        R.recipient_from_key(
+            rsa.generate_private_key(65537, 3072).public_key(),
+            name="c", kind="custodian-rsa", key_id="c",
+        )
+    )
+    share = secmem.SecretBuffer(66, allow_unlocked=True)
+    share.fill_random()
+    data = _seal(master, r, kind="shard", secret=share, shard=SHARD)
+    assert E.parse(data).header["shard"] == SHARD
+    for shard in (
+        {k: v for k, v in SHARD.items() if k != "group_threshold"},
+        {**SHARD, "member_threshold": 2},
+        {**SHARD, "set_id": 40000},
+        {**SHARD, "threshold": 0},
+    ):
+        with pytest.raises(E.EnvelopeError, match="shard"):
+            E.parse(_tamper(data, ["header", "shard"], shard))
+    with pytest.raises(E.EnvelopeError, match="payload_encoding"):
+        E.parse(_tamper(data, ["header", "payload_encoding"], "slip39-mnemonic"))
+    share.close()
