@@ -184,11 +184,13 @@ def _reply(export: byok.ByokExport) -> dict[str, Any]:
     }
 
 
-def _byok(fn: Callable[[memoryview], byok.ByokExport], state: KeyholderState) -> dict[str, Any]:
+def _byok(
+    fn: Callable[[memoryview, str], byok.ByokExport], state: KeyholderState
+) -> dict[str, Any]:
     master = state.require_master()
     try:
         with master.view() as mv:
-            export = fn(mv)
+            export = fn(mv, derive_fingerprint(mv).hex)
     except byok.ByokError as exc:
         raise MalformedRequest(str(exc)) from None
     return _reply(export)
@@ -199,13 +201,14 @@ def _byok_aws(state: KeyholderState, req: Request) -> dict[str, Any]:
     """AWS KMS ImportKeyMaterial files for the MasterKey."""
     wk = _confirmed_wrapping_key(req)
     return _byok(
-        lambda mv: byok.aws_import(
+        lambda mv, fp: byok.aws_import(
             mv,
             wrapping_key=wk,
             import_token=req.blob("import_token"),
             wrapping_algorithm=req.text("wrapping_algorithm"),
             key_id=req.text("key_id"),
             parameters_obtained_utc=_utc(req, "parameters_obtained_utc"),
+            masterkey_fingerprint=fp,
             allow_unlocked=state.allow_unlocked,
         ),
         state,
@@ -217,13 +220,14 @@ def _byok_gcp(state: KeyholderState, req: Request) -> dict[str, Any]:
     """GCP Cloud KMS import-job files for the MasterKey."""
     wk = _confirmed_wrapping_key(req)
     return _byok(
-        lambda mv: byok.gcp_import(
+        lambda mv, fp: byok.gcp_import(
             mv,
             wrapping_key=wk,
             import_method=req.text("import_method"),
             import_job=req.text("import_job"),
             key_name=req.text("key_name"),
             job_created_utc=_utc(req, "job_created_utc"),
+            masterkey_fingerprint=fp,
             allow_unlocked=state.allow_unlocked,
         ),
         state,
@@ -235,11 +239,12 @@ def _byok_azure(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Azure ``.byok`` file for the MasterKey."""
     wk = _confirmed_wrapping_key(req)
     return _byok(
-        lambda mv: byok.azure_byok(
+        lambda mv, fp: byok.azure_byok(
             mv,
             kek=wk,
             kek_kid=req.text("kek_kid"),
             file_name=req.text("file_name", "masterkey.byok"),
+            masterkey_fingerprint=fp,
             allow_unlocked=state.allow_unlocked,
         ),
         state,
@@ -251,11 +256,12 @@ def _byok_vault(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Vault / OpenBao transit import files for the MasterKey."""
     wk = _confirmed_wrapping_key(req)
     return _byok(
-        lambda mv: byok.vault_transit_import(
+        lambda mv, fp: byok.vault_transit_import(
             mv,
             wrapping_key=wk,
             key_name=req.text("key_name"),
             hash_function=req.text("hash_function", "SHA256"),
+            masterkey_fingerprint=fp,
             allow_unlocked=state.allow_unlocked,
         ),
         state,

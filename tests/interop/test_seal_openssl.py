@@ -9,6 +9,7 @@ layer with the independent reader (openssl enc has no AEAD modes).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import subprocess
@@ -186,7 +187,11 @@ def test_aws_import_material_opens_with_openssl(
         assert len(blob) == 424
         assert openssl_rsa_aes_unwrap(pem, 3072, blob, tmp_path, md) == _plain(target)
     meta = json.loads(exp.files["aws-import.json"])
-    assert meta["valid_until_utc"] == exp.valid_until_utc and meta["wrapping_algorithm"] == alg
+    assert meta["valid_until_utc"] == exp.valid_until_utc and meta["method"] == alg
+    assert meta["files"] == {
+        n: hashlib.sha256(exp.files[n]).hexdigest()
+        for n in ("EncryptedKeyMaterial.bin", "ImportToken.bin")
+    }
 
 
 @pytest.mark.parametrize("method", list(byok.GCP_METHODS))

@@ -227,18 +227,31 @@ def test_azure_byok_unwrapped_on_token(token: Any, target: secmem.SecretBuffer) 
 def test_aws_sha1_variants_unwrapped_on_token(token: Any, target: secmem.SecretBuffer) -> None:
     from pkcs11 import Mechanism, ObjectClass
 
-    for alg in ("RSAES_OAEP_SHA_1", "RSA_AES_KEY_WRAP_SHA_1"):
+    # AWS direct OAEP-SHA-1, and the SHA-1 CKM_RSA_AES_KEY_WRAP as GCP's 3072 method makes it
+    for alg in ("RSAES_OAEP_SHA_1", "RSA_OAEP_3072_SHA1_AES_256"):
         with target.view() as mv:
-            exp = byok.aws_import(
-                mv,
-                wrapping_key=_token_spki(token),
-                import_token=b"tok",
-                wrapping_algorithm=alg,
-                key_id="k",
-                parameters_obtained_utc=datetime.now(UTC),
-                allow_unlocked=True,
-            )
-        blob = exp.files["EncryptedKeyMaterial.bin"]
+            if alg == "RSAES_OAEP_SHA_1":
+                exp = byok.aws_import(
+                    mv,
+                    wrapping_key=_token_spki(token),
+                    import_token=b"tok",
+                    wrapping_algorithm=alg,
+                    key_id="k",
+                    parameters_obtained_utc=datetime.now(UTC),
+                    allow_unlocked=True,
+                )
+                blob = exp.files["EncryptedKeyMaterial.bin"]
+            else:
+                exp = byok.gcp_import(
+                    mv,
+                    wrapping_key=_token_spki(token),
+                    import_method=alg,
+                    import_job="j",
+                    key_name="k",
+                    job_created_utc=datetime.now(UTC),
+                    allow_unlocked=True,
+                )
+                blob = exp.files["wrapped-key.bin"]
         if alg == "RSAES_OAEP_SHA_1":
             with token.open(user_pin=PIN) as s:
                 priv = s.get_key(object_class=ObjectClass.PRIVATE_KEY, label=KEY_LABEL)

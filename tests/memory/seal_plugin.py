@@ -42,7 +42,19 @@ def _seal(client: Any, arg: str) -> dict[str, Any]:
 def _byok(client: Any, arg: str) -> dict[str, Any]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     out: dict[str, Any] = {}
-    for alg in ("RSA_AES_KEY_WRAP_SHA_256", "RSAES_OAEP_SHA_256"):  # direct OAEP last
+    # CKM_RSA_AES_KEY_WRAP first (GCP; AWS takes only direct OAEP for a symmetric key), then
+    # the direct OAEP, which briefly needs a bytes copy of the key (zeroed at once)
+    rep = ops_seal.byok_gcp(
+        client,
+        wrapping_key=_DER,
+        witness="W",
+        import_method="RSA_OAEP_3072_SHA256_AES_256",
+        import_job="j",
+        key_name="k",
+        job_created_utc=now,
+    )
+    out["RSA_OAEP_3072_SHA256_AES_256"] = base64.b64encode(rep["files"]["wrapped-key.bin"]).decode()
+    for alg in ("RSAES_OAEP_SHA_256",):
         rep = ops_seal.byok_aws(
             client,
             wrapping_key=_DER,

@@ -114,7 +114,7 @@ def test_validity_windows(k3072: rsa.RSAPrivateKey, target: secmem.SecretBuffer)
             mv,
             wrapping_key=der,
             import_token=b"t",
-            wrapping_algorithm="RSA_AES_KEY_WRAP_SHA_256",
+            wrapping_algorithm="RSAES_OAEP_SHA_256",
             key_id="k",
             parameters_obtained_utc=t0,
             allow_unlocked=True,
@@ -343,3 +343,75 @@ def test_shard_envelope_through_the_share_source_hook(k3072: rsa.RSAPrivateKey) 
     assert env.header["payload_length"] == 40 and E.verify_signature(env)
     assert seal_reader.open_envelope(reply["envelope"], rsa_key=k3072) == _plain(share)
     state.wipe()
+
+
+# --- what each provider accepts for a 256-bit symmetric key (docs/formats.md section 3) ---
+
+
+@pytest.mark.parametrize("alg", ["RSA_AES_KEY_WRAP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1"])
+def test_aws_rsa_aes_refused_for_symmetric_key(
+    k3072: rsa.RSAPrivateKey, target: secmem.SecretBuffer, alg: str
+) -> None:
+    """AWS documents RSA_AES_KEY_WRAP_SHA_* for RSA and ECC key material only (the old code
+    offered and wrote it for the 256-bit MasterKey)."""
+    with target.view() as mv, pytest.raises(byok.ByokError, match="RSA and ECC key material"):
+        byok.aws_import(
+            mv,
+            wrapping_key=k3072.public_key().public_bytes(DER, SPKI),
+            import_token=b"t",
+            wrapping_algorithm=alg,
+            key_id="k",
+            parameters_obtained_utc=datetime.now(UTC),
+        )
+    assert set(byok.AWS_ALGORITHMS) == {"RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1"}
+
+
+def test_vault_wrapping_key_must_be_rsa_4096(
+    k3072: rsa.RSAPrivateKey, k4096: rsa.RSAPrivateKey, target: secmem.SecretBuffer
+) -> None:
+    with target.view() as mv:
+        with pytest.raises(byok.ByokError, match="RSA-4096"):
+            byok.vault_transit_import(
+                mv, wrapping_key=k3072.public_key().public_bytes(PEM, SPKI), key_name="k"
+            )
+        with pytest.raises(byok.ByokError, match="aes256-gcm96"):
+            byok.vault_transit_import(
+                mv,
+                wrapping_key=k4096.public_key().public_bytes(PEM, SPKI),
+                key_name="k",
+                key_type="rsa-2048",
+            )
+
+
+def test_every_provider_writes_a_metadata_file(
+    k3072: rsa.RSAPrivateKey, k4096: rsa.RSAPrivateKey, target: secmem.SecretBuffer
+) -> None:
+    import hashlib
+
+    fp = "ab" * 32
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    p3 = k3072.public_key().public_bytes(PEM, SPKI)
+    p4 = k4096.public_key().public_bytes(PEM, SPKI)
+    with target.view() as mv:
+        exports = [
+            byok.aws_import(mv, wrapping_key=p3, import_token=b"t", key_id="k",
+                            wrapping_algorithm="RSAES_OAEP_SHA_256", parameters_obtained_utc=t0,
+                            masterkey_fingerprint=fp),
+            byok.gcp_import(mv, wrapping_key=p3, import_method="RSA_OAEP_3072_SHA256_AES_256",
+                            import_job="j", key_name="k", job_created_utc=t0,
+                            masterkey_fingerprint=fp, allow_unlocked=True),
+            byok.azure_byok(mv, kek=p4, kek_kid="https://h.managedhsm.azure.net/keys/K/1",
+                            masterkey_fingerprint=fp, allow_unlocked=True),
+            byok.vault_transit_import(mv, wrapping_key=p4, key_name="openkcm-boot",
+                                      masterkey_fingerprint=fp, allow_unlocked=True),
+        ]  # fmt: skip
+    for exp in exports:
+        meta_name = f"{exp.provider}-import.json"
+        meta = json.loads(exp.files[meta_name])
+        assert meta == exp.record
+        assert meta["format"] == "openkcm-byok-import" and meta["version"] == 1
+        assert meta["target"] == {
+            "kind": "masterkey", "length": 32, "masterkey_fingerprint": fp, "kcv": fp[:16]
+        }  # fmt: skip
+        others = {n: d for n, d in exp.files.items() if n != meta_name}
+        assert meta["files"] == {n: hashlib.sha256(d).hexdigest() for n, d in others.items()}
