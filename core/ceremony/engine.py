@@ -142,6 +142,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from core import journal as _journal
+from core import strictjson
 from core.carriers.errors import CarrierError
 from core.ceremony.model import Act, RoleKind, Script, Step, StepKind
 from core.ceremony.script import load_script
@@ -524,6 +525,7 @@ class Ceremony:
             StepRun(act=a, step=s, required_roles=s.acknowledge) for a, s in script.steps()
         ]
         self.manifest: dict[str, Any] | None = None
+        self.refused_manifests: dict[str, str] = {}
         self.collected_set: str | None = None
         self.key_facts: dict[str, Any] | None = None
         self.confirmed_recipients: dict[str, dict[str, Any]] = {}
@@ -1057,8 +1059,8 @@ class Ceremony:
                 supersedes=supersedes,
             )
         )
-        if supersedes and manifest.get("supersedes") != supersedes:
-            manifest["supersedes"] = supersedes
+        if supersedes and str(manifest.get("supersedes")) != str(supersedes):
+            manifest["supersedes"] = int(supersedes) if str(supersedes).isdigit() else supersedes
         manifest.setdefault("ceremony_id", self.ceremony_id)
         manifest.setdefault("cluster_id", self.script.cluster_id)
         manifest.setdefault("region_id", self.script.region_id)
@@ -1376,18 +1378,33 @@ class Ceremony:
     # --- collecting and checking shares
 
     def _manifests(self) -> list[dict[str, Any]]:
+        """The share-set manifests in ``manifests/``, read under the strict JSON rules of
+        docs/formats.md section 0 (a duplicate key, ``1.0`` or a BOM makes a file unusable:
+        two readers could see two different sets). Unusable files are left out and named,
+        with the reason, in :attr:`refused_manifests`."""
         out = []
+        self.refused_manifests = {}
         folder = self.workspace / "manifests"
         if folder.is_dir():
             for p in sorted(folder.glob("*.json")):
                 try:
-                    m = json.loads(p.read_text("utf-8"))
-                except (OSError, ValueError):
+                    m = strictjson.loads(p.read_bytes())
+                except OSError as exc:
+                    self.refused_manifests[p.name] = f"cannot be read ({exc.strerror})"
+                    continue
+                except strictjson.StrictJSONError as exc:
+                    self.refused_manifests[p.name] = str(exc)
                     continue
                 if isinstance(m, dict) and "set_id" in m:
                     m["_file"] = p.name
                     out.append(m)
         return out
+
+    def _refused_note(self) -> str:
+        refused = self.refused_manifests
+        if not refused:
+            return ""
+        return " (refused: " + "; ".join(f"{n}: {why}" for n, why in sorted(refused.items())) + ")"
 
     def _own_manifests(self) -> list[dict[str, Any]]:
         """The manifests this ceremony may use: PRACTICE ones in a practice ceremony,
@@ -1451,6 +1468,11 @@ class Ceremony:
                         else f"manifest {name} is a real share set: a PRACTICE ceremony never "
                         "uses it"
                     )
+                if name in self.refused_manifests:
+                    raise StepFailedError(
+                        f"manifest {name} is not a valid share-set file: "
+                        f"{self.refused_manifests[name]}"
+                    )
                 raise StepFailedError(f"manifest {name} is not in the workspace's manifests folder")
         else:
             chosen = [m for m in ms if self.superseded_by(str(m["set_id"])) is None]
@@ -1461,7 +1483,7 @@ class Ceremony:
                 kind = "PRACTICE " if self.practice else ""
                 raise StepFailedError(
                     f"expected exactly one active {kind}share-set manifest in manifests/, "
-                    f"found: {files}"
+                    f"found: {files}{self._refused_note()}"
                 )
         m = chosen[0]
         newer = self.superseded_by(str(m["set_id"]))
@@ -1979,7 +2001,7 @@ class ClientKeyholder:
         return {
             "format": "openkcm-share-set",
             "version": 1,
-            "set_id": str(reply["identifier"]),
+            "set_id": int(reply["identifier"]),
             "policy": {**public_policy, "slip39": reply["policy"]},
             "holders": [
                 {"group": g, "member": m, "custodian": c, "name": names.get(c, c)}
@@ -1989,7 +2011,7 @@ class ClientKeyholder:
             "selftest": reply.get("selftest"),
             "fingerprint": reply["fingerprint"],
             "kcv": reply["kcv"],
-            "supersedes": supersedes,
+            "supersedes": int(supersedes) if supersedes else None,
         }
 
     def show_share(self, member: int, display: str) -> dict[str, Any]:

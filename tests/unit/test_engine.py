@@ -513,3 +513,26 @@ def test_listener_sees_every_event(workspace: Path) -> None:
     c.perform(present=["admin", "witness"])
     step_once_acks(c)
     assert seen == ["step.result", "step.ack", "step.ack", "step.done", "step.started"]
+
+
+def test_manifest_with_duplicate_key_is_refused_with_the_reason(workspace: Path) -> None:
+    """docs/formats.md section 0: the engine reads manifests under the strict JSON rules.
+
+    A second "fingerprint" member (Python's json keeps the last one) would make the unseal
+    compare the rebuilt key with a fingerprint that other readers never see."""
+    g, _kh = genesis(workspace)
+    sid = g.manifest["set_id"]  # type: ignore[index]
+    path = workspace / "manifests" / f"set-{sid}.json"
+    text = path.read_text()
+    path.write_text(
+        text.replace('"fingerprint": ', '"fingerprint": "' + "00" * 32 + '",\n  "fingerprint": ', 1)
+    )
+    u = start("unseal-and-seal", workspace, KeyholderDouble())
+    assert u.manifest_choices() == []
+    assert "duplicate key 'fingerprint'" in u.refused_manifests[f"set-{sid}.json"]
+    drive(u, until="recover.collect")
+    with pytest.raises(StepFailedError, match=r"refused: set-\d+\.json: duplicate key"):
+        u.perform()
+    u.retry()
+    with pytest.raises(StepFailedError, match="not a valid share-set file: duplicate key"):
+        u.perform(manifest=f"set-{sid}.json")

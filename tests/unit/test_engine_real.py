@@ -221,7 +221,7 @@ def test_practice_real(workspace: Path, terminal: CustodianTerminal) -> None:  #
     out = workspace / "exports" / "PRACTICE-genesis-export"
     assert sorted(p.name for p in out.iterdir()) == [
         "MANIFEST.sha256",
-        "PRACTICE-manifest-set-" + c.manifest["set_id"] + ".json",  # type: ignore[index]
+        f"PRACTICE-manifest-set-{c.manifest['set_id']}.json",  # type: ignore[index]
         "PRACTICE-masterkey-kms.sealed.json",
     ]
 

@@ -300,14 +300,14 @@ def test_card_of_superseded_set_refused(world: World, tmp_path: Path) -> None:
     old = world.manifest
     new_id = (int(old["set_id"]) + 7) % 32768
     new = json.loads(json.dumps(old))
-    new.update(set_id=str(new_id), supersedes=str(old["set_id"]), ceremony_id="RESHARE-TEST")
+    new.update(set_id=new_id, supersedes=old["set_id"], ceremony_id="RESHARE-TEST")
     for c in new["commitments"]:
         c["set"] = new_id
     (ws / "manifests" / f"set-{new_id}.json").write_text(json.dumps(new, indent=2))
     card = CardAccess(serial=world.serials["c1"], pin=pin(PINS["c1"]))
     with _keyholder() as kc:
         v = _check_step(world.verify_script, ws, kc)
-        assert v.manifest is not None and v.manifest["set_id"] == str(new_id)
+        assert v.manifest is not None and v.manifest["set_id"] == new_id
         with pytest.raises(
             ShareRefusedError,
             match=f"belongs to set {old['set_id']}, superseded by set {new_id} "
