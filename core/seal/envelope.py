@@ -427,6 +427,10 @@ def parse(data: bytes, *, allow_unsigned: bool = False) -> Envelope:
     """
     if len(data) > MAX_FILE_BYTES:
         raise EnvelopeError(f"{len(data)} bytes: larger than any envelope ({MAX_FILE_BYTES})")
+    if b"\\" in data:
+        # every string of an envelope is in the safe set, base64 or hex: no escape sequence
+        # can occur, so none is accepted (a reader need not decide what "\\u0066" means)
+        raise EnvelopeError("an envelope contains no backslash: escape sequences are refused")
     try:
         doc, spans = strictjson.members_with_spans(data)
     except strictjson.StrictJSONError as exc:

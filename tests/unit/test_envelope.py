@@ -515,7 +515,7 @@ def test_base64_is_strict(signed: bytes) -> None:
     doc = json.loads(signed)
     nonce = doc["nonce"]
     raw = base64.b64decode(nonce)
-    assert len(raw) == 12 and nonce.endswith(tuple("AEIMQUYcgkosw048"))  # 12 bytes: no padding
+    assert len(raw) == 12 and "=" not in nonce  # 12 bytes: 16 characters, no padding
     sig = doc["signature"]["value"]
     assert sig.endswith("==")
     # non-zero padding bits: decodes to the same bytes with a lax decoder
@@ -525,7 +525,7 @@ def test_base64_is_strict(signed: bytes) -> None:
     for bad, where in (
         (_tamper(signed, ["signature", "value"], lax), "signature.value"),
         (_tamper(signed, ["signature", "value"], sig[:-2]), "signature.value"),  # no padding
-        (_tamper(signed, ["nonce"], nonce[:8] + "\n" + nonce[8:]), "nonce"),
+        (_tamper(signed, ["nonce"], nonce[:8] + "\n" + nonce[8:]), "backslash"),  # "\n" escape
         (_tamper(signed, ["nonce"], base64.urlsafe_b64encode(b"\xff" * 12).decode()), "nonce"),
     ):
         with pytest.raises(E.EnvelopeError, match=where):
@@ -558,7 +558,8 @@ def test_reformatted_header_is_refused(signed: bytes) -> None:
         (lambda d: b"\xef\xbb\xbf" + d, "byte order mark"),
         (lambda d: d + b"{}", "data after"),
         (lambda d: d.replace(b"aws", "\u00e4ws".encode(), 1), "ASCII"),
-        (lambda d: d.replace(b'"kms"', b'"\\ud800"', 1) if b'"kms"' in d else d.replace(b'"k"', b'"\\ud800"', 1), "surrogate"),
+        (lambda d: d.replace(b'"k"', b'"\\ud800"', 1), "backslash"),
+        (lambda d: d.replace(b'"format"', b'"\\u0066ormat"', 1), "backslash"),
         (lambda d: d.replace(b'"format_version":1', b'"format_version":NaN'), "NaN"),
     ],
 )
