@@ -1091,7 +1091,7 @@ class Ceremony:
                 "manifest": manifest,
                 "supersedes": supersedes,
                 "fingerprint": manifest.get("fingerprint", ""),
-                "kcv": manifest.get("kcv", ""),
+                "kcv": _grouped_kcv(str(manifest.get("kcv", ""))),
             },
         )
 
@@ -1831,6 +1831,12 @@ class Ceremony:
         return self._result(run, {"wiped": True})
 
 
+def _grouped_kcv(kcv: str) -> str:
+    """``d2c8dbb00338c76c`` -> ``d2c8 dbb0 0338 c76c`` (as read aloud and shown)."""
+    flat = kcv.replace(" ", "")
+    return " ".join(flat[i : i + 4] for i in range(0, len(flat), 4))
+
+
 def _write_new(path: Path, data: bytes) -> None:
     """Write a new public file durably; an identical existing file is accepted (retry)."""
     if path.exists():
@@ -2010,7 +2016,8 @@ class ClientKeyholder:
             "commitments": reply["commitments"],
             "selftest": reply.get("selftest"),
             "fingerprint": reply["fingerprint"],
-            "kcv": reply["kcv"],
+            # the file's KCV is 16 hex digits, as in the envelope header (no grouping)
+            "kcv": str(reply["fingerprint"])[:16],
             "supersedes": int(supersedes) if supersedes else None,
         }
 
