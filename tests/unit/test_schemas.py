@@ -32,8 +32,8 @@ from core.seal import envelope as E
 from core.seal import recipients as R
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import practice_pem  # noqa: E402
-from test_engine_real import CustodianTerminal, run_genesis  # noqa: E402
+from test_engine import practice_pem
+from test_engine_real import CustodianTerminal, run_genesis
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas"
@@ -177,7 +177,7 @@ def sealed(keyholder: KeyholderClient) -> dict[str, bytes]:
 
 def test_every_envelope_kind_validates(sealed: dict[str, bytes]) -> None:
     algs = set()
-    for name, data in sealed.items():
+    for data in sealed.values():
         valid("envelope", data)
         algs.add(json.loads(data)["wrapped_key"]["alg"])
     assert algs == {"RSA-OAEP-256", "RSA-OAEP", "age-X25519", "age-ssh-ed25519"}
