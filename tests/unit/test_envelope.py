@@ -592,3 +592,18 @@ def test_shard_header_members_are_exact(master: Any, tmp_path: Path) -> None:
     with pytest.raises(E.EnvelopeError, match="payload_encoding"):
         E.parse(_tamper(data, ["header", "payload_encoding"], "slip39-mnemonic"))
     share.close()
+
+
+def test_docs_spell_out_the_hkdf_bytes() -> None:
+    """docs/formats.md 1.3 gives salt, info, seed and fingerprint of the THROWAWAY key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from core.keyholder.fingerprint import FINGERPRINT_INFO, FINGERPRINT_SALT
+
+    formats = (Path(__file__).resolve().parents[2] / "docs" / "formats.md").read_text()
+    seed = HKDF(hashes.SHA256(), 32, FINGERPRINT_SALT, FINGERPRINT_INFO).derive(bytes(range(32)))
+    fp = derive_fingerprint(memoryview(bytearray(range(32)))).hex
+    assert f'ASCII "{FINGERPRINT_SALT.decode()}"' in formats and f"({len(FINGERPRINT_SALT)} bytes)" in formats
+    assert f'ASCII "{FINGERPRINT_INFO.decode()}"' in formats and f"({len(FINGERPRINT_INFO)} bytes)" in formats
+    assert seed.hex() in formats and fp in formats and f"kcv `{fp[:16]}`" in formats
