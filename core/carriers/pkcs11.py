@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.constants import SlotFlag, TokenFlag
 
+from core import strictjson
 from core.carriers.errors import (
     CardDataMissing,
     CardError,
@@ -655,7 +656,8 @@ def parse_sealed(sealed: bytes) -> dict[str, Any]:
         CardDataMissing: the document is not a sealed card share.
     """
     try:
-        doc = json.loads(sealed.decode("utf-8"))
+        # the reader rules of docs/formats.md section 0 (duplicate keys, integers only...)
+        doc = strictjson.loads(bytes(sealed))
         if not isinstance(doc, dict) or doc.get("format") != BLOB_FORMAT:
             raise ValueError("format")
         for k in (

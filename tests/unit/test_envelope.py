@@ -607,3 +607,24 @@ def test_docs_spell_out_the_hkdf_bytes() -> None:
     assert f'ASCII "{FINGERPRINT_SALT.decode()}"' in formats and f"({len(FINGERPRINT_SALT)} bytes)" in formats
     assert f'ASCII "{FINGERPRINT_INFO.decode()}"' in formats and f"({len(FINGERPRINT_INFO)} bytes)" in formats
     assert seed.hex() in formats and fp in formats and f"kcv `{fp[:16]}`" in formats
+
+
+def test_card_share_file_is_read_under_the_strict_rules() -> None:
+    """The sealed card-share file comes in on a medium: the same lexical rules apply."""
+    from core.carriers.errors import CardDataMissing
+    from core.carriers.pkcs11 import BLOB_FORMAT, parse_sealed
+
+    doc = {
+        "aead": "AES-256-GCM", "card_serial": "39272f2aa1e297e2", "format": BLOB_FORMAT,
+        "key_fingerprint": "a3" * 32, "key_id": "53a2e7586fa47dce", "meta": {"set": 1},
+        "nonce": base64.b64encode(bytes(12)).decode(), "oaep_hash": "sha1",
+        "ciphertext": base64.b64encode(bytes(82)).decode(),
+        "wrapped_key": base64.b64encode(bytes(256)).decode(),
+    }  # fmt: skip
+    good = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    assert parse_sealed(good)["card_serial"] == "39272f2aa1e297e2"
+    dup = good.replace(b'"card_serial":', b'"card_serial":"0000000000000000","card_serial":', 1)
+    with pytest.raises(CardDataMissing):
+        parse_sealed(dup)
+    with pytest.raises(CardDataMissing):
+        parse_sealed(good.replace(b'{"set":1}', b'{"set":1.0}'))
