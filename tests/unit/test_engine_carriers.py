@@ -45,6 +45,7 @@ from core.ceremony.model import StepKind
 from core.ceremony.script import check_script
 from core.keyholder.client import KeyholderClient
 from core.shamir.wordlist import indices_from_mnemonic
+from tests import schemas
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_engine import (  # noqa: F401  (fixtures)
@@ -297,6 +298,8 @@ def test_genesis_records_cards_in_manifest_and_journal(world: World) -> None:
         assert h["card_key_bits"] == 2048
     assert holders["c3"]["carrier"] == "qr" and "card_serial" not in holders["c3"]
     assert holders["c4"]["carrier"] == "screen"
+    # the file with the card facts (rewritten after each card) follows the share-set schema
+    schemas.valid("share-set", (world.ws / "manifests" / f"set-{m['set_id']}.json").read_bytes())
     assert holders["c1"]["key_fingerprint"] != holders["c2"]["key_fingerprint"]
     # the manifest on the workspace and on the export media carry the card facts
     saved = json.loads((world.ws / "manifests" / f"set-{m['set_id']}.json").read_text())
@@ -509,6 +512,10 @@ def test_card_without_data_objects_and_pin_retry_at_genesis(world: World, tmp_pa
         assert json.loads(sealed)["card_serial"] == world.serials["c1"]
         holder = next(h for h in g.manifest["holders"] if h["custodian"] == "c1")  # type: ignore[index]
         assert holder["sealed_file"] == name and holder["stored_on_card"] is False
+        # the sealed card-share file and the manifest with its card facts follow the schemas
+        schemas.valid("card-share", sealed)
+        for m in (ws / "manifests").glob("set-*.json"):
+            schemas.valid("share-set", m.read_bytes())
         words = terminal.words[0]
     finally:
         terminal.close()

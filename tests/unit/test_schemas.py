@@ -22,50 +22,21 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa, x25519
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
-from core import strictjson
 from core.keyholder import ops_seal, ops_shares
 from core.keyholder.client import KeyholderClient
 from core.seal import age as agemod
 from core.seal import envelope as E
 from core.seal import recipients as R
+from tests.schemas import SCHEMAS, invalid, valid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_engine import practice_pem
 from test_engine_real import CustodianTerminal, run_genesis
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT / "docs" / "schemas"
 PEM = serialization.Encoding.PEM
 SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
-
-
-def _registry() -> Registry:
-    reg: Registry = Registry()
-    for p in SCHEMAS.glob("*.schema.json"):
-        doc = json.loads(p.read_text())
-        reg = reg.with_resource(doc["$id"], Resource.from_contents(doc))
-    return reg
-
-
-REGISTRY = _registry()
-
-
-def validator(name: str) -> Draft202012Validator:
-    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
-    return Draft202012Validator(schema, registry=REGISTRY)
-
-
-def valid(name: str, data: bytes) -> None:
-    """Strict JSON rules first, then the schema; fails with every schema error."""
-    doc = strictjson.loads(data)
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator(name).iter_errors(doc)]
-    assert not errors, f"{name}: " + "; ".join(errors)
-
-
-def invalid(name: str, doc: Any) -> None:
-    assert not validator(name).is_valid(doc), f"{name} accepted a broken file"
 
 
 def test_schemas_are_valid_2020_12() -> None:
@@ -73,6 +44,7 @@ def test_schemas_are_valid_2020_12() -> None:
     assert names == [
         "azure-byok.schema.json",
         "byok-import.schema.json",
+        "card-share.schema.json",
         "envelope.schema.json",
         "seal-manifest.schema.json",
         "share-set.schema.json",
@@ -245,3 +217,4 @@ def test_byok_exports_validate(keyholder: KeyholderClient) -> None:
 
 def test_docs_example_envelope_validates() -> None:
     valid("envelope", (ROOT / "docs" / "examples" / "envelope-v1" / "envelope.json").read_bytes())
+
