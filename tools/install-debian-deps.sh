@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests and the demo need, when running as root and they
 # are missing. Without root it only reports what is missing (tests that need them skip
-# with that reason). Used by `make test`, `make run` and `make bench`.
+# with that reason). Used by `make test`, `make run` and `make bench`. poppler-utils renders the
+# printed PDFs to PNG in the tests; fonts-dejavu-core is the Unicode font they are set in.
 set -euo pipefail
-PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux)
+PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux poppler-utils fonts-dejavu-core)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

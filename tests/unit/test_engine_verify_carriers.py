@@ -54,6 +54,7 @@ from test_engine_carriers import (
     SO_PIN,
     CustodianTerminal,
     _init_tokens,
+    card_photo,
     pin,
 )
 
@@ -142,9 +143,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 else:
                     step_once(g)
         assert g.state is CeremonyState.COMPLETED and g.manifest is not None
-        assert len(terminal.qr_texts) == 1
-        photo = root / "c2-share-qr.png"
-        qr.console_image(terminal.qr_texts[0]).save(photo)
+        assert len(terminal.qr_modules) == 1
+        photo = card_photo(terminal.qr_modules[0], root / "c2-grid-card.jpg", 2)
         yield World(root, ws, conf, serials, g.manifest, photo, vpath)
     finally:
         terminal.close()
