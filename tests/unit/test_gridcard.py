@@ -187,3 +187,15 @@ def test_the_stage_is_a_pure_function_of_pixels(
     first = gridcard.rebuild(card.photo)
     second = gridcard.rebuild(card.photo)
     assert first.tobytes() == second.tobytes()
+
+
+def test_camera_frames_read_a_grid_card(corpus: list[gridcards.Card]) -> None:
+    """The camera pipeline (scan_frames, the cheaper frame chain) reads a held-up card:
+    frames without it first, then a landscape frame like a webcam's."""
+    card = next(c for c in corpus if c.photo.width > c.photo.height)  # a 1600x1200 or 1280x720 frame
+    empty = Image.new("L", card.photo.size, 120)
+    source = imagedecode.ReplayFrameSource([empty, empty, card.photo])
+    out = imagedecode.scan_frames(source)
+    with out.indices.view() as mv:
+        assert bytes(mv) == card.reference
+    assert "grid-card" in imagedecode.FRAME_VARIANTS
