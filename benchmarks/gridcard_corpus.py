@@ -125,8 +125,12 @@ def _coeffs(dst: list[tuple[float, float]], src: list[tuple[float, float]]) -> t
     return tuple(np.linalg.solve(np.array(a, dtype=float), np.array(b, dtype=float)))
 
 
-def photograph(card: Image.Image, rnd: random.Random) -> Image.Image:
-    """A phone/camera photo of ``card`` on a desk (see the module docstring)."""
+def photograph(card: Image.Image, rnd: random.Random, *, strength: float = 1.0) -> Image.Image:
+    """A phone/camera photo of ``card`` on a desk (see the module docstring).
+
+    ``strength`` scales tilt, perspective, uneven light, blur and noise (1.0: the corpus;
+    lower: a careful photo, for tests about something else than the reader's limits).
+    """
     out_w, out_h = rnd.choice([(1200, 1600), (1200, 1600), (1600, 1200), (1280, 720), (960, 1280)])
     cw, ch = card.size
     # the card's corners in the photo: centred, filling 65-95% of the height, tilted
@@ -135,13 +139,13 @@ def photograph(card: Image.Image, rnd: random.Random) -> Image.Image:
     hw, hh = cw * scale / 2, ch * scale / 2
     cx = out_w / 2 + rnd.uniform(-0.04, 0.04) * out_w
     cy = out_h / 2 + rnd.uniform(-0.04, 0.04) * out_h
-    angle = np.radians(rnd.uniform(-10, 10) + 90 * rnd.choice([0, 0, 0, 0, 1, 2, 3]))
+    angle = np.radians(rnd.uniform(-10, 10) * strength + 90 * rnd.choice([0, 0, 0, 0, 1, 2, 3]))
     ca, sa = np.cos(angle), np.sin(angle)
     dst = []
     for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
         x, y = sx * hw, sy * hh
-        x += rnd.uniform(-0.06, 0.06) * hw  # perspective: each corner moved a little
-        y += rnd.uniform(-0.06, 0.06) * hh
+        x += rnd.uniform(-0.06, 0.06) * hw * strength  # perspective: each corner moved a little
+        y += rnd.uniform(-0.06, 0.06) * hh * strength
         dst.append((cx + x * ca - y * sa, cy + x * sa + y * ca))
     src = [(0.0, 0.0), (cw, 0.0), (cw, ch), (0.0, ch)]
     coeffs = _coeffs(dst, src)
@@ -158,17 +162,17 @@ def photograph(card: Image.Image, rnd: random.Random) -> Image.Image:
     yy, xx = np.mgrid[0:out_h, 0:out_w]
     t = rnd.uniform(0, 2 * np.pi)
     g = ((xx - out_w / 2) * np.cos(t) + (yy - out_h / 2) * np.sin(t)) / max(out_w, out_h)
-    low = rnd.uniform(0.55, 0.9)
+    low = 1 - rnd.uniform(0.1, 0.45) * strength
     scene *= low + (1 - low) * (g + 0.5)
     gx, gy = rnd.uniform(0.2, 0.8) * out_w, rnd.uniform(0.2, 0.8) * out_h
     gr = rnd.uniform(0.08, 0.2) * max(out_w, out_h)
-    scene += rnd.uniform(0, 60) * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * gr * gr))
+    scene += rnd.uniform(0, 60) * strength * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * gr * gr))
     img = Image.fromarray(np.clip(scene, 0, 255).astype(np.uint8), mode="L")
-    img = img.filter(ImageFilter.GaussianBlur(rnd.uniform(0.5, 2.0)))
-    arr = np.asarray(img, dtype=np.float64) + nrng.normal(0, rnd.uniform(2, 7), (out_h, out_w))
+    img = img.filter(ImageFilter.GaussianBlur(rnd.uniform(0.5, 0.5 + 1.5 * strength)))
+    arr = np.asarray(img, dtype=np.float64) + nrng.normal(0, rnd.uniform(2, 7) * strength, (out_h, out_w))
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
     bio = io.BytesIO()
-    img.save(bio, format="JPEG", quality=rnd.randint(55, 90))
+    img.save(bio, format="JPEG", quality=rnd.randint(90 - round(35 * strength), 90))
     return Image.open(io.BytesIO(bio.getvalue())).convert("L")
 
 

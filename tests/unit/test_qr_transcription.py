@@ -16,6 +16,7 @@ import os
 import pty
 import random
 import re
+import select
 import struct
 import sys
 import termios
@@ -174,8 +175,6 @@ def _drive(keys: list[bytes], cols: int, lines: int) -> tuple[list[str], bytes]:
     buf = bytearray()
     try:
         while t.is_alive() or buf:
-            import select
-
             ready, _, _ = select.select([master], [], [], 5)
             if not ready:
                 break
@@ -188,6 +187,14 @@ def _drive(keys: list[bytes], cols: int, lines: int) -> tuple[list[str], bytes]:
                 buf.clear()
                 os.write(master, pending.pop(0) if pending else b"q")
             if not t.is_alive() and raw.endswith(qr.CLEAR):
+                break
+        # the last part's key: the display ends by erasing; read what is left
+        while select.select([master], [], [], 1)[0]:
+            chunk = os.read(master, 65536)
+            if not chunk:
+                break
+            raw += chunk
+            if raw.endswith(qr.CLEAR):
                 break
     finally:
         t.join(10)
