@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from core import journal as jr
 from core.carriers import pkcs11 as cards
@@ -54,6 +53,7 @@ from test_engine_carriers import (
     SO_PIN,
     CustodianTerminal,
     _init_tokens,
+    card_digits,
     card_photo,
     pin,
 )
@@ -188,12 +188,7 @@ def _share_qr(path: Path, identifier: int) -> Path:
 
 def _scanner_keys(photo: Path, t0: int) -> list[tuple[memoryview, int]]:
     """The digits a handheld scanner would type for the code on the card (test side)."""
-    from core.carriers import imagedecode
-
-    decoded = imagedecode.decode_image(Image.open(photo))
-    with qr.indices_to_payload(decoded.indices) as payload, payload.view() as pv:
-        digits = bytes(pv) + b"\r"
-    decoded.indices.close()
+    digits = card_digits(photo) + b"\r"
     return [(memoryview(bytearray([ch])), t0 + 5_000 * i) for i, ch in enumerate(digits)]
 
 
