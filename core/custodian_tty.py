@@ -13,26 +13,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
-__all__ = ["CLEAR", "custodian_tty", "wait_for_key_then_clear"]
+__all__ = ["CLEAR", "custodian_tty", "read_key", "wait_for_key_then_clear"]
 
 #: Erase the screen (2J), the scrollback (3J) and home the cursor.
 CLEAR: Final = b"\x1b[2J\x1b[3J\x1b[H"
 
 
+def read_key(fd: int) -> int:
+    """Wait for one key press (raw, no echo) on a tty ``fd``; its first byte, -1 if none.
+
+    A key press here only moves the display on: it is never secret.
+    """
+    if not os.isatty(fd):
+        return -1
+    old = termios.tcgetattr(fd)
+    new = termios.tcgetattr(fd)
+    new[3] &= ~(termios.ICANON | termios.ECHO)
+    new[6][termios.VMIN] = 1
+    new[6][termios.VTIME] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, new)
+    try:
+        key = os.read(fd, 1)
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, old)
+    return key[0] if key else -1
+
+
 def wait_for_key_then_clear(fd: int, *, wait: bool = True) -> None:
     """Wait for one key press (raw, no echo; only when ``fd`` is a tty), then erase."""
     try:
-        if wait and os.isatty(fd):
-            old = termios.tcgetattr(fd)
-            new = termios.tcgetattr(fd)
-            new[3] &= ~(termios.ICANON | termios.ECHO)
-            new[6][termios.VMIN] = 1
-            new[6][termios.VTIME] = 0
-            termios.tcsetattr(fd, termios.TCSANOW, new)
-            try:
-                os.read(fd, 1)  # a key press, not secret
-            finally:
-                termios.tcsetattr(fd, termios.TCSANOW, old)
+        if wait:
+            read_key(fd)
     finally:
         os.write(fd, CLEAR)
 

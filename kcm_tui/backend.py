@@ -99,6 +99,16 @@ class ScriptInfo:
     practice: bool
     description: str
     problems: tuple[str, ...] = ()
+    sha256: str = ""
+
+    @property
+    def hash_words(self) -> list[str]:
+        """The script's SHA-256 as words (core.words), as on the printed checklist."""
+        if len(self.sha256) != 64:
+            return []
+        from core.words import to_words
+
+        return to_words(bytes.fromhex(self.sha256))
 
     @property
     def valid(self) -> bool:
@@ -288,7 +298,7 @@ class Backend:
         except (OSError, ValueError) as exc:
             return ScriptInfo(path, path.stem, "?", False, "", (_message(exc),))
         desc = " ".join(s.description.split())
-        return ScriptInfo(path, s.name, s.purpose, s.practice, desc)
+        return ScriptInfo(path, s.name, s.purpose, s.practice, desc, sha256=s.sha256)
 
     def preflight_port(self) -> dict[str, Any]:
         """The engine's preflight port, run in this backend's mode."""

@@ -15,7 +15,8 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "preflight": ("core.preflight", "main", "check this workstation before a ceremony"),
     "selftest": ("core.selftest", "main", "non-interactive self test (used by the ISO boot test)"),
-    "script": ("core.ceremony.cli", "script_main", "script check FILE: validate a ceremony script"),
+    "script": ("core.ceremony.cli", "script_main", "script check FILE | script print FILE --pdf OUT: validate, or print as a checklist"),
+    "cards": ("core.printing.cli", "cards_main", "cards --pdf OUT [--qr-grid] [--words 20|33] [--paper a4|letter]: blank share cards"),
     "journal": ("core.journal", "cli_main", "journal verify|export PATH: check a ceremony journal"),
     "envelope": ("core.seal.envelope", "cli_main", "envelope inspect FILE: show a sealed envelope's header"),
     "demo": ("core.demo", "cli_main", "demo init DIR: create a demo workspace"),

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests and the demo need, when running as root and they
 # are missing. Without root it only reports what is missing (tests that need them skip
-# with that reason). Used by `make test`, `make run` and `make bench`.
+# with that reason). Used by `make test`, `make run` and `make bench`. poppler-utils renders the
+# printed PDFs to PNG in the tests; fonts-dejavu-core is the Unicode font they are set in.
 set -euo pipefail
-PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux)
+PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux poppler-utils fonts-dejavu-core)
 # The Go reference reader of the envelope format (interop/go), built offline from these
 # (golang-filippo-age-dev needs edwards25519 but does not depend on it).
 PKGS+=(golang-go golang-golang-x-crypto-dev golang-filippo-age-dev golang-filippo-edwards25519-dev)

@@ -141,9 +141,18 @@ def _identity(img: Image.Image) -> Image.Image:
     return img
 
 
+def _grid_card(img: Image.Image) -> Image.Image:
+    # a hand-filled QR grid card: find its grid and redraw the code cleanly (ValueError
+    # when the image holds no grid card: the chain goes on with the next variant)
+    from core.carriers.gridcard import rebuild
+
+    return rebuild(img)
+
+
 #: Preprocessing variants in chain order ("as-is" first).
 VARIANTS: Final[dict[str, Callable[[Image.Image], Image.Image]]] = {
     "as-is": _identity,
+    "grid-card": _grid_card,
     "autocontrast": _autocontrast,
     "otsu": _otsu,
     "upscale": _upscale,
@@ -380,7 +389,7 @@ def _frame_to_image(fourcc: str, width: int, height: int, data: bytes) -> Image.
 
 
 #: A cheaper chain for live frames (a camera delivers many; latency matters more).
-FRAME_VARIANTS: Final = ("as-is", "otsu", "downscale")
+FRAME_VARIANTS: Final = ("as-is", "grid-card", "otsu", "downscale")
 
 
 def scan_frames(

@@ -35,7 +35,8 @@ from PIL import Image, ImageDraw
 from qrcode.constants import ERROR_CORRECT_M
 
 from core.carriers.errors import QRPayloadError
-from core.custodian_tty import CLEAR, custodian_tty, wait_for_key_then_clear
+from core.carriers.qrgrid import FIXED_DARK, fixed_map, version_for_size
+from core.custodian_tty import CLEAR, custodian_tty, read_key
 from core.secmem import SecretBuffer
 from core.shamir.rs1024 import polymod_words
 from core.shamir.slip39 import customization
@@ -43,8 +44,10 @@ from core.shamir.slip39 import customization
 __all__ = [
     "DIGITS_PER_WORD",
     "QR_GLYPHS",
+    "TRANSCRIBE_GLYPHS",
     "VALID_WORD_COUNTS",
     "QRMatrix",
+    "TranscriptionLayout",
     "console_image",
     "indices_to_payload",
     "make_matrix",
@@ -53,10 +56,12 @@ __all__ = [
     "psf_unicode_table",
     "render_image",
     "render_terminal",
+    "render_transcription",
     "rs1024_verify",
     "show_qr",
     "show_qr_on_tty",
     "text_length",
+    "transcription_layout",
     "validate_payload",
 ]
 
@@ -496,38 +501,219 @@ def psf_unicode_table(data: bytes) -> set[int]:
     raise ValueError("not a PSF console font")
 
 
-def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bool = True) -> None:
-    """Show a share's QR on a terminal ``fd``, wait for a key (on a tty), then clear.
+#: Glyphs of the transcription view (:func:`render_transcription`): every Linux console font
+#: has them (Lat15, Uni2 and Terminus fonts, the kernel's VGA font), unlike the half blocks.
+TRANSCRIBE_GLYPHS: Final = frozenset({0x2588, 0x2592, 0x00B7})
+_FILL: Final = "\u2588\u2588".encode()  # a dark module the custodian fills in
+_PRINTED: Final = "\u2592\u2592".encode()  # a dark module printed on every grid card
+_BLANK: Final = "\u00b7 ".encode()  # a light module: leave the square blank
+#: Lines of a transcription page besides the module rows: title, part line, two ruler
+#: lines, legend, key prompt.
+_PAGE_FRAME_LINES: Final = 6
+_LABEL: Final = 3  # "33 " before and " 33" after each module row
 
-    The text is built in locked memory and written with ``os.write`` from a memoryview;
-    the terminal's own buffers are emptied by the final clear (screen and scrollback).
+
+@dataclass(frozen=True)
+class TranscriptionLayout:
+    """How a QR is split into parts that fit the custodian's terminal (public).
+
+    Attributes:
+        size: modules per side.
+        parts: ``(first_row, last_row)`` of each part, 0-based and inclusive; consecutive
+            parts share one row so the custodian can line them up.
+        width: columns one page needs.
+        height: lines one page needs.
+    """
+
+    size: int
+    parts: tuple[tuple[int, int], ...]
+    width: int
+    height: int
+
+
+def transcription_layout(size: int, cols: int = 80, lines: int = 24) -> TranscriptionLayout:
+    """Split a ``size`` x ``size`` QR into row bands that fit a ``cols`` x ``lines`` terminal.
+
+    Each module is two character cells wide and one line high (a console cell is about twice
+    as tall as wide, so a module is square), with row numbers left and right and column
+    numbers above. At 80x24 a 33x33 code takes two parts (rows 1-17 and 17-33), a 29x29
+    code two parts (rows 1-15 and 15-29); a terminal of 39 lines or more shows it whole.
+
+    Raises:
+        ValueError: the terminal is too small for a readable view (the message says so).
+    """
+    width = 2 * _LABEL + 2 * size
+    band = lines - _PAGE_FRAME_LINES
+    if cols < width or band < 8:
+        raise ValueError(
+            f"the custodian terminal is {cols}x{lines}; copying a {size}x{size} share QR "
+            f"needs at least {width}x{_PAGE_FRAME_LINES + 8}: enlarge it"
+        )
+    if band >= size:
+        parts: tuple[tuple[int, int], ...] = ((0, size - 1),)
+    else:
+        count = -(-(size - 1) // (band - 1))
+        per = -(-(size + count - 1) // count)  # rows per part, one shared row between parts
+        bands: list[tuple[int, int]] = []
+        start = 0
+        while start < size - 1 or not bands:
+            end = min(start + per - 1, size - 1)
+            bands.append((start, end))
+            start = end
+        parts = tuple(bands)
+    rows = max(b - a + 1 for a, b in parts)
+    return TranscriptionLayout(size, parts, width, rows + _PAGE_FRAME_LINES)
+
+
+def _ruler(size: int, odd: bool) -> bytes:
+    line = bytearray(b" " * _LABEL)
+    for c in range(size):
+        line += f"{c + 1:>2}".encode() if (c % 2 == 0) == odd else b"  "
+    return bytes(line).rstrip()
+
+
+def render_transcription(
+    matrix: QRMatrix,
+    part: int,
+    layout: TranscriptionLayout,
+    *,
+    title: str = "",
+    alloc: Alloc = _default_alloc,
+) -> SecretBuffer:
+    """Render one part of the transcription view: the modules as squares to copy by hand.
+
+    Every module is two character cells: ``██`` a dark module to fill in on the grid card,
+    ``▒▒`` a dark module already printed on every card (finder, timing and alignment
+    patterns), ``· `` a light module left blank. Row numbers stand left and right, column
+    numbers above (odd columns on the first ruler line, even on the second). Only glyphs
+    of :data:`TRANSCRIBE_GLYPHS` are used: every Linux console font has them.
 
     Args:
-        fd: a terminal opened read-write (any fd in tests; then no key is awaited).
+        matrix: the QR modules (locked).
+        part: which part (0-based) of ``layout.parts``.
+        layout: from :func:`transcription_layout`.
+        title: a public heading (set, group, member, custodian).
+        alloc: allocator for the result.
+
+    Returns:
+        A SecretBuffer with the page's UTF-8 text, lines separated by ``\\n`` and padded
+        with zero bytes (:func:`text_length`).
+    """
+    size = matrix.size
+    first, last = layout.parts[part]
+    fixed = fixed_map(version_for_size(size))
+    parts = len(layout.parts)
+    head = [
+        title.encode()[:79],
+        (
+            f"Copy onto the {size}x{size} QR grid card - part {part + 1} of {parts}: "
+            f"rows {first + 1} to {last + 1}"
+        ).encode()[:79],
+        _ruler(size, True),
+        _ruler(size, False),
+    ]
+    legend = "\u2588\u2588 fill the square   \u2592\u2592 printed on the card   \u00b7 leave blank".encode()
+    if part + 1 < parts:
+        prompt = f"Any key: part {part + 2} of {parts}".encode()
+    else:
+        prompt = b"Done: any key erases the screen"
+    if part > 0:
+        prompt += b"   B: back to part " + str(part).encode()
+    row_bytes = 2 * _LABEL + 2 * 3 * size + 1
+    total = sum(len(h) + 1 for h in head) + (last - first + 1) * row_bytes
+    total += len(legend) + 1 + len(prompt)
+    out = alloc(total)
+    try:
+        with matrix.rows() as mv, out.view() as dst:
+            pos = 0
+
+            def put(data: bytes) -> None:
+                nonlocal pos
+                dst[pos : pos + len(data)] = data
+                pos += len(data)
+
+            for h in head:
+                put(h + b"\n")
+            for r in range(first, last + 1):
+                put(f"{r + 1:>2} ".encode())
+                base = r * size
+                for c in range(size):
+                    if fixed[base + c] == FIXED_DARK:
+                        put(_PRINTED)
+                    elif mv[base + c] == 1:
+                        put(_FILL)
+                    else:
+                        put(_BLANK)
+                put(f" {r + 1:<2}".encode().rstrip() + b"\n")
+            put(legend + b"\n")
+            put(prompt)
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
+def _terminal_size(fd: int) -> tuple[int, int]:
+    try:
+        ts = os.get_terminal_size(fd)
+    except OSError:  # a pipe in tests: the smallest supported terminal
+        return 80, 24
+    if ts.columns <= 0 or ts.lines <= 0:
+        return 80, 24
+    return ts.columns, ts.lines
+
+
+def _write_page(fd: int, page: SecretBuffer) -> None:
+    """Write a rendered page line by line (CR LF for raw ttys) from locked memory."""
+    n = text_length(page)
+    with page.view() as mv:
+        pos = 0
+        while pos < n:
+            end = pos
+            while end < n and mv[end] != 0x0A:
+                end += 1
+            chunk = mv[pos:end]
+            while len(chunk):
+                chunk = chunk[os.write(fd, chunk) :]
+            if end < n:
+                os.write(fd, b"\r\n")
+            pos = end + 1
+
+
+def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bool = True) -> None:
+    """Show a share's QR on a terminal ``fd`` for copying onto a grid card, then clear.
+
+    The code is shown module for module (:func:`render_transcription`), in as many parts as
+    the terminal needs (two at 80x24); a key shows the next part, B the previous one; after
+    the last part a key erases the screen and the scrollback. Each page is built in locked
+    memory and written with ``os.write`` from a memoryview.
+
+    Args:
+        fd: a terminal opened read-write (any fd in tests; then every part is written in
+            turn and no key is awaited).
         indices: the share's word indices (locked).
         title: public heading (set, group, member, custodian).
-        wait: wait for a key press before erasing.
+        wait: wait for key presses (on a tty) before moving on and erasing.
+
+    Raises:
+        ValueError: the terminal is too small (nothing of the share was shown).
     """
-    with make_matrix(indices) as mat:
-        text = render_terminal(mat)
+    cols, lines = _terminal_size(fd)
     try:
-        n = text_length(text)
-        with text.view() as mv:
-            os.write(fd, CLEAR + title.encode()[:79] + b"\r\n")
-            pos = 0
-            while pos < n:  # one row at a time, CR LF for raw ttys
-                end = pos
-                while end < n and mv[end] != 0x0A:
-                    end += 1
-                chunk = mv[pos:end]
-                while len(chunk):
-                    chunk = chunk[os.write(fd, chunk) :]
-                os.write(fd, b"\r\n")
-                pos = end + 1
-        os.write(fd, b"Scan the code, then press a key: the screen is erased.")
+        with make_matrix(indices) as mat:
+            layout = transcription_layout(mat.size, cols, lines)
+            part = 0
+            while 0 <= part < len(layout.parts):
+                page = render_transcription(mat, part, layout, title=title)
+                try:
+                    os.write(fd, CLEAR)
+                    _write_page(fd, page)
+                finally:
+                    page.close()
+                key = read_key(fd) if wait else -1
+                part = part - 1 if key in (0x62, 0x42) and part > 0 else part + 1
     finally:
-        text.close()
-    wait_for_key_then_clear(fd, wait=wait)
+        os.write(fd, CLEAR)
 
 
 def show_qr_on_tty(path: str, indices: SecretBuffer | memoryview, *, title: str) -> None:

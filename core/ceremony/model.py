@@ -142,12 +142,14 @@ class Step:
 
 @dataclass(frozen=True)
 class Act:
-    """A named group of steps."""
+    """A named group of steps; ``estimate_minutes`` is how long the act is expected to take
+    (printed on the ceremony checklist), if the script says."""
 
     id: str
     title: str
     steps: tuple[Step, ...]
     optional: bool = False
+    estimate_minutes: int | None = None
 
 
 @dataclass(frozen=True)

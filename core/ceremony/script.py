@@ -255,7 +255,13 @@ def _build(data: dict[str, Any], smap: SourceMap, source: Path, sha: str) -> Scr
                 )
             )
         acts.append(
-            Act(id=a["id"], title=a["title"], steps=tuple(steps), optional=a.get("optional", False))
+            Act(
+                id=a["id"],
+                title=a["title"],
+                steps=tuple(steps),
+                optional=a.get("optional", False),
+                estimate_minutes=a.get("estimate_minutes"),
+            )
         )
     return Script(
         name=meta["name"],

@@ -26,6 +26,7 @@ __all__ = [
     "CARRIERS",
     "DISPLAYS",
     "EXPORT_CONTENTS",
+    "MAX_ESTIMATE_MINUTES",
     "PRACTICE_CLUSTER_PREFIX",
     "PRACTICE_PREFIX",
     "PURPOSES",
@@ -61,6 +62,9 @@ EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript", "car
 PRACTICE_PREFIX: Final = "PRACTICE-"
 #: What a practice script's cluster_id begins with (and a real script's never does).
 PRACTICE_CLUSTER_PREFIX: Final = "practice"
+
+#: Longest time estimate an act may give (a ceremony day).
+MAX_ESTIMATE_MINUTES: Final = 720
 
 _ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _CLUSTER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -419,7 +423,7 @@ def _acts(
         if not isinstance(act, dict):
             v.add(apath, "an act must be a table")
             continue
-        v.unknown(apath, act, ("id", "title", "optional", "steps"))
+        v.unknown(apath, act, ("id", "title", "optional", "estimate_minutes", "steps"))
         aid = v.string(apath, act, "id", check=lambda s: bool(_ID.match(s)), what="a valid id")
         if aid is not None:
             if aid in act_ids:
@@ -427,6 +431,14 @@ def _acts(
             act_ids.add(aid)
         v.string(apath, act, "title")
         v.boolean(apath, act, "optional")
+        if "estimate_minutes" in act:
+            est = v.integer(apath, act, "estimate_minutes")
+            if est is not None and not 1 <= est <= MAX_ESTIMATE_MINUTES:
+                v.add(
+                    (*apath, "estimate_minutes"),
+                    f"'estimate_minutes' = {est} must be between 1 and {MAX_ESTIMATE_MINUTES} "
+                    "(minutes the act is expected to take)",
+                )
         steps = act.get("steps")
         if not isinstance(steps, list) or not steps:
             v.add(apath, "the act has no steps ([[acts.steps]])")

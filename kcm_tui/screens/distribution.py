@@ -266,13 +266,13 @@ class DistributionScreen(BaseScreen):
             Static(
                 Text.assemble(
                     (f"{name}: ", "bold yellow"),
-                    "has the QR code been captured as the script says (photographed or printed, and the"
-                    " copy checked)?",
+                    "has the QR code been copied onto your QR grid card, square by square, and every"
+                    " row checked against the screen?",
                 ),
                 classes="notice",
             ),
             Horizontal(
-                Button("Yes, captured (Y)", id="qr-kept", variant="primary"),
+                Button("Yes, copied (Y)", id="qr-kept", variant="primary"),
                 Button("No (N)", id="again"),
                 classes="buttons",
             ),

@@ -33,6 +33,17 @@ def preflight_text(checks: list[Check]) -> Text:
     return out
 
 
+def script_hash_text(s: ScriptInfo) -> Text:
+    """The script's SHA-256 as words: the witness compares them with the printed script
+    (``kcm-ceremony script print``) before the ceremony begins."""
+    words = s.hash_words
+    if not s.valid or not words:
+        return Text("")
+    out = Text("Script SHA-256 (compare with the printed script): ", style="bold")
+    out.append(" ".join(words))
+    return out
+
+
 class StartScreen(BaseScreen):
     """Preflight, script and media: everything checked before the ceremony begins."""
 
@@ -82,6 +93,7 @@ class StartScreen(BaseScreen):
                 Static("Ceremony script:", classes="subtitle"),
                 OptionList(Option("reading the ceremony scripts...", disabled=True), id="scripts"),
                 Static("", id="script-about", classes="muted"),
+                Static("", id="script-hash"),
                 Horizontal(
                     Input(str(self.capp.backend.media or ""), placeholder="export media folder", id="media"),
                     Button("Begin", id="begin", variant="primary"),
@@ -166,6 +178,7 @@ class StartScreen(BaseScreen):
         s = self.script_list[index]
         text = s.description if s.valid else "; ".join(s.problems[:2])
         self.query_one("#script-about", Static).update(text[:150])
+        self.query_one("#script-hash", Static).update(script_hash_text(s))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.query_one("#media", Input).focus()

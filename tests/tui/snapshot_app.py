@@ -7,6 +7,7 @@ over the real engine and keyholder is covered by test_e2e.py and test_safety.py.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ def _input_init(self: Input, *args: Any, **kwargs: Any) -> None:
 
 Input.__init__ = _input_init  # type: ignore[method-assign]
 
+#: Fixed script hashes (the start screen shows them as words).
+SCRIPT_SHA = {n: hashlib.sha256(n.encode()).hexdigest() for n in ("practice-genesis", "genesis", "unseal-and-seal")}
 WORDS = ["academic", "acid", "acne", "acquire", "acrobat", "activity", "actress", "adapt"]
 FP_WORDS = ["ocean", "zero", "maiden", "vocal", "bundle", "fatal", "silent", "rescue"]
 FINAL_WORDS = [
@@ -344,9 +347,9 @@ class FakeBackend(Backend):
         self.fake_session = session
         self.session = session  # type: ignore[assignment]
         self.script_list = scripts if scripts is not None else [
-            ScriptInfo(Path("practice-genesis.toml"), "practice-genesis", "genesis", True, "PRACTICE ONLY: rehearses genesis with a throwaway key."),
-            ScriptInfo(Path("genesis.toml"), "genesis", "genesis", False, "Creates the MasterKey and splits it 3-of-5."),
-            ScriptInfo(Path("unseal-and-seal.toml"), "unseal-and-seal", "unseal-and-seal", False, "Rebuilds the key from 3 shares and seals it."),
+            ScriptInfo(Path("practice-genesis.toml"), "practice-genesis", "genesis", True, "PRACTICE ONLY: rehearses genesis with a throwaway key.", sha256=SCRIPT_SHA["practice-genesis"]),
+            ScriptInfo(Path("genesis.toml"), "genesis", "genesis", False, "Creates the MasterKey and splits it 3-of-5.", sha256=SCRIPT_SHA["genesis"]),
+            ScriptInfo(Path("unseal-and-seal.toml"), "unseal-and-seal", "unseal-and-seal", False, "Rebuilds the key from 3 shares and seals it.", sha256=SCRIPT_SHA["unseal-and-seal"]),
             ScriptInfo(Path("broken.toml"), "broken", "?", False, "", ("broken.toml:12: unknown step kind 'dance'",)),
         ]
 

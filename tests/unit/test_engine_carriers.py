@@ -2,7 +2,8 @@
 
 Genesis 3-of-5 where custodians c1 and c2 get smart cards (SoftHSM2 tokens in a temporary
 token directory, RSA-2048 card keys), c3 gets a QR on the custodian terminal (a pty: the
-test "photographs" the screen with :func:`core.carriers.qr.console_image`) and c4, c5 get
+test reads the squares off the transcription display, copies them onto a grid card by
+"hand" and photographs the card, :mod:`benchmarks.gridcard_corpus`) and c4, c5 get
 words on that terminal. Then unseal-and-seal with shares coming in mixed (typed words, a
 card, a QR image file), and the error paths through the engine: wrong PIN then the right
 one, a card not in the manifest, a garbage QR image, the same share twice by two carriers.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import qrcode
 from PIL import Image
@@ -48,6 +50,8 @@ from core.shamir.wordlist import indices_from_mnemonic
 from tests import schemas
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import gridcard_corpus as gridcards
 from test_engine import (  # noqa: F401  (fixtures)
     SCRIPTS,
     kms_pem,
@@ -64,9 +68,31 @@ PINS = {"c1": "1111", "c2": "2222", "stranger": "3333"}
 HAVE_SOFTHSM = bool(os.path.exists(MODULE) and shutil.which("softhsm2-util"))
 
 WORD_PROMPT = b"Press a key when done"
-QR_PROMPT = b"Scan the code, then press a key"
+QR_NEXT = b"Any key: part "
+QR_DONE = b"Done: any key erases the screen"
 _WORD = re.compile(r"(\d+)\. ([a-z]+)")
-_GLYPHS = set(" \u2580\u2584\u2588")
+
+
+def card_photo(modules: np.ndarray, path: Path, seed: int) -> Path:
+    """The custodian copies the squares onto a grid card (by hand: uneven strokes, a missed
+    square now and then); the card is photographed with care. The share is random, so the
+    photo is a careful one: the reader's limits are measured in tests/unit/test_gridcard.py."""
+    rnd = random.Random(seed)
+    words = 33 if modules.shape[0] == 33 else 20
+    gridcards.photograph(gridcards.hand_fill(modules, rnd, words=words), rnd, strength=0.3).save(path)
+    return path
+
+
+def card_digits(photo: Path) -> bytes:
+    """The digits a handheld scanner would type for the code on a grid card (test side:
+    read through the decode chain, whose grid-card stage reads hand-filled squares)."""
+    from core.carriers import imagedecode
+
+    decoded = imagedecode.decode_image(Image.open(photo))
+    with qr.indices_to_payload(decoded.indices) as payload, payload.view() as pv:
+        digits = bytes(pv)
+    decoded.indices.close()
+    return digits
 
 
 class CustodianTerminal:
@@ -76,13 +102,14 @@ class CustodianTerminal:
         self.master, self.slave = os.openpty()
         self.path = os.ttyname(self.slave)
         self.words: list[str] = []
-        self.qr_texts: list[str] = []
+        self.qr_modules: list[np.ndarray] = []
         self._stop = False
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 
     def _run(self) -> None:
         buf = b""
+        qr_parts = b""
         while not self._stop:
             try:
                 chunk = os.read(self.master, 65536)
@@ -95,11 +122,15 @@ class CustodianTerminal:
                 text = buf.decode("utf-8", "replace")
                 words = sorted((int(n), w) for n, w in _WORD.findall(text))
                 self.words.append(" ".join(w for _n, w in words))
-            elif QR_PROMPT in buf:
-                body = buf.replace(qr.CLEAR, b"").decode("utf-8", "replace")
-                rows = [r.strip("\r") for r in body.split("\n")]
-                rows = [r for r in rows if r and set(r) <= _GLYPHS]
-                self.qr_texts.append("\n".join(rows) + "\n")
+            elif QR_DONE in buf:  # the last part of the QR: read every square shown
+                self.qr_modules.append(gridcards.read_screen(qr_parts + buf))
+                qr_parts = b""
+            elif QR_NEXT in buf:  # a part of the QR: press a key for the next part
+                cut = buf.index(QR_NEXT) + len(QR_NEXT)
+                qr_parts += buf[:cut]
+                buf = buf[cut:]
+                os.write(self.master, b" ")
+                continue
             else:
                 continue
             buf = b""
@@ -245,10 +276,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     step_once(g)
             assert kc.status()["master_held"] is False
         assert g.state is CeremonyState.COMPLETED
-        assert len(terminal.words) == 2 and len(terminal.qr_texts) == 1
-        img = qr.console_image(terminal.qr_texts[0])
-        photo = root / "c3-share-qr.png"
-        img.save(photo)
+        assert len(terminal.words) == 2 and len(terminal.qr_modules) == 1
+        photo = card_photo(terminal.qr_modules[0], root / "c3-grid-card.jpg", 3)
         yield World(
             root=root,
             ws=ws,
@@ -411,12 +440,10 @@ def test_carrier_errors_keep_the_step(world: World) -> None:
         with pytest.raises(EngineError, match="not allowed"):
             u.add_share("nfc", None)
 
-        # the third share from a keyboard-wedge scanner (digits of c3's QR, 5 ms apart)
-        import zxingcpp
-
-        digits = zxingcpp.read_barcodes(Image.open(world.qr_images["c3"]))[0].text
+        # the third share from a keyboard-wedge scanner (digits of c3's grid card, 5 ms apart)
+        digits = card_digits(world.qr_images["c3"])
         keys = [(memoryview(bytearray([ch])), 1_000_000 + 5_000 * i)
-                for i, ch in enumerate(digits.encode() + b"\r")]  # fmt: skip
+                for i, ch in enumerate(digits + b"\r")]  # fmt: skip
         done = u.add_share("scanner", keys)
         assert done["complete"] is True and done["index"] == 3
         assert run.performed is True
@@ -440,9 +467,7 @@ def test_scanner_key_by_key(world: World) -> None:
     """The per-key scanner intent (the UI forwards each key press as it comes)."""
     with _keyholder() as kc:
         u = _collect_step(world, kc)
-        import zxingcpp
-
-        digits = zxingcpp.read_barcodes(Image.open(world.qr_images["c3"]))[0].text.encode()
+        digits = card_digits(world.qr_images["c3"])
         t = 5_000_000
         for ch in digits:
             st = u.scanner_key(memoryview(bytearray([ch])), t)

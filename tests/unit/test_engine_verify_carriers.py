@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from core import journal as jr
 from core.carriers import pkcs11 as cards
@@ -54,6 +53,8 @@ from test_engine_carriers import (
     SO_PIN,
     CustodianTerminal,
     _init_tokens,
+    card_digits,
+    card_photo,
     pin,
 )
 
@@ -142,9 +143,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 else:
                     step_once(g)
         assert g.state is CeremonyState.COMPLETED and g.manifest is not None
-        assert len(terminal.qr_texts) == 1
-        photo = root / "c2-share-qr.png"
-        qr.console_image(terminal.qr_texts[0]).save(photo)
+        assert len(terminal.qr_modules) == 1
+        photo = card_photo(terminal.qr_modules[0], root / "c2-grid-card.jpg", 2)
         yield World(root, ws, conf, serials, g.manifest, photo, vpath)
     finally:
         terminal.close()
@@ -187,9 +187,8 @@ def _share_qr(path: Path, identifier: int) -> Path:
 
 
 def _scanner_keys(photo: Path, t0: int) -> list[tuple[memoryview, int]]:
-    import zxingcpp
-
-    digits = zxingcpp.read_barcodes(Image.open(photo))[0].text.encode() + b"\r"
+    """The digits a handheld scanner would type for the code on the card (test side)."""
+    digits = card_digits(photo) + b"\r"
     return [(memoryview(bytearray([ch])), t0 + 5_000 * i) for i, ch in enumerate(digits)]
 
 

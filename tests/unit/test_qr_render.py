@@ -96,32 +96,6 @@ def test_psf_rejects_other_files() -> None:
         qr.psf_unicode_table(b"hello")
 
 
-def _screen_to_qr_text(raw: bytes) -> str:
-    """Strip the clear/title/prompt framing of show_qr's output; keep the QR rows."""
-    body = raw.replace(qr.CLEAR, b"").decode()
-    rows = [r for r in body.split("\r\n")[1:] if r and set(r) <= set(" \u2580\u2584\u2588")]
-    return "\n".join(rows) + "\n"
-
-
-def test_show_qr_writes_a_scannable_code_and_clears() -> None:
-    import os
-
-    s = share(32, 9)
-    r, w = os.pipe()
-    try:
-        qr.show_qr(w, s, title="Set 1 - group 1, share 2", wait=False)
-        os.close(w)
-        raw = b""
-        while chunk := os.read(r, 65536):
-            raw += chunk
-    finally:
-        os.close(r)
-    assert raw.startswith(qr.CLEAR) and raw.endswith(qr.CLEAR)
-    assert b"Set 1 - group 1, share 2" in raw
-    img = qr.console_image(_screen_to_qr_text(raw))
-    assert same(imagedecode.decode_image(img).indices, s)
-
-
 def test_show_qr_refuses_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="only on a terminal device"):
         qr.show_qr_on_tty(str(tmp_path / "x.txt"), share(), title="t")

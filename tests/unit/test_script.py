@@ -26,6 +26,8 @@ SHIPPED = [
 
 # For each malformed script: a token that must appear on the line the problem is reported at.
 LINE_TOKEN = {
+    "estimate_not_int": "estimate_minutes",
+    "estimate_out_of_range": "estimate_minutes",
     "bad_cluster_id": "cluster_id",
     "bad_export_content": "secrets",
     "bad_purpose": "party",
