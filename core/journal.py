@@ -69,6 +69,7 @@ Command line (``kcm-ceremony journal ...``)::
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -734,12 +735,23 @@ def _parse_final(text: str) -> str:
 def export_jsonl(events: Iterable[Event], out: str | os.PathLike[str]) -> Path:
     """Write rows as JSON Lines (one canonical JSON object per line); returns the path."""
     p = Path(out)
-    with open(p, "w", encoding="utf-8") as f:
+    with _open_out(p) as f:
         for ev in events:
             f.write(canonical_json(ev.as_dict()) + "\n")
         f.flush()
         os.fsync(f.fileno())
     return p
+
+
+def _open_out(p: Path) -> Any:
+    """Open an export file for writing without following a link planted at its name."""
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JournalError(f"{p} is a symbolic link: refused (nothing was written)") from None
+        raise
+    return open(fd, "w", encoding="utf-8")
 
 
 def _fmt_details(d: Mapping[str, Any]) -> str:
@@ -801,7 +813,7 @@ def export_transcript(events: Sequence[Event], out: str | os.PathLike[str]) -> P
         "",
     ]
     p = Path(out)
-    with open(p, "w", encoding="utf-8") as f:
+    with _open_out(p) as f:
         f.write("\n".join(lines))
         f.flush()
         os.fsync(f.fileno())

@@ -145,8 +145,10 @@ from core import journal as _journal
 from core.carriers.errors import CarrierError
 from core.ceremony.model import Act, RoleKind, Script, Step, StepKind
 from core.ceremony.script import load_script
+from core.ceremony.workspace import Workspace
 from core.journal import Event, Journal
 from core.keyholder.errors import KeyholderDied
+from core.safeio import MAX_KEY_FILE, SafeIOError
 from core.words import to_words
 
 __all__ = [
@@ -471,6 +473,9 @@ _NO_ACTION = (StepKind.INSTRUCTION, StepKind.SUMMARY)
 _CONFIRMED_KINDS = (StepKind.VERIFY_FINGERPRINT, StepKind.VERIFY_KCV)
 
 
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
+
+
 def _utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -512,6 +517,7 @@ class Ceremony:
     ) -> None:
         self.script = script
         self.workspace = workspace
+        self.ws = Workspace(workspace)
         self.keyholder = keyholder
         self.journal = journal
         self.exporter = exporter
@@ -586,7 +592,11 @@ class Ceremony:
         cid = ceremony_id or f"{base}-{stamp}-{_secrets.token_hex(2)}"
         if script.practice and not cid.startswith("PRACTICE-"):
             cid = f"PRACTICE-{cid}"
-        folder = ws / "ceremonies" / cid
+        if not _SAFE_ID.match(cid):
+            raise EngineError(f"ceremony id {cid!r} is not a safe folder name")
+        ws.mkdir(parents=True, exist_ok=True)
+        # the ceremony's own folder is new (no link on the way to it, nothing planted in it)
+        folder = Workspace(ws).folder(f"ceremonies/{cid}", create=True, exclusive=True)
         journal = Journal.create(
             folder / "journal.db",
             cid,
@@ -1075,8 +1085,7 @@ class Ceremony:
             / "manifests"
             / f"{'PRACTICE-' if self.practice else ''}set-{set_id}.json"
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_new(path, data)
+        self.ws.write_new("manifests", path.name, data)
         self.manifest = manifest
         self._manifest_path = path
         run.display = {"set_id": set_id, "carriers": carriers, "cards": {}}
@@ -1261,9 +1270,7 @@ class Ceremony:
             prefix = "PRACTICE-" if self.practice else ""
             name = f"{prefix}card-share-set-{self.manifest['set_id']}-{got_serial}.sealed.json"
             data = bytes(sealed)
-            folder = self.workspace / "card-shares"
-            folder.mkdir(parents=True, exist_ok=True)
-            _replace_file(folder / name, data)
+            self.ws.replace("card-shares", name, data)
             self.card_files[name] = data
             entry["sealed_file"] = name
             entry["sealed_sha256"] = _sha256(data)
@@ -1292,7 +1299,7 @@ class Ceremony:
         assert self.manifest is not None
         data = _manifest_bytes(self.manifest)
         if self._manifest_path is not None:
-            _replace_file(self._manifest_path, data)
+            self.ws.replace("manifests", self._manifest_path.name, data)
         for run in self.steps:
             if run.kind is StepKind.DISTRIBUTE_SHARES and run.results.get("set_id") == str(
                 self.manifest["set_id"]
@@ -1376,17 +1383,17 @@ class Ceremony:
     # --- collecting and checking shares
 
     def _manifests(self) -> list[dict[str, Any]]:
+        """The share-set manifests in ``manifests/`` (a link, a device, an oversized or
+        unparsable file there is skipped: it is no manifest of ours)."""
         out = []
-        folder = self.workspace / "manifests"
-        if folder.is_dir():
-            for p in sorted(folder.glob("*.json")):
-                try:
-                    m = json.loads(p.read_text("utf-8"))
-                except (OSError, ValueError):
-                    continue
-                if isinstance(m, dict) and "set_id" in m:
-                    m["_file"] = p.name
-                    out.append(m)
+        for name in self.ws.list_files("manifests", ".json"):
+            try:
+                m = json.loads(self.ws.read(f"manifests/{name}").decode("utf-8"))
+            except (OSError, ValueError, SafeIOError):
+                continue
+            if isinstance(m, dict) and "set_id" in m:
+                m["_file"] = name
+                out.append(m)
         return out
 
     def _own_manifests(self) -> list[dict[str, Any]]:
@@ -1617,9 +1624,12 @@ class Ceremony:
         if sealed is None and payload.serial in cards:
             name = cards[str(payload.serial)].get("sealed_file")
             if name:
-                path = self.workspace / "card-shares" / str(name)
-                if path.is_file():
-                    sealed = path.read_bytes()
+                try:
+                    sealed = self.ws.read(f"card-shares/{name}")
+                except FileNotFoundError:
+                    sealed = None
+                except (SafeIOError, OSError) as exc:
+                    raise self._share_refused(run, "card", exc) from None
         return CardAccess(
             module=self._card_module(run, payload),
             serial=payload.serial,
@@ -1807,32 +1817,6 @@ class Ceremony:
         self.keyholder.wipe()
         self.key_facts = None
         return self._result(run, {"wiped": True})
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Write a new public file durably; an identical existing file is accepted (retry)."""
-    if path.exists():
-        if path.read_bytes() == data:
-            return
-        raise StepFailedError(f"{path.name} exists already with other content; not overwriting")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    """Write a public file of this ceremony durably, replacing it atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 class _WrongCardSerial(Exception):
@@ -2462,9 +2446,10 @@ class WorkspaceRecipients:
         from core.seal import recipients as rc
 
         spec = self.script.recipients[recipient_id]
-        path = self.workspace / spec.public_key_file
         try:
-            data = path.read_bytes()
+            data = Workspace(self.workspace).read(spec.public_key_file, limit=MAX_KEY_FILE)
+        except SafeIOError as exc:
+            raise StepFailedError(f"recipient {recipient_id}: {exc.message}") from None
         except OSError as exc:
             raise StepFailedError(f"cannot read {spec.public_key_file}: {exc.strerror}") from None
         key = rc.parse_public_key(data)

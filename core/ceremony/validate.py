@@ -64,6 +64,7 @@ PRACTICE_CLUSTER_PREFIX: Final = "practice"
 
 _ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _CLUSTER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_SCRIPT_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SAFE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _HEX: Final = re.compile(r"^[0-9a-fA-F:]{16,}$")
 _RESERVED: Final = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])$", re.IGNORECASE)
@@ -203,7 +204,14 @@ def validate(data: dict[str, Any], smap: SourceMap, fname: str) -> list[Problem]
     v.unknown((), data, ("ceremony", "cluster", "roles", "policy", "recipients", "acts"))
     meta = v.table(("ceremony",), data.get("ceremony"))
     v.unknown(("ceremony",), meta, ("name", "version", "description", "purpose", "practice"))
-    v.string(("ceremony",), meta, "name")
+    v.string(
+        ("ceremony",),
+        meta,
+        "name",
+        check=lambda s: bool(_SCRIPT_NAME.match(s)),
+        what="a name of letters, digits, '.', '_' or '-' (it becomes part of the ceremony's "
+        "folder name)",
+    )
     if "version" in meta and isinstance(meta["version"], int | float):
         pass
     else:
