@@ -230,8 +230,9 @@ class CardAccess:
     """How to reach one custodian's smart card (public facts plus a view of the PIN).
 
     Attributes:
-        module: PKCS#11 module: a name (``opensc``, ``yubico``, ``softhsm2``) or an
-            absolute path; None: the step's ``card_module`` (default ``opensc``).
+        module: PKCS#11 module name (``opensc``, ``ykcs11``, ``softhsm2`` for the demo),
+            one the keyholder was started with; None: the step's ``card_module`` (default
+            ``opensc``).
         serial: the card's serial; None: the only (expected) card in the readers.
         pin: a memoryview over the caller's own locked PIN buffer (sent to the keyholder
             as a protocol ``Secret``, never copied by the engine); None: the reader's PIN pad.
@@ -1995,10 +1996,9 @@ class ClientKeyholder:
 
     @staticmethod
     def _module_path(module: str | None) -> str:
-        from core.carriers.pkcs11 import DEFAULT_MODULES
-
-        name = module or DEFAULT_CARD_MODULE
-        return DEFAULT_MODULES.get(name, name)
+        # a NAME: the keyholder maps it to the module it was started with, and refuses
+        # anything else (a path from a script or a medium never reaches dlopen)
+        return module or DEFAULT_CARD_MODULE
 
     def _carriers(self) -> Any:
         from core.keyholder import ops_carriers

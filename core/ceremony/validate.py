@@ -53,8 +53,9 @@ CARRIERS: Final = ("typed", "qr", "card", "qr-file", "qr-camera", "scanner")
 #: Ways a share is handed over at distribution (``screen``: words on the custodian terminal,
 #: typed later or written on paper; ``qr``: a QR on that terminal; ``card``: a smart card).
 DISPLAYS: Final = ("screen", "qr", "card")
-#: PKCS#11 module names known to core.carriers.pkcs11.DEFAULT_MODULES (or an absolute path).
-CARD_MODULES: Final = ("opensc", "yubico", "softhsm2")
+#: PKCS#11 modules a script may name (core.carriers.modules.MODULES). Never a path: a
+#: module is a library that runs inside the keyholder, next to the MasterKey.
+CARD_MODULES: Final = ("opensc", "ykcs11", "softhsm2")
 CARD_KEY_BITS: Final = (2048, 3072, 4096)
 EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript", "card-shares")
 #: What a practice script's names begin with (and a real script's never do).
@@ -507,13 +508,23 @@ def _step_params(
                 v.add((*spath, key), f"{item!r} is not one of {', '.join(allowed)}")
 
     def card_module() -> None:
+        val = step.get("card_module")
+        if isinstance(val, str) and ("/" in val or val.endswith(".so")):
+            v.add(
+                (*spath, "card_module"),
+                f"card_module = {val!r} is a path: scripts name a PKCS#11 module "
+                f"({', '.join(CARD_MODULES)}), never a file. A library from a script or a "
+                "medium would run inside the keyholder, next to the MasterKey; the keyholder "
+                "loads only the modules installed on the workstation",
+            )
+            return
         v.string(
             spath,
             step,
             "card_module",
             required=False,
-            check=lambda s: s in CARD_MODULES or (s.startswith("/") and ".." not in s),
-            what=f"a PKCS#11 module ({', '.join(CARD_MODULES)}, or an absolute path)",
+            check=lambda s: s in CARD_MODULES,
+            what=f"a PKCS#11 module name: {', '.join(CARD_MODULES)} (softhsm2: demo only)",
         )
 
     if kind is StepKind.CHECKLIST:

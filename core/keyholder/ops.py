@@ -119,6 +119,9 @@ class KeyholderState:
     master: secmem.SecretBuffer | None = None
     master_origin: str = ""  # "generated" | "recovered" | "practice"
     practice: bool = False
+    #: PKCS#11 modules this keyholder may load: name -> path, fixed when it was spawned
+    #: (``--pkcs11-module NAME=PATH``); requests can only pick among these.
+    pkcs11_modules: dict[str, str] = field(default_factory=dict)
     #: Per-area state (shares, recovery, entry, cards...). Values may own SecretBuffers;
     #: each area registers a reset hook in ``resets`` that wipes what it owns.
     ext: dict[str, Any] = field(default_factory=dict)

@@ -72,7 +72,9 @@ class World:
 
 
 def _keyholder() -> KeyholderClient:
-    return KeyholderClient.start(allow_unlocked=os.geteuid() != 0)
+    return KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, pkcs11_modules=("softhsm2",)
+    )
 
 
 @pytest.fixture(scope="module")

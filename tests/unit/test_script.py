@@ -31,6 +31,8 @@ LINE_TOKEN = {
     "bad_purpose": "party",
     "card_key_bits": "1024",
     "card_module_path": "evil",
+    # issue 12: a module on the medium, absolute and without "..", was accepted
+    "card_module_on_medium": "libcardos",
     "carrier_not_custodian": 'witness = "qr"',
     "carrier_not_displayed": 'c1 = "card"',
     "carrier_unknown": "usb-stick",
