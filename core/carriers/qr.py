@@ -23,7 +23,6 @@ Residues that cannot be avoided (documented in docs/formats.md, "Share carriers"
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from PIL import Image, ImageDraw
 from qrcode.constants import ERROR_CORRECT_M
 
 from core.carriers.errors import QRPayloadError
-from core.custodian_tty import CLEAR, custodian_tty, wait_for_key_then_clear
+from core.custodian_tty import CLEAR, custodian_tty, tty_write, wait_for_key_then_clear
 from core.secmem import SecretBuffer
 from core.shamir.rs1024 import polymod_words
 from core.shamir.slip39 import customization
@@ -513,18 +512,16 @@ def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bo
     try:
         n = text_length(text)
         with text.view() as mv:
-            os.write(fd, CLEAR + title.encode()[:79] + b"\r\n")
+            tty_write(fd, CLEAR + title.encode()[:79] + b"\r\n")
             pos = 0
             while pos < n:  # one row at a time, CR LF for raw ttys
                 end = pos
                 while end < n and mv[end] != 0x0A:
                     end += 1
-                chunk = mv[pos:end]
-                while len(chunk):
-                    chunk = chunk[os.write(fd, chunk) :]
-                os.write(fd, b"\r\n")
+                tty_write(fd, mv[pos:end])
+                tty_write(fd, b"\r\n")
                 pos = end + 1
-        os.write(fd, b"Scan the code, then press a key: the screen is erased.")
+        tty_write(fd, b"Scan the code, then press a key: the screen is erased.")
     finally:
         text.close()
     wait_for_key_then_clear(fd, wait=wait)
