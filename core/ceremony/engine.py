@@ -70,12 +70,16 @@ preflight           ``perform()``: runs the preflight port; a FAIL fails the ste
 verify-fingerprint  ``perform()`` shows the subject's fingerprint (``display``); then
                     ``confirm(witness, matches)``
 generate            ``perform()``: new MasterKey in the keyholder; KCV in ``results``
-verify-kcv          ``perform()`` shows the KCV (and the manifest's expected KCV); ``confirm``
+verify-kcv          ``perform()`` shows the KCV (and the manifest's expected KCV); ``confirm``;
+                    for a key rebuilt NOT VERIFIED (no manifest fingerprint) the keyholder
+                    checks the KCV the witness confirmed (``confirm_kcv``) before sealing
 distribute-shares   ``perform()`` splits (once); ``show_share`` + ``acknowledge`` per custodian
 collect-shares      ``perform(manifest=None)`` starts recovery; ``add_share`` until complete
 check-shares        ``perform(manifest=None)``; ``add_share`` checks one share at a time
                     against the manifest's commitments (any carrier; nothing is recovered)
-recover             ``perform()``: rebuild the key, compare its KCV with the manifest
+recover             ``perform()``: rebuild the key, compare its KCV with the manifest (no
+                    fingerprint in it: ``verified`` False, NOT VERIFIED: seal and
+                    distribute-shares refuse until a verify-kcv witness confirmed it)
 seal                ``perform()``: one envelope per recipient (recipients must be confirmed)
 export              ``perform()``: writes the listed files through the exporter
 wipe                ``perform()``: the keyholder wipes every secret
@@ -533,6 +537,10 @@ class Ceremony:
         self.manifest: dict[str, Any] | None = None
         self.collected_set: str | None = None
         self.key_facts: dict[str, Any] | None = None
+        #: False while a rebuilt key is NOT VERIFIED against any manifest (no fingerprint
+        #: to compare with): nothing is sealed or split until a witness confirmed its KCV
+        #: in a verify-kcv step. None while no key is held.
+        self.key_verified: bool | None = None
         self.confirmed_recipients: dict[str, dict[str, Any]] = {}
         self.envelopes: dict[str, tuple[str, bytes]] = {}  # recipient -> (file name, bytes)
         self.written: dict[str, list[ExportedFile]] = {}  # folder -> files
@@ -1015,6 +1023,19 @@ class Ceremony:
         if not matches:
             self._fail(run, StepFailedError(f"{witness} reports the fingerprint does NOT match"))
             return
+        if run.kind is StepKind.VERIFY_KCV and self.key_verified is False:
+            # the keyholder compares what the witness confirmed (their typed copy, or the
+            # words shown that they compared) with the key it holds, and only then lets it
+            # be sealed or split
+            copy = out_of_band if out_of_band is not None else " ".join(run.display.get("words") or [])
+            confirm_kcv = getattr(self.keyholder, "confirm_kcv", None)
+            try:
+                if callable(confirm_kcv):
+                    confirm_kcv(self.script.roles[witness].name, copy)
+            except Exception as exc:
+                self._fail(run, exc)
+                return
+            self.key_verified = True
         run.confirmed_by = witness
         details = {"confirmed": True, "method": method, "fingerprint": shown}
         self._record("step.input", details, role=witness, run=run)
@@ -1032,6 +1053,7 @@ class Ceremony:
             return dict(run.results)
         facts = self.keyholder.generate_master()
         self.key_facts = _public_facts(facts)
+        self.key_verified = True
         return self._result(run, self.key_facts)
 
     def _do_verify_kcv(self, run: StepRun) -> dict[str, Any]:
@@ -1047,6 +1069,8 @@ class Ceremony:
             "kcv": facts.get("kcv", ""),
             "words": facts.get("kcv_words") or _fp_words(str(facts.get("fingerprint", ""))),
             "expected": expected or "",
+            # a rebuilt key no manifest vouches for: the witness's comparison is the check
+            "not_verified": self.key_verified is False,
         }
         return self._result(run, {**facts, "matches_manifest": bool(expected)})
 
@@ -1057,6 +1081,7 @@ class Ceremony:
         if run.results.get("set_id"):
             return dict(run.results)  # retry: the set exists, keep it
         assert self.script.policy is not None  # validated
+        self._require_verified_key("split the key into a new share set")
         supersedes = self.collected_set if run.step.params.get("supersedes_collected") else None
         policy = self.script.policy.as_public()
         manifest = dict(
@@ -1735,12 +1760,38 @@ class Ceremony:
                 "from another set; the key was not accepted"
             )
         self.key_facts = facts
+        self.key_verified = bool(expected)
         dry = bool(run.step.params.get("dry_run"))
-        return self._result(run, {**facts, "matches_manifest": bool(expected), "dry_run": dry})
+        verification = (
+            "matches the share set's manifest"
+            if expected
+            else "NOT VERIFIED against any manifest (the manifest has no fingerprint): a "
+            "witness must compare the KCV words with the genesis record before anything is "
+            "sealed or split"
+        )
+        return self._result(
+            run,
+            {
+                **facts,
+                "matches_manifest": bool(expected),
+                "verified": bool(expected),
+                "verification": verification,
+                "dry_run": dry,
+            },
+        )
+
+    def _require_verified_key(self, action: str) -> None:
+        if self.key_verified is False:
+            raise StepFailedError(
+                f"cannot {action}: the rebuilt key is NOT VERIFIED against any manifest. A "
+                "witness must first compare its KCV words with the genesis record (the "
+                "verify-kcv step)"
+            )
 
     def _do_seal(self, run: StepRun) -> dict[str, Any]:
         if self.key_facts is None:
             raise StepFailedError("no key is held: generate or recover it first")
+        self._require_verified_key("seal")
         prefix = "PRACTICE-" if self.practice else ""
         for rid in run.step.params["recipients"]:
             if rid in self.envelopes:
@@ -1817,6 +1868,7 @@ class Ceremony:
     def _do_wipe(self, run: StepRun) -> dict[str, Any]:
         self.keyholder.wipe()
         self.key_facts = None
+        self.key_verified = None
         return self._result(run, {"wiped": True})
 
 
@@ -2286,6 +2338,11 @@ class ClientKeyholder:
         from core.keyholder import ops_shares
 
         return dict(ops_shares.client_recover(self.client))
+
+    def confirm_kcv(self, witness: str, kcv: str) -> dict[str, Any]:
+        """A witness confirmed the KCV of a key rebuilt without a manifest fingerprint; the
+        keyholder compares it with the key and only then allows sealing or splitting."""
+        return dict(self.client.kcv_confirm(witness, kcv))
 
     def seal(self, recipient: Any, header: Mapping[str, Any]) -> bytes:
         """Seal through ``core.keyholder.ops_seal.seal_envelope``.

@@ -664,6 +664,7 @@ def _order(
 ) -> None:
     have_key = False
     collected = False
+    recovered_unwitnessed: tuple[PathItem, ...] | None = None
     last_key_step: int | None = None
     last_wipe: int | None = None
     kinds = [k for _p, k, _s in seq]
@@ -682,6 +683,7 @@ def _order(
                 v.add((*path, "kind"), "recover needs a collect-shares step before it")
             have_key = True
             last_key_step = i
+            recovered_unwitnessed = path
         elif kind in _NEEDS_KEY:
             if not have_key:
                 v.add(
@@ -691,6 +693,16 @@ def _order(
         elif kind is StepKind.WIPE:
             last_wipe = i
             have_key = False
+        if kind is StepKind.VERIFY_KCV:
+            recovered_unwitnessed = None
+        if kind in (StepKind.SEAL, StepKind.DISTRIBUTE_SHARES) and recovered_unwitnessed:
+            v.add(
+                (*path, "kind"),
+                f"{kind.value} after recover needs a verify-kcv step between them: a witness "
+                "compares the rebuilt key's KCV words with the genesis record (a wrong "
+                "passphrase, or a manifest without fingerprint, gives another key)",
+            )
+            recovered_unwitnessed = None
         if kind is StepKind.DISTRIBUTE_SHARES:
             if not policy_present:
                 v.add((*path, "kind"), "distribute-shares needs a [policy] table")

@@ -184,6 +184,11 @@ class KeyholderClient:
         assert isinstance(sig, bytes)
         return sig
 
+    def kcv_confirm(self, witness: str, kcv: str) -> dict[str, Any]:
+        """A witness confirmed the held key's KCV (``kcv``: the words, KCV hex or the full
+        fingerprint they compared); refused when it does not match the key."""
+        return self.call(core_ops.KCV_CONFIRM, witness=witness, kcv=kcv)
+
     def status(self) -> dict[str, Any]:
         """Public status of the keyholder."""
         return self.call(core_ops.STATUS)

@@ -118,6 +118,10 @@ class KeyholderState:
     allow_unlocked: bool = False
     master: secmem.SecretBuffer | None = None
     master_origin: str = ""  # "generated" | "recovered" | "practice"
+    #: False for a key rebuilt without an expected fingerprint (no manifest to compare
+    #: with): nothing is sealed or split from it until a witness has confirmed its KCV
+    #: (``kcv_confirm``).
+    master_verified: bool = True
     practice: bool = False
     #: PKCS#11 modules this keyholder may load: name -> path, fixed when it was spawned
     #: (``--pkcs11-module NAME=PATH``); requests can only pick among these.
@@ -145,11 +149,24 @@ class KeyholderState:
                 f"({self.master_origin}); wipe it first"
             )
 
-    def set_master(self, buf: secmem.SecretBuffer, origin: str) -> None:
+    def set_master(self, buf: secmem.SecretBuffer, origin: str, *, verified: bool = True) -> None:
         """Install a MasterKey (refuses if one is already held)."""
         self.refuse_if_master("install a MasterKey")
         self.master = buf
         self.master_origin = origin
+        self.master_verified = verified
+
+    def require_verified_master(self, action: str) -> secmem.SecretBuffer:
+        """The MasterKey, if it was generated here or its fingerprint was verified (against
+        a manifest, or by a witness's KCV confirmation); else :class:`Refused`."""
+        master = self.require_master()
+        if not self.master_verified:
+            raise Refused(
+                f"cannot {action}: the rebuilt key is NOT VERIFIED against any manifest. A "
+                "witness must first compare its KCV words with the genesis record "
+                "(kcv_confirm)"
+            )
+        return master
 
     def wipe(self) -> None:
         """Wipe and drop every secret this keyholder holds."""
@@ -165,5 +182,6 @@ class KeyholderState:
             finally:
                 self.master = None
                 self.master_origin = ""
+                self.master_verified = True
                 self.ext.clear()
                 secmem.wipe_all()

@@ -1,4 +1,4 @@
-"""Core operations (0x00xx): hello, generate, fingerprint, sign, wipe, status.
+"""Core operations (0x00xx): hello, generate, fingerprint, sign, wipe, status, kcv_confirm.
 
 Client helpers for these live on :class:`core.keyholder.client.KeyholderClient`.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from core import secmem
-from core.keyholder.errors import MalformedRequest
+from core.keyholder.errors import MalformedRequest, Refused
 from core.keyholder.fingerprint import derive_fingerprint, sign_with_master
 from core.keyholder.ops import KeyholderState, Request, op
 
@@ -18,6 +18,7 @@ FINGERPRINT = 0x0003
 SIGN = 0x0004
 WIPE = 0x0005
 STATUS = 0x0006
+KCV_CONFIRM = 0x0007
 
 MASTER_KEY_BYTES = 32  # ADR-201: 256-bit MasterKey
 
@@ -83,6 +84,40 @@ def sign(state: KeyholderState, req: Request) -> dict[str, Any]:
     return {"signature": signature, **fingerprint_fields(state)}
 
 
+def _kcv_matches(copy: str, fp_hex: str, kcv_words: list[str]) -> bool:
+    """A witness's copy of the key check value: the 7 KCV words, the KCV hex (16 digits),
+    or the whole fingerprint (64 digits); spaces, colons and case are ignored."""
+    words = copy.lower().split()
+    if len(words) >= 2 and all(w.isalpha() for w in words):
+        return words == kcv_words
+    digits = "".join(ch for ch in copy.lower() if ch not in " :")
+    if len(digits) not in (16, 64) or any(ch not in "0123456789abcdef" for ch in digits):
+        return False
+    return fp_hex.startswith(digits)
+
+
+@op(KCV_CONFIRM, "kcv_confirm")
+def kcv_confirm(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """A named witness compared the held key's KCV with their copy from the genesis record.
+
+    ``witness`` (name), ``kcv`` (what the witness confirmed: the 7 words, the 16-digit KCV
+    or the 64-digit fingerprint). The keyholder compares it with the key it holds; a match
+    marks a rebuilt key that had no manifest fingerprint as verified (it may then be
+    sealed or split); a difference is refused and changes nothing.
+    """
+    witness = req.text("witness").strip()
+    if not witness:
+        raise MalformedRequest("kcv_confirm needs the witness's name")
+    facts = fingerprint_fields(state)
+    if not _kcv_matches(req.text("kcv"), facts["fingerprint"], facts["kcv_words"]):
+        raise Refused(
+            f"the KCV {witness} confirmed does not match the key held: do not seal or split "
+            "it; the shares or the passphrase are not those of the recorded key"
+        )
+    state.master_verified = True
+    return {"verified": True, "witness": witness, **facts}
+
+
 @op(WIPE, "wipe")
 def wipe(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Wipe every secret held (the MasterKey, shares, entries)."""
@@ -97,6 +132,7 @@ def status(state: KeyholderState, req: Request) -> dict[str, Any]:
     return {
         "master_held": held,
         "origin": state.master_origin if held else "",
+        "verified": state.master_verified if held else False,
         "live_buffers": len(secmem._live),
         "areas_state": sorted(state.ext.keys()),
     }

@@ -88,7 +88,7 @@ def _signer(state: KeyholderState) -> Callable[[bytes], bytes]:
 def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Seal the MasterKey (or a held share) to one confirmed recipient."""
     recipient = _recipient(req)
-    master = state.require_master()
+    master = state.require_verified_master("seal it")
     with master.view() as mv:
         fp = derive_fingerprint(mv)
     kind = req.text("kind")
@@ -178,7 +178,7 @@ def _reply(export: byok.ByokExport) -> dict[str, Any]:
 
 
 def _byok(fn: Callable[[memoryview], byok.ByokExport], state: KeyholderState) -> dict[str, Any]:
-    master = state.require_master()
+    master = state.require_verified_master("export it for BYOK")
     try:
         with master.view() as mv:
             export = fn(mv)
