@@ -56,6 +56,7 @@ __all__ = [
     "WeakKey",
     "WrongKeyType",
     "confirm",
+    "confirmation_matches",
     "load_recipients_file",
     "parse_public_key",
     "read_pkcs11_public_key",
@@ -157,15 +158,26 @@ _DEFAULT_ALG: dict[RecipientKind, str] = {
 
 @dataclass(frozen=True)
 class Confirmation:
-    """A witness's confirmation of a recipient fingerprint against an out-of-band copy."""
+    """A witness's confirmation of a recipient fingerprint against an out-of-band copy.
+
+    ``fingerprint`` is the fingerprint as the witness confirmed it (64 hex digits, or the
+    26 words), not one computed from the key being sealed to: the keyholder checks it
+    against the key it is asked to seal to (:func:`confirmation_matches`).
+    """
 
     witness: str
     method: str  # "hex" | "words"
     confirmed_utc: str
+    fingerprint: str = ""
 
     def to_dict(self) -> dict[str, str]:
         """Public record for the journal and the keyholder."""
-        return {"witness": self.witness, "method": self.method, "confirmed_utc": self.confirmed_utc}
+        return {
+            "witness": self.witness,
+            "method": self.method,
+            "confirmed_utc": self.confirmed_utc,
+            "fingerprint": self.fingerprint,
+        }
 
 
 @dataclass(frozen=True)
@@ -279,7 +291,10 @@ class Recipient:
             r = dataclasses.replace(
                 r,
                 confirmation=Confirmation(
-                    str(conf["witness"]), str(conf["method"]), str(conf["confirmed_utc"])
+                    str(conf["witness"]),
+                    str(conf["method"]),
+                    str(conf["confirmed_utc"]),
+                    str(conf.get("fingerprint") or ""),
                 ),
             )
         return r
@@ -788,7 +803,18 @@ def confirm(
             "Do not seal to it; get the public key again from its owner."
         )
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return dataclasses.replace(recipient, confirmation=Confirmation(witness, method, stamp))
+    return dataclasses.replace(
+        recipient, confirmation=Confirmation(witness, method, stamp, norm)
+    )
+
+
+def confirmation_matches(fingerprint: bytes, confirmed: str) -> bool:
+    """True if ``confirmed`` (what a witness confirmed: 64 hex digits with any spacing or
+    colons, or the 26 words) is the SHA-256 ``fingerprint`` of the key at hand."""
+    method, norm = _normalise_fp(confirmed)
+    if method == "hex":
+        return norm == fingerprint.hex()
+    return norm == " ".join(to_words(fingerprint))
 
 
 def require_confirmed(recipient: Recipient) -> Recipient:

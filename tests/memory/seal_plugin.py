@@ -47,6 +47,7 @@ def _byok(client: Any, arg: str) -> dict[str, Any]:
             client,
             wrapping_key=_DER,
             witness="W",
+            confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(_DER),
             import_token=b"t",
             wrapping_algorithm=alg,
             key_id="k",
