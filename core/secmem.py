@@ -369,12 +369,14 @@ def set_allow_unlocked_default(allow: bool) -> None:
     _allow_unlocked_default = allow
 
 
-def wipe_all() -> None:
-    """Wipe every live buffer of this process (signal handlers and exit call this)."""
+def wipe_all(*, keep: tuple[SecretBuffer, ...] = ()) -> None:
+    """Wipe every live buffer of this process (signal handlers and exit call this), except
+    those in ``keep`` (the keyholder's retained signing key after a wipe step)."""
     with _lock:
         live = list(_live)
     for buf in live:
-        buf.wipe()
+        if not any(buf is k for k in keep):
+            buf.wipe()
 
 
 def close_all() -> None:

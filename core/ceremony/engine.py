@@ -145,8 +145,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from core import journal as _journal
 from core.carriers.errors import CarrierError
+from core.ceremony import records
 from core.ceremony.model import Act, RoleKind, Script, Step, StepKind
 from core.ceremony.script import load_script
 from core.ceremony.workspace import Workspace
@@ -541,6 +541,15 @@ class Ceremony:
         #: to compare with): nothing is sealed or split until a witness confirmed its KCV
         #: in a verify-kcv step. None while no key is held.
         self.key_verified: bool | None = None
+        #: The MasterKey fingerprint that signs this ceremony's records (set once a key
+        #: is held and verified, and the keyholder can sign); "" while none.
+        self.signing_fp = ""
+        #: Signed list of the sealed envelopes (``seal-manifest.json``), after the seal step.
+        self.seal_manifest: bytes | None = None
+        #: The journal's final-hash signature block once closed (None: unsigned), and why
+        #: signing failed if it did.
+        self.journal_signature: dict[str, Any] | None = None
+        self.signature_error = ""
         self.confirmed_recipients: dict[str, dict[str, Any]] = {}
         self.envelopes: dict[str, tuple[str, bytes]] = {}  # recipient -> (file name, bytes)
         self.written: dict[str, list[ExportedFile]] = {}  # folder -> files
@@ -874,7 +883,7 @@ class Ceremony:
 
     def _wipe_quietly(self, why: str) -> None:
         try:
-            self.keyholder.wipe()
+            records.wipe(self.keyholder, keep_signing=bool(self.signing_fp))
             self._record("keyholder.wiped", {"why": why})
         except Exception as exc:
             self._record("keyholder.wiped", {"why": why, "error": str(exc) or type(exc).__name__})
@@ -887,27 +896,32 @@ class Ceremony:
         closing = {"state": state.value}
         if self.practice:
             closing["practice"] = "PRACTICE"
-        self.journal.close(closing)
-        self.final_hash = self.journal.final_hash()
-        self.final_words = _journal.hash_words(self.final_hash)
-        events = self.journal.events()
-        folder = self.journal.path.parent
-        prefix = "PRACTICE-" if self.practice else ""
-        self.exports["jsonl"] = _journal.export_jsonl(events, folder / f"{prefix}journal.jsonl")
-        self.exports["transcript"] = _journal.export_transcript(
-            events, folder / f"{prefix}transcript.md"
+        closed = records.close_and_sign(
+            self.journal,
+            self.keyholder,
+            closing=closing,
+            signed_by=self.signing_fp or None,
+            prefix="PRACTICE-" if self.practice else "",
         )
+        self.final_hash = closed.final_hash
+        self.final_words = closed.final_words
+        self.exports.update(closed.exports)
+        self.journal_signature = closed.signature
+        self.signature_error = closed.signature_error
+        prefix = "PRACTICE-" if self.practice else ""
         # journal/transcript copies requested by export steps (written after closing: their
         # hashes cannot be in the journal they describe; the final hash covers the content)
         for run in self.steps:
             if run.kind is StepKind.EXPORT and run.state is StepState.DONE:
-                wanted = {
-                    "journal": ("journal.jsonl", self.exports["jsonl"]),
-                    "transcript": ("transcript.md", self.exports["transcript"]),
-                }
+                wanted = [
+                    ("journal", "journal.jsonl", self.exports["jsonl"]),
+                    ("transcript", "transcript.md", self.exports["transcript"]),
+                ]
+                if "transcript_sig" in self.exports:
+                    wanted.append(("transcript", "transcript.md.sig", self.exports["transcript_sig"]))
                 files = {
                     prefix + name: path.read_bytes()
-                    for key, (name, path) in wanted.items()
+                    for key, name, path in wanted
                     if key in run.step.params.get("files", [])
                 }
                 if files:
@@ -1036,6 +1050,7 @@ class Ceremony:
                 self._fail(run, exc)
                 return
             self.key_verified = True
+            self._signing_key_known()
         run.confirmed_by = witness
         details = {"confirmed": True, "method": method, "fingerprint": shown}
         self._record("step.input", details, role=witness, run=run)
@@ -1054,6 +1069,7 @@ class Ceremony:
         facts = self.keyholder.generate_master()
         self.key_facts = _public_facts(facts)
         self.key_verified = True
+        self._signing_key_known()
         return self._result(run, self.key_facts)
 
     def _do_verify_kcv(self, run: StepRun) -> dict[str, Any]:
@@ -1105,6 +1121,7 @@ class Ceremony:
             if isinstance(h, dict) and h.get("custodian") in carriers:
                 h["carrier"] = carriers[h["custodian"]]
         set_id = str(manifest["set_id"])
+        manifest = records.signed_manifest(self.keyholder, manifest)  # genesis-manifest
         data = _manifest_bytes(manifest)
         path = (
             self.workspace
@@ -1323,6 +1340,8 @@ class Ceremony:
     def _save_manifest(self) -> str:
         """Rewrite this ceremony's manifest after card facts were added; returns its sha."""
         assert self.manifest is not None
+        # the card facts changed the manifest: sign it again (the key is still held)
+        self.manifest = records.signed_manifest(self.keyholder, self.manifest)
         data = _manifest_bytes(self.manifest)
         if self._manifest_path is not None:
             self.ws.replace("manifests", self._manifest_path.name, data)
@@ -1504,19 +1523,31 @@ class Ceremony:
                 f"(ceremony {newer.get('ceremony_id', '?')}); its shares are refused"
             )
         m = {k: v for k, v in m.items() if k != "_file"}
+        try:
+            m["_signed"] = records.check_manifest(m)
+        except records.ManifestSignatureError as exc:
+            raise StepFailedError(
+                f"share-set manifest of set {m['set_id']} refused: {exc}. Use the manifest "
+                "exported at genesis (kept apart from this medium)"
+            ) from None
         return m
 
     def _do_collect_shares(self, run: StepRun, manifest: str | None = None) -> dict[str, Any]:
         if run.results.get("set_id"):
             return dict(run.results)  # retry: recovery already started, shares kept
         m = self._select_manifest(run, manifest)
+        signed = bool(m.pop("_signed"))
         self.keyholder.begin_recovery(m)
         self.manifest = m
         self.collected_set = str(m["set_id"])
-        run.display = {"set_id": self.collected_set, "accepted": []}
+        run.display = {"set_id": self.collected_set, "accepted": [], "manifest_signed": signed}
         return self._result(
             run,
-            {"set_id": self.collected_set, "manifest_sha256": _sha256(_manifest_bytes(m))},
+            {
+                "set_id": self.collected_set,
+                "manifest_sha256": _sha256(_manifest_bytes(m)),
+                "manifest_signed": signed,
+            },
             performed=False,
         )
 
@@ -1524,9 +1555,12 @@ class Ceremony:
         if run.results.get("set_id"):
             return dict(run.results)  # retry: keep the checks done so far
         m = self._select_manifest(run, manifest)
+        signed = bool(m.pop("_signed"))
         self.manifest = m
-        run.display = {"set_id": str(m["set_id"]), "checked": []}
-        return self._result(run, {"set_id": str(m["set_id"])}, performed=False)
+        run.display = {"set_id": str(m["set_id"]), "checked": [], "manifest_signed": signed}
+        return self._result(
+            run, {"set_id": str(m["set_id"]), "manifest_signed": signed}, performed=False
+        )
 
     def carrier_allowed(self, carrier: str, run: StepRun | None = None) -> bool:
         """True if the current collect/check step accepts shares by ``carrier``.
@@ -1761,6 +1795,8 @@ class Ceremony:
             )
         self.key_facts = facts
         self.key_verified = bool(expected)
+        if expected:
+            self._signing_key_known()
         dry = bool(run.step.params.get("dry_run"))
         verification = (
             "matches the share set's manifest"
@@ -1779,6 +1815,11 @@ class Ceremony:
                 "dry_run": dry,
             },
         )
+
+    def _signing_key_known(self) -> None:
+        """The held key is verified: it signs this ceremony's records (if the port signs)."""
+        if records.can_sign(self.keyholder) and self.key_facts:
+            self.signing_fp = str(self.key_facts.get("fingerprint", ""))
 
     def _require_verified_key(self, action: str) -> None:
         if self.key_verified is False:
@@ -1826,6 +1867,25 @@ class Ceremony:
                 },
                 run=run,
             )
+        if records.can_sign(self.keyholder) and self.seal_manifest is None:
+            from core.seal import envelope as _envelope
+
+            self.seal_manifest = _envelope.seal_manifest(
+                dict(self.envelopes.values()),
+                ceremony_id=self.ceremony_id,
+                signer=lambda purpose, msg: _raw_signature(
+                    records.sign_block(self.keyholder, purpose, msg)
+                ),
+            )
+            self._record(
+                "step.result",
+                {
+                    "seal_manifest": f"{prefix}seal-manifest.json",
+                    "sha256": _sha256(self.seal_manifest),
+                    "signed": True,
+                },
+                run=run,
+            )
         run.performed = True
         return {rid: {"file": n, "sha256": _sha256(d)} for rid, (n, d) in self.envelopes.items()}
 
@@ -1841,6 +1901,9 @@ class Ceremony:
             if not self.envelopes:
                 raise StepFailedError("there is no sealed envelope to export")
             files.update(dict(self.envelopes.values()))
+            if self.seal_manifest is not None:
+                prefix = "PRACTICE-" if self.practice else ""
+                files[f"{prefix}seal-manifest.json"] = self.seal_manifest
         if "manifest" in contents:
             if self.manifest is None:
                 raise StepFailedError("there is no manifest to export")
@@ -1866,10 +1929,14 @@ class Ceremony:
         )
 
     def _do_wipe(self, run: StepRun) -> dict[str, Any]:
-        self.keyholder.wipe()
+        # the MasterKey goes now; only its signing key stays (locked), to sign the journal
+        # and the transcript when the journal is closed (core.ceremony.records)
+        records.wipe(self.keyholder, keep_signing=bool(self.signing_fp))
         self.key_facts = None
         self.key_verified = None
-        return self._result(run, {"wiped": True})
+        return self._result(
+            run, {"wiped": True, "signing_key_kept_for_the_journal": bool(self.signing_fp)}
+        )
 
 
 class _WrongCardSerial(Exception):
@@ -1893,6 +1960,12 @@ def _is_carrier_error(exc: BaseException) -> bool:
         return True
     code = getattr(exc, "code", None)
     return isinstance(code, str) and code.startswith(_CARRIER_CODES)
+
+
+def _raw_signature(block: Mapping[str, Any]) -> bytes:
+    import base64
+
+    return base64.b64decode(str(block["value"]))
 
 
 def _int_or_str(v: Any) -> int | str:
@@ -1985,6 +2058,20 @@ class ClientKeyholder:
         """See :class:`Keyholder`."""
         self._members = []
         self.client.wipe()
+
+    def wipe_keep_signing(self) -> None:
+        """Wipe every secret but the MasterKey's derived signing key, which then signs
+        only the closed journal's final hash and the transcript (once each)."""
+        self._members = []
+        self.client.wipe(keep_signing_key=True)
+
+    def sign(self, purpose: str, message: bytes) -> dict[str, Any]:
+        """The keyholder's domain-separated SIGN: ``signature`` (bytes) and the signing
+        key's ``fingerprint`` (hex)."""
+        from core.keyholder import ops_core
+
+        reply = self.client.call(ops_core.SIGN, purpose=purpose, message=message)
+        return {"signature": bytes(reply["signature"]), "fingerprint": str(reply["fingerprint"])}
 
     def genesis_split(self, policy: Mapping[str, Any], *, supersedes: str | None) -> dict[str, Any]:
         """Split with ``ops_shares.genesis_split`` (extendable, so a reshare keeps the key).

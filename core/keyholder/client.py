@@ -193,9 +193,14 @@ class KeyholderClient:
         """Public status of the keyholder."""
         return self.call(core_ops.STATUS)
 
-    def wipe(self) -> None:
-        """Wipe every secret the keyholder holds (it keeps running)."""
-        self.call(core_ops.WIPE)
+    def wipe(self, *, keep_signing_key: bool = False) -> dict[str, Any]:
+        """Wipe every secret the keyholder holds (it keeps running).
+
+        ``keep_signing_key``: keep only the MasterKey-derived signing key, to sign the
+        journal's final hash and the transcript once the journal is closed (then it is
+        wiped); see :func:`core.keyholder.ops_core.wipe`.
+        """
+        return self.call(core_ops.WIPE, keep_signing_key=keep_signing_key)
 
     # Lifecycle -----------------------------------------------------------------------
 

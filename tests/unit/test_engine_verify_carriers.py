@@ -303,6 +303,7 @@ def test_card_of_superseded_set_refused(world: World, tmp_path: Path) -> None:
     new_id = (int(old["set_id"]) + 7) % 32768
     new = json.loads(json.dumps(old))
     new.update(set_id=str(new_id), supersedes=str(old["set_id"]), ceremony_id="RESHARE-TEST")
+    new.pop("signature", None)  # a hand-made manifest: unsigned (an edited signed one is refused)
     for c in new["commitments"]:
         c["set"] = new_id
     (ws / "manifests" / f"set-{new_id}.json").write_text(json.dumps(new, indent=2))
