@@ -80,9 +80,12 @@ check-shares        ``perform(manifest=None)``; ``add_share`` checks one share a
 recover             ``perform()``: rebuild the key, compare its KCV with the manifest (no
                     fingerprint in it: ``verified`` False, NOT VERIFIED: seal and
                     distribute-shares refuse until a verify-kcv witness confirmed it)
-seal                ``perform()``: one envelope per recipient (recipients must be confirmed)
+seal                ``perform()``: one envelope per recipient (recipients must be confirmed),
+                    then the signed seal manifest (exported with the envelopes)
 export              ``perform()``: writes the listed files through the exporter
-wipe                ``perform()``: the keyholder wipes every secret
+wipe                ``perform()``: the keyholder wipes every secret but the MasterKey signing
+                    key, which then signs only the closed journal and the transcript
+                    (:mod:`core.ceremony.records`)
 ==================  ========================================================================
 
 Share carriers
@@ -128,7 +131,12 @@ named in a later manifest's ``supersedes`` is superseded; a practice ceremony wr
 only ``manifests/PRACTICE-set-<id>.json``, a real ceremony never uses those: see
 :func:`is_practice_manifest`), ``card-shares/`` (sealed share
 files of cards without data objects), ``ceremonies/<id>/`` (journal,
-JSON Lines, transcript) and, with the default exporter, ``exports/<folder>/``.
+JSON Lines, transcript) and, with the default exporter, ``exports/<folder>/``. Every
+access to it goes through :mod:`core.ceremony.workspace` (directory descriptors, no link
+followed: the workspace is a medium someone else prepared). Manifests are signed by the
+MasterKey signing key and refused when their signature does not verify; the closed
+journal and the transcript are signed too (``c.journal_signature``; unsigned when no key
+was held).
 """
 
 from __future__ import annotations
