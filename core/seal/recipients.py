@@ -712,7 +712,12 @@ def load_recipients_file(path: Path | str) -> list[Recipient]:
     """
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text("utf-8"))
+        # the same cap and checks as every key file: it comes on a medium
+        with _safeio.Dir.open_root(path.parent) as folder:
+            text = folder.read(path.name, limit=MAX_KEY_FILE).decode("utf-8")
+        doc = tomllib.loads(text)
+    except _safeio.SafeIOError as exc:
+        raise RecipientError(f"recipients file refused: {exc.message}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipientError(f"cannot read recipients file {path.name}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

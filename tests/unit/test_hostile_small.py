@@ -220,3 +220,19 @@ def test_key_wait_times_out_and_still_erases_the_screen() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_recipients_file_and_qr_image_take_the_same_checks(tmp_path: Path) -> None:
+    """The recipients file (TOML listing the keys) and a share-QR image file are read
+    like key files: plain files only, size checked first (a FIFO would block forever)."""
+    from core.carriers import imagedecode
+    from core.carriers.errors import CarrierError
+
+    big = tmp_path / "recipients.toml"
+    big.write_bytes(b"#" * (R.MAX_KEY_FILE + 1))
+    with pytest.raises(R.RecipientError, match="more than the"):
+        R.load_recipients_file(big)
+    fifo = tmp_path / "share.png"
+    os.mkfifo(fifo)
+    with pytest.raises(CarrierError, match="a FIFO, not a plain file"):
+        imagedecode.open_image(fifo)
