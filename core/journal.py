@@ -132,6 +132,7 @@ EVENT_KINDS: Final = frozenset(
         "step.retry",
         "exception",
         "keyholder.wiped",
+        "journal.unsigned",
     }
 )
 

@@ -910,6 +910,7 @@ class Ceremony:
             closing=closing,
             signed_by=self.signing_fp or None,
             prefix="PRACTICE-" if self.practice else "",
+            record=lambda kind, det: self._record(kind, det),
         )
         self.final_hash = closed.final_hash
         self.final_words = closed.final_words
@@ -2072,6 +2073,11 @@ class ClientKeyholder:
         only the closed journal's final hash and the transcript (once each)."""
         self._members = []
         self.client.wipe(keep_signing_key=True)
+
+    def signing_available(self) -> bool:
+        """True while the keyholder holds the MasterKey or its kept signing key."""
+        st = self.client.status()
+        return bool(st.get("master_held") or st.get("signing_key_held"))
 
     def sign(self, purpose: str, message: bytes) -> dict[str, Any]:
         """The keyholder's domain-separated SIGN: ``signature`` (bytes) and the signing

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,18 @@ class ClosedRecords:
     signature_error: str = ""
 
 
+def signing_available(keyholder: Any) -> tuple[bool, str]:
+    """Whether the keyholder can still sign now (a MasterKey or a kept signing key), and
+    why not. A port without ``signing_available`` is taken at its word."""
+    probe = getattr(keyholder, "signing_available", None)
+    if not callable(probe):
+        return True, ""
+    try:
+        return bool(probe()), "the keyholder holds no key that can sign"
+    except Exception as exc:
+        return False, f"the keyholder cannot be asked ({str(exc) or type(exc).__name__})"
+
+
 def close_and_sign(
     journal: _journal.Journal,
     keyholder: Any,
@@ -116,6 +128,7 @@ def close_and_sign(
     closing: Mapping[str, Any],
     signed_by: str | None,
     prefix: str,
+    record: Callable[[str, dict[str, Any]], Any] | None = None,
 ) -> ClosedRecords:
     """Close the journal (naming the signing key in ``journal.closed`` when one will sign),
     sign its final hash (stored in the database, outside the chain), write the JSON Lines
@@ -127,6 +140,14 @@ def close_and_sign(
     says why, for the screen).
     """
     details = dict(closing)
+    if signed_by:
+        ok, why = signing_available(keyholder)
+        if not ok:
+            # say so in the journal itself, and do not claim a signature that cannot come
+            # (a missing signature where the closing row names a key reads as tampering)
+            if record is not None:
+                record("journal.unsigned", {"reason": why, "fingerprint": signed_by})
+            signed_by = None
     if signed_by:
         details["signed_by"] = signed_by
     journal.close(details)

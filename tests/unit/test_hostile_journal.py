@@ -330,3 +330,29 @@ def test_ceremony_that_never_held_the_key_is_unsigned_not_ok(tmp_path: Path) -> 
     assert out.returncode == 4 and "UNSIGNED" in out.stdout and ": OK:" not in out.stdout
     assert _cli("verify", str(c.journal.path), "--final", res.final_hash).returncode == 0
     assert "UNSIGNED" in c.exports["transcript"].read_text()
+
+
+def test_keyholder_gone_before_the_close_gives_an_honest_unsigned_journal(tmp_path: Path) -> None:
+    """If the signing key is gone (the keyholder died) the journal does not claim a
+    signature it cannot get: it records why and closes UNSIGNED (not FAILED)."""
+    from core.ceremony.engine import Ceremony, ClientKeyholder
+
+    ws = tmp_path / "ws"
+    (ws / "recipients").mkdir(parents=True)
+    kms = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    (ws / "recipients" / "kms-openkcm-boot.pem").write_bytes(
+        kms.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    kc = KeyholderClient.start(allow_unlocked=os.geteuid() != 0)
+    c = Ceremony.load(SCRIPTS / "genesis.toml", ws, ClientKeyholder(kc), preflight=ok_preflight)
+    drive(c, until="generate.kcv")
+    assert c.signing_fp
+    kc.kill()  # the keyholder is gone: every secret with it
+    c.abort("the keyholder died", "admin")
+    evs = jr._events_from_path(c.journal.path)
+    assert any(e.kind == "journal.unsigned" for e in evs)
+    assert "signed_by" not in evs[-1].details
+    res = jr.verify(c.journal.path)
+    assert res.ok and res.status == "UNSIGNED"
