@@ -329,18 +329,16 @@ def _on_system_disk(path: Path) -> bool:
         return False  # gone: refresh() reports it
 
 
-def _device_matches(medium: Medium, dev: int) -> bool:
-    """False when the medium's block device is known and the folder is not on it (the
-    stick was removed and the mount point is a plain folder now, or a bind mount)."""
+def _block_device(medium: Medium) -> int | None:
+    """``st_rdev`` of the medium's block device (``/dev/sdb1``), or None when there is
+    none to compare with (the demo folder; a test's fake device name)."""
     if not medium.device:
-        return True
+        return None
     try:
         st = os.stat(medium.device)
     except OSError:
-        return True  # no device node to compare with (a test's fake device)
-    if not stat.S_ISBLK(st.st_mode):
-        return True
-    return st.st_rdev == dev
+        return None
+    return st.st_rdev if stat.S_ISBLK(st.st_mode) else None
 
 
 def _still_there(root: safeio.Dir, medium: Medium) -> None:
@@ -480,12 +478,15 @@ def write_export(
             "Insert it again or choose another medium."
         ) from None
     with root:
-        if not _device_matches(medium, root.dev):
+        device = _block_device(medium)
+        if device is not None and root.dev != device:
             raise MediumGone(
                 f"{medium.path} is no longer on {medium.device}: was {medium.label} removed? "
                 "Insert it again or choose another medium."
             )
-        digests, done = _write_into(root, medium, files, manifest, dirname, total, progress, writer)
+        digests, done = _write_into(
+            root, medium, files, manifest, dirname, total, progress, writer, device
+        )
     # the descriptors are closed now: the medium can be unmounted
     os.sync()
     notes: list[str] = []
@@ -518,6 +519,7 @@ def _write_into(
     total: int,
     progress: ProgressCallback | None,
     writer: Writer,
+    device: int | None,
 ) -> tuple[dict[str, str], int]:
     st = root.lstat(dirname)
     if st is not None:
@@ -557,11 +559,16 @@ def _write_into(
                     if progress is not None:
                         progress(base + pos, total, name)
 
-                target.write_new(name, data, writer=writer, progress=step)
+                w = target.write_new(name, data, writer=writer, progress=step)
                 written.append(name)
+                if device is not None and w.dev != device:
+                    raise safeio.WrongDevice(
+                        f"{name} is not on {medium.device} after the write (device {w.dev}): "
+                        "it was redirected."
+                    )
                 done += len(data)
                 _still_there(root, medium)
-            digests = _verify_dir(target, dirname, expected=files, dev=root.dev)
+            digests = _verify_dir(target, dirname, expected=files, device=device)
             _still_there(root, medium)
         except safeio.SafeIOError as exc:
             _cleanup(root, target, dirname, written)
@@ -620,11 +627,28 @@ def verify_export(directory: Path, expected: Mapping[str, bytes] | None = None) 
             f"cannot read {directory} ({exc.strerror}): was the medium removed?"
         ) from None
     with d:
-        return _verify_dir(d, directory.name, expected=expected, dev=d.dev)
+        return _verify_dir(d, directory.name, expected=expected, device=None)
+
+
+def _read_back(d: safeio.Dir, name: str, device: int | None) -> str:
+    """SHA-256 of a file read back through the folder's descriptor (the page cache dropped
+    first where the kernel allows), checked to be on the medium's block device."""
+    h = hashlib.sha256()
+    with d.open_file(name) as fd:
+        st = os.fstat(fd)
+        if device is not None and st.st_dev != device:
+            raise VerifyFailed(f"{name} is not on the medium's device: refused")
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+        while block := os.read(fd, CHUNK):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _verify_dir(
-    d: safeio.Dir, shown: str, *, expected: Mapping[str, bytes] | None, dev: int
+    d: safeio.Dir, shown: str, *, expected: Mapping[str, bytes] | None, device: int | None
 ) -> dict[str, str]:
     try:
         text = d.read(MANIFEST_NAME, limit=1 << 20).decode("ascii")
@@ -648,7 +672,7 @@ def _verify_dir(
         raise VerifyFailed(f"{MANIFEST_NAME} in {shown} does not list the expected files")
     for name, digest in listed.items():
         try:
-            got, _size = d.sha256(name)
+            got = _read_back(d, name, device)
         except FileNotFoundError:
             raise VerifyFailed(f"{name} is listed in the manifest but missing") from None
         except safeio.SafeIOError as exc:
@@ -663,8 +687,6 @@ def _verify_dir(
             )
         if expected is not None and hashlib.sha256(expected[name]).hexdigest() != digest:
             raise VerifyFailed(f"{name} on the medium is not what this ceremony wrote")
-    if d.dev != dev:
-        raise VerifyFailed(f"{shown} is not on the medium's device")
     try:
         leftovers = [n for n in d.names() if n.endswith(safeio.PARTIAL_SUFFIX)]
     except OSError as exc:

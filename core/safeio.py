@@ -11,12 +11,19 @@ them. So everything below a root goes through :class:`Dir`:
   ``os.open(..., dir_fd=...)``) and ``O_NOFOLLOW``, created with ``mkdirat``;
 * a symbolic link met anywhere on the way is refused, and the error names it;
 * a new file is written under a random temporary name (``.NAME.<16 hex>.partial``) opened
-  with ``O_CREAT|O_EXCL|O_NOFOLLOW``, ``fsync``-ed, checked to be on the root's device
-  (``fstat(fd).st_dev``), then renamed into place inside the same directory descriptor
+  with ``O_CREAT|O_EXCL|O_NOFOLLOW``, ``fsync``-ed, checked through its descriptor to be on
+  the root's filesystem, then renamed into place inside the same directory descriptor
   (``renameat2(RENAME_NOREPLACE)`` for a new file), and the directory is ``fsync``-ed;
 * a file is read with ``O_NOFOLLOW|O_NONBLOCK``, only if ``fstat`` says it is a regular
-  file on the root's device and no larger than the caller's limit (checked before a
+  file on the root's filesystem and no larger than the caller's limit (checked before a
   single byte is read; the read itself is bounded too).
+
+"On the root's filesystem" is checked with the kernel's mount id of each descriptor
+(``/proc/self/fdinfo/N``, :func:`mount_id`): on overlayfs (a live system, a container)
+a file's ``st_dev`` differs from its folder's, so ``st_dev`` alone cannot say it; a mount
+id can (a link or a mount point leading elsewhere gives another one). Without ``/proc`` it
+falls back to ``st_dev``. Media add the block device check (``core/media.py``): every
+file written must have the ``st_dev`` of the stick's block device.
 
 Only public data is written or read here (manifests, envelopes, journal exports, public
 keys); secrets never reach a file.
@@ -45,7 +52,9 @@ __all__ = [
     "TooLarge",
     "Written",
     "WrongDevice",
+    "mount_id",
     "read_limited",
+    "same_filesystem",
 ]
 
 #: The one size limit for every key file brought in on media (recipient public keys,
@@ -94,12 +103,33 @@ class WrongDevice(SafeIOError):
 
 @dataclass(frozen=True)
 class Written:
-    """A file written through :meth:`Dir.write_new` or :meth:`Dir.replace`."""
+    """A file written through :meth:`Dir.write_new` or :meth:`Dir.replace` (``dev``: its
+    ``fstat().st_dev``)."""
 
     name: str
     size: int
     sha256: str
     dev: int
+
+
+def mount_id(fd: int) -> int | None:
+    """The kernel's id of the mount the open file ``fd`` lives on (None without /proc)."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("mnt_id:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def same_filesystem(fd_a: int, fd_b: int) -> bool:
+    """True if two open files are on the same mount (mount ids; else ``st_dev``)."""
+    a, b = mount_id(fd_a), mount_id(fd_b)
+    if a is not None and b is not None:
+        return a == b
+    return os.fstat(fd_a).st_dev == os.fstat(fd_b).st_dev
 
 
 def _check_component(name: str, where: str) -> None:
@@ -139,13 +169,16 @@ class Dir:
     Attributes:
         fd: the directory descriptor (``O_DIRECTORY|O_NOFOLLOW``).
         path: its path, for messages only (never used to reach files).
-        dev: ``st_dev`` every file below must have (the root's device).
+        dev: the root folder's ``st_dev``.
+        root_fd: a descriptor of the root folder: every folder and file below must be on
+            its filesystem (:func:`same_filesystem`).
     """
 
-    def __init__(self, fd: int, path: str, dev: int) -> None:
+    def __init__(self, fd: int, path: str, dev: int, root_fd: int | None = None) -> None:
         self.fd = fd
         self.path = path
         self.dev = dev
+        self.root_fd = fd if root_fd is None else root_fd
 
     # ------------------------------------------------------------------ opening
 
@@ -202,15 +235,14 @@ class Dir:
                     st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
                     raise SymlinkRefused(_refusal(shown, st)) from None
                 raise
-        st = os.fstat(fd)
-        if st.st_dev != self.dev:
+        if not same_filesystem(fd, self.root_fd):
             os.close(fd)
             raise WrongDevice(
                 f"{shown} is on another filesystem (something is mounted there): refused"
             )
         if created:
             os.fsync(self.fd)
-        return Dir(fd, shown, self.dev)
+        return Dir(fd, shown, self.dev, os.dup(self.root_fd))
 
     def sub(self, rel: str, *, create: bool = False, exclusive: bool = False) -> Dir:
         """Open (or create) the folder ``rel`` below this one, one component at a time.
@@ -228,7 +260,7 @@ class Dir:
         """
         parts = _split(rel)
         if not parts:
-            return Dir(os.dup(self.fd), self.path, self.dev)
+            return Dir(os.dup(self.fd), self.path, self.dev, os.dup(self.root_fd))
         cur: Dir = self
         opened: list[Dir] = []
         try:
@@ -246,12 +278,15 @@ class Dir:
         return opened[-1]
 
     def close(self) -> None:
-        """Close the descriptor (idempotent)."""
-        if self.fd >= 0:
-            try:
-                os.close(self.fd)
-            finally:
-                self.fd = -1
+        """Close the descriptors (idempotent)."""
+        fd, root_fd = self.fd, self.root_fd
+        self.fd = self.root_fd = -1
+        for d in {fd, root_fd}:
+            if d >= 0:
+                try:
+                    os.close(d)
+                except OSError:
+                    pass
 
     def __enter__(self) -> Dir:
         return self
@@ -303,7 +338,7 @@ class Dir:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise NotARegularFile(f"{shown} is {_what(st)}, not a plain file: refused")
-            if st.st_dev != self.dev:
+            if not same_filesystem(fd, self.root_fd):
                 raise WrongDevice(f"{shown} is not on the same medium as {self.path}: refused")
             if limit is not None and st.st_size > limit:
                 raise TooLarge(
@@ -333,23 +368,6 @@ class Dir:
         with self.sub("/".join(parts[:-1])) as d:
             return d.read(parts[-1], limit=limit)
 
-    def sha256(self, name: str, *, chunk: int = 1 << 20) -> tuple[str, int]:
-        """SHA-256 (hex) and size of a plain file below this folder, read through its fd."""
-        h = hashlib.sha256()
-        size = 0
-        with self.open_file(name) as fd:
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # read the medium itself
-            except OSError:
-                pass
-            while True:
-                block = os.read(fd, chunk)
-                if not block:
-                    break
-                h.update(block)
-                size += len(block)
-        return h.hexdigest(), size
-
     # ------------------------------------------------------------------ writing
 
     def _write_tmp(
@@ -370,16 +388,17 @@ class Dir:
                     progress(pos)
             os.fsync(fd)
             st = os.fstat(fd)
+            here = same_filesystem(fd, self.root_fd)
         except BaseException:
             os.close(fd)
             self.unlink_quiet(tmp)
             raise
         os.close(fd)
-        if st.st_dev != self.dev:
+        if not here:
             self.unlink_quiet(tmp)
             raise WrongDevice(
-                f"{name} did not land on the medium of {self.path} (device {st.st_dev}, "
-                f"expected {self.dev}): the write was redirected; refused"
+                f"{name} did not land on the filesystem of {self.path} (device {st.st_dev}): "
+                "the write was redirected; refused"
             )
         return tmp, st
 

@@ -9,8 +9,8 @@ and passes them to the keyholder on its command line when it is spawned
 its client asks for a path directly.
 
 Before a module is loaded (:func:`open_module`), the file and every folder above it must be
-owned by root, not writable by group or others, and on the root filesystem's device (not
-on a USB stick, not on a tmpfs a user can write). The file is opened once (``O_NOFOLLOW``
+owned by root, not writable by group or others, and on the root filesystem (the mount of
+``/``, compared by mount id: not on a USB stick, not on a separately mounted tmpfs). The file is opened once (``O_NOFOLLOW``
 on the resolved path), checked through that descriptor, and that very file is loaded
 through ``/proc/self/fd/N``: swapping the file after the check changes nothing.
 
@@ -25,6 +25,8 @@ import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
+
+from core import safeio
 
 __all__ = [
     "DEMO_ONLY",
@@ -104,14 +106,26 @@ def resolve(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _problem(st: os.stat_result, root_dev: int) -> str:
+_NOT_ON_ROOT = "is not on the root filesystem (a removable medium or a scratch filesystem)"
+
+
+def _problem(st: os.stat_result) -> str:
     if st.st_uid != 0:
         return f"is owned by uid {st.st_uid}, not root"
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return f"is writable by {'others' if st.st_mode & stat.S_IWOTH else 'its group'}"
-    if st.st_dev != root_dev:
-        return "is not on the root filesystem (a removable medium or a scratch filesystem)"
     return ""
+
+
+def _on_root(path: str, root_fd: int) -> bool:
+    """True if ``path`` (not followed if a link) is on the mount of ``/``: compared by the
+    kernel's mount id (on the live ISO's overlayfs a file's ``st_dev`` is its layer's, not
+    the root's; the mount is the same)."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return safeio.same_filesystem(fd, root_fd)
+    finally:
+        os.close(fd)
 
 
 def check_module_file(path: str) -> tuple[str, os.stat_result]:
@@ -123,7 +137,6 @@ def check_module_file(path: str) -> tuple[str, os.stat_result]:
     if not os.path.isabs(path):
         raise ModuleRefused(f"PKCS#11 module {path!r}: an absolute path is required")
     real = os.path.realpath(path)
-    root_dev = os.stat("/").st_dev
     try:
         st = os.lstat(real)
     except OSError as exc:
@@ -133,21 +146,28 @@ def check_module_file(path: str) -> tuple[str, os.stat_result]:
         ) from None
     if not stat.S_ISREG(st.st_mode):
         raise ModuleRefused(f"PKCS#11 module {real} is not a regular file")
-    why = _problem(st, root_dev)
-    if why:
-        raise ModuleRefused(f"PKCS#11 module {real} {why}: refused (it would run in the keyholder)")
-    folder = os.path.dirname(real)
-    while True:
-        dst = os.lstat(folder)
-        why = _problem(dst, root_dev)
+    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        why = _problem(st) or ("" if _on_root(real, root_fd) else _NOT_ON_ROOT)
         if why:
             raise ModuleRefused(
-                f"PKCS#11 module {real}: its folder {folder} {why}: refused (the module could "
-                "be replaced)"
+                f"PKCS#11 module {real} {why}: refused (it would run in the keyholder)"
             )
-        if folder == "/":
-            break
-        folder = os.path.dirname(folder)
+        folder = os.path.dirname(real)
+        while True:
+            why = _problem(os.lstat(folder)) or (
+                "" if _on_root(folder, root_fd) else _NOT_ON_ROOT
+            )
+            if why:
+                raise ModuleRefused(
+                    f"PKCS#11 module {real}: its folder {folder} {why}: refused (the module "
+                    "could be replaced)"
+                )
+            if folder == "/":
+                break
+            folder = os.path.dirname(folder)
+    finally:
+        os.close(root_fd)
     return real, st
 
 
@@ -164,7 +184,13 @@ def open_module(path: str) -> OpenedModule:
         raise ModuleRefused(f"PKCS#11 module {real} cannot be opened ({exc.strerror})") from None
     fst = os.fstat(fd)
     why = "" if stat.S_ISREG(fst.st_mode) else "is not a regular file"
-    why = why or _problem(fst, os.stat("/").st_dev)
+    why = why or _problem(fst)
+    if not why:
+        root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            why = "" if safeio.same_filesystem(fd, root_fd) else _NOT_ON_ROOT
+        finally:
+            os.close(root_fd)
     if not why and (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
         why = "was replaced while it was being checked"
     if why:

@@ -326,3 +326,62 @@ def test_manifest_link_is_not_read(tmp_path: Path, kms_pem: bytes) -> None:
             SCRIPTS / "unseal-and-seal.toml", ws, KeyholderDouble(), preflight=ok_preflight
         )
         assert c.manifest_choices() == []
+
+
+# ---------------------------------------------------------------------- overlayfs (live ISO, containers)
+
+
+def test_overlay_workspace_is_one_filesystem(tmp_path: Path) -> None:
+    """On overlayfs (the live ISO's root, a container's) a file's st_dev is its layer's,
+    not its folder's: the "same filesystem" checks use mount ids, so a workspace there
+    works, while a mount point inside it is still refused."""
+    import subprocess
+
+    from core import safeio
+
+    lower, upperfs, merged = tmp_path / "lower", tmp_path / "upperfs", tmp_path / "merged"
+    for d in (lower, upperfs, merged):
+        d.mkdir()
+    mounted: list[Path] = []
+    try:
+        for d in (lower, upperfs):
+            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(d)], check=True)
+            mounted.append(d)
+        (lower / "ws" / "recipients").mkdir(parents=True)
+        (lower / "ws" / "recipients" / "kms.pem").write_bytes(b"lower layer")
+        (upperfs / "upper").mkdir()
+        (upperfs / "work").mkdir()
+        r = subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o",
+             f"lowerdir={lower},upperdir={upperfs}/upper,workdir={upperfs}/work", str(merged)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if r.returncode != 0:
+            pytest.skip(f"overlayfs not available here: {r.stderr.strip()}")
+        mounted.append(merged)
+        ws = merged / "ws"
+        assert os.stat(ws / "recipients" / "kms.pem").st_dev != os.stat(ws).st_dev  # the trap
+        # what the PKCS#11 module check relies on: same mount although st_dev differs
+        fa = os.open(ws / "recipients" / "kms.pem", os.O_PATH)
+        fb = os.open(merged, os.O_PATH)
+        try:
+            assert safeio.same_filesystem(fa, fb)
+        finally:
+            os.close(fa)
+            os.close(fb)
+        with safeio.Dir.open_root(ws) as root:
+            assert root.read_path("recipients/kms.pem", limit=100) == b"lower layer"
+            with root.sub("manifests", create=True) as m:
+                m.write_new("set-1.json", b"{}")
+                m.replace("set-1.json", b'{"a": 1}')
+                assert m.read("set-1.json", limit=100) == b'{"a": 1}'
+        # a filesystem mounted inside the workspace is not the workspace's
+        (ws / "ceremonies").mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(ws / "ceremonies")], check=True)
+        mounted.append(ws / "ceremonies")
+        with safeio.Dir.open_root(ws) as root:
+            with pytest.raises(safeio.WrongDevice, match="ceremonies is on another filesystem"):
+                root.sub("ceremonies")
+    finally:
+        for d in reversed(mounted):
+            subprocess.run(["umount", "-l", str(d)], capture_output=True)
