@@ -74,7 +74,7 @@ class SummaryScreen(BaseScreen):
         line = Text()
         if ok and msg.startswith("UNSIGNED"):
             line.append("Journal intact, ", style="bold yellow")
-            line.append(msg + ". The final hash below is its only anchor: copy it.")
+            line.append(msg + ". The final hash above is its only anchor: copy it.")
         elif ok:
             line.append("Journal verified: ", style="bold green")
             line.append(msg or "the hash chain is intact")

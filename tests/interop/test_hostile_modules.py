@@ -126,7 +126,7 @@ def test_module_file_checks(tmp_path: Path) -> None:
         in_tmp = tmp_path / "lib.so"
         shutil.copy(SOFTHSM, in_tmp)
         # (refused for its sticky world-writable folder, or for being on a scratch mount)
-        with pytest.raises(modules.ModuleRefused, match="writable by others|not on the root"):
+        with pytest.raises(modules.ModuleRefused, match=r"writable by others|not on the root"):
             modules.check_module_file(str(in_tmp))
     finally:
         shutil.rmtree(base)
