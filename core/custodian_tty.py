@@ -8,21 +8,63 @@ the scrollback so that the next person at the keyboard cannot scroll back to the
 from __future__ import annotations
 
 import os
+import select
 import termios
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
-__all__ = ["CLEAR", "custodian_tty", "read_key", "wait_for_key_then_clear"]
+__all__ = [
+    "CLEAR",
+    "KEY_TIMEOUT_S",
+    "WRITE_TIMEOUT_S",
+    "custodian_tty",
+    "read_key",
+    "tty_write",
+    "wait_for_key_then_clear",
+]
 
 #: Erase the screen (2J), the scrollback (3J) and home the cursor.
 CLEAR: Final = b"\x1b[2J\x1b[3J\x1b[H"
+#: How long a share stays on the custodian terminal without a key press: then it is erased
+#: anyway and the hand-over fails (show it again).
+KEY_TIMEOUT_S: Final = 600.0
+#: How long a terminal may refuse output (a serial line under flow control, a hung-up
+#: line) before the hand-over fails instead of blocking the keyholder.
+WRITE_TIMEOUT_S: Final = 30.0
 
 
-def read_key(fd: int) -> int:
-    """Wait for one key press (raw, no echo) on a tty ``fd``; its first byte, -1 if none.
+def tty_write(fd: int, data: bytes | memoryview, *, timeout: float = WRITE_TIMEOUT_S) -> None:
+    """Write everything to a (non-blocking) terminal, waiting at most ``timeout`` seconds
+    for it to accept more.
 
-    A key press here only moves the display on: it is never secret.
+    Raises:
+        TimeoutError: the terminal stopped accepting output.
+    """
+    view = memoryview(data)
+    deadline = time.monotonic() + timeout
+    while len(view):
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            n = 0
+        view = view[n:]
+        if len(view):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the terminal accepted no output for {timeout:.0f} s")
+            select.select([], [fd], [], left)
+
+
+def read_key(fd: int, *, timeout: float = KEY_TIMEOUT_S) -> int:
+    """Wait for one key press (raw, no echo) on a tty ``fd``; its first byte.
+
+    A key press here only moves the display on: it is never secret. Returns -1 when ``fd``
+    is not a tty (tests write to a pipe) or the terminal hung up.
+
+    Raises:
+        TimeoutError: no key came within ``timeout`` seconds.
     """
     if not os.isatty(fd):
         return -1
@@ -33,24 +75,52 @@ def read_key(fd: int) -> int:
     new[6][termios.VTIME] = 0
     termios.tcsetattr(fd, termios.TCSANOW, new)
     try:
-        key = os.read(fd, 1)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no key was pressed within {timeout:.0f} s")
+            ready, _w, _x = select.select([fd], [], [], left)
+            if ready:
+                try:
+                    key = os.read(fd, 1)
+                except BlockingIOError:
+                    continue
+                return key[0] if key else -1
     finally:
         termios.tcsetattr(fd, termios.TCSANOW, old)
-    return key[0] if key else -1
 
 
-def wait_for_key_then_clear(fd: int, *, wait: bool = True) -> None:
-    """Wait for one key press (raw, no echo; only when ``fd`` is a tty), then erase."""
+def wait_for_key_then_clear(fd: int, *, wait: bool = True, timeout: float = KEY_TIMEOUT_S) -> None:
+    """Wait for one key press (raw, no echo; only when ``fd`` is a tty), then erase.
+
+    The screen is erased in every case; when no key came within ``timeout`` seconds (or
+    the terminal hung up) :class:`TimeoutError` is raised after erasing: the custodian may
+    not have seen the share, so its hand-over is not counted.
+    """
+    pressed = True
     try:
-        if wait:
-            read_key(fd)
+        if wait and os.isatty(fd):
+            try:
+                pressed = read_key(fd, timeout=timeout) != -1
+            except TimeoutError:
+                pressed = False
     finally:
-        os.write(fd, CLEAR)
+        tty_write(fd, CLEAR)
+    if not pressed:
+        raise TimeoutError(
+            f"no key was pressed on the custodian terminal within {timeout:.0f} s; the share "
+            "was erased from the screen: show it again"
+        )
 
 
 @contextmanager
 def custodian_tty(path: str, what: str) -> Iterator[int]:
     """Open the custodian's terminal ``path`` (e.g. /dev/tty2) read-write.
+
+    Opened with ``O_NONBLOCK`` (a serial line whose modem has no carrier would otherwise
+    block the open forever) and kept non-blocking: writes go through :func:`tty_write` and
+    the key press is awaited with a timeout.
 
     Raises:
         ValueError: ``path`` is not under /dev or is not a terminal (``what`` names the
@@ -58,7 +128,7 @@ def custodian_tty(path: str, what: str) -> Iterator[int]:
     """
     if not path.startswith("/dev/"):
         raise ValueError(f"{what} are shown only on a terminal device (/dev/...), never a file")
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if not os.isatty(fd):
             raise ValueError(f"{path} is not a terminal")

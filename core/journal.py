@@ -62,13 +62,16 @@ hashes are therefore never stored: they are derived from the hex when displayed.
 
 Command line (``kcm-ceremony journal ...``)::
 
-    journal verify PATH [--final HEX_OR_WORDS] [--allow-open]   (.db or .jsonl)
+    journal verify PATH [--final HEX_OR_WORDS] [--fingerprint KCV] [--manifest FILE]
+                        [--allow-open]        (.db, .jsonl, or a transcript .md with .sig)
     journal export PATH [--out DIR]     writes PATH.jsonl and PATH.transcript.md
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -129,6 +132,7 @@ EVENT_KINDS: Final = frozenset(
         "step.retry",
         "exception",
         "keyholder.wiped",
+        "journal.unsigned",
     }
 )
 
@@ -468,6 +472,30 @@ class Journal:
             det = {**dict(details or {}), "rows_before": self._last.seq}
             return self.append(CLOSED, det)
 
+    def add_signature(self, block: Mapping[str, Any]) -> None:
+        """Store the signature of the closed journal's final hash (table ``signatures``,
+        outside the hash chain, which it covers). Once; only after ``journal.closed``.
+
+        Raises:
+            JournalError: the journal is not closed, or is already signed.
+        """
+        with self._lock:
+            if not self.closed:
+                raise JournalError("only a closed journal is signed (its final hash)")
+            if read_signature(self._db) is not None:
+                raise JournalError("the journal is already signed")
+            with self._db.atomic():
+                if "signatures" not in self._db.table_names():
+                    self._db.table("signatures").create({"purpose": str, "block": str}, pk="purpose")
+                self._db.table("signatures").insert(
+                    {"purpose": "journal-final-hash", "block": canonical_json(dict(block))}
+                )
+
+    def signature(self) -> dict[str, Any] | None:
+        """The final-hash signature block, once signed."""
+        with self._lock:
+            return read_signature(self._db)
+
     def shutdown(self) -> None:
         """Close the database connection (the journal stays open as a record)."""
         with self._lock:
@@ -539,6 +567,12 @@ class VerifyResult:
         final_hash: hash of the last row ("" if none).
         bad_seq: the first bad row (its expected sequence number) or None.
         message: a sentence for a person.
+        signed: the journal carries a signature of its final hash (it verified: a
+            signature that does not verify makes ``ok`` False).
+        signer: the MasterKey fingerprint (hex) that signed it ("" if unsigned).
+        anchored: the signer was checked against a fingerprint given from outside the
+            journal (``fingerprint=``: the paper log, a manifest kept elsewhere).
+        final_matched: the final hash from the paper log (``expected_final``) matched.
     """
 
     ok: bool
@@ -547,6 +581,28 @@ class VerifyResult:
     final_hash: str
     bad_seq: int | None
     message: str
+    signed: bool = False
+    signer: str = ""
+    anchored: bool = False
+    final_matched: bool = False
+
+    @property
+    def proven(self) -> bool:
+        """Intact AND tied to something outside the journal: the paper log's final hash,
+        or a valid signature by the MasterKey fingerprint given. A chain alone can be
+        recomputed by whoever edits the file; only this is "OK"."""
+        return self.ok and (self.final_matched or (self.signed and self.anchored))
+
+    @property
+    def status(self) -> str:
+        """``OK``, ``FAILED``, ``OPEN``, ``UNSIGNED`` or ``UNANCHORED`` (see the CLI)."""
+        if not self.ok:
+            return "FAILED"
+        if self.proven:
+            return "OK" if self.closed else "OPEN"
+        if not self.closed:
+            return "OPEN"
+        return "UNANCHORED" if self.signed else "UNSIGNED"
 
 
 def _fail(events: Sequence[Event], i: int, bad_seq: int, why: str) -> VerifyResult:
@@ -559,17 +615,93 @@ def verify_rows(
     *,
     head: tuple[int, str] | None = None,
     expected_final: str | None = None,
+    signature: Mapping[str, Any] | None = None,
+    fingerprint: str | None = None,
 ) -> VerifyResult:
-    """Recompute the chain over rows in file order and name the first bad row.
+    """Recompute the chain over rows in file order and name the first bad row; check the
+    signature of the final hash.
 
     Args:
         events: rows as stored (ordered by ``seq`` for a database, file order for JSONL).
         head: (count, hash) from the ``head`` table, if the source has one.
         expected_final: the final hash from the paper log (hex), if known.
+        signature: the journal's ``journal-final-hash`` signature block, if it has one.
+        fingerprint: the MasterKey fingerprint to check the signer against (64 hex, or the
+            KCV as 16 hex or 7 words), from outside the journal.
 
     Returns:
         A :class:`VerifyResult`; ``ok`` is False on the first problem found.
     """
+    res = _verify_chain(events, head=head, expected_final=expected_final)
+    if not res.ok:
+        return res
+    return _check_signature(res, events[-1], signature, fingerprint)
+
+
+def _check_signature(
+    res: VerifyResult,
+    last: Event,
+    signature: Mapping[str, Any] | None,
+    fingerprint: str | None,
+) -> VerifyResult:
+    """The signature step of :func:`verify_rows` (the chain is intact)."""
+    from core import signatures as sig
+
+    def failed(why: str) -> VerifyResult:
+        return dataclasses.replace(res, ok=False, bad_seq=None, message=why)
+
+    claimed = last.details.get("signed_by") if res.closed else None
+    if signature is None:
+        if claimed:
+            return failed(
+                f"the closing row says the journal is signed by the MasterKey "
+                f"{' '.join(sig.kcv_words(str(claimed)))}, but it carries no signature: the "
+                "signature was removed (or signing failed at the end of the ceremony: see the "
+                "paper log)"
+            )
+        if fingerprint:
+            return failed(
+                "the journal carries no signature, so it cannot be checked against the "
+                "fingerprint given"
+            )
+        return res
+    try:
+        signer = sig.verify_block(
+            dict(signature),
+            sig.journal_message(last.ceremony_id, last.seq, last.hash),
+            purpose="journal-final-hash",
+        )
+    except sig.SignatureError as exc:
+        return failed(f"journal signature: {exc}")
+    if claimed and claimed != signer:
+        return failed("the journal is signed by another key than the one its closing row names")
+    words = " ".join(sig.kcv_words(signer))
+    anchored = False
+    if fingerprint:
+        try:
+            if not sig.fingerprint_matches(fingerprint, signer):
+                return failed(
+                    f"the journal is signed by the key with KCV words '{words}', not by the "
+                    "MasterKey fingerprint given: it is not this MasterKey's record"
+                )
+        except sig.SignatureError as exc:
+            raise JournalError(f"--fingerprint: {exc}") from None
+        anchored = True
+    note = f"; signed by the MasterKey with KCV words '{words}'" + (
+        " (the fingerprint given)" if anchored else ""
+    )
+    return dataclasses.replace(
+        res, signed=True, signer=signer, anchored=anchored, message=res.message + note
+    )
+
+
+def _verify_chain(
+    events: Sequence[Event],
+    *,
+    head: tuple[int, str] | None,
+    expected_final: str | None,
+) -> VerifyResult:
+    """The hash chain, the head table and the paper-log final hash."""
     if not events:
         return VerifyResult(
             False, 0, False, "", 1, "row 1: journal is empty (journal.opened missing)"
@@ -663,12 +795,25 @@ def verify_rows(
         else "OPEN (no journal.closed row: unfinished ceremony or truncated tail)"
     )
     return VerifyResult(
-        True, len(events), closed, last.hash, None, f"{len(events)} rows verified, {state}"
+        True,
+        len(events),
+        closed,
+        last.hash,
+        None,
+        f"{len(events)} rows verified, {state}",
+        final_matched=expected_final is not None,
     )
 
 
 def _load_jsonl(path: Path) -> list[Event]:
+    return _load_jsonl_signed(path)[0]
+
+
+def _load_jsonl_signed(path: Path) -> tuple[list[Event], dict[str, Any] | None]:
+    """Rows of a JSON Lines export, and its signature trailer (``{"signature": {...}}``,
+    the last line) if it has one."""
     out: list[Event] = []
+    signature: dict[str, Any] | None = None
     for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -676,18 +821,26 @@ def _load_jsonl(path: Path) -> list[Event]:
             obj = json.loads(line)
         except ValueError as exc:
             raise JournalError(f"{path}:{n}: not JSON ({exc})") from None
+        if signature is not None:
+            raise JournalError(f"{path}:{n}: a line after the signature trailer")
+        if isinstance(obj, dict) and set(obj) == {"signature"}:
+            if not isinstance(obj["signature"], dict):
+                raise JournalError(f"{path}:{n}: the signature trailer is not an object")
+            signature = obj["signature"]
+            continue
         if not isinstance(obj, dict) or "details" not in obj:
             raise JournalError(f"{path}:{n}: not a journal row")
         det = obj["details"]
         obj = {**obj, "details": canonical_json(det) if isinstance(det, dict) else det}
         out.append(_event_from_row(obj))
-    return out
+    return out, signature
 
 
 def verify(
     path: str | os.PathLike[str],
     *,
     expected_final: str | None = None,
+    fingerprint: str | None = None,
 ) -> VerifyResult:
     """Verify a journal database (``.db``) or a JSON Lines export (``.jsonl``).
 
@@ -698,13 +851,16 @@ def verify(
     Args:
         path: the file.
         expected_final: final hash from the paper log, hex or words.
+        fingerprint: the MasterKey fingerprint the signature must be by (64 hex, or the
+            KCV as 16 hex or 7 words), from the paper log or a manifest.
     """
     p = Path(path)
     if not p.exists():
         raise JournalError(f"{p}: no such file")
     exp = _parse_final(expected_final) if expected_final else None
     if p.suffix == ".jsonl":
-        return verify_rows(_load_jsonl(p), expected_final=exp)
+        rows, signature = _load_jsonl_signed(p)
+        return verify_rows(rows, expected_final=exp, signature=signature, fingerprint=fingerprint)
     hot = Path(str(p) + "-journal").exists()
     uri = f"file:{p.resolve()}?mode=ro"
     conn = sqlite3.connect(str(p)) if hot else sqlite3.connect(uri, uri=True)
@@ -712,7 +868,13 @@ def verify(
     try:
         if "events" not in db.table_names():
             raise JournalError(f"{p}: not a ceremony journal (no events table)")
-        return verify_rows(read_events(db), head=_read_head(db), expected_final=exp)
+        return verify_rows(
+            read_events(db),
+            head=_read_head(db),
+            expected_final=exp,
+            signature=read_signature(db),
+            fingerprint=fingerprint,
+        )
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{p}: cannot read the journal database ({exc})") from None
     finally:
@@ -731,15 +893,35 @@ def _parse_final(text: str) -> str:
         ) from None
 
 
-def export_jsonl(events: Iterable[Event], out: str | os.PathLike[str]) -> Path:
-    """Write rows as JSON Lines (one canonical JSON object per line); returns the path."""
+def export_jsonl(
+    events: Iterable[Event],
+    out: str | os.PathLike[str],
+    *,
+    signature: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write rows as JSON Lines (one canonical JSON object per line), then the signature
+    of the final hash as a last line ``{"signature": {...}}`` if there is one; returns the
+    path."""
     p = Path(out)
-    with open(p, "w", encoding="utf-8") as f:
+    with _open_out(p) as f:
         for ev in events:
             f.write(canonical_json(ev.as_dict()) + "\n")
+        if signature is not None:
+            f.write(canonical_json({"signature": dict(signature)}) + "\n")
         f.flush()
         os.fsync(f.fileno())
     return p
+
+
+def _open_out(p: Path) -> Any:
+    """Open an export file for writing without following a link planted at its name."""
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JournalError(f"{p} is a symbolic link: refused (nothing was written)") from None
+        raise
+    return open(fd, "w", encoding="utf-8")
 
 
 def _fmt_details(d: Mapping[str, Any]) -> str:
@@ -750,11 +932,17 @@ def _fmt_details(d: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def export_transcript(events: Sequence[Event], out: str | os.PathLike[str]) -> Path:
+def export_transcript(
+    events: Sequence[Event],
+    out: str | os.PathLike[str],
+    *,
+    signature: Mapping[str, Any] | None = None,
+) -> Path:
     """Write the readable Markdown transcript for the paper log; returns the path.
 
     Every step with its events (acknowledgments by role, inputs, results such as
-    fingerprints and file hashes, exceptions), then the final hash as hex and words.
+    fingerprints and file hashes, exceptions), then the final hash as hex and words, and
+    who signed it (``signature``: the journal's final-hash signature block).
     """
     if not events:
         raise JournalError("cannot write a transcript of an empty journal")
@@ -800,12 +988,90 @@ def export_transcript(events: Sequence[Event], out: str | os.PathLike[str]) -> P
         "Verify with: `kcm-ceremony journal verify JOURNAL.db --final <hex or words>`",
         "",
     ]
+    lines += _signature_lines(signature)
     p = Path(out)
-    with open(p, "w", encoding="utf-8") as f:
+    with _open_out(p) as f:
         f.write("\n".join(lines))
         f.flush()
         os.fsync(f.fileno())
     return p
+
+
+def _signature_lines(signature: Mapping[str, Any] | None) -> list[str]:
+    if signature is None:
+        return [
+            "## Signature",
+            "",
+            "UNSIGNED: no MasterKey was held in this ceremony, so nothing signed this journal.",
+            "Its final hash on the paper log is the only anchor.",
+            "",
+        ]
+    from core import signatures as sig
+
+    pub = str(signature.get("public_key", ""))
+    words = " ".join(sig.kcv_words(pub)) if len(pub) == 64 else "?"
+    return [
+        "## Signature",
+        "",
+        "The final hash is signed by the MasterKey signing key (Ed25519, purpose",
+        "`journal-final-hash`):",
+        "",
+        f"- MasterKey fingerprint: `{pub}`",
+        f"- KCV words: {words}",
+        f"- Signature: `{signature.get('value', '')}`",
+        "",
+        "Verify with: `kcm-ceremony journal verify JOURNAL.db --fingerprint <KCV words from the",
+        "paper log>` (or `--manifest manifest-set-N.json`). The transcript itself is signed in",
+        "`transcript.md.sig`.",
+        "",
+    ]
+
+
+def read_signature(db: sqlite_utils.Database) -> dict[str, Any] | None:
+    """The journal's final-hash signature block (table ``signatures``), or None."""
+    if "signatures" not in db.table_names():
+        return None
+    rows = list(db.query("SELECT block FROM signatures WHERE purpose = 'journal-final-hash'"))
+    if not rows:
+        return None
+    try:
+        block = json.loads(rows[0]["block"])
+    except (TypeError, ValueError):
+        return {"malformed": True}
+    return block if isinstance(block, dict) else {"malformed": True}
+
+
+def verify_transcript(
+    path: str | os.PathLike[str], *, fingerprint: str | None = None
+) -> tuple[bool, str, str]:
+    """Check a transcript against its detached signature ``PATH.sig``.
+
+    Returns:
+        (ok, signer fingerprint hex, message); ``ok`` needs the signature to verify and,
+        if ``fingerprint`` is given, to be by that MasterKey.
+    """
+    from core import signatures as sig
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+        doc = json.loads(Path(str(p) + ".sig").read_text("utf-8"))
+    except FileNotFoundError as exc:
+        return False, "", f"{exc.filename}: missing (an unsigned transcript proves nothing)"
+    except (OSError, ValueError) as exc:
+        return False, "", f"cannot read the transcript or its signature ({exc})"
+    try:
+        signer = sig.verify_block(
+            doc.get("signature") if isinstance(doc, dict) else None,
+            sig.transcript_message(p.name, data),
+            purpose="ceremony-transcript",
+        )
+    except sig.SignatureError as exc:
+        return False, "", f"transcript signature: {exc}"
+    words = " ".join(sig.kcv_words(signer))
+    if fingerprint and not sig.fingerprint_matches(fingerprint, signer):
+        return False, signer, f"signed by the key with KCV words '{words}', not the one given"
+    return True, signer, f"signed by the MasterKey with KCV words '{words}'"
 
 
 def _events_from_path(p: Path) -> list[Event]:
@@ -818,17 +1084,71 @@ def _events_from_path(p: Path) -> list[Event]:
         db.close()
 
 
+def _anchor_from_manifest(path: Path) -> str:
+    """The MasterKey fingerprint of a genesis manifest, after checking the manifest's own
+    signature by that key (a manifest kept apart from the journal, e.g. the exported one)."""
+    from core import signatures as sig
+
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise JournalError(f"--manifest {path}: cannot read it ({exc})") from None
+    fp = manifest.get("fingerprint") if isinstance(manifest, dict) else None
+    if not isinstance(fp, str) or not _HEX64.match(fp):
+        raise JournalError(f"--manifest {path}: it names no MasterKey fingerprint")
+    if "signature" in manifest:
+        try:
+            signer = sig.verify_block(
+                manifest["signature"], sig.manifest_message(manifest), purpose="genesis-manifest"
+            )
+        except sig.SignatureError as exc:
+            raise JournalError(f"--manifest {path}: {exc}") from None
+        if signer != fp:
+            raise JournalError(f"--manifest {path}: signed by another key than its fingerprint")
+    return fp
+
+
+def _signed_source(p: Path) -> tuple[list[Event], dict[str, Any] | None]:
+    if p.suffix == ".jsonl":
+        return _load_jsonl_signed(p)
+    db = sqlite_utils.Database(sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True))
+    try:
+        return read_events(db), read_signature(db)
+    finally:
+        db.close()
+
+
+_VERDICT_HELP: Final = {
+    "UNSIGNED": "the journal carries no signature (no MasterKey was held in this ceremony, "
+    "or it is an old journal): only the final hash on the paper log can prove it; pass --final",
+    "UNANCHORED": "the chain and its signature are intact, but nothing outside the journal "
+    "says the signing key is the MasterKey (an edited journal can be re-signed with another "
+    "key): pass --fingerprint (KCV words from the paper log), --manifest or --final",
+}
+
+
 def cli_main(argv: list[str]) -> int:
     """``kcm-ceremony journal verify|export PATH``.
 
-    Exit status: 0 verified (closed, or open with ``--allow-open``); 1 tampering or
-    mismatch with ``--final``; 2 usage or unreadable file; 3 chain intact but not closed.
+    Exit status: 0 OK (intact, closed, and proven by the paper log's final hash or by a
+    signature of the MasterKey fingerprint given; an open journal with ``--allow-open``);
+    1 tampering, a signature that does not verify or is by another key, a mismatch with
+    ``--final``; 2 usage or unreadable file; 3 intact but not closed; 4 intact but UNSIGNED
+    or UNANCHORED (nothing outside the journal vouches for it).
     """
     parser = argparse.ArgumentParser(prog="kcm-ceremony journal")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    pv = sub.add_parser("verify", help="recompute the hash chain")
-    pv.add_argument("path")
+    pv = sub.add_parser("verify", help="recompute the hash chain, check the signature")
+    pv.add_argument("path", help="journal.db, journal.jsonl, or a transcript.md (with .sig)")
     pv.add_argument("--final", help="final hash from the paper log (64 hex or 26 words)")
+    pv.add_argument(
+        "--fingerprint",
+        help="the MasterKey fingerprint the journal must be signed by: 64 hex, or the KCV "
+        "(16 hex or 7 words) from the paper log",
+    )
+    pv.add_argument(
+        "--manifest", help="a genesis manifest (kept apart): its fingerprint is the anchor"
+    )
     pv.add_argument(
         "--allow-open", action="store_true", help="accept a journal without journal.closed"
     )
@@ -842,8 +1162,17 @@ def cli_main(argv: list[str]) -> int:
     path = Path(args.path)
     try:
         if args.cmd == "verify":
-            res = verify(path, expected_final=args.final)
-            print(f"{path}: {'OK' if res.ok else 'FAILED'}: {res.message}")
+            anchor = args.fingerprint
+            if args.manifest:
+                anchor = _anchor_from_manifest(Path(args.manifest))
+            if path.suffix == ".md":
+                ok, _signer, message = verify_transcript(path, fingerprint=anchor)
+                verdict = ("OK" if anchor else "UNANCHORED") if ok else "FAILED"
+                print(f"{path}: {verdict}: {message}")
+                return 0 if verdict == "OK" else (1 if not ok else 4)
+            res = verify(path, expected_final=args.final, fingerprint=anchor)
+            verdict = res.status
+            print(f"{path}: {verdict}: {res.message}")
             if res.final_hash:
                 print(f"final hash: {res.final_hash}")
                 print(f"words:      {' '.join(hash_words(res.final_hash))}")
@@ -852,17 +1181,22 @@ def cli_main(argv: list[str]) -> int:
             if not res.closed and not args.allow_open:
                 print("journal is not closed (use --allow-open after a crash)", file=sys.stderr)
                 return 3
+            if not res.closed:
+                return 0
+            if not res.proven:
+                print(f"{verdict}: {_VERDICT_HELP[verdict]}", file=sys.stderr)
+                return 4
             return 0
-        events = _events_from_path(path)
-        res = verify_rows(events)
+        events, signature = _signed_source(path)
+        res = verify_rows(events, signature=signature)
         if not res.ok:
             print(f"{path}: FAILED: {res.message}; refusing to export", file=sys.stderr)
             return 1
         outdir = Path(args.out) if args.out else path.parent
         outdir.mkdir(parents=True, exist_ok=True)
         stem = path.stem
-        j = export_jsonl(events, outdir / f"{stem}.jsonl")
-        t = export_transcript(events, outdir / f"{stem}.transcript.md")
+        j = export_jsonl(events, outdir / f"{stem}.jsonl", signature=signature)
+        t = export_transcript(events, outdir / f"{stem}.transcript.md", signature=signature)
         print(f"wrote {j}\nwrote {t}\nfinal hash: {res.final_hash}")
         return 0
     except JournalError as exc:

@@ -4,14 +4,19 @@ Only public data (sealed envelopes, BYOK files, manifests, journal exports) is e
 here. A write (:func:`write_export`) is:
 
 1. checks first: the medium is removable (or the explicit demo folder), writable, and has
-   room for everything; no file of the export exists yet (never overwrite silently);
-2. each file written as ``.NAME.partial`` (``O_EXCL``), ``fsync``, then renamed to ``NAME``
-   without replacing anything (``renameat2(RENAME_NOREPLACE)``), then the directory is
+   room for everything; the export folder does not exist yet (never overwrite silently);
+2. the medium's folder is opened once as a directory descriptor (``O_NOFOLLOW``) and the
+   export folder created below it with ``mkdirat`` (:mod:`core.safeio`); a symbolic link
+   planted anywhere on the way is refused and named (:class:`HostileMedium`);
+3. each file written under a random temporary name (``O_CREAT|O_EXCL|O_NOFOLLOW``),
+   ``fsync``-ed, checked to be on the medium's device (``fstat().st_dev``), then renamed to
+   its name without replacing anything (``renameat2(RENAME_NOREPLACE)``) and the folder
    ``fsync``-ed;
-3. ``MANIFEST.sha256`` last (``sha256sum -c`` format, SHA-256 of every file): an export
+4. ``MANIFEST.sha256`` last (``sha256sum -c`` format, SHA-256 of every file): an export
    without its manifest is incomplete, whatever else is on the stick;
-4. everything read back (page cache dropped first where the kernel allows) and compared;
-5. ``sync``, then optionally unmount; only then is ``safe_to_remove`` True.
+5. everything read back through the same directory descriptors (page cache dropped first
+   where the kernel allows), each file again checked to be on the medium's device;
+6. ``sync``, then optionally unmount; only then is ``safe_to_remove`` True.
 
 Any failure raises a :class:`MediaError` subclass with a message for the room, after removing
 what this attempt wrote where the medium still allows it; the caller keeps the secret in the
@@ -20,22 +25,24 @@ keyholder and offers a retry on the same or another medium.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from core import safeio
+
 __all__ = [
     "MANIFEST_NAME",
     "ExportResult",
+    "HostileMedium",
     "MediaError",
     "Medium",
     "MediumGone",
@@ -55,13 +62,10 @@ MANIFEST_NAME: Final = "MANIFEST.sha256"
 CHUNK: Final = 1 << 20
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _ST_RDONLY: Final = 1
-_RENAME_NOREPLACE: Final = 1
-_AT_FDCWD: Final = -100
 _SYSTEM_MOUNTS: Final = ("/", "/boot", "/boot/efi", "/usr", "/var", "/home", "/run/live/medium")
 
 ProgressCallback = Callable[[int, int, str], None]
 Writer = Callable[[int, memoryview], int]
-Opener = Callable[[str, int, int], int]
 
 
 class MediaError(Exception):
@@ -94,6 +98,11 @@ class VerifyFailed(MediaError):
 
 class NotRemovable(MediaError):
     """The target is not a removable medium (the live system's own disks are refused)."""
+
+
+class HostileMedium(MediaError):
+    """Something planted on the medium (a symbolic link, a device, a mount) would redirect
+    or fake the export; it is refused and named."""
 
 
 @dataclass(frozen=True)
@@ -312,10 +321,6 @@ def refresh(medium: Medium) -> Medium:
     )  # fmt: skip
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_renameat2 = getattr(_libc, "renameat2", None)
-
-
 def _on_system_disk(path: Path) -> bool:
     """True if ``path`` lives on the filesystem of ``/`` (the live system itself)."""
     try:
@@ -324,26 +329,36 @@ def _on_system_disk(path: Path) -> bool:
         return False  # gone: refresh() reports it
 
 
-def _rename_noreplace(src: str, dst: str) -> None:
-    if _renameat2 is not None:
-        rc = _renameat2(_AT_FDCWD, src.encode(), _AT_FDCWD, dst.encode(), _RENAME_NOREPLACE)
-        if rc == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS):
-            raise OSError(err, os.strerror(err), dst)
-    # Filesystem without RENAME_NOREPLACE: check, then rename (one writer: this process).
-    if os.path.lexists(dst):
-        raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
-    os.rename(src, dst)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _block_device(medium: Medium) -> int | None:
+    """``st_rdev`` of the medium's block device (``/dev/sdb1``), or None when there is
+    none to compare with (the demo folder; a test's fake device name)."""
+    if not medium.device:
+        return None
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        st = os.stat(medium.device)
+    except OSError:
+        return None
+    return st.st_rdev if stat.S_ISBLK(st.st_mode) else None
+
+
+def _still_there(root: safeio.Dir, medium: Medium) -> None:
+    """The medium's path still leads to the folder we opened (not unmounted, not swapped).
+
+    A descriptor keeps a lazily unmounted filesystem alive: the writes through it succeed,
+    but they land on a filesystem nobody can reach any more. So after each file, and before
+    "safe to remove", the mount point must still be the very folder written into.
+    """
+    try:
+        now = os.stat(medium.path)
+    except OSError:
+        now = None
+    mine = os.fstat(root.fd)
+    if now is None or (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino):
+        raise MediumGone(
+            f"{medium.label} was unmounted or removed during the write ({medium.path} is no "
+            "longer the medium written to). Nothing is complete on it: insert it again or "
+            "choose another medium, then retry; the secret is still held."
+        )
 
 
 def _classify(exc: OSError, medium: Medium, what: str) -> MediaError:
@@ -370,49 +385,19 @@ def _classify(exc: OSError, medium: Medium, what: str) -> MediaError:
     )
 
 
+def _refused(exc: safeio.SafeIOError, medium: Medium) -> MediaError:
+    """A planted link, a device or a redirected write on the medium."""
+    return HostileMedium(
+        f"{exc.message} Nothing of this export is left looking complete on {medium.label}; "
+        "choose another medium (or remove what was planted there), then retry."
+    )
+
+
 def _check_name(name: str) -> None:
     if not _NAME_RE.match(name) or name == MANIFEST_NAME or name.endswith(".partial"):
         raise MediaError(
             f"file name {name!r} is not allowed (letters, digits, . _ + - only; not the manifest)"
         )
-
-
-def _write_file(
-    path: Path,
-    data: bytes,
-    *,
-    opener: Opener,
-    writer: Writer,
-    progress: ProgressCallback | None,
-    done: int,
-    total: int,
-) -> int:
-    fd = opener(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        pos = 0
-        while pos < len(view):
-            n = writer(fd, view[pos : pos + CHUNK])
-            if n <= 0:
-                raise OSError(errno.EIO, "short write", str(path))
-            pos += n
-            if progress is not None:
-                progress(done + pos, total, path.name.removeprefix(".").removesuffix(".partial"))
-        os.fsync(fd)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # read back from the medium
-        except OSError:
-            pass
-    finally:
-        os.close(fd)
-    return len(data)
-
-
-def _unlink_quiet(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
 
 
 def write_export(
@@ -423,10 +408,15 @@ def write_export(
     directory: str | None = None,
     progress: ProgressCallback | None = None,
     unmount: bool = False,
-    opener: Opener = os.open,
     writer: Writer = os.write,
 ) -> ExportResult:
-    """Write an export to a medium, atomically and verified.
+    """Write an export to a medium, atomically and verified, through directory descriptors.
+
+    The medium's folder is opened once (``O_DIRECTORY|O_NOFOLLOW``); the export folder is
+    created below it with ``mkdirat`` (it must not exist: a folder or link planted there
+    is refused, named); every file is written under a random temporary name with
+    ``O_CREAT|O_EXCL|O_NOFOLLOW``, checked to be on the medium's device, renamed without
+    replacing anything, and read back through the same descriptors (:mod:`core.safeio`).
 
     Args:
         medium: from :func:`list_removable` or :func:`folder_medium`.
@@ -436,14 +426,15 @@ def write_export(
             one to retry after :class:`NameClash`.
         progress: called as ``progress(bytes_done, bytes_total, current_file)``.
         unmount: unmount after sync (real removable media only; needs root).
-        opener, writer: injectable for fault tests (default ``os.open`` / ``os.write``).
+        writer: injectable for fault tests (default ``os.write``).
 
     Returns:
-        :class:`ExportResult`; ``safe_to_remove`` only after verify and sync.
+        :class:`ExportResult`; ``safe_to_remove`` only after the bytes were read back from
+        the medium's own device and synced.
 
     Raises:
         NotRemovable, ReadOnlyMedium, OutOfSpace, NameClash, MediumGone, VerifyFailed,
-        MediaError: nothing of this attempt is left looking complete.
+        HostileMedium, MediaError: nothing of this attempt is left looking complete.
     """
     if not (medium.removable or medium.demo):
         raise NotRemovable(
@@ -477,65 +468,26 @@ def write_export(
             f"{medium.label} has {_human(medium.free)} free; this export needs about "
             f"{_human(total + blocks)}. Free space or choose a larger medium, then retry."
         )
-    target = medium.path / dirname
-    clashes = [n for n in [*files, MANIFEST_NAME] if (target / n).exists()]
-    if clashes:
-        raise NameClash(
-            f"{', '.join(sorted(clashes))} already exist in {dirname} on {medium.label}; nothing "
-            "is overwritten. Choose another folder name or another medium, then retry."
-        )
-    created_dir = False
-    written: list[Path] = []
-    partial: Path | None = None
-    done = 0
     try:
-        try:
-            target.mkdir()
-            created_dir = True
-        except FileExistsError:
-            pass
-        for name, data in sorted(files.items()):
-            partial = target / f".{name}.partial"
-            done += _write_file(
-                partial,
-                data,
-                opener=opener,
-                writer=writer,
-                progress=progress,
-                done=done,
-                total=total,
+        root = safeio.Dir.open_root(medium.path)
+    except safeio.SafeIOError as exc:
+        raise _refused(exc, medium) from None
+    except OSError:
+        raise MediumGone(
+            f"{medium.label} is no longer available at {medium.path}: was it removed? "
+            "Insert it again or choose another medium."
+        ) from None
+    with root:
+        device = _block_device(medium)
+        if device is not None and root.dev != device:
+            raise MediumGone(
+                f"{medium.path} is no longer on {medium.device}: was {medium.label} removed? "
+                "Insert it again or choose another medium."
             )
-            _rename_noreplace(str(partial), str(target / name))
-            written.append(target / name)
-            partial = None
-        _fsync_dir(target)
-        partial = target / f".{MANIFEST_NAME}.partial"
-        done += _write_file(
-            partial,
-            manifest,
-            opener=opener,
-            writer=writer,
-            progress=progress,
-            done=done,
-            total=total,
+        digests, done = _write_into(
+            root, medium, files, manifest, dirname, total, progress, writer, device
         )
-        _rename_noreplace(str(partial), str(target / MANIFEST_NAME))
-        written.append(target / MANIFEST_NAME)
-        partial = None
-        _fsync_dir(target)
-        if created_dir:
-            _fsync_dir(medium.path)
-    except OSError as exc:
-        err = _classify(
-            exc, medium, partial.name.strip(".").removesuffix(".partial") if partial else dirname
-        )
-        _cleanup(target, partial, written, created_dir)
-        raise err from None
-    try:
-        digests = verify_export(target, expected=files)
-    except MediaError:
-        _cleanup(target, None, written, created_dir)
-        raise
+    # the descriptors are closed now: the medium can be unmounted
     os.sync()
     notes: list[str] = []
     unmounted = False
@@ -548,7 +500,7 @@ def write_export(
         except (OSError, subprocess.SubprocessError):
             notes.append("could not unmount automatically; data is synced, unmount before removing")
     return ExportResult(
-        directory=target,
+        directory=medium.path / dirname,
         files=digests,
         manifest_sha256=hashlib.sha256(manifest).hexdigest(),
         bytes_written=done,
@@ -558,77 +510,189 @@ def write_export(
     )
 
 
-def _cleanup(target: Path, partial: Path | None, written: list[Path], created_dir: bool) -> None:
+def _write_into(
+    root: safeio.Dir,
+    medium: Medium,
+    files: Mapping[str, bytes],
+    manifest: bytes,
+    dirname: str,
+    total: int,
+    progress: ProgressCallback | None,
+    writer: Writer,
+    device: int | None,
+) -> tuple[dict[str, str], int]:
+    st = root.lstat(dirname)
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise HostileMedium(
+                f"{dirname} on {medium.label} is "
+                f"{'a symbolic link' if stat.S_ISLNK(st.st_mode) else 'not a folder'}: refused "
+                "(it could redirect the export off the medium). Choose another folder name or "
+                "another medium."
+            )
+        raise NameClash(
+            f"{dirname} already exists on {medium.label}; nothing is overwritten. Choose another "
+            "folder name or another medium, then retry."
+        )
+    try:
+        target = root.sub(dirname, exclusive=True)
+    except FileExistsError:
+        raise NameClash(
+            f"{dirname} already exists on {medium.label}; nothing is overwritten. Choose another "
+            "folder name or another medium, then retry."
+        ) from None
+    except safeio.SafeIOError as exc:
+        raise _refused(exc, medium) from None
+    except OSError as exc:
+        raise _classify(exc, medium, dirname) from None
+    written: list[str] = []
+    current = dirname
+    done = 0
+    with target:
+        try:
+            root.fsync()
+            for name, data in [*sorted(files.items()), (MANIFEST_NAME, manifest)]:
+                current = name
+                base = done
+
+                def step(pos: int, name: str = name, base: int = base) -> None:
+                    if progress is not None:
+                        progress(base + pos, total, name)
+
+                w = target.write_new(name, data, writer=writer, progress=step)
+                written.append(name)
+                if device is not None and w.dev != device:
+                    raise safeio.WrongDevice(
+                        f"{name} is not on {medium.device} after the write (device {w.dev}): "
+                        "it was redirected."
+                    )
+                done += len(data)
+                _still_there(root, medium)
+            digests = _verify_dir(target, dirname, expected=files, device=device)
+            _still_there(root, medium)
+        except safeio.SafeIOError as exc:
+            _cleanup(root, target, dirname, written)
+            raise _refused(exc, medium) from None
+        except OSError as exc:
+            err = _classify(exc, medium, current)
+            _cleanup(root, target, dirname, written)
+            raise err from None
+        except MediaError:
+            _cleanup(root, target, dirname, written)
+            raise
+    return digests, done
+
+
+def _cleanup(root: safeio.Dir, target: safeio.Dir, dirname: str, written: list[str]) -> None:
     """Remove what this attempt wrote (best effort: the medium may be gone or read-only).
 
     Whatever cannot be removed is still not *complete*: the manifest is written last and
     only after every file, so an export without a matching manifest is incomplete.
     """
-    if partial is not None:
-        _unlink_quiet(partial)
-    manifest = target / MANIFEST_NAME
-    if manifest in written:  # remove the completeness marker first
-        _unlink_quiet(manifest)
-    for p in written:
-        _unlink_quiet(p)
-    if created_dir:
-        try:
-            target.rmdir()
-        except OSError:
-            pass
+    if MANIFEST_NAME in written:  # remove the completeness marker first
+        target.unlink_quiet(MANIFEST_NAME)
+    for name in written:
+        target.unlink_quiet(name)
+    try:
+        leftovers = [n for n in target.names() if n.endswith(safeio.PARTIAL_SUFFIX)]
+    except OSError:
+        leftovers = []
+    for name in leftovers:
+        target.unlink_quiet(name)
+    root.rmdir_quiet(dirname)
 
 
 def verify_export(directory: Path, expected: Mapping[str, bytes] | None = None) -> dict[str, str]:
     """Read an export back and check it against its manifest (and ``expected`` if given).
 
+    The folder is opened with ``O_NOFOLLOW`` and every file through its descriptor: a
+    symbolic link in the export is refused, not followed.
+
     Returns:
         name -> SHA-256 hex for every file listed in the manifest.
 
     Raises:
-        VerifyFailed: no manifest, a listed file missing or different, or a leftover partial.
+        VerifyFailed: no manifest, a listed file missing or different, a leftover partial,
+            a link or a file on another device.
         MediumGone: the medium cannot be read.
     """
     try:
-        text = (directory / MANIFEST_NAME).read_bytes().decode("ascii")
-    except UnicodeDecodeError:
-        raise VerifyFailed(f"{MANIFEST_NAME} in {directory.name} is damaged") from None
+        d = safeio.Dir.open_root(directory)
+    except safeio.SafeIOError as exc:
+        raise VerifyFailed(exc.message) from None
     except FileNotFoundError:
-        raise VerifyFailed(
-            f"{directory.name} has no {MANIFEST_NAME}: the export is INCOMPLETE; write it again"
-        ) from None
+        raise VerifyFailed(f"{directory} does not exist: the export is missing") from None
     except OSError as exc:
         raise MediumGone(
             f"cannot read {directory} ({exc.strerror}): was the medium removed?"
         ) from None
+    with d:
+        return _verify_dir(d, directory.name, expected=expected, device=None)
+
+
+def _read_back(d: safeio.Dir, name: str, device: int | None) -> str:
+    """SHA-256 of a file read back through the folder's descriptor (the page cache dropped
+    first where the kernel allows), checked to be on the medium's block device."""
+    h = hashlib.sha256()
+    with d.open_file(name) as fd:
+        st = os.fstat(fd)
+        if device is not None and st.st_dev != device:
+            raise VerifyFailed(f"{name} is not on the medium's device: refused")
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+        while block := os.read(fd, CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _verify_dir(
+    d: safeio.Dir, shown: str, *, expected: Mapping[str, bytes] | None, device: int | None
+) -> dict[str, str]:
+    try:
+        text = d.read(MANIFEST_NAME, limit=1 << 20).decode("ascii")
+    except UnicodeDecodeError:
+        raise VerifyFailed(f"{MANIFEST_NAME} in {shown} is damaged") from None
+    except FileNotFoundError:
+        raise VerifyFailed(
+            f"{shown} has no {MANIFEST_NAME}: the export is INCOMPLETE; write it again"
+        ) from None
+    except safeio.SafeIOError as exc:
+        raise VerifyFailed(exc.message) from None
+    except OSError as exc:
+        raise MediumGone(f"cannot read {shown} ({exc.strerror}): was the medium removed?") from None
     listed: dict[str, str] = {}
     for line in text.splitlines():
         m = re.fullmatch(r"([0-9a-f]{64})  (\S+)", line)
-        if not m:
-            raise VerifyFailed(f"{MANIFEST_NAME} in {directory.name} is damaged")
+        if not m or not _NAME_RE.match(m.group(2)):
+            raise VerifyFailed(f"{MANIFEST_NAME} in {shown} is damaged")
         listed[m.group(2)] = m.group(1)
     if expected is not None and set(expected) != set(listed):
-        raise VerifyFailed(f"{MANIFEST_NAME} in {directory.name} does not list the expected files")
+        raise VerifyFailed(f"{MANIFEST_NAME} in {shown} does not list the expected files")
     for name, digest in listed.items():
-        h = hashlib.sha256()
         try:
-            with open(directory / name, "rb") as fh:
-                for chunk in iter(lambda: fh.read(CHUNK), b""):
-                    h.update(chunk)
+            got = _read_back(d, name, device)
         except FileNotFoundError:
             raise VerifyFailed(f"{name} is listed in the manifest but missing") from None
+        except safeio.SafeIOError as exc:
+            raise VerifyFailed(exc.message) from None
         except OSError as exc:
             raise MediumGone(
                 f"cannot read back {name} ({exc.strerror}): was the medium removed?"
             ) from None
-        if h.hexdigest() != digest:
+        if got != digest:
             raise VerifyFailed(
                 f"{name} read back differs from what was written: the medium is faulty"
             )
         if expected is not None and hashlib.sha256(expected[name]).hexdigest() != digest:
             raise VerifyFailed(f"{name} on the medium is not what this ceremony wrote")
-    leftovers = [p.name for p in directory.iterdir() if p.name.endswith(".partial")]
+    try:
+        leftovers = [n for n in d.names() if n.endswith(safeio.PARTIAL_SUFFIX)]
+    except OSError as exc:
+        raise MediumGone(f"cannot list {shown} ({exc.strerror}): was the medium removed?") from None
     if leftovers:
-        raise VerifyFailed(f"leftover partial files in {directory.name}: {', '.join(leftovers)}")
+        raise VerifyFailed(f"leftover partial files in {shown}: {', '.join(leftovers)}")
     return listed
 
 

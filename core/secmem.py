@@ -44,6 +44,7 @@ __all__ = [
     "backend",
     "ct_equal",
     "insecure_reasons",
+    "is_utf8",
     "memset",
     "wipe_all",
 ]
@@ -155,6 +156,49 @@ def memset(target: memoryview | bytearray, value: int = 0) -> None:
 def ct_equal(a: memoryview | bytes | bytearray, b: memoryview | bytes | bytearray) -> bool:
     """Constant-time comparison of two secrets (or a secret and a public value)."""
     return hmac.compare_digest(a, b)
+
+
+def is_utf8(view: memoryview | bytes | bytearray) -> bool:
+    """True if ``view`` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
+    nothing above U+10FFFF).
+
+    For secrets (a PIN, a passphrase): it reads the bytes one at a time as small ints
+    (CPython's cached singletons), so no copy of the secret is made, and unlike
+    ``bytes.decode`` it raises nothing: a ``UnicodeDecodeError`` would hold the whole
+    input in its ``object`` attribute, and chained as ``__context__`` it outlives the call.
+    """
+    n = len(view)
+    i = 0
+    while i < n:
+        b = view[i]
+        if b < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= b <= 0xDF:
+            need, lo, hi = 1, 0x80, 0xBF
+        elif b == 0xE0:
+            need, lo, hi = 2, 0xA0, 0xBF
+        elif 0xE1 <= b <= 0xEC or 0xEE <= b <= 0xEF:
+            need, lo, hi = 2, 0x80, 0xBF
+        elif b == 0xED:
+            need, lo, hi = 2, 0x80, 0x9F  # no UTF-16 surrogates
+        elif b == 0xF0:
+            need, lo, hi = 3, 0x90, 0xBF
+        elif 0xF1 <= b <= 0xF3:
+            need, lo, hi = 3, 0x80, 0xBF
+        elif b == 0xF4:
+            need, lo, hi = 3, 0x80, 0x8F  # nothing above U+10FFFF
+        else:
+            return False
+        if i + need >= n:  # truncated sequence
+            return False
+        if not lo <= view[i + 1] <= hi:
+            return False
+        for k in range(2, need + 1):
+            if not 0x80 <= view[i + k] <= 0xBF:
+                return False
+        i += need + 1
+    return True
 
 
 class SecretBuffer:
@@ -325,12 +369,14 @@ def set_allow_unlocked_default(allow: bool) -> None:
     _allow_unlocked_default = allow
 
 
-def wipe_all() -> None:
-    """Wipe every live buffer of this process (signal handlers and exit call this)."""
+def wipe_all(*, keep: tuple[SecretBuffer, ...] = ()) -> None:
+    """Wipe every live buffer of this process (signal handlers and exit call this), except
+    those in ``keep`` (the keyholder's retained signing key after a wipe step)."""
     with _lock:
         live = list(_live)
     for buf in live:
-        buf.wipe()
+        if not any(buf is k for k in keep):
+            buf.wipe()
 
 
 def close_all() -> None:

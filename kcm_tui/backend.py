@@ -872,13 +872,23 @@ class Session:
         return out
 
     def verify_journal(self) -> tuple[bool, str]:
+        """Re-read the closed journal: its chain, and its signature against this
+        ceremony's MasterKey fingerprint (known here from the keyholder, not read from the
+        journal). An unsigned journal (no key was held) is intact but says UNSIGNED."""
         from core import journal as jmod
 
+        fp = str(getattr(self.c, "signing_fp", "") or "")
         try:
-            result = jmod.verify(self.journal_path)
+            result = jmod.verify(self.journal_path, fingerprint=fp or None)
         except Exception as exc:
             return False, _message(exc)
-        return bool(result.ok), str(getattr(result, "message", ""))
+        message = str(getattr(result, "message", ""))
+        if result.ok and not getattr(result, "signed", False):
+            message = "UNSIGNED (no MasterKey was held in this ceremony): " + message
+        error = str(getattr(self.c, "signature_error", "") or "")
+        if error:
+            message = f"{message}; {error}"
+        return bool(result.ok), message
 
     def emergency_wipe(self, reason: str) -> list[str]:
         done: list[str] = []

@@ -15,6 +15,7 @@ __all__ = [
     "CardFull",
     "CardMechanismUnsupported",
     "CardModuleError",
+    "CardModuleRefused",
     "CardNoReader",
     "CardNoToken",
     "CardPinIncorrect",
@@ -63,6 +64,13 @@ class CardModuleError(CardError):
     """The PKCS#11 module could not be loaded or initialised."""
 
     code = "card-module"
+
+
+class CardModuleRefused(CardModuleError):
+    """A PKCS#11 module the keyholder was not started with (a path from a script, a
+    request or a file), or whose file fails the ownership and location checks."""
+
+    code = "card-module-refused"
 
 
 class CardNoReader(CardError):
@@ -132,6 +140,7 @@ for _cls in (
     ScannerError,
     CardError,
     CardModuleError,
+    CardModuleRefused,
     CardNoReader,
     CardNoToken,
     WrongCard,

@@ -30,6 +30,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
+from core import safeio
 from core.carriers.errors import CarrierError, QRNotFound, QRPayloadError
 from core.carriers.qr import Alloc, payload_to_indices
 from core.secmem import SecretBuffer
@@ -262,15 +263,18 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         CarrierError: the file is missing, too large or not an image.
     """
     p = Path(path)
+    # No link followed, plain files only (a FIFO on a stick would block the read forever),
+    # size checked with fstat before reading (core.safeio).
     try:
-        size = p.stat().st_size
+        with safeio.Dir.open_root(p.parent) as folder:
+            data = folder.read(p.name, limit=MAX_FILE_BYTES)
+    except safeio.TooLarge:
+        raise CarrierError(f"{p.name} is larger than 40 MiB: image files that large are refused") from None
+    except safeio.SafeIOError as exc:
+        raise CarrierError(exc.message) from None
     except OSError as exc:
         raise CarrierError(f"cannot read {p.name}: {exc.strerror}") from None
-    if size > MAX_FILE_BYTES:
-        raise CarrierError(f"{p.name} is {size} bytes; image files over 40 MiB are refused")
     try:
-        with open(p, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
         img = Image.open(io.BytesIO(data))
         if img.width * img.height > MAX_PIXELS:
             raise CarrierError(f"{p.name} is {img.width}x{img.height} pixels: too large")

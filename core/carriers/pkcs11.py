@@ -48,6 +48,7 @@ from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.constants import SlotFlag, TokenFlag
 
 from core import strictjson
+from core.carriers import modules as _modules
 from core.carriers.errors import (
     CardDataMissing,
     CardError,
@@ -63,7 +64,7 @@ from core.carriers.errors import (
     WrongCard,
 )
 from core.seal.transient import transient_bytes, wipe_bytes
-from core.secmem import SecretBuffer, ct_equal
+from core.secmem import SecretBuffer, ct_equal, is_utf8
 
 __all__ = [
     "APPLICATION",
@@ -82,11 +83,9 @@ __all__ = [
     "write_share",
 ]
 
-#: Well-known module paths (Debian, x86_64).
+#: Where the named modules are installed here (name -> path; see core.carriers.modules).
 DEFAULT_MODULES: Final = {
-    "softhsm2": "/usr/lib/softhsm/libsofthsm2.so",
-    "opensc": "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
-    "yubico": "/usr/lib/x86_64-linux-gnu/libykcs11.so",
+    name: _modules.resolve([name]).get(name, paths[0]) for name, paths in _modules.MODULES.items()
 }
 OBJECT_LABEL: Final = "openkcm-share"
 APPLICATION: Final = "openkcm-ceremony"
@@ -232,31 +231,38 @@ def _fresh_flags(token: Any) -> int | None:
 # --- modules and tokens -------------------------------------------------------------------
 
 _libs: dict[str, Any] = {}
+_lib_fds: dict[str, int] = {}  # the descriptor each module was loaded from
 _libs_lock = threading.Lock()
 
 
 def load_module(path: str) -> Any:
     """Load (once per process) and initialise the PKCS#11 module at ``path``.
 
+    The caller (the keyholder) has already checked that ``path`` is one of the modules it
+    was started with. Here the file itself is checked (:func:`core.carriers.modules.open_module`:
+    root-owned, not group/other-writable, on the root filesystem, folders too), opened once,
+    and that very file is loaded through ``/proc/self/fd/N`` (kept open while loaded).
+
     Raises:
-        CardModuleError: the file is missing or is not a PKCS#11 module.
+        CardModuleError: the file is missing, fails the checks, or is not a PKCS#11 module.
     """
     with _libs_lock:
         lib = _libs.get(path)
         if lib is not None:
             return lib
-        if not os.path.exists(path):
-            raise CardModuleError(
-                f"PKCS#11 module {path} not found: install the card's middleware "
-                "(opensc, ykcs11) or pick another module"
-            )
         try:
-            lib = pkcs11.lib(path)
-        except (p11e.PKCS11Error, OSError) as exc:
+            opened = _modules.open_module(path)
+        except _modules.ModuleRefused as exc:
+            raise CardModuleError(str(exc)) from None
+        try:
+            lib = pkcs11.lib(opened.load_path)
+        except (p11e.PKCS11Error, OSError, RuntimeError) as exc:
+            os.close(opened.fd)
             raise CardModuleError(
                 f"cannot load the PKCS#11 module {path} ({type(exc).__name__}); is pcscd running?"
             ) from None
         _libs[path] = lib
+        _lib_fds[path] = opened.fd
         return lib
 
 
@@ -415,11 +421,12 @@ def _session(token: Any, serial: str, pin: memoryview | None, *, rw: bool) -> It
             raise CardPinIncorrect(f"card {serial} needs a PIN and the reader has no PIN pad")
         user_pin: Any = pkcs11.PROTECTED_AUTH
     else:
-        try:
-            # Unavoidable residue: python-pkcs11 takes a str (see module docstring).
-            user_pin = str(pin, "utf-8")
-        except UnicodeDecodeError:
-            raise CardPinIncorrect("the PIN is not valid UTF-8 text") from None
+        # Checked without decoding: a UnicodeDecodeError would carry the whole PIN in its
+        # ``object`` and stay reachable as the __context__ of the error we raise.
+        if not is_utf8(pin):
+            raise CardPinIncorrect("the PIN is not valid UTF-8 text: type it again")
+        # Unavoidable residue: python-pkcs11 takes a str (see module docstring).
+        user_pin = str(pin, "utf-8")
     global _open_sessions
     with _libs_lock:
         _open_sessions += 1

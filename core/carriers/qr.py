@@ -36,7 +36,7 @@ from qrcode.constants import ERROR_CORRECT_M
 
 from core.carriers.errors import QRPayloadError
 from core.carriers.qrgrid import FIXED_DARK, fixed_map, version_for_size
-from core.custodian_tty import CLEAR, custodian_tty, read_key
+from core.custodian_tty import CLEAR, custodian_tty, read_key, tty_write
 from core.secmem import SecretBuffer
 from core.shamir.rs1024 import polymod_words
 from core.shamir.slip39 import customization
@@ -672,11 +672,9 @@ def _write_page(fd: int, page: SecretBuffer) -> None:
             end = pos
             while end < n and mv[end] != 0x0A:
                 end += 1
-            chunk = mv[pos:end]
-            while len(chunk):
-                chunk = chunk[os.write(fd, chunk) :]
+            tty_write(fd, mv[pos:end])
             if end < n:
-                os.write(fd, b"\r\n")
+                tty_write(fd, b"\r\n")
             pos = end + 1
 
 
@@ -686,7 +684,8 @@ def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bo
     The code is shown module for module (:func:`render_transcription`), in as many parts as
     the terminal needs (two at 80x24); a key shows the next part, B the previous one; after
     the last part a key erases the screen and the scrollback. Each page is built in locked
-    memory and written with ``os.write`` from a memoryview.
+    memory and written from a memoryview (:func:`~core.custodian_tty.tty_write`: a terminal
+    that stops accepting output fails the hand-over instead of blocking the keyholder).
 
     Args:
         fd: a terminal opened read-write (any fd in tests; then every part is written in
@@ -697,6 +696,8 @@ def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bo
 
     Raises:
         ValueError: the terminal is too small (nothing of the share was shown).
+        TimeoutError: no key came in time, or the terminal stopped accepting output (the
+            screen is erased; the hand-over is not counted).
     """
     cols, lines = _terminal_size(fd)
     try:
@@ -706,14 +707,14 @@ def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bo
             while 0 <= part < len(layout.parts):
                 page = render_transcription(mat, part, layout, title=title)
                 try:
-                    os.write(fd, CLEAR)
+                    tty_write(fd, CLEAR)
                     _write_page(fd, page)
                 finally:
                     page.close()
                 key = read_key(fd) if wait else -1
                 part = part - 1 if key in (0x62, 0x42) and part > 0 else part + 1
     finally:
-        os.write(fd, CLEAR)
+        tty_write(fd, CLEAR)
 
 
 def show_qr_on_tty(path: str, indices: SecretBuffer | memoryview, *, title: str) -> None:

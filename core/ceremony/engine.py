@@ -70,15 +70,22 @@ preflight           ``perform()``: runs the preflight port; a FAIL fails the ste
 verify-fingerprint  ``perform()`` shows the subject's fingerprint (``display``); then
                     ``confirm(witness, matches)``
 generate            ``perform()``: new MasterKey in the keyholder; KCV in ``results``
-verify-kcv          ``perform()`` shows the KCV (and the manifest's expected KCV); ``confirm``
+verify-kcv          ``perform()`` shows the KCV (and the manifest's expected KCV); ``confirm``;
+                    for a key rebuilt NOT VERIFIED (no manifest fingerprint) the keyholder
+                    checks the KCV the witness confirmed (``confirm_kcv``) before sealing
 distribute-shares   ``perform()`` splits (once); ``show_share`` + ``acknowledge`` per custodian
 collect-shares      ``perform(manifest=None)`` starts recovery; ``add_share`` until complete
 check-shares        ``perform(manifest=None)``; ``add_share`` checks one share at a time
                     against the manifest's commitments (any carrier; nothing is recovered)
-recover             ``perform()``: rebuild the key, compare its KCV with the manifest
-seal                ``perform()``: one envelope per recipient (recipients must be confirmed)
+recover             ``perform()``: rebuild the key, compare its KCV with the manifest (no
+                    fingerprint in it: ``verified`` False, NOT VERIFIED: seal and
+                    distribute-shares refuse until a verify-kcv witness confirmed it)
+seal                ``perform()``: one envelope per recipient (recipients must be confirmed),
+                    then the signed seal manifest (exported with the envelopes)
 export              ``perform()``: writes the listed files through the exporter
-wipe                ``perform()``: the keyholder wipes every secret
+wipe                ``perform()``: the keyholder wipes every secret but the MasterKey signing
+                    key, which then signs only the closed journal and the transcript
+                    (:mod:`core.ceremony.records`)
 ==================  ========================================================================
 
 Share carriers
@@ -124,7 +131,12 @@ named in a later manifest's ``supersedes`` is superseded; a practice ceremony wr
 only ``manifests/PRACTICE-set-<id>.json``, a real ceremony never uses those: see
 :func:`is_practice_manifest`), ``card-shares/`` (sealed share
 files of cards without data objects), ``ceremonies/<id>/`` (journal,
-JSON Lines, transcript) and, with the default exporter, ``exports/<folder>/``.
+JSON Lines, transcript) and, with the default exporter, ``exports/<folder>/``. Every
+access to it goes through :mod:`core.ceremony.workspace` (directory descriptors, no link
+followed: the workspace is a medium someone else prepared). Manifests are signed by the
+MasterKey signing key and refused when their signature does not verify; the closed
+journal and the transcript are signed too (``c.journal_signature``; unsigned when no key
+was held).
 """
 
 from __future__ import annotations
@@ -141,13 +153,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from core import journal as _journal
 from core import strictjson
 from core.carriers.errors import CarrierError
+from core.ceremony import records
 from core.ceremony.model import Act, RoleKind, Script, Step, StepKind
 from core.ceremony.script import load_script
+from core.ceremony.workspace import Workspace
 from core.journal import Event, Journal
 from core.keyholder.errors import KeyholderDied
+from core.safeio import MAX_KEY_FILE, SafeIOError
 from core.words import to_words
 
 __all__ = [
@@ -229,8 +243,9 @@ class CardAccess:
     """How to reach one custodian's smart card (public facts plus a view of the PIN).
 
     Attributes:
-        module: PKCS#11 module: a name (``opensc``, ``yubico``, ``softhsm2``) or an
-            absolute path; None: the step's ``card_module`` (default ``opensc``).
+        module: PKCS#11 module name (``opensc``, ``ykcs11``, ``softhsm2`` for the demo),
+            one the keyholder was started with; None: the step's ``card_module`` (default
+            ``opensc``).
         serial: the card's serial; None: the only (expected) card in the readers.
         pin: a memoryview over the caller's own locked PIN buffer (sent to the keyholder
             as a protocol ``Secret``, never copied by the engine); None: the reader's PIN pad.
@@ -472,6 +487,9 @@ _NO_ACTION = (StepKind.INSTRUCTION, StepKind.SUMMARY)
 _CONFIRMED_KINDS = (StepKind.VERIFY_FINGERPRINT, StepKind.VERIFY_KCV)
 
 
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
+
+
 def _utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -513,6 +531,7 @@ class Ceremony:
     ) -> None:
         self.script = script
         self.workspace = workspace
+        self.ws = Workspace(workspace)
         self.keyholder = keyholder
         self.journal = journal
         self.exporter = exporter
@@ -528,6 +547,19 @@ class Ceremony:
         self.refused_manifests: dict[str, str] = {}
         self.collected_set: str | None = None
         self.key_facts: dict[str, Any] | None = None
+        #: False while a rebuilt key is NOT VERIFIED against any manifest (no fingerprint
+        #: to compare with): nothing is sealed or split until a witness confirmed its KCV
+        #: in a verify-kcv step. None while no key is held.
+        self.key_verified: bool | None = None
+        #: The MasterKey fingerprint that signs this ceremony's records (set once a key
+        #: is held and verified, and the keyholder can sign); "" while none.
+        self.signing_fp = ""
+        #: Signed list of the sealed envelopes (``seal-manifest.json``), after the seal step.
+        self.seal_manifest: bytes | None = None
+        #: The journal's final-hash signature block once closed (None: unsigned), and why
+        #: signing failed if it did.
+        self.journal_signature: dict[str, Any] | None = None
+        self.signature_error = ""
         self.confirmed_recipients: dict[str, dict[str, Any]] = {}
         self.envelopes: dict[str, tuple[str, bytes]] = {}  # recipient -> (file name, bytes)
         self.written: dict[str, list[ExportedFile]] = {}  # folder -> files
@@ -588,7 +620,11 @@ class Ceremony:
         cid = ceremony_id or f"{base}-{stamp}-{_secrets.token_hex(2)}"
         if script.practice and not cid.startswith("PRACTICE-"):
             cid = f"PRACTICE-{cid}"
-        folder = ws / "ceremonies" / cid
+        if not _SAFE_ID.match(cid):
+            raise EngineError(f"ceremony id {cid!r} is not a safe folder name")
+        ws.mkdir(parents=True, exist_ok=True)
+        # the ceremony's own folder is new (no link on the way to it, nothing planted in it)
+        folder = Workspace(ws).folder(f"ceremonies/{cid}", create=True, exclusive=True)
         journal = Journal.create(
             folder / "journal.db",
             cid,
@@ -857,7 +893,7 @@ class Ceremony:
 
     def _wipe_quietly(self, why: str) -> None:
         try:
-            self.keyholder.wipe()
+            records.wipe(self.keyholder, keep_signing=bool(self.signing_fp))
             self._record("keyholder.wiped", {"why": why})
         except Exception as exc:
             self._record("keyholder.wiped", {"why": why, "error": str(exc) or type(exc).__name__})
@@ -870,27 +906,33 @@ class Ceremony:
         closing = {"state": state.value}
         if self.practice:
             closing["practice"] = "PRACTICE"
-        self.journal.close(closing)
-        self.final_hash = self.journal.final_hash()
-        self.final_words = _journal.hash_words(self.final_hash)
-        events = self.journal.events()
-        folder = self.journal.path.parent
-        prefix = "PRACTICE-" if self.practice else ""
-        self.exports["jsonl"] = _journal.export_jsonl(events, folder / f"{prefix}journal.jsonl")
-        self.exports["transcript"] = _journal.export_transcript(
-            events, folder / f"{prefix}transcript.md"
+        closed = records.close_and_sign(
+            self.journal,
+            self.keyholder,
+            closing=closing,
+            signed_by=self.signing_fp or None,
+            prefix="PRACTICE-" if self.practice else "",
+            record=lambda kind, det: self._record(kind, det),
         )
+        self.final_hash = closed.final_hash
+        self.final_words = closed.final_words
+        self.exports.update(closed.exports)
+        self.journal_signature = closed.signature
+        self.signature_error = closed.signature_error
+        prefix = "PRACTICE-" if self.practice else ""
         # journal/transcript copies requested by export steps (written after closing: their
         # hashes cannot be in the journal they describe; the final hash covers the content)
         for run in self.steps:
             if run.kind is StepKind.EXPORT and run.state is StepState.DONE:
-                wanted = {
-                    "journal": ("journal.jsonl", self.exports["jsonl"]),
-                    "transcript": ("transcript.md", self.exports["transcript"]),
-                }
+                wanted = [
+                    ("journal", "journal.jsonl", self.exports["jsonl"]),
+                    ("transcript", "transcript.md", self.exports["transcript"]),
+                ]
+                if "transcript_sig" in self.exports:
+                    wanted.append(("transcript", "transcript.md.sig", self.exports["transcript_sig"]))
                 files = {
                     prefix + name: path.read_bytes()
-                    for key, (name, path) in wanted.items()
+                    for key, name, path in wanted
                     if key in run.step.params.get("files", [])
                 }
                 if files:
@@ -1006,6 +1048,20 @@ class Ceremony:
         if not matches:
             self._fail(run, StepFailedError(f"{witness} reports the fingerprint does NOT match"))
             return
+        if run.kind is StepKind.VERIFY_KCV and self.key_verified is False:
+            # the keyholder compares what the witness confirmed (their typed copy, or the
+            # words shown that they compared) with the key it holds, and only then lets it
+            # be sealed or split
+            copy = out_of_band if out_of_band is not None else " ".join(run.display.get("words") or [])
+            confirm_kcv = getattr(self.keyholder, "confirm_kcv", None)
+            try:
+                if callable(confirm_kcv):
+                    confirm_kcv(self.script.roles[witness].name, copy)
+            except Exception as exc:
+                self._fail(run, exc)
+                return
+            self.key_verified = True
+            self._signing_key_known()
         run.confirmed_by = witness
         details = {"confirmed": True, "method": method, "fingerprint": shown}
         self._record("step.input", details, role=witness, run=run)
@@ -1023,6 +1079,8 @@ class Ceremony:
             return dict(run.results)
         facts = self.keyholder.generate_master()
         self.key_facts = _public_facts(facts)
+        self.key_verified = True
+        self._signing_key_known()
         return self._result(run, self.key_facts)
 
     def _do_verify_kcv(self, run: StepRun) -> dict[str, Any]:
@@ -1038,6 +1096,8 @@ class Ceremony:
             "kcv": facts.get("kcv", ""),
             "words": facts.get("kcv_words") or _fp_words(str(facts.get("fingerprint", ""))),
             "expected": expected or "",
+            # a rebuilt key no manifest vouches for: the witness's comparison is the check
+            "not_verified": self.key_verified is False,
         }
         return self._result(run, {**facts, "matches_manifest": bool(expected)})
 
@@ -1048,6 +1108,7 @@ class Ceremony:
         if run.results.get("set_id"):
             return dict(run.results)  # retry: the set exists, keep it
         assert self.script.policy is not None  # validated
+        self._require_verified_key("split the key into a new share set")
         supersedes = self.collected_set if run.step.params.get("supersedes_collected") else None
         policy = self.script.policy.as_public()
         manifest = dict(
@@ -1071,14 +1132,14 @@ class Ceremony:
             if isinstance(h, dict) and h.get("custodian") in carriers:
                 h["carrier"] = carriers[h["custodian"]]
         set_id = str(manifest["set_id"])
+        manifest = records.signed_manifest(self.keyholder, manifest)  # genesis-manifest
         data = _manifest_bytes(manifest)
         path = (
             self.workspace
             / "manifests"
             / f"{'PRACTICE-' if self.practice else ''}set-{set_id}.json"
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_new(path, data)
+        self.ws.write_new("manifests", path.name, data)
         self.manifest = manifest
         self._manifest_path = path
         run.display = {"set_id": set_id, "carriers": carriers, "cards": {}}
@@ -1263,9 +1324,7 @@ class Ceremony:
             prefix = "PRACTICE-" if self.practice else ""
             name = f"{prefix}card-share-set-{self.manifest['set_id']}-{got_serial}.sealed.json"
             data = bytes(sealed)
-            folder = self.workspace / "card-shares"
-            folder.mkdir(parents=True, exist_ok=True)
-            _replace_file(folder / name, data)
+            self.ws.replace("card-shares", name, data)
             self.card_files[name] = data
             entry["sealed_file"] = name
             entry["sealed_sha256"] = _sha256(data)
@@ -1292,9 +1351,11 @@ class Ceremony:
     def _save_manifest(self) -> str:
         """Rewrite this ceremony's manifest after card facts were added; returns its sha."""
         assert self.manifest is not None
+        # the card facts changed the manifest: sign it again (the key is still held)
+        self.manifest = records.signed_manifest(self.keyholder, self.manifest)
         data = _manifest_bytes(self.manifest)
         if self._manifest_path is not None:
-            _replace_file(self._manifest_path, data)
+            self.ws.replace("manifests", self._manifest_path.name, data)
         for run in self.steps:
             if run.kind is StepKind.DISTRIBUTE_SHARES and run.results.get("set_id") == str(
                 self.manifest["set_id"]
@@ -1380,24 +1441,26 @@ class Ceremony:
     def _manifests(self) -> list[dict[str, Any]]:
         """The share-set manifests in ``manifests/``, read under the strict JSON rules of
         docs/formats.md section 0 (a duplicate key, ``1.0`` or a BOM makes a file unusable:
-        two readers could see two different sets). Unusable files are left out and named,
-        with the reason, in :attr:`refused_manifests`."""
+        two readers could see two different sets) and through the workspace's descriptors
+        (a link, a device or an oversized file there is no manifest of ours). Unusable files
+        are left out and named, with the reason, in :attr:`refused_manifests`."""
         out = []
         self.refused_manifests = {}
-        folder = self.workspace / "manifests"
-        if folder.is_dir():
-            for p in sorted(folder.glob("*.json")):
-                try:
-                    m = strictjson.loads(p.read_bytes())
-                except OSError as exc:
-                    self.refused_manifests[p.name] = f"cannot be read ({exc.strerror})"
-                    continue
-                except strictjson.StrictJSONError as exc:
-                    self.refused_manifests[p.name] = str(exc)
-                    continue
-                if isinstance(m, dict) and "set_id" in m:
-                    m["_file"] = p.name
-                    out.append(m)
+        for name in self.ws.list_files("manifests", ".json"):
+            try:
+                m = strictjson.loads(self.ws.read(f"manifests/{name}"))
+            except SafeIOError as exc:
+                self.refused_manifests[name] = str(exc)
+                continue
+            except OSError as exc:
+                self.refused_manifests[name] = f"cannot be read ({exc.strerror})"
+                continue
+            except strictjson.StrictJSONError as exc:
+                self.refused_manifests[name] = str(exc)
+                continue
+            if isinstance(m, dict) and "set_id" in m:
+                m["_file"] = name
+                out.append(m)
         return out
 
     def _refused_note(self) -> str:
@@ -1493,19 +1556,31 @@ class Ceremony:
                 f"(ceremony {newer.get('ceremony_id', '?')}); its shares are refused"
             )
         m = {k: v for k, v in m.items() if k != "_file"}
+        try:
+            m["_signed"] = records.check_manifest(m)
+        except records.ManifestSignatureError as exc:
+            raise StepFailedError(
+                f"share-set manifest of set {m['set_id']} refused: {exc}. Use the manifest "
+                "exported at genesis (kept apart from this medium)"
+            ) from None
         return m
 
     def _do_collect_shares(self, run: StepRun, manifest: str | None = None) -> dict[str, Any]:
         if run.results.get("set_id"):
             return dict(run.results)  # retry: recovery already started, shares kept
         m = self._select_manifest(run, manifest)
+        signed = bool(m.pop("_signed"))
         self.keyholder.begin_recovery(m)
         self.manifest = m
         self.collected_set = str(m["set_id"])
-        run.display = {"set_id": self.collected_set, "accepted": []}
+        run.display = {"set_id": self.collected_set, "accepted": [], "manifest_signed": signed}
         return self._result(
             run,
-            {"set_id": self.collected_set, "manifest_sha256": _sha256(_manifest_bytes(m))},
+            {
+                "set_id": self.collected_set,
+                "manifest_sha256": _sha256(_manifest_bytes(m)),
+                "manifest_signed": signed,
+            },
             performed=False,
         )
 
@@ -1513,9 +1588,12 @@ class Ceremony:
         if run.results.get("set_id"):
             return dict(run.results)  # retry: keep the checks done so far
         m = self._select_manifest(run, manifest)
+        signed = bool(m.pop("_signed"))
         self.manifest = m
-        run.display = {"set_id": str(m["set_id"]), "checked": []}
-        return self._result(run, {"set_id": str(m["set_id"])}, performed=False)
+        run.display = {"set_id": str(m["set_id"]), "checked": [], "manifest_signed": signed}
+        return self._result(
+            run, {"set_id": str(m["set_id"]), "manifest_signed": signed}, performed=False
+        )
 
     def carrier_allowed(self, carrier: str, run: StepRun | None = None) -> bool:
         """True if the current collect/check step accepts shares by ``carrier``.
@@ -1639,9 +1717,12 @@ class Ceremony:
         if sealed is None and payload.serial in cards:
             name = cards[str(payload.serial)].get("sealed_file")
             if name:
-                path = self.workspace / "card-shares" / str(name)
-                if path.is_file():
-                    sealed = path.read_bytes()
+                try:
+                    sealed = self.ws.read(f"card-shares/{name}")
+                except FileNotFoundError:
+                    sealed = None
+                except (SafeIOError, OSError) as exc:
+                    raise self._share_refused(run, "card", exc) from None
         return CardAccess(
             module=self._card_module(run, payload),
             serial=payload.serial,
@@ -1746,12 +1827,45 @@ class Ceremony:
                 "from another set; the key was not accepted"
             )
         self.key_facts = facts
+        self.key_verified = bool(expected)
+        if expected:
+            self._signing_key_known()
         dry = bool(run.step.params.get("dry_run"))
-        return self._result(run, {**facts, "matches_manifest": bool(expected), "dry_run": dry})
+        verification = (
+            "matches the share set's manifest"
+            if expected
+            else "NOT VERIFIED against any manifest (the manifest has no fingerprint): a "
+            "witness must compare the KCV words with the genesis record before anything is "
+            "sealed or split"
+        )
+        return self._result(
+            run,
+            {
+                **facts,
+                "matches_manifest": bool(expected),
+                "verified": bool(expected),
+                "verification": verification,
+                "dry_run": dry,
+            },
+        )
+
+    def _signing_key_known(self) -> None:
+        """The held key is verified: it signs this ceremony's records (if the port signs)."""
+        if records.can_sign(self.keyholder) and self.key_facts:
+            self.signing_fp = str(self.key_facts.get("fingerprint", ""))
+
+    def _require_verified_key(self, action: str) -> None:
+        if self.key_verified is False:
+            raise StepFailedError(
+                f"cannot {action}: the rebuilt key is NOT VERIFIED against any manifest. A "
+                "witness must first compare its KCV words with the genesis record (the "
+                "verify-kcv step)"
+            )
 
     def _do_seal(self, run: StepRun) -> dict[str, Any]:
         if self.key_facts is None:
             raise StepFailedError("no key is held: generate or recover it first")
+        self._require_verified_key("seal")
         prefix = "PRACTICE-" if self.practice else ""
         for rid in run.step.params["recipients"]:
             if rid in self.envelopes:
@@ -1786,6 +1900,25 @@ class Ceremony:
                 },
                 run=run,
             )
+        if records.can_sign(self.keyholder) and self.seal_manifest is None:
+            from core.seal import envelope as _envelope
+
+            self.seal_manifest = _envelope.seal_manifest(
+                dict(self.envelopes.values()),
+                ceremony_id=self.ceremony_id,
+                signer=lambda purpose, msg: _raw_signature(
+                    records.sign_block(self.keyholder, purpose, msg)
+                ),
+            )
+            self._record(
+                "step.result",
+                {
+                    "seal_manifest": f"{prefix}seal-manifest.json",
+                    "sha256": _sha256(self.seal_manifest),
+                    "signed": True,
+                },
+                run=run,
+            )
         run.performed = True
         return {rid: {"file": n, "sha256": _sha256(d)} for rid, (n, d) in self.envelopes.items()}
 
@@ -1801,6 +1934,9 @@ class Ceremony:
             if not self.envelopes:
                 raise StepFailedError("there is no sealed envelope to export")
             files.update(dict(self.envelopes.values()))
+            if self.seal_manifest is not None:
+                prefix = "PRACTICE-" if self.practice else ""
+                files[f"{prefix}seal-manifest.json"] = self.seal_manifest
         if "manifest" in contents:
             if self.manifest is None:
                 raise StepFailedError("there is no manifest to export")
@@ -1826,41 +1962,20 @@ class Ceremony:
         )
 
     def _do_wipe(self, run: StepRun) -> dict[str, Any]:
-        self.keyholder.wipe()
+        # the MasterKey goes now; only its signing key stays (locked), to sign the journal
+        # and the transcript when the journal is closed (core.ceremony.records)
+        records.wipe(self.keyholder, keep_signing=bool(self.signing_fp))
         self.key_facts = None
-        return self._result(run, {"wiped": True})
+        self.key_verified = None
+        return self._result(
+            run, {"wiped": True, "signing_key_kept_for_the_journal": bool(self.signing_fp)}
+        )
 
 
 def _grouped_kcv(kcv: str) -> str:
     """``d2c8dbb00338c76c`` -> ``d2c8 dbb0 0338 c76c`` (as read aloud and shown)."""
     flat = kcv.replace(" ", "")
     return " ".join(flat[i : i + 4] for i in range(0, len(flat), 4))
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Write a new public file durably; an identical existing file is accepted (retry)."""
-    if path.exists():
-        if path.read_bytes() == data:
-            return
-        raise StepFailedError(f"{path.name} exists already with other content; not overwriting")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    """Write a public file of this ceremony durably, replacing it atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 class _WrongCardSerial(Exception):
@@ -1884,6 +1999,12 @@ def _is_carrier_error(exc: BaseException) -> bool:
         return True
     code = getattr(exc, "code", None)
     return isinstance(code, str) and code.startswith(_CARRIER_CODES)
+
+
+def _raw_signature(block: Mapping[str, Any]) -> bytes:
+    import base64
+
+    return base64.b64decode(str(block["value"]))
 
 
 def _int_or_str(v: Any) -> int | str:
@@ -1977,6 +2098,25 @@ class ClientKeyholder:
         self._members = []
         self.client.wipe()
 
+    def wipe_keep_signing(self) -> None:
+        """Wipe every secret but the MasterKey's derived signing key, which then signs
+        only the closed journal's final hash and the transcript (once each)."""
+        self._members = []
+        self.client.wipe(keep_signing_key=True)
+
+    def signing_available(self) -> bool:
+        """True while the keyholder holds the MasterKey or its kept signing key."""
+        st = self.client.status()
+        return bool(st.get("master_held") or st.get("signing_key_held"))
+
+    def sign(self, purpose: str, message: bytes) -> dict[str, Any]:
+        """The keyholder's domain-separated SIGN: ``signature`` (bytes) and the signing
+        key's ``fingerprint`` (hex)."""
+        from core.keyholder import ops_core
+
+        reply = self.client.call(ops_core.SIGN, purpose=purpose, message=message)
+        return {"signature": bytes(reply["signature"]), "fingerprint": str(reply["fingerprint"])}
+
     def genesis_split(self, policy: Mapping[str, Any], *, supersedes: str | None) -> dict[str, Any]:
         """Split with ``ops_shares.genesis_split`` (extendable, so a reshare keeps the key).
 
@@ -2040,10 +2180,9 @@ class ClientKeyholder:
 
     @staticmethod
     def _module_path(module: str | None) -> str:
-        from core.carriers.pkcs11 import DEFAULT_MODULES
-
-        name = module or DEFAULT_CARD_MODULE
-        return DEFAULT_MODULES.get(name, name)
+        # a NAME: the keyholder maps it to the module it was started with, and refuses
+        # anything else (a path from a script or a medium never reaches dlopen)
+        return module or DEFAULT_CARD_MODULE
 
     def _carriers(self) -> Any:
         from core.keyholder import ops_carriers
@@ -2332,6 +2471,11 @@ class ClientKeyholder:
 
         return dict(ops_shares.client_recover(self.client))
 
+    def confirm_kcv(self, witness: str, kcv: str) -> dict[str, Any]:
+        """A witness confirmed the KCV of a key rebuilt without a manifest fingerprint; the
+        keyholder compares it with the key and only then allows sealing or splitting."""
+        return dict(self.client.kcv_confirm(witness, kcv))
+
     def seal(self, recipient: Any, header: Mapping[str, Any]) -> bytes:
         """Seal through ``core.keyholder.ops_seal.seal_envelope``.
 
@@ -2491,9 +2635,10 @@ class WorkspaceRecipients:
         from core.seal import recipients as rc
 
         spec = self.script.recipients[recipient_id]
-        path = self.workspace / spec.public_key_file
         try:
-            data = path.read_bytes()
+            data = Workspace(self.workspace).read(spec.public_key_file, limit=MAX_KEY_FILE)
+        except SafeIOError as exc:
+            raise StepFailedError(f"recipient {recipient_id}: {exc.message}") from None
         except OSError as exc:
             raise StepFailedError(f"cannot read {spec.public_key_file}: {exc.strerror}") from None
         key = rc.parse_public_key(data)

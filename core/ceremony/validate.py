@@ -54,8 +54,9 @@ CARRIERS: Final = ("typed", "qr", "card", "qr-file", "qr-camera", "scanner")
 #: Ways a share is handed over at distribution (``screen``: words on the custodian terminal,
 #: typed later or written on paper; ``qr``: a QR on that terminal; ``card``: a smart card).
 DISPLAYS: Final = ("screen", "qr", "card")
-#: PKCS#11 module names known to core.carriers.pkcs11.DEFAULT_MODULES (or an absolute path).
-CARD_MODULES: Final = ("opensc", "yubico", "softhsm2")
+#: PKCS#11 modules a script may name (core.carriers.modules.MODULES). Never a path: a
+#: module is a library that runs inside the keyholder, next to the MasterKey.
+CARD_MODULES: Final = ("opensc", "ykcs11", "softhsm2")
 CARD_KEY_BITS: Final = (2048, 3072, 4096)
 EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript", "card-shares")
 #: What a practice script's names begin with (and a real script's never do).
@@ -68,6 +69,7 @@ MAX_ESTIMATE_MINUTES: Final = 720
 
 _ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _CLUSTER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_SCRIPT_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SAFE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _HEX: Final = re.compile(r"^[0-9a-fA-F:]{16,}$")
 _RESERVED: Final = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])$", re.IGNORECASE)
@@ -207,7 +209,14 @@ def validate(data: dict[str, Any], smap: SourceMap, fname: str) -> list[Problem]
     v.unknown((), data, ("ceremony", "cluster", "roles", "policy", "recipients", "acts"))
     meta = v.table(("ceremony",), data.get("ceremony"))
     v.unknown(("ceremony",), meta, ("name", "version", "description", "purpose", "practice"))
-    v.string(("ceremony",), meta, "name")
+    v.string(
+        ("ceremony",),
+        meta,
+        "name",
+        check=lambda s: bool(_SCRIPT_NAME.match(s)),
+        what="a name of letters, digits, '.', '_' or '-' (it becomes part of the ceremony's "
+        "folder name)",
+    )
     if "version" in meta and isinstance(meta["version"], int | float):
         pass
     else:
@@ -511,13 +520,23 @@ def _step_params(
                 v.add((*spath, key), f"{item!r} is not one of {', '.join(allowed)}")
 
     def card_module() -> None:
+        val = step.get("card_module")
+        if isinstance(val, str) and ("/" in val or val.endswith(".so")):
+            v.add(
+                (*spath, "card_module"),
+                f"card_module = {val!r} is a path: scripts name a PKCS#11 module "
+                f"({', '.join(CARD_MODULES)}), never a file. A library from a script or a "
+                "medium would run inside the keyholder, next to the MasterKey; the keyholder "
+                "loads only the modules installed on the workstation",
+            )
+            return
         v.string(
             spath,
             step,
             "card_module",
             required=False,
-            check=lambda s: s in CARD_MODULES or (s.startswith("/") and ".." not in s),
-            what=f"a PKCS#11 module ({', '.join(CARD_MODULES)}, or an absolute path)",
+            check=lambda s: s in CARD_MODULES,
+            what=f"a PKCS#11 module name: {', '.join(CARD_MODULES)} (softhsm2: demo only)",
         )
 
     if kind is StepKind.CHECKLIST:
@@ -657,6 +676,7 @@ def _order(
 ) -> None:
     have_key = False
     collected = False
+    recovered_unwitnessed: tuple[PathItem, ...] | None = None
     last_key_step: int | None = None
     last_wipe: int | None = None
     kinds = [k for _p, k, _s in seq]
@@ -675,6 +695,7 @@ def _order(
                 v.add((*path, "kind"), "recover needs a collect-shares step before it")
             have_key = True
             last_key_step = i
+            recovered_unwitnessed = path
         elif kind in _NEEDS_KEY:
             if not have_key:
                 v.add(
@@ -684,6 +705,16 @@ def _order(
         elif kind is StepKind.WIPE:
             last_wipe = i
             have_key = False
+        if kind is StepKind.VERIFY_KCV:
+            recovered_unwitnessed = None
+        if kind in (StepKind.SEAL, StepKind.DISTRIBUTE_SHARES) and recovered_unwitnessed:
+            v.add(
+                (*path, "kind"),
+                f"{kind.value} after recover needs a verify-kcv step between them: a witness "
+                "compares the rebuilt key's KCV words with the genesis record (a wrong "
+                "passphrase, or a manifest without fingerprint, gives another key)",
+            )
+            recovered_unwitnessed = None
         if kind is StepKind.DISTRIBUTE_SHARES:
             if not policy_present:
                 v.add((*path, "kind"), "distribute-shares needs a [policy] table")

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from core.keyholder import ops_core as core_ops
@@ -55,6 +55,7 @@ class KeyholderClient:
         practice: bool = False,
         env: Mapping[str, str] | None = None,
         stderr: int | IO[bytes] | None = subprocess.DEVNULL,
+        pkcs11_modules: Sequence[str] | Mapping[str, str] | None = None,
     ) -> KeyholderClient:
         """Start a fresh keyholder (``python -I -m core.keyholder``; never a fork of the UI).
 
@@ -63,12 +64,28 @@ class KeyholderClient:
             practice: mark every key it makes as a PRACTICE key.
             env: environment for the child (default: a minimal copy of ours).
             stderr: where the child's diagnostics go (never secrets).
+            pkcs11_modules: the PKCS#11 modules the keyholder may load, fixed for its
+                whole life: names from :data:`core.carriers.modules.MODULES` (resolved to
+                their installed paths here), or ``{name: path}``. Default: every real
+                module, plus the SoftHSM2 software token in demo or practice mode
+                (:func:`core.carriers.modules.default_names`).
         """
+        from core.carriers import modules as _modules
+
         args = [sys.executable, "-I", "-m", "core.keyholder"]
         if allow_unlocked:
             args.append("--allow-unlocked")
         if practice:
             args.append("--practice")
+        if pkcs11_modules is None:
+            pkcs11_modules = _modules.default_names(demo=allow_unlocked or practice)
+        paths = (
+            dict(pkcs11_modules)
+            if isinstance(pkcs11_modules, Mapping)
+            else _modules.resolve(pkcs11_modules)
+        )
+        for name, path in sorted(paths.items()):
+            args += ["--pkcs11-module", f"{name}={path}"]
         child_env = dict(env) if env is not None else _clean_env(os.environ)
         proc = subprocess.Popen(
             args,
@@ -167,13 +184,23 @@ class KeyholderClient:
         assert isinstance(sig, bytes)
         return sig
 
+    def kcv_confirm(self, witness: str, kcv: str) -> dict[str, Any]:
+        """A witness confirmed the held key's KCV (``kcv``: the words, KCV hex or the full
+        fingerprint they compared); refused when it does not match the key."""
+        return self.call(core_ops.KCV_CONFIRM, witness=witness, kcv=kcv)
+
     def status(self) -> dict[str, Any]:
         """Public status of the keyholder."""
         return self.call(core_ops.STATUS)
 
-    def wipe(self) -> None:
-        """Wipe every secret the keyholder holds (it keeps running)."""
-        self.call(core_ops.WIPE)
+    def wipe(self, *, keep_signing_key: bool = False) -> dict[str, Any]:
+        """Wipe every secret the keyholder holds (it keeps running).
+
+        ``keep_signing_key``: keep only the MasterKey-derived signing key, to sign the
+        journal's final hash and the transcript once the journal is closed (then it is
+        wiped); see :func:`core.keyholder.ops_core.wipe`.
+        """
+        return self.call(core_ops.WIPE, keep_signing_key=keep_signing_key)
 
     # Lifecycle -----------------------------------------------------------------------
 

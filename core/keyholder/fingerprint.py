@@ -25,7 +25,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from core import secmem
 from core.words import to_words
 
-__all__ = ["FINGERPRINT_INFO", "Fingerprint", "derive_fingerprint", "sign_with_master"]
+__all__ = [
+    "FINGERPRINT_INFO",
+    "Fingerprint",
+    "derive_fingerprint",
+    "derive_signing_seed",
+    "key_from_seed",
+    "sign_with_master",
+]
 
 FINGERPRINT_INFO = b"openkcm-ceremony/v1/masterkey-signing-key"
 FINGERPRINT_SALT = b"openkcm-ceremony/v1"
@@ -55,15 +62,25 @@ class Fingerprint:
         return to_words(self.public_key[:KCV_BYTES])
 
 
+def derive_signing_seed(master: memoryview, out: memoryview) -> None:
+    """Derive the 32-byte Ed25519 seed of the MasterKey signing key into ``out`` (locked)."""
+    HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=FINGERPRINT_SALT, info=FINGERPRINT_INFO
+    ).derive_into(master, out)
+
+
+def key_from_seed(seed: memoryview) -> Ed25519PrivateKey:
+    """The Ed25519 key object of a seed held in locked memory."""
+    # OpenSSL copies the seed into its own key object and frees it with
+    # OPENSSL_secure_clear_free; the caller's locked copy is wiped when it closes.
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
 def _signing_key(master: memoryview) -> Ed25519PrivateKey:
     with secmem.SecretBuffer(32) as seed:
         with seed.view() as out:
-            HKDF(
-                algorithm=hashes.SHA256(), length=32, salt=FINGERPRINT_SALT, info=FINGERPRINT_INFO
-            ).derive_into(master, out)
-            # OpenSSL copies the seed into its own key object and frees it with
-            # OPENSSL_secure_clear_free; our copy is wiped when `seed` closes.
-            return Ed25519PrivateKey.from_private_bytes(out)
+            derive_signing_seed(master, out)
+            return key_from_seed(out)
 
 
 def derive_fingerprint(master: memoryview) -> Fingerprint:

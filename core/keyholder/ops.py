@@ -118,7 +118,21 @@ class KeyholderState:
     allow_unlocked: bool = False
     master: secmem.SecretBuffer | None = None
     master_origin: str = ""  # "generated" | "recovered" | "practice"
+    #: False for a key rebuilt without an expected fingerprint (no manifest to compare
+    #: with): nothing is sealed or split from it until a witness has confirmed its KCV
+    #: (``kcv_confirm``).
+    master_verified: bool = True
     practice: bool = False
+    #: After a wipe step that kept it (``wipe`` with ``keep_signing_key``): the Ed25519
+    #: seed of the MasterKey signing key, in locked memory, and the purposes it may still
+    #: sign once each (the journal's final hash and the transcript, made when the journal
+    #: is closed). Every other secret is gone; a full wipe, EOF or a signal wipes it too.
+    signer: secmem.SecretBuffer | None = None
+    signer_public: str = ""
+    signer_purposes: set[str] = field(default_factory=set)
+    #: PKCS#11 modules this keyholder may load: name -> path, fixed when it was spawned
+    #: (``--pkcs11-module NAME=PATH``); requests can only pick among these.
+    pkcs11_modules: dict[str, str] = field(default_factory=dict)
     #: Per-area state (shares, recovery, entry, cards...). Values may own SecretBuffers;
     #: each area registers a reset hook in ``resets`` that wipes what it owns.
     ext: dict[str, Any] = field(default_factory=dict)
@@ -142,14 +156,37 @@ class KeyholderState:
                 f"({self.master_origin}); wipe it first"
             )
 
-    def set_master(self, buf: secmem.SecretBuffer, origin: str) -> None:
+    def set_master(self, buf: secmem.SecretBuffer, origin: str, *, verified: bool = True) -> None:
         """Install a MasterKey (refuses if one is already held)."""
         self.refuse_if_master("install a MasterKey")
+        self.drop_signer()  # a signing key kept from an earlier key has no business now
         self.master = buf
         self.master_origin = origin
+        self.master_verified = verified
 
-    def wipe(self) -> None:
-        """Wipe and drop every secret this keyholder holds."""
+    def require_verified_master(self, action: str) -> secmem.SecretBuffer:
+        """The MasterKey, if it was generated here or its fingerprint was verified (against
+        a manifest, or by a witness's KCV confirmation); else :class:`Refused`."""
+        master = self.require_master()
+        if not self.master_verified:
+            raise Refused(
+                f"cannot {action}: the rebuilt key is NOT VERIFIED against any manifest. A "
+                "witness must first compare its KCV words with the genesis record "
+                "(kcv_confirm)"
+            )
+        return master
+
+    def drop_signer(self) -> None:
+        """Wipe the retained signing key (if any)."""
+        signer, self.signer = self.signer, None
+        self.signer_public = ""
+        self.signer_purposes = set()
+        if signer is not None:
+            signer.close()
+
+    def wipe(self, *, keep_signer: bool = False) -> None:
+        """Wipe and drop every secret this keyholder holds (``keep_signer``: all but the
+        retained signing key, see :attr:`signer`)."""
         try:
             for reset in list(self.resets):
                 reset(self)
@@ -162,5 +199,11 @@ class KeyholderState:
             finally:
                 self.master = None
                 self.master_origin = ""
+                self.master_verified = True
                 self.ext.clear()
-                secmem.wipe_all()
+                try:
+                    if not keep_signer:
+                        self.drop_signer()
+                finally:
+                    kept = (self.signer,) if keep_signer and self.signer is not None else ()
+                    secmem.wipe_all(keep=kept)

@@ -50,7 +50,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from core.carriers.errors import CarrierError
+from core.carriers.errors import CardModuleRefused, CarrierError
 from core.carriers.scanner import WedgeBurst
 from core.keyholder.errors import MalformedRequest
 from core.keyholder.ops import KeyholderState, Request, op
@@ -200,10 +200,30 @@ def _pin(req: Request) -> memoryview | None:
     return req.secret("pin") if req.has("pin") else None
 
 
+def _module(state: KeyholderState, req: Request) -> str:
+    """The path of the PKCS#11 module the request names, if this keyholder was started
+    with it (``--pkcs11-module NAME=PATH``). A request names a module (``opensc``); a
+    path is accepted only if it is exactly one of those the keyholder was started with.
+    Anything else is refused before any file is opened: a library loaded here would run
+    next to the MasterKey."""
+    asked = req.text("module")
+    allowed = state.pkcs11_modules
+    if asked in allowed:
+        return allowed[asked]
+    for path in allowed.values():
+        if asked == path:
+            return path
+    names = ", ".join(sorted(allowed)) or "none"
+    raise CardModuleRefused(
+        f"PKCS#11 module {asked!r} is not one this keyholder was started with ({names}); "
+        "modules are named (opensc, ykcs11, softhsm2 for the demo), never given as a path"
+    )
+
+
 @op(CARD_LIST, "card_list")
 def card_list(state: KeyholderState, req: Request) -> dict[str, Any]:
     """List the cards in the readers of a PKCS#11 module."""
-    return {"tokens": [t.public() for t in cards.list_tokens(req.text("module"))]}
+    return {"tokens": [t.public() for t in cards.list_tokens(_module(state, req))]}
 
 
 @op(CARD_PROVISION, "card_provision")
@@ -215,7 +235,7 @@ def card_provision(state: KeyholderState, req: Request) -> dict[str, Any]:
     except ValueError:
         raise MalformedRequest("key_id must be hex") from None
     key = cards.provision_key(
-        req.text("module"),
+        _module(state, req),
         req.text("serial"),
         _pin(req),
         bits=req.integer("bits", 3072),
@@ -242,6 +262,7 @@ def _card_key(d: Any) -> cards.CardKey:
 @op(CARD_WRITE_SHARE, "card_write_share")
 def card_write_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Write genesis share (group, member) to a card; read it back and check it."""
+    module = _module(state, req)
     group, member = req.integer("group"), req.integer("member")
     serial = req.text("serial")
     check: Callable[[memoryview], bool] | None = None
@@ -256,7 +277,7 @@ def card_write_share(state: KeyholderState, req: Request) -> dict[str, Any]:
 
     with share_for_carrier(state, group, member, f"card {serial}") as share:
         res = cards.write_share(
-            req.text("module"),
+            module,
             serial,
             _pin(req),
             share,
@@ -284,7 +305,7 @@ def card_read_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         return set_id < 0 or meta.get("set") in (None, set_id)
 
     res = cards.read_share(
-        req.text("module"),
+        _module(state, req),
         serial,
         _pin(req),
         expected_serials=set(expected) if expected else None,
@@ -322,7 +343,7 @@ def card_read_share(state: KeyholderState, req: Request) -> dict[str, Any]:
 def card_rescan(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Finalize and re-initialise the PKCS#11 module so it sees cards added since it was
     loaded (SoftHSM2); refused while a card session is open. Returns the cards now seen."""
-    module = req.text("module")
+    module = _module(state, req)
     cards.rescan(module)
     return {"rescanned": True, "tokens": [t.public() for t in cards.list_tokens(module)]}
 

@@ -1,4 +1,4 @@
-"""Core operations (0x00xx): hello, generate, fingerprint, sign, wipe, status.
+"""Core operations (0x00xx): hello, generate, fingerprint, sign, wipe, status, kcv_confirm.
 
 Client helpers for these live on :class:`core.keyholder.client.KeyholderClient`.
 """
@@ -8,8 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from core import secmem
-from core.keyholder.errors import MalformedRequest
-from core.keyholder.fingerprint import derive_fingerprint, sign_with_master
+from core import signatures as _sig
+from core.keyholder.errors import MalformedRequest, NoMasterKey, Refused
+from core.keyholder.fingerprint import (
+    Fingerprint,
+    derive_fingerprint,
+    derive_signing_seed,
+    key_from_seed,
+    sign_with_master,
+)
 from core.keyholder.ops import KeyholderState, Request, op
 
 HELLO = 0x0001
@@ -18,6 +25,7 @@ FINGERPRINT = 0x0003
 SIGN = 0x0004
 WIPE = 0x0005
 STATUS = 0x0006
+KCV_CONFIRM = 0x0007
 
 MASTER_KEY_BYTES = 32  # ADR-201: 256-bit MasterKey
 
@@ -58,36 +66,116 @@ def fingerprint(state: KeyholderState, req: Request) -> dict[str, Any]:
 
 
 #: What the parent may ask the keyholder to sign. The signed bytes are always
-#: ``SIGN_DOMAIN || purpose || 0x00 || message``, so a signature made through this
-#: operation can never pass as an envelope or seal-manifest signature (those are made
-#: inside the keyholder over their own, differently prefixed, encodings).
-SIGN_DOMAIN = b"openkcm-ceremony/v1/sign:"
-SIGN_PURPOSES = ("journal-final-hash", "genesis-manifest", "seal-manifest", "ceremony-transcript")
-
-
-def signed_bytes(purpose: str, message: bytes) -> bytes:
-    """The exact bytes the SIGN operation signs (for verifiers)."""
-    return SIGN_DOMAIN + purpose.encode("ascii") + b"\x00" + message
+#: ``SIGN_DOMAIN || purpose || 0x00 || message`` (:func:`core.signatures.signed_bytes`), so
+#: a signature made through this operation can never pass as an envelope signature (those
+#: are made inside the keyholder over their own, differently prefixed, encodings).
+SIGN_DOMAIN = _sig.SIGN_DOMAIN
+SIGN_PURPOSES = _sig.PURPOSES
+#: What a signing key kept after the wipe step may still sign, once each: the records
+#: made when the journal is closed, after the MasterKey is gone.
+AFTER_WIPE_PURPOSES = ("journal-final-hash", "ceremony-transcript")
+signed_bytes = _sig.signed_bytes
 
 
 @op(SIGN, "sign")
 def sign(state: KeyholderState, req: Request) -> dict[str, Any]:
-    """Sign a public message, for a named purpose, with the MasterKey-derived key."""
+    """Sign a public message, for a named purpose, with the MasterKey-derived key.
+
+    With the MasterKey held: any purpose. After a wipe that kept the signing key: only the
+    purposes of :data:`AFTER_WIPE_PURPOSES`, each once; the key is wiped after the last.
+    """
     purpose = req.text("purpose")
     if purpose not in SIGN_PURPOSES:
         raise MalformedRequest(f"cannot sign for purpose {purpose!r}: one of {', '.join(SIGN_PURPOSES)}")
     message = req.blob("message")
-    master = state.require_master()
-    with master.view() as mv:
-        signature = sign_with_master(mv, signed_bytes(purpose, message))
-    return {"signature": signature, **fingerprint_fields(state)}
+    if state.master is not None and not state.master.closed:
+        with state.master.view() as mv:
+            signature = sign_with_master(mv, signed_bytes(purpose, message))
+        return {"signature": signature, **fingerprint_fields(state)}
+    signer = state.signer
+    if signer is None or signer.closed:
+        raise NoMasterKey("no MasterKey is held (and no signing key was kept): nothing can sign")
+    if purpose not in state.signer_purposes:
+        raise Refused(
+            f"the MasterKey was wiped; its signing key signs only "
+            f"{', '.join(sorted(state.signer_purposes)) or 'nothing more'} now, not {purpose!r}"
+        )
+    with signer.view() as seed:
+        key = key_from_seed(seed)
+        signature = key.sign(signed_bytes(purpose, message))
+        del key
+    public = state.signer_public
+    state.signer_purposes.discard(purpose)
+    if not state.signer_purposes:
+        state.drop_signer()
+    return {
+        "signature": signature,
+        "fingerprint": public,
+        "kcv": Fingerprint(bytes.fromhex(public)).kcv,
+        "kcv_words": Fingerprint(bytes.fromhex(public)).words,
+        "signing_key_left": state.signer is not None,
+    }
+
+
+def _kcv_matches(copy: str, fp_hex: str, kcv_words: list[str]) -> bool:
+    """A witness's copy of the key check value: the 7 KCV words, the KCV hex (16 digits),
+    or the whole fingerprint (64 digits); spaces, colons and case are ignored."""
+    words = copy.lower().split()
+    if len(words) >= 2 and all(w.isalpha() for w in words):
+        return words == kcv_words
+    digits = "".join(ch for ch in copy.lower() if ch not in " :")
+    if len(digits) not in (16, 64) or any(ch not in "0123456789abcdef" for ch in digits):
+        return False
+    return fp_hex.startswith(digits)
+
+
+@op(KCV_CONFIRM, "kcv_confirm")
+def kcv_confirm(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """A named witness compared the held key's KCV with their copy from the genesis record.
+
+    ``witness`` (name), ``kcv`` (what the witness confirmed: the 7 words, the 16-digit KCV
+    or the 64-digit fingerprint). The keyholder compares it with the key it holds; a match
+    marks a rebuilt key that had no manifest fingerprint as verified (it may then be
+    sealed or split); a difference is refused and changes nothing.
+    """
+    witness = req.text("witness").strip()
+    if not witness:
+        raise MalformedRequest("kcv_confirm needs the witness's name")
+    facts = fingerprint_fields(state)
+    if not _kcv_matches(req.text("kcv"), facts["fingerprint"], facts["kcv_words"]):
+        raise Refused(
+            f"the KCV {witness} confirmed does not match the key held: do not seal or split "
+            "it; the shares or the passphrase are not those of the recorded key"
+        )
+    state.master_verified = True
+    return {"verified": True, "witness": witness, **facts}
 
 
 @op(WIPE, "wipe")
 def wipe(state: KeyholderState, req: Request) -> dict[str, Any]:
-    """Wipe every secret held (the MasterKey, shares, entries)."""
-    state.wipe()
-    return {"wiped": True}
+    """Wipe every secret held (the MasterKey, shares, entries).
+
+    ``keep_signing_key`` (default false): keep only the Ed25519 seed derived from the
+    MasterKey, in locked memory, so that the journal's final hash and the transcript can
+    be signed when the journal is closed, after this wipe (see :func:`sign`); it is wiped
+    after those two signatures, by a wipe without the flag, or when the keyholder ends.
+    """
+    keep = req.flag("keep_signing_key", False)
+    if keep and state.master is not None and not state.master.closed and state.signer is None:
+        buf = state.alloc(32)
+        try:
+            with state.master.view() as mv, buf.view() as out:
+                derive_signing_seed(mv, out)
+                public = derive_fingerprint(mv).hex
+        except BaseException:
+            buf.close()
+            raise
+        state.signer = buf
+        state.signer_public = public
+        state.signer_purposes = set(AFTER_WIPE_PURPOSES)
+    state.wipe(keep_signer=keep)
+    kept = state.signer is not None
+    return {"wiped": True, "signing_key_kept": kept, "fingerprint": state.signer_public if kept else ""}
 
 
 @op(STATUS, "status")
@@ -97,6 +185,9 @@ def status(state: KeyholderState, req: Request) -> dict[str, Any]:
     return {
         "master_held": held,
         "origin": state.master_origin if held else "",
+        "verified": state.master_verified if held else False,
         "live_buffers": len(secmem._live),
         "areas_state": sorted(state.ext.keys()),
+        "signing_key_held": state.signer is not None,
+        "signing_purposes_left": sorted(state.signer_purposes),
     }

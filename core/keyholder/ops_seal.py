@@ -12,9 +12,12 @@ MasterKey, or a held share, and answers with ciphertext only.
 | 0x0212 | byok_azure      | wrapping_key (KEK), kek_kid, [file_name], wrapping_key_confirmation | same |
 | 0x0213 | byok_vault      | wrapping_key, key_name, [hash_function], wrapping_key_confirmation | same |
 
-``wrapping_key_confirmation`` is ``{"witness": NAME, "fingerprint": HEX}``: the SHA-256 of
-the wrapping key's SubjectPublicKeyInfo as a witness confirmed it out of band; the
-keyholder recomputes it and refuses a mismatch or a missing confirmation. A BYOK wrap
+``wrapping_key_confirmation`` is ``{"witness": NAME, "fingerprint": HEX or WORDS}``: the
+SHA-256 of the wrapping key's SubjectPublicKeyInfo *as the witness confirmed it* out of
+band (never computed from the key being sent); the keyholder recomputes it from the key
+and refuses a mismatch or a missing confirmation. The same holds for envelopes: a
+recipient's ``confirmation`` carries the ``fingerprint`` the witness confirmed, and the
+keyholder checks it against the recipient key it is asked to seal to. A BYOK wrap
 whose validity window has already passed is refused (the provider would reject it).
 
 Every envelope is signed with the MasterKey-derived key (docs/formats.md 1.3); a request
@@ -45,7 +48,12 @@ from core.keyholder.fingerprint import derive_fingerprint, sign_with_master
 from core.keyholder.ops import KeyholderState, Request, op
 from core.seal import byok
 from core.seal import envelope as env
-from core.seal.recipients import Recipient, RecipientError, parse_public_key
+from core.seal.recipients import (
+    Recipient,
+    RecipientError,
+    confirmation_matches,
+    parse_public_key,
+)
 
 __all__ = [
     "BYOK_AWS",
@@ -78,6 +86,18 @@ def _recipient(req: Request) -> Recipient:
         raise Refused(
             f"{r.name}: no witness has confirmed this recipient's fingerprint; sealing refused"
         )
+    # The witness's confirmation carries the fingerprint they confirmed; it must be this
+    # key's (recomputed here from the key itself), else the key is not the one confirmed.
+    if not r.confirmation.fingerprint:
+        raise Refused(
+            f"{r.name}: the confirmation does not say which fingerprint {r.confirmation.witness} "
+            "confirmed; sealing refused"
+        )
+    if not confirmation_matches(r.fingerprint, r.confirmation.fingerprint):
+        raise Refused(
+            f"{r.name}: the fingerprint {r.confirmation.witness} confirmed is not this key's; "
+            "the key sent for sealing is not the one the witness checked. Sealing refused."
+        )
     return r
 
 
@@ -93,7 +113,7 @@ def _signer(state: KeyholderState) -> Callable[[bytes], bytes]:
 def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Seal the MasterKey (or a held share) to one confirmed recipient."""
     recipient = _recipient(req)
-    master = state.require_master()
+    master = state.require_verified_master("seal it")
     with master.view() as mv:
         fp = derive_fingerprint(mv)
     kind = req.text("kind")
@@ -147,7 +167,13 @@ def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
 def _confirmed_wrapping_key(req: Request) -> bytes:
     raw = req.blob("wrapping_key")
     conf = req.json("wrapping_key_confirmation")
-    if not isinstance(conf, dict) or not conf.get("witness") or not conf.get("fingerprint"):
+    if (
+        not isinstance(conf, dict)
+        or not isinstance(conf.get("witness"), str)
+        or not isinstance(conf.get("fingerprint"), str)
+        or not conf["witness"].strip()
+        or not conf["fingerprint"].strip()
+    ):
         raise Refused("no witness has confirmed the provider's wrapping key fingerprint")
     try:
         key = parse_public_key(raw)
@@ -158,8 +184,11 @@ def _confirmed_wrapping_key(req: Request) -> bytes:
     spki = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    if hashlib.sha256(spki).hexdigest() != str(conf["fingerprint"]).replace(":", "").lower():
-        raise Refused("the confirmed fingerprint does not match this wrapping key; export refused")
+    if not confirmation_matches(hashlib.sha256(spki).digest(), conf["fingerprint"]):
+        raise Refused(
+            f"the fingerprint {conf['witness']} confirmed does not match this wrapping key; "
+            "export refused"
+        )
     return raw
 
 
@@ -187,7 +216,7 @@ def _reply(export: byok.ByokExport) -> dict[str, Any]:
 def _byok(
     fn: Callable[[memoryview, str], byok.ByokExport], state: KeyholderState
 ) -> dict[str, Any]:
-    master = state.require_master()
+    master = state.require_verified_master("export it for BYOK")
     try:
         with master.view() as mv:
             export = fn(mv, derive_fingerprint(mv).hex)
@@ -307,50 +336,63 @@ def seal_envelope(
     return reply
 
 
-def _conf(wrapping_key: bytes, witness: str) -> dict[str, str]:
+def wrapping_key_fingerprint(wrapping_key: bytes) -> str:
+    """SHA-256 of a provider wrapping key's SPKI (hex), to SHOW to the witness, who compares
+    it with the provider's copy and confirms (or types) it. Never pass this value as the
+    confirmation itself: the confirmation is what the witness confirmed."""
     key = parse_public_key(wrapping_key)
     if isinstance(key, str):
         raise RecipientError("providers' wrapping keys are RSA keys")
     spki = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return {"witness": witness, "fingerprint": hashlib.sha256(spki).hexdigest()}
-
-
-def wrapping_key_fingerprint(wrapping_key: bytes) -> str:
-    """SHA-256 of a provider wrapping key's SPKI (hex), to show and have confirmed."""
-    return _conf(wrapping_key, "-")["fingerprint"]
+    return hashlib.sha256(spki).hexdigest()
 
 
 def _byok_call(
-    client: Any, opcode: int, wrapping_key: bytes, witness: str, fields: dict[str, Any]
+    client: Any,
+    opcode: int,
+    wrapping_key: bytes,
+    witness: str,
+    confirmed_fingerprint: str,
+    fields: dict[str, Any],
 ) -> dict[str, Any]:
     return _decode_files(
         client.call(
             opcode,
             wrapping_key=wrapping_key,
-            wrapping_key_confirmation=_conf(wrapping_key, witness),
+            wrapping_key_confirmation={"witness": witness, "fingerprint": confirmed_fingerprint},
             **fields,
         )
     )
 
 
-def byok_aws(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
+def byok_aws(
+    client: Any, *, wrapping_key: bytes, witness: str, confirmed_fingerprint: str, **fields: Any
+) -> dict[str, Any]:
     """AWS import files; ``fields``: import_token, wrapping_algorithm, key_id,
-    parameters_obtained_utc. ``witness`` confirmed the wrapping key's fingerprint."""
-    return _byok_call(client, BYOK_AWS, wrapping_key, witness, fields)
+    parameters_obtained_utc. ``confirmed_fingerprint`` is the wrapping key's fingerprint as
+    ``witness`` confirmed it against the provider's copy (hex or the 26 words); the
+    keyholder checks it against the key itself."""
+    return _byok_call(client, BYOK_AWS, wrapping_key, witness, confirmed_fingerprint, fields)
 
 
-def byok_gcp(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
+def byok_gcp(
+    client: Any, *, wrapping_key: bytes, witness: str, confirmed_fingerprint: str, **fields: Any
+) -> dict[str, Any]:
     """GCP import files; ``fields``: import_method, import_job, key_name, job_created_utc."""
-    return _byok_call(client, BYOK_GCP, wrapping_key, witness, fields)
+    return _byok_call(client, BYOK_GCP, wrapping_key, witness, confirmed_fingerprint, fields)
 
 
-def byok_azure(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
+def byok_azure(
+    client: Any, *, wrapping_key: bytes, witness: str, confirmed_fingerprint: str, **fields: Any
+) -> dict[str, Any]:
     """Azure ``.byok``; ``fields``: kek_kid, [file_name]."""
-    return _byok_call(client, BYOK_AZURE, wrapping_key, witness, fields)
+    return _byok_call(client, BYOK_AZURE, wrapping_key, witness, confirmed_fingerprint, fields)
 
 
-def byok_vault(client: Any, *, wrapping_key: bytes, witness: str, **fields: Any) -> dict[str, Any]:
+def byok_vault(
+    client: Any, *, wrapping_key: bytes, witness: str, confirmed_fingerprint: str, **fields: Any
+) -> dict[str, Any]:
     """Vault transit import; ``fields``: key_name, [hash_function]."""
-    return _byok_call(client, BYOK_VAULT, wrapping_key, witness, fields)
+    return _byok_call(client, BYOK_VAULT, wrapping_key, witness, confirmed_fingerprint, fields)

@@ -235,7 +235,7 @@ def op_genesis_split(state: KeyholderState, req: Request) -> dict[str, Any]:
         buf.fill_random()
         state.set_master(buf, "practice" if state.practice else "generated")
         generated = True
-    master = state.require_master()
+    master = state.require_verified_master("split the MasterKey into a new share set")
     try:
         with master.view() as mv:
             result = genesis_split(mv, policy, _passphrase(req))
@@ -548,6 +548,15 @@ def add_share_indices(state: KeyholderState, indices: memoryview) -> dict[str, A
     area = _area(state)
     rec = _recovery(state, area)
     set_, group, member = share_metadata(indices)
+    words = len(indices) // 2
+    if words != MASTER_SHARE_WORDS:
+        # a SLIP-39 share's length follows its secret's: 20 words for 128 bits
+        raise SharesError(
+            f"this share has {words} words: it is a share of a {_secret_bits(words)}-bit "
+            f"secret, not of a MasterKey ({MASTER_KEY_BYTES * 8} bits, "
+            f"{MASTER_SHARE_WORDS}-word shares); it is refused",
+            code="wrong-size",
+        )
     expected = rec.params.identifier if rec.params is not None else rec.expected_identifier
     if expected is not None and set_ != expected:
         # before the commitment check, so the refusal names the share's set
@@ -597,6 +606,15 @@ def op_recover(state: KeyholderState, req: Request) -> dict[str, Any]:
         master = rec.recover(_passphrase(req))
     except Slip39Error as exc:
         raise _err(exc) from None
+    if master.size != MASTER_KEY_BYTES:
+        size = master.size
+        master.close()
+        raise SharesError(
+            f"the shares rebuild a {size}-byte ({size * 8}-bit) secret; a MasterKey is "
+            f"{MASTER_KEY_BYTES} bytes ({MASTER_KEY_BYTES * 8} bits). Nothing was kept: these "
+            "are not shares of a MasterKey.",
+            code="wrong-size",
+        )
     try:
         with master.view() as mv:
             fp = derive_fingerprint(mv)
@@ -617,10 +635,30 @@ def op_recover(state: KeyholderState, req: Request) -> dict[str, Any]:
             )
     rec.wipe()
     area.recovery = None
-    state.set_master(master, "recovered")
-    return {"origin": "recovered", "verified": verified, **{
-        "fingerprint": fp.hex, "kcv": fp.kcv, "kcv_words": fp.words,
-    }}  # fmt: skip
+    state.set_master(master, "recovered", verified=verified is True)
+    return {
+        "origin": "recovered",
+        "verified": verified,
+        "verification": (
+            "matches the fingerprint recorded at genesis"
+            if verified
+            else "NOT VERIFIED against any manifest: a witness must compare the KCV words "
+            "with the genesis record before anything is sealed or split (kcv_confirm)"
+        ),
+        "fingerprint": fp.hex,
+        "kcv": fp.kcv,
+        "kcv_words": fp.words,
+    }
+
+
+#: Words in a share of a 256-bit secret (SLIP-39: 20 words for 128 bits, 33 for 256).
+MASTER_SHARE_WORDS = 33
+
+
+def _secret_bits(words: int) -> int:
+    """The secret size a SLIP-39 share of ``words`` words carries (10 bits a word, minus
+    the 70 bits of metadata and checksum, rounded down to 16-bit steps)."""
+    return max(0, (words * 10 - 70) // 16 * 16)
 
 
 def parse_commitments(raw: Any) -> list[ShareCommitment]:

@@ -178,7 +178,11 @@ def public_value(ftype: int, view: memoryview) -> PublicValue:
     if ftype == FieldType.BYTES:
         return bytes(view)
     if ftype == FieldType.STR:
-        return bytes(view).decode()
+        try:
+            return bytes(view).decode()
+        except UnicodeDecodeError:
+            # the text is not echoed (and not kept in an exception context)
+            raise ProtocolError("text field is not valid UTF-8") from None
     if ftype == FieldType.INT:
         if len(view) != 8:
             raise ProtocolError("integer field must be 8 bytes")

@@ -1,7 +1,8 @@
 """The keyholder process: a small loop that reads framed requests from a pipe and answers.
 
-Run as ``python -I -m core.keyholder [--allow-unlocked] [--practice]`` with the request
-pipe on stdin and the reply pipe on stdout (the client does this). It hardens itself
+Run as ``python -I -m core.keyholder [--allow-unlocked] [--practice] [--pkcs11-module
+NAME=PATH ...]`` with the request pipe on stdin and the reply pipe on stdout (the client
+does this; the PKCS#11 modules it may load are fixed by these options). It hardens itself
 before anything else, reads every payload straight into a locked receive buffer (so secret
 fields never exist as ``bytes``), wipes that buffer after each request, and on EOF (the
 parent is gone), SIGTERM, SIGINT or SIGHUP wipes everything and exits.
@@ -31,7 +32,7 @@ from core.keyholder.protocol import (
     unpack_header,
 )
 
-__all__ = ["AREA_MODULES", "main", "serve"]
+__all__ = ["AREA_MODULES", "main", "parse_modules", "serve"]
 
 #: Modules that register operations. Missing ones are skipped (a part not yet built);
 #: any other import error is fatal.
@@ -143,11 +144,33 @@ def serve(rfd: int, wfd: int, state: KeyholderState, info: dict[str, Any]) -> in
         rx.close()
 
 
+def parse_modules(args: list[str]) -> dict[str, str]:
+    """``--pkcs11-module NAME=PATH`` (repeated): the PKCS#11 modules this keyholder may
+    load, given by its launcher when it is spawned and never changed by a request.
+
+    Raises:
+        SystemExit: a malformed option (the launcher is broken: refuse to start).
+    """
+    out: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        if arg != "--pkcs11-module":
+            continue
+        name, sep, path = (args[i + 1] if i + 1 < len(args) else "").partition("=")
+        if not sep or not name or not path.startswith("/"):
+            raise SystemExit("keyholder: --pkcs11-module needs NAME=/absolute/path")
+        out[name] = path
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m core.keyholder``."""
     args = sys.argv[1:] if argv is None else argv
     hardening = _harden.harden()
-    state = KeyholderState(allow_unlocked="--allow-unlocked" in args, practice="--practice" in args)
+    state = KeyholderState(
+        allow_unlocked="--allow-unlocked" in args,
+        practice="--practice" in args,
+        pkcs11_modules=parse_modules(args),
+    )
     secmem.set_allow_unlocked_default(state.allow_unlocked)
     _harden.install_signal_handlers(state.wipe)
     areas = load_areas()
@@ -155,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "pid": os.getpid(),
         "protocol": 1,
         "areas": areas,
+        "pkcs11_modules": dict(state.pkcs11_modules),
         "hardening": {
             "core_limit_zero": hardening.core_limit_zero,
             "not_dumpable": hardening.not_dumpable,

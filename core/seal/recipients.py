@@ -24,6 +24,7 @@ import binascii
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from core import safeio as _safeio
 from core.seal import age as _age
 from core.words import to_words
 
@@ -49,10 +51,12 @@ __all__ = [
     "Recipient",
     "RecipientError",
     "RecipientKind",
+    "SymmetricKeySupplied",
     "UnconfirmedRecipient",
     "WeakKey",
     "WrongKeyType",
     "confirm",
+    "confirmation_matches",
     "load_recipients_file",
     "parse_public_key",
     "read_pkcs11_public_key",
@@ -62,7 +66,8 @@ __all__ = [
 
 #: Minimum RSA modulus for every recipient kind (KMS targets, HSM, custodians).
 MIN_RSA_BITS = 3072
-MAX_KEY_FILE = 64 * 1024
+#: The one cap on key files and key bytes (core.safeio.MAX_KEY_FILE).
+MAX_KEY_FILE = _safeio.MAX_KEY_FILE
 #: Characters allowed in public header strings (ids, names): printable ASCII except the
 #: double quote, backslash, <, > and &, so canonical JSON is identical in Python and Go
 #: (json.Marshal escapes <, > and &; quotes and backslashes would need escaping).
@@ -87,6 +92,10 @@ class WeakKey(RecipientError):
 
 class PrivateKeySupplied(RecipientError):
     """A private key was supplied where a public key belongs (it is not stored anywhere)."""
+
+
+class SymmetricKeySupplied(PrivateKeySupplied):
+    """A symmetric (``oct``) key was supplied: secret material that can be no recipient."""
 
 
 class UnconfirmedRecipient(RecipientError):
@@ -149,15 +158,26 @@ _DEFAULT_ALG: dict[RecipientKind, str] = {
 
 @dataclass(frozen=True)
 class Confirmation:
-    """A witness's confirmation of a recipient fingerprint against an out-of-band copy."""
+    """A witness's confirmation of a recipient fingerprint against an out-of-band copy.
+
+    ``fingerprint`` is the fingerprint as the witness confirmed it (64 hex digits, or the
+    26 words), not one computed from the key being sealed to: the keyholder checks it
+    against the key it is asked to seal to (:func:`confirmation_matches`).
+    """
 
     witness: str
     method: str  # "hex" | "words"
     confirmed_utc: str
+    fingerprint: str = ""
 
     def to_dict(self) -> dict[str, str]:
         """Public record for the journal and the keyholder."""
-        return {"witness": self.witness, "method": self.method, "confirmed_utc": self.confirmed_utc}
+        return {
+            "witness": self.witness,
+            "method": self.method,
+            "confirmed_utc": self.confirmed_utc,
+            "fingerprint": self.fingerprint,
+        }
 
 
 @dataclass(frozen=True)
@@ -271,7 +291,10 @@ class Recipient:
             r = dataclasses.replace(
                 r,
                 confirmation=Confirmation(
-                    str(conf["witness"]), str(conf["method"]), str(conf["confirmed_utc"])
+                    str(conf["witness"]),
+                    str(conf["method"]),
+                    str(conf["confirmed_utc"]),
+                    str(conf.get("fingerprint") or ""),
                 ),
             )
         return r
@@ -395,6 +418,13 @@ def _wipe(buf: bytearray) -> None:
     buf[:] = bytes(len(buf))
 
 
+#: A JSON Web Key of type ``oct``: a symmetric secret key (``"k"`` is the key itself).
+_OCT_RE = re.compile(rb'"kty"\s*:\s*"oct"')
+_SYMMETRIC_MESSAGE = (
+    "this JWK is a symmetric (kty oct) SECRET key, not a public key: a secret is sealed to "
+    "a public key (RSA 3072+ or X25519), never to a shared secret. The file was not copied "
+    "anywhere; remove the medium and bring the recipient's public key."
+)
 _PRIVATE_RE = re.compile(
     rb'(?i)PRIVATE KEY-----|AGE-SECRET-KEY-|PuTTY-User-Key-File|"(?:d|p|q|dp|dq|qi|k)"\s*:'
 )
@@ -427,7 +457,14 @@ def parse_public_key(data: bytes | bytearray) -> rsa.RSAPublicKey | x25519.X2551
         WrongKeyType: a parseable key of an unusable type (EC, Ed25519, DSA...).
         MalformedKey: nothing parses.
     """
+    if len(data) > MAX_KEY_FILE:
+        raise MalformedKey(
+            f"{len(data)} bytes is too large for a public key (at most {MAX_KEY_FILE}): refused "
+            "before parsing"
+        )
     # Private-key checks run on the caller's buffer first, before any copy is made.
+    if _OCT_RE.search(data):
+        raise SymmetricKeySupplied(_SYMMETRIC_MESSAGE)
     if _PRIVATE_RE.search(data) or _looks_like_der_private(data):
         raise PrivateKeySupplied(
             "this file holds a PRIVATE key. Only public keys may be brought into the ceremony; "
@@ -523,7 +560,9 @@ def _parse_jwk(text: bytes) -> rsa.RSAPublicKey | x25519.X25519PublicKey:
         jwk = keys[0]
     if not isinstance(jwk, dict):
         raise MalformedKey("JWK must be a JSON object")
-    if any(k in jwk for k in ("d", "p", "q", "dp", "dq", "qi", "k")):
+    if jwk.get("kty") == "oct" or "k" in jwk:
+        raise SymmetricKeySupplied(_SYMMETRIC_MESSAGE)
+    if any(k in jwk for k in ("d", "p", "q", "dp", "dq", "qi")):
         raise PrivateKeySupplied(
             "this JWK holds PRIVATE key members. Only public keys may be brought into the "
             "ceremony; the file was not copied anywhere."
@@ -554,25 +593,36 @@ def _parse_jwk(text: bytes) -> rsa.RSAPublicKey | x25519.X25519PublicKey:
 def read_key_file(path: Path) -> rsa.RSAPublicKey | x25519.X25519PublicKey | str:
     """Read and parse a public key file brought in on media.
 
-    The bytes are read into a bytearray that is overwritten before returning (also when
-    the file turns out to hold a private key).
+    The file is opened without following a link (``O_NOFOLLOW``), must be a plain file and
+    no larger than :data:`MAX_KEY_FILE` (checked with ``fstat`` before a byte is read; the
+    read is bounded too). The bytes are read into a bytearray that is overwritten before
+    returning (also when the file turns out to hold a private key).
     """
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise MalformedKey(f"cannot read {path.name}: {exc.strerror}") from None
-    if size > MAX_KEY_FILE:
-        raise MalformedKey(f"{path.name} is {size} bytes: too large for a public key file")
-    buf = bytearray(size)
+        folder = _safeio.Dir.open_root(path.parent)
+    except (_safeio.SafeIOError, OSError) as exc:
+        raise MalformedKey(f"cannot read {path.name}: {_reason(exc)}") from None
+    buf = bytearray()
     try:
-        with path.open("rb", buffering=0) as fh:
-            n = fh.readinto(buf)
+        with folder, folder.open_file(path.name, limit=MAX_KEY_FILE) as fd:
+            buf = bytearray(os.fstat(fd).st_size)
+            n = os.readv(fd, [buf])
+            if os.read(fd, 1):
+                raise _safeio.TooLarge(f"{path.name} grew while it was read: refused")
         del buf[n:]
         return parse_public_key(buf)
-    except OSError as exc:
-        raise MalformedKey(f"cannot read {path.name}: {exc.strerror}") from None
+    except (_safeio.SafeIOError, OSError) as exc:
+        raise MalformedKey(f"cannot read {path.name}: {_reason(exc)}") from None
     finally:
         _wipe(buf)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, _safeio.SafeIOError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
 
 
 def read_pkcs11_public_key(
@@ -581,19 +631,37 @@ def read_pkcs11_public_key(
     """Read the public part of an RSA key from a PKCS#11 token.
 
     Args:
-        module: path of the PKCS#11 module (``/usr/lib/softhsm/libsofthsm2.so``).
+        module: the PKCS#11 module's NAME (``opensc``, ``ykcs11``, ``softhsm2``; see
+            :mod:`core.carriers.modules`). A path is refused: a recipients file comes in
+            on a medium, and a library named by it would run in this process.
         token_label: token label.
         key_label: ``CKA_LABEL`` of the key pair.
         pin: user PIN if the token hides public objects until login (most do not).
 
     Raises:
-        RecipientError: module, token or key not found (with the reason).
+        RecipientError: module refused, token or key not found (with the reason).
     """
     import pkcs11
     from pkcs11 import Attribute, KeyType, ObjectClass
 
+    from core.carriers import modules as _modules
+    from core.carriers import pkcs11 as _cards
+    from core.carriers.errors import CardModuleError
+
     try:
-        lib = pkcs11.lib(module)
+        path = _modules.resolve([module]).get(module)
+    except _modules.ModuleRefused:
+        path = None
+    if path is None:
+        raise RecipientError(
+            f"PKCS#11 module {module!r} refused: name an installed module "
+            f"({_modules.describe_names()}), never a path"
+        )
+    try:
+        lib = _cards.load_module(path)
+    except CardModuleError as exc:
+        raise RecipientError(str(exc)) from None
+    try:
         token = lib.get_token(token_label=token_label)
     except (pkcs11.exceptions.PKCS11Error, RuntimeError, OSError) as exc:
         raise RecipientError(
@@ -634,8 +702,8 @@ def load_recipients_file(path: Path | str) -> list[Recipient]:
         key_version = "1"                 # optional
         algorithm = "RSAES_OAEP_SHA_256"  # optional, checked against the kind
         public_key = "aws-eu-central-1.pem"   # relative to this file
-        # or, for kind = "pkcs11-hsm":
-        # pkcs11 = { module = "...", token_label = "...", key_label = "..." }
+        # or, for kind = "pkcs11-hsm" (module: opensc | ykcs11 | softhsm2, never a path):
+        # pkcs11 = { module = "opensc", token_label = "...", key_label = "..." }
         # or, for kind = "custodian-age":
         # age_recipient = "age1..."
 
@@ -644,7 +712,12 @@ def load_recipients_file(path: Path | str) -> list[Recipient]:
     """
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text("utf-8"))
+        # the same cap and checks as every key file: it comes on a medium
+        with _safeio.Dir.open_root(path.parent) as folder:
+            text = folder.read(path.name, limit=MAX_KEY_FILE).decode("utf-8")
+        doc = tomllib.loads(text)
+    except _safeio.SafeIOError as exc:
+        raise RecipientError(f"recipients file refused: {exc.message}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipientError(f"cannot read recipients file {path.name}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -735,7 +808,18 @@ def confirm(
             "Do not seal to it; get the public key again from its owner."
         )
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return dataclasses.replace(recipient, confirmation=Confirmation(witness, method, stamp))
+    return dataclasses.replace(
+        recipient, confirmation=Confirmation(witness, method, stamp, norm)
+    )
+
+
+def confirmation_matches(fingerprint: bytes, confirmed: str) -> bool:
+    """True if ``confirmed`` (what a witness confirmed: 64 hex digits with any spacing or
+    colons, or the 26 words) is the SHA-256 ``fingerprint`` of the key at hand."""
+    method, norm = _normalise_fp(confirmed)
+    if method == "hex":
+        return norm == fingerprint.hex()
+    return norm == " ".join(to_words(fingerprint))
 
 
 def require_confirmed(recipient: Recipient) -> Recipient:

@@ -14,10 +14,9 @@ and 20 rows, so it fits 80x24 with the title and the prompt.
 
 from __future__ import annotations
 
-import os
 from typing import Final
 
-from core.custodian_tty import CLEAR, custodian_tty, wait_for_key_then_clear
+from core.custodian_tty import CLEAR, custodian_tty, tty_write, wait_for_key_then_clear
 from core.shamir._mem import alloc
 from core.shamir.wordlist import WORDS_HL
 
@@ -62,9 +61,7 @@ def render_grid(mv: memoryview, indices: memoryview | bytearray, title: str) -> 
 
 
 def _write_all(fd: int, mv: memoryview) -> None:
-    while len(mv):
-        n = os.write(fd, mv)
-        mv = mv[n:]
+    tty_write(fd, mv)
 
 
 def show_share(fd: int, indices: memoryview | bytearray, *, title: str, wait: bool = True) -> None:

@@ -170,6 +170,9 @@ class RunnerScreen(BaseScreen):
                 f"Fingerprint of {d.get('subject', 'the key')}: the administrator reads the words aloud,"
                 " the witness compares them with the printed copy."
                 if kind == "verify-fingerprint"
+                else "NOT VERIFIED against any manifest: the witness compares these words with the"
+                " genesis record. Nothing is sealed until they match."
+                if d.get("not_verified")
                 else "Key check value: read the words aloud; the witness writes them in the paper log."
             )
             out = self.words_body(caption, str(d.get("kcv", "")), str(d.get("fingerprint", "")), list(d.get("words", [])))
@@ -217,6 +220,8 @@ class RunnerScreen(BaseScreen):
             words = list(r.get("kcv_words") or (to_words(bytes.fromhex(fp)[:8]) if fp else []))
             what = "generated" if kind == "generate" else "recovered"
             extra = " It matches the share set's manifest." if r.get("matches_manifest") else ""
+            if kind == "recover" and r.get("verified") is False:
+                extra = " NOT VERIFIED against any manifest: a witness compares the words next."
             return self.words_body(f"MasterKey {what}.{extra} Its check value, to read aloud:", str(r.get("kcv", "")), fp, words)
         if kind == "wipe":
             return [Static("The keyholder wiped every secret it held.", classes="ok")]

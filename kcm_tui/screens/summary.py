@@ -72,7 +72,10 @@ class SummaryScreen(BaseScreen):
     def action_verify(self) -> None:
         ok, msg = self.session.verify_journal()
         line = Text()
-        if ok:
+        if ok and msg.startswith("UNSIGNED"):
+            line.append("Journal intact, ", style="bold yellow")
+            line.append(msg + ". The final hash above is its only anchor: copy it.")
+        elif ok:
             line.append("Journal verified: ", style="bold green")
             line.append(msg or "the hash chain is intact")
         else:

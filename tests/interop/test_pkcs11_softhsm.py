@@ -347,7 +347,7 @@ def test_error_mapping(exc: str, flags: int, cls: str, text: str) -> None:
 def _client():  # type: ignore[no-untyped-def]
     from core.keyholder.client import KeyholderClient
 
-    return KeyholderClient.start(stderr=None)
+    return KeyholderClient.start(stderr=None, pkcs11_modules=("softhsm2",))
 
 
 def test_keyholder_genesis_to_5_cards_and_recovery_from_3(hsm: Hsm) -> None:

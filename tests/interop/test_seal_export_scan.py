@@ -169,6 +169,9 @@ public_key = "bob.pub"
             kh,
             wrapping_key=k_aws.public_key().public_bytes(DER, SPKI),
             witness="W",
+            confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(
+                k_aws.public_key().public_bytes(DER, SPKI)
+            ),
             import_token=os.urandom(64),
             wrapping_algorithm="RSAES_OAEP_SHA_256",
             key_id="arn:k",
@@ -178,6 +181,9 @@ public_key = "bob.pub"
             kh,
             wrapping_key=k_gcp.public_key().public_bytes(PEM, SPKI),
             witness="W",
+            confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(
+                k_gcp.public_key().public_bytes(PEM, SPKI)
+            ),
             import_method="RSA_OAEP_3072_SHA256_AES_256",
             import_job="j",
             key_name="k",
@@ -187,12 +193,18 @@ public_key = "bob.pub"
             kh,
             wrapping_key=k_az.public_key().public_bytes(PEM, SPKI),
             witness="W",
+            confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(
+                k_az.public_key().public_bytes(PEM, SPKI)
+            ),
             kek_kid="https://h.managedhsm.azure.net/keys/kek/1",
         )
         va = ops_seal.byok_vault(
             kh,
             wrapping_key=k_az.public_key().public_bytes(PEM, SPKI),
             witness="W",
+            confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(
+                k_az.public_key().public_bytes(PEM, SPKI)
+            ),
             key_name="openkcm-boot",
         )
         for exp in (aws, gcp, az, va):

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core import secmem
+from core.carriers import pkcs11 as cards
 from core.seal import byok
 from core.seal import envelope as E
 from core.seal import recipients as R
@@ -42,7 +43,6 @@ KEY_LABEL = "kms-seal-key"
 
 @pytest.fixture(scope="module")
 def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    import pkcs11
     from pkcs11 import KeyType, Mechanism
 
     d = tmp_path_factory.mktemp("softhsm")
@@ -68,7 +68,9 @@ def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         check=True,
         capture_output=True,
     )
-    lib = pkcs11.lib(MODULE)
+    # the one loader of this process (core.carriers.pkcs11): loading the same library a
+    # second way would initialise it twice
+    lib = cards.load_module(MODULE)
     lib.reinitialize()
     tok = lib.get_token(token_label=LABEL)
     with tok.open(rw=True, user_pin=PIN) as s:
@@ -136,7 +138,7 @@ def test_public_key_read_from_token_and_envelope_unwrapped_on_token(
 ) -> None:
     from pkcs11 import Mechanism, ObjectClass
 
-    pub = R.read_pkcs11_public_key(MODULE, LABEL, KEY_LABEL)
+    pub = R.read_pkcs11_public_key("softhsm2", LABEL, KEY_LABEL)
     assert pub.key_size == 3072
     r = R.recipient_from_key(
         pub,
@@ -178,20 +180,27 @@ def test_recipients_file_names_a_token_key(token: Any, tmp_path: Path) -> None:
     (tmp_path / "r.toml").write_text(
         f'[[recipient]]\nname = "hsm-a"\nkind = "pkcs11-hsm"\nkey_id = "{LABEL}/{KEY_LABEL}"\n'
         f'algorithm = "CKM_RSA_PKCS_OAEP_SHA1"\n'
-        f'pkcs11 = {{ module = "{MODULE}", token_label = "{LABEL}", key_label = "{KEY_LABEL}" }}\n'
+        f'pkcs11 = {{ module = "softhsm2", token_label = "{LABEL}", key_label = "{KEY_LABEL}" }}\n'
     )
     [r] = R.load_recipients_file(tmp_path / "r.toml")
     assert r.alg == "RSA-OAEP" and r.rsa_bits == 3072
     (tmp_path / "r.toml").write_text(
         f'[[recipient]]\nname = "hsm-b"\nkind = "pkcs11-hsm"\nkey_id = "x"\n'
-        f'pkcs11 = {{ module = "{MODULE}", token_label = "{LABEL}", key_label = "nope" }}\n'
+        f'pkcs11 = {{ module = "softhsm2", token_label = "{LABEL}", key_label = "nope" }}\n'
     )
     with pytest.raises(R.RecipientError, match="no RSA public key labelled 'nope'"):
+        R.load_recipients_file(tmp_path / "r.toml")
+    # issue 12: a module path in a recipients file (it comes in on a medium) is refused
+    (tmp_path / "r.toml").write_text(
+        f'[[recipient]]\nname = "hsm-c"\nkind = "pkcs11-hsm"\nkey_id = "x"\n'
+        f'pkcs11 = {{ module = "{MODULE}", token_label = "{LABEL}", key_label = "{KEY_LABEL}" }}\n'
+    )
+    with pytest.raises(R.RecipientError, match="never a path"):
         R.load_recipients_file(tmp_path / "r.toml")
 
 
 def _token_spki(token: Any) -> bytes:
-    pub = R.read_pkcs11_public_key(MODULE, LABEL, KEY_LABEL)
+    pub = R.read_pkcs11_public_key("softhsm2", LABEL, KEY_LABEL)
     return pub.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

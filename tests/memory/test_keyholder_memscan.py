@@ -154,3 +154,31 @@ def test_keyholder_is_not_dumpable_read_back_without_ptrace_capability(driver_fa
 
     assert readable(d.pid), "control: the (dumpable) parent must be readable"
     assert not readable(d.keyholder_pid), "the keyholder must not be dumpable"
+
+
+def test_signing_key_kept_after_the_wipe_is_locked_then_gone(driver_factory) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: the wipe step keeps only the MasterKey-derived signing seed (to sign the
+    closed journal and the transcript). While kept it is only in locked memory and the
+    MasterKey is gone; after the two closing signatures no copy of either is left."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from core.keyholder.fingerprint import FINGERPRINT_INFO, FINGERPRINT_SALT
+
+    d = driver_factory("mlock", plugins=["tests.memory.records_plugin"])
+    d.cmd("generate")
+    key = _extract_master(d)
+    seed = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=FINGERPRINT_SALT, info=FINGERPRINT_INFO
+    ).derive(key)
+    kept = d.cmd("wipe_keep")
+    assert kept["signing_key_kept"] is True
+    scan = memscan.scan(d.keyholder_pid, {"master": key, "seed": seed})
+    assert not [h for h in scan.hits if h.secret == "master"], scan.summary()
+    assert [h for h in scan.hits if h.secret == "seed"], "the scanner must see the kept seed"
+    assert scan.outside_locked() == [], f"copies outside locked memory: {scan.outside_locked()}"
+    assert d.cmd("sign journal-final-hash") == {"signed": True, "left": True}
+    assert d.cmd("sign ceremony-transcript") == {"signed": True, "left": False}
+    after = memscan.scan(d.keyholder_pid, {"master": key, "seed": seed})
+    assert after.count() == 0, after.summary()
+    assert memscan.scan(d.pid, {"master": key, "seed": seed}).count() == 0

@@ -128,6 +128,7 @@ class FakeSession:
         self.finish_answer = EntryResult(True, "share 1 of group 1, set 4821")
         self.refusal = ""
         self.journal_ok = True
+        self.journal_message = "42 events, hash chain intact, closed"
         self.carriers: dict[str, str] = {}
         self.tokens = list(TOKENS)
         self.card_errors: list[CarrierRefused] = []
@@ -245,7 +246,7 @@ class FakeSession:
         return [str(self.folder / "journal.jsonl"), str(self.folder / "transcript.md")]
 
     def verify_journal(self) -> tuple[bool, str]:
-        return self.journal_ok, "42 events, hash chain intact, closed"
+        return self.journal_ok, self.journal_message
 
     def emergency_wipe(self, reason: str) -> list[str]:
         return ["the keyholder was told to wipe every secret it held"]

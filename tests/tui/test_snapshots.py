@@ -124,10 +124,12 @@ def _collection(refusal: str = "", answers: list[WordStatus] | None = None, fini
 PIN = ("1", "2", "3", "4", "5", "6")
 
 
-def _summary(state: str = "completed", journal_ok: bool = True) -> Callable[[], SnapApp]:
+def _summary(state: str = "completed", journal_ok: bool = True, message: str = "") -> Callable[[], SnapApp]:
     def make() -> SnapApp:
         s = FakeSession(None, state=state)
         s.journal_ok = journal_ok
+        if message:
+            s.journal_message = message
         return SnapApp(FakeBackend(session=s), SummaryScreen)
 
     return make
@@ -180,6 +182,11 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "verify_fingerprint": (lambda: runner_app(step("verify-fingerprint", 3, params={"witness": "witness", "subject": "recipient:kms"}, performed=True, display=fp_display)), noop),
     "generate_ready": (lambda: runner_app(step("generate", 4)), noop),
     "generate_done": (lambda: runner_app(step("generate", 4, performed=True, results={"fingerprint": "5b2d" * 16, "kcv": "5b2d81", "kcv_words": FP_WORDS})), noop),
+    # issue 12: a key rebuilt with no manifest fingerprint, and the witness step after it
+    "recover_not_verified": (lambda: runner_app(step("recover", 5, performed=True, results={
+        "fingerprint": "5b2d" * 16, "kcv": "5b2d81", "kcv_words": FP_WORDS, "verified": False})), noop),
+    "verify_kcv_not_verified": (lambda: runner_app(step("verify-kcv", 6, params={"witness": "witness"}, performed=True, display={
+        "fingerprint": "5b2d" * 16, "kcv": "5b2d81", "words": FP_WORDS, "expected": "", "not_verified": True})), noop),
     "step_failed": (lambda: runner_app(step("seal", 8, state="failed", error="recipient kms's fingerprint has not been confirmed by a witness in this ceremony")), noop),
     "not_available": (lambda: runner_app(step("seal", 8, state="failed", error="not available yet: core.keyholder.ops_seal.seal_envelope")), noop),
     "abort_confirm": (lambda: runner_app(step("generate", 4)), keys("f10")),
@@ -221,6 +228,7 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "summary_completed": (_summary(), noop),
     "summary_aborted": (_summary("aborted"), noop),
     "summary_journal_bad": (_summary(journal_ok=False), noop),
+    "summary_unsigned": (_summary("aborted", message="UNSIGNED (no MasterKey was held in this ceremony): 12 rows verified, closed"), noop),
     "summary_qr": (_summary(), keys("q")),
 }
 

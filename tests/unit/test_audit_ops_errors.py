@@ -94,7 +94,7 @@ def test_card_read_closes_the_decrypted_share_when_it_is_malformed(
     from core.keyholder import ops_carriers
     from core.shamir.errors import Slip39Error
 
-    state = KeyholderState(allow_unlocked=True)
+    state = KeyholderState(allow_unlocked=True, pkcs11_modules={"fake": "/nonexistent.so"})
     held: list[Any] = []
 
     def fake_read_share(*_a: Any, **_k: Any) -> CardReadResult:
@@ -106,7 +106,7 @@ def test_card_read_closes_the_decrypted_share_when_it_is_malformed(
     monkeypatch.setattr(ops_carriers, "cards", SimpleNamespace(read_share=fake_read_share))
     with pytest.raises(Slip39Error):
         ops_carriers.card_read_share(
-            state, _request(ops_carriers.CARD_READ_SHARE, module="/nonexistent.so")
+            state, _request(ops_carriers.CARD_READ_SHARE, module="fake")
         )
     (buf,) = held
     assert buf.closed, "the decrypted (malformed) share was left open"

@@ -25,6 +25,7 @@ from core.keyholder.errors import KeyholderError, MalformedRequest, Refused
 from core.seal import byok
 from core.seal import envelope as E
 from core.seal import recipients as R
+from core.words import to_words
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
 import seal_reader
@@ -233,6 +234,7 @@ def test_keyholder_byok_all_providers(
         kh,
         wrapping_key=der3,
         witness="W",
+        confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(der3),  # the provider's copy
         import_token=b"token",
         wrapping_algorithm="RSAES_OAEP_SHA_256",
         key_id="arn:k",
@@ -248,6 +250,7 @@ def test_keyholder_byok_all_providers(
         kh,
         wrapping_key=pem4,
         witness="W",
+        confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(pem4),
         import_method="RSA_OAEP_4096_SHA256_AES_256",
         import_job="j",
         key_name="k",
@@ -255,7 +258,11 @@ def test_keyholder_byok_all_providers(
     )
     assert seal_reader.unwrap_rsa_aes(gcp["files"]["wrapped-key.bin"], k4096, "sha256") == master
     az = ops_seal.byok_azure(
-        kh, wrapping_key=pem4, witness="W", kek_kid="https://h.managedhsm.azure.net/keys/k/1"
+        kh,
+        wrapping_key=pem4,
+        witness="W",
+        confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(pem4),
+        kek_kid="https://h.managedhsm.azure.net/keys/k/1",
     )
     ct = json.loads(az["files"]["masterkey.byok"])["ciphertext"]
     assert (
@@ -264,7 +271,14 @@ def test_keyholder_byok_all_providers(
         )
         == master
     )
-    va = ops_seal.byok_vault(kh, wrapping_key=pem4, witness="W", key_name="openkcm-boot")
+    va = ops_seal.byok_vault(
+        kh,
+        wrapping_key=pem4,
+        witness="W",
+        # the witness confirmed the 26 words
+        confirmed_fingerprint=" ".join(to_words(bytes.fromhex(ops_seal.wrapping_key_fingerprint(pem4)))),
+        key_name="openkcm-boot",
+    )
     assert (
         seal_reader.unwrap_rsa_aes(
             base64.b64decode(va["files"]["vault-transit-import.b64"]), k4096, "sha256"
@@ -292,7 +306,13 @@ def test_keyholder_byok_refusals(kh: KeyholderClient, k3072: rsa.RSAPrivateKey) 
         )
     old = dict(fields, parameters_obtained_utc="2020-01-01T00:00:00Z")
     with pytest.raises(Refused, match="window ended"):
-        ops_seal.byok_aws(kh, wrapping_key=der, witness="W", **old)
+        ops_seal.byok_aws(
+            kh,
+            wrapping_key=der,
+            witness="W",
+            confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(der),
+            **old,
+        )
     priv = k3072.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     with pytest.raises((Refused, MalformedRequest, KeyholderError)) as exc:
         kh.call(

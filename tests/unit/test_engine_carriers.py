@@ -187,7 +187,9 @@ def _init_tokens(conf: Path, labels: list[str]) -> dict[str, str]:
 
 
 def _keyholder() -> KeyholderClient:
-    return KeyholderClient.start(allow_unlocked=os.geteuid() != 0)
+    return KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, pkcs11_modules=("softhsm2",)
+    )
 
 
 def _distribute(c: Ceremony) -> None:

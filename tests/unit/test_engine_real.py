@@ -140,7 +140,13 @@ def test_genesis_then_unseal_and_seal_real(
     rec = next(s for s in u.steps if s.kind is StepKind.RECOVER)
     assert rec.results["fingerprint"] == fp and rec.results["verified"] is True
     assert jr.verify(u.journal.path).ok
-    assert client.status()["master_held"] is False
+    # signed by the rebuilt key after its wipe step (issue 12): proven against the genesis
+    # fingerprint; nothing of the key or its signing key is left in the keyholder
+    res = jr.verify(u.journal.path, fingerprint=fp)
+    assert res.proven and res.signer == fp
+    assert jr.verify(g.journal.path, fingerprint=fp).proven
+    st = client.status()
+    assert st["master_held"] is False and st["signing_key_held"] is False
 
     # verify-shares: a custodian checks a share against the manifest without recovery
     with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
@@ -155,6 +161,7 @@ def test_genesis_then_unseal_and_seal_real(
         assert v.state is CeremonyState.COMPLETED
         dry = next(s for s in v.steps if s.kind is StepKind.RECOVER)
         assert dry.results["fingerprint"] == fp and dry.results["dry_run"] is True
+        assert jr.verify(v.journal.path, fingerprint=fp).proven  # the dry run held the key
 
 
 def test_reshare_real(workspace: Path, terminal: CustodianTerminal, tmp_path: Path) -> None:  # noqa: F811
@@ -223,6 +230,7 @@ def test_practice_real(workspace: Path, terminal: CustodianTerminal) -> None:  #
         "MANIFEST.sha256",
         f"PRACTICE-manifest-set-{c.manifest['set_id']}.json",  # type: ignore[index]
         "PRACTICE-masterkey-kms.sealed.json",
+        "PRACTICE-seal-manifest.json",  # the signed list of envelopes (issue 12)
     ]
 
 
@@ -295,6 +303,7 @@ def test_practice_genesis_then_practice_unseal_and_seal_in_demo_workspace(
     assert sorted(p.name for p in out.iterdir()) == [
         "MANIFEST.sha256",
         "PRACTICE-masterkey-kms.sealed.json",
+        "PRACTICE-seal-manifest.json",
     ]
     data = (out / "PRACTICE-masterkey-kms.sealed.json").read_bytes()
     header = envelope.parse(data).header

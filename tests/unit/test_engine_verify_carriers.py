@@ -73,7 +73,9 @@ class World:
 
 
 def _keyholder() -> KeyholderClient:
-    return KeyholderClient.start(allow_unlocked=os.geteuid() != 0)
+    return KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, pkcs11_modules=("softhsm2",)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -300,6 +302,7 @@ def test_card_of_superseded_set_refused(world: World, tmp_path: Path) -> None:
     new_id = (int(old["set_id"]) + 7) % 32768
     new = json.loads(json.dumps(old))
     new.update(set_id=new_id, supersedes=old["set_id"], ceremony_id="RESHARE-TEST")
+    new.pop("signature", None)  # a hand-made manifest: unsigned (an edited signed one is refused)
     for c in new["commitments"]:
         c["set"] = new_id
     (ws / "manifests" / f"set-{new_id}.json").write_text(json.dumps(new, indent=2))

@@ -278,7 +278,12 @@ def test_noncanonical_details_detected(tmp_path: Path) -> None:
 
 def test_cli_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = make_journal(tmp_path)
-    assert jr.cli_main(["verify", str(path)]) == 0
+    # intact but unsigned: not "OK" without the paper log's final hash (issue 12)
+    assert jr.cli_main(["verify", str(path)]) == 4
+    assert "UNSIGNED" in capsys.readouterr().out
+    final = jr.verify(path).final_hash
+    assert jr.cli_main(["verify", str(path), "--final", final]) == 0
+    assert ": OK:" in capsys.readouterr().out
     _sql(path, "UPDATE events SET kind = 'x' WHERE seq = 2")
     assert jr.cli_main(["verify", str(path)]) == 1
     assert "row 2" in capsys.readouterr().out
@@ -344,8 +349,9 @@ def test_dispatcher_runs_journal_verify(tmp_path: Path) -> None:
 
     path = make_journal(tmp_path)
     root = Path(__file__).resolve().parents[2]
+    final = jr.verify(path).final_hash
     ok = subprocess.run(
-        [sys.executable, "-m", "kcm_tui.cli", "journal", "verify", str(path)],
+        [sys.executable, "-m", "kcm_tui.cli", "journal", "verify", str(path), "--final", final],
         cwd=root,
         capture_output=True,
         text=True,

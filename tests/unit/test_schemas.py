@@ -182,22 +182,25 @@ def test_byok_exports_validate(keyholder: KeyholderClient) -> None:
     k3 = rsa.generate_private_key(65537, 3072).public_key().public_bytes(PEM, SPKI)
     k4 = rsa.generate_private_key(65537, 4096).public_key().public_bytes(PEM, SPKI)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    wfp = ops_seal.wrapping_key_fingerprint  # what the witness confirmed, out of band
     exports = {
         "aws": ops_seal.byok_aws(
-            keyholder, wrapping_key=k3, witness="W", import_token=b"\x00token",
+            keyholder, wrapping_key=k3, witness="W", confirmed_fingerprint=wfp(k3), import_token=b"\x00token",
             wrapping_algorithm="RSAES_OAEP_SHA_256", key_id="arn:aws:kms:eu-central-1:1:key/x",
             parameters_obtained_utc=now,
         ),
         "gcp": ops_seal.byok_gcp(
-            keyholder, wrapping_key=k3, witness="W", import_method="RSA_OAEP_3072_SHA256_AES_256",
+            keyholder, wrapping_key=k3, witness="W", confirmed_fingerprint=wfp(k3), import_method="RSA_OAEP_3072_SHA256_AES_256",
             import_job="projects/p/locations/l/keyRings/r/importJobs/j",
             key_name="projects/p/locations/l/keyRings/r/cryptoKeys/k", job_created_utc=now,
         ),
         "azure": ops_seal.byok_azure(
-            keyholder, wrapping_key=k4, witness="W",
+            keyholder, wrapping_key=k4, witness="W", confirmed_fingerprint=wfp(k4),
             kek_kid="https://contoso.managedhsm.azure.net/keys/KEK/0123456789abcdef",
         ),
-        "vault": ops_seal.byok_vault(keyholder, wrapping_key=k4, witness="W", key_name="openkcm-boot"),
+        "vault": ops_seal.byok_vault(
+            keyholder, wrapping_key=k4, witness="W", confirmed_fingerprint=wfp(k4), key_name="openkcm-boot"
+        ),
     }  # fmt: skip
     fp = keyholder.fingerprint()["fingerprint"]
     for provider, reply in exports.items():
