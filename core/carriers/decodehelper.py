@@ -361,6 +361,8 @@ def _read_frame(fd: int) -> Any | None:
         raise QRImageUnreadable(
             f"the camera frame ({fourcc} {width}x{height}) could not be read"
         ) from None
+    except CarrierError as exc:  # a pixel format the chain does not know
+        raise QRImageUnreadable(exc.message) from None
 
 
 class _PipeFrames:
@@ -462,7 +464,9 @@ def run(rfd: int = 0, wfd: int = 1) -> None:
         out = serve(req, rfd)
         answer_ok(wfd, out, flags)
     except CarrierError as exc:
-        answer_error(wfd, exc.code, exc.message, flags)
+        # the keyholder accepts only the codes of wire.HELPER_CODES
+        code = exc.code if exc.code in wire.HELPER_CODES else QRDecoderFailed.code
+        answer_error(wfd, code, exc.message, flags)
     except MemoryError:
         answer_error(
             wfd,

@@ -293,7 +293,12 @@ def image_from_bytes(data: bytes | bytearray, name: str) -> Image.Image:
         if img.width * img.height > MAX_PIXELS:
             raise QRImageUnreadable(f"{name} is {img.width}x{img.height} pixels: too large")
         img.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError):
+    except Image.DecompressionBombError:
+        raise QRImageUnreadable(
+            f"{name} declares far more than {MAX_PIXELS} pixels: too large (a decompression "
+            "bomb?)"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
         raise QRImageUnreadable(f"{name} is not an image file this tool can read") from None
     return img
 

@@ -163,6 +163,15 @@ class FileFrame:
     path: str
 
 
+@dataclass(frozen=True)
+class _OpenedFile:
+    """An image file already opened and checked (fd owned by the caller)."""
+
+    fd: int
+    size: int
+    name: str
+
+
 @dataclass
 class Decoded:
     """A share read from an image by the helper.
@@ -399,16 +408,19 @@ class _Helper:
                 self._bounce.wipe()
         return n
 
-    def send_frame(self, frame: FileFrame | Any) -> None:
+    def send_frame(self, frame: FileFrame | _OpenedFile | Any) -> None:
         """Send one frame: an image file (spliced) or a raw camera frame."""
+        if isinstance(frame, _OpenedFile):
+            raw = frame.name.encode("utf-8", "replace")[:255]
+            self._send_bytes(FRAME.pack(KIND_FILE, b"    ", 0, 0, frame.size, len(raw)) + raw)
+            self._send_file(frame.fd, frame.size, frame.name)
+            return
         if isinstance(frame, FileFrame):
-            fd, size, name = _open_image_file(frame.path)
+            opened = _OpenedFile(*_open_image_file(frame.path))
             try:
-                raw = name.encode("utf-8", "replace")[:255]
-                self._send_bytes(FRAME.pack(KIND_FILE, b"    ", 0, 0, size, len(raw)) + raw)
-                self._send_file(fd, size, name)
+                self.send_frame(opened)
             finally:
-                os.close(fd)
+                os.close(opened.fd)
             return
         data = memoryview(frame.data).cast("B")
         if data.nbytes > MAX_FRAME_BYTES:
@@ -571,7 +583,7 @@ def _sandbox_facts(flags: int) -> dict[str, Any]:
 
 
 def _run(
-    frames: Iterable[FileFrame | Any],
+    frames: Iterable[FileFrame | _OpenedFile | Any],
     *,
     alloc: Any,
     mode: int,
@@ -638,15 +650,19 @@ def decode_file(
         QRNotFound, QRPayloadError: as the in-process chain.
         QRDecoderFailed: the helper crashed, hit a limit or was killed by its sandbox.
     """
-    return _run(
-        [FileFrame(path)],
-        alloc=alloc,
-        mode=MODE_FILE,
-        limits=limits,
-        require_seccomp=require_seccomp,
-        command=command,
-        use_splice=use_splice,
-    )
+    opened = _OpenedFile(*_open_image_file(path))  # limits checked before any helper starts
+    try:
+        return _run(
+            [opened],
+            alloc=alloc,
+            mode=MODE_FILE,
+            limits=limits,
+            require_seccomp=require_seccomp,
+            command=command,
+            use_splice=use_splice,
+        )
+    finally:
+        os.close(opened.fd)
 
 
 def scan_frames(
