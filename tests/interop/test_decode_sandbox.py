@@ -112,7 +112,7 @@ def helpers_running() -> list[int]:
             cmd = Path(f"/proc/{d}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"hostile_decoder.py" in cmd or b"core.carriers.decodehelper" in cmd:
+        if b"/hostile_decoder.py" in cmd or b"core.carriers.decodehelper" in cmd:
             pids.append(int(d))
     return pids
 
@@ -466,14 +466,14 @@ def test_bomb_and_truncated_jpeg_are_clean_messages(
 ) -> None:
     bomb = bomb_png(tmp_path / "bomb.png")
     assert bomb.stat().st_size < 1_000_000
-    with pytest.raises(QRImageUnreadable, match="bomb.png declares far more .* too large"):
+    with pytest.raises(QRImageUnreadable, match=r"bomb\.png declares far more .* too large"):
         sandbox.decode_file(str(bomb))
     # under Pillow's own bomb threshold but over the chain's pixel limit
     bomb2 = bomb_png(tmp_path / "bomb2.png", side=8000)
-    with pytest.raises(QRImageUnreadable, match="bomb2.png is 8000x8000 pixels: too large"):
+    with pytest.raises(QRImageUnreadable, match=r"bomb2\.png is 8000x8000 pixels: too large"):
         sandbox.decode_file(str(bomb2))
     jpg = truncated_jpeg(share_png[0], tmp_path / "half.jpg")
-    with pytest.raises(QRImageUnreadable, match="half.jpg is not an image file this tool can read"):
+    with pytest.raises(QRImageUnreadable, match=r"half\.jpg is not an image file this tool can read"):
         sandbox.decode_file(str(jpg))
 
 
@@ -551,3 +551,31 @@ def test_decodehelper_allowlist_has_no_file_process_or_network_calls() -> None:
     }  # fmt: skip
     assert not forbidden & set(decodehelper.ALLOWED)
     assert qr.VALID_WORD_COUNTS == (20, 33) and sandbox.PAYLOAD_LENGTHS == (80, 132)
+
+
+SIGPIPE_PROBE = """
+import os, sys
+from core.carriers import sandbox
+from core.keyholder import harden
+wiped = []
+harden.install_signal_handlers(lambda: wiped.append(1))  # the keyholder's handlers
+r, w = os.pipe()
+os.close(r)  # a helper that went away
+guard = sandbox._sigpipe_blocked() if sys.argv[1] == "guarded" else open(os.devnull)
+with guard:
+    try:
+        os.write(w, b"image bytes")
+    except BrokenPipeError:
+        print("EPIPE")
+print("alive", len(wiped))
+"""
+
+
+def test_a_write_to_a_dead_helper_does_not_trigger_the_keyholder_sigpipe_handler() -> None:
+    """The keyholder wipes and exits on SIGPIPE (a UI that died); writing to a dead helper
+    must be a plain EPIPE instead. The control, unguarded, shows the handler firing."""
+    run = [sys.executable, "-I", "-c", SIGPIPE_PROBE]
+    guarded = subprocess.run([*run, "guarded"], capture_output=True, text=True, timeout=60)
+    assert guarded.returncode == 0 and guarded.stdout.split() == ["EPIPE", "alive", "0"]
+    bare = subprocess.run([*run, "bare"], capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 128 + signal.SIGPIPE and bare.stdout == ""
