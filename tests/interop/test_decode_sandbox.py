@@ -579,3 +579,39 @@ def test_a_write_to_a_dead_helper_does_not_trigger_the_keyholder_sigpipe_handler
     assert guarded.returncode == 0 and guarded.stdout.split() == ["EPIPE", "alive", "0"]
     bare = subprocess.run([*run, "bare"], capture_output=True, text=True, timeout=60)
     assert bare.returncode == 128 + signal.SIGPIPE and bare.stdout == ""
+
+
+def test_image_modes_and_encodings_seen_in_the_wild(
+    share_png: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    """Palette, alpha, 16-bit, 1-bit G4 TIFF, CMYK and progressive JPEG with EXIF, text
+    chunks, animated GIF, lossy WebP, and codeless float/16-bit images that run the whole
+    chain: the filter lets every path of the decoders through, with the same results."""
+    from PIL import PngImagePlugin
+
+    src = Image.open(share_png[0]).convert("L")
+    noise = Image.frombytes("L", (300, 200), random.Random(1).randbytes(60_000))
+    text = PngImagePlugin.PngInfo()
+    text.add_itxt("Description", "\u00e9" * 400, zip=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    cases: list[tuple[str, Image.Image, dict[str, Any]]] = [
+        ("p.png", src.convert("P"), {}),
+        ("rgba.png", src.convert("RGBA"), {}),
+        ("i16.png", src.convert("I;16"), {}),
+        ("text.png", src, {"pnginfo": text}),
+        ("g4.tif", src.convert("1"), {"compression": "group4"}),
+        ("cmyk.jpg", src.convert("CMYK"), {}),
+        ("exif.jpg", src.convert("RGB"), {"progressive": True, "exif": exif.tobytes()}),
+        ("anim.gif", src.convert("P"), {"save_all": True, "append_images": [noise.convert("P")]}),
+        ("lossy.webp", src.convert("RGB"), {"quality": 80}),
+        ("noise-f.tif", noise.convert("F"), {}),
+        ("noise-i16.png", noise.convert("I;16"), {}),
+        ("noise-la.webp", noise.convert("LA"), {}),
+    ]
+    for name, img, kw in cases:
+        p = tmp_path / name
+        img.save(p, **kw)
+        inproc = outcome(lambda p=p: imagedecode.decode_file(p))
+        assert outcome(lambda p=p: sandbox.decode_file(str(p))) == inproc, name
+        assert inproc[0] == ("error" if name.startswith("noise") else "share"), (name, inproc)
