@@ -7,8 +7,9 @@ median filter for noise). The first result that is a valid share payload wins.
 
 Residue (documented in docs/formats.md, "Share carriers"): the decoders return the payload
 as ``bytes`` (zxing-cpp ``Result.bytes``, zbar ``Decoded.data``). That is unavoidable with
-these libraries. Decoding therefore happens only inside the keyholder process (which exits
-when the ceremony ends); the bytes are converted at once to word indices in a
+these libraries. In a ceremony this chain runs only in the short-lived sandboxed decoder
+process (:mod:`core.carriers.decodehelper`, started by :mod:`core.carriers.sandbox`), never
+in the keyholder; the bytes are converted at once to word indices in a
 :class:`~core.secmem.SecretBuffer` and the reference is dropped. We never touch the
 decoders' ``text`` properties (which would make a ``str`` copy too).
 
