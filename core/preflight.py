@@ -31,6 +31,8 @@ environment             TEXTUAL_LOG, TEXTUAL_SCREENSHOT*, TEXTUAL=devtools,    F
                         DISPLAY, WAYLAND_DISPLAY, SSH_*, PYTHONPATH,           WARN
                         PYTHONHOME, PYTHONSTARTUP, LD_LIBRARY_PATH,
                         KCM_SECMEM_BACKEND=mlock
+decoder-sandbox         libseccomp's Python bindings (python3-seccomp) are     WARN
+                        missing: QR images are then refused in a ceremony
 privileges              on the ceremony ISO (live media): a ceremony process   FAIL
                         (this one, the keyholder, the image decoder, any
                         kcm-ceremony) has a uid 0 or CAP_SYS_PTRACE
@@ -71,6 +73,7 @@ __all__ = [
     "MIN_MEMLOCK_BYTES",
     "CheckResult",
     "check_core_dumps",
+    "check_decoder_sandbox",
     "check_default_route",
     "check_entropy",
     "check_environment",
@@ -88,6 +91,7 @@ __all__ = [
     "on_ceremony_iso",
     "probe_getrandom",
     "probe_memfd_secret",
+    "probe_seccomp",
     "run_all",
 ]
 
@@ -114,6 +118,7 @@ CHECK_NAMES: Final = (
     "entropy",
     "live-media",
     "environment",
+    "decoder-sandbox",
     "privileges",
     "terminal-size",
 )
@@ -823,6 +828,54 @@ def on_ceremony_iso(root: str = "/") -> bool:
     return not isinstance(rm, str) and rm.live
 
 
+def probe_seccomp() -> tuple[bool, str]:
+    """Can the image decoder install its seccomp filter here? (Whether libseccomp's Python
+    bindings are importable in this interpreter, the one the decoder runs under; found, not
+    loaded.)
+
+    Returns:
+        ``(True, detail)`` if found, else ``(False, why)``.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("seccomp")
+    if spec is None or not spec.origin:
+        return False, "libseccomp's Python bindings (module seccomp) are not installed"
+    return True, f"seccomp bindings found ({os.path.basename(spec.origin)})"
+
+
+def check_decoder_sandbox(
+    root: str = "/", *, mode: str = "ceremony", seccomp_probe: Probe | None = None
+) -> CheckResult:
+    """Can QR images be decoded in a ceremony? The decoder runs under a seccomp filter and
+    refuses to run without one, except in demo mode.
+
+    Args:
+        root: Unused (the probe is about this interpreter); kept for a uniform signature.
+        mode: ``"ceremony"`` or ``"demo"``; this check WARNs at worst in both (typed words,
+            cards and the handheld scanner do not need it).
+        seccomp_probe: Returns (found, detail); default: :func:`probe_seccomp`.
+
+    Returns:
+        PASS if the bindings are there, else WARN.
+    """
+    del root
+    _validate_mode(mode)
+    name = "decoder-sandbox"
+    found, detail = (seccomp_probe or probe_seccomp)()
+    if found:
+        return CheckResult(
+            name, "PASS", f"QR images are decoded under seccomp: {detail}", _NOTHING_TO_DO
+        )
+    return CheckResult(
+        name,
+        "WARN",
+        f"{_one_line(detail)}: QR images and the camera are refused in a ceremony (a demo "
+        "decodes them without the filter); typed words, cards and the handheld scanner work",
+        "install Debian's python3-seccomp (make test does, as root) or use the ceremony ISO",
+    )
+
+
 #: Command-line arguments that make a process a ceremony process, and what it is.
 _CEREMONY_ARGS: Final = {
     "core.keyholder": "keyholder",
@@ -870,13 +923,31 @@ def _ceremony_processes(root: str) -> list[tuple[str, str]]:
                 args = fh.read(4096).split(b"\0")
         except OSError:
             continue
-        texts = [a.decode("utf-8", "replace") for a in args if a]
-        role = next((_CEREMONY_ARGS[a] for a in texts if a in _CEREMONY_ARGS), None)
-        if role is None and any(os.path.basename(a) == "kcm-ceremony" for a in texts[:2]):
-            role = "kcm-ceremony"
+        role = _ceremony_role([a.decode("utf-8", "replace") for a in args if a])
         if role is not None:
             found.append((pid, role))
     return found
+
+
+def _ceremony_role(argv: list[str]) -> str | None:
+    """What a command line runs: ``kcm-ceremony`` (the script, or Python running it), or
+    Python ``-m`` the keyholder or the image decoder; None for anything else (``grep
+    kcm-ceremony`` included)."""
+    if not argv:
+        return None
+    exe = os.path.basename(argv[0])
+    if exe == "kcm-ceremony":
+        return "kcm-ceremony"
+    if not exe.startswith("python"):
+        return None
+    rest = argv[1:]
+    while rest and rest[0].startswith("-") and rest[0] != "-m":
+        rest = rest[1:]
+    if len(rest) >= 2 and rest[0] == "-m":
+        return _CEREMONY_ARGS.get(rest[1])
+    if rest and os.path.basename(rest[0]) == "kcm-ceremony":
+        return "kcm-ceremony"
+    return None
 
 
 def check_privileges(root: str = "/", *, mode: str = "ceremony") -> CheckResult:
@@ -1076,6 +1147,7 @@ def run_all(
     memlock_limit: tuple[int, int] | None = None,
     memfd_secret_probe: Probe | None = None,
     getrandom_probe: Probe | None = None,
+    seccomp_probe: Probe | None = None,
 ) -> list[CheckResult]:
     """Run every check, in the order of :data:`CHECK_NAMES`.
 
@@ -1091,6 +1163,7 @@ def run_all(
         memlock_limit: (soft, hard) RLIMIT_MEMLOCK; default: this process's.
         memfd_secret_probe: Default: :func:`probe_memfd_secret`.
         getrandom_probe: Default: :func:`probe_getrandom`.
+        seccomp_probe: Default: :func:`probe_seccomp`.
 
     Returns:
         One :class:`CheckResult` per check.
@@ -1114,6 +1187,10 @@ def run_all(
         ("entropy", lambda: check_entropy(root, mode=mode, getrandom_probe=getrandom_probe)),
         ("live-media", lambda: check_live_media(root, mode=mode)),
         ("environment", lambda: check_environment(root, mode=mode, env=env)),
+        (
+            "decoder-sandbox",
+            lambda: check_decoder_sandbox(root, mode=mode, seccomp_probe=seccomp_probe),
+        ),
         ("privileges", lambda: check_privileges(root, mode=mode)),
         ("terminal-size", lambda: check_terminal_size(root, mode=mode, term_size=term_size)),
     ]

@@ -89,6 +89,7 @@ CLEAN_PROCESS: dict[str, object] = {
     "memlock_limit": (8 * MiB, 8 * MiB),
     "memfd_secret_probe": ok_probe,
     "getrandom_probe": ok_probe,
+    "seccomp_probe": ok_probe,
 }
 
 
@@ -785,6 +786,25 @@ def test_privileges_names_every_privileged_ceremony_process(
     assert off_iso.status == "WARN" and named in off_iso.reason
 
 
+def test_privileges_ignores_other_root_processes_that_mention_the_program(
+    make_root: Maker,
+) -> None:
+    root = make_root(
+        {
+            **_proc(900, "grep\0kcm-ceremony\0", "0\t0\t0\t0"),
+            **_proc(901, "less\0/opt/kcm/venv/bin/kcm-ceremony\0", "0\t0\t0\t0"),
+            **_proc(902, "vi\0-m\0core.keyholder\0", "0\t0\t0\t0"),
+            **_proc(903, "/usr/bin/python3\0-c\0print('core.keyholder')\0", "0\t0\t0\t0"),
+        }
+    )
+    assert preflight.check_privileges(root).status == "PASS"
+    # and the real command lines are recognised
+    assert preflight._ceremony_role(["/usr/bin/python3", "-I", "-m", "core.keyholder"]) == (
+        "keyholder"
+    )
+    assert preflight._ceremony_role(["/usr/bin/kcm-ceremony", "--demo"]) == "kcm-ceremony"
+
+
 def test_privileges_unreadable_self_warns(make_root: Maker) -> None:
     r = preflight.check_privileges(make_root({"proc/self/status": None}))
     assert r.status == "WARN" and "cannot read" in r.reason
@@ -801,3 +821,28 @@ def test_privileges_on_this_machine_sees_a_real_keyholder() -> None:
             assert f"keyholder (pid {kc.pid}) as root" in r.reason
         else:
             assert f"pid {kc.pid}" not in r.reason
+
+
+# --------------------------------------------------------------------------- decoder sandbox
+
+
+def test_decoder_sandbox_found_passes() -> None:
+    assert preflight.check_decoder_sandbox(seccomp_probe=ok_probe).status == "PASS"
+
+
+def test_decoder_sandbox_missing_warns_in_both_modes() -> None:
+    def missing() -> tuple[bool, str]:
+        return False, "libseccomp's Python bindings (module seccomp) are not installed"
+
+    r = preflight.check_decoder_sandbox(seccomp_probe=missing)
+    assert r.status == "WARN" and "refused in a ceremony" in r.reason
+    assert "python3-seccomp" in r.action
+    demo = preflight.check_decoder_sandbox(mode="demo", seccomp_probe=missing)
+    assert demo == r  # demo changes severities only, and this one is WARN in both
+
+
+def test_decoder_sandbox_on_this_machine() -> None:
+    """make test links python3-seccomp into the venv: the real probe finds it."""
+    found, detail = preflight.probe_seccomp()
+    assert found, detail
+    assert preflight.check_decoder_sandbox().status == "PASS"
