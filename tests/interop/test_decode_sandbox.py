@@ -615,3 +615,17 @@ def test_image_modes_and_encodings_seen_in_the_wild(
         inproc = outcome(lambda p=p: imagedecode.decode_file(p))
         assert outcome(lambda p=p: sandbox.decode_file(str(p))) == inproc, name
         assert inproc[0] == ("error" if name.startswith("noise") else "share"), (name, inproc)
+
+
+def test_scan_parameters_from_the_ui_are_clamped(tmp_path: Path) -> None:
+    """timeout_s and max_frames come from the UI's request: a huge timeout cannot give a
+    helper hours of CPU (nor overflow the request), nonsense counts still run."""
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    lim = sandbox.scan_limits(sandbox.MAX_SCAN_S)
+    assert lim.cpu_s <= 315 and lim.wall_s <= 330
+    for timeout_s, max_frames in ((1e12, 10**12), (-5, -5), (0, 0)):
+        with pytest.raises(QRNotFound):
+            sandbox.scan_frames(
+                [sandbox.FileFrame(str(blank))], timeout_s=timeout_s, max_frames=max_frames
+            )
