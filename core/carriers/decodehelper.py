@@ -42,6 +42,7 @@ import ctypes.util
 import io
 import os
 import resource
+import select
 import signal
 import struct
 import sys
@@ -401,16 +402,14 @@ def _name(text: str) -> bytes:
 
 
 def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
-    bufs = [memoryview(p).cast("B") for p in parts if len(p)]
-    while bufs:
-        n = os.writev(fd, bufs)
-        while n:
-            if n >= bufs[0].nbytes:
-                n -= bufs[0].nbytes
-                bufs.pop(0)
-            else:
-                bufs[0] = bufs[0][n:]
-                n = 0
+    """One ``writev`` of the whole answer: at most PIPE_BUF bytes to a blocking pipe are
+    written whole and at once (POSIX), so there is no partial write to resume."""
+    views = [memoryview(p).cast("B") for p in parts]
+    total = sum(v.nbytes for v in views)
+    if total > select.PIPE_BUF:
+        raise QRDecoderFailed("the answer is too long")
+    if os.writev(fd, views) != total:
+        raise QRDecoderFailed("the answer could not be written whole")
 
 
 def answer_ok(wfd: int, out: Any, flags: int) -> None:
