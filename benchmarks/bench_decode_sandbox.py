@@ -11,7 +11,14 @@ pipe and reads back the payload digits. This prints, side by side with the in-pr
 * a scan of replayed frames (one helper for all the frames);
 * the helper's fixed cost alone (a 64x64 blank image, which the chain rejects at once).
 
-Run: ``.venv/bin/python benchmarks/bench_decode_sandbox.py [--n N]`` (``make bench``).
+Then every image of the project's QR corpus (the 252 images ``bench_qr.py`` builds: seed
+2026, 6 shares, card and terminal renders, 7 kinds of damage at 3 strengths) is decoded both
+ways; the exit status is 1 if any result differs (share, decoder, variant, attempts, or
+error code and message). ``tests/interop/test_decode_sandbox.py`` checks a 42-image cross
+section of the same corpus on every ``make test``.
+
+Run: ``.venv/bin/python benchmarks/bench_decode_sandbox.py [--n N] [--no-corpus]``
+(``make bench``).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_qr
 from bench_qr import card_image, make_shares
 
 from core.carriers import imagedecode, sandbox
@@ -55,9 +63,54 @@ def row(name: str, inproc: list[float], boxed: list[float]) -> None:
     print(f"{name:<34}{a:>10.1f} ms{b:>10.1f} ms{b - a:>10.1f} ms{b / a:>8.1f}x")
 
 
+def outcome(fn: Callable[[], object]) -> tuple[object, ...]:
+    try:
+        out = fn()
+    except CarrierError as exc:
+        return ("error", exc.code, exc.message)
+    idx = out.indices  # type: ignore[attr-defined]
+    with idx.view() as mv:
+        got = bytes(mv)  # benchmark only: the comparison
+    idx.close()
+    return ("share", got, out.decoder, out.variant, out.attempts)  # type: ignore[attr-defined]
+
+
+def whole_corpus() -> bool:
+    """bench_qr's corpus, decoded in-process and sandboxed; True if every result matches."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_qr.OUT = Path(tmp)
+        rnd = random.Random(2026)  # bench_qr's defaults: the same 252 images
+        shares = make_shares(6, rnd)
+        items = bench_qr.build_corpus(shares, "card", rnd)
+        items += bench_qr.build_corpus(shares, "terminal", rnd)
+        for buf, _ in shares:
+            buf.close()
+        same = decoded = 0
+        t_in = t_box = 0.0
+        for _kind, path, ref in items:
+            t = time.perf_counter()
+            a = outcome(lambda p=path: imagedecode.decode_file(p))
+            t_in += time.perf_counter() - t
+            t = time.perf_counter()
+            b = outcome(lambda p=path: sandbox.decode_file(str(p)))
+            t_box += time.perf_counter() - t
+            same += a == b
+            decoded += a[0] == "share" and a[1] == ref
+            if a != b:
+                print(f"  DIFFERENT: {path.name}: in-process {a[:2]} sandboxed {b[:2]}")
+    n = len(items)
+    print(
+        f"\nQR corpus: {n} images, {same} identical results through the sandbox "
+        f"({decoded} decoded to the right share); total {t_in:.1f} s in-process, "
+        f"{t_box:.1f} s sandboxed"
+    )
+    return same == n
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10, help="repetitions per case")
+    ap.add_argument("--no-corpus", action="store_true", help="skip the whole-corpus comparison")
     args = ap.parse_args()
     rnd = random.Random(20)
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,6 +153,9 @@ def main() -> int:
         "\nThe boundary is a fixed cost per read (process start, imports, warm-up, filter),"
         " paid once per scan of frames, not per frame."
     )
+    if not args.no_corpus and not whole_corpus():
+        print("the sandbox gave different results: FAIL")
+        return 1
     return 0
 
 

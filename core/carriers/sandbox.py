@@ -286,15 +286,20 @@ class _Helper:
         self._bounce = bounce
         self._use_splice = use_splice
         args = command or ("-I", "-m", HELPER_MODULE)
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=_helper_env(),
-            close_fds=True,
-            cwd="/",
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=_helper_env(),
+                close_fds=True,
+                cwd="/",
+            )
+        except OSError as exc:
+            raise QRDecoderFailed(
+                _could_not_read(f"it could not be started: {exc.strerror or exc}")
+            ) from None
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.w: int | None = self.proc.stdin.fileno()
         self.r = self.proc.stdout.fileno()

@@ -629,3 +629,11 @@ def test_scan_parameters_from_the_ui_are_clamped(tmp_path: Path) -> None:
             sandbox.scan_frames(
                 [sandbox.FileFrame(str(blank))], timeout_s=timeout_s, max_frames=max_frames
             )
+
+
+def test_a_helper_that_cannot_start_is_a_clean_error(
+    share_png: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox.sys, "executable", "/nonexistent/python3")
+    with pytest.raises(QRDecoderFailed, match="could not be started"):
+        sandbox.decode_file(str(share_png[0]))
