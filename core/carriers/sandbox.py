@@ -271,19 +271,20 @@ class _Helper:
     def __init__(
         self,
         *,
+        alloc: Any,
         mode: int,
         limits: Limits,
         require_seccomp: bool,
         max_frames: int = 1,
         timeout_s: float = 0.0,
         command: tuple[str, ...] | None = None,
-        bounce: SecretBuffer | None = None,
         use_splice: bool = True,
     ) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.wall_s
         self.killed_at_deadline = False
-        self._bounce = bounce
+        self._alloc = alloc
+        self._bounce: SecretBuffer | None = None
         self._use_splice = use_splice
         args = command or ("-I", "-m", HELPER_MODULE)
         try:
@@ -401,7 +402,7 @@ class _Helper:
     def _bounce_once(self, fd: int, count: int, name: str) -> int:
         """Read into the locked bounce buffer, write it out, wipe it."""
         if self._bounce is None:
-            self._bounce = SecretBuffer(_CHUNK)
+            self._bounce = self._alloc(_CHUNK)
         with self._bounce.view(0, count) as mv:
             try:
                 n = os.readv(fd, [mv])
@@ -472,8 +473,9 @@ class _Helper:
             raise ValueError("bad name")
         return text
 
-    def read_answer(self, alloc: Any) -> Decoded:
+    def read_answer(self) -> Decoded:
         """Read the helper's answer; a share in locked memory, or raise its error."""
+        alloc = self._alloc
         try:
             magic, status, flags = RESULT.unpack(self._read_public(RESULT.size))
             if magic != RESULT_MAGIC or status not in (STATUS_OK, STATUS_ERROR):
@@ -601,6 +603,7 @@ def _run(
 ) -> Decoded:
     with _sigpipe_blocked():
         helper = _Helper(
+            alloc=alloc,
             mode=mode,
             limits=limits,
             require_seccomp=require_seccomp,
@@ -621,7 +624,7 @@ def _run(
             except _Answered:
                 pass
             helper.end_input()
-            return helper.read_answer(alloc)
+            return helper.read_answer()
         except _Answered:
             raise helper.failure() from None
         finally:

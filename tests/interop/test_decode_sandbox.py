@@ -148,9 +148,19 @@ def test_every_accepted_format_decodes(share_png: tuple[Path, bytes], tmp_path: 
 
 def test_splice_and_locked_bounce_buffer_give_the_same(share_png: tuple[Path, bytes]) -> None:
     path, ref = share_png
-    a = outcome(lambda: sandbox.decode_file(str(path)))
-    b = outcome(lambda: sandbox.decode_file(str(path), use_splice=False))
+    made: list[SecretBuffer] = []
+
+    def alloc(n: int) -> SecretBuffer:
+        made.append(SecretBuffer(n))
+        return made[-1]
+
+    a = outcome(lambda: sandbox.decode_file(str(path), alloc=alloc))
+    assert [m.size for m in made] == [132, 66]  # spliced: the image never came through us
+    made.clear()
+    b = outcome(lambda: sandbox.decode_file(str(path), alloc=alloc, use_splice=False))
     assert a == b and a[1] == ref
+    # the fallback carried the file through one locked 64 KiB buffer, closed afterwards
+    assert [m.size for m in made] == [65536, 132, 66] and all(m.closed for m in made)
 
 
 def test_replayed_frames_match_the_in_process_scan(
