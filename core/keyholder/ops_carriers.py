@@ -12,9 +12,9 @@ keyholder and never reaches the parent. Replies carry public facts only.
 | 0x0304 | card_read_share   | module, [serial], [pin], [expected_serials] (JSON list), [sealed] (bytes), [set_id], [purpose], [commitments] | share (JSON facts), card (JSON), [matches] |
 | 0x0305 | card_rescan       | module | rescanned, tokens (JSON list of TokenInfo) |
 | 0x0310 | qr_show           | group, member (1-based), tty (/dev/ttyN), [custodian] | shown |
-| 0x0311 | qr_decode_file    | path, [purpose], [commitments] | share, decoder, variant, [matches] |
-| 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames], [purpose], [commitments] | share, decoder, variant, [matches] |
-| 0x0313 | qr_scan_replay    | paths (JSON list of image files), [purpose], [commitments] | share, decoder, variant, [matches] |
+| 0x0311 | qr_decode_file    | path, [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
+| 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames], [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
+| 0x0313 | qr_scan_replay    | paths (JSON list of image files), [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
 | 0x0320 | scanner_key       | key (SECRET, 1 byte), t_us (monotonic microseconds) | status, count, [share], [matches] |
 | 0x0321 | scanner_reset     | [purpose], [commitments] (for the next bursts) | reset, purpose |
 
