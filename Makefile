@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test lint bench deps clean help
+.PHONY: test lint bench deps system-modules clean help
 
 help:
 	@echo "make run    - the ceremony TUI in a demo workspace (throwaway keys, SoftHSM2 tokens, a folder as the medium)"
@@ -24,15 +24,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,camera]'
 	touch $@
 
+# Debian's python3-seccomp (the image decoder's sandbox) linked into the venv, alone.
+system-modules: $(VENV)/.installed
+	@tools/venv-system-modules.sh $(VENV)
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check core kcm_tui tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: deps $(VENV)/.installed lint
+test: deps $(VENV)/.installed system-modules lint
 	$(PY) -m pytest -q
 
-bench: deps $(VENV)/.installed
+bench: deps $(VENV)/.installed system-modules
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean:

@@ -31,6 +31,12 @@ environment             TEXTUAL_LOG, TEXTUAL_SCREENSHOT*, TEXTUAL=devtools,    F
                         DISPLAY, WAYLAND_DISPLAY, SSH_*, PYTHONPATH,           WARN
                         PYTHONHOME, PYTHONSTARTUP, LD_LIBRARY_PATH,
                         KCM_SECMEM_BACKEND=mlock
+decoder-sandbox         libseccomp's Python bindings (python3-seccomp) are     WARN
+                        missing: QR images are then refused in a ceremony
+privileges              on the ceremony ISO (live media): a ceremony process   FAIL
+                        (this one, the keyholder, the image decoder, any
+                        kcm-ceremony) has a uid 0 or CAP_SYS_PTRACE
+                        the same anywhere else ("running as root")             WARN
 terminal-size           smaller than 80x24                                     FAIL
                         size unknown (not a terminal)                          WARN
 ======================  =====================================================  =============
@@ -67,6 +73,7 @@ __all__ = [
     "MIN_MEMLOCK_BYTES",
     "CheckResult",
     "check_core_dumps",
+    "check_decoder_sandbox",
     "check_default_route",
     "check_entropy",
     "check_environment",
@@ -74,14 +81,17 @@ __all__ = [
     "check_live_media",
     "check_memory_locking",
     "check_network_interfaces",
+    "check_privileges",
     "check_swap",
     "check_terminal_size",
     "exit_status",
     "format_json",
     "format_table",
     "main",
+    "on_ceremony_iso",
     "probe_getrandom",
     "probe_memfd_secret",
+    "probe_seccomp",
     "run_all",
 ]
 
@@ -108,6 +118,8 @@ CHECK_NAMES: Final = (
     "entropy",
     "live-media",
     "environment",
+    "decoder-sandbox",
+    "privileges",
     "terminal-size",
 )
 
@@ -713,6 +725,57 @@ def _unescape_mount(field: str) -> str:
     return field
 
 
+@dataclass(frozen=True)
+class _RootMount:
+    """The visible root file system, as /proc/mounts and the command line show it."""
+
+    source: str
+    fstype: str
+    read_only: bool
+    live: bool
+    persistence: bool
+
+
+def _root_mount(root: str) -> _RootMount | str:
+    """The root mount, or why it cannot be known.
+
+    The root is live when ``/`` in ``/proc/mounts`` is squashfs/iso9660/erofs, or a
+    live-boot overlay (``boot=live`` on the command line, or a squashfs lower layer).
+    """
+    mounts = _read(root, "proc/mounts")
+    if mounts is None:
+        return "cannot read /proc/mounts"
+    table = [
+        [_unescape_mount(f) for f in line.split()[:4]]
+        for line in mounts.splitlines()
+        if len(line.split()) >= 4
+    ]
+    roots = [entry for entry in table if entry[1] == "/"]
+    if not roots:
+        return "no root filesystem in /proc/mounts"
+    source, _mnt, fstype, options = roots[-1]  # the last mount on / is the visible one
+    params = _cmdline_params(_read(root, "proc/cmdline") or "")
+    live_boot = params.get("boot") == "live"
+    squash_lower = (
+        "squashfs" in options
+        or "/run/live/" in options
+        or any(
+            e[2] == "squashfs" and (e[1].startswith("/run/live/") or e[1].startswith("/lib/live/"))
+            for e in table
+        )
+    )
+    is_live = fstype in ("squashfs", "iso9660", "erofs") or (
+        fstype == "overlay" and (live_boot or squash_lower)
+    )
+    return _RootMount(
+        source=source,
+        fstype=fstype,
+        read_only="ro" in options.split(","),
+        live=is_live,
+        persistence="persistence" in params or "persistent" in params,
+    )
+
+
 def check_live_media(root: str = "/", *, mode: str = "ceremony") -> CheckResult:
     """Decide whether the root filesystem is read-only live media (the ceremony ISO).
 
@@ -729,56 +792,225 @@ def check_live_media(root: str = "/", *, mode: str = "ceremony") -> CheckResult:
     """
     name = "live-media"
     _validate_mode(mode)
-    mounts = _read(root, "proc/mounts")
-    if mounts is None:
-        return CheckResult(
-            name, "WARN", "cannot read /proc/mounts", "check with `findmnt /` by hand"
-        )
-    table = [
-        [_unescape_mount(f) for f in line.split()[:4]]
-        for line in mounts.splitlines()
-        if len(line.split()) >= 4
-    ]
-    roots = [entry for entry in table if entry[1] == "/"]
-    if not roots:
-        return CheckResult(
-            name, "WARN", "no root filesystem in /proc/mounts", "check with `findmnt /` by hand"
-        )
-    source, _mnt, fstype, options = roots[-1]  # the last mount on / is the visible one
-    params = _cmdline_params(_read(root, "proc/cmdline") or "")
-    live_boot = params.get("boot") == "live"
-    squash_lower = (
-        "squashfs" in options
-        or "/run/live/" in options
-        or any(
-            e[2] == "squashfs" and (e[1].startswith("/run/live/") or e[1].startswith("/lib/live/"))
-            for e in table
-        )
-    )
-    is_live = fstype in ("squashfs", "iso9660", "erofs") or (
-        fstype == "overlay" and (live_boot or squash_lower)
-    )
-    read_only = "ro" in options.split(",")
-    if is_live and ("persistence" in params or "persistent" in params):
+    rm = _root_mount(root)
+    if isinstance(rm, str):
+        return CheckResult(name, "WARN", rm, "check with `findmnt /` by hand")
+    if rm.live and rm.persistence:
         return CheckResult(
             name,
             "WARN",
-            f"live media ({fstype}) with live-boot persistence: changes are written to a disk",
+            f"live media ({rm.fstype}) with live-boot persistence: changes are written to a disk",
             "boot the ceremony ISO without the persistence option",
         )
-    if is_live:
+    if rm.live:
         return CheckResult(
-            name, "PASS", f"root is live media ({fstype}); changes stay in RAM", _NOTHING_TO_DO
+            name, "PASS", f"root is live media ({rm.fstype}); changes stay in RAM", _NOTHING_TO_DO
         )
-    if read_only:
+    if rm.read_only:
         return CheckResult(
-            name, "PASS", f"root filesystem is read-only ({fstype} on {source})", _NOTHING_TO_DO
+            name,
+            "PASS",
+            f"root filesystem is read-only ({rm.fstype} on {rm.source})",
+            _NOTHING_TO_DO,
         )
     return CheckResult(
         name,
         "WARN",
-        f"root filesystem is writable {fstype} on {source}: this is not the ceremony live ISO",
+        f"root filesystem is writable {rm.fstype} on {rm.source}: this is not the ceremony live ISO",
         "for a real ceremony boot the OpenKCM ceremony ISO; files written here survive power-off",
+    )
+
+
+def on_ceremony_iso(root: str = "/") -> bool:
+    """True when this machine runs from live media, as the ceremony ISO does (the
+    ``live-media`` check's test); the checks that are stricter on the ISO use it."""
+    rm = _root_mount(root)
+    return not isinstance(rm, str) and rm.live
+
+
+def probe_seccomp() -> tuple[bool, str]:
+    """Can the image decoder install its seccomp filter here? (Whether libseccomp's Python
+    bindings are importable in this interpreter, the one the decoder runs under; found, not
+    loaded.)
+
+    Returns:
+        ``(True, detail)`` if found, else ``(False, why)``.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("seccomp")
+    if spec is None or not spec.origin:
+        return False, "libseccomp's Python bindings (module seccomp) are not installed"
+    return True, f"seccomp bindings found ({os.path.basename(spec.origin)})"
+
+
+def check_decoder_sandbox(
+    root: str = "/", *, mode: str = "ceremony", seccomp_probe: Probe | None = None
+) -> CheckResult:
+    """Can QR images be decoded in a ceremony? The decoder runs under a seccomp filter and
+    refuses to run without one, except in demo mode.
+
+    Args:
+        root: Unused (the probe is about this interpreter); kept for a uniform signature.
+        mode: ``"ceremony"`` or ``"demo"``; this check WARNs at worst in both (typed words,
+            cards and the handheld scanner do not need it).
+        seccomp_probe: Returns (found, detail); default: :func:`probe_seccomp`.
+
+    Returns:
+        PASS if the bindings are there, else WARN.
+    """
+    del root
+    _validate_mode(mode)
+    name = "decoder-sandbox"
+    found, detail = (seccomp_probe or probe_seccomp)()
+    if found:
+        return CheckResult(
+            name, "PASS", f"QR images are decoded under seccomp: {detail}", _NOTHING_TO_DO
+        )
+    return CheckResult(
+        name,
+        "WARN",
+        f"{_one_line(detail)}: QR images and the camera are refused in a ceremony (a demo "
+        "decodes them without the filter); typed words, cards and the handheld scanner work",
+        "install Debian's python3-seccomp (make test does, as root) or use the ceremony ISO",
+    )
+
+
+#: Command-line arguments that make a process a ceremony process, and what it is.
+_CEREMONY_ARGS: Final = {
+    "core.keyholder": "keyholder",
+    "core.carriers.decodehelper": "image decoder",
+}
+_CAP_SYS_PTRACE: Final = 19
+
+
+def _proc_status(root: str, pid: str) -> tuple[list[int], int] | None:
+    """(uids: real, effective, saved, fs; CapEff) of a process, or None if unreadable."""
+    text = _read(root, f"proc/{pid}/status")
+    if text is None:
+        return None
+    uids: list[int] = []
+    caps = 0
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        try:
+            if key == "Uid":
+                uids = [int(v) for v in value.split()]
+            elif key == "CapEff":
+                caps = int(value.strip(), 16)
+        except ValueError:
+            return None
+    return (uids, caps) if uids else None
+
+
+def _ceremony_processes(root: str) -> list[tuple[str, str]]:
+    """(pid, role) of every ceremony process: this one, and by command line the keyholder,
+    the image decoder and any other ``kcm-ceremony``."""
+    found: list[tuple[str, str]] = [("self", "this process")]
+    try:
+        me = os.readlink(_path(root, "proc/self"))
+    except OSError:
+        me = ""
+    try:
+        entries = os.listdir(_path(root, "proc"))
+    except OSError:
+        return found
+    for pid in sorted((e for e in entries if e.isdigit()), key=int):
+        if pid == me:
+            continue
+        try:
+            with open(_path(root, f"proc/{pid}/cmdline"), "rb") as fh:
+                args = fh.read(4096).split(b"\0")
+        except OSError:
+            continue
+        role = _ceremony_role([a.decode("utf-8", "replace") for a in args if a])
+        if role is not None:
+            found.append((pid, role))
+    return found
+
+
+def _ceremony_role(argv: list[str]) -> str | None:
+    """What a command line runs: ``kcm-ceremony`` (the script, or Python running it), or
+    Python ``-m`` the keyholder or the image decoder; None for anything else (``grep
+    kcm-ceremony`` included)."""
+    if not argv:
+        return None
+    exe = os.path.basename(argv[0])
+    if exe == "kcm-ceremony":
+        return "kcm-ceremony"
+    if not exe.startswith("python"):
+        return None
+    rest = argv[1:]
+    while rest and rest[0].startswith("-") and rest[0] != "-m":
+        rest = rest[1:]
+    if len(rest) >= 2 and rest[0] == "-m":
+        return _CEREMONY_ARGS.get(rest[1])
+    if rest and os.path.basename(rest[0]) == "kcm-ceremony":
+        return "kcm-ceremony"
+    return None
+
+
+def check_privileges(root: str = "/", *, mode: str = "ceremony") -> CheckResult:
+    """Does a ceremony process run as root (or hold CAP_SYS_PTRACE)?
+
+    Root can attach to any process, so a compromised UI running as root can read the
+    keyholder's memory however non-dumpable it is. The ceremony processes are this one
+    (the UI, or the CLI) and, found by command line in ``/proc``, the keyholder, the image
+    decoder and any other ``kcm-ceremony``; one is privileged when any of its user ids
+    (real, effective, saved, file system) is 0 or it holds CAP_SYS_PTRACE.
+
+    Args:
+        root: Filesystem root holding ``proc``.
+        mode: ``"ceremony"`` or ``"demo"``.
+
+    Returns:
+        On the ceremony ISO (:func:`on_ceremony_iso`): FAIL (WARN in demo) if one is
+        privileged. Elsewhere (a development machine, ``make run``): WARN "running as
+        root". PASS if none is.
+    """
+    name = "privileges"
+    bad = _bad(mode)
+    privileged: list[str] = []
+    users: set[int] = set()
+    for pid, role in _ceremony_processes(root):
+        st = _proc_status(root, pid)
+        if st is None:
+            if pid == "self":
+                return CheckResult(
+                    name,
+                    "WARN",
+                    "cannot read /proc/self/status",
+                    "check with `ps -o user,pid,cmd -C kcm-ceremony` that nothing runs as root",
+                )
+            continue
+        uids, caps = st
+        who = role if pid == "self" else f"{role} (pid {pid})"
+        if 0 in uids:
+            privileged.append(f"{who} as root")
+        elif caps >> _CAP_SYS_PTRACE & 1:
+            privileged.append(f"{who} with CAP_SYS_PTRACE")
+        else:
+            users.add(uids[1] if len(uids) > 1 else uids[0])
+    if not privileged:
+        ids = ", ".join(str(u) for u in sorted(users))
+        return CheckResult(
+            name, "PASS", f"no ceremony process runs as root (uid {ids})", _NOTHING_TO_DO
+        )
+    found = "; ".join(privileged)
+    if on_ceremony_iso(root):
+        return CheckResult(
+            name,
+            bad,
+            f"on the ceremony ISO, ceremony processes are privileged: {found}",
+            "boot an ISO built with the unprivileged kcm and kcm-keyholder users; "
+            "never start kcm-ceremony as root",
+        )
+    return CheckResult(
+        name,
+        "WARN",
+        f"running as root: {found}; a flaw in the UI could read the keyholder's memory",
+        "fine for a demo; a real ceremony runs on the ceremony ISO, where the UI and the "
+        "keyholder are separate unprivileged users",
     )
 
 
@@ -915,6 +1147,7 @@ def run_all(
     memlock_limit: tuple[int, int] | None = None,
     memfd_secret_probe: Probe | None = None,
     getrandom_probe: Probe | None = None,
+    seccomp_probe: Probe | None = None,
 ) -> list[CheckResult]:
     """Run every check, in the order of :data:`CHECK_NAMES`.
 
@@ -930,6 +1163,7 @@ def run_all(
         memlock_limit: (soft, hard) RLIMIT_MEMLOCK; default: this process's.
         memfd_secret_probe: Default: :func:`probe_memfd_secret`.
         getrandom_probe: Default: :func:`probe_getrandom`.
+        seccomp_probe: Default: :func:`probe_seccomp`.
 
     Returns:
         One :class:`CheckResult` per check.
@@ -953,6 +1187,11 @@ def run_all(
         ("entropy", lambda: check_entropy(root, mode=mode, getrandom_probe=getrandom_probe)),
         ("live-media", lambda: check_live_media(root, mode=mode)),
         ("environment", lambda: check_environment(root, mode=mode, env=env)),
+        (
+            "decoder-sandbox",
+            lambda: check_decoder_sandbox(root, mode=mode, seccomp_probe=seccomp_probe),
+        ),
+        ("privileges", lambda: check_privileges(root, mode=mode)),
         ("terminal-size", lambda: check_terminal_size(root, mode=mode, term_size=term_size)),
     ]
     results: list[CheckResult] = []

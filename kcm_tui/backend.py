@@ -378,6 +378,8 @@ CARRIER_HINT = {
     "card-no-token": "Insert the custodian's card, F5 to rescan, then retry.",
     "card-no-reader": "Plug in the card reader, then F5 to rescan.",
     "qr-not-found": "No QR code was found: check the image or the camera, then try again.",
+    "qr-unreadable": "Choose a PNG or JPEG photo of the share QR (under 40 MiB), or enter "
+    "the share another way.",
 }
 
 
@@ -400,7 +402,8 @@ def _keyholder_port(engine: Any, client: Any, display: ShareDisplay) -> Any:
       flagged at once and a checksum failure names the probable wrong word. The payload
       handed to the engine is then :data:`FINISHED_ENTRY`: "the entry the keyholder holds,
       already checked", and the engine's ``add_share``/``check_share`` use it as is.
-    * QR images on the medium are decoded by the keyholder (``ops_carriers`` QR_DECODE_FILE).
+    * QR images on the medium are decoded for the keyholder by a sandboxed helper process
+      (``ops_carriers`` QR_DECODE_FILE, :mod:`core.carriers.sandbox`).
     """
 
     class _Port(engine.ClientKeyholder):  # type: ignore[misc,name-defined]

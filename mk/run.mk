@@ -10,7 +10,7 @@ DEMO_WORKSPACE ?= demo-workspace
 $(DEMO_WORKSPACE)/workspace.json: | $(VENV)/.installed
 	$(VENV)/bin/kcm-ceremony demo init --if-missing $(DEMO_WORKSPACE)
 
-run: $(VENV)/.installed $(DEMO_WORKSPACE)/workspace.json
+run: $(VENV)/.installed system-modules $(DEMO_WORKSPACE)/workspace.json
 	$(VENV)/bin/kcm-ceremony --demo --workspace $(DEMO_WORKSPACE)
 
 run-clean:

@@ -5,6 +5,9 @@
 # printed PDFs to PNG in the tests; fonts-dejavu-core is the Unicode font they are set in.
 set -euo pipefail
 PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux poppler-utils fonts-dejavu-core)
+# libseccomp's Python bindings: the sandbox of the image decoder (linked into the venv by
+# tools/venv-system-modules.sh)
+PKGS+=(python3-seccomp)
 # The Go reference reader of the envelope format (interop/go), built offline from these
 # (golang-filippo-age-dev needs edwards25519 but does not depend on it).
 PKGS+=(golang-go golang-golang-x-crypto-dev golang-filippo-age-dev golang-filippo-edwards25519-dev)

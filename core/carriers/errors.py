@@ -23,6 +23,8 @@ __all__ = [
     "CardRemoved",
     "CardVerifyFailed",
     "CarrierError",
+    "QRDecoderFailed",
+    "QRImageUnreadable",
     "QRNotFound",
     "QRPayloadError",
     "ScannerError",
@@ -46,6 +48,21 @@ class QRNotFound(CarrierError):
     """No QR code could be decoded from the image or frames."""
 
     code = "qr-not-found"
+
+
+class QRImageUnreadable(CarrierError):
+    """An image file (or camera frame) is not an image the decoders can read: missing,
+    empty, too large, truncated, not an image format, too many pixels."""
+
+    code = "qr-unreadable"
+
+
+class QRDecoderFailed(CarrierError):
+    """The sandboxed image decoder (:mod:`core.carriers.sandbox`) stopped without an answer:
+    it crashed, hit its time or memory limit, or its sandbox killed it. Nothing was read
+    from the image; what was collected before is kept."""
+
+    code = "qr-decoder-failed"
 
 
 class ScannerError(CarrierError):
@@ -137,6 +154,8 @@ for _cls in (
     CarrierError,
     QRPayloadError,
     QRNotFound,
+    QRImageUnreadable,
+    QRDecoderFailed,
     ScannerError,
     CardError,
     CardModuleError,

@@ -7,8 +7,9 @@ median filter for noise). The first result that is a valid share payload wins.
 
 Residue (documented in docs/formats.md, "Share carriers"): the decoders return the payload
 as ``bytes`` (zxing-cpp ``Result.bytes``, zbar ``Decoded.data``). That is unavoidable with
-these libraries. Decoding therefore happens only inside the keyholder process (which exits
-when the ceremony ends); the bytes are converted at once to word indices in a
+these libraries. In a ceremony this chain runs only in the short-lived sandboxed decoder
+process (:mod:`core.carriers.decodehelper`, started by :mod:`core.carriers.sandbox`), never
+in the keyholder; the bytes are converted at once to word indices in a
 :class:`~core.secmem.SecretBuffer` and the reference is dropped. We never touch the
 decoders' ``text`` properties (which would make a ``str`` copy too).
 
@@ -25,13 +26,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from core import safeio
-from core.carriers.errors import CarrierError, QRNotFound, QRPayloadError
+from core.carriers.errors import CarrierError, QRImageUnreadable, QRNotFound, QRPayloadError
 from core.carriers.qr import Alloc, payload_to_indices
 from core.secmem import SecretBuffer
 
@@ -44,6 +45,8 @@ __all__ = [
     "V4L2FrameSource",
     "decode_file",
     "decode_image",
+    "image_from_bytes",
+    "open_image",
     "raw_decode",
     "scan_frames",
 ]
@@ -257,10 +260,11 @@ def decode_image(
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open an image file from (possibly hostile) media with size limits.
+    """Open an image file from (possibly hostile) media with size limits (in-process: the
+    keyholder reads images through :mod:`core.carriers.sandbox` instead).
 
     Raises:
-        CarrierError: the file is missing, too large or not an image.
+        QRImageUnreadable: the file is missing, too large or not an image.
     """
     p = Path(path)
     # No link followed, plain files only (a FIFO on a stick would block the read forever),
@@ -269,18 +273,44 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         with safeio.Dir.open_root(p.parent) as folder:
             data = folder.read(p.name, limit=MAX_FILE_BYTES)
     except safeio.TooLarge:
-        raise CarrierError(f"{p.name} is larger than 40 MiB: image files that large are refused") from None
+        raise QRImageUnreadable(f"{p.name} is larger than 40 MiB: image files that large are refused") from None
     except safeio.SafeIOError as exc:
-        raise CarrierError(exc.message) from None
+        raise QRImageUnreadable(exc.message) from None
     except OSError as exc:
-        raise CarrierError(f"cannot read {p.name}: {exc.strerror}") from None
+        raise QRImageUnreadable(f"cannot read {p.name}: {exc.strerror}") from None
+    return image_from_bytes(data, p.name)
+
+
+#: Image formats accepted from media: what a photo, a scan or a screenshot of a share QR
+#: comes as. Pillow's other plugins (EPS runs Ghostscript, PSD, ICNS, FLI, ...) are more
+#: parser surface for no use here.
+IMAGE_FORMATS: Final = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+
+
+def image_from_bytes(data: bytes | bytearray, name: str) -> Image.Image:
+    """Decode the bytes of an image file, with the pixel limit checked before decoding.
+
+    Args:
+        data: the file's content.
+        name: how to call the file in messages.
+
+    Raises:
+        QRImageUnreadable: too large, too many pixels, truncated or not an image format.
+    """
+    if len(data) > MAX_FILE_BYTES:
+        raise QRImageUnreadable(f"{name} is over 40 MiB; image files that large are refused")
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
         if img.width * img.height > MAX_PIXELS:
-            raise CarrierError(f"{p.name} is {img.width}x{img.height} pixels: too large")
+            raise QRImageUnreadable(f"{name} is {img.width}x{img.height} pixels: too large")
         img.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError):
-        raise CarrierError(f"{p.name} is not an image file this tool can read") from None
+    except Image.DecompressionBombError:
+        raise QRImageUnreadable(
+            f"{name} declares far more than {MAX_PIXELS} pixels: too large (a decompression "
+            "bomb?)"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise QRImageUnreadable(f"{name} is not an image file this tool can read") from None
     return img
 
 
@@ -333,10 +363,9 @@ class ReplayFrameSource:
 
 
 class V4L2FrameSource:
-    """Frames from a V4L2 camera through linuxpy (``pip install .[camera]``).
-
-    Asks for a grayscale or YUYV format (the luma plane is all a QR decoder needs) and
-    falls back to MJPG; converts each frame to an ``L`` image.
+    """Frames from a V4L2 camera (:class:`core.carriers.camera.V4L2Capture`) as grayscale
+    images, for in-process use; the keyholder sends the raw frames to the sandboxed decoder
+    instead (:func:`core.carriers.sandbox.scan_frames`).
 
     Args:
         device: device path, e.g. ``/dev/video0``.
@@ -345,39 +374,18 @@ class V4L2FrameSource:
     """
 
     def __init__(self, device: str = "/dev/video0", *, width: int = 1280, height: int = 720):
-        try:
-            from linuxpy.video.device import BufferType, Device
-        except ImportError:
-            raise CarrierError(
-                "camera support is not installed (the 'camera' extra, linuxpy)"
-            ) from None
-        try:
-            self._dev: Any = Device(device)
-            self._dev.open()
-        except OSError as exc:
-            raise CarrierError(
-                f"cannot open the camera {device}: {exc.strerror or exc}. Check the cable "
-                "or use an image file or the handheld scanner."
-            ) from None
-        for fourcc in ("GREY", "YUYV", "MJPG"):
-            try:
-                self._dev.set_format(BufferType.VIDEO_CAPTURE, width, height, fourcc)
-                break
-            except OSError:
-                continue
-        self._closed = False
+        from core.carriers.camera import V4L2Capture
+
+        self._cap = V4L2Capture(device, width=width, height=height)
 
     def frames(self) -> Iterator[Image.Image]:
         """Yield frames as grayscale images."""
-        for frame in self._dev:
-            if self._closed:
-                return
-            yield _frame_to_image(frame.pixel_format.name, frame.width, frame.height, frame.data)
+        for f in self._cap.raw_frames():
+            yield _frame_to_image(f.fourcc, f.width, f.height, f.data)
 
     def close(self) -> None:
         """Release the camera."""
-        self._closed = True
-        self._dev.close()
+        self._cap.close()
 
 
 def _frame_to_image(fourcc: str, width: int, height: int, data: bytes) -> Image.Image:

@@ -12,9 +12,9 @@ keyholder and never reaches the parent. Replies carry public facts only.
 | 0x0304 | card_read_share   | module, [serial], [pin], [expected_serials] (JSON list), [sealed] (bytes), [set_id], [purpose], [commitments] | share (JSON facts), card (JSON), [matches] |
 | 0x0305 | card_rescan       | module | rescanned, tokens (JSON list of TokenInfo) |
 | 0x0310 | qr_show           | group, member (1-based), tty (/dev/ttyN), [custodian] | shown |
-| 0x0311 | qr_decode_file    | path, [purpose], [commitments] | share, decoder, variant, [matches] |
-| 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames], [purpose], [commitments] | share, decoder, variant, [matches] |
-| 0x0313 | qr_scan_replay    | paths (JSON list of image files), [purpose], [commitments] | share, decoder, variant, [matches] |
+| 0x0311 | qr_decode_file    | path, [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
+| 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames], [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
+| 0x0313 | qr_scan_replay    | paths (JSON list of image files), [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
 | 0x0320 | scanner_key       | key (SECRET, 1 byte), t_us (monotonic microseconds) | status, count, [share], [matches] |
 | 0x0321 | scanner_reset     | [purpose], [commitments] (for the next bursts) | reset, purpose |
 
@@ -39,8 +39,14 @@ naming its set ("... belongs to set N ..."), before any commitment check.
 ``card_rescan`` finalizes and re-initialises the PKCS#11 module (SoftHSM2 and some modules
 see only the tokens present at C_Initialize); refused while a card session is open.
 
+Images (a QR file, replayed frames, camera frames) are never decoded here: each read
+starts a sandboxed helper process (:mod:`core.carriers.sandbox`), which sends back only the
+payload digits, read straight into locked memory. A crash, time-out or sandbox kill of
+the helper is the error ``qr-decoder-failed``; an unreadable image is ``qr-unreadable``.
+Replies of these reads also carry ``sandbox``: how the helper was confined (public).
+
 Residues: see :mod:`core.carriers.pkcs11` (PIN ``str``, data key ``bytes``) and
-:mod:`core.carriers.imagedecode` (the decoders' payload ``bytes``).
+:mod:`core.carriers.camera` (camera frames as ``bytes``).
 """
 
 from __future__ import annotations
@@ -82,10 +88,11 @@ class _LazyModule:
 
 
 if TYPE_CHECKING:
-    from core.carriers import imagedecode, qr
+    from core.carriers import camera, qr, sandbox
     from core.carriers import pkcs11 as cards
 else:
-    imagedecode = _LazyModule("core.carriers.imagedecode")
+    camera = _LazyModule("core.carriers.camera")
+    sandbox = _LazyModule("core.carriers.sandbox")
     qr = _LazyModule("core.carriers.qr")
     cards = _LazyModule("core.carriers.pkcs11")
 
@@ -350,7 +357,7 @@ def card_rescan(state: KeyholderState, req: Request) -> dict[str, Any]:
 
 def _decoded(
     state: KeyholderState,
-    out: imagedecode.DecodeOutcome,
+    out: sandbox.Decoded,
     source: str,
     verify: list[ShareCommitment] | None,
 ) -> dict[str, Any]:
@@ -358,7 +365,14 @@ def _decoded(
         **_take(state, out.indices, source, verify),
         "decoder": out.decoder,
         "variant": out.variant,
+        "sandbox": out.sandbox,
     }
+
+
+def _sandboxed(state: KeyholderState) -> dict[str, Any]:
+    """Options of a sandboxed decode: results in our locked memory; the seccomp filter is
+    required unless the keyholder runs in demo mode."""
+    return {"alloc": state.alloc, "require_seccomp": not state.allow_unlocked}
 
 
 @op(QR_SHOW, "qr_show")
@@ -384,7 +398,7 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
 def qr_decode_file(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Decode a share QR from an image file on media."""
     verify = _verify_mode(req)
-    out = imagedecode.decode_file(req.text("path"), alloc=state.alloc)
+    out = sandbox.decode_file(req.text("path"), **_sandboxed(state))
     return _decoded(state, out, "qr-file", verify)
 
 
@@ -392,13 +406,16 @@ def qr_decode_file(state: KeyholderState, req: Request) -> dict[str, Any]:
 def qr_scan_camera(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Read frames from a V4L2 camera until a share QR is decoded."""
     verify = _verify_mode(req)
-    source = imagedecode.V4L2FrameSource(req.text("device", "/dev/video0"))
-    out = imagedecode.scan_frames(
-        source,
-        alloc=state.alloc,
-        timeout_s=float(req.integer("timeout_s", 30)),
-        max_frames=req.integer("max_frames", 300),
-    )
+    cam = camera.V4L2Capture(req.text("device", "/dev/video0"))
+    try:
+        out = sandbox.scan_frames(
+            cam.raw_frames(),
+            timeout_s=float(req.integer("timeout_s", 30)),
+            max_frames=req.integer("max_frames", 300),
+            **_sandboxed(state),
+        )
+    finally:
+        cam.close()
     return _decoded(state, out, "qr-camera", verify)
 
 
@@ -409,7 +426,8 @@ def qr_scan_replay(state: KeyholderState, req: Request) -> dict[str, Any]:
     paths = req.json("paths")
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise MalformedRequest("paths must be a JSON list of file names")
-    out = imagedecode.scan_frames(imagedecode.ReplayFrameSource(paths), alloc=state.alloc)
+    frames = [sandbox.FileFrame(p) for p in paths]
+    out = sandbox.scan_frames(frames, **_sandboxed(state))
     return _decoded(state, out, "qr-replay", verify)
 
 
@@ -503,18 +521,19 @@ class CarrierClient:
         return self._c.call(CARD_READ_SHARE, **fields)  # type: ignore[no-any-return]
 
     def decode_file(self, path: str, **extra: Any) -> dict[str, Any]:
-        """Decode a share QR from an image file, in the keyholder (``extra``: ``purpose``,
-        ``commitments`` for a verify-only read)."""
+        """Decode a share QR from an image file, in a sandboxed helper of the keyholder
+        (``extra``: ``purpose``, ``commitments`` for a verify-only read)."""
         return self._c.call(QR_DECODE_FILE, path=path, **extra)  # type: ignore[no-any-return]
 
     def scan_replay(self, paths: list[str], **extra: Any) -> dict[str, Any]:
-        """Replay image files as camera frames, in the keyholder."""
+        """Replay image files as camera frames, in a sandboxed helper of the keyholder."""
         return self._c.call(QR_SCAN_REPLAY, paths=paths, **extra)  # type: ignore[no-any-return]
 
     def scan_camera(
         self, device: str = "/dev/video0", timeout_s: int = 30, **extra: Any
     ) -> dict[str, Any]:
-        """Scan a share QR with a V4L2 camera, in the keyholder."""
+        """Scan a share QR with a V4L2 camera (captured by the keyholder, decoded in a
+        sandboxed helper)."""
         return self._c.call(  # type: ignore[no-any-return]
             QR_SCAN_CAMERA, device=device, timeout_s=timeout_s, **extra
         )

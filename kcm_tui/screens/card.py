@@ -210,7 +210,12 @@ class CardPanel(Vertical):
             except RuntimeError:
                 pass  # the app is closing (the PIN is already wiped)
 
-        self.run_worker(work, thread=True, group="card", exclusive=True, name="card-operation")
+        # On the screen, not on this panel: the callback that reports the result replaces
+        # the panel, and a worker whose widget is removed is marked cancelled although its
+        # work is done (a race that made tests/tui/test_cards.py fail under load).
+        self.screen.run_worker(
+            work, thread=True, group="card", exclusive=True, name="card-operation"
+        )
 
     def _finished(self, result: T | None, error: Exception | None, done: Callable[[T | None, Exception | None], None]) -> None:
         self.busy = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,69 @@ def test_card_and_qr_recovery_leaves_nothing_after_wipe(
     after = memscan.scan(d.keyholder_pid, secrets)
     assert after.count() == 0, f"keyholder after wipe: {after.summary()}"
     assert memscan.scan(d.pid, secrets).count() == 0
+    for s in shares:
+        s.close()
+    master.close()
+
+
+_IN_PROCESS_DECODER = """
+import sys
+from core.carriers import imagedecode
+out = imagedecode.decode_file(sys.argv[1])
+out.indices.close()
+del out
+print("decoded", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_qr_reads_leave_no_copy_outside_locked_memory(driver_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20: images are decoded in a sandboxed helper that sends back only the payload
+    digits, read straight into locked memory. Right after QR reads (two image files, one
+    replay of frames), with the shares live in the recovery, every copy of every share
+    encoding in the keyholder is inside locked memory, and the UI stand-in has none.
+
+    The control: a process that decodes the same kind of image in-process (what the
+    keyholder did before) keeps the decoder's copy of the digits in its heap, and this
+    scanner finds it."""
+    master = SecretBuffer(32)
+    master.fill_random()
+    with master.view() as mv:
+        groups = slip39.split_master(mv, group_threshold=1, groups=[(3, 5)], iteration_exponent=0)
+        fp = derive_fingerprint(mv).hex
+    shares = [slip39.encode_share(s) for s in groups[0]]
+    for i in range(3):
+        with qr.make_matrix(shares[i]) as m:
+            qr.render_image(m, scale=5).save(tmp_path / f"s{i}.png")
+    secrets: dict[str, bytes | str] = {}
+    for i in range(3):
+        for enc, val in _share_encodings(shares[i]).items():
+            secrets[f"share{i + 1}-{enc}"] = val
+
+    d = driver_factory("mlock", plugins=["tests.memory.carriers_plugin"])
+    assert "progress" in d.cmd(f"recovery_begin {fp}")
+    for i in range(2):
+        r = d.cmd(f"qr_file {tmp_path / f's{i}.png'}")
+        assert r.get("share", {}).get("source") == "qr-file", r
+        assert r.get("sandbox", {}).get("seccomp") is True, r
+    r = d.cmd("qr_replay " + json.dumps([str(tmp_path / "s2.png")]))
+    assert r.get("share", {}).get("source") == "qr-replay", r
+
+    live = memscan.scan(d.keyholder_pid, secrets)
+    assert live.outside_locked() == [], f"copies outside locked memory: {live.summary()}"
+    assert memscan.scan(d.pid, secrets).count() == 0
+
+    ctl = subprocess.Popen(
+        [sys.executable, "-c", _IN_PROCESS_DECODER, str(tmp_path / "s0.png")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert ctl.stdout is not None and ctl.stdout.readline().strip() == "decoded"
+        residue = memscan.scan(ctl.pid, {k: v for k, v in secrets.items() if "share1" in k})
+        assert residue.count("share1-digits") >= 1, residue.summary()
+    finally:
+        ctl.kill()
+        ctl.wait()
     for s in shares:
         s.close()
     master.close()

@@ -115,6 +115,20 @@ async def collect(pilot: Any, shares: list[list[str]], seen: list[str]) -> None:
     for n, words in enumerate(shares):
         if n == 2:  # the third share comes in as a photographed QR card on the medium
             image = share_qr_png(words, app.backend.media / "share-card.png")
+            # first a torn copy of it: refused by the image decoder's sandbox, nothing lost
+            torn = app.backend.media / "share-card-torn.png"
+            torn.write_bytes(image.read_bytes()[:200])
+            await pilot.press("q")
+            await pilot.pause()
+            await type_keys(pilot, list(str(torn)))
+            await pilot.press("enter")
+            await pilot.pause()
+            text = screen_text(app)
+            assert "share-card-torn.png is not an image file" in text, text
+            assert "Choose a PNG or" in text, text  # the hint (wrapped at 80 columns)
+            assert isinstance(app.screen, CollectionScreen), text
+            torn.unlink()
+            seen.append("qr-refused")
             await pilot.press("q")
             await pilot.pause()
             await type_keys(pilot, list(str(image)))
@@ -185,5 +199,5 @@ def test_genesis_then_unseal_and_seal(workspace: Any) -> None:
 
     seen2 = asyncio.run(unseal())
     terminal.close()
-    assert "typo-located" in seen2 and "qr-share" in seen2
+    assert "typo-located" in seen2 and "qr-share" in seen2 and "qr-refused" in seen2
     assert {"collect-shares", "recover", "verify-kcv", "seal", "export"} <= set(seen2)

@@ -41,7 +41,11 @@ CLEAN_TREE: dict[str, str] = {
     "proc/swaps": SWAPS_HEADER,
     "proc/sys/kernel/core_pattern": "core\n",
     "proc/sys/fs/suid_dumpable": "0\n",
-    "proc/self/status": "Name:\tpython3\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n",
+    # the UI as an unprivileged user (issue 20): no root, no CAP_SYS_PTRACE
+    "proc/self/status": (
+        "Name:\tkcm-ceremony\nUid:\t1000\t1000\t1000\t1000\n"
+        "CapPrm:\t0000000000004000\nCapEff:\t0000000000004000\n"
+    ),
     "proc/cmdline": ISO_CMDLINE,
     "proc/sys/kernel/random/entropy_avail": "256\n",
     "proc/mounts": LIVE_MOUNTS,
@@ -85,6 +89,7 @@ CLEAN_PROCESS: dict[str, object] = {
     "memlock_limit": (8 * MiB, 8 * MiB),
     "memfd_secret_probe": ok_probe,
     "getrandom_probe": ok_probe,
+    "seccomp_probe": ok_probe,
 }
 
 
@@ -704,3 +709,140 @@ def test_terminal_size_zero_by_zero_is_unknown_not_too_small() -> None:
     r = preflight.check_terminal_size(term_size=(0, 0))
     assert r.status == "WARN" and "unknown" in r.reason
     assert preflight.check_terminal_size(term_size=(79, 24)).status == "FAIL"
+
+
+# --------------------------------------------------------------------------- privileges
+
+DISK_ROOT = {"proc/mounts": "/dev/vda / ext4 rw,relatime 0 0\n", "proc/cmdline": "quiet\n"}
+ROOT_STATUS = "Name:\tkcm-ceremony\nUid:\t0\t0\t0\t0\nCapEff:\t000001ffffffffff\n"
+KEYHOLDER_CMD = "/opt/kcm/venv/bin/python3\0-I\0-m\0core.keyholder\0"
+HELPER_CMD = "/opt/kcm/venv/bin/python3\0-I\0-m\0core.carriers.decodehelper\0"
+UI_CMD = "/opt/kcm/venv/bin/python3\0/opt/kcm/venv/bin/kcm-ceremony\0--scripts\0/opt\0"
+
+
+def _proc(pid: int, cmd: str, uid: str, caps: str = "0000000000000000") -> dict[str, str]:
+    return {
+        f"proc/{pid}/cmdline": cmd,
+        f"proc/{pid}/status": f"Name:\tx\nUid:\t{uid}\nCapEff:\t{caps}\n",
+    }
+
+
+def test_privileges_unprivileged_split_passes(make_root: Maker) -> None:
+    root = make_root(
+        {
+            **_proc(1, "/sbin/init\0", "0\t0\t0\t0", "000001ffffffffff"),  # not ours
+            **_proc(700, KEYHOLDER_CMD, "1001\t1001\t1001\t1001", "0000000000004000"),
+            **_proc(701, HELPER_CMD, "1001\t1001\t1001\t1001"),
+        }
+    )
+    r = preflight.check_privileges(root)
+    assert r.status == "PASS", r
+    assert "1000, 1001" in r.reason
+    assert preflight.on_ceremony_iso(root)
+
+
+def test_privileges_root_on_the_iso_fails(make_root: Maker) -> None:
+    root = make_root({"proc/self/status": ROOT_STATUS})
+    r = preflight.check_privileges(root)
+    assert r.status == "FAIL"
+    assert "on the ceremony ISO" in r.reason and "this process as root" in r.reason
+    assert "never start kcm-ceremony as root" in r.action
+    assert preflight.check_privileges(root, mode="demo").status == "WARN"
+    results = preflight.run_all(root, **CLEAN_PROCESS)  # type: ignore[arg-type]
+    assert [x.name for x in results if x.status == "FAIL"] == ["privileges"]
+    assert preflight.exit_status(results) == 1
+
+
+def test_privileges_root_outside_the_iso_warns(make_root: Maker) -> None:
+    root = make_root({**DISK_ROOT, "proc/self/status": ROOT_STATUS})
+    assert not preflight.on_ceremony_iso(root)
+    r = preflight.check_privileges(root)
+    assert r.status == "WARN"
+    assert r.reason.startswith("running as root: this process as root")
+    assert "demo" in r.action
+
+
+@pytest.mark.parametrize(
+    ("procs", "named"),
+    [
+        (_proc(812, KEYHOLDER_CMD, "0\t0\t0\t0"), "keyholder (pid 812) as root"),
+        (_proc(813, HELPER_CMD, "0\t0\t0\t0"), "image decoder (pid 813) as root"),
+        (_proc(814, UI_CMD, "0\t0\t0\t0"), "kcm-ceremony (pid 814) as root"),
+        # a saved uid of 0 can become root again
+        (_proc(815, KEYHOLDER_CMD, "1001\t1001\t0\t1001"), "keyholder (pid 815) as root"),
+        # not root, but able to read any process's memory
+        (
+            _proc(816, UI_CMD, "1000\t1000\t1000\t1000", "0000000000080000"),
+            "kcm-ceremony (pid 816) with CAP_SYS_PTRACE",
+        ),
+    ],
+)
+def test_privileges_names_every_privileged_ceremony_process(
+    make_root: Maker, procs: dict[str, str], named: str
+) -> None:
+    r = preflight.check_privileges(make_root(procs))
+    assert r.status == "FAIL" and named in r.reason, r
+    off_iso = preflight.check_privileges(make_root({**DISK_ROOT, **procs}))
+    assert off_iso.status == "WARN" and named in off_iso.reason
+
+
+def test_privileges_ignores_other_root_processes_that_mention_the_program(
+    make_root: Maker,
+) -> None:
+    root = make_root(
+        {
+            **_proc(900, "grep\0kcm-ceremony\0", "0\t0\t0\t0"),
+            **_proc(901, "less\0/opt/kcm/venv/bin/kcm-ceremony\0", "0\t0\t0\t0"),
+            **_proc(902, "vi\0-m\0core.keyholder\0", "0\t0\t0\t0"),
+            **_proc(903, "/usr/bin/python3\0-c\0print('core.keyholder')\0", "0\t0\t0\t0"),
+        }
+    )
+    assert preflight.check_privileges(root).status == "PASS"
+    # and the real command lines are recognised
+    assert preflight._ceremony_role(["/usr/bin/python3", "-I", "-m", "core.keyholder"]) == (
+        "keyholder"
+    )
+    assert preflight._ceremony_role(["/usr/bin/kcm-ceremony", "--demo"]) == "kcm-ceremony"
+
+
+def test_privileges_unreadable_self_warns(make_root: Maker) -> None:
+    r = preflight.check_privileges(make_root({"proc/self/status": None}))
+    assert r.status == "WARN" and "cannot read" in r.reason
+
+
+def test_privileges_on_this_machine_sees_a_real_keyholder() -> None:
+    from core.keyholder.client import KeyholderClient
+
+    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+        r = preflight.check_privileges()
+        if os.geteuid() == 0:
+            assert r.status == ("FAIL" if preflight.on_ceremony_iso() else "WARN")
+            assert "this process as root" in r.reason
+            assert f"keyholder (pid {kc.pid}) as root" in r.reason
+        else:
+            assert f"pid {kc.pid}" not in r.reason
+
+
+# --------------------------------------------------------------------------- decoder sandbox
+
+
+def test_decoder_sandbox_found_passes() -> None:
+    assert preflight.check_decoder_sandbox(seccomp_probe=ok_probe).status == "PASS"
+
+
+def test_decoder_sandbox_missing_warns_in_both_modes() -> None:
+    def missing() -> tuple[bool, str]:
+        return False, "libseccomp's Python bindings (module seccomp) are not installed"
+
+    r = preflight.check_decoder_sandbox(seccomp_probe=missing)
+    assert r.status == "WARN" and "refused in a ceremony" in r.reason
+    assert "python3-seccomp" in r.action
+    demo = preflight.check_decoder_sandbox(mode="demo", seccomp_probe=missing)
+    assert demo == r  # demo changes severities only, and this one is WARN in both
+
+
+def test_decoder_sandbox_on_this_machine() -> None:
+    """make test links python3-seccomp into the venv: the real probe finds it."""
+    found, detail = preflight.probe_seccomp()
+    assert found, detail
+    assert preflight.check_decoder_sandbox().status == "PASS"
