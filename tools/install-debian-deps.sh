@@ -2,8 +2,9 @@
 # Install the Debian packages the tests and the demo need, when running as root and they
 # are missing. Without root it only reports what is missing (tests that need them skip
 # with that reason). Used by `make test`, `make run` and `make bench`.
+# (console-setup-linux: the Terminus console font the ISO's font tests read.)
 set -euo pipefail
-PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux)
+PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux console-setup-linux)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
