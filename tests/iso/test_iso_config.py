@@ -344,6 +344,10 @@ def test_make_targets_exist() -> None:
     for target in ("iso:", "iso-test:", "iso-clean:"):
         assert re.search(rf"^{re.escape(target)}", mk, re.M), target
     assert "boot_test.py" in mk and "build.sh" in mk
+    # make iso-test installs qemu and OVMF (and mkfs.fat for its test disks) when root
+    assert mk.index("install-test-deps.sh") < mk.index("boot_test.py")
+    deps = (ISO / "install-test-deps.sh").read_text()
+    assert "qemu-system-x86" in deps and "ovmf" in deps and "dosfstools" in deps
 
 
 LB_CONFIG = Path("/usr/lib/live/build/config")
