@@ -23,7 +23,8 @@ memory-locking          no CAP_IPC_LOCK and RLIMIT_MEMLOCK < 1 MiB             F
 kernel-cmdline          a hardening flag is missing (init_on_free=1, ...)      WARN
 entropy                 getrandom(GRND_NONBLOCK) is not ready                  FAIL
 live-media              root is not a live-boot/read-only filesystem, or       WARN
-                        live-boot persistence is on
+                        live-boot persistence is on (a PASS says when the root
+                        was copied to RAM: the boot medium can be removed)
 environment             TEXTUAL_LOG, TEXTUAL_SCREENSHOT*, TEXTUAL=devtools,    FAIL
                         TEXTUAL_DEBUG, TEXTUAL_PRESS, TEXTUAL_DRIVER,
                         PYTHONINSPECT, PYTHONTRACEMALLOC, PYTHONDEVMODE,
@@ -767,6 +768,16 @@ def check_live_media(root: str = "/", *, mode: str = "ceremony") -> CheckResult:
             "boot the ceremony ISO without the persistence option",
         )
     if is_live:
+        # live-boot's toram: the root image was copied to a tmpfs mounted where the boot
+        # medium was, and the medium itself unmounted; the custodians can see it may go.
+        medium = [e for e in table if e[1] == "/run/live/medium"]
+        if medium and medium[-1][2] == "tmpfs":
+            return CheckResult(
+                name,
+                "PASS",
+                f"root is live media ({fstype}), copied to RAM: the boot medium can be removed now",
+                "take the boot stick out (it is no longer used)",
+            )
         return CheckResult(
             name, "PASS", f"root is live media ({fstype}); changes stay in RAM", _NOTHING_TO_DO
         )

@@ -255,7 +255,7 @@ fi
 # Build hosts differ in umask and checkout mode bits: normalise what goes into the image.
 find config/includes.chroot -type d -exec chmod 0755 {} +
 find config/includes.chroot -type f -exec chmod 0644 {} +
-chmod 0755 config/includes.chroot/usr/local/sbin/*
+chmod 0755 config/includes.chroot/usr/local/sbin/* config/includes.chroot/etc/initramfs-tools/hooks/*
 chmod 0755 config/hooks/normal/*.hook.* 2>/dev/null || true
 
 # --- build, stage by stage ----------------------------------------------------------------

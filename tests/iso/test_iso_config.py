@@ -135,6 +135,10 @@ def test_initramfs_carries_only_what_finds_the_boot_medium() -> None:
     for needed in ("usb/host", "usb/storage", "drivers/ata", "drivers/mmc", "nvme/host", "sr_mod", "squashfs", "overlay", "isofs"):
         assert needed in text, needed
     subprocess.run(["sh", "-n", str(hook)], check=True)
+    # build.sh resets every included file to 0644: mkinitramfs skips a hook that is not
+    # executable (the image then fails to find its boot medium), so it is made 0755 again
+    modes = [ln for ln in build_sh().splitlines() if ln.startswith("chmod 0755 config/includes.chroot/")]
+    assert any("config/includes.chroot/etc/initramfs-tools/hooks/*" in ln for ln in modes)
 
 
 def test_toram_releases_the_boot_medium_and_live_boot_configures_no_network() -> None:
