@@ -311,7 +311,8 @@ def test_removable_rule_fires_at_add_for_every_usb_or_removable_disk() -> None:
 def test_media_helper_makes_only_marked_removable_devices_writable() -> None:
     media = (INCLUDES / "usr" / "local" / "sbin" / "kcm-media").read_text()
     assert "grep -qx 'KCM_READONLY=1'" in media  # refuses anything udev did not mark
-    assert 'blockdev --setrw "$dev"' in media and 'blockdev --getro "$dev"' in media
+    assert 'blockdev --setrw "$d"' in media and 'blockdev --getro "$dev"' in media
+    assert "lsblk -ndo PKNAME" in media  # the partition's disk too, and nothing else
     assert "exit 4" in media  # physically write-protected
     assert "umount_retry" in media and "blockdev --setro" in media
     assert 'mount -t "$t" -o "ro,$OPTS$extra"' in media  # import stays read-only
