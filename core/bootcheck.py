@@ -302,7 +302,17 @@ def boot_medium_check(wait_removal: float = 180) -> tuple[dict[str, Any], list[C
     checks: list[Check] = []
     mounts = _mounts()
     medium = [m for m in mounts if len(m) > 2 and m[1] == "/run/live/medium"]
-    block_mounts = [m[0] + " on " + m[1] for m in mounts if m and m[0].startswith("/dev/")]
+    # Mounted block devices (live-boot names its RAM copy "/dev/shm": a tmpfs, not one);
+    # loop devices count by what backs them: a file on the RAM copy is fine.
+    block_mounts = []
+    for m in mounts:
+        if len(m) < 2 or not _is_block(m[0]):
+            continue
+        name = Path(m[0]).name
+        backing = _read_text(Path(f"/sys/block/{name}/loop/backing_file"))
+        if name.startswith("loop") and backing.startswith("/run/live/medium/"):
+            continue
+        block_mounts.append(f"{m[0]} on {m[1]}" + (f" (backed by {backing})" if backing else ""))
     boot_devs = [d.name for d in removable.list_block_devices("/") if d.fs == "iso9660"]
     cdroms = sorted(p.name for p in Path("/sys/block").glob("sr*"))
     facts["live_medium_mount"] = medium[-1][:3] if medium else None
@@ -345,6 +355,22 @@ def boot_medium_check(wait_removal: float = 180) -> tuple[dict[str, Any], list[C
         f"boot medium gone: {gone}; {count} files read from the root afterwards",
     ))  # fmt: skip
     return facts, checks
+
+
+def _is_block(path: str) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 def _cd_has_disc(name: str) -> bool:

@@ -310,6 +310,8 @@ def boot(kind: str, iso: Path, logdir: Path, timeout: float, memory: str) -> Res
         if t_first is None:
             print(g.text()[-3000:])
             return r
+        g.wait_for("frame_cells=", 30, start=g.text().rfind("KCM-FIRST-SCREEN"))
+        g.wait_for("\n", 10, start=g.text().rfind("frame_cells="))
         line = g.line_after("KCM-FIRST-SCREEN")
         cells = line.split("frame_cells=")[-1].split()[0] if "frame_cells=" in line else "?"
         r.check(
