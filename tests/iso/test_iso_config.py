@@ -206,6 +206,12 @@ def test_venv_is_installed_from_the_lock_and_loses_pip() -> None:
         assert flag in hook, flag
     assert "uninstall --yes pip" in hook and "import pip" in hook
     assert "linuxpy.video.device" in hook  # the camera extra is in the image
+    # reproducible .pyc: nothing runs Python in the venv before compileall writes hash-based
+    # .pyc files (a timestamp .pyc records when the wheel was unpacked: two builds differed)
+    compile_at = hook.index("compileall -q -f")
+    for line in hook[:compile_at].splitlines():
+        if '"$VENV/bin/python" ' in line and "pip" not in line:
+            assert '"$VENV/bin/python" -B ' in line, line
     text = build_sh()
     assert "requirements/runtime.lock" in text and "requirements/build.lock" in text
     assert '"$ROOT/tools/pip-locked"' in text
