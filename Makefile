@@ -13,15 +13,18 @@ help:
 	@echo "make bench  - benchmarks against the reference tools (ratios)"
 	@echo "make lint   - ruff, mypy (strict on core), import-linter"
 	@echo "make iso    - build the offline ceremony ISO; make iso-test boots it in qemu"
+	@echo "make lock   - regenerate the hash-locked requirements/*.lock from pyproject.toml"
 
 deps:
 	@tools/install-debian-deps.sh
 
-$(VENV)/.installed: pyproject.toml
+# The venv holds exactly requirements/test.lock (hash-locked, wheels only, the host's pip
+# configuration ignored: tools/pip-locked), then the project itself, editable, offline.
+$(VENV)/.installed: pyproject.toml requirements/test.lock
 	@$(MAKE) --no-print-directory deps
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,camera]'
+	$(PYTHON) -m venv --clear $(VENV)
+	tools/pip-locked $(PY) install -q --require-hashes --only-binary=:all: -r requirements/test.lock
+	tools/pip-locked $(PY) install -q --no-deps --no-build-isolation --no-index -e .
 	touch $@
 
 # Debian's python3-seccomp (the image decoder's sandbox) linked into the venv, alone.

@@ -23,7 +23,8 @@ memory-locking          no CAP_IPC_LOCK and RLIMIT_MEMLOCK < 1 MiB             F
 kernel-cmdline          a hardening flag is missing (init_on_free=1, ...)      WARN
 entropy                 getrandom(GRND_NONBLOCK) is not ready                  FAIL
 live-media              root is not a live-boot/read-only filesystem, or       WARN
-                        live-boot persistence is on
+                        live-boot persistence is on (a PASS says when the root
+                        was copied to RAM: the boot medium can be removed)
 environment             TEXTUAL_LOG, TEXTUAL_SCREENSHOT*, TEXTUAL=devtools,    FAIL
                         TEXTUAL_DEBUG, TEXTUAL_PRESS, TEXTUAL_DRIVER,
                         PYTHONINSPECT, PYTHONTRACEMALLOC, PYTHONDEVMODE,
@@ -734,6 +735,9 @@ class _RootMount:
     read_only: bool
     live: bool
     persistence: bool
+    #: live-boot's toram: the root image was copied to a tmpfs mounted where the boot
+    #: medium was, and the medium itself unmounted
+    toram: bool = False
 
 
 def _root_mount(root: str) -> _RootMount | str:
@@ -773,6 +777,8 @@ def _root_mount(root: str) -> _RootMount | str:
         read_only="ro" in options.split(","),
         live=is_live,
         persistence="persistence" in params or "persistent" in params,
+        toram=any(e[1] == "/run/live/medium" for e in table)
+        and [e for e in table if e[1] == "/run/live/medium"][-1][2] == "tmpfs",
     )
 
 
@@ -803,6 +809,13 @@ def check_live_media(root: str = "/", *, mode: str = "ceremony") -> CheckResult:
             "boot the ceremony ISO without the persistence option",
         )
     if rm.live:
+        if rm.toram:  # the custodians can see the boot medium may go
+            return CheckResult(
+                name,
+                "PASS",
+                f"root is live media ({rm.fstype}), copied to RAM: the boot medium can be removed now",
+                "take the boot stick out (it is no longer used)",
+            )
         return CheckResult(
             name, "PASS", f"root is live media ({rm.fstype}); changes stay in RAM", _NOTHING_TO_DO
         )

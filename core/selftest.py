@@ -13,7 +13,11 @@ marker lines that the ISO boot test reads from the serial console::
 Each ``KCM-FACT`` value is JSON, so a reader needs no knowledge of the fact to parse it.
 With ``--expect-hardened`` (what the ISO's self-test boot entry runs) a failed check makes
 the exit status non-zero; without it the checks are reported but only a crash of the self
-test itself fails, so it can be run on a development machine.
+test itself fails, so it can be run on a development machine. ``--audit`` adds the
+forbidden-item audit of the running system (core.offline_audit against
+/usr/local/share/kcm/forbidden.toml: network packages, programs, busybox applets, kernel
+modules); ``--boot-check`` adds the image's boot check (core.bootcheck: console font,
+frame glyphs, removable media, boot medium) and implies ``--audit``.
 
 This module stays free of UI imports (the import contract forbids textual, rich and
 kcm_tui in core); whether the UI is installed is checked with ``find_spec`` only.
@@ -55,6 +59,9 @@ HARDENING_FLAGS: tuple[str, ...] = (
 # What core_pattern is set to on the ISO: a pipe to a program that exits at once, so the
 # kernel writes no core file anywhere, whatever RLIMIT_CORE a process sets for itself.
 CORE_PATTERN_OFF = "|/bin/false"
+
+# The image's list of forbidden items (iso_build/forbidden.toml), for --audit.
+FORBIDDEN_LIST = Path("/usr/local/share/kcm/forbidden.toml")
 
 
 class SelftestError(Exception):
@@ -285,14 +292,27 @@ def parse_report(text: str) -> Report:
     return Report(facts, results, rc)
 
 
+def audit_facts(list_path: Path = FORBIDDEN_LIST, root: str = "/") -> dict[str, Any]:
+    """The forbidden-item audit (core.offline_audit) of ``root`` against the image's list."""
+    from core import offline_audit
+
+    if not list_path.is_file():
+        return {"forbidden_items": None, "forbidden_list": f"{list_path} missing"}
+    found = offline_audit.audit(root, offline_audit.load_list(list_path))
+    return {"forbidden_items": [f.as_dict() for f in found], "forbidden_list": str(list_path)}
+
+
 def main(argv: list[str], *, out: Callable[[str], Any] | None = None) -> int:
     """Run the self test and print the report; see the module docstring for the options."""
     write = out or sys.stdout.write
+    options = {"--expect-hardened", "--audit", "--boot-check"}
     expect = "--expect-hardened" in argv
-    unknown = [a for a in argv if a != "--expect-hardened"]
+    boot_check = "--boot-check" in argv
+    audit = "--audit" in argv or boot_check
+    unknown = [a for a in argv if a not in options]
     if unknown:
         sys.stderr.write(f"kcm-ceremony selftest: unknown argument(s) {unknown}\n")
-        sys.stderr.write("usage: kcm-ceremony selftest [--expect-hardened]\n")
+        sys.stderr.write("usage: kcm-ceremony selftest [--expect-hardened] [--audit] [--boot-check]\n")
         return 2
     try:
         facts = collect_facts()
@@ -300,6 +320,23 @@ def main(argv: list[str], *, out: Callable[[str], Any] | None = None) -> int:
         write(f"{BEGIN}\n{FACT_PREFIX}error={json.dumps(repr(exc))}\n{END_PREFIX}1\n")
         return 1
     results = checks(facts)
+    if audit:
+        try:
+            facts.update(audit_facts())
+        except Exception as exc:
+            facts["forbidden_items"] = None
+            facts["forbidden_list"] = f"audit failed: {exc!r}"
+        items = facts.get("forbidden_items")
+        results.append((
+            "no-forbidden-items", items == [],
+            f"{len(items)} found" if isinstance(items, list) else str(facts.get("forbidden_list")),
+        ))  # fmt: skip
+    if boot_check:
+        from core import bootcheck
+
+        more_facts, more_checks = bootcheck.run()
+        facts.update(more_facts)
+        results.extend(more_checks)
     failed = [name for name, passed, _ in results if not passed]
     rc = 1 if (expect and failed) else 0
     write(format_report(facts, results, rc))

@@ -16,14 +16,29 @@
 #   KCM_SKIP_APT=1     do not apt-get install the build tools
 #   KCM_SRC=DIR        build the project from DIR (e.g. a `git archive` export) instead of
 #                      the working tree
+#   KCM_BUILD_DIR, KCM_OUT_DIR  where to build and where the outputs go (defaults
+#                      iso_build/build and iso_build/out); two builds can run side by side
+#   KCM_PIP_INDEX_URL  another Python package index (a PyPI mirror); the wheels are checked
+#                      against requirements/runtime.lock's hashes whatever the index
+#
+# Python packages: exactly requirements/runtime.lock (and build.lock for the tools that
+# build the project's wheel), wheels only (--only-binary=:all:), every file checked against
+# the lock's SHA-256 (--require-hashes), with the host's pip configuration ignored
+# (tools/pip-locked: PIP_CONFIG_FILE=/dev/null, no PIP_* variable). `make lock` regenerates
+# the locks from pyproject.toml.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-BUILD="$HERE/build"
-OUT="$HERE/out"
+BUILD="${KCM_BUILD_DIR:-$HERE/build}"
+OUT="${KCM_OUT_DIR:-$HERE/out}"
+mkdir -p "$BUILD" "$OUT"
+BUILD="$(cd "$BUILD" && pwd)"
+OUT="$(cd "$OUT" && pwd)"
 LB="$BUILD/lb"
 T0=$(date +%s)
+# Image size budget (docs/iso.md): the build reports it, `make iso-test` enforces it.
+SIZE_BUDGET_MIB=220
 
 log() { printf '\n=== [kcm-iso %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 die() { printf 'kcm-iso: error: %s\n' "$*" >&2; exit 1; }
@@ -41,8 +56,9 @@ if [ "${KCM_SKIP_APT:-0}" != 1 ]; then
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing build tools: ${missing[*]}"
-		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+		apt-get -o DPkg::Lock::Timeout=600 update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=600 \
+			--no-install-recommends "${missing[@]}"
 	fi
 fi
 
@@ -61,21 +77,46 @@ SECMIRROR="${KCM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 # Everything the kernel command line carries (docs/iso.md explains each flag). The same
 # list is in core/selftest.py (HARDENING_FLAGS) and tests/iso check they agree.
 HARDENING="init_on_alloc=1 init_on_free=1 slab_nomerge page_alloc.shuffle=1 randomize_kstack_offset=on vsyscall=none lockdown=confidentiality ipv6.disable=1 secretmem.enable=1"
-APPEND="boot=live nopersistence quiet loglevel=3 $HARDENING"
+# toram=filesystem.squashfs: live-boot copies the root image to RAM and unmounts the boot
+# medium, which can then be removed (the first screen says so). nonetworking: live-boot
+# writes no /etc/network/interfaces (there is no network, and no /etc/network either).
+APPEND="boot=live toram=filesystem.squashfs nonetworking nopersistence quiet loglevel=3 $HARDENING"
 
 log "version $VERSION, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH ($(date -u -d "@$SOURCE_DATE_EPOCH" +%F))"
 
 # --- clean state --------------------------------------------------------------------------
-# A build that was interrupted can leave /proc, /sys, /dev bind-mounted inside the chroot:
-# unmount them before deleting anything (rm -rf through a /dev bind mount is a disaster).
-if [ -d "$LB" ]; then
-	log "lb clean --all (previous tree)"
-	(cd "$LB" && lb clean --all) || true
-	{ findmnt -rn -o TARGET | grep -F "$LB/" || true; } | sort -r | while read -r m; do umount -l "$m" || true; done
-	if findmnt -rn -o TARGET | grep -qF "$LB/"; then die "mounts remain under $LB"; fi
-	rm -rf --one-file-system "$LB"
-fi
-rm -rf "$BUILD/wheelhouse" "$BUILD/src" "$BUILD/pyenv"
+# A build that was interrupted can leave processes running inside the chroot and /proc,
+# /sys, /dev bind-mounted in it: stop those processes (only ones whose root is this build's
+# chroot), unmount everything under the build directory, deepest first, retrying while busy,
+# and only then delete (rm -rf through a /dev bind mount is a disaster).
+cleanup_build_tree() {
+	local pid r tries m
+	for p in /proc/[0-9]*; do
+		pid=${p#/proc/}
+		r=$(readlink "$p/root" 2>/dev/null || true)
+		case "$r" in "$BUILD"/*)
+			echo "kcm-iso: stopping leftover process $pid ($(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-60))"
+			kill -s TERM "$pid" 2>/dev/null || true ;;
+		esac
+	done
+	if [ -d "$LB" ]; then
+		(cd "$LB" && PATH="$HERE/bin:$PATH" KCM_LB_DIR="$LB" lb clean --all) || true
+	fi
+	for tries in 1 2 3 4 5 6 7 8 9 10; do
+		mapfile -t mounts < <(findmnt -rn -o TARGET | grep -F "$BUILD/" | sort -r || true)
+		[ ${#mounts[@]} -eq 0 ] && break
+		for m in "${mounts[@]}"; do
+			umount "$m" 2>/dev/null || { [ "$tries" -ge 5 ] && umount -l "$m" 2>/dev/null; } || true
+		done
+		sleep 1
+	done
+	if findmnt -rn -o TARGET | grep -qF "$BUILD/"; then
+		findmnt -rn -o TARGET | grep -F "$BUILD/" >&2
+		die "mounts remain under $BUILD (above); unmount them by hand"
+	fi
+	rm -rf --one-file-system "$LB" "$BUILD/wheelhouse" "$BUILD/src" "$BUILD/pyenv" "$BUILD/check.squashfs"
+}
+cleanup_build_tree
 mkdir -p "$LB" "$OUT"
 rm -f "$OUT/$NAME".*
 
@@ -96,29 +137,70 @@ elif git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 else
 	rsync -a --exclude .venv --exclude iso_build/build --exclude iso_build/out "$ROOT/" "$BUILD/src/"
 fi
+for lock in runtime.lock build.lock; do
+	[ -f "$BUILD/src/requirements/$lock" ] || die "requirements/$lock missing (make lock)"
+done
+cp "$HERE/forbidden.toml" "$BUILD/forbidden.toml"
+cp "$BUILD/src/core/offline_audit.py" "$BUILD/offline_audit.py"
+cp "$BUILD/src/core/consolefont.py" "$BUILD/consolefont.py"
 rm -rf "$BUILD/src/iso_build" "$BUILD/src/tests" "$BUILD/src"/*.egg-info
 python3 -m venv "$BUILD/pyenv"
-PIP=("$BUILD/pyenv/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install --quiet --upgrade "pip>=24" "setuptools>=68" wheel
-"${PIP[@]}" wheel --quiet --wheel-dir "$BUILD/wheelhouse" "$BUILD/src"
-"${PIP[@]}" download --quiet --no-deps --only-binary=:all: --dest "$BUILD/wheelhouse" "pip>=24"
-"$BUILD/pyenv/bin/python" - "$BUILD/wheelhouse" <<'PY'
+PIP=("$ROOT/tools/pip-locked" "$BUILD/pyenv/bin/python")
+# pip itself at the locked version (runtime.lock has it: sqlite-utils declares it), so the
+# host's pip version does not choose the wheels; then the build backend, hash-locked, and the
+# project's wheel built offline with it.
+awk '/^pip==/{p=1} p{print} p&&!/\\$/{exit}' "$BUILD/src/requirements/runtime.lock" > "$BUILD/pip.lock"
+[ -s "$BUILD/pip.lock" ] || die "requirements/runtime.lock has no pip entry"
+"${PIP[@]}" install --quiet --require-hashes --only-binary=:all: -r "$BUILD/pip.lock"
+"${PIP[@]}" install --quiet --require-hashes --only-binary=:all: -r "$BUILD/src/requirements/build.lock"
+"${PIP[@]}" wheel --quiet --no-deps --no-build-isolation --no-index --wheel-dir "$BUILD/wheelhouse" "$BUILD/src"
+# Every runtime dependency as the wheel for the image's interpreter (CPython 3.11, glibc
+# 2.36, x86_64), whatever the host is; pip refuses any file whose hash is not in the lock.
+# pip does not widen a given --platform to older manylinux levels: list every tag the image's
+# glibc accepts, newest first (the order pip would prefer them in on that system).
+PLATFORMS=()
+for v in $(seq 36 -1 17); do PLATFORMS+=(--platform "manylinux_2_${v}_x86_64"); done
+PLATFORMS+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
+"${PIP[@]}" download --quiet --no-deps --require-hashes --only-binary=:all: \
+	--implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none "${PLATFORMS[@]}" \
+	--dest "$BUILD/wheelhouse" -r "$BUILD/src/requirements/runtime.lock"
+"$BUILD/pyenv/bin/python" - "$BUILD/wheelhouse" "$BUILD/src/requirements/runtime.lock" <<'PY'
 import hashlib, pathlib, re, sys
-wh = pathlib.Path(sys.argv[1])
-lines = []
+wh, lock = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+pins = dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", lock.read_text(), re.M))
+pins = {norm(k): v for k, v in pins.items()}
+wheels = {}
 for whl in sorted(wh.glob("*.whl")):
     name, version = whl.name.split("-")[:2]
-    # pip is listed too: sqlite-utils depends on it (pip runs from its wheel to install).
-    digest = hashlib.sha256(whl.read_bytes()).hexdigest()
-    lines.append(f"{re.sub(r'[-_.]+', '-', name).lower()}=={version} --hash=sha256:{digest}")
-(wh / "requirements.txt").write_text("\n".join(lines) + "\n")
+    wheels.setdefault(norm(name), []).append((version, whl))
+project = [n for n in wheels if n not in pins]
+if len(project) != 1 or any(len(v) != 1 for v in wheels.values()):
+    sys.exit(f"wheelhouse does not match the lock: {sorted(wheels)} vs {sorted(pins)}")
+missing = sorted(set(pins) - set(wheels))
+if missing:
+    sys.exit(f"no wheel for {missing}")
+for name, version in pins.items():
+    if wheels[name][0][0] != version:
+        sys.exit(f"{name}: wheel {wheels[name][0][0]} but lock {version}")
+# The lock as it is (every published hash of each version), plus the project's own wheel.
+version, whl = wheels[project[0]][0]
+digest = hashlib.sha256(whl.read_bytes()).hexdigest()
+text = lock.read_text() + f"{project[0]}=={version} --hash=sha256:{digest}\n"
+(wh / "requirements.txt").write_text(text)
+print(f"wheelhouse: {len(pins)} locked wheels + {whl.name}")
 PY
 (cd "$BUILD/wheelhouse" && sha256sum ./*.whl | sed 's| \./| |') > "$OUT/$NAME.wheels.sha256"
-ls "$BUILD/wheelhouse"
 
 # --- live-build configuration -------------------------------------------------------------
+# zstd decompresses several times faster than xz (it matters under emulation and on slow
+# machines: every file the system and Python read is decompressed); KCM_SQUASHFS=xz trades
+# boot time for a smaller image.
+SQUASHFS_COMP="${KCM_SQUASHFS:-zstd}"
 log "lb config"
 cd "$LB"
+# live-build calls a plain `umount`; ours retries while busy (iso_build/bin/umount).
+export PATH="$HERE/bin:$PATH" KCM_LB_DIR="$LB"
 lb config \
 	--mode debian --system live \
 	--distribution bookworm --architectures amd64 \
@@ -136,7 +218,7 @@ lb config \
 	--firmware-binary false --firmware-chroot false \
 	--linux-flavours amd64 --linux-packages linux-image \
 	--initramfs live-boot \
-	--chroot-squashfs-compression-type xz \
+	--chroot-squashfs-compression-type "$SQUASHFS_COMP" \
 	--bootappend-live "$APPEND" --bootappend-live-failsafe none \
 	--iso-volume "KCM_CEREMONY_$VERSION" --iso-application "OpenKCM Ceremony" \
 	--iso-publisher "OpenKCM" --iso-preparer "iso_build/build.sh" \
@@ -144,11 +226,24 @@ lb config \
 	--checksums sha256 --zsync false --source false \
 	--utc-time true
 
+if [ "$SQUASHFS_COMP" = zstd ]; then
+	lb config --chroot-squashfs-compression-level 19
+fi
+
 # live-build's sample hook that deletes every *.pyc under /usr (Python then starts slowly
 # on every boot): not wanted, the venv hook compiles hash-based .pyc files instead.
 rm -f config/hooks/normal/9010-remove-python-pyc.hook.chroot
 cp -a "$HERE/config/." config/
 mkdir -p config/includes.chroot/opt/kcm/wheelhouse config/includes.chroot/usr/local/share/doc/kcm
+# The forbidden-item list (read by the network hook and by the image's self test), the
+# audit the hook runs and the console-font maker (hooks 0060 and 0100; the folder is removed
+# afterwards: the image's program uses core.offline_audit and core.consolefont).
+mkdir -p config/includes.chroot/usr/local/share/kcm config/includes.chroot/usr/local/lib/kcm
+cp "$BUILD/forbidden.toml" config/includes.chroot/usr/local/share/kcm/forbidden.toml
+cp "$BUILD/offline_audit.py" "$BUILD/consolefont.py" config/includes.chroot/usr/local/lib/kcm/
+# The kernel and initramfs are on the ISO beside the squashfs; not a second copy inside it.
+mkdir -p config/rootfs
+printf '%s\n' 'boot/vmlinuz*' 'boot/initrd.img*' 'boot/System.map*' 'boot/config-*' > config/rootfs/excludes
 cp -a "$BUILD/wheelhouse/." config/includes.chroot/opt/kcm/wheelhouse/
 # Everything of the project comes from the one source copy (working tree or KCM_SRC).
 cp "$BUILD/src/docs/iso.md" config/includes.chroot/usr/local/share/doc/kcm/iso.md 2>/dev/null || true
@@ -160,7 +255,7 @@ fi
 # Build hosts differ in umask and checkout mode bits: normalise what goes into the image.
 find config/includes.chroot -type d -exec chmod 0755 {} +
 find config/includes.chroot -type f -exec chmod 0644 {} +
-chmod 0755 config/includes.chroot/usr/local/sbin/*
+chmod 0755 config/includes.chroot/usr/local/sbin/* config/includes.chroot/etc/initramfs-tools/hooks/*
 chmod 0755 config/hooks/normal/*.hook.* 2>/dev/null || true
 
 # --- build, stage by stage ----------------------------------------------------------------
@@ -173,12 +268,23 @@ lb chroot
 # stage and before the binary stage copies the tree into the squashfs.
 rm -f chroot/var/cache/apt/*.bin
 rm -rf chroot/var/lib/apt/lists/* chroot/var/cache/apt/archives/*.deb
-# No network userland may be in the image, whatever pulled it in.
-FORBIDDEN='^(network-manager|ifupdown|isc-dhcp-client|dhcpcd-base|dhcpcd5|udhcpc|wpasupplicant|iw|wireless-tools|bluez|connman|netplan\.io|ppp|openssh-server|openssh-client|avahi-daemon|systemd-resolved|curl|wget)\b'
-if grep -E "$FORBIDDEN" chroot.packages.live; then die "network packages in the image (above)"; fi
-if [ -n "$(find chroot/lib/modules \( -path '*/kernel/drivers/net/*' -o -path '*/kernel/net/*' \) -name '*.ko*' -print -quit)" ]; then
-	die "network driver modules are still in the image"
-fi
+# No network code in the root file system, checked on files (iso_build/forbidden.toml,
+# core/offline_audit.py): busybox (live-boot's /init runs on it inside the initramfs, which is
+# built by now) and klibc's ipconfig/nfsmount are deleted from the root file system; then
+# packages, programs, busybox applets and kernel modules, in the tree and in the initramfs,
+# must all be clean.
+log "no network code"
+python3 "$BUILD/offline_audit.py" strip-programs chroot "$BUILD/forbidden.toml"
+: > "$BUILD/initramfs.list"
+for initrd in chroot/boot/initrd.img-*; do
+	[ -e "$initrd" ] || continue
+	chroot chroot lsinitramfs "/boot/$(basename "$initrd")" >> "$BUILD/initramfs.list"
+done
+[ -s "$BUILD/initramfs.list" ] || die "no initramfs to audit"
+python3 "$BUILD/offline_audit.py" audit chroot "$BUILD/forbidden.toml" --initramfs-list "$BUILD/initramfs.list" \
+	|| die "forbidden items in the image (above)"
+du -sx --block-size=1M chroot/usr/share/locale chroot/usr/share/doc chroot/lib/modules chroot/opt/kcm \
+	chroot/usr/lib/python3* 2>/dev/null | sed 's/^/  MiB /' || true
 
 log "lb binary"
 lb binary
@@ -212,13 +318,18 @@ SIZE=$(stat -c %s "$OUT/$NAME.iso")
 	echo "security_mirror: $SECMIRROR"
 	echo "live_build: $(dpkg-query -W -f='${Version}' live-build)"
 	echo "kernel_cmdline: $APPEND"
+	echo "squashfs: $SQUASHFS_COMP"
+	echo "python_locks: runtime.lock $(sha256sum "$BUILD/src/requirements/runtime.lock" | cut -c1-64)"
 	echo "build_seconds: $(( $(date +%s) - T0 ))"
 } > "$OUT/$NAME.build-info.txt"
 
 log "done in $(( $(date +%s) - T0 )) s"
 echo
 echo "ISO:     $OUT/$NAME.iso"
-echo "size:    $SIZE bytes ($(( SIZE / 1048576 )) MiB)"
+echo "size:    $SIZE bytes ($(( SIZE / 1048576 )) MiB; budget $SIZE_BUDGET_MIB MiB)"
+if [ "$SIZE" -gt $(( SIZE_BUDGET_MIB * 1048576 )) ]; then
+	echo "WARNING: the image is larger than the $SIZE_BUDGET_MIB MiB budget (make iso-test fails on it)"
+fi
 echo "SHA-256: $SHA"
 echo "as words (read aloud; iso_build/words.py --decode maps them back):"
 python3 "$HERE/words.py" "$SHA"

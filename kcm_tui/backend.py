@@ -199,14 +199,34 @@ def export_media_choices(root: str | Path = "/", demo_folder: Path | None = None
     """Where an export may go (``core.media.Medium`` objects): the demo workspace's folder
     first (demo mode only), then every mounted removable medium under ``root``
     (``core.media.list_removable``; the live system's own disks are never listed).
-    Read-only media are listed too: the screen shows them with the reason, not selectable."""
-    from core import media
+    Read-only media are listed too: the screen shows them with the reason, not selectable.
+    (Without a media helper; a :class:`Backend` lists through its ``media_chooser``, which on
+    the ceremony image adds the unmounted removable devices, ``core.removable``.)"""
+    from core import removable
 
-    out: list[Any] = []
-    if demo_folder is not None:
-        out.append(media.folder_medium(demo_folder, "demo"))
-    out.extend(media.list_removable(root))
-    return out
+    return list(removable.ExportMediaChooser(None, root).choices(demo_folder))
+
+
+def _media_chooser(backend: Any) -> Any:
+    """The backend's export-media chooser (one per backend: it remembers the medium made
+    writable), or a stateless one without a helper."""
+    chooser = getattr(backend, "media_chooser", None)
+    if chooser is None:
+        from core import removable
+
+        chooser = removable.ExportMediaChooser(None, getattr(backend, "media_root", "/"))
+    return chooser
+
+
+def default_media_helper(demo: bool) -> Any:
+    """The media helper of the ceremony image (``kcm-media``), if this machine has it; never
+    in demo mode (the demo writes to a folder)."""
+    if demo:
+        return None
+    from core import removable
+
+    helper = removable.MediaHelper()
+    return helper if helper.available() else None
 
 
 def read_only_reason(medium: Any) -> str:
@@ -225,6 +245,9 @@ class Backend:
         media: folder standing for the removable medium.
         media_root: filesystem root the export-medium chooser lists removable media under
             (``core.media.list_removable``; tests pass a fake tree).
+        media_helper: makes the chosen removable device writable and mounts it
+            (``core.removable.MediaHelper``); default: ``kcm-media`` where it exists (the
+            ceremony image), none in demo mode.
         scripts_dirs: folders searched for ``*.toml`` ceremony scripts.
         share_display: where the keyholder shows shares (injectable for tests).
         env: environment for the preflight (default ``os.environ``).
@@ -239,6 +262,7 @@ class Backend:
         workspace: Path | None = None,
         media: Path | None = None,
         media_root: Path | None = None,
+        media_helper: Any = None,
         scripts_dirs: Sequence[Path] = (),
         share_display: ShareDisplay | None = None,
         env: Mapping[str, str] | None = None,
@@ -249,6 +273,12 @@ class Backend:
         self.workspace = workspace
         self.media = media
         self.media_root = media_root or Path("/")
+        from core import removable
+
+        self.media_chooser = removable.ExportMediaChooser(
+            media_helper if media_helper is not None else default_media_helper(demo),
+            self.media_root,
+        )
         self.scripts_dirs = list(scripts_dirs)
         self.share_display = share_display or ShareDisplay()
         self.env = env
@@ -694,19 +724,28 @@ class Session:
             return None
         demo_folder = getattr(exporter, "root", None) if self.backend.demo else None
         try:
-            return export_media_choices(self.backend.media_root, demo_folder)
+            return list(_media_chooser(self.backend).choices(demo_folder))
         except OSError as exc:
             raise BackendError(f"cannot list the export media: {exc}") from None
 
     def set_export_medium(self, medium: Any | None) -> None:
         """Export steps write to ``medium`` from now on (a real removable medium is unmounted
-        after the verify and sync); ``None`` forgets the choice. A read-only medium is refused."""
+        after the verify and sync); ``None`` forgets the choice. A read-only medium is refused.
+        An unmounted removable device (the ceremony image) is made writable and mounted by the
+        media helper first, and the medium chosen before is released (read-only again)."""
         if medium is not None and read_only_reason(medium):
             raise BackendError(f"{medium.label} cannot be used: {read_only_reason(medium)}")
         use = getattr(self.c.exporter, "use", None)
         if not callable(use):
             raise BackendError("this ceremony's exporter writes to a fixed medium")
-        use(medium)
+        from core.media import MediaError
+
+        try:
+            target = _media_chooser(self.backend).choose(medium)
+        except MediaError as exc:
+            use(None)
+            raise BackendError(f"{medium.label if medium is not None else 'the medium'}: {exc.message}") from None
+        use(target)
 
     def set_export_progress(self, cb: Callable[[int, int, str], None] | None) -> None:
         """Progress callback for the next export write (called in the worker thread)."""
@@ -915,6 +954,10 @@ class Session:
     def close(self) -> None:
         try:
             self.client.close()
+        except Exception:
+            pass
+        try:  # a medium made writable and not yet released: read-only again
+            _media_chooser(self.backend).release()
         except Exception:
             pass
 

@@ -12,6 +12,7 @@ iso:
 
 iso-test:
 	@test -f $(ISO_IMAGE) || { echo "no $(ISO_IMAGE): run 'make iso' first"; exit 1; }
+	@bash $(ISO_DIR)/install-test-deps.sh
 	python3 $(ISO_DIR)/boot_test.py $(ISO_TEST_ARGS) $(ISO_IMAGE)
 
 iso-clean:

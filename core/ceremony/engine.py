@@ -141,6 +141,7 @@ was held).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -2606,15 +2607,25 @@ class FolderExporter:
         extra: dict[str, Any] = {}
         if self.writer is not None:
             extra["writer"] = self.writer
+        target = self.target()
+        # A medium the media helper made writable (core.removable.PreparedMedium) is
+        # released by the helper: unmounted *and* read-only again; others are unmounted here.
+        release = getattr(target, "release", None)
         res = media.write_export(
-            self.target(),
+            target,
             files,
             ceremony_id=ceremony_id,
             directory=folder,
             progress=self.progress,
-            unmount=self.unmount,
+            unmount=self.unmount and not callable(release),
             **extra,
         )
+        if self.unmount and callable(release):
+            try:
+                release()
+                res = dataclasses.replace(res, unmounted=True)
+            except media.MediaError as exc:
+                res = dataclasses.replace(res, notes=[*res.notes, exc.message])
         self.last = res
         return [
             ExportedFile(name=n, path=str(res.directory / n), sha256=h, size=len(files[n]))

@@ -272,7 +272,7 @@ class RunnerScreen(BaseScreen):
         if first and chosen is None and self.capp.backend.demo:
             chosen = next((m for m in media if m.demo and not m.read_only), None)
         elif chosen is not None:  # keep the choice only if it is still there and writable
-            chosen = next((m for m in media if m.path == chosen.path and not m.read_only), None)
+            chosen = next((m for m in media if same_medium(m, chosen) and not m.read_only), None)
         self.set_medium(chosen)
         return self.media_choices[1]
 
@@ -290,7 +290,10 @@ class RunnerScreen(BaseScreen):
         t = Text()
         t.append(f"{m.label}", style="bold")
         kind = "demo folder" if m.demo else (m.device or "removable")
-        t.append(f"  {kind}  {m.fs}  size {_human(m.size)}  free {_human(m.free)}")
+        if getattr(m, "mounted", True):
+            t.append(f"  {kind}  {m.fs}  size {_human(m.size)}  free {_human(m.free)}")
+        else:  # a removable device on the ceremony image: writable only once chosen
+            t.append(f"  {kind}  {m.fs}  size {_human(m.size)}  (made writable when chosen)")
         reason = read_only_reason(m)
         if reason:
             t.append(f"\n  READ-ONLY, cannot be chosen: {reason}", style="bold yellow")
@@ -306,7 +309,7 @@ class RunnerScreen(BaseScreen):
         ]
         listing = OptionList(*options, id="media-list")
         if chosen is not None:
-            listing.highlighted = next((i for i, m in enumerate(media) if m.path == chosen.path), None)
+            listing.highlighted = next((i for i, m in enumerate(media) if same_medium(m, chosen)), None)
         listing.styles.height = "auto"
         listing.styles.max_height = 8
         caption = Static(
@@ -663,6 +666,12 @@ class RunnerScreen(BaseScreen):
         if self.refuse_while_busy():
             return
         self.ask_exception(self.session, self.set_error, timeout=4)
+
+
+def same_medium(a: Any, b: Any) -> bool:
+    """The same medium: the same mount point, or the same device (a removable device chosen
+    while unmounted is listed at its mount point once the media helper has mounted it)."""
+    return bool(a.path == b.path or (a.device and a.device == b.device))
 
 
 def _human(n: int) -> str:

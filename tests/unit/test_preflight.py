@@ -523,6 +523,21 @@ def test_live_boot_overlay_passes(make_root: Maker) -> None:
     assert "overlay" in r.reason
 
 
+def test_live_root_copied_to_ram_says_the_boot_medium_can_go(make_root: Maker) -> None:
+    # live-boot toram: the squashfs copied into a tmpfs moved to /run/live/medium
+    toram = (
+        "/dev/shm /run/live/medium tmpfs ro,relatime,size=127968k 0 0\n"
+        "/dev/loop0 /run/live/rootfs/filesystem.squashfs squashfs ro 0 0\n"
+        "overlay / overlay rw,lowerdir=/run/live/rootfs/filesystem.squashfs/,upperdir=/run/live/overlay/rw 0 0\n"
+    )
+    r = preflight.check_live_media(make_root({"proc/mounts": toram, "proc/cmdline": "boot=live toram\n"}))
+    assert r.status == "PASS" and "copied to RAM: the boot medium can be removed now" in r.reason
+    # from the stick: no such sentence (the stick must stay in)
+    stick = toram.replace("/dev/shm /run/live/medium tmpfs", "/dev/sdb1 /run/live/medium iso9660")
+    r = preflight.check_live_media(make_root({"proc/mounts": stick, "proc/cmdline": "boot=live\n"}))
+    assert r.status == "PASS" and "removed" not in r.reason
+
+
 def test_squashfs_root_passes(make_root: Maker) -> None:
     root = make_root({"proc/mounts": "/dev/loop0 / squashfs ro 0 0\n", "proc/cmdline": "quiet\n"})
     assert preflight.check_live_media(root).status == "PASS"
