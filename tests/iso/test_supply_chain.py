@@ -90,9 +90,9 @@ def test_a_changed_pyproject_is_caught(tmp_path: Path) -> None:
     """The check can fail: a new dependency, a narrowed range, or any change of the inputs."""
     original = (ROOT / "pyproject.toml").read_text()
     pyproject = tomllib.loads(original)
-    pyproject["project"]["dependencies"].append("jsonschema>=4")
-    assert disagreements(pyproject, locks()) == ["runtime.lock lacks jsonschema (jsonschema>=4)",
-                                                 "test.lock lacks jsonschema (jsonschema>=4)"]  # fmt: skip
+    pyproject["project"]["dependencies"].append("kcm-not-locked>=4")  # in no lock
+    assert disagreements(pyproject, locks()) == ["runtime.lock lacks kcm-not-locked (kcm-not-locked>=4)",
+                                                 "test.lock lacks kcm-not-locked (kcm-not-locked>=4)"]  # fmt: skip
     pyproject = tomllib.loads(original)
     pyproject["project"]["dependencies"] = [
         "textual==8.2.7" if d.startswith("textual") else d for d in pyproject["project"]["dependencies"]
