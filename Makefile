@@ -29,8 +29,13 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# pytest-randomly shuffles the test order and seeds each test's randomness from one seed
+# (tests/conftest.py); make test fixes it so every run is the same: `make test TEST_SEED=N`
+# replays another. Hypothesis runs its derandomized `ci` profile. Under CI=true as root a
+# skipped test fails the run, with its reason (tests/strict_skips.py).
+TEST_SEED ?= 1
 test: deps $(VENV)/.installed lint
-	$(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q -rs -p randomly --randomly-seed=$(TEST_SEED)
 
 bench: deps $(VENV)/.installed
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
