@@ -12,6 +12,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
+from kcm_tui.workers import ThreadWork
+
 if TYPE_CHECKING:
     from kcm_tui.app import CeremonyApp
 
@@ -56,7 +58,7 @@ def banners(app: CeremonyApp) -> list[Static]:
     return out
 
 
-class BaseScreen(Screen[None]):
+class BaseScreen(ThreadWork, Screen[None]):
     """A ceremony screen: banners on top, footer with the bindings at the bottom."""
 
     #: (key, what it does) lines for the help screen, beyond the footer bindings.

@@ -53,6 +53,7 @@ class StartScreen(BaseScreen):
         super().__init__()
         self.checks: list[Check] = []
         self.script_list: list[ScriptInfo] = []
+        self.scripts_loaded = False  # the worker's list has been shown
         self.error = ""
 
     def compose(self) -> ComposeResult:
@@ -95,14 +96,14 @@ class StartScreen(BaseScreen):
     def controls_ready(self) -> None:
         self.query_one("#scripts", OptionList).focus()
         # Reading and validating the scripts is plain file parsing of public data: a thread.
-        self.run_worker(self._read_scripts, thread=True, exclusive=True, group="scripts")
+        self.run_in_thread(self._read_scripts, lambda res: self.load_scripts(*res), group="scripts",
+                           name="read-scripts")
 
-    def _read_scripts(self) -> None:
+    def _read_scripts(self) -> tuple[list[ScriptInfo], str]:
         try:
-            scripts, error = self.capp.backend.scripts(), ""
+            return self.capp.backend.scripts(), ""
         except BackendError as exc:
-            scripts, error = [], str(exc)
-        self.app.call_from_thread(self.load_scripts, scripts, error)
+            return [], str(exc)
 
     # ---------------------------------------------------------------- checks
 
@@ -134,6 +135,7 @@ class StartScreen(BaseScreen):
         ol = self.query_one("#scripts", OptionList)
         ol.clear_options()
         self.script_list = scripts
+        self.scripts_loaded = True
         if error:
             self.show_error(error)
         for s in self.script_list:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
+from textual.worker import WorkerState
 
 from core.secmem import SecretBuffer
 from kcm_tui.screens.card import CardPanel
@@ -136,5 +138,45 @@ def test_camera_scan_in_worker() -> None:
             assert session.thread != threading.main_thread().name
             assert "cannot open the camera" in screen_text(app)
             assert not app.screen.scanning
+
+    asyncio.run(run())
+
+
+def test_card_result_handled_only_after_the_worker_finished() -> None:
+    """Regression: the card worker handed its result to the UI with ``call_from_thread``
+    while still RUNNING; the UI then replaced the card panel (its owner), Textual cancelled
+    the panel's workers on unmount, and if the worker thread had not returned yet the worker
+    ended CANCELLED (``WorkerCancelled`` in test_card_genesis_then_collection_with_wrong_pin_first
+    on a loaded machine). Here the thread is made to linger after any ``call_from_thread``:
+    the worker must still end in SUCCESS and the result be shown."""
+    v = step("distribute-shares", 6, params={"display": ["screen", "card"], "carriers": {"c1": "card"}},
+             acknowledge=("admin", "c1"), performed=True, results={"set_id": "4821"})
+    session = SlowCardSession(v)
+    session.carriers = {"c1": "card"}
+    app = SnapApp(FakeBackend(session=session), DistributionScreen)
+    real_call_from_thread = app.call_from_thread
+
+    def lingering_call_from_thread(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real_call_from_thread(callback, *args, **kwargs)
+        time.sleep(1.0)  # a worker thread descheduled on a busy machine
+        return result
+
+    app.call_from_thread = lingering_call_from_thread  # type: ignore[method-assign]
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await start_ready(pilot)
+            await pilot.press(*PIN)
+            await pilot.press("enter")
+            try:
+                await wait_for(pilot, session.entered.is_set)
+                workers = [w for w in app.workers if w.name == "card-operation"]
+                assert len(workers) == 1
+            finally:
+                session.release.set()
+            await wait_for(pilot, lambda: "share written to card" in screen_text(app))
+            await app.workers.wait_for_complete()
+            assert workers[0].state == WorkerState.SUCCESS
+            assert not app.screen.query(CardPanel)
 
     asyncio.run(run())
