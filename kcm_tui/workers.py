@@ -55,3 +55,4 @@ class ThreadWork:
             pending.pop(event.worker)(event.worker.result)
         elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             pending.pop(event.worker, None)
+

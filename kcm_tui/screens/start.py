@@ -94,7 +94,11 @@ class StartScreen(BaseScreen):
         self.call_after_refresh(self.controls_ready)
 
     def controls_ready(self) -> None:
-        self.query_one("#scripts", OptionList).focus()
+        scripts = self.query("#scripts").results(OptionList)
+        lst = next(scripts, None)
+        if lst is None:  # the app is leaving before its first refresh: nothing to read
+            return
+        lst.focus()
         # Reading and validating the scripts is plain file parsing of public data: a thread.
         self.run_in_thread(self._read_scripts, lambda res: self.load_scripts(*res), group="scripts",
                            name="read-scripts")

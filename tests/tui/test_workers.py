@@ -7,17 +7,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.worker import WorkerState
 
+from core.demo import init_workspace
 from core.secmem import SecretBuffer
 from kcm_tui.screens.card import CardPanel
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
 from kcm_tui.widgets.pin_entry import PinEntry
-from tests.tui.helpers import screen_text, start_ready
+from tests.tui.helpers import make_app, screen_text, start_ready
 from tests.tui.snapshot_app import CARD_WRITTEN, FakeBackend, FakeSession, SnapApp, step
 
 SIZE = (100, 40)
@@ -180,3 +182,26 @@ def test_card_result_handled_only_after_the_worker_finished() -> None:
             assert not app.screen.query(CardPanel)
 
     asyncio.run(run())
+
+
+def test_leaving_at_the_first_frame_is_not_an_internal_error(tmp_path: Path) -> None:
+    """Regression: leaving right after the first screen was drawn (what the start-up
+    benchmark does) crashed with NoMatches: the start screen's after-refresh step looked
+    for its script list on a screen already being taken down."""
+    ws = init_workspace(tmp_path / "ws")
+    app = make_app(ws)
+
+    class LeaveAtOnce(type(app)):  # type: ignore[misc]
+        def on_ready(self) -> None:
+            self.call_after_refresh(self.exit)
+
+    app.__class__ = LeaveAtOnce
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+
+    asyncio.run(run())
+    app.backend.close()
+    assert app._exception is None, repr(app._exception)
+
