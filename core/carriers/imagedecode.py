@@ -472,17 +472,22 @@ Attempt = tuple[str, str, list[bytes]]
 def attempts(gray: np.ndarray, decoders: Sequence[str] = ("zxing-cpp", "pyzbar")) -> Iterator[Attempt]:
     """Yield ``(decoder, variant, payloads)`` for each attempt of the chain, in order.
 
-    Chosen on a development set of generated frames (not the benchmark's held-out seeds) for
-    what each attempt adds per millisecond:
+    Chosen on development sets of generated frames (other seeds than the benchmark's
+    held-out ones) for what each attempt adds per millisecond:
 
     1. zxing-cpp on the image as given (a clean image ends here, in a few milliseconds).
-    2. A frame (longer side over :data:`WHOLE_MAX`): zxing-cpp after local contrast (glare,
-       a shaded card); then up to :data:`MAX_CANDIDATES` regions, where zxing-cpp saw a code
-       it could not read first, then :func:`candidates`, each cropped with a margin and
-       scaled to about 8 pixels a module, and read after an unsharp mask (a small code is a
-       blurred one), as is, and after local contrast.
-    3. A smaller image (a file, a scan) is read whole after Gaussian blur and Otsu (noise),
-       an unsharp mask (blur), local contrast, and scaled (a tiny image); zbar too.
+    2. A frame (longer side over :data:`WHOLE_MAX`):
+       - glare and shade: zxing-cpp on the half-size frame after local contrast, then after
+         local range (a code big enough for glare keeps 4 pixels a module at half size);
+       - where the code may be (regions where zxing-cpp saw a code it could not read, then
+         :func:`candidates`; up to :data:`MAX_CANDIDATES`), at full resolution with a
+         margin: local contrast and local range (a glare that splits a large code);
+       - each region cropped with a margin and scaled to about 8 pixels a module (a small
+         code is a blurred one): unsharp mask (both zxing-cpp binarizers), as is, and a
+         wider crop after local range.
+    3. A smaller image (a file, a scan) is read whole: zbar as is, then Gaussian blur and
+       Otsu (noise) with both decoders, an unsharp mask (blur), local contrast, scaled (a
+       tiny image), zbar on the sharpened image.
     """
     use_z = "zxing-cpp" in decoders
     use_b = "pyzbar" in decoders
@@ -523,6 +528,15 @@ def _frame_attempts(gray: np.ndarray, seen: list[Any], use_z: bool, use_b: bool)
     for box in [_quad_box(p) for p in seen] + candidates(gray):
         if not any(_overlap(box, b) > 0.5 for b in boxes):
             boxes.append(box)
+    if use_z and boxes:
+        # Full resolution where the code may be (the regions below, with a margin): a
+        # glare that splits a large code into pieces is read from the whole of it.
+        h, w = gray.shape
+        x0, y0, x1, y1 = _union(boxes[:MAX_CANDIDATES])
+        m = max(x1 - x0, y1 - y0) // 4 + 8
+        focus = np.ascontiguousarray(gray[max(0, y0 - m):min(h, y1 + m), max(0, x0 - m):min(w, x1 + m)])
+        yield "zxing-cpp", "focus-local-contrast", _zxing_arr(local_contrast(focus, 16))[0]
+        yield "zxing-cpp", "focus-local-range", _zxing_arr(local_range(focus, 6))[0]
     for i, box in enumerate(boxes[:MAX_CANDIDATES]):
         tag = f"region{i + 1}/"
         crop = _crop(gray, box)
@@ -531,12 +545,14 @@ def _frame_attempts(gray: np.ndarray, seen: list[Any], use_z: bool, use_b: bool)
             yield "zxing-cpp", f"{tag}sharpen", _zxing_arr(sharp)[0]
             yield "zxing-cpp", f"{tag}sharpen-histogram", _zxing_arr(sharp, histogram=True)[0]
             yield "zxing-cpp", f"{tag}crop", _zxing_arr(crop)[0]
-            yield "zxing-cpp", f"{tag}local-contrast", _zxing_arr(local_contrast(crop, max(4, max(crop.shape) // 32)))[0]
             wide = _crop(gray, box, margin=0.8)
-            yield "zxing-cpp", f"{tag}wide-sharpen", _zxing_arr(
-                _filtered(wide, ImageFilter.UnsharpMask(radius=3, percent=200, threshold=0)))[0]
+            yield "zxing-cpp", f"{tag}wide-local-range", _zxing_arr(local_range(wide, 6))[0]
         if use_b and not use_z:
             yield "pyzbar", f"{tag}sharpen", _zbar_arr(sharp)
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:

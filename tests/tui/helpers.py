@@ -84,7 +84,8 @@ def make_app(workspace: Any, terminal: CustodianTerminal | None = None, *, scrip
 
 async def start_ready(pilot: Any) -> None:
     """Wait until the start screen has its script list (read in a worker thread)."""
-    await settle(pilot, lambda: bool(getattr(pilot.app.screen, "scripts_loaded", True)))
+    await settle(pilot, lambda: bool(getattr(pilot.app.screen, "scripts_loaded", True))
+                 and bool(getattr(pilot.app.screen, "checks_done", True)))
 
 
 def threads_pending(app: Any) -> bool:

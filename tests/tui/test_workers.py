@@ -205,3 +205,50 @@ def test_leaving_at_the_first_frame_is_not_an_internal_error(tmp_path: Path) -> 
     app.backend.close()
     assert app._exception is None, repr(app._exception)
 
+
+
+def test_checks_run_in_a_worker_and_begin_waits_for_them() -> None:
+    """The workstation checks run in a worker thread (the first frame is not held up by
+    them); until their results are shown, Begin is refused with the reason."""
+    from kcm_tui.screens.start import StartScreen
+    from tests.tui.snapshot_app import FailingChecks, FakeBackend
+
+    class SlowChecks(FakeBackend):
+        def __init__(self) -> None:
+            super().__init__(demo=False, checks=FailingChecks)
+            self.entered = threading.Event()
+            self.release = threading.Event()
+            self.thread = ""
+
+        def preflight(self) -> Any:
+            self.thread = threading.current_thread().name
+            self.entered.set()
+            assert self.release.wait(20)
+            return super().preflight()
+
+    backend = SlowChecks()
+    app = SnapApp(backend)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            try:
+                await wait_for(pilot, backend.entered.is_set)
+                await wait_for(pilot, lambda: bool(app.screen.query("#begin")))
+                screen = app.screen
+                assert isinstance(screen, StartScreen)
+                assert "Workstation: checking..." in screen_text(app)
+                screen.begin()
+                await pilot.pause()
+                assert "checks are still running" in screen_text(app)
+                assert isinstance(app.screen, StartScreen)
+            finally:
+                backend.release.set()
+            await start_ready(pilot)
+            assert backend.thread != threading.main_thread().name
+            text = screen_text(app)
+            assert "1 FAIL" in text and "checking..." not in text
+            screen.begin()  # now refused for the failed check, not for waiting
+            await pilot.pause()
+            assert "Cannot begin: 1 check(s) failed" in screen_text(app)
+
+    asyncio.run(run())
