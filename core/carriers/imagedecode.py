@@ -1,9 +1,14 @@
 """Decoding share QR codes from images: the decoder chain and the frame sources.
 
-The chain tries zxing-cpp first (fastest, best on degraded images), then pyzbar (zbar), first
-on the image as given and then on preprocessed variants (grayscale with autocontrast, Otsu
-threshold, upscaling for small codes, downscaling for large frames, unsharp mask for blur,
-median filter for noise). The first result that is a valid share payload wins.
+The chain (:func:`decode_image`, the attempts in :func:`attempts`) tries zxing-cpp on the
+image as given first (fastest, best on degraded images), then a fixed list of bounded
+attempts: for a camera frame, local contrast and local range against glare and shade, and
+candidate code regions (where zxing-cpp saw a code, then an edge-density search) cropped,
+scaled and sharpened for a code small in the frame; for a smaller image, denoising,
+sharpening, local contrast and scaling, with zbar as well. The first result that is a valid
+share payload wins. It is a pure function of the pixels: no file, device or network access
+(:func:`open_image` and the frame sources do the I/O), so it can run in a sandboxed helper.
+:data:`VARIANTS` and :func:`raw_decode` remain for benchmarks and diagnostics.
 
 Residue (documented in docs/formats.md, "Share carriers"): the decoders return the payload
 as ``bytes`` (zxing-cpp ``Result.bytes``, zbar ``Decoded.data``). That is unavoidable with
