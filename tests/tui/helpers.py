@@ -114,6 +114,17 @@ async def settle(pilot: Any, until: Callable[[], bool] | None = None, *, timeout
         await pilot.pause(0.02)
 
 
+async def wait_until(pilot: Any, cond: Callable[[], bool], *, timeout: float = 60.0) -> None:
+    """Poll ``cond`` (real state) for up to ``timeout`` seconds, then one more pause; for a
+    state reached while a worker is still held (``settle`` waits for workers to end)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s:\n{screen_text(pilot.app)}")
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
 async def begin(pilot: Any) -> None:
     """On the start screen: the preselected script, the workspace medium, Begin."""
     app = pilot.app

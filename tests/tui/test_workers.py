@@ -19,7 +19,7 @@ from kcm_tui.screens.card import CardPanel
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
 from kcm_tui.widgets.pin_entry import PinEntry
-from tests.tui.helpers import make_app, screen_text, start_ready
+from tests.tui.helpers import make_app, screen_text, settle, start_ready
 from tests.tui.snapshot_app import CARD_WRITTEN, FakeBackend, FakeSession, SnapApp, step
 
 SIZE = (100, 40)
@@ -51,10 +51,12 @@ class SlowCardSession(FakeSession):
         return super().add_camera(device, timeout_s)
 
 
-async def wait_for(pilot: Any, cond: Any) -> None:
-    for _ in range(400):
-        if cond():
-            return
+async def wait_for(pilot: Any, cond: Any, timeout: float = 60.0) -> None:
+    """Poll ``cond`` (real state, not Pilot's idle guess) for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out:\n{screen_text(pilot.app)}")
         await pilot.pause(0.02)
     raise AssertionError(screen_text(pilot.app))
 
@@ -99,8 +101,7 @@ def test_card_write_in_worker_escape_refused_pin_wiped() -> None:
                 assert pin.typed == len(PIN)
             finally:
                 session.release.set()
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await settle(pilot)
             mp.undo()
             assert session.thread != threading.main_thread().name
             assert session.pin_seen == PIN.encode()
@@ -135,8 +136,7 @@ def test_camera_scan_in_worker() -> None:
                 assert isinstance(app.screen, CollectionScreen) and app.screen.scanning
             finally:
                 session.release.set()
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await settle(pilot)
             assert session.thread != threading.main_thread().name
             assert "cannot open the camera" in screen_text(app)
             assert not app.screen.scanning
