@@ -58,7 +58,6 @@ async def wait_for(pilot: Any, cond: Any, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out:\n{screen_text(pilot.app)}")
         await pilot.pause(0.02)
-    raise AssertionError(screen_text(pilot.app))
 
 
 def test_card_write_in_worker_escape_refused_pin_wiped() -> None:
