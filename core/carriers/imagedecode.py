@@ -538,6 +538,8 @@ def _frame_attempts(gray: np.ndarray, seen: list[Any], use_z: bool, use_b: bool)
         # glare that splits a large code into pieces is read from the whole of it.
         h, w = gray.shape
         x0, y0, x1, y1 = _union(boxes[:MAX_CANDIDATES])
+        if (x1 - x0) * (y1 - y0) > 0.3 * h * w:  # two regions far apart: the first only
+            x0, y0, x1, y1 = boxes[0]
         m = max(x1 - x0, y1 - y0) // 4 + 8
         focus = np.ascontiguousarray(gray[max(0, y0 - m):min(h, y1 + m), max(0, x0 - m):min(w, x1 + m)])
         yield "zxing-cpp", "focus-local-contrast", _zxing_arr(local_contrast(focus, 16))[0]

@@ -438,3 +438,28 @@ def test_keyholder_mixed_recovery_words_card_qr_scanner(hsm: Hsm, tmp_path: Path
 def derive_fingerprint_hex(master: SecretBuffer) -> str:
     with master.view() as mv:
         return derive_fingerprint(mv).hex
+
+
+def test_rescan_reinitialises_a_module_another_caller_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (found by a shuffled-order sweep): python-pkcs11 keeps one initialised
+    instance per library in a process. When other code had initialised SoftHSM2 with its
+    own configuration, ``rescan`` took the module for "not loaded yet", did not
+    re-initialise it, and the cards listed were the other configuration's (a login with the
+    right PIN then failed)."""
+    import pkcs11
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = Hsm(tmp_path / "a"), Hsm(tmp_path / "b")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(first.conf))
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "elsewhere", "--so-pin", SO_PIN,
+                    "--pin", "1111"], check=True, capture_output=True)
+    lib = pkcs11.lib(MODULE)  # another caller, outside core.carriers.pkcs11
+    lib.reinitialize()
+    assert [t.label for t in lib.get_tokens() if t.label] == ["elsewhere"]
+    monkeypatch.setattr(cards, "_libs", {})  # this registry has not loaded it
+    monkeypatch.setenv("SOFTHSM2_CONF", str(second.conf))
+    (mine,) = second.init_tokens(["mine"], ["4321"])  # rescan, then list
+    assert mine.label == "mine"
+    key = cards.provision_key(MODULE, mine.serial, pin("4321"), bits=2048)
+    assert key.key_id
