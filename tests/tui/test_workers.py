@@ -251,3 +251,30 @@ def test_checks_run_in_a_worker_and_begin_waits_for_them() -> None:
             assert "Cannot begin: 1 check(s) failed" in screen_text(app)
 
     asyncio.run(run())
+
+
+def test_abort_from_a_sub_screen_unwinds_to_the_summary() -> None:
+    """The first screen is the app's base screen (not pushed over Textual's default one): an
+    abort confirmed on a sub-screen pushed over the runner pops back to the runner and
+    replaces it with the summary, leaving one screen on the stack."""
+    from kcm_tui.screens.runner import RunnerScreen
+    from kcm_tui.screens.summary import SummaryScreen
+
+    v = step("collect-shares", 4, params={"carriers": ["typed", "qr"]}, performed=True, results={"set_id": "4821"})
+    session = FakeSession(v)
+    app = SnapApp(FakeBackend(session=session), RunnerScreen)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await start_ready(pilot)
+            assert len(app.screen_stack) == 1 and isinstance(app.screen, RunnerScreen)
+            app.push_screen(CollectionScreen())
+            await wait_for(pilot, lambda: isinstance(app.screen, CollectionScreen))
+            await pilot.press("f10")
+            await wait_for(pilot, lambda: bool(app.screen.query("#yes")))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
+            assert len(app.screen_stack) == 1
+            assert session.state == "aborted"
+
+    asyncio.run(run())
