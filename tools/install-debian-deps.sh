@@ -3,10 +3,11 @@
 # are missing. Without root it only reports what is missing (tests that need them skip
 # with that reason). Used by `make test`, `make run` and `make bench`.
 set -euo pipefail
+PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux)
 # age: the age/ssh-ed25519 envelope interop tests; console-setup-linux: the console fonts
 # the QR glyph test reads; live-build: the ISO config test checks build.sh's `lb config`
 # options against the installed live-build.
-PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux age console-setup-linux live-build)
+PKGS+=(age console-setup-linux live-build)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
