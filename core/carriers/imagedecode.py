@@ -46,8 +46,13 @@ __all__ = [
     "FrameSource",
     "ReplayFrameSource",
     "V4L2FrameSource",
+    "attempts",
+    "candidates",
     "decode_file",
     "decode_image",
+    "gray_array",
+    "local_contrast",
+    "local_range",
     "raw_decode",
     "scan_frames",
 ]
