@@ -493,8 +493,7 @@ def attempts(gray: np.ndarray, decoders: Sequence[str] = ("zxing-cpp", "pyzbar")
          :func:`candidates`; up to :data:`MAX_CANDIDATES`), at full resolution with a
          margin: local contrast and local range (a glare that splits a large code);
        - each region cropped with a margin and scaled to about 8 pixels a module (a small
-         code is a blurred one): unsharp mask (both zxing-cpp binarizers), as is, and a
-         wider crop after local range.
+         code is a blurred one): unsharp mask (both zxing-cpp binarizers) and as is.
     3. A smaller image (a file, a scan) is read whole: zbar as is, then Gaussian blur and
        Otsu (noise) with both decoders, an unsharp mask (blur), local contrast, scaled (a
        tiny image), zbar on the sharpened image.
@@ -557,8 +556,6 @@ def _frame_attempts(gray: np.ndarray, seen: list[Any], use_z: bool, use_b: bool)
             yield "zxing-cpp", f"{tag}sharpen", _zxing_arr(sharp)[0]
             yield "zxing-cpp", f"{tag}sharpen-histogram", _zxing_arr(sharp, histogram=True)[0]
             yield "zxing-cpp", f"{tag}crop", _zxing_arr(crop)[0]
-            wide = _crop(gray, box, margin=0.8)
-            yield "zxing-cpp", f"{tag}wide-local-range", _zxing_arr(local_range(wide, 6))[0]
         if use_b and not use_z:
             yield "pyzbar", f"{tag}sharpen", _zbar_arr(sharp)
 
