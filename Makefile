@@ -37,10 +37,11 @@ TEST_SEED ?= 1
 test: deps $(VENV)/.installed lint
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q -rs -p randomly --randomly-seed=$(TEST_SEED)
 
-# bench_startup.py --strict: exit 1 when the first screen is over its target ratio.
+# Every benchmark runs; the target fails if any missed its target (bench_startup.py with
+# --strict: the first screen over its ratio).
 bench: deps $(VENV)/.installed
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; \
-	  $(PY) $$b $$([ $$b = benchmarks/bench_startup.py ] && echo --strict); done
+	@fail=0; for b in benchmarks/bench_*.py; do echo "== $$b"; \
+	  $(PY) $$b $$([ $$b = benchmarks/bench_startup.py ] && echo --strict) || fail=1; done; exit $$fail
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-workspace
