@@ -6,6 +6,7 @@ never return a wrong share, and it reads the frames as pixels only (no file, no 
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib.util
 import os
 import random
@@ -43,10 +44,12 @@ def same(a: SecretBuffer, b: SecretBuffer) -> bool:
         return bytes(x) == bytes(y)
 
 
-def frames(kind: str, seed: int) -> list[tuple[Image.Image, SecretBuffer]]:
+@functools.cache
+def frames(kind: str, seed: int, n: int = FRAMES) -> list[tuple[Image.Image, SecretBuffer]]:
+    """``n`` frames of ``kind`` from a fixed seed (cached: several tests read the same ones)."""
     rnd = random.Random(f"{kind}-{seed}")
     out = []
-    for _ in range(FRAMES):
+    for _ in range(n):
         s = share(rnd)
         with qr.make_matrix(s) as mat:
             clean = qr.render_image(mat, scale=6)
@@ -110,7 +113,7 @@ def test_a_frame_without_a_code_is_not_found() -> None:
 def test_the_chain_takes_arrays_and_touches_no_file_or_socket(monkeypatch: pytest.MonkeyPatch) -> None:
     """decode_image is a function of the pixels: it accepts gray and RGB arrays, and opens
     no file and no socket while it runs (it can move into a sandboxed helper)."""
-    (img, s), = frames("small", 3)[:1]
+    (img, s), = frames("small", 3, 1)
     gray = np.asarray(img)
     rgb = np.stack([gray, gray, gray], axis=2)
     import pyzbar.pyzbar  # noqa: F401  (loads libzbar before the guard)
