@@ -36,11 +36,19 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# pytest-randomly shuffles the test order and seeds each test's randomness from one seed
+# (tests/conftest.py); make test fixes it so every run is the same: `make test TEST_SEED=N`
+# replays another. Hypothesis runs its derandomized `ci` profile. Under CI=true as root a
+# skipped test fails the run, with its reason (tests/strict_skips.py).
+TEST_SEED ?= 1
 test: deps $(VENV)/.installed system-modules lint
-	$(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q -rs -p randomly --randomly-seed=$(TEST_SEED)
 
+# Every benchmark runs; the target fails if any missed its target (bench_startup.py with
+# --strict: the first screen over its ratio).
 bench: deps $(VENV)/.installed system-modules
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	@fail=0; for b in benchmarks/bench_*.py; do echo "== $$b"; \
+	  $(PY) $$b $$([ $$b = benchmarks/bench_startup.py ] && echo --strict) || fail=1; done; exit $$fail
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-workspace

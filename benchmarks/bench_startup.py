@@ -1,4 +1,4 @@
-"""Cold start to the first screen, as a ratio against a minimal Textual app (target <= 1.3x).
+"""Cold start to the first screen, as a ratio against a minimal Textual app (target <= 1.25x).
 
 Each run is a fresh interpreter (``python -c``) that builds the app, runs it headless and
 exits as soon as the first screen has been drawn (Textual's ``Ready``); the time from the
@@ -7,7 +7,7 @@ included, as a person at the console sees it; tear-down excluded). The median of
 ``--runs`` runs is compared. It also lists which heavy modules were imported by then (they
 must load lazily: pkcs11, zxingcpp, PIL, qrcode, cryptography's OpenSSL backend, sqlite_utils).
 
-    python benchmarks/bench_startup.py [--runs 7]
+    python benchmarks/bench_startup.py [--runs 15] [--strict]
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def run_once(code: str, *args: str) -> tuple[float, str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=7)
-    p.add_argument("--target", type=float, default=1.3)
+    p.add_argument("--runs", type=int, default=15)
+    p.add_argument("--target", type=float, default=1.25)
     p.add_argument("--strict", action="store_true", help="exit 1 when over the target")
     args = p.parse_args(argv)
     from core.demo import init_workspace
@@ -94,11 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             t, heavy = run_once(code, str(ws.root))
             ours.append(t)
     m, o = statistics.median(minimal), statistics.median(ours)
-    ratio = o / m
+    # Each run of ours follows a run of the minimal app: the pair sees the same load, so the
+    # median of the per-pair ratios is what is judged (the ratio of the two medians swung
+    # from 1.18x to 1.31x between back-to-back runs on a shared machine).
+    ratio = statistics.median(b / a for a, b in zip(minimal, ours, strict=True))
     loaded = json.loads(heavy) if heavy else []
     print(f"minimal Textual app : {m * 1000:7.1f} ms (median of {args.runs})")
     print(f"ceremony first screen: {o * 1000:7.1f} ms (median of {args.runs})")
-    print(f"ratio                : {ratio:.2f}x (target <= {args.target}x)")
+    print(f"ratio                : {ratio:.2f}x, median of {args.runs} paired runs "
+          f"(ratio of the medians {o / m:.2f}x; target <= {args.target}x)")
     print(f"heavy modules loaded by the first screen: {', '.join(loaded) if loaded else 'none'}")
     ok = ratio <= args.target and not loaded
     if not ok:

@@ -84,8 +84,15 @@ class CeremonyApp(App[int]):
         self.first_paint_done = False
         self._after_first_paint: list[Callable[[], object]] = []
 
-    def on_mount(self) -> None:
-        self.push_screen(self.first_screen())
+    def get_default_screen(self) -> Screen[Any]:
+        """The first screen is the app's base screen (not pushed over Textual's default
+        one: that cost a second screen's compose and refresh, ~7% of the cold start); the
+        ceremony screens replace it with ``switch_screen``, sub-screens are pushed on top."""
+        screen = self.first_screen()
+        # switch_screen pops the replaced screen's result callback, which push_screen adds
+        # and Textual's default-screen path does not (Textual is pinned exactly).
+        screen._push_result_callback(self, None)
+        return screen
 
     def on_ready(self) -> None:
         """The first frame is on the screen: run the work deferred until then."""

@@ -5,8 +5,10 @@
 # printed PDFs to PNG in the tests; fonts-dejavu-core is the Unicode font they are set in.
 set -euo pipefail
 PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux poppler-utils fonts-dejavu-core)
-# console-setup-linux: the Terminus console font the ISO's font tests read
-PKGS+=(console-setup-linux)
+# age: the age/ssh-ed25519 envelope interop tests; console-setup-linux: the console fonts
+# the QR glyph and ISO font tests read; live-build: the ISO config test checks build.sh's
+# `lb config` options against the installed live-build.
+PKGS+=(age console-setup-linux live-build)
 # libseccomp's Python bindings: the sandbox of the image decoder (linked into the venv by
 # tools/venv-system-modules.sh)
 PKGS+=(python3-seccomp)

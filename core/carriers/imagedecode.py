@@ -1,9 +1,14 @@
 """Decoding share QR codes from images: the decoder chain and the frame sources.
 
-The chain tries zxing-cpp first (fastest, best on degraded images), then pyzbar (zbar), first
-on the image as given and then on preprocessed variants (grayscale with autocontrast, Otsu
-threshold, upscaling for small codes, downscaling for large frames, unsharp mask for blur,
-median filter for noise). The first result that is a valid share payload wins.
+The chain (:func:`decode_image`, the attempts in :func:`attempts`) tries zxing-cpp on the
+image as given first (fastest, best on degraded images), then a fixed list of bounded
+attempts: for a camera frame, local contrast and local range against glare and shade, and
+candidate code regions (where zxing-cpp saw a code, then an edge-density search) cropped,
+scaled and sharpened for a code small in the frame; for a smaller image, denoising,
+sharpening, local contrast and scaling, with zbar as well. The first result that is a valid
+share payload wins. It is a pure function of the pixels: no file, device or network access
+(:func:`open_image` and the frame sources do the I/O), so it can run in a sandboxed helper.
+:data:`VARIANTS` and :func:`raw_decode` remain for benchmarks and diagnostics.
 
 Residue (documented in docs/formats.md, "Share carriers"): the decoders return the payload
 as ``bytes`` (zxing-cpp ``Result.bytes``, zbar ``Decoded.data``). That is unavoidable with
@@ -26,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
@@ -43,9 +48,14 @@ __all__ = [
     "FrameSource",
     "ReplayFrameSource",
     "V4L2FrameSource",
+    "attempts",
+    "candidates",
     "decode_file",
     "decode_image",
+    "gray_array",
     "image_from_bytes",
+    "local_contrast",
+    "local_range",
     "open_image",
     "raw_decode",
     "scan_frames",
@@ -213,50 +223,399 @@ def raw_decode(
 
 
 def decode_image(
-    img: Image.Image,
+    img: Image.Image | np.ndarray,
     *,
     alloc: Alloc = _alloc,
     decoders: Sequence[str] = ("zxing-cpp", "pyzbar"),
-    variants: Sequence[str] = tuple(VARIANTS),
+    variants: Sequence[str] | None = None,
 ) -> DecodeOutcome:
     """Decode one share QR from an image through the chain.
 
-    Every variant is tried with every decoder (zxing-cpp first) until a payload passes
-    :func:`core.carriers.qr.payload_to_indices` (length, digits, range, checksum).
+    A pure function of the pixels (a PIL image or a grayscale / RGB array): no file, device
+    or network access, so it can run in a sandboxed helper. The chain is a fixed list of
+    attempts (:func:`attempts`), each a bounded amount of work, so a frame without a code
+    gives up in a bounded time, the same on every run; the first payload that passes
+    :func:`core.carriers.qr.payload_to_indices` (length, digits, range, checksum) wins.
 
     Raises:
         QRNotFound: no decoder found a QR code.
         QRPayloadError: QR codes were found but none holds a valid share (the message of the
             first rejected payload says why).
+
+    ``variants`` (benchmarks and diagnostics) replaces the chain by the named
+    :data:`VARIANTS`, in that order, e.g. ``("as-is",)`` for a decoder alone.
     """
+    gray = gray_array(img)
+    h, w = gray.shape
+    if w < 8 or h < 8:
+        raise QRNotFound(f"the image is {w}x{h} pixels: too small for a QR code")
     first_error: QRPayloadError | None = None
-    attempts = 0
-    if img.width < 8 or img.height < 8:
-        raise QRNotFound(f"the image is {img.width}x{img.height} pixels: too small for a QR code")
-    for vname in variants:
-        try:
-            vimg = VARIANTS[vname](img)
-        except (ValueError, OSError):
-            continue
-        for dname in decoders:
-            attempts += 1
-            found = DECODERS[dname](vimg)
-            while found:
-                payload = found.pop()
-                try:
-                    indices = payload_to_indices(payload, alloc=alloc)
-                except QRPayloadError as exc:
-                    first_error = first_error or exc
-                    continue
-                finally:
-                    del payload  # the decoder's bytes: drop the only reference now
-                return DecodeOutcome(indices, dname, vname, attempts)
+    n = 0
+    steps = attempts(gray, decoders) if variants is None else _named_variants(gray, decoders, variants)
+    for dname, vname, payloads in steps:
+        n += 1
+        while payloads:
+            payload = payloads.pop()
+            try:
+                indices = payload_to_indices(payload, alloc=alloc)
+            except QRPayloadError as exc:
+                first_error = first_error or exc
+                continue
+            finally:
+                del payload  # the decoder's bytes: drop the only reference now
+            return DecodeOutcome(indices, dname, vname, n)
     if first_error is not None:
         raise first_error
     raise QRNotFound(
         "no QR code found in the image: hold the card flat, fill the frame with the code "
         "and avoid glare, or use another source"
     )
+
+
+# --- the chain: a fixed list of attempts --------------------------------------------------
+
+#: Images up to this size (longer side) are decoded whole; larger ones (camera frames) are
+#: searched for candidate code regions, which are cropped and scaled.
+WHOLE_MAX: Final = 900
+#: A candidate crop is scaled so that its longer side is this many pixels (small codes in a
+#: frame are upscaled to about 8 pixels a module).
+CROP_SIDE: Final = 400
+#: At most this many candidate regions are tried in a frame.
+MAX_CANDIDATES: Final = 2
+
+
+def gray_array(img: Image.Image | np.ndarray) -> np.ndarray:
+    """The image as a C-contiguous 2-D ``uint8`` luma array.
+
+    Raises:
+        ValueError: an array that is not 2-D gray or 3-D RGB/RGBA.
+    """
+    if isinstance(img, np.ndarray):
+        if img.ndim == 2:
+            return np.ascontiguousarray(img, dtype=np.uint8)
+        if img.ndim == 3 and img.shape[2] in (3, 4):
+            rgb = img[:, :, :3].astype(np.float32)
+            luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            return np.ascontiguousarray(np.clip(luma + 0.5, 0, 255).astype(np.uint8))
+        raise ValueError(f"an image array of shape {img.shape} is not gray or RGB")
+    return np.ascontiguousarray(np.asarray(_gray(img), dtype=np.uint8))
+
+
+def _zxing_arr(a: np.ndarray, *, errors: bool = False, histogram: bool = False) -> tuple[list[bytes], list[Any]]:
+    """zxing-cpp on a gray array: (valid payloads, positions of codes seen but not read).
+    ``histogram``: its global-histogram binarizer instead of the local-average one."""
+    import zxingcpp
+
+    results = zxingcpp.read_barcodes(
+        a,
+        formats=zxingcpp.barcode_formats_from_str("QRCode"),
+        try_rotate=True,
+        try_downscale=True,
+        binarizer=zxingcpp.Binarizer.GlobalHistogram if histogram else zxingcpp.Binarizer.LocalAverage,
+        return_errors=errors,
+    )
+    good = [r.bytes for r in results if r.valid]
+    seen = [r.position for r in results if not r.valid]
+    return good, seen
+
+
+def _zbar_arr(a: np.ndarray) -> list[bytes]:
+    from pyzbar import pyzbar
+
+    h, w = a.shape
+    results = pyzbar.decode((a.tobytes(), w, h), symbols=[pyzbar.ZBarSymbol.QRCODE])
+    return [r.data for r in results]
+
+
+def _tile_stats(a: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation around each pixel, from tile x tile block statistics
+    averaged over 3x3 blocks and interpolated back to full size (CLAHE-style tiles: a few
+    milliseconds for a whole frame, where a per-pixel window costs ten times more)."""
+    h, w = a.shape
+    th, tw = -(-h // tile), -(-w // tile)
+    p = np.pad(a, ((0, th * tile - h), (0, tw * tile - w)), mode="edge").astype(np.float32)
+    blocks = p.reshape(th, tile, tw, tile)
+    m1 = blocks.mean(axis=(1, 3))
+    m2 = (blocks * blocks).mean(axis=(1, 3))
+
+    mean = _upsample(_spread(m1, np.add) / 9.0, tile, h, w)
+    var = np.maximum(_upsample(_spread(m2, np.add) / 9.0, tile, h, w) - mean * mean, 0.0)
+    return mean, np.sqrt(var)
+
+
+def _upsample(x: np.ndarray, tile: int, h: int, w: int) -> np.ndarray:
+    """A block grid back to an h x w image (bilinear)."""
+    th, tw = x.shape
+    img = Image.fromarray(x.astype(np.float32), mode="F").resize((tw * tile, th * tile), Image.Resampling.BILINEAR)
+    out: np.ndarray = np.asarray(img, dtype=np.float32)[:h, :w]
+    return out
+
+
+def local_contrast(a: np.ndarray, tile: int) -> np.ndarray:
+    """Each pixel against its neighbourhood's mean and spread: undoes uneven light and a
+    glare's washed-out contrast, tile by tile, before the decoder thresholds."""
+    mean, sd = _tile_stats(a, tile)
+    out = 128.0 + 60.0 * (a.astype(np.float32) - mean) / (sd + 6.0)
+    res: np.ndarray = np.clip(out, 0, 255).astype(np.uint8)
+    return res
+
+
+def local_range(a: np.ndarray, tile: int) -> np.ndarray:
+    """Each pixel stretched between its neighbourhood's darkest and lightest values (tile x
+    tile blocks, 3x3 blocks around): where a glare leaves dark modules only a little darker
+    than the light ones, they are dark again."""
+    h, w = a.shape
+    th, tw = -(-h // tile), -(-w // tile)
+    p = np.pad(a, ((0, th * tile - h), (0, tw * tile - w)), mode="edge")
+    blocks = p.reshape(th, tile, tw, tile)
+    hi_f = _upsample(_spread(blocks.max(axis=(1, 3)), np.maximum), tile, h, w)
+    lo_f = _upsample(_spread(blocks.min(axis=(1, 3)), np.minimum), tile, h, w)
+    out = 255.0 * (a.astype(np.float32) - lo_f) / np.maximum(hi_f - lo_f, 12.0)
+    res: np.ndarray = np.clip(out, 0, 255).astype(np.uint8)
+    return res
+
+
+def _half(a: np.ndarray) -> np.ndarray:
+    """The image at half size (2x2 block means)."""
+    h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
+    q = a[:h, :w].astype(np.uint16)
+    return ((q[0::2, 0::2] + q[1::2, 0::2] + q[0::2, 1::2] + q[1::2, 1::2] + 2) // 4).astype(np.uint8)
+
+
+def _spread(x: np.ndarray, op: Any) -> np.ndarray:
+    """Combine each cell of a block grid with its 3x3 neighbourhood (``np.maximum``,
+    ``np.minimum``, or ``np.add`` for the sum of the nine)."""
+    th, tw = x.shape
+    q = np.pad(x, 1, mode="edge")
+    out: np.ndarray = q[0:th, 0:tw].copy()
+    for dy in range(3):
+        for dx in range(3):
+            if dy or dx:
+                out = op(out, q[dy:dy + th, dx:dx + tw])
+    return out
+
+
+def _resize(a: np.ndarray, scale: float, resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+    h, w = a.shape
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
+    return np.asarray(Image.fromarray(a, mode="L").resize(size, resample), dtype=np.uint8)
+
+
+def _filtered(a: np.ndarray, f: ImageFilter.Filter) -> np.ndarray:
+    return np.asarray(Image.fromarray(a, mode="L").filter(f), dtype=np.uint8)
+
+
+def _otsu_arr(a: np.ndarray) -> np.ndarray:
+    hist = np.bincount(a.ravel(), minlength=256).astype(np.float64)
+    omega = np.cumsum(hist) / a.size
+    mu = np.cumsum(hist * np.arange(256)) / a.size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma_b = np.nan_to_num((mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega)))
+    return np.where(a > int(np.argmax(sigma_b)), 255, 0).astype(np.uint8)
+
+
+def candidates(gray: np.ndarray, limit: int = MAX_CANDIDATES) -> list[tuple[int, int, int, int]]:
+    """Regions of a frame that may hold a code, best first, as (x0, y0, x1, y1).
+
+    A QR code is a compact square of dense black/white edges at module pitch. The edge
+    energy is averaged per 8x8 cell of the half-size frame; cells well above the frame's
+    typical energy are joined into connected regions; a region too thin, too small or far
+    from square (a line of text, an object's edge) is dropped; the rest are ranked by their
+    energy. Pure numpy plus a small flood fill over the cell grid.
+    """
+    h, w = gray.shape
+    f = 2 if max(h, w) > 1000 else 1
+    g = gray[: h - h % f, : w - w % f]
+    if f > 1:
+        g = g.reshape(g.shape[0] // f, f, g.shape[1] // f, f).mean(axis=(1, 3))
+    g = g.astype(np.int16)
+    e: np.ndarray = np.zeros(g.shape, dtype=np.int16)
+    e[:, 1:] += np.abs(np.diff(g, axis=1))
+    e[1:, :] += np.abs(np.diff(g, axis=0))
+    cell = 8
+    ch, cw = e.shape[0] // cell, e.shape[1] // cell
+    if ch < 2 or cw < 2:
+        return []
+    energy = e[: ch * cell, : cw * cell].reshape(ch, cell, cw, cell).mean(axis=(1, 3))
+    floor = float(np.percentile(energy, 60))
+    peak = float(energy.max())
+    if peak < 4.0:
+        return []
+    thr = max(floor * 3.0, peak * 0.25, 4.0)
+    mask = energy > thr
+    seen = np.zeros_like(mask)
+    regions: list[tuple[float, tuple[int, int, int, int]]] = []
+    for y0, x0 in zip(*np.nonzero(mask), strict=True):
+        if seen[y0, x0]:
+            continue
+        stack = [(int(y0), int(x0))]
+        seen[y0, x0] = True
+        ys: list[int] = []
+        xs: list[int] = []
+        score = 0.0
+        while stack:
+            y, x = stack.pop()
+            ys.append(y)
+            xs.append(x)
+            score += float(energy[y, x])
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    ny, nx = y + dy, x + dx
+                    if 0 <= ny < ch and 0 <= nx < cw and mask[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        stack.append((ny, nx))
+        by0, by1, bx0, bx1 = min(ys), max(ys) + 1, min(xs), max(xs) + 1
+        bh, bw = by1 - by0, bx1 - bx0
+        if min(bh, bw) < 2 or len(ys) < 4 or max(bh, bw) > 3 * min(bh, bw):
+            continue
+        if len(ys) < 0.35 * bh * bw:  # a frame of edges around something, not a filled square
+            continue
+        s = cell * f
+        regions.append((score, (bx0 * s, by0 * s, bx1 * s, by1 * s)))
+    regions.sort(key=lambda t: -t[0])
+    return [box for _, box in regions[:limit]]
+
+
+def _crop(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.25) -> np.ndarray:
+    """The region with a margin (the quiet zone, a cut-off edge), scaled to CROP_SIDE."""
+    h, w = gray.shape
+    x0, y0, x1, y1 = box
+    m = int(max(x1 - x0, y1 - y0) * margin) + 4
+    x0, y0, x1, y1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+    c = gray[y0:y1, x0:x1]
+    scale = CROP_SIDE / max(c.shape)
+    return _resize(c, min(scale, 4.0)) if scale > 1.05 else np.ascontiguousarray(c)
+
+
+def _quad_box(pos: Any) -> tuple[int, int, int, int]:
+    pts = [pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left]
+    xs = [p.x for p in pts]
+    ys = [p.y for p in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+Attempt = tuple[str, str, list[bytes]]
+
+
+def attempts(gray: np.ndarray, decoders: Sequence[str] = ("zxing-cpp", "pyzbar")) -> Iterator[Attempt]:
+    """Yield ``(decoder, variant, payloads)`` for each attempt of the chain, in order.
+
+    Chosen on development sets of generated frames (other seeds than the benchmark's
+    held-out ones) for what each attempt adds per millisecond:
+
+    1. zxing-cpp on the image as given (a clean image ends here, in a few milliseconds),
+       then the grid-card stage (:mod:`core.carriers.gridcard`): a hand-filled QR grid
+       card, found and redrawn cleanly for the decoder.
+    2. A frame (longer side over :data:`WHOLE_MAX`):
+       - glare and shade: zxing-cpp on the half-size frame after local contrast, then after
+         local range (a code big enough for glare keeps 4 pixels a module at half size);
+       - where the code may be (regions where zxing-cpp saw a code it could not read, then
+         :func:`candidates`; up to :data:`MAX_CANDIDATES`), at full resolution with a
+         margin: local contrast and local range (a glare that splits a large code);
+       - each region cropped with a margin and scaled to about 8 pixels a module (a small
+         code is a blurred one): unsharp mask (both zxing-cpp binarizers) and as is.
+    3. A smaller image (a file, a scan) is read whole: zbar as is, then Gaussian blur and
+       Otsu (noise) with both decoders, an unsharp mask (blur), local contrast, scaled (a
+       tiny image), zbar on the sharpened image.
+    """
+    use_z = "zxing-cpp" in decoders
+    use_b = "pyzbar" in decoders
+    h, w = gray.shape
+    seen: list[Any] = []
+    if use_z:
+        good, seen = _zxing_arr(gray, errors=True)
+        yield "zxing-cpp", "as-is", good
+    card = _grid_card_arr(gray)
+    if card is not None:  # a hand-filled QR grid card, redrawn cleanly
+        if use_z:
+            yield "zxing-cpp", "grid-card", _zxing_arr(card)[0]
+        else:
+            yield "pyzbar", "grid-card", _zbar_arr(card)
+    if max(h, w) > WHOLE_MAX:
+        yield from _frame_attempts(gray, seen, use_z, use_b)
+        return
+    if use_b:
+        yield "pyzbar", "as-is", _zbar_arr(gray)
+    crop = _crop(gray, (0, 0, w, h), margin=0.0)
+    denoised = _otsu_arr(_filtered(crop, ImageFilter.GaussianBlur(2)))
+    if use_z:
+        yield "zxing-cpp", "blur-otsu", _zxing_arr(denoised)[0]
+    if use_b:
+        yield "pyzbar", "blur-otsu", _zbar_arr(denoised)
+    sharp = _filtered(crop, ImageFilter.UnsharpMask(radius=3, percent=200, threshold=0))
+    if use_z:
+        yield "zxing-cpp", "sharpen", _zxing_arr(sharp)[0]
+        yield "zxing-cpp", "local-contrast", _zxing_arr(local_contrast(crop, max(4, max(crop.shape) // 32)))[0]
+        if crop.shape != gray.shape:
+            yield "zxing-cpp", "scaled", _zxing_arr(crop)[0]
+    if use_b:
+        yield "pyzbar", "sharpen", _zbar_arr(sharp)
+
+
+def _frame_attempts(gray: np.ndarray, seen: list[Any], use_z: bool, use_b: bool) -> Iterator[Attempt]:
+    if use_z:
+        # A code large enough for glare to matter keeps 4 pixels a module at half size:
+        # the frame-wide passes run there, at a quarter of the cost.
+        half = _half(gray)
+        yield "zxing-cpp", "local-contrast", _zxing_arr(local_contrast(half, 8))[0]
+        yield "zxing-cpp", "local-range", _zxing_arr(local_range(half, 3))[0]
+    boxes: list[tuple[int, int, int, int]] = []
+    for box in [_quad_box(p) for p in seen] + candidates(gray):
+        if not any(_overlap(box, b) > 0.5 for b in boxes):
+            boxes.append(box)
+    if use_z and boxes:
+        # Full resolution where the code may be (the regions below, with a margin): a
+        # glare that splits a large code into pieces is read from the whole of it.
+        h, w = gray.shape
+        x0, y0, x1, y1 = _union(boxes[:MAX_CANDIDATES])
+        if (x1 - x0) * (y1 - y0) > 0.3 * h * w:  # two regions far apart: the first only
+            x0, y0, x1, y1 = boxes[0]
+        m = max(x1 - x0, y1 - y0) // 4 + 8
+        focus = np.ascontiguousarray(gray[max(0, y0 - m):min(h, y1 + m), max(0, x0 - m):min(w, x1 + m)])
+        yield "zxing-cpp", "focus-local-contrast", _zxing_arr(local_contrast(focus, 16))[0]
+        yield "zxing-cpp", "focus-local-range", _zxing_arr(local_range(focus, 6))[0]
+    for i, box in enumerate(boxes[:MAX_CANDIDATES]):
+        tag = f"region{i + 1}/"
+        crop = _crop(gray, box)
+        sharp = _filtered(crop, ImageFilter.UnsharpMask(radius=3, percent=200, threshold=0))
+        if use_z:
+            yield "zxing-cpp", f"{tag}sharpen", _zxing_arr(sharp)[0]
+            yield "zxing-cpp", f"{tag}sharpen-histogram", _zxing_arr(sharp, histogram=True)[0]
+            yield "zxing-cpp", f"{tag}crop", _zxing_arr(crop)[0]
+        if use_b and not use_z:
+            yield "pyzbar", f"{tag}sharpen", _zbar_arr(sharp)
+
+
+def _named_variants(gray: np.ndarray, decoders: Sequence[str], variants: Sequence[str]) -> Iterator[Attempt]:
+    """The named :data:`VARIANTS` with each decoder, as chain attempts."""
+    img = Image.fromarray(gray, mode="L")
+    for vname in variants:
+        try:
+            vimg = VARIANTS[vname](img)
+        except (ValueError, OSError):
+            continue
+        for dname in decoders:
+            yield dname, vname, list(DECODERS[dname](vimg))
+
+
+def _grid_card_arr(gray: np.ndarray) -> np.ndarray | None:
+    """The grid-card stage on a gray array: the redrawn code, or None (no grid card)."""
+    try:
+        return gray_array(_grid_card(Image.fromarray(gray, mode="L")))
+    except ValueError:
+        return None
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over the smaller box's area."""
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])) or 1
+    return ix * iy / small
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
@@ -400,17 +759,12 @@ def _frame_to_image(fourcc: str, width: int, height: int, data: bytes) -> Image.
     raise CarrierError(f"camera pixel format {fourcc} is not supported")
 
 
-#: A cheaper chain for live frames (a camera delivers many; latency matters more).
-FRAME_VARIANTS: Final = ("as-is", "grid-card", "otsu", "downscale")
-
-
 def scan_frames(
     source: FrameSource,
     *,
     alloc: Alloc = _alloc,
     max_frames: int = 300,
     timeout_s: float = 30.0,
-    variants: Sequence[str] = FRAME_VARIANTS,
 ) -> DecodeOutcome:
     """Read frames until one holds a valid share QR; close the source in every case.
 
@@ -425,7 +779,7 @@ def scan_frames(
         for frame in source.frames():
             n += 1
             try:
-                return decode_image(frame, alloc=alloc, variants=variants)
+                return decode_image(frame, alloc=alloc)
             except QRPayloadError as exc:
                 first_error = first_error or exc
             except QRNotFound:

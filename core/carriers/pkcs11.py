@@ -280,18 +280,16 @@ def rescan(path: str) -> None:
 
     SoftHSM2 (and some other modules) read their tokens at C_Initialize only; real readers
     with pcscd report newly inserted cards without this. Refused while a card session of
-    this process is open (C_Finalize would close it under its user); a module that was not
-    loaded yet is simply loaded.
+    this process is open (C_Finalize would close it under its user). A module is always
+    re-initialised, even on its first load here: python-pkcs11 keeps one initialised
+    instance per library in a process, so another caller may have initialised it earlier
+    (with another configuration) and ``load_module`` would hand back that instance.
 
     Raises:
         CardError: a card session is open.
         CardModuleError: the module cannot be loaded.
     """
-    with _libs_lock:
-        loaded = path in _libs
     lib = load_module(path)
-    if not loaded:
-        return
     with _libs_lock:
         if _open_sessions:
             raise CardError(

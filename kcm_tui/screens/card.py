@@ -12,7 +12,7 @@ is shown in the panel, the PIN is wiped and the panel stays for another try.
 generation takes seconds): the panel shows a loading indicator and "do not remove the
 card", keys stay live (Escape is refused while the card is written: a write cannot be
 stopped half-way), the PIN's locked buffer is wiped in the worker's ``finally`` and the
-result comes back to the UI thread with ``call_from_thread``.
+result is handled on the UI thread once the worker has finished (:mod:`kcm_tui.workers`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from textual.widgets.option_list import Option
 
 from kcm_tui.backend import BackendError, CarrierRefused, carrier_message
 from kcm_tui.widgets.pin_entry import PinEntry
+from kcm_tui.workers import ThreadWork
 
 if TYPE_CHECKING:
     from kcm_tui.app import CeremonyApp
@@ -62,7 +63,7 @@ def token_label(t: dict[str, Any]) -> Text:
     return out
 
 
-class CardPanel(Vertical):
+class CardPanel(ThreadWork, Vertical):
     """Pick the card, type its PIN (masked). Errors stay on the panel."""
 
     DEFAULT_CSS = """
@@ -198,24 +199,14 @@ class CardPanel(Vertical):
         spinner.styles.height = 1
         self.mount(spinner)
 
-        def work() -> None:
-            result: T | None = None
-            error: Exception | None = None
+        def work() -> tuple[T | None, Exception | None]:
             try:
-                result = self.pin.use_in_worker(fn)  # PIN wiped in its finally
+                return self.pin.use_in_worker(fn), None  # PIN wiped in its finally
             except Exception as exc:  # handed to the UI thread
-                error = exc
-            try:
-                self.app.call_from_thread(self._finished, result, error, done)
-            except RuntimeError:
-                pass  # the app is closing (the PIN is already wiped)
+                return None, exc
 
-        # On the screen, not on this panel: the callback that reports the result replaces
-        # the panel, and a worker whose widget is removed is marked cancelled although its
-        # work is done (a race that made tests/tui/test_cards.py fail under load).
-        self.screen.run_worker(
-            work, thread=True, group="card", exclusive=True, name="card-operation"
-        )
+        self.run_in_thread(work, lambda out: self._finished(out[0], out[1], done),
+                           group="card", name="card-operation")
 
     def _finished(self, result: T | None, error: Exception | None, done: Callable[[T | None, Exception | None], None]) -> None:
         self.busy = False

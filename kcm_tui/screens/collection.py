@@ -218,7 +218,7 @@ class CollectionScreen(BaseScreen):
 
     def camera(self) -> None:
         """Scan with the camera (up to 30 s) in a worker thread: the screen stays live and
-        shows a loading indicator; the result comes back with ``call_from_thread``."""
+        shows a loading indicator; the result is handled once the worker has finished."""
         if self.scanning:
             return
         self.set_error("")
@@ -233,19 +233,13 @@ class CollectionScreen(BaseScreen):
         spinner.styles.height = 1
         body.mount(spinner)
 
-        def work() -> None:
-            out: dict[str, Any] | None = None
-            error: BackendError | None = None
+        def work() -> tuple[dict[str, Any] | None, BackendError | None]:
             try:
-                out = self.session.add_camera(CAMERA_DEVICE, CAMERA_TIMEOUT_S)
+                return self.session.add_camera(CAMERA_DEVICE, CAMERA_TIMEOUT_S), None
             except BackendError as exc:
-                error = exc
-            try:
-                self.app.call_from_thread(self._camera_done, out, error)
-            except RuntimeError:
-                pass  # the app is closing
+                return None, exc
 
-        self.run_worker(work, thread=True, group="camera", exclusive=True, name="camera-scan")
+        self.run_in_thread(work, lambda res: self._camera_done(*res), group="camera", name="camera-scan")
 
     def _camera_done(self, out: dict[str, Any] | None, error: BackendError | None) -> None:
         self.scanning = False

@@ -12,6 +12,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
+from kcm_tui.workers import ThreadWork
+
 if TYPE_CHECKING:
     from kcm_tui.app import CeremonyApp
 
@@ -56,7 +58,7 @@ def banners(app: CeremonyApp) -> list[Static]:
     return out
 
 
-class BaseScreen(Screen[None]):
+class BaseScreen(ThreadWork, Screen[None]):
     """A ceremony screen: banners on top, footer with the bindings at the bottom."""
 
     #: (key, what it does) lines for the help screen, beyond the footer bindings.
@@ -112,7 +114,7 @@ class BaseScreen(Screen[None]):
                 return
             from kcm_tui.screens.summary import SummaryScreen
 
-            while len(self.app.screen_stack) > 2:
+            while len(self.app.screen_stack) > 1:  # down to the base (ceremony) screen
                 self.app.pop_screen()
             self.app.switch_screen(SummaryScreen())
 

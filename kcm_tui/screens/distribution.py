@@ -402,7 +402,7 @@ class DistributionScreen(BaseScreen):
             return
         from kcm_tui.screens.summary import SummaryScreen
 
-        while len(self.app.screen_stack) > 2:
+        while len(self.app.screen_stack) > 1:  # down to the base (ceremony) screen
             self.app.pop_screen()
         self.app.switch_screen(SummaryScreen())
 

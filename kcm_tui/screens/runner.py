@@ -522,7 +522,7 @@ class RunnerScreen(BaseScreen):
 
     def start_work(self, view: StepView) -> None:
         """Seal / export in a worker thread: the screen stays responsive and shows progress;
-        the result comes back with ``call_from_thread``. An export write cannot be stopped
+        the result is handled once the worker has finished. An export write cannot be stopped
         half-way (the screen says so); leaving or aborting waits for it."""
         kind = view.kind
         self.busy = kind
@@ -554,9 +554,9 @@ class RunnerScreen(BaseScreen):
                 spinner,
             ]
         replace_children(self.query_one("#step-body", Vertical), widgets)
-        self.run_worker(self._work, thread=True, group="step-work", exclusive=True, name=f"step-{kind}")
+        self.run_in_thread(self._work, lambda res: self._work_done(*res), group="step-work", name=f"step-{kind}")
 
-    def _work(self) -> None:
+    def _work(self) -> tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]:
         """In the worker thread: the engine call (journal and keyholder are thread-safe)."""
         kind = self.busy
         out: dict[str, Any] | None = None
@@ -571,10 +571,7 @@ class RunnerScreen(BaseScreen):
                 self.session.set_export_progress(None)
         if kind == "export" and out is not None:
             status = self.session.export_status()
-        try:
-            self.app.call_from_thread(self._work_done, kind, error, out, status)
-        except RuntimeError:
-            pass  # the app is closing
+        return kind, error, out, status
 
     def on_runner_screen_write_progress(self, event: WriteProgress) -> None:
         for bar in self.query("#work-progress").results(ProgressBar):

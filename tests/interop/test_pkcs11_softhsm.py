@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -438,3 +439,46 @@ def test_keyholder_mixed_recovery_words_card_qr_scanner(hsm: Hsm, tmp_path: Path
 def derive_fingerprint_hex(master: SecretBuffer) -> str:
     with master.view() as mv:
         return derive_fingerprint(mv).hex
+
+
+_ANOTHER_CALLER = """
+import os, sys
+import pkcs11
+from core.carriers import pkcs11 as cards
+from core.carriers.errors import CardModuleError
+module, first, second = sys.argv[1:4]
+os.environ["SOFTHSM2_CONF"] = first
+lib = pkcs11.lib(module)  # another caller, outside core.carriers.pkcs11
+lib.reinitialize()
+assert [t.label for t in lib.get_tokens() if t.label] == ["elsewhere"]
+os.environ["SOFTHSM2_CONF"] = second
+try:
+    cards.rescan(module)
+    print("listed", [t.label for t in cards.list_tokens(module)])
+except CardModuleError as exc:
+    print("refused", exc)
+"""
+
+
+def test_a_module_another_caller_initialised_is_never_silently_reused(tmp_path: Path) -> None:
+    """Regression (found by a shuffled-order sweep): python-pkcs11 keeps one initialised
+    instance per library in a process. When other code had initialised SoftHSM2 with its
+    own configuration, ``rescan`` handed back that instance and the cards listed were the
+    other configuration's (a login with the right PIN then failed). The module is now
+    loaded through ``/proc/self/fd/N`` (the file checked, issue 12), so a module someone
+    else initialised in the process is refused with an error or re-initialised with our
+    configuration, never reused with theirs. A fresh process: the test order must not
+    matter."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = Hsm(tmp_path / "a"), Hsm(tmp_path / "b")
+    for hsm, label in ((first, "elsewhere"), (second, "mine")):
+        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", SO_PIN,
+                        "--pin", "1111"], check=True, capture_output=True,
+                       env=dict(os.environ, SOFTHSM2_CONF=str(hsm.conf)))
+    out = subprocess.run(
+        [sys.executable, "-c", _ANOTHER_CALLER, MODULE, str(first.conf), str(second.conf)],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+    ).stdout
+    assert out.startswith("refused") or out.strip() == "listed ['mine']", out
+    assert "elsewhere" not in out

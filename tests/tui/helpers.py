@@ -7,6 +7,8 @@ import os
 import pty
 import re
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +84,44 @@ def make_app(workspace: Any, terminal: CustodianTerminal | None = None, *, scrip
 
 async def start_ready(pilot: Any) -> None:
     """Wait until the start screen has its script list (read in a worker thread)."""
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
+    await settle(pilot, lambda: bool(getattr(pilot.app.screen, "scripts_loaded", True))
+                 and bool(getattr(pilot.app.screen, "checks_done", True)))
+
+
+def threads_pending(app: Any) -> bool:
+    """True while a worker started with ``ThreadWork.run_in_thread`` on the current screen (or
+    one of its widgets) has not had its result handled yet."""
+    nodes = [app.screen, *app.screen.walk_children()]
+    return any(getattr(n, "__dict__", {}).get("_thread_done") for n in nodes)
+
+
+async def settle(pilot: Any, until: Callable[[], bool] | None = None, *, timeout: float = 120.0) -> None:
+    """Wait until what the last key started has finished, whatever the machine's load:
+    ``until()`` is true (the state the test expects the operation to reach; the operation
+    may not even have started when this is called), no worker runs and every thread
+    worker's result has been handled. Pilot's own pauses judge idleness by CPU time, which
+    a busy machine fools; this polls real state, up to ``timeout`` seconds."""
+    app = pilot.app
+    deadline = time.monotonic() + timeout
+    while True:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if (until is None or until()) and not threads_pending(app) and not any(w.is_running for w in app.workers):
+            await pilot.pause()
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the UI did not settle in {timeout:.0f} s:\n{screen_text(app)}")
+        await pilot.pause(0.02)
+
+
+async def wait_until(pilot: Any, cond: Callable[[], bool], *, timeout: float = 60.0) -> None:
+    """Poll ``cond`` (real state) for up to ``timeout`` seconds, then one more pause; for a
+    state reached while a worker is still held (``settle`` waits for workers to end)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s:\n{screen_text(pilot.app)}")
+        await pilot.pause(0.02)
     await pilot.pause()
 
 

@@ -22,7 +22,15 @@ from kcm_tui.screens.card import CardPanel
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
 from kcm_tui.widgets.pin_entry import PinEntry
-from tests.tui.helpers import CustodianTerminal, begin, make_app, screen_text, type_keys, type_share
+from tests.tui.helpers import (
+    CustodianTerminal,
+    begin,
+    make_app,
+    screen_text,
+    settle,
+    type_keys,
+    type_share,
+)
 from tests.tui.test_e2e import run_steps
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -92,9 +100,9 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
                 pin = app.screen.query_one(PinEntry)
                 assert pin.typed == len(PIN) and PIN not in screen_text(app)
                 assert "*" * len(PIN) in screen_text(app)
+                panel = app.screen.query_one(CardPanel)
                 await pilot.press("enter")
-                await app.workers.wait_for_complete()  # the card call runs in a worker thread
-                await pilot.pause()
+                await settle(pilot, lambda p=panel, e=pin: not p.busy and e.typed == 0)  # the card call runs in a worker thread
                 assert pin.typed == 0  # wiped after use
                 text = screen_text(app)
                 assert f"share written to card {serial}" in text, text
@@ -140,8 +148,7 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
         await pilot.press("k")
         await pilot.pause()
         await pilot.press("enter")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot, lambda: bool(app.screen.last_refusal) and not app.screen.scanning)
         text = screen_text(app)
         assert "camera" in text.lower(), text
         notes.append("camera-error")
@@ -150,9 +157,10 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
         await pilot.pause()
         assert serial in screen_text(app)
         await type_keys(pilot, list("999999"))
+        panel = app.screen.query_one(CardPanel)
+        pin = panel.pin
         await pilot.press("enter")
-        await app.workers.wait_for_complete()  # the card call runs in a worker thread
-        await pilot.pause()
+        await settle(pilot, lambda: not panel.busy and pin.typed == 0 and bool(panel.error_code))
         text = screen_text(app)
         assert "PIN" in text and ("wrong" in text.lower() or "incorrect" in text.lower()), text
         panel = app.screen.query_one(CardPanel)
@@ -163,8 +171,8 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
         notes.append("wrong-pin")
         await type_keys(pilot, list(PIN))
         await pilot.press("enter")
-        await app.workers.wait_for_complete()  # the card call runs in a worker thread
-        await pilot.pause()
+        await settle(pilot, lambda: not panel.busy and pin.typed == 0
+                     and bool(session.current().display.get("accepted")))
         accepted = session.current().display.get("accepted") or []
         assert len(accepted) == 1, screen_text(app)
         assert accepted[0].get("card_serial") == serial

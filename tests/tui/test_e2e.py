@@ -24,6 +24,7 @@ from tests.tui.helpers import (
     make_app,
     press,
     screen_text,
+    settle,
     tick_all,
     type_keys,
     type_share,
@@ -60,9 +61,15 @@ async def run_steps(pilot: Any, terminal: CustodianTerminal, shares_to_type: lis
         assert not screen.error, f"{view.kind}: {screen.error}"
         if view.kind in ACTION_LABEL and not view.performed:
             await press(pilot, "#action")
-            if view.kind in ("seal", "export"):
-                await app.workers.wait_for_complete()
-                await pilot.pause()
+
+            def acted(index: int = view.index) -> bool:
+                if not isinstance(app.screen, RunnerScreen):
+                    return True  # a sub-screen (distribution, collection) took over
+                now = app.backend.session.current()
+                done = now is None or now.index != index or now.performed
+                return not app.screen.busy and (done or bool(app.screen.error))
+
+            await settle(pilot, acted)  # seal and export run in worker threads
             if not isinstance(app.screen, RunnerScreen):
                 continue
             assert not app.screen.error, f"{view.kind}: {app.screen.error}"

@@ -18,7 +18,7 @@ from core import media
 from core.ceremony.engine import FolderExporter
 from kcm_tui.backend import BackendError, Session, export_media_choices
 from kcm_tui.screens.runner import RunnerScreen
-from tests.tui.helpers import press, screen_text, start_ready
+from tests.tui.helpers import press, screen_text, settle, start_ready
 from tests.tui.snapshot_app import EXPORT_FILES, ExportSession, FakeBackend, SnapApp
 
 SIZE = (100, 40)
@@ -102,8 +102,7 @@ async def _test_choose_removable_medium_then_safe_to_remove(tmp_path: Path, monk
         assert exporter.unmount and "Writes to: KCM-USB" in screen_text(app)
         assert not app.screen.query_one("#action", Button).disabled
         await press(pilot, "#action")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         text = screen_text(app)
         assert events == [f"umount {root / 'media' / 'KCM-USB'}"]
         assert "SAFE TO REMOVE the medium KCM-USB" in text
@@ -121,8 +120,7 @@ async def _test_demo_mode_preselects_the_demo_folder(tmp_path: Path) -> None:
         assert labels(app) == ["demo", "SDCARD", "KCM-USB"]
         assert exporter.medium is not None and exporter.medium.demo and not exporter.unmount
         await press(pilot, "#action")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         assert "(demo folder, nothing to remove)" in screen_text(app)
     assert media.verify_export(tmp_path / "exports" / "export", EXPORT_FILES)
 

@@ -10,6 +10,7 @@ import errno
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +22,7 @@ from core import media
 from core.ceremony.engine import FolderExporter
 from kcm_tui.backend import Session
 from kcm_tui.screens.runner import RunnerScreen
-from tests.tui.helpers import press, screen_text, start_ready
+from tests.tui.helpers import press, screen_text, settle, start_ready
 from tests.tui.snapshot_app import EXPORT_FILES, ExportSession, FakeBackend, SnapApp
 
 SIZE = (100, 40)
@@ -44,12 +45,13 @@ class GatedWriter:
         return os.write(fd, data)
 
 
-async def wait_for(pilot: Any, cond: Any, what: str) -> None:
-    for _ in range(400):
-        if cond():
-            return
+async def wait_for(pilot: Any, cond: Any, what: str, timeout: float = 60.0) -> None:
+    """Poll ``cond`` (real state, not Pilot's idle guess) for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {screen_text(pilot.app)}")
         await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}: {screen_text(pilot.app)}")
 
 
 def app_for(session: ExportSession) -> SnapApp:
@@ -84,8 +86,7 @@ async def _test_demo_folder_not_done_before_verify_and_sync(tmp_path: Path) -> N
             await pilot.pause()
             assert WRITING in screen_text(app) and not calls
             writer.release.set()
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await settle(pilot)
             text = screen_text(app)
             assert calls == ["sync"]
             assert DEMO_DONE in text and WRITING not in text and SAFE not in text
@@ -127,8 +128,7 @@ async def _test_real_medium_safe_to_remove_only_after_sync_and_unmount(tmp_path:
             assert WRITING in text and "KCM-USB" in text
             assert SAFE not in text and events == []
             writer.release.set()
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await settle(pilot)
             text = screen_text(app)
             assert events == ["sync", "umount"]
             assert "SAFE TO REMOVE the medium KCM-USB" in text
@@ -151,8 +151,7 @@ async def _test_real_medium_still_mounted_is_not_safe(tmp_path: Path, monkeypatc
     async with app.run_test(size=SIZE) as pilot:
         await start_ready(pilot)
         await press(pilot, "#action")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         text = screen_text(app)
         assert SAFE not in text
         assert "still mounted" in text and "could not unmount automatically" in text
@@ -173,8 +172,7 @@ async def _test_failed_write_never_safe_and_retry_on_another_medium(tmp_path: Pa
     async with app.run_test(size=SIZE) as pilot:
         await start_ready(pilot)
         await press(pilot, "#action")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         text = screen_text(app)
         assert "NOT written" in text and "Nothing is lost" in text
         assert SAFE not in text and DEMO_DONE not in text and WRITING not in text
@@ -187,8 +185,7 @@ async def _test_failed_write_never_safe_and_retry_on_another_medium(tmp_path: Pa
         fail["on"] = False
         await press(pilot, "#retry")
         await press(pilot, "#action")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         text = screen_text(app)
         assert DEMO_DONE in text and "NOT written" not in text
     assert media.verify_export(second / "export", EXPORT_FILES)

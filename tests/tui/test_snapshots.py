@@ -22,7 +22,7 @@ from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
 from kcm_tui.screens.runner import RunnerScreen
 from kcm_tui.screens.summary import SummaryScreen
-from tests.tui.helpers import screen_text, start_ready, type_keys
+from tests.tui.helpers import screen_text, settle, start_ready, type_keys, wait_until
 from tests.tui.snapshot_app import (
     CARD_ERRORS,
     FP_WORDS,
@@ -55,9 +55,7 @@ def keys(*k: str) -> Run:
     async def run(pilot: Any) -> None:
         await pilot.pause()
         await pilot.press(*k)
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()  # card / camera calls run in workers
-        await pilot.pause()
+        await settle(pilot)  # card / camera calls run in workers: their results handled
 
     return run
 
@@ -164,11 +162,7 @@ async def export_writing(pilot: Any) -> None:
     """Press the action; the canned write reports 4096 of 10240 bytes, then waits."""
     await pilot.pause()
     await pilot.press("enter")
-    for _ in range(200):
-        await pilot.pause(0.02)
-        if "4096 of 10240" in screen_text(pilot.app):
-            break
-    await pilot.pause()
+    await wait_until(pilot, lambda: "4096 of 10240" in screen_text(pilot.app))
 
 
 fp_display = {"subject": "recipient:kms", "fingerprint": "9c1e" * 16, "words": FP_WORDS}

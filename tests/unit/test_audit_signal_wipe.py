@@ -46,7 +46,7 @@ def _run(body: str) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=20,
+        timeout=60,
     )
 
 
