@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import KcmError
+
 __all__ = [
     "Backend",
     "BackendError",
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 
-class BackendError(Exception):
+class BackendError(KcmError):
     """A core operation refused or failed; the message is for the people in the room."""
 
 
@@ -56,7 +58,7 @@ class NotAvailable(BackendError):
     """A core API the TUI needs does not exist (yet) in this build."""
 
     def __init__(self, what: str) -> None:
-        super().__init__(f"not available yet: {what} (this build of the core lacks it)")
+        super().__init__(f"not available yet: {what} (this build of the core lacks it)", code="not-available")
         self.what = what
 
 
@@ -350,7 +352,7 @@ class Backend:
         """Open a ceremony: load the script, create the journal on the media, start the keyholder."""
         problem = self.media_problem(media)
         if problem:
-            raise BackendError(problem)
+            raise BackendError(problem, code="media-not-chosen")
         if not script.valid:
             raise BackendError(f"{script.path.name} has {len(script.problems)} problem(s); fix the script")
         self.session = Session.open(self, script, media)
@@ -381,6 +383,8 @@ FINISHED_ENTRY = "finished-typed-entry"
 class ShareRefused(BackendError):
     """A share was refused (other set, duplicate, superseded set, bad checksum)."""
 
+    code = "share-refused"
+
 
 class CarrierRefused(ShareRefused):
     """A share carrier failed (wrong PIN, PIN locked, wrong card, card removed, no token,
@@ -392,8 +396,7 @@ class CarrierRefused(ShareRefused):
     """
 
     def __init__(self, message: str, *, code: str = "", carrier: str = "") -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code or "carrier")
         self.carrier = carrier
 
 
@@ -498,7 +501,7 @@ class Session:
         try:
             client = KeyholderClient.start(allow_unlocked=backend.demo, practice=info.practice)
         except Exception as exc:
-            raise BackendError(f"the keyholder did not start: {_message(exc)}") from None
+            raise BackendError(f"the keyholder did not start: {_message(exc)}", code="keyholder-start") from None
         port = _keyholder_port(engine, client, backend.share_display)
         try:
             ceremony = engine.Ceremony.load(

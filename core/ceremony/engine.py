@@ -155,8 +155,15 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from core import strictjson
-from core.carriers.errors import CarrierError
+from core.carriers.errors import CarrierError, WrongCard
 from core.ceremony import records
+from core.ceremony.errors import (
+    NOT_AVAILABLE,
+    CarrierRefusedError,
+    EngineError,
+    ShareRefusedError,
+    StepFailedError,
+)
 from core.ceremony.model import Act, RoleKind, Script, Step, StepKind
 from core.ceremony.script import load_script
 from core.ceremony.workspace import Workspace
@@ -189,48 +196,6 @@ __all__ = [
     "core_preflight",
     "is_practice_manifest",
 ]
-
-
-class EngineError(Exception):
-    """An intent is not allowed now (wrong step, missing acknowledgment, ...)."""
-
-
-class StepFailedError(Exception):
-    """Raised inside an action to fail the current step with a message for the room."""
-
-
-class ShareRefusedError(Exception):
-    """A share was refused (wrong set, superseded set, duplicate, bad checksum...).
-
-    Keyholder adapters raise it (or any exception with a ``set_id`` attribute) so the engine
-    can name a superseded set.
-    """
-
-    def __init__(self, message: str, *, set_id: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.set_id = set_id
-        self.code = code
-
-
-class CarrierRefusedError(ShareRefusedError):
-    """A share carrier failed (wrong PIN, card removed, wrong card, unreadable QR...).
-
-    The step stays ACTIVE and everything collected or handed out so far is kept: fix the
-    cause (PIN, card, image) and try again. ``code`` is the carrier error code
-    (``card-pin-incorrect``, ``card-wrong-card``, ``card-removed``, ``qr-not-found``, ...;
-    see :mod:`core.carriers.errors`), ``carrier`` the carrier or display that failed.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        carrier: str,
-        code: str | None = None,
-        set_id: str | None = None,
-    ) -> None:
-        super().__init__(message, set_id=set_id, code=code)
-        self.carrier = carrier
 
 
 #: Collection carriers a script allows with the umbrella name ``qr``.
@@ -444,6 +409,7 @@ class StepRun:
     results: dict[str, Any] = field(default_factory=dict)
     display: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    error_code: str = ""
     performed: bool = False
     confirmed_by: str = ""
     shown: list[str] = field(default_factory=list)
@@ -795,16 +761,27 @@ class Ceremony:
             raise
         except Exception as exc:  # anything from the keyholder, media or recipient files
             self._fail(run, exc)
-            raise StepFailedError(run.error) from None
+            raise self._failed(run) from None
         return result
 
     def _fail(self, run: StepRun, exc: BaseException) -> None:
         msg = str(exc) or type(exc).__name__
+        code = str(getattr(exc, "code", "") or StepFailedError.code)
         if isinstance(exc, NotImplementedError):
             msg = f"not available yet: {msg}"
+            code = NOT_AVAILABLE
         run.state = StepState.FAILED
         run.error = msg
-        self._record("step.failed", {"error": msg, "error_type": type(exc).__name__}, run=run)
+        run.error_code = code
+        self._record(
+            "step.failed",
+            {"error": msg, "error_type": type(exc).__name__, "code": code},
+            run=run,
+        )
+
+    def _failed(self, run: StepRun) -> StepFailedError:
+        """The error to raise for the step just failed (its message and code)."""
+        return StepFailedError(run.error, code=run.error_code)
 
     def _result(
         self, run: StepRun, results: Mapping[str, Any], *, performed: bool = True
@@ -823,6 +800,7 @@ class Ceremony:
         run.state = StepState.ACTIVE
         self._record("step.retry", {"previous_error": run.error}, run=run)
         run.error = ""
+        run.error_code = ""
 
     def complete_step(self) -> None:
         """Mark the current step DONE (performed and acknowledged) and move on.
@@ -1234,7 +1212,7 @@ class Ceremony:
             if _is_carrier_error(exc):
                 raise self._carrier_refused(run, exc, display, shown_to=custodian) from None
             self._fail(run, exc)
-            raise StepFailedError(run.error) from None
+            raise self._failed(run) from None
         if custodian not in run.shown:
             run.shown.append(custodian)
         self._record(
@@ -1307,7 +1285,7 @@ class Ceremony:
             if _is_carrier_error(exc):
                 raise self._carrier_refused(run, exc, "card", shown_to=custodian) from None
             self._fail(run, exc)
-            raise StepFailedError(run.error) from None
+            raise self._failed(run) from None
         facts = _public_facts(dict(res.get("card") or {}))
         sealed = res.get("sealed")
         got_serial = str(facts.get("serial", serial or ""))
@@ -1657,7 +1635,7 @@ class Ceremony:
                 out = _public_facts(self.keyholder.add_share(carrier, payload))
         except (NotImplementedError, KeyholderDied) as exc:
             self._fail(run, exc)
-            raise StepFailedError(run.error) from None
+            raise self._failed(run) from None
         except Exception as exc:
             raise self._share_refused(run, carrier, exc) from None
         return self._share_accepted(run, carrier, out)
@@ -1694,7 +1672,7 @@ class Ceremony:
                 reply = dict(port.scanner_key(key, t_us))
         except (NotImplementedError, KeyholderDied) as exc:
             self._fail(run, exc)
-            raise StepFailedError(run.error) from None
+            raise self._failed(run) from None
         except Exception as exc:
             raise self._share_refused(run, "scanner", exc) from None
         if reply.get("status") != "complete":
@@ -1709,7 +1687,7 @@ class Ceremony:
         holders = [h for h in m.get("holders") or [] if isinstance(h, dict)]
         cards = {str(h["card_serial"]): h for h in holders if h.get("card_serial")}
         if payload.serial and cards and payload.serial not in cards:
-            exc = self._card_of_old_set(str(payload.serial)) or _WrongCardSerial(
+            exc = self._card_of_old_set(str(payload.serial)) or WrongCard(
                 f"card {payload.serial} is not one of share set {m.get('set_id', '?')}'s cards "
                 f"(expected one of: {', '.join(sorted(cards))}); insert the custodian's card"
             )
@@ -1733,7 +1711,7 @@ class Ceremony:
             set_id=str(m["set_id"]) if m.get("set_id") is not None else None,
         )
 
-    def _card_of_old_set(self, serial: str) -> _WrongCardSerial | None:
+    def _card_of_old_set(self, serial: str) -> WrongCard | None:
         """The refusal for a card that holds a share of a superseded set (manifests in the
         workspace), or None."""
         for old in self._manifests():
@@ -1742,7 +1720,7 @@ class Ceremony:
                 continue
             newer = self.superseded_by(str(old["set_id"]))
             if newer is not None:
-                return _WrongCardSerial(
+                return WrongCard(
                     f"card {serial} holds a share of set {old['set_id']}, superseded by set "
                     f"{newer['set_id']} (ceremony {newer.get('ceremony_id', '?')}); it is "
                     "refused: bring the card that holds the share of the current set",
@@ -1979,27 +1957,9 @@ def _grouped_kcv(kcv: str) -> str:
     return " ".join(flat[i : i + 4] for i in range(0, len(flat), 4))
 
 
-class _WrongCardSerial(Exception):
-    """The card named by the caller is not in the manifest (refused before it is touched)."""
-
-    code = "card-wrong-card"
-
-    def __init__(self, message: str, *, set_id: str | None = None) -> None:
-        super().__init__(message)
-        self.set_id = set_id
-
-
-_CARRIER_CODES = ("carrier", "qr-", "card", "scanner")
-
-
 def _is_carrier_error(exc: BaseException) -> bool:
     """An error of the card/QR/scanner layer (core.carriers.errors): retry, nothing lost."""
-    if isinstance(exc, _WrongCardSerial):
-        return True
-    if isinstance(exc, CarrierError):
-        return True
-    code = getattr(exc, "code", None)
-    return isinstance(code, str) and code.startswith(_CARRIER_CODES)
+    return isinstance(exc, CarrierError)
 
 
 def _raw_signature(block: Mapping[str, Any]) -> bytes:
@@ -2291,12 +2251,9 @@ class ClientKeyholder:
         try:
             return dict(fn() or {})
         except KeyholderError as exc:
-            if _is_carrier_error(exc) or isinstance(exc, KeyholderDied):
+            if isinstance(exc, KeyholderDied):
                 raise
-            m = re.search(r"belongs to set (\d+)", exc.message)
-            raise ShareRefusedError(
-                exc.message, set_id=m.group(1) if m else None, code=exc.code
-            ) from None
+            raise ShareRefusedError(exc.message, set_id=exc.set_id, code=exc.code) from None
 
     def _scan_one(self, cc: Any, key: memoryview, t_us: int) -> dict[str, Any]:
         return self._carrier_call(lambda: cc.scanner_key(key, t_us))

@@ -35,6 +35,7 @@ from core.ceremony.model import (
     Step,
     StepKind,
 )
+from core.errors import KcmError
 
 __all__ = ["ScriptError", "SourceMap", "check_script", "load_script", "parse_script"]
 
@@ -44,8 +45,10 @@ _HEADER = re.compile(r"^\s*(\[\[|\[)\s*([^\]]+?)\s*(\]\]|\])\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)\s*(\.|=)""")
 
 
-class ScriptError(Exception):
+class ScriptError(KcmError):
     """A script cannot be used; ``problems`` lists every problem with file and line."""
+
+    code = "script-invalid"
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)

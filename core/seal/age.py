@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from core import secmem
+from core.errors import KcmError
 from core.seal.transient import wipe_bytes
 
 __all__ = [
@@ -56,8 +57,10 @@ _CHUNK = 64 * 1024
 _BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
-class AgeFormatError(ValueError):
+class AgeFormatError(KcmError, ValueError):
     """An age recipient or file that does not follow the age v1 format."""
+
+    code = "age-format"
 
 
 def _polymod(values: list[int]) -> int:

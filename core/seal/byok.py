@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from core import secmem
+from core.errors import KcmError
 from core.seal.recipients import (
     MIN_RSA_BITS,
     MalformedKey,
@@ -104,8 +105,10 @@ GCP_METHODS: Final = {
 }
 
 
-class ByokError(ValueError):
+class ByokError(KcmError, ValueError):
     """A BYOK export cannot be made (message says why and what to do)."""
+
+    code = "byok"
 
 
 @dataclass(frozen=True)

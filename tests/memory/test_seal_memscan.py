@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from core.keyholder.fingerprint import derive_fingerprint
+from core.crypto.fingerprint import derive_fingerprint
 from tests.memory import memscan
 
 pytestmark = pytest.mark.root

@@ -32,8 +32,8 @@ from test_engine_double import KeyholderDouble
 from test_engine_real import CustodianTerminal, run_genesis, terminal, typed  # noqa: F401
 
 from core.ceremony.engine import Ceremony, CeremonyState, ClientKeyholder
+from core.crypto.fingerprint import derive_fingerprint
 from core.keyholder.client import KeyholderClient
-from core.keyholder.fingerprint import derive_fingerprint
 from core.words import wordlist
 
 

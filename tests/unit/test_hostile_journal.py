@@ -31,10 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from core import journal as jr
+from core.crypto.fingerprint import verify_signature
 from core.keyholder import ops_core
 from core.keyholder.client import KeyholderClient
 from core.keyholder.errors import KeyholderError, NoMasterKey, Refused
-from core.keyholder.fingerprint import verify_signature
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_engine import SCRIPTS, drive, ok_preflight, step_once  # noqa: F401

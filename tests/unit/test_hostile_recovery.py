@@ -22,10 +22,10 @@ import shamir_mnemonic
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from core.crypto.fingerprint import derive_fingerprint
 from core.keyholder import ops_seal, ops_shares
 from core.keyholder.client import KeyholderClient
 from core.keyholder.errors import KeyholderError
-from core.keyholder.fingerprint import derive_fingerprint
 from core.seal.recipients import confirm, recipient_from_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
