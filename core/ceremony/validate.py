@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from core.ceremony.model import Problem, RoleKind, StepKind
-from core.ceremony.script import PathItem, SourceMap
+from core.ceremony.model import Carrier, Display, Problem, RoleKind, StepKind
+from core.ceremony.source import PathItem, SourceMap
 
 __all__ = [
     "CARD_KEY_BITS",
@@ -50,10 +50,10 @@ RECIPIENT_KINDS: Final = (
 )
 #: Ways a share comes back at collection; ``qr`` stands for every QR way in (a photo or
 #: scan of the QR as an image file, the camera, a keyboard-wedge handheld scanner).
-CARRIERS: Final = ("typed", "qr", "card", "qr-file", "qr-camera", "scanner")
+CARRIERS: Final = tuple(c.value for c in Carrier)
 #: Ways a share is handed over at distribution (``screen``: words on the custodian terminal,
 #: typed later or written on paper; ``qr``: a QR on that terminal; ``card``: a smart card).
-DISPLAYS: Final = ("screen", "qr", "card")
+DISPLAYS: Final = tuple(d.value for d in Display)
 #: PKCS#11 modules a script may name (core.carriers.modules.MODULES). Never a path: a
 #: module is a library that runs inside the keyholder, next to the MasterKey.
 CARD_MODULES: Final = ("opensc", "ykcs11", "softhsm2")
