@@ -102,6 +102,8 @@ _ENTRIES: Final[tuple[Code, ...]] = (
          "One of the two is wrong: check both sheets with their custodians."),
     Code("commitment", _F.SHARE, "the share is not the one committed to in the genesis manifest",
          "Check the words with the custodian's sheet; a share that still fails is not of this set."),
+    Code("check-wrong-share", _F.SHARE, "the share typed back is of this set but another custodian's share",
+         "The custodian types back their own share, from their own sheet."),
     Code("insufficient", _F.SHARE, "not enough shares to rebuild the key yet",
          "Collect the shares the screen still asks for."),
     Code("wrong-size", _F.SHARE, "the share is of a secret of another size than the MasterKey",

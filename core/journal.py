@@ -132,6 +132,10 @@ EVENT_KINDS: Final = frozenset(
         "step.failed",
         "step.retry",
         "exception",
+        "share.written",
+        "share.checked",
+        "share.check_skipped",
+        "export.verdict",
         "keyholder.wiped",
         "journal.unsigned",
     }

@@ -9,13 +9,14 @@ Protocols.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "CardAccess",
     "CarrierKeyholder",
+    "EntryKeyholder",
     "ExportedFile",
     "Exporter",
     "Keyholder",
@@ -159,6 +160,20 @@ class CarrierKeyholder(Protocol):
     def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
         """One wedge-scanner key press; returns ``status``/``count`` and, once a burst
         completes, the same public progress as :meth:`Keyholder.add_share`."""
+        ...
+
+
+@runtime_checkable
+class EntryKeyholder(Protocol):
+    """Optional extension of :class:`Keyholder`: check a share typed back at distribution.
+
+    The UI enters the custodian's words straight into the keyholder's entry (word by word,
+    from its locked buffer); :meth:`verify_entry` then compares the finished entry with the
+    manifest's commitments and wipes it. Only the verdict comes back.
+    """
+
+    def verify_entry(self, commitments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``matches``, ``set_id``, ``group``, ``member`` of the finished typed entry."""
         ...
 
 

@@ -588,7 +588,9 @@ def test_declared_carriers_with_a_keyholder_without_cards(workspace: Path, tmp_p
     assert run is not None
     c.perform()
     holders = {h["custodian"]: h for h in c.manifest.get("holders", [])}  # type: ignore[union-attr]
-    assert holders == {}  # the double's manifest has no holders: nothing to annotate
+    # the declared carriers are written into the manifest's holders
+    assert holders["c1"]["carrier"] == "qr" and holders["c2"]["carrier"] == "card"
+    assert holders["c3"]["carrier"] == "screen"  # not listed: the default
     with pytest.raises(EngineError, match="give a reason"):
         c.show_share("c1", "screen")
     c.show_share("c1", "screen", override_reason="the custodian cannot keep a QR safely")

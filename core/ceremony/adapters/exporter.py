@@ -26,6 +26,9 @@ class FolderExporter:
             before one, and reset to ``None`` when a write starts): ``safe_to_remove`` and
             ``unmounted`` tell the screen when the medium may be taken out.
         writer: injectable ``os.write`` for fault tests (slow or failing media).
+        scratch: a folder medium at ``root`` is a throwaway demo folder (nothing to take
+            out after a write); False when it is the ceremony's own medium.
+        label: how the screens name the folder medium (default: the medium's label).
     """
 
     def __init__(
@@ -36,13 +39,22 @@ class FolderExporter:
         progress: Callable[[int, int, str], None] | None = None,
         unmount: bool = False,
         writer: Callable[[int, Any], int] | None = None,
+        scratch: bool = True,
+        label: str = "",
     ) -> None:
         self.root = Path(root)
         self.medium = medium
         self.progress = progress
         self.unmount = unmount
         self.writer = writer
+        self.scratch = scratch
+        self._label = label
         self.last: Any = None
+
+    @property
+    def label(self) -> str:
+        """How the screens name the medium written to ("" : the medium's own label)."""
+        return "" if self.medium is not None else self._label
 
     def use(self, medium: Any = None) -> None:
         """Write to ``medium`` from now on (``None``: back to the folder at ``root``).

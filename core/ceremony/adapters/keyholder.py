@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from core.ceremony.errors import ShareRefusedError
@@ -423,6 +423,23 @@ class ClientKeyholder:
             "group": res["group"],
             "index": res["member"],
             "message": "matches the manifest" if ok else "does NOT match the manifest",
+        }
+
+    def verify_entry(self, commitments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Check the finished typed entry the keyholder holds (a share typed back at
+        distribution) against ``commitments``, then wipe the entry. Returns ``matches``,
+        ``set_id``, ``group``, ``member`` (public)."""
+        from core.keyholder import ops_shares
+
+        try:
+            res = dict(self.client.call(ops_shares.VERIFY_SHARE, commitments=list(commitments)))
+        finally:
+            self._clear_entry()
+        return {
+            "matches": bool(res.get("matches")),
+            "set_id": str(res.get("set", "")),
+            "group": res.get("group"),
+            "member": res.get("member"),
         }
 
     def recover(self) -> dict[str, Any]:

@@ -28,8 +28,11 @@ from core.ceremony.ports import (
     CardAccess,
 )
 from core.ceremony.state import (
+    CollectionProgress,
+    GroupProgress,
     StepRun,
     StepState,
+    group_layout,
 )
 from core.ceremony.steps.base import CeremonyBase
 from core.keyholder.errors import KeyholderDied
@@ -227,6 +230,7 @@ class CollectionSteps(CeremonyBase):
 
     def _share_refused(self, run: StepRun, carrier: str, exc: BaseException) -> ShareRefusedError:
         """Record a refused share (the step stays active); the error to raise."""
+        run.tally.refused += 1
         if is_carrier_error(exc):
             return self._carrier_refused(run, exc, carrier)
         reason = str(exc) or type(exc).__name__
@@ -278,16 +282,58 @@ class CollectionSteps(CeremonyBase):
             refusal = self._check_refusal(out)
             details.update(reason=refusal[0], code=refusal[1])
         self._record("step.input", details, run=run)
+        run.tally.message = str(out.get("message") or run.tally.message)
         if run.kind is StepKind.CHECK_SHARES:
             run.display.setdefault("checked", []).append(out)
             run.performed = True
+            if ok:
+                self._tally(run, out)
+            else:
+                run.tally.failed_checks += 1
             if refusal is not None:
                 raise ShareRefusedError(refusal[0], set_id=refusal[2], code=refusal[1])
         else:
             run.display.setdefault("accepted", []).append(out)
+            self._tally(run, out)
+            run.tally.complete = bool(out.get("complete"))
             if out.get("complete"):
                 run.performed = True
                 self._record(
                     "step.result", {"complete": True, "set_id": self.collected_set}, run=run
                 )
         return out
+
+    @staticmethod
+    def _tally(run: StepRun, out: Mapping[str, Any]) -> None:
+        try:
+            key = (int(out.get("group") or 1), int(out.get("index") or 0))
+        except (TypeError, ValueError):
+            return
+        if key[1] and key not in run.tally.accepted:
+            run.tally.accepted.append(key)
+
+    def collection_progress(self, run: StepRun | None = None) -> CollectionProgress | None:
+        """Read-only view of a collect-/check-shares step (default: the current step; None
+        when it is not one, or before its manifest was chosen): shares in per group against
+        the manifest's policy, refusals, and whether the key can be rebuilt."""
+        run = run or self.current_step
+        if (
+            run is None
+            or run.kind not in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES)
+            or "set_id" not in run.results
+        ):
+            return None
+        group_threshold, layout = group_layout(self.manifest)
+        have: dict[int, int] = {}
+        for g, _member in run.tally.accepted:
+            have[g] = have.get(g, 0) + 1
+        return CollectionProgress(
+            set_id=str(run.results["set_id"]),
+            checking=run.kind is StepKind.CHECK_SHARES,
+            groups=tuple(GroupProgress(n, name, have.get(n, 0), t) for n, name, t in layout),
+            group_threshold=group_threshold,
+            accepted=len(run.tally.accepted),
+            refused=run.tally.refused + run.tally.failed_checks,
+            complete=run.tally.complete,
+            message=run.tally.message,
+        )

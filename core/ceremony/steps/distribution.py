@@ -7,6 +7,7 @@ change as its own event; screens read it through
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from core.ceremony import records
 from core.ceremony.errors import (
     CarrierRefusedError,
     EngineError,
+    ShareRefusedError,
 )
 from core.ceremony.facts import (
     fp_words,
@@ -32,10 +34,14 @@ from core.ceremony.ports import (
     CardAccess,
 )
 from core.ceremony.state import (
+    DistributionProgress,
+    Handover,
+    HandoverState,
     StepRun,
     StepState,
 )
 from core.ceremony.steps.base import CeremonyBase
+from core.keyholder.errors import KeyholderDied
 
 __all__ = ["DistributionSteps"]
 
@@ -82,6 +88,7 @@ class DistributionSteps(CeremonyBase):
         self.manifest = manifest
         self._manifest_path = path
         run.display = {"set_id": set_id, "carriers": carriers, "cards": {}}
+        run.handovers = {c: Handover(c, carriers[c]) for c in self._custodians_for_split()}
         return self._result(
             run,
             {
@@ -159,10 +166,7 @@ class DistributionSteps(CeremonyBase):
             self.record_exception(
                 f"{custodian}'s share handed over by {display} instead of {declared}: "
                 f"{override_reason.strip()}",
-                next(
-                    (r.id for r in self.script.roles.values() if r.kind is RoleKind.ADMINISTRATOR),
-                    "administrator",
-                ),
+                self._administrator(),
             )
         if display == "card":
             return self._write_card(run, custodian, order.index(custodian), card)
@@ -173,8 +177,7 @@ class DistributionSteps(CeremonyBase):
                 raise self._carrier_refused(run, exc, display, shown_to=custodian) from None
             self._fail(run, exc)
             raise self._failed(run) from None
-        if custodian not in run.shown:
-            run.shown.append(custodian)
+        self._handed_over(run, custodian, display, HandoverState.SHOWN)
         self._record(
             "step.input",
             {"shown_to": custodian, "display": display, **out},
@@ -259,8 +262,12 @@ class DistributionSteps(CeremonyBase):
         if holder is not None:
             holder.update(entry)
         manifest_sha = self._save_manifest()
-        if custodian not in run.shown:
-            run.shown.append(custodian)
+        self._handed_over(
+            run,
+            custodian,
+            "card",
+            HandoverState.CHECKED if entry["verified"] else HandoverState.SHOWN,
+        )
         run.display.setdefault("cards", {})[custodian] = dict(entry)
         out = {
             **entry,
@@ -338,3 +345,157 @@ class DistributionSteps(CeremonyBase):
                 ) from None
             raise
         return [public_facts(t) for t in tokens]
+
+    # ------------------------------------------------------------------ the room's record
+
+    def _handed_over(self, run: StepRun, custodian: str, display: str, state: HandoverState) -> None:
+        if custodian not in run.shown:
+            run.shown.append(custodian)
+        h = run.handovers.setdefault(
+            custodian, Handover(custodian, self.share_carriers(run).get(custodian, "screen"))
+        )
+        h.display = display
+        h.state = state
+
+    def _handover(self, custodian: str, *wanted: HandoverState) -> tuple[StepRun, Handover]:
+        """The current distribute-shares step and ``custodian``'s handover, which must be
+        in one of the ``wanted`` states."""
+        run = self._require_running()
+        if run.kind is not StepKind.DISTRIBUTE_SHARES or not run.performed:
+            raise EngineError("shares are handed out only in a distribute-shares step, after the split")
+        if run.state is StepState.FAILED:
+            raise EngineError("the step failed: retry it first")
+        h = run.handovers.get(custodian)
+        if h is None:
+            raise EngineError(f"{custodian} is not a custodian of the new share set")
+        if h.state not in wanted:
+            if h.state is HandoverState.DUE:
+                raise EngineError(f"{custodian} has not been shown their share yet")
+            raise EngineError(f"{custodian}'s share is already {h.state.value}")
+        return run, h
+
+    def distribution_progress(self, run: StepRun | None = None) -> DistributionProgress | None:
+        """Read-only view of a distribute-shares step (default: the current step; None when
+        it is not one, or before the split)."""
+        run = run or self.current_step
+        if run is None or run.kind is not StepKind.DISTRIBUTE_SHARES or not run.handovers:
+            return None
+        order = tuple(self._custodians_for_split())
+        return DistributionProgress(
+            set_id=str(run.results.get("set_id", "")),
+            order=order,
+            handovers={c: dataclasses.replace(h) for c, h in run.handovers.items()},
+            acknowledge=tuple(r for r in run.required_roles if r in order),
+            acks=tuple(run.acks),
+        )
+
+    def share_written(self, custodian: str) -> None:
+        """The custodian says every word of their share is written down (or, for a QR,
+        copied square by square onto their QR grid card). Journaled as ``share.written``.
+
+        Raises:
+            EngineError: not in a distribute-shares step, the share was not shown yet, or
+                it is past that point (checked, skipped).
+        """
+        run, h = self._handover(custodian, HandoverState.SHOWN)
+        h.state = HandoverState.WRITTEN
+        self._record(
+            "share.written",
+            {"custodian": custodian, "display": h.display},
+            role=custodian,
+            run=run,
+        )
+
+    def check_typed_share(self, custodian: str) -> dict[str, Any]:
+        """Check the share the custodian typed back (the keyholder's finished entry)
+        against the one handed out to them: the same set, and the same group and member as
+        the manifest gives this custodian. The keyholder compares the entry with the
+        manifest's commitments and wipes it; only the verdict comes back.
+
+        Journaled as ``share.checked`` (``ok`` true or false). A mismatch raises
+        :class:`ShareRefusedError` (code ``check-wrong-share`` for another custodian's
+        share of this set, else ``commitment``); the custodian may type it again.
+
+        Raises:
+            EngineError: not in a distribute-shares step, or the share was not shown yet.
+            ShareRefusedError: the typed share is not this custodian's share.
+            StepFailedError: the keyholder cannot check typed shares (step FAILED).
+        """
+        run, h = self._handover(custodian, HandoverState.SHOWN, HandoverState.WRITTEN)
+        if self.manifest is None:
+            raise EngineError("the split has not been done")
+        verify = getattr(self.keyholder, "verify_entry", None)
+        try:
+            if not callable(verify):
+                raise NotImplementedError("this keyholder cannot check a typed-back share")
+            res = public_facts(verify(list(self.manifest.get("commitments") or [])))
+        except (NotImplementedError, KeyholderDied) as exc:
+            self._fail(run, exc)
+            raise self._failed(run) from None
+        except Exception as exc:  # no finished entry, a malformed one...: type it again
+            h.failed_checks += 1
+            reason = str(exc) or type(exc).__name__
+            code = str(getattr(exc, "code", "") or ShareRefusedError.code)
+            self._record(
+                "share.checked",
+                {"custodian": custodian, "ok": False, "reason": reason, "code": code},
+                role=custodian,
+                run=run,
+            )
+            raise ShareRefusedError(reason, code=code) from None
+        holder = next(
+            (
+                x
+                for x in self.manifest.get("holders") or []
+                if isinstance(x, dict) and x.get("custodian") == custodian
+            ),
+            None,
+        )
+        got = (int_or_str(res.get("group")), int_or_str(res.get("member")))
+        same = holder is not None and (int_or_str(holder.get("group")), int_or_str(holder.get("member"))) == got
+        matches = bool(res.get("matches"))
+        details: dict[str, Any] = {"custodian": custodian, "group": got[0], "member": got[1]}
+        if matches and same:
+            h.state = HandoverState.CHECKED
+            self._record("share.checked", {**details, "ok": True}, role=custodian, run=run)
+            return {"ok": True, "message": "the share typed back is exactly the share handed out"}
+        h.failed_checks += 1
+        if matches:
+            reason = f"that is share {got[1]} of group {got[0]}, not this custodian's share"
+            code = "check-wrong-share"
+        else:
+            reason = "the share typed back does NOT match the share handed out: check the sheet"
+            code = "commitment"
+        self._record(
+            "share.checked", {**details, "ok": False, "reason": reason, "code": code}, role=custodian, run=run
+        )
+        raise ShareRefusedError(reason, code=code)
+
+    def skip_share_check(self, custodian: str, reason: str, who: str = "") -> None:
+        """Skip the typed-back check of ``custodian``'s share, saying why. Journaled as
+        ``share.check_skipped`` (with the reason and who decided) and recorded on the
+        exception sheet.
+
+        Raises:
+            EngineError: no reason, not in a distribute-shares step, the share was not
+                shown yet, or it was already checked.
+        """
+        if not reason.strip():
+            raise EngineError("say why the check is skipped (it is recorded)")
+        run, h = self._handover(custodian, HandoverState.SHOWN, HandoverState.WRITTEN)
+        who = who or self._administrator()
+        self.record_exception(f"share check skipped for {custodian}: {reason.strip()}", who)
+        h.state = HandoverState.SKIPPED
+        h.reason = reason.strip()
+        self._record(
+            "share.check_skipped",
+            {"custodian": custodian, "reason": h.reason, "who": who},
+            role=who if who in self.script.roles else "",
+            run=run,
+        )
+
+    def _administrator(self) -> str:
+        return next(
+            (r.id for r in self.script.roles.values() if r.kind is RoleKind.ADMINISTRATOR),
+            "administrator",
+        )

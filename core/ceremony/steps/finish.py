@@ -15,6 +15,8 @@ from core.ceremony.facts import (
 )
 from core.ceremony.manifests import manifest_bytes
 from core.ceremony.state import (
+    ExportVerdict,
+    MediumVerdict,
     StepRun,
 )
 from core.ceremony.steps.base import CeremonyBase
@@ -119,6 +121,16 @@ class FinishSteps(CeremonyBase):
         return {rid: {"file": n, "sha256": sha256_hex(d)} for rid, (n, d) in self.envelopes.items()}
 
     def _do_export(self, run: StepRun) -> dict[str, Any]:
+        try:
+            results = self._export(run)
+        except Exception as exc:
+            self._medium_verdict(run, error=str(exc) or type(exc).__name__)
+            raise
+        if not results.get("files"):
+            self._medium_verdict(run, nothing=True)
+        return results
+
+    def _export(self, run: StepRun) -> dict[str, Any]:
         folder = str(run.step.params.get("folder", "export"))
         if self.practice and not folder.startswith("PRACTICE-"):
             folder = "PRACTICE-" + folder
@@ -148,6 +160,7 @@ class FinishSteps(CeremonyBase):
             return self._result(run, {"folder": folder, "files": {}, "deferred": list(contents)})
         written = self.exporter.write(folder, files, ceremony_id=self.ceremony_id)
         self.written[folder] = written
+        self._medium_verdict(run)
         return self._result(
             run,
             {
@@ -156,6 +169,43 @@ class FinishSteps(CeremonyBase):
                 "deferred": [c for c in contents if c in ("journal", "transcript")],
             },
         )
+
+    def _medium_verdict(self, run: StepRun, *, error: str = "", nothing: bool = False) -> None:
+        """Decide what the room is told about the export medium, keep it on the step and
+        journal it (``export.verdict``)."""
+        target = getattr(self.exporter, "target", None)
+        medium = target() if callable(target) else None
+        label = str(getattr(self.exporter, "label", "") or "")
+        label = label or (str(medium.label) if medium is not None else "the export medium")
+        scratch = bool(getattr(medium, "demo", False)) and bool(getattr(self.exporter, "scratch", True))
+        last = getattr(self.exporter, "last", None)
+        notes: tuple[str, ...] = ()
+        directory = ""
+        if error:
+            verdict = MediumVerdict.NOT_WRITTEN
+        elif nothing:
+            verdict = MediumVerdict.NOTHING
+        elif last is None or not last.safe_to_remove:
+            verdict = MediumVerdict.UNCONFIRMED
+        else:
+            notes = tuple(str(n) for n in last.notes)
+            directory = str(last.directory)
+            if scratch:
+                verdict = MediumVerdict.FOLDER
+            elif last.unmounted:
+                verdict = MediumVerdict.SAFE_TO_REMOVE
+            else:
+                verdict = MediumVerdict.STILL_MOUNTED
+        run.verdict = ExportVerdict(verdict, label, notes, directory, error)
+        self._record("export.verdict", run.verdict.as_public(), run=run)
+
+    @property
+    def export_verdict(self) -> ExportVerdict | None:
+        """The verdict on the medium of the last export step that wrote (or failed)."""
+        for run in reversed(self.steps):
+            if run.verdict is not None:
+                return run.verdict
+        return None
 
     def _do_wipe(self, run: StepRun) -> dict[str, Any]:
         # the MasterKey goes now; only its signing key stays (locked), to sign the journal
