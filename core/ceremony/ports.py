@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "FINISHED_ENTRY",
     "CardAccess",
     "CarrierKeyholder",
     "EntryKeyholder",
@@ -24,6 +25,12 @@ __all__ = [
     "QRCamera",
     "RecipientSource",
 ]
+
+
+#: The ``typed`` payload meaning "the entry the keyholder holds, already typed word by
+#: word and checked": the UI entered the words straight into the keyholder's entry (so an
+#: unknown word is flagged at once and a checksum failure names the probable wrong word).
+FINISHED_ENTRY = "finished-typed-entry"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ __all__ = [
     "ShareTally",
     "StepRun",
     "StepState",
+    "decide_medium_verdict",
+    "group_layout",
 ]
 
 
@@ -298,6 +300,44 @@ class ExportVerdict:
             "directory": self.directory,
             **({"error": self.error} if self.error else {}),
         }
+
+
+def decide_medium_verdict(
+    label: str,
+    *,
+    error: str = "",
+    nothing: bool = False,
+    safe_to_remove: bool | None = None,
+    unmounted: bool = False,
+    scratch: bool = False,
+    notes: Sequence[str] = (),
+    directory: str = "",
+) -> ExportVerdict:
+    """The verdict on an export medium after a write.
+
+    Args:
+        label: how the room names the medium.
+        error: why the write failed ("" when it did not).
+        nothing: the step had nothing to write.
+        safe_to_remove: the medium's report after the write (None: no report):
+            written, read back, verified and synced (:class:`core.media.ExportResult`).
+        unmounted: the medium was unmounted after the sync.
+        scratch: the medium is the demo's throwaway folder (nothing to take out).
+        notes, directory: from the medium's report.
+    """
+    if error:
+        return ExportVerdict(MediumVerdict.NOT_WRITTEN, label, error=error)
+    if nothing:
+        return ExportVerdict(MediumVerdict.NOTHING, label)
+    if not safe_to_remove:
+        return ExportVerdict(MediumVerdict.UNCONFIRMED, label)
+    if scratch:
+        verdict = MediumVerdict.FOLDER
+    elif unmounted:
+        verdict = MediumVerdict.SAFE_TO_REMOVE
+    else:
+        verdict = MediumVerdict.STILL_MOUNTED
+    return ExportVerdict(verdict, label, tuple(str(n) for n in notes), directory)
 
 
 def group_layout(manifest: Mapping[str, Any] | None) -> tuple[int, list[tuple[int, str, int]]]:

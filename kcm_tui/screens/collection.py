@@ -10,6 +10,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, LoadingIndicator, Static
 
+from core.ceremony.model import QR_CARRIERS
+from core.ceremony.model import expand_carriers as model_expand_carriers
 from kcm_tui.backend import (
     FINISHED_ENTRY,
     BackendError,
@@ -31,20 +33,15 @@ CARRIER_LABEL = {
     "scanner": "Scanner (S)",
 }
 CARRIER_KEY = {"t": "typed", "c": "card", "q": "qr-file", "k": "qr-camera", "s": "scanner"}
-#: A script's ``qr`` allows every QR way in.
-QR_WAYS = ("qr-file", "qr-camera", "scanner")
+#: A script's ``qr`` allows every QR way in (the engine's vocabulary).
+QR_WAYS = tuple(c.value for c in QR_CARRIERS)
 CAMERA_DEVICE = "/dev/video0"
 CAMERA_TIMEOUT_S = 30
 
 
 def expand_carriers(wanted: list[str]) -> list[str]:
     """The script's carriers as the UI offers them (``qr`` -> image file, camera, scanner)."""
-    out: list[str] = []
-    for c in wanted:
-        for x in (QR_WAYS if c == "qr" else (c,)):
-            if x not in out:
-                out.append(x)
-    return out
+    return [c.value for c in model_expand_carriers(wanted)]
 
 
 class CollectionScreen(BaseScreen):
@@ -119,9 +116,10 @@ class CollectionScreen(BaseScreen):
                 t.append(msg, style="bold cyan")
         if not t.plain:
             t.append("No share entered yet.", style="grey70")
-        for g in (last or {}).get("groups", []) or []:
-            if isinstance(g, dict):
-                t.append(f"\n  group {g.get('name', '?')}: {g.get('have', 0)} of {g.get('threshold', '?')}")
+        progress = self.session.collection()  # the engine's tally, per group
+        if progress is not None and len(progress.groups) > 1:
+            for g in progress.groups:
+                t.append(f"\n  group {g.name}: {g.have} of {g.threshold}")
         self.query_one("#coll-progress", Static).update(t)
 
     def set_error(self, text: str) -> None:

@@ -90,20 +90,18 @@ class DistributionScreen(BaseScreen):
         return offered or ["screen"], missing
 
     def remaining(self) -> list[str]:
-        view = self.session.current()
-        shown = set(view.shown) if view else set()
-        acked = set(view.acks) if view else set()
-        required = set(view.acknowledge) if view else set()
-        return [
-            c for c in self.session.split_custodians() if c not in shown or (c in required and c not in acked)
-        ]
+        """Custodians still due their share (the engine's record), in policy order."""
+        progress = self.session.distribution()
+        return progress.due() if progress is not None else []
 
     def set_error(self, text: str) -> None:
         self.query_one("#dist-error", Static).update(text)
 
     def progress_line(self) -> None:
-        total = len(self.session.split_custodians())
-        done = total - len(self.remaining())
+        """Show how many custodians are done."""
+        progress = self.session.distribution()
+        total = progress.total if progress is not None else len(self.session.split_custodians())
+        done = progress.done if progress is not None else 0
         self.query_one("#dist-progress", Static).update(f"Shares handed out: {done} of {total}")
 
     def next_custodian(self) -> None:
@@ -113,7 +111,19 @@ class DistributionScreen(BaseScreen):
             self.dismiss(True)
             return
         self.custodian = left[0]
-        self.show_call()
+        # resumed after Esc: go on where the engine's record says this custodian is
+        progress = self.session.distribution()
+        status = progress.status(self.custodian).value if progress is not None else "due"
+        handover = progress.handovers.get(self.custodian) if progress is not None else None
+        display = handover.display if handover is not None else ""
+        if status == "shown" and display in ("screen", "qr"):
+            self.show_qr_kept() if display == "qr" else self.show_written()
+        elif status == "written" and display == "screen":
+            self.show_verify()
+        elif status in ("checked", "skipped", "written"):
+            self.finish_custodian(checked=status == "checked")
+        else:
+            self.show_call()
 
     def body(self, *widgets: Any, focus: str = "") -> None:
         then = (lambda: self.focus_selector(focus)) if focus else None
@@ -313,14 +323,13 @@ class DistributionScreen(BaseScreen):
         event.stop()
         panel = event.control if isinstance(event.control, EntryPanel) else self.query_one(EntryPanel)
         try:
-            ok, message = self.session.verify_entry_for(self.custodian)
+            self.session.check_typed_share(self.custodian)  # the engine decides and journals
         except BackendError as exc:
-            ok, message = False, str(exc)
-        panel.cancel()  # wipe the typed share in the keyholder either way
-        if not ok:
-            self.set_error(message)
+            panel.cancel()  # wipe the typed share in the keyholder either way
+            self.set_error(str(exc))
             panel.begin()
             return
+        panel.cancel()
         self.finish_custodian(checked=True)
 
     def finish_custodian(self, *, checked: bool) -> None:
@@ -346,9 +355,9 @@ class DistributionScreen(BaseScreen):
         elif bid == "reveal-qr":
             self.reveal("qr")
         elif bid == "written":
-            self.show_verify()
+            self.written_down(then_check=True)
         elif bid == "qr-kept":
-            self.finish_custodian(checked=False)
+            self.written_down(then_check=False)
         elif bid == "card-done":
             self.finish_custodian(checked=True)
         elif bid == "again":
@@ -364,10 +373,7 @@ class DistributionScreen(BaseScreen):
         elif self.phase == "call" and key == "q" and (qr_only or ("qr" in self.displays and self.custodian not in self.carriers_declared())):
             self.reveal("qr")
         elif self.phase == "written" and key == "y":
-            if self.query("#qr-kept"):
-                self.finish_custodian(checked=False)
-            else:
-                self.show_verify()
+            self.written_down(then_check=not self.query("#qr-kept"))
         elif self.phase == "written" and key == "n":
             self.not_written()
         else:
@@ -375,6 +381,19 @@ class DistributionScreen(BaseScreen):
         # handled: no binding may act on this key (a modal just opened binds Y/N too)
         event.prevent_default()
         event.stop()
+
+    def written_down(self, *, then_check: bool) -> None:
+        """The custodian says the share is written down (or the QR copied): the engine
+        records it; words are then typed back to check them, a QR is done."""
+        try:
+            self.session.share_written(self.custodian)
+        except BackendError as exc:
+            self.set_error(str(exc))
+            return
+        if then_check:
+            self.show_verify()
+        else:
+            self.finish_custodian(checked=False)
 
     def not_written(self) -> None:
         """The keyholder shows each share once (it is then marked as handed out): a share
@@ -411,7 +430,7 @@ class DistributionScreen(BaseScreen):
             if not text:
                 return
             try:
-                self.session.record_exception(f"share check skipped for {self.custodian}: {text}")
+                self.session.skip_share_check(self.custodian, text)
             except BackendError as exc:
                 self.set_error(str(exc))
                 return

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import Button, LoadingIndicator, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
+from core.ceremony.state import ExportVerdict, MediumVerdict, decide_medium_verdict
 from kcm_tui.backend import BackendError, Session, StepView, read_only_reason
 from kcm_tui.screens.common import BaseScreen, replace_children
 from kcm_tui.widgets.ack import AckBox
@@ -556,22 +557,21 @@ class RunnerScreen(BaseScreen):
         replace_children(self.query_one("#step-body", Vertical), widgets)
         self.run_in_thread(self._work, lambda res: self._work_done(*res), group="step-work", name=f"step-{kind}")
 
-    def _work(self) -> tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]:
+    def _work(self) -> tuple[str, str, ExportVerdict | None]:
         """In the worker thread: the engine call (journal and keyholder are thread-safe)."""
         kind = self.busy
-        out: dict[str, Any] | None = None
         error = ""
-        status: dict[str, Any] | None = None
+        verdict: ExportVerdict | None = None
         try:
-            out = self.session.perform()
+            self.session.perform()
         except BackendError as exc:
             error = str(exc)
         finally:
             if kind == "export":
                 self.session.set_export_progress(None)
-        if kind == "export" and out is not None:
-            status = self.session.export_status()
-        return kind, error, out, status
+        if kind == "export":
+            verdict = self.session.export_verdict()  # the engine's, journaled
+        return kind, error, verdict
 
     def on_runner_screen_write_progress(self, event: WriteProgress) -> None:
         for bar in self.query("#work-progress").results(ProgressBar):
@@ -579,43 +579,47 @@ class RunnerScreen(BaseScreen):
         for label in self.query("#work-label").results(Static):
             label.update(f"{event.done} of {event.total} bytes written ({event.name})")
 
-    def _work_done(self, kind: str, error: str, out: dict[str, Any] | None, status: dict[str, Any] | None) -> None:
+    def _work_done(self, kind: str, error: str, verdict: ExportVerdict | None) -> None:
         self.busy = ""
         view = self.view
         if kind == "export" and view is not None:
-            self.medium_state = (view.index, *self.medium_verdict(error, out, status))
+            self.medium_state = (view.index, *self.medium_verdict(verdict, error))
         self.query_one("#action", Button).disabled = False
         self.after_sub(True)
         if error:
             self.set_error(error)
 
-    def medium_verdict(self, error: str, out: dict[str, Any] | None, status: dict[str, Any] | None) -> tuple[str, Text]:
-        """What the screen says about the medium after an export write."""
-        medium = self.session.export_medium()
-        label = str(medium.get("label", "the export medium"))
+    def medium_verdict(self, verdict: ExportVerdict | None, error: str = "") -> tuple[str, Text]:
+        """What the screen says about the medium after an export write: the engine's
+        verdict, shown as it is (state ``failed``, ``safe`` or ``synced``, and the text)."""
+        if verdict is None:  # no verdict reached the screen: say the least reassuring thing
+            label = str(self.session.export_medium().get("label", "the export medium"))
+            verdict = decide_medium_verdict(label, error=error or "no verdict on the medium")
+        label = verdict.label
         t = Text()
-        if error or out is None:
+        v = verdict.verdict
+        if v is MediumVerdict.NOT_WRITTEN:
             t.append("NOT written", style="bold white on red")
             t.append(f" to {label}: the write failed and was cleaned up; do not rely on the medium.\n")
             t.append("Nothing is lost: the data stays in this ceremony. Fix the medium or insert another one, "
                      "then Retry writes it again.", style="bold")
             return "failed", t
-        if not out.get("files"):
+        if v is MediumVerdict.NOTHING:
             t.append("Nothing was written now.", style="grey70")
             return "safe", t
-        if status is None or not status.get("safe_to_remove"):
+        if v is MediumVerdict.UNCONFIRMED:
             t.append(f"written to {label}; the medium did not report the sync: do not remove it yet.", style="bold yellow")
             return "synced", t
-        if medium.get("demo"):
+        if v is MediumVerdict.FOLDER:
             t.append("written and verified; (demo folder, nothing to remove)", style="bold green")
             return "safe", t
-        if status.get("unmounted"):
+        if v is MediumVerdict.SAFE_TO_REMOVE:
             t.append(f"SAFE TO REMOVE the medium {label}", style="bold black on green")
             t.append(" (written, read back, verified, synced and unmounted).")
             return "safe", t
         t.append(f"written, verified and synced to {label}, but it is still mounted: ", style="bold yellow")
         t.append("do not remove it until it is unmounted.")
-        for note in status.get("notes", []):
+        for note in verdict.notes:
             t.append(f"\n{note}", style="grey70")
         return "synced", t
 

@@ -14,6 +14,14 @@ from typing import Any
 
 from textual.widgets import Input
 
+from core.ceremony.state import (
+    CollectionProgress,
+    DistributionProgress,
+    ExportVerdict,
+    Handover,
+    HandoverState,
+    decide_medium_verdict,
+)
 from kcm_tui.app import CeremonyApp
 from kcm_tui.backend import (
     Backend,
@@ -132,6 +140,8 @@ class FakeSession:
         self.carriers: dict[str, str] = {}
         self.tokens = list(TOKENS)
         self.card_errors: list[CarrierRefused] = []
+        self.handovers: dict[str, Handover] = {}
+        self.acks: list[str] = []
 
     # facts
     def current(self) -> StepView | None:
@@ -169,7 +179,7 @@ class FakeSession:
         return {}
 
     def acknowledge(self, role: str) -> None:
-        pass
+        self.acks.append(role)
 
     def confirm(self, witness: str, matches: bool) -> None:
         pass
@@ -187,7 +197,43 @@ class FakeSession:
         self.state = "aborted"
 
     def show_share(self, custodian: str, display: str = "screen") -> dict[str, Any]:
+        self._handover(custodian).state = HandoverState.SHOWN
+        self._handover(custodian).display = display
         return {"shown": True}
+
+    def _handover(self, custodian: str) -> Handover:
+        return self.handovers.setdefault(custodian, Handover(custodian, self.carriers.get(custodian, "screen")))
+
+    def distribution(self) -> DistributionProgress | None:
+        if self.view is None or self.view.kind != "distribute-shares":
+            return None
+        order = tuple(self.split_custodians())
+        for c in order:
+            self._handover(c)
+        return DistributionProgress(
+            set_id="4821",
+            order=order,
+            handovers={c: replace(h) for c, h in self.handovers.items()},
+            acknowledge=tuple(r for r in self.view.acknowledge if r in order),
+            acks=tuple(self.acks),
+        )
+
+    def share_written(self, custodian: str) -> None:
+        self._handover(custodian).state = HandoverState.WRITTEN
+
+    def check_typed_share(self, custodian: str) -> str:
+        self._handover(custodian).state = HandoverState.CHECKED
+        return "the share typed back is exactly the share handed out"
+
+    def skip_share_check(self, custodian: str, reason: str) -> None:
+        self._handover(custodian).state = HandoverState.SKIPPED
+        self._handover(custodian).reason = reason
+
+    def collection(self) -> CollectionProgress | None:
+        return None
+
+    def export_verdict(self) -> ExportVerdict | None:
+        return None
 
     def share_carriers(self) -> dict[str, str]:
         return {c: self.carriers.get(c, "screen") for c in self.split_custodians()}
@@ -204,6 +250,8 @@ class FakeSession:
     def write_card(self, custodian: str, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
         if self.card_errors:
             raise self.card_errors.pop(0)
+        self._handover(custodian).state = HandoverState.CHECKED
+        self._handover(custodian).display = "card"
         return dict(CARD_WRITTEN)
 
     def add_card(self, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
@@ -235,9 +283,6 @@ class FakeSession:
 
     def entry_finish(self) -> EntryResult:
         return self.finish_answer
-
-    def verify_entry_for(self, custodian: str) -> tuple[bool, str]:
-        return True, "ok"
 
     def entry_cancel(self) -> None:
         pass
@@ -281,6 +326,7 @@ class ExportSession(FakeSession):
         self.progress_cb: Any = None
         self.choices = choices
         self.chosen: Any = None
+        self.written: str | None = None  # None: no write yet; "": written; else the error
 
     def export_media_choices(self) -> list[Any] | None:
         return None if self.choices is None else list(self.choices())
@@ -306,6 +352,24 @@ class ExportSession(FakeSession):
         if self.exporter is not None:
             self.exporter.progress = cb
 
+    def export_verdict(self) -> ExportVerdict | None:
+        """The verdict the engine gives (core.ceremony.state.decide_medium_verdict) for this
+        fake write: its error, or its medium's report."""
+        if self.written is None:
+            return None
+        medium = self.export_medium()
+        label = str(medium.get("label", "the export medium"))
+        if self.written:
+            return decide_medium_verdict(label, error=self.written)
+        status = self.export_status()
+        return decide_medium_verdict(
+            label,
+            safe_to_remove=None if status is None else bool(status.get("safe_to_remove")),
+            unmounted=bool(status and status.get("unmounted")),
+            scratch=bool(medium.get("demo")),
+            notes=list(status.get("notes", [])) if status else [],
+        )
+
     def export_status(self) -> dict[str, Any] | None:
         if self.exporter is None:
             return self.status
@@ -330,7 +394,9 @@ class ExportSession(FakeSession):
                 names = sorted(EXPORT_FILES)
         except Exception as exc:
             self.view = replace(self.view, state="failed", error=str(exc))
+            self.written = str(exc)
             raise BackendError(str(exc)) from None
+        self.written = ""
         self.view = replace(self.view, performed=True, results={"folder": "export", "files": {n: {} for n in names}})
         return dict(self.view.results)
 

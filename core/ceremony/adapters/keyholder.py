@@ -8,7 +8,7 @@ from typing import Any
 
 from core.ceremony.errors import ShareRefusedError
 from core.ceremony.model import DEFAULT_CARD_MODULE
-from core.ceremony.ports import CardAccess, QRCamera
+from core.ceremony.ports import FINISHED_ENTRY, CardAccess, QRCamera
 from core.keyholder.errors import KeyholderDied, KeyholderError
 
 __all__ = ["ClientKeyholder", "carrier_progress"]
@@ -340,6 +340,11 @@ class ClientKeyholder:
             raise NotImplementedError(
                 f"entering a share by {carrier} is not wired to core.keyholder.ops_carriers yet"
             )
+        if isinstance(payload, str) and payload == FINISHED_ENTRY:
+            fin = dict(ops_shares.client_entry_finish(self.client))
+            if fin.get("status") != "ok":
+                raise ShareRefusedError("the typed share is not complete and checked yet")
+            return fin
         words = list(payload)
         ops_shares.client_entry_begin(self.client, len(words))
         try:

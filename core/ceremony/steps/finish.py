@@ -16,8 +16,8 @@ from core.ceremony.facts import (
 from core.ceremony.manifests import manifest_bytes
 from core.ceremony.state import (
     ExportVerdict,
-    MediumVerdict,
     StepRun,
+    decide_medium_verdict,
 )
 from core.ceremony.steps.base import CeremonyBase
 
@@ -179,24 +179,16 @@ class FinishSteps(CeremonyBase):
         label = label or (str(medium.label) if medium is not None else "the export medium")
         scratch = bool(getattr(medium, "demo", False)) and bool(getattr(self.exporter, "scratch", True))
         last = getattr(self.exporter, "last", None)
-        notes: tuple[str, ...] = ()
-        directory = ""
-        if error:
-            verdict = MediumVerdict.NOT_WRITTEN
-        elif nothing:
-            verdict = MediumVerdict.NOTHING
-        elif last is None or not last.safe_to_remove:
-            verdict = MediumVerdict.UNCONFIRMED
-        else:
-            notes = tuple(str(n) for n in last.notes)
-            directory = str(last.directory)
-            if scratch:
-                verdict = MediumVerdict.FOLDER
-            elif last.unmounted:
-                verdict = MediumVerdict.SAFE_TO_REMOVE
-            else:
-                verdict = MediumVerdict.STILL_MOUNTED
-        run.verdict = ExportVerdict(verdict, label, notes, directory, error)
+        run.verdict = decide_medium_verdict(
+            label,
+            error=error,
+            nothing=nothing,
+            safe_to_remove=None if last is None else bool(last.safe_to_remove),
+            unmounted=bool(getattr(last, "unmounted", False)),
+            scratch=scratch,
+            notes=[str(n) for n in getattr(last, "notes", ())],
+            directory=str(getattr(last, "directory", "")),
+        )
         self._record("export.verdict", run.verdict.as_public(), run=run)
 
     @property

@@ -33,6 +33,12 @@ class SimpleSteps(CeremonyBase):
             raise EngineError("not ticked yet: " + "; ".join(missing))
         return self._result(run, {"checked": items})
 
+    def attendance_roles(self, run: StepRun | None = None) -> list[str]:
+        """Role ids an attendance step lists (default: the current step), ``custodians``
+        expanded to every custodian role, in script order without repeats."""
+        run = run or self._require_running()
+        return self._attendance_roles(run)
+
     def _attendance_roles(self, run: StepRun) -> list[str]:
         names = run.step.params.get("roles") or list(self.script.roles)
         out: list[str] = []
