@@ -21,7 +21,7 @@ Construction (from the spec):
 Secret handling: the file key and every derived key live in SecretBuffers (HKDF
 ``derive_into``); the plaintext goes in as a memoryview. The X25519 shared secret is
 returned by ``cryptography`` as ``bytes`` (unavoidable; it protects only this one random
-file key; it is zeroed in place right after HKDF, see ``core.seal.transient``).
+file key; it is zeroed in place right after HKDF, see ``core.crypto.transient``).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from core import secmem
+from core.crypto.transient import wipe_bytes
 from core.errors import KcmError
-from core.seal.transient import wipe_bytes
 
 __all__ = [
     "AGE_HRP",

@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core import secmem, strictjson
+from core.crypto.transient import transient_bytes
 from core.errors import KcmError
 from core.seal import age as _age
 from core.seal.recipients import (
@@ -64,7 +65,6 @@ from core.seal.recipients import (
     RecipientKind,
     require_confirmed,
 )
-from core.seal.transient import transient_bytes
 
 __all__ = [
     "FORMAT",
@@ -295,7 +295,7 @@ def _wrap_data_key(recipient: Recipient, data_key: memoryview, allow_unlocked: b
         )
         pad = padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None)
         # RSAPublicKey.encrypt accepts only bytes: a wiped one-call copy of the data key
-        # (a one-time random key, not the secret itself). See core/seal/transient.py.
+        # (a one-time random key, not the secret itself). See core/crypto/transient.py.
         with transient_bytes(data_key) as dk:
             return recipient.rsa_public_key().encrypt(dk, pad)
     if recipient.alg in (ALG_AGE, ALG_AGE_SSH):

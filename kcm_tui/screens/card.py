@@ -18,7 +18,7 @@ result is handled on the UI thread once the worker has finished (:mod:`kcm_tui.w
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -29,11 +29,9 @@ from textual.widgets import LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kcm_tui.backend import BackendError, CarrierRefused, carrier_message
+from kcm_tui.context import AppContext, context_of
 from kcm_tui.widgets.pin_entry import PinEntry
 from kcm_tui.workers import ThreadWork
-
-if TYPE_CHECKING:
-    from kcm_tui.app import CeremonyApp
 
 T = TypeVar("T")
 
@@ -94,11 +92,9 @@ class CardPanel(ThreadWork, Vertical):
         self.busy = False  # a card operation is pending: further Enters are ignored
 
     @property
-    def capp(self) -> CeremonyApp:
-        from kcm_tui.app import CeremonyApp
-
-        assert isinstance(self.app, CeremonyApp)
-        return self.app
+    def capp(self) -> AppContext:
+        """The ceremony application (:class:`kcm_tui.context.AppContext`)."""
+        return context_of(self.app)
 
     def compose(self) -> ComposeResult:
         yield Static("Cards in the readers (Up/Down to choose, F5 rescan):", classes="muted")

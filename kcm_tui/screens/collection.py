@@ -16,12 +16,11 @@ from kcm_tui.backend import (
     FINISHED_ENTRY,
     BackendError,
     CarrierRefused,
-    Session,
     ShareRefused,
     carrier_message,
 )
 from kcm_tui.screens.card import CardPanel
-from kcm_tui.screens.common import BaseScreen, ConfirmModal, replace_children
+from kcm_tui.screens.common import CeremonyScreen, ConfirmModal, replace_children
 from kcm_tui.screens.entry import EntryPanel
 from kcm_tui.widgets.scanner import ScannerSink
 
@@ -44,7 +43,7 @@ def expand_carriers(wanted: list[str]) -> list[str]:
     return [c.value for c in model_expand_carriers(wanted)]
 
 
-class CollectionScreen(BaseScreen):
+class CollectionScreen(CeremonyScreen):
     """Collect shares until the policy is met (collect-shares), or check them one by one."""
 
     TITLE_TEXT = "Share collection"
@@ -59,9 +58,8 @@ class CollectionScreen(BaseScreen):
         ("F2", "record an exception"),
         ("F10", "abort the ceremony (asks first)"),
     ]
+    BUSY_TIMEOUT: ClassVar[float] = 4
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "exception", "Exception"),
-        Binding("f10", "abort", "Abort"),
         Binding("escape", "leave", "Back"),
     ]
 
@@ -73,12 +71,6 @@ class CollectionScreen(BaseScreen):
         self.last_refusal = ""
         self.scanning = False  # the camera scan runs in a worker thread
         self.check_mode = False
-
-    @property
-    def session(self) -> Session:
-        s = self.capp.backend.session
-        assert s is not None
-        return s
 
     def compose(self) -> ComposeResult:
         yield from self.compose_banners()
@@ -206,13 +198,12 @@ class CollectionScreen(BaseScreen):
             return  # carrier error shown in the panel; the PIN can be typed again
         self.accepted(out)
 
-    def busy(self) -> bool:
-        """True (and says why) while a card or the camera is in use in a worker thread."""
+    def busy_reason(self) -> str:
+        """A card or the camera is in use in a worker thread."""
         if self.scanning or any(p.busy for p in self.query(CardPanel).results(CardPanel)):
             what = "the camera is scanning" if self.scanning else "the card is being read"
-            self.notify(f"Please wait: {what}.", severity="warning", timeout=4)
-            return True
-        return False
+            return f"Please wait: {what}."
+        return ""
 
     def camera(self) -> None:
         """Scan with the camera (up to 30 s) in a worker thread: the screen stays live and
@@ -343,18 +334,9 @@ class CollectionScreen(BaseScreen):
             event.prevent_default()
             event.stop()
 
-    def action_abort(self) -> None:
-        if self.busy():
-            return
-        super().action_abort()
-
-    def action_exception(self) -> None:
-        if self.busy():
-            return
-        self.ask_exception(self.session, self.set_error)
-
     def action_leave(self) -> None:
-        if self.busy():
+        """Esc: back to the carrier choice, or (asks first) out of the collection."""
+        if self.refuse_while_busy():
             return
         if self.mode == "typed":
             for panel in self.query(EntryPanel).results(EntryPanel):

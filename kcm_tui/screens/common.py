@@ -12,10 +12,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
+from kcm_tui.context import AppContext, context_of
 from kcm_tui.workers import ThreadWork
 
 if TYPE_CHECKING:
-    from kcm_tui.app import CeremonyApp
+    from kcm_tui.backend import Session
 
 
 class _Dyn(Vertical):
@@ -44,7 +45,7 @@ class Banner(Static):
     """PRACTICE / DEMO banner (shown on every screen when it applies)."""
 
 
-def banners(app: CeremonyApp) -> list[Static]:
+def banners(app: AppContext) -> list[Static]:
     """The banners that apply to this run."""
     out: list[Static] = []
     session = app.backend.session
@@ -71,11 +72,9 @@ class BaseScreen(ThreadWork, Screen[None]):
     ]
 
     @property
-    def capp(self) -> CeremonyApp:
-        from kcm_tui.app import CeremonyApp
-
-        assert isinstance(self.app, CeremonyApp)
-        return self.app
+    def capp(self) -> AppContext:
+        """The ceremony application (:class:`kcm_tui.context.AppContext`)."""
+        return context_of(self.app)
 
     def compose_banners(self) -> ComposeResult:
         yield from banners(self.capp)
@@ -148,6 +147,63 @@ class BaseScreen(ThreadWork, Screen[None]):
     def action_copy_text(self) -> None:
         """Screen-level copy of selected text: refused (no clipboard writes anywhere)."""
         self.capp.action_refuse_copy()
+
+
+class CeremonyScreen(BaseScreen):
+    """A screen of the open ceremony: its :class:`~kcm_tui.backend.Session`, F2 (record an
+    exception), F10 (abort, asks first) and the busy guard: while a worker runs something
+    that cannot be stopped half-way (a card write, an export, a camera scan), F2, F10 and
+    Esc are refused with the reason. Subclasses say why they are busy
+    (:meth:`busy_reason`), show errors (:meth:`set_error`) and bind Esc to
+    :meth:`action_leave` where leaving makes sense."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "exception", "Exception"),
+        Binding("f10", "abort", "Abort"),
+    ]
+    #: Seconds the busy notice and the "exception recorded" notice stay.
+    BUSY_TIMEOUT: ClassVar[float] = 5
+    EXCEPTION_TIMEOUT: ClassVar[float] = 3
+
+    @property
+    def session(self) -> Session:
+        """The open ceremony (a ceremony screen exists only while one is open)."""
+        session = self.capp.backend.session
+        assert session is not None
+        return session
+
+    def busy_reason(self) -> str:
+        """Why F2, F10 and Esc must wait now ("" when they need not)."""
+        return ""
+
+    def refuse_while_busy(self) -> bool:
+        """True (and says why) while the screen is busy (:meth:`busy_reason`)."""
+        reason = self.busy_reason()
+        if reason:
+            self.notify(reason, severity="warning", timeout=self.BUSY_TIMEOUT)
+        return bool(reason)
+
+    def set_error(self, text: str) -> None:
+        """Show an error line (subclasses place it)."""
+        self.notify(text, severity="error", timeout=6)
+
+    def action_abort(self) -> None:
+        """F10: abort the ceremony (asks first), unless busy."""
+        if self.refuse_while_busy():
+            return
+        super().action_abort()
+
+    def action_exception(self) -> None:
+        """F2: record an exception in the journal, unless busy."""
+        if self.refuse_while_busy():
+            return
+        self.ask_exception(self.session, self.set_error, timeout=self.EXCEPTION_TIMEOUT)
+
+    def action_leave(self) -> None:
+        """Esc: back to the step (subclasses that bind Esc decide what leaving means)."""
+        if self.refuse_while_busy():
+            return
+        self.dismiss(None)
 
 
 class ConfirmModal(ModalScreen[bool]):

@@ -18,13 +18,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
-from kcm_tui.backend import BackendError, Session, ShareRefused
+from kcm_tui.backend import BackendError, ShareRefused
 from kcm_tui.screens.card import CardPanel
-from kcm_tui.screens.common import BaseScreen, ConfirmModal, ExceptionModal, replace_children
+from kcm_tui.screens.common import CeremonyScreen, ConfirmModal, ExceptionModal, replace_children
 from kcm_tui.screens.entry import EntryPanel
 
 
-class DistributionScreen(BaseScreen):
+class DistributionScreen(CeremonyScreen):
     """Hands out the shares of a new set, one custodian at a time."""
 
     TITLE_TEXT = "Share distribution"
@@ -42,8 +42,6 @@ class DistributionScreen(BaseScreen):
         ("Esc", "back to the step (the distribution can be resumed)"),
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "exception", "Exception"),
-        Binding("f10", "abort", "Abort"),
         Binding("escape", "leave", "Back"),
     ]
 
@@ -56,12 +54,6 @@ class DistributionScreen(BaseScreen):
         self.missing: list[str] = []
         self.carriers: dict[str, str] = {}
         self.card_result: dict[str, Any] = {}
-
-    @property
-    def session(self) -> Session:
-        s = self.capp.backend.session
-        assert s is not None
-        return s
 
     def compose(self) -> ComposeResult:
         yield from self.compose_banners()
@@ -202,13 +194,11 @@ class DistributionScreen(BaseScreen):
             "Writing the share to the card (a key is generated on the card: this can take a while)...",
         )
 
-    def card_busy(self) -> bool:
-        """True (and says why) while a card is being written: it cannot be stopped half-way."""
+    def busy_reason(self) -> str:
+        """A card is being written: it cannot be stopped half-way."""
         if any(p.busy for p in self.query(CardPanel).results(CardPanel)):
-            self.notify("Please wait: the card is being written; this cannot be stopped half-way.",
-                        severity="warning", timeout=5)
-            return True
-        return False
+            return "Please wait: the card is being written; this cannot be stopped half-way."
+        return ""
 
     def _card_written(self, panel: CardPanel, res: dict[str, Any] | None, exc: Exception | None) -> None:
         if isinstance(exc, ShareRefused):
@@ -440,18 +430,9 @@ class DistributionScreen(BaseScreen):
 
         self.app.push_screen(ExceptionModal(), record)
 
-    def action_abort(self) -> None:
-        if self.card_busy():
-            return
-        super().action_abort()
-
-    def action_exception(self) -> None:
-        if self.card_busy():
-            return
-        self.ask_exception(self.session, self.set_error)
-
     def action_leave(self) -> None:
-        if self.card_busy():
+        """Esc: leave the distribution (asks first; it can be resumed from the step)."""
+        if self.refuse_while_busy():
             return
 
         def answer(yes: bool | None) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -18,10 +17,8 @@ from textual.message import Message
 from textual.widgets import Static
 
 from kcm_tui.backend import BackendError, EntryResult, Session
+from kcm_tui.context import AppContext, context_of
 from kcm_tui.widgets.word_entry import WordEntry
-
-if TYPE_CHECKING:
-    from kcm_tui.app import CeremonyApp
 
 
 class EntryPanel(Vertical):
@@ -46,11 +43,9 @@ class EntryPanel(Vertical):
         self.on_idle_wipe: Callable[[], None] | None = None
 
     @property
-    def capp(self) -> CeremonyApp:
-        from kcm_tui.app import CeremonyApp
-
-        assert isinstance(self.app, CeremonyApp)
-        return self.app
+    def capp(self) -> AppContext:
+        """The ceremony application (:class:`kcm_tui.context.AppContext`)."""
+        return context_of(self.app)
 
     def compose(self) -> ComposeResult:
         yield WordEntry(self.submit_word, allow_unlocked=self.capp.backend.demo, id="word-entry")

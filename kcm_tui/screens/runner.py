@@ -19,8 +19,8 @@ from textual.widgets import Button, LoadingIndicator, OptionList, ProgressBar, S
 from textual.widgets.option_list import Option
 
 from core.ceremony.state import ExportVerdict, MediumVerdict, decide_medium_verdict
-from kcm_tui.backend import BackendError, Session, StepView, read_only_reason
-from kcm_tui.screens.common import BaseScreen, replace_children
+from kcm_tui.backend import BackendError, StepView, read_only_reason
+from kcm_tui.screens.common import CeremonyScreen, replace_children
 from kcm_tui.widgets.ack import AckBox
 from kcm_tui.widgets.words import WordGrid
 
@@ -40,7 +40,7 @@ AUTO_PERFORM = ("preflight", "verify-fingerprint", "verify-kcv")
 CONFIRMED = ("verify-fingerprint", "verify-kcv")
 
 
-class RunnerScreen(BaseScreen):
+class RunnerScreen(CeremonyScreen):
     """Runs the script step by step over the session."""
 
     TITLE_TEXT = "Step runner"
@@ -50,9 +50,8 @@ class RunnerScreen(BaseScreen):
         ("F2", "record an exception (a deviation from the script) in the journal"),
         ("F10", "abort the ceremony (asks first; the keyholder wipes)"),
     ]
+    EXCEPTION_TIMEOUT: ClassVar[float] = 4
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "exception", "Exception"),
-        Binding("f10", "abort", "Abort"),
         Binding("ctrl+q", "abort", "Abort", show=False, priority=True),
         Binding("f5", "refresh_media", "Refresh media", show=False),
     ]
@@ -77,12 +76,6 @@ class RunnerScreen(BaseScreen):
         #: the export-medium chooser: (step index, media listed) or None (fixed medium)
         self.media_choices: tuple[int, list[Any]] | None = None
         self.chosen_medium: Any = None
-
-    @property
-    def session(self) -> Session:
-        session = self.capp.backend.session
-        assert session is not None
-        return session
 
     def compose(self) -> ComposeResult:
         yield from self.compose_banners()
@@ -649,24 +642,12 @@ class RunnerScreen(BaseScreen):
 
         self.app.switch_screen(SummaryScreen())
 
-    def refuse_while_busy(self) -> bool:
-        """True (and says why) while a worker runs the step: it cannot be stopped half-way."""
+    def busy_reason(self) -> str:
+        """Sealing or an export write runs in a worker: it cannot be stopped half-way."""
         if not self.busy:
-            return False
+            return ""
         what = "writing to the medium" if self.busy == "export" else "sealing"
-        self.notify(f"Please wait: {what} cannot be stopped half-way. Try again when it has finished.",
-                    severity="warning", timeout=5)
-        return True
-
-    def action_abort(self) -> None:
-        if self.refuse_while_busy():
-            return
-        super().action_abort()
-
-    def action_exception(self) -> None:
-        if self.refuse_while_busy():
-            return
-        self.ask_exception(self.session, self.set_error, timeout=4)
+        return f"Please wait: {what} cannot be stopped half-way. Try again when it has finished."
 
 
 def same_medium(a: Any, b: Any) -> bool:

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa, x25519
 
 from core import secmem
 from core.crypto.fingerprint import derive_fingerprint, sign_with_master
+from core.crypto.transient import transient_bytes
 from core.seal import age as agemod
 from core.seal import envelope as E
 from core.seal import recipients as R
-from core.seal.transient import transient_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
 import seal_reader
