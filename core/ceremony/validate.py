@@ -40,22 +40,8 @@ from core.ceremony.rules import (
 )
 from core.ceremony.source import PathItem, SourceMap
 
-__all__ = [
-    "CARD_KEY_BITS",
-    "CARD_MODULES",
-    "CARRIERS",
-    "DISPLAYS",
-    "EXPORT_CONTENTS",
-    "MAX_ESTIMATE_MINUTES",
-    "PRACTICE_CLUSTER_PREFIX",
-    "PRACTICE_PREFIX",
-    "PURPOSES",
-    "RECIPIENT_KINDS",
-    "STEP_PARAMS",
-    "is_practice_name",
-    "is_safe_filename",
-    "validate",
-]
+__all__ = ["is_practice_name", "is_safe_filename", "validate"]
+
 
 def validate(data: dict[str, Any], smap: SourceMap, fname: str) -> list[Problem]:
     """Return every problem of a parsed script (empty list: the script is valid)."""

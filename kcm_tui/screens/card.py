@@ -29,7 +29,7 @@ from textual.widgets import LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kcm_tui.backend import BackendError, CarrierRefused, carrier_message
-from kcm_tui.context import AppContext, context_of
+from kcm_tui.context import AppContext, CeremonySession, context_of
 from kcm_tui.widgets.pin_entry import PinEntry
 from kcm_tui.workers import ThreadWork
 
@@ -82,7 +82,7 @@ class CardPanel(ThreadWork, Vertical):
             self.panel = panel
             self.serial = serial
 
-    def __init__(self, session: Any, *, expected_serial: str | None = None, id: str | None = None) -> None:
+    def __init__(self, session: CeremonySession, *, expected_serial: str | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
         self.expected_serial = expected_serial

@@ -47,7 +47,7 @@ class CollectionScreen(CeremonyScreen):
     """Collect shares until the policy is met (collect-shares), or check them one by one."""
 
     TITLE_TEXT = "Share collection"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("T / C / Q / K / S", "how the next share comes in: typed, smart card, QR image file, camera, scanner"),
         ("PIN, Enter", "card: the custodian types the card PIN (masked); F5 rescans the readers"),
         ("a-z, Space", "type a word, then space (masked on screen)"),
@@ -84,7 +84,7 @@ class CollectionScreen(CeremonyScreen):
         view = self.session.current()
         if view is not None:
             wanted = expand_carriers(list(view.params.get("carriers") or ["typed"]))
-            supported = getattr(self.session, "SUPPORTED_CARRIERS", ("typed", "card", *QR_WAYS))
+            supported = self.session.SUPPORTED_CARRIERS
             self.carriers = [c for c in wanted if c in supported] or ["typed"]
             self.missing = [c for c in wanted if c not in supported]
             self.check_mode = view.kind == "check-shares"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import ClassVar, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,11 +12,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
-from kcm_tui.context import AppContext, context_of
+from kcm_tui.context import AppContext, CeremonySession, context_of
 from kcm_tui.workers import ThreadWork
 
-if TYPE_CHECKING:
-    from kcm_tui.backend import Session
+ResultT = TypeVar("ResultT")
 
 
 class _Dyn(Vertical):
@@ -32,7 +31,7 @@ class _Dyn(Vertical):
 
 
 def replace_children(
-    container: Widget, widgets: list[Widget], classes: str = "dyn", then: Callable[[], object] | None = None
+    container: Widget, widgets: Sequence[Widget], classes: str = "dyn", then: Callable[[], object] | None = None
 ) -> None:
     """Swap a container's content. Removal is asynchronous: the new widgets go into a fresh
     wrapper so their ids never collide with the ones being removed; ``then`` (e.g. moving
@@ -53,17 +52,16 @@ def banners(app: AppContext) -> list[Static]:
         out.append(Static("PRACTICE CEREMONY - the key made here is not for production", classes="banner banner-practice"))
     if app.backend.demo:
         out.append(Static("DEMO MODE - demo workspace, demo keys, not a real ceremony", classes="banner banner-demo"))
-    warnings = getattr(session, "keyholder_warnings", None)
-    if session is not None and warnings is not None and warnings():
+    if session is not None and session.keyholder_warnings():
         out.append(Static("KEYHOLDER MEMORY NOT LOCKED (demo fallback) - never for a real key", classes="banner banner-insecure"))
     return out
 
 
-class BaseScreen(ThreadWork, Screen[None]):
+class BaseScreen(ThreadWork, Screen[ResultT]):
     """A ceremony screen: banners on top, footer with the bindings at the bottom."""
 
     #: (key, what it does) lines for the help screen, beyond the footer bindings.
-    HELP: ClassVar[list[tuple[str, str]]] = []
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = []
     TITLE_TEXT: ClassVar[str] = ""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -129,7 +127,7 @@ class BaseScreen(ThreadWork, Screen[None]):
         )
 
     def ask_exception(
-        self, session: Any, on_error: Callable[[str], None], *, timeout: float = 3
+        self, session: CeremonySession, on_error: Callable[[str], None], *, timeout: float = 3
     ) -> None:
         """Ask for an exception's text (F2) and record it in the journal through ``session``."""
         from kcm_tui.backend import BackendError
@@ -149,7 +147,7 @@ class BaseScreen(ThreadWork, Screen[None]):
         self.capp.action_refuse_copy()
 
 
-class CeremonyScreen(BaseScreen):
+class CeremonyScreen(BaseScreen[bool]):
     """A screen of the open ceremony: its :class:`~kcm_tui.backend.Session`, F2 (record an
     exception), F10 (abort, asks first) and the busy guard: while a worker runs something
     that cannot be stopped half-way (a card write, an export, a camera scan), F2, F10 and
@@ -166,7 +164,7 @@ class CeremonyScreen(BaseScreen):
     EXCEPTION_TIMEOUT: ClassVar[float] = 3
 
     @property
-    def session(self) -> Session:
+    def session(self) -> CeremonySession:
         """The open ceremony (a ceremony screen exists only while one is open)."""
         session = self.capp.backend.session
         assert session is not None
@@ -203,7 +201,7 @@ class CeremonyScreen(BaseScreen):
         """Esc: back to the step (subclasses that bind Esc decide what leaving means)."""
         if self.refuse_while_busy():
             return
-        self.dismiss(None)
+        self.dismiss(False)
 
 
 class ConfirmModal(ModalScreen[bool]):

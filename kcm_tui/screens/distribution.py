@@ -28,7 +28,7 @@ class DistributionScreen(CeremonyScreen):
     """Hands out the shares of a new set, one custodian at a time."""
 
     TITLE_TEXT = "Share distribution"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("R", "reveal the share (custodian only; the others look away)"),
         ("Q", "show the share as a QR code (custodian only)"),
         ("Up / Down", "card: choose the custodian's card"),
@@ -77,7 +77,7 @@ class DistributionScreen(CeremonyScreen):
     # ---------------------------------------------------------------- flow
 
     def usable(self, wanted: list[str]) -> tuple[list[str], list[str]]:
-        supported = getattr(self.session, "SUPPORTED_DISPLAYS", ("screen", "qr"))
+        supported = self.session.SUPPORTED_DISPLAYS
         offered, missing = [w for w in wanted if w in supported], [w for w in wanted if w not in supported]
         return offered or ["screen"], missing
 
@@ -164,8 +164,8 @@ class DistributionScreen(CeremonyScreen):
     # ---------------------------------------------------------------- card
 
     def expected_serial(self) -> str | None:
-        role_serial = getattr(self.session, "card_serial_of", None)
-        return role_serial(self.custodian) if callable(role_serial) else None
+        """The card serial the script names for this custodian (None if none)."""
+        return self.session.card_serial_of(self.custodian)
 
     def show_card_call(self) -> None:
         self.phase = "card"

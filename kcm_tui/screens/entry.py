@@ -16,8 +16,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from kcm_tui.backend import BackendError, EntryResult, Session
-from kcm_tui.context import AppContext, context_of
+from kcm_tui.backend import BackendError, EntryResult
+from kcm_tui.context import AppContext, CeremonySession, context_of
 from kcm_tui.widgets.word_entry import WordEntry
 
 
@@ -33,7 +33,7 @@ class EntryPanel(Vertical):
             super().__init__()
             self.result = result
 
-    def __init__(self, session: Session, *, purpose: str, member: int = -1, id: str | None = None) -> None:
+    def __init__(self, session: CeremonySession, *, purpose: str, member: int = -1, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
         self.purpose = purpose

@@ -44,7 +44,7 @@ class RunnerScreen(CeremonyScreen):
     """Runs the script step by step over the session."""
 
     TITLE_TEXT = "Step runner"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("Tab/Shift+Tab", "move between the boxes and the buttons"),
         ("Space/Enter", "tick a box, press a button"),
         ("F2", "record an exception (a deviation from the script) in the journal"),
@@ -251,9 +251,8 @@ class RunnerScreen(CeremonyScreen):
         Default: the demo folder in demo mode; in a ceremony nothing is preselected."""
         if self.media_choices is not None and self.media_choices[0] == view.index and not again:
             return self.media_choices[1]
-        lister = getattr(self.session, "export_media_choices", None)
         try:
-            media = lister() if callable(lister) else None
+            media = self.session.export_media_choices()
         except BackendError as exc:
             self.set_error(str(exc))
             media = []
@@ -428,7 +427,7 @@ class RunnerScreen(CeremonyScreen):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "action":
-            self.run_action()
+            self.run_step_action()
         elif event.button.id == "retry":
             self.medium_state = None
             try:
@@ -439,7 +438,7 @@ class RunnerScreen(CeremonyScreen):
         elif event.button.id == "continue":
             self.next_step()
 
-    def run_action(self) -> None:
+    def run_step_action(self) -> None:
         view = self.view
         if view is None:
             return

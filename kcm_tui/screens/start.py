@@ -44,11 +44,11 @@ def script_hash_text(s: ScriptInfo) -> Text:
     return out
 
 
-class StartScreen(BaseScreen):
+class StartScreen(BaseScreen[None]):
     """Preflight, script and media: everything checked before the ceremony begins."""
 
     TITLE_TEXT = "Start"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("Tab/Shift+Tab", "move between the script list, the media folder and the buttons"),
         ("Up/Down", "choose a ceremony script"),
         ("Enter", "on Begin: open the ceremony"),

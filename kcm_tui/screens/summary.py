@@ -10,16 +10,17 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
-from kcm_tui.backend import NotAvailable, Session, qr_text
+from kcm_tui.backend import NotAvailable, qr_text
+from kcm_tui.context import CeremonySession
 from kcm_tui.screens.common import BaseScreen, MessageModal, QrModal
 from kcm_tui.widgets.words import WordGrid
 
 
-class SummaryScreen(BaseScreen):
+class SummaryScreen(BaseScreen[None]):
     """The end of a ceremony (completed or aborted)."""
 
     TITLE_TEXT = "Summary"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("Q", "show the journal's final hash as a QR code"),
         ("V", "verify the journal again"),
         ("Enter", "on the button: wipe and exit (or power off on the ceremony ISO)"),
@@ -31,7 +32,7 @@ class SummaryScreen(BaseScreen):
     ]
 
     @property
-    def session(self) -> Session:
+    def session(self) -> CeremonySession:
         s = self.capp.backend.session
         assert s is not None
         return s

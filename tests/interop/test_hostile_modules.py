@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,7 @@ from core.ceremony.script import check_script
 from core.errors import KcmError
 from core.keyholder import ops_carriers
 from core.keyholder.client import KeyholderClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stick import mounted_stick, needs_root
+from tests.support.stick import mounted_stick, needs_root
 
 pytestmark = [needs_root, pytest.mark.root]
 SOFTHSM = os.path.realpath(DEFAULT_MODULES["softhsm2"])

@@ -161,7 +161,7 @@ def test_keyholder_shows_a_genesis_share_as_qr_on_a_tty() -> None:
     from core.keyholder.ops_carriers import QR_SHOW
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import gridcard_corpus as gridcards
+    from benchmarks import gridcard_corpus as gridcards
 
     master_fd, slave_fd = os.openpty()
     tty = os.ttyname(slave_fd)

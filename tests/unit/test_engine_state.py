@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,28 +23,16 @@ from core.ceremony.adapters.exporter import FolderExporter
 from core.ceremony.engine import HANDLERS, Ceremony, EngineError, ShareRefusedError, StepFailedError
 from core.ceremony.model import NO_ACTION_KINDS, StepKind
 from core.ceremony.state import HandoverState, MediumVerdict
+from tests.support.engine import drive, events, genesis, start
+from tests.support.keyholder_double import KeyholderDouble
+from tests.support.keyholders import KeyholderKit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import drive, events, genesis, kms_pem, start, workspace  # noqa: F401
-from test_engine_double import KeyholderDouble
 
-
-def _at_distribution(ws: Path) -> tuple[Ceremony, KeyholderDouble]:
-    kh = KeyholderDouble()
-    c = start("genesis", ws, kh)
+def test_distribution_state_is_the_engines_and_journaled(workspace: Path, keyholder: KeyholderKit) -> None:
+    port = keyholder.port()
+    c = start("genesis", workspace, port)
     drive(c, until="shares.distribute")
     c.perform()
-    return c, kh
-
-
-def _token(c: Ceremony, kh: KeyholderDouble, custodian: str) -> dict[str, object]:
-    assert c.manifest is not None
-    order = list(c.script.policy.custodians)  # type: ignore[union-attr]
-    return kh.issued[str(c.manifest["set_id"])][order.index(custodian)]
-
-
-def test_distribution_state_is_the_engines_and_journaled(workspace: Path) -> None:  # noqa: F811
-    c, kh = _at_distribution(workspace)
     view = c.distribution_progress()
     assert view is not None and view.total == 5
     assert [view.status(x) for x in view.order] == [HandoverState.DUE] * 5
@@ -56,18 +43,18 @@ def test_distribution_state_is_the_engines_and_journaled(workspace: Path) -> Non
         c.check_typed_share("c1")
 
     c.show_share("c1")
+    c.show_share("c2")
     c.share_written("c1")
     # another custodian's share typed back: refused, the engine says why, journaled
-    kh.type_back(_token(c, kh, "c2"))
+    keyholder.type_back(c, port, 1)
     with pytest.raises(ShareRefusedError, match="not this custodian's share") as bad:
         c.check_typed_share("c1")
     assert bad.value.code == "check-wrong-share"
-    kh.type_back(_token(c, kh, "c1"))
+    keyholder.type_back(c, port, 0)
     assert c.check_typed_share("c1")["ok"] is True
     c.acknowledge("c1")
 
-    c.show_share("c2", "qr")
-    c.share_written("c2")  # the QR copied onto the grid card: nothing to type back
+    c.share_written("c2")
     c.acknowledge("c2")
 
     c.show_share("c3")
@@ -89,7 +76,8 @@ def test_distribution_state_is_the_engines_and_journaled(workspace: Path) -> Non
     ]
     assert view.handovers["c3"].reason == "the custodian's hands are injured"
     assert view.handovers["c1"].failed_checks == 1
-    assert view.handovers["c2"].settled and not view.handovers["c4"].handed_out
+    assert view.handovers["c2"].handed_out and not view.handovers["c2"].settled
+    assert not view.handovers["c4"].handed_out
     assert view.due() == ["c4", "c5"] and view.done == 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         view.set_id = "x"  # type: ignore[misc]
@@ -104,12 +92,22 @@ def test_distribution_state_is_the_engines_and_journaled(workspace: Path) -> Non
     assert any(e.kind == "exception" and "check skipped for c3" in e.details["text"] for e in ev)
 
 
-def test_collection_progress_per_group(workspace: Path) -> None:  # noqa: F811
-    g, kh = genesis(workspace)
+def test_a_qr_copied_needs_no_typed_check(workspace: Path) -> None:
+    c = start("genesis", workspace, KeyholderDouble())
+    drive(c, until="shares.distribute")
+    c.perform()
+    c.show_share("c2", "qr")
+    c.share_written("c2")  # the QR copied onto the grid card: nothing to type back
+    view = c.distribution_progress()
+    assert view is not None and view.handovers["c2"].settled
+
+
+def test_collection_progress_per_group(workspace: Path, keyholder: KeyholderKit) -> None:
+    g = start("genesis", workspace, keyholder.port())
+    drive(g)
     set_id = str(g.manifest["set_id"])  # type: ignore[index]
-    tokens = kh.issued[set_id]
-    kh2 = KeyholderDouble()
-    u = start("unseal-and-seal", workspace, kh2)
+    tokens = keyholder.shares(g)
+    u = start("unseal-and-seal", workspace, keyholder.port())
     drive(u, until="recover.collect")
     assert u.collection_progress() is None  # before the manifest is chosen
     u.perform()
@@ -117,7 +115,7 @@ def test_collection_progress_per_group(workspace: Path) -> None:  # noqa: F811
     assert p is not None and p.set_id == set_id and p.accepted == 0 and not p.is_complete()
     u.add_share("typed", tokens[0])
     with pytest.raises(ShareRefusedError):
-        u.add_share("typed", tokens[0])  # duplicate
+        u.add_share("typed", keyholder.shares(g)[0])  # the same share again
     u.add_share("typed", tokens[3])
     p = u.collection_progress()
     assert p is not None
@@ -129,7 +127,7 @@ def test_collection_progress_per_group(workspace: Path) -> None:  # noqa: F811
     assert p.groups_complete() == 1
 
 
-def test_export_verdict_is_decided_by_the_engine(workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_export_verdict_is_decided_by_the_engine(workspace: Path, tmp_path: Path) -> None:
     g, _ = genesis(workspace)
     assert g.export_verdict is not None and g.export_verdict.verdict is MediumVerdict.FOLDER
     assert any(e.kind == "export.verdict" and e.details["verdict"] == "folder" for e in events(g))
@@ -168,7 +166,7 @@ def test_every_step_kind_has_an_explicit_handler() -> None:
     assert "getattr(self" not in inspect.getsource(engine_mod.Ceremony.perform)
 
 
-def test_perform_uses_the_table(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_perform_uses_the_table(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     c = start("genesis", workspace, KeyholderDouble())
     seen: list[StepKind] = []
 

@@ -20,9 +20,7 @@ from core.crypto.transient import transient_bytes
 from core.seal import age as agemod
 from core.seal import envelope as E
 from core.seal import recipients as R
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
-import seal_reader
+from tests.support import seal_reader
 
 HAVE_AGE = shutil.which("age") is not None and shutil.which("age-keygen") is not None
 SHARD = {

@@ -35,11 +35,10 @@ from core.crypto.fingerprint import verify_signature
 from core.keyholder import ops_core
 from core.keyholder.client import KeyholderClient
 from core.keyholder.errors import KeyholderError, NoMasterKey, Refused
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import SCRIPTS, drive, ok_preflight, step_once  # noqa: F401
-from test_engine_double import KeyholderDouble
-from test_engine_real import CustodianTerminal, run_genesis
+from tests.support.custodian import CustodianTerminal
+from tests.support.engine import SCRIPTS, drive, ok_preflight
+from tests.support.keyholder_double import KeyholderDouble
+from tests.support.keyholders import run_genesis
 
 ROOT = Path(__file__).resolve().parents[2]
 
