@@ -11,7 +11,6 @@ of its shares) in a demo workspace, with the envelopes opened by the DEMO privat
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,8 +174,6 @@ def test_practice_genesis_then_practice_unseal_and_seal_in_demo_workspace(
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from core.demo import init_workspace, load_workspace
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
     from tests.support import seal_reader
 
     ws = init_workspace(tmp_path / "demo")
