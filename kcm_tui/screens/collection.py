@@ -73,6 +73,7 @@ class CollectionScreen(CeremonyScreen):
         self.check_mode = False
 
     def compose(self) -> ComposeResult:
+        """Title, progress, the carrier area and the error line."""
         yield from self.compose_banners()
         yield Static("", id="coll-title", classes="title")
         yield Static("", id="coll-progress")
@@ -81,6 +82,7 @@ class CollectionScreen(CeremonyScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        """Offer the step's carriers this build can drive; show the progress and the choice."""
         view = self.session.current()
         if view is not None:
             wanted = expand_carriers(list(view.params.get("carriers") or ["typed"]))
@@ -97,6 +99,7 @@ class CollectionScreen(CeremonyScreen):
     # ---------------------------------------------------------------- progress
 
     def update_progress(self, last: dict[str, Any] | None = None) -> None:
+        """Show the last share's message and the engine's tally per group."""
         view = self.session.current()
         t = Text()
         entries = list((view.display.get("checked") if self.check_mode else view.display.get("accepted")) or []) if view else []
@@ -115,16 +118,19 @@ class CollectionScreen(CeremonyScreen):
         self.query_one("#coll-progress", Static).update(t)
 
     def set_error(self, text: str) -> None:
+        """Show a refusal or an error (kept for the next screen update)."""
         self.last_refusal = text
         self.query_one("#coll-error", Static).update(text)
 
     def body(self, *widgets: Any, focus: str = "") -> None:
+        """Swap the carrier area for ``widgets`` (then focus ``focus``)."""
         then = (lambda: self.focus_selector(focus)) if focus else None
         replace_children(self.query_one("#coll-body", Vertical), list(widgets), then=then)
 
     # ---------------------------------------------------------------- carriers
 
     def show_choice(self) -> None:
+        """Ask how the next share comes in."""
         self.mode = "choose"
         buttons = [Button(CARRIER_LABEL.get(c, c), id=f"carrier-{c}") for c in self.carriers]
         note = ", ".join({"card": "smart card", "qr-file": "QR image", "qr-camera": "camera", "scanner": "scanner"}.get(c, c) for c in self.missing)
@@ -136,6 +142,7 @@ class CollectionScreen(CeremonyScreen):
         )
 
     def choose(self, carrier: str) -> None:
+        """Show the input of ``carrier`` (typed words, QR file, card, camera, scanner)."""
         if carrier not in self.carriers:
             return
         self.set_error("")
@@ -263,6 +270,7 @@ class CollectionScreen(CeremonyScreen):
         sink.refresh()
 
     def refused(self, exc: BaseException, *, back: bool = True) -> None:
+        """Show why a share was refused (carrier errors with what to do); back to the choice."""
         if isinstance(exc, CarrierRefused):
             self.set_error(carrier_message(exc))
         elif isinstance(exc, ShareRefused):
@@ -273,6 +281,7 @@ class CollectionScreen(CeremonyScreen):
             self.show_choice()
 
     def feed(self, carrier: str, payload: Any) -> None:
+        """Give one share to the engine by ``carrier``; show the answer."""
         try:
             if carrier == "qr-file":
                 out = self.session.add_qr_file(str(payload))
@@ -284,6 +293,7 @@ class CollectionScreen(CeremonyScreen):
         self.accepted(out)
 
     def accepted(self, out: dict[str, Any]) -> None:
+        """A share was accepted (or checked): progress, and back to the step when done."""
         self.set_error("")
         self.update_progress(out)
         self.notify("Share accepted." if not self.check_mode else "Share checked: it matches.", timeout=3)
@@ -308,18 +318,21 @@ class CollectionScreen(CeremonyScreen):
     # ---------------------------------------------------------------- events
 
     def on_entry_panel_done(self, event: EntryPanel.Done) -> None:
+        """The typed share is complete and checked: collect it."""
         event.stop()
         self.feed("typed", FINISHED_ENTRY)
         if self.check_mode:
             self.session.entry_cancel()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter on the QR file path: read the share in that image."""
         if event.input.id == "qr-path":
             path = event.value.strip()
             if path:
                 self.feed("qr-file", path)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """A carrier button or the camera scan."""
         bid = event.button.id or ""
         if bid.startswith("carrier-"):
             self.choose(bid.removeprefix("carrier-"))
@@ -329,6 +342,7 @@ class CollectionScreen(CeremonyScreen):
             self.dismiss(True)
 
     def on_key(self, event: Any) -> None:
+        """T, C, Q, K, S choose the carrier."""
         if self.mode == "choose" and event.key in CARRIER_KEY:
             self.choose(CARRIER_KEY[event.key])
             event.prevent_default()

@@ -75,9 +75,11 @@ class BaseScreen(ThreadWork, Screen[ResultT]):
         return context_of(self.app)
 
     def compose_banners(self) -> ComposeResult:
+        """The PRACTICE, DEMO and unlocked-memory banners that apply."""
         yield from banners(self.capp)
 
     def compose_footer(self) -> ComposeResult:
+        """The key bar at the bottom."""
         from kcm_tui.widgets.keybar import KeyBar
 
         yield KeyBar()
@@ -221,6 +223,7 @@ class ConfirmModal(ModalScreen[bool]):
         self.danger = danger
 
     def compose(self) -> ComposeResult:
+        """The question and the two buttons."""
         with Vertical(classes="modal modal-danger" if self.danger else "modal"):
             yield Static(self.question, classes="big")
             with Horizontal(classes="buttons"):
@@ -228,15 +231,19 @@ class ConfirmModal(ModalScreen[bool]):
                 yield Button(self.yes_label, id="yes", variant="error" if self.danger else "primary")
 
     def on_mount(self) -> None:
+        """Focus the safe answer."""
         self.query_one("#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Yes or no."""
         self.dismiss(event.button.id == "yes")
 
     def action_yes(self) -> None:
+        """Answer yes."""
         self.dismiss(True)
 
     def action_no(self) -> None:
+        """Answer no (also Esc)."""
         self.dismiss(False)
 
 
@@ -246,6 +253,7 @@ class ExceptionModal(ModalScreen["str | None"]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def compose(self) -> ComposeResult:
+        """The text field and the buttons."""
         with Vertical(classes="modal"):
             yield Static("Record an exception", classes="title")
             yield Static(
@@ -259,6 +267,7 @@ class ExceptionModal(ModalScreen["str | None"]):
                 yield Button("Record", id="record", variant="primary")
 
     def on_mount(self) -> None:
+        """Focus the text field."""
         self.query_one(Input).focus()
 
     def _submit(self) -> None:
@@ -266,16 +275,19 @@ class ExceptionModal(ModalScreen["str | None"]):
         self.dismiss(text or None)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter: record the text (an empty text records nothing)."""
         event.stop()
         self._submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Record or cancel."""
         if event.button.id == "record":
             self._submit()
         else:
             self.dismiss(None)
 
     def action_cancel(self) -> None:
+        """Esc: nothing is recorded."""
         self.dismiss(None)
 
 
@@ -291,6 +303,7 @@ class MessageModal(ModalScreen[None]):
         self.error = error
 
     def compose(self) -> ComposeResult:
+        """The title, the message and OK."""
         with Vertical(classes="modal modal-danger" if self.error else "modal"):
             yield Static(self.title_text, classes="error" if self.error else "title")
             yield Static(self.text)
@@ -298,12 +311,15 @@ class MessageModal(ModalScreen[None]):
                 yield Button("OK", id="ok", variant="primary")
 
     def on_mount(self) -> None:
+        """Focus OK."""
         self.query_one(Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """OK closes the message."""
         self.dismiss(None)
 
     def action_close(self) -> None:
+        """Close the message."""
         self.dismiss(None)
 
 
@@ -319,6 +335,7 @@ class HelpModal(ModalScreen[None]):
         self.about = about
 
     def compose(self) -> ComposeResult:
+        """The keys of the screen below and what they do."""
         lines = "\n".join(f"  {k:<14} {v}" for k, v in self.keys)
         with Vertical(classes="modal", id="help"):
             yield Static(f"Help: {self.help_title}", classes="title")
@@ -328,6 +345,7 @@ class HelpModal(ModalScreen[None]):
             yield Static("Esc or F1 closes this help.", classes="muted")
 
     def action_close(self) -> None:
+        """Close the help."""
         self.dismiss(None)
 
 
@@ -342,12 +360,14 @@ class QrModal(ModalScreen[None]):
         self.qr = qr
 
     def compose(self) -> ComposeResult:
+        """The QR code and its caption."""
         with Vertical(classes="modal"):
             yield Static(self.label, classes="title")
             yield Static(self.qr, id="qr")
             yield Static("Esc closes.", classes="muted")
 
     def action_close(self) -> None:
+        """Close the QR code."""
         self.dismiss(None)
 
 
@@ -362,6 +382,7 @@ class ChoiceModal(ModalScreen["str | None"]):
         self.choices = choices
 
     def compose(self) -> ComposeResult:
+        """The question and the choices."""
         from textual.widgets import OptionList
         from textual.widgets.option_list import Option
 
@@ -371,11 +392,14 @@ class ChoiceModal(ModalScreen["str | None"]):
             yield Static("Up/Down, Enter to choose; Esc cancels.", classes="muted")
 
     def on_mount(self) -> None:
+        """Focus the choices."""
         self.query_one("#choices").focus()
 
     def on_option_list_option_selected(self, event: object) -> None:
+        """Answer with the chosen item."""
         option = getattr(event, "option", None)
         self.dismiss(getattr(option, "id", None))
 
     def action_cancel(self) -> None:
+        """Esc: no choice."""
         self.dismiss(None)

@@ -56,6 +56,7 @@ class DistributionScreen(CeremonyScreen):
         self.card_result: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
+        """Title, progress, the custodian area and the error line."""
         yield from self.compose_banners()
         yield Static("Act: hand out the shares", classes="title", id="dist-title")
         yield Static("", id="dist-progress", classes="subtitle")
@@ -64,6 +65,7 @@ class DistributionScreen(CeremonyScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        """Read the step's displays and carriers, then call the first custodian still due."""
         view = self.session.current()
         if view is not None:
             wanted = list(view.params.get("display") or ["screen"])
@@ -77,6 +79,7 @@ class DistributionScreen(CeremonyScreen):
     # ---------------------------------------------------------------- flow
 
     def usable(self, wanted: list[str]) -> tuple[list[str], list[str]]:
+        """The step's displays this build can drive, and those it cannot."""
         supported = self.session.SUPPORTED_DISPLAYS
         offered, missing = [w for w in wanted if w in supported], [w for w in wanted if w not in supported]
         return offered or ["screen"], missing
@@ -87,6 +90,7 @@ class DistributionScreen(CeremonyScreen):
         return progress.due() if progress is not None else []
 
     def set_error(self, text: str) -> None:
+        """Show an error under the custodian area."""
         self.query_one("#dist-error", Static).update(text)
 
     def progress_line(self) -> None:
@@ -97,6 +101,7 @@ class DistributionScreen(CeremonyScreen):
         self.query_one("#dist-progress", Static).update(f"Shares handed out: {done} of {total}")
 
     def next_custodian(self) -> None:
+        """Go on with the next custodian the engine says is due (where their share is), or close when none is."""
         self.progress_line()
         left = self.remaining()
         if not left:
@@ -118,6 +123,7 @@ class DistributionScreen(CeremonyScreen):
             self.show_call()
 
     def body(self, *widgets: Any, focus: str = "") -> None:
+        """Swap the custodian area for ``widgets`` (then focus ``focus``)."""
         then = (lambda: self.focus_selector(focus)) if focus else None
         replace_children(self.query_one("#dist-body", Vertical), list(widgets), then=then)
 
@@ -126,6 +132,7 @@ class DistributionScreen(CeremonyScreen):
         return self.carriers.get(self.custodian, "screen")
 
     def show_call(self) -> None:
+        """Call the custodian to the screen alone, with Reveal (and QR where allowed)."""
         self.phase = "call"
         carrier = self.carrier()
         if carrier == "card":
@@ -168,6 +175,7 @@ class DistributionScreen(CeremonyScreen):
         return self.session.card_serial_of(self.custodian)
 
     def show_card_call(self) -> None:
+        """Ask the custodian for their card and PIN (the share goes to the card)."""
         self.phase = "card"
         name = self.session.role_name(self.custodian)
         t = Text()
@@ -215,6 +223,7 @@ class DistributionScreen(CeremonyScreen):
         self.show_card_written(res)
 
     def show_card_written(self, res: dict[str, Any]) -> None:
+        """The card was written: its serial, the read-back check and the key fingerprint words."""
         self.phase = "card-written"
         name = self.session.role_name(self.custodian)
         t = Text()
@@ -240,6 +249,7 @@ class DistributionScreen(CeremonyScreen):
         self.body(Static(t, classes="notice"), Horizontal(*buttons, classes="buttons"), focus="#card-done")
 
     def reveal(self, display: str = "screen") -> None:
+        """The keyholder shows the share on the terminal (the app is suspended meanwhile)."""
         self.set_error("")
         from textual.app import SuspendNotSupported
 
@@ -260,6 +270,7 @@ class DistributionScreen(CeremonyScreen):
             self.show_written()
 
     def show_qr_kept(self) -> None:
+        """Ask whether the QR was copied onto the grid card."""
         self.phase = "written"
         name = self.session.role_name(self.custodian)
         self.body(
@@ -280,6 +291,7 @@ class DistributionScreen(CeremonyScreen):
         )
 
     def show_written(self) -> None:
+        """Ask whether every word was written down."""
         self.phase = "written"
         name = self.session.role_name(self.custodian)
         self.body(
@@ -299,6 +311,7 @@ class DistributionScreen(CeremonyScreen):
         )
 
     def show_verify(self) -> None:
+        """The custodian types the share back (masked) so the engine can check it."""
         self.phase = "verify"
         name = self.session.role_name(self.custodian)
         member = self.session.split_custodians().index(self.custodian)
@@ -310,6 +323,7 @@ class DistributionScreen(CeremonyScreen):
         )
 
     def on_entry_panel_done(self, event: EntryPanel.Done) -> None:
+        """The typed-back share is complete: the engine checks it (and journals the check)."""
         event.stop()
         panel = event.control if isinstance(event.control, EntryPanel) else self.query_one(EntryPanel)
         try:
@@ -323,6 +337,7 @@ class DistributionScreen(CeremonyScreen):
         self.finish_custodian(checked=True)
 
     def finish_custodian(self, *, checked: bool) -> None:
+        """The custodian acknowledges; on to the next custodian."""
         view = self.session.current()
         try:
             if view is not None and self.custodian in view.acknowledge:
@@ -339,6 +354,7 @@ class DistributionScreen(CeremonyScreen):
     # ---------------------------------------------------------------- input
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Reveal, QR, written down, copied, card done, not written, skip the check."""
         bid = event.button.id
         if bid == "reveal":
             self.reveal("screen")
@@ -356,6 +372,7 @@ class DistributionScreen(CeremonyScreen):
             self.skip_check()
 
     def on_key(self, event: events.Key) -> None:
+        """R, Q, Y and N as the buttons say."""
         key = event.key
         qr_only = self.carrier() == "qr"
         if self.phase == "call" and key == "r":
@@ -416,6 +433,7 @@ class DistributionScreen(CeremonyScreen):
         self.app.switch_screen(SummaryScreen())
 
     def skip_check(self) -> None:
+        """Skip the typed-back check with a reason (the engine journals it)."""
         def record(text: str | None) -> None:
             if not text:
                 return

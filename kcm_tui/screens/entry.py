@@ -48,21 +48,26 @@ class EntryPanel(Vertical):
         return context_of(self.app)
 
     def compose(self) -> ComposeResult:
+        """The masked word entry and its hint line."""
         yield WordEntry(self.submit_word, allow_unlocked=self.capp.backend.demo, id="word-entry")
         yield Static("", id="entry-hint")
 
     def on_mount(self) -> None:
+        """Start the entry in the keyholder and the idle timer."""
         self.begin()
         self.set_interval(0.5, self.idle_tick)
 
     @property
     def entry(self) -> WordEntry:
+        """The word entry widget (its buffer is locked memory)."""
         return self.query_one(WordEntry)
 
     def hint(self, text: str, kind: str = "muted") -> None:
+        """Show ``text`` under the entry (``kind``: muted, error, ok, warn)."""
         self.entry.set_status(text, kind)
 
     def begin(self) -> None:
+        """Start (again) an empty entry in the keyholder."""
         self.entry.reset()
         try:
             info = self.session.entry_begin(self.purpose, self.member)
@@ -113,12 +118,14 @@ class EntryPanel(Vertical):
             self.hint(st.message or f"Word {st.position}: {st.status}", "warn")
 
     def on_word_entry_undo(self, event: WordEntry.Undo) -> None:
+        """Ctrl+W: drop the last accepted word."""
         event.stop()
         if self.entry.count:
             self.entry.count -= 1
             self.hint(f"Type word {self.entry.count + 1} again (it replaces the one entered).", "muted")
 
     def on_word_entry_submitted(self, event: WordEntry.Submitted) -> None:
+        """A word (or, on an empty word, the whole share) goes to the keyholder."""
         event.stop()
         try:
             result = self.session.entry_finish()
@@ -141,12 +148,14 @@ class EntryPanel(Vertical):
             self.hint(result.message or "Checksum wrong: check the words with the custodian's sheet.", "error")
 
     def on_word_entry_changed(self, event: WordEntry.Changed) -> None:
+        """Typing again: the idle warning starts over."""
         event.stop()
         self.warned = False
 
     # ---------------------------------------------------------------- idle
 
     def idle_tick(self) -> None:
+        """After a while without typing: warn, then wipe the partial entry."""
         if not self.started:
             return
         idle = time.monotonic() - self.entry.last_activity
@@ -169,6 +178,7 @@ class EntryPanel(Vertical):
             self.on_idle_wipe()
 
     def cancel(self) -> None:
+        """Wipe the partial entry in the keyholder and in the widget."""
         self.entry.wipe()
         if self.started:
             self.session.entry_cancel()

@@ -78,6 +78,7 @@ class RunnerScreen(CeremonyScreen):
         self.chosen_medium: Any = None
 
     def compose(self) -> ComposeResult:
+        """Step header, progress, the step body, acknowledgments, buttons and the error line."""
         yield from self.compose_banners()
         yield Static("", id="step-head", classes="subtitle")
         yield ProgressBar(total=self.session.total_steps(), show_eta=False, show_percentage=False, id="step-progress")
@@ -94,11 +95,13 @@ class RunnerScreen(CeremonyScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        """Show the current step."""
         self.show_step()
 
     # ---------------------------------------------------------------- rendering a step
 
     def show_step(self) -> None:
+        """Show the engine's current step (or the summary once the ceremony is over)."""
         view = self.session.current()
         if view is None:
             self.finished()
@@ -125,9 +128,11 @@ class RunnerScreen(CeremonyScreen):
         self.update_buttons()
 
     def fill_body(self, view: StepView) -> None:
+        """Fill the step body for ``view``'s kind."""
         replace_children(self.query_one("#step-body", Vertical), self.body_for(view))
 
     def fill_acks(self, view: StepView) -> None:
+        """One box per role that acknowledges the step."""
         boxes: list[AckBox] = []
         for rid in view.acknowledge:
             box = AckBox(self.session.role_name(rid), id=f"ack-{rid}", classes="ack")
@@ -139,6 +144,7 @@ class RunnerScreen(CeremonyScreen):
         replace_children(self.query_one("#acks", Vertical), boxes, "ackgrid", then=self.focus_first)
 
     def body_for(self, view: StepView) -> list[Any]:
+        """The widgets of a step of ``view``'s kind (items, roles, words, results, medium...)."""
         kind = view.kind
         p = view.params
         if kind == "checklist":
@@ -185,6 +191,7 @@ class RunnerScreen(CeremonyScreen):
         return self.medium_body(view)
 
     def preflight_summary(self, view: StepView) -> Static:
+        """The preflight result in one block."""
         pre = view.results.get("preflight") or {}
         checks: dict[str, str] = dict(pre.get("checks", {}))
         bad = {k: v for k, v in checks.items() if v != "PASS"}
@@ -196,6 +203,7 @@ class RunnerScreen(CeremonyScreen):
 
     @staticmethod
     def words_body(caption: str, kcv: str, hexfp: str, words: list[str]) -> list[Any]:
+        """A fingerprint as read aloud: the caption, its KCV, the words and the hex."""
         line = Text()
         if kcv:
             line.append("KCV ", style="bold")
@@ -205,6 +213,7 @@ class RunnerScreen(CeremonyScreen):
         return [Static(caption, classes="muted"), Static(line), WordGrid(words, id="fp-words")]
 
     def results_body(self, view: StepView) -> list[Any]:
+        """The step's public results (fingerprints, set id, files written...)."""
         r = view.results
         kind = view.kind
         if kind in ("generate", "recover"):
@@ -270,6 +279,7 @@ class RunnerScreen(CeremonyScreen):
         return self.media_choices[1]
 
     def set_medium(self, medium: Any) -> bool:
+        """Export to ``medium`` from now on (True when the engine took it)."""
         try:
             self.session.set_export_medium(medium)
         except BackendError as exc:
@@ -280,6 +290,7 @@ class RunnerScreen(CeremonyScreen):
 
     @staticmethod
     def medium_line(m: Any) -> Text:
+        """One line describing a medium in the chooser."""
         t = Text()
         t.append(f"{m.label}", style="bold")
         kind = "demo folder" if m.demo else (m.device or "removable")
@@ -293,6 +304,7 @@ class RunnerScreen(CeremonyScreen):
         return t
 
     def chooser_body(self, view: StepView) -> list[Any]:
+        """The export-medium chooser (removable media; the demo folder in demo mode)."""
         media = self.load_media(view)
         if media is None:
             return []
@@ -341,11 +353,13 @@ class RunnerScreen(CeremonyScreen):
         self.update_buttons()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """A medium was chosen in the chooser."""
         if event.option_list.id == "media-list" and event.option.id:
             event.stop()
             self.choose_medium(int(event.option.id.removeprefix("medium-")))
 
     def action_refresh_media(self) -> None:
+        """F5: list the media again."""
         view = self.view
         if view is None or view.kind != "export" or view.performed or self.busy:
             return
@@ -362,6 +376,7 @@ class RunnerScreen(CeremonyScreen):
         )
 
     def focus_first(self) -> None:
+        """Focus what the step needs first (the chooser, a box, the action)."""
         if self.view is not None and self.needs_medium(self.view):
             for listing in self.query("#media-list").results(OptionList):
                 listing.focus()
@@ -380,13 +395,16 @@ class RunnerScreen(CeremonyScreen):
     # ---------------------------------------------------------------- state
 
     def set_error(self, text: str) -> None:
+        """Show an error under the step."""
         self.error = text
         self.query_one("#step-error", Static).update(text)
 
     def boxes_ticked(self) -> bool:
+        """Every acknowledgment box is ticked."""
         return all(b.value for b in self.query(AckBox).results(AckBox) if not b.has_class("present"))
 
     def update_buttons(self) -> None:
+        """Enable the action, Retry and Continue as the step's state allows."""
         view = self.view
         if view is None:
             return
@@ -403,6 +421,7 @@ class RunnerScreen(CeremonyScreen):
         cont.disabled = bool(self.busy) or failed or (needs_perform and not view.performed) or not self.boxes_ticked()
 
     def refresh_view(self) -> None:
+        """Read the current step again and refresh the buttons."""
         self.view = self.session.current()
         if self.view is None:
             self.finished()
@@ -411,6 +430,7 @@ class RunnerScreen(CeremonyScreen):
         self.update_buttons()
 
     def on_checkbox_changed(self, event: AckBox.Changed) -> None:
+        """A box changed: a witness confirmation box asks the engine to record the confirmation."""
         box = event.checkbox
         if self.view is None or not box.id:
             return
@@ -426,6 +446,7 @@ class RunnerScreen(CeremonyScreen):
     # ---------------------------------------------------------------- actions
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """The step action, Retry or Continue."""
         if event.button.id == "action":
             self.run_step_action()
         elif event.button.id == "retry":
@@ -439,6 +460,7 @@ class RunnerScreen(CeremonyScreen):
             self.next_step()
 
     def run_step_action(self) -> None:
+        """Do the current step's action (sub-screens for distribution and collection; workers for seal and export)."""
         view = self.view
         if view is None:
             return
@@ -488,6 +510,7 @@ class RunnerScreen(CeremonyScreen):
         self.after_sub(True)
 
     def start_collection(self, manifest: str | None) -> None:
+        """Start collect-/check-shares with ``manifest`` (None: the one active set) and open the collection."""
         try:
             if manifest:
                 self.session.perform(manifest=manifest)
@@ -502,6 +525,7 @@ class RunnerScreen(CeremonyScreen):
         self.app.push_screen(CollectionScreen(), self.after_sub)
 
     def after_sub(self, _ok: bool | None = None) -> None:
+        """Back from a sub-screen or a worker: show the step as the engine has it now."""
         self.view = self.session.current()
         if self.view is None:
             self.finished()
@@ -566,6 +590,7 @@ class RunnerScreen(CeremonyScreen):
         return kind, error, verdict
 
     def on_runner_screen_write_progress(self, event: WriteProgress) -> None:
+        """Show the bytes written so far."""
         for bar in self.query("#work-progress").results(ProgressBar):
             bar.update(total=max(event.total, 1), progress=event.done)
         for label in self.query("#work-label").results(Static):
@@ -616,6 +641,7 @@ class RunnerScreen(CeremonyScreen):
         return "synced", t
 
     def next_step(self) -> None:
+        """Continue: send ticks and presence, acknowledge, complete the step, show the next."""
         view = self.view
         if view is None:
             return
@@ -637,6 +663,7 @@ class RunnerScreen(CeremonyScreen):
         self.show_step()
 
     def finished(self) -> None:
+        """The ceremony is over: the summary."""
         from kcm_tui.screens.summary import SummaryScreen
 
         self.app.switch_screen(SummaryScreen())

@@ -33,11 +33,13 @@ class SummaryScreen(BaseScreen[None]):
 
     @property
     def session(self) -> CeremonySession:
+        """The ceremony that just ended."""
         s = self.capp.backend.session
         assert s is not None
         return s
 
     def compose(self) -> ComposeResult:
+        """The outcome, the final hash as words, the files written and the buttons."""
         s = self.session
         yield from self.compose_banners()
         completed = s.state == "completed"
@@ -67,10 +69,12 @@ class SummaryScreen(BaseScreen[None]):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        """Verify the journal."""
         self.action_verify()
         self.query_one("#exit", Button).focus()
 
     def action_verify(self) -> None:
+        """Re-read the closed journal and show whether it verifies."""
         ok, msg = self.session.verify_journal()
         line = Text()
         if ok and msg.startswith("UNSIGNED"):
@@ -85,6 +89,7 @@ class SummaryScreen(BaseScreen[None]):
         self.query_one("#verify-line", Static).update(line)
 
     def action_qr(self) -> None:
+        """Show the final hash as a QR code."""
         try:
             qr = qr_text(self.session.final_hash)
         except NotAvailable as exc:
@@ -93,10 +98,12 @@ class SummaryScreen(BaseScreen[None]):
         self.app.push_screen(QrModal("Journal final hash", qr))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Exit or QR."""
         if event.button.id == "exit":
             self.action_exit()
         elif event.button.id == "qr":
             self.action_qr()
 
     def action_exit(self) -> None:
+        """Wipe and exit (or power off on the ceremony image)."""
         self.capp.wipe_and_exit()

@@ -36,7 +36,7 @@ from core.seal import age as agemod
 from core.seal import envelope as E
 from core.seal import recipients as R
 from core.words import wordlist
-from tests.interop import seal_reader
+from tests.support import seal_reader
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_SRC = ROOT / "interop" / "go"

@@ -2,7 +2,7 @@
 write, fake a verification or make the ceremony read something else.
 
 Every test runs against a real mounted filesystem (a loop-mounted ext4 image, or a tmpfs
-where loop devices are missing: tests/interop/stick.py), as root, like the media fault
+where loop devices are missing: tests/support/stick.py), as root, like the media fault
 tests. Each attack below worked against the code before issue 12:
 
 * a symbolic link planted at the export folder's name sent the sealed files to the live

@@ -16,7 +16,7 @@ from core.keyholder.client import KeyholderClient
 from core.keyholder.errors import KeyholderError
 from core.seal import recipients as rc
 from core.words import wordlist
-from tests.interop import seal_reader
+from tests.support import seal_reader
 
 
 @pytest.fixture
