@@ -553,11 +553,12 @@ def attempts(gray: np.ndarray, decoders: Sequence[str] = ("zxing-cpp", "pyzbar")
 
 
 def _frame_attempts(gray: np.ndarray, seen: list[Any], use_z: bool, use_b: bool) -> Iterator[Attempt]:
+    half = _half(gray)
+    contrast = local_contrast(half, 8)
     if use_z:
         # A code large enough for glare to matter keeps 4 pixels a module at half size:
         # the frame-wide passes run there, at a quarter of the cost.
-        half = _half(gray)
-        yield "zxing-cpp", "local-contrast", _zxing_arr(local_contrast(half, 8))[0]
+        yield "zxing-cpp", "local-contrast", _zxing_arr(contrast)[0]
         yield "zxing-cpp", "local-range", _zxing_arr(local_range(half, 3))[0]
     boxes: list[tuple[int, int, int, int]] = []
     for box in [_quad_box(p) for p in seen] + candidates(gray):
@@ -584,6 +585,18 @@ def _frame_attempts(gray: np.ndarray, seen: list[Any], use_z: bool, use_b: bool)
             yield "zxing-cpp", f"{tag}crop", _zxing_arr(crop)[0]
         if use_b and not use_z:
             yield "pyzbar", f"{tag}sharpen", _zbar_arr(sharp)
+    # A finder pattern lost to glare: the grid fitted from the other two and redrawn
+    # (core.carriers.qrfit); each redraw is wiped once read, or when the chain stops.
+    from core.carriers.qrfit import redraws
+
+    for code in redraws(gray, half, contrast):
+        try:
+            if use_z:
+                yield "zxing-cpp", "two-finder-redraw", _zxing_arr(code)[0]
+            if use_b:
+                yield "pyzbar", "two-finder-redraw", _zbar_arr(code)
+        finally:
+            code.fill(255)
 
 
 def _named_variants(gray: np.ndarray, decoders: Sequence[str], variants: Sequence[str]) -> Iterator[Attempt]:
