@@ -4,7 +4,9 @@ The chain (:func:`decode_image`, the attempts in :func:`attempts`) tries zxing-c
 image as given first (fastest, best on degraded images), then a fixed list of bounded
 attempts: for a camera frame, local contrast and local range against glare and shade, and
 candidate code regions (where zxing-cpp saw a code, then an edge-density search) cropped,
-scaled and sharpened for a code small in the frame; for a smaller image, denoising,
+scaled and sharpened for a code small in the frame, and last a code whose third finder
+pattern a highlight washed out, its grid fitted from the other two and redrawn
+(:mod:`core.carriers.qrfit`); for a smaller image, denoising,
 sharpening, local contrast and scaling, with zbar as well. The first result that is a valid
 share payload wins. It is a pure function of the pixels: no file, device or network access
 (:func:`open_image` and the frame sources do the I/O), so it can run in a sandboxed helper.
@@ -513,7 +515,11 @@ def attempts(gray: np.ndarray, decoders: Sequence[str] = ("zxing-cpp", "pyzbar")
          :func:`candidates`; up to :data:`MAX_CANDIDATES`), at full resolution with a
          margin: local contrast and local range (a glare that splits a large code);
        - each region cropped with a margin and scaled to about 8 pixels a module (a small
-         code is a blurred one): unsharp mask (both zxing-cpp binarizers) and as is.
+         code is a blurred one): unsharp mask (both zxing-cpp binarizers) and as is;
+       - last, a glare on one finder pattern (both decoders need all three):
+         :func:`core.carriers.qrfit.redraws` finds the other two, fits the share QR's grid
+         (version 4 or 3) to them and to the fixed patterns, and redraws the code for both
+         decoders (at most :data:`core.carriers.qrfit.MAX_FITS`; none without two finders).
     3. A smaller image (a file, a scan) is read whole: zbar as is, then Gaussian blur and
        Otsu (noise) with both decoders, an unsharp mask (blur), local contrast, scaled (a
        tiny image), zbar on the sharpened image.
