@@ -459,7 +459,7 @@ def _modules(gray: _NPArray, fit: Fit) -> _NPArray:
     offs = 0.2 + (np.arange(k) + 0.5) / k * 0.6
     r, c, i, j = np.meshgrid(np.arange(-1, n + 1), np.arange(-1, n + 1), offs, offs, indexing="ij")
     pts = np.stack([(c + j).ravel(), (r + i).ravel()], axis=1)
-    vals = _bilinear(gray.astype(np.float32), _project(h[None], pts)[0])
+    vals = _bilinear(gray, _project(h[None], pts)[0])  # no float copy of the whole frame
     out: _NPArray = vals.reshape(n + 2, n + 2, k * k).mean(axis=2)
     vals[:] = 0
     return out
@@ -494,6 +494,8 @@ def _classify(values: _NPArray, fixed: _NPArray, rounds: int = 3) -> _NPArray:
         out: _NPArray = g @ x @ g.T
         return out
 
+    d = np.zeros(0)
+    new = dark
     for _ in range(rounds):
         d = dark.astype(np.float64)
         ink = smooth(values * d) / np.maximum(smooth(d), 1e-3)
@@ -504,6 +506,8 @@ def _classify(values: _NPArray, fixed: _NPArray, rounds: int = 3) -> _NPArray:
             break
         dark = new
     out: _NPArray = dark[1:-1, 1:-1].astype(np.uint8)
+    for a in (dark, new, d, win, hi, lo):  # the share's modules: not left in freed memory
+        a[...] = 0
     return out
 
 
