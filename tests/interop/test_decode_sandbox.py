@@ -104,7 +104,10 @@ def share_png(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 
 
 def helpers_running() -> list[int]:
-    """Pids of helper processes (production or hostile) still alive."""
+    """Pids of helper processes (production or hostile) still alive, started with this
+    interpreter (directly or by the keyholder, both ``sys.executable``): the test suites of
+    other checkouts on the same machine start helpers of their own."""
+    ours = os.fsencode(sys.executable) + b"\0"
     pids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -113,7 +116,7 @@ def helpers_running() -> list[int]:
             cmd = Path(f"/proc/{d}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"/hostile_decoder.py" in cmd or b"core.carriers.decodehelper" in cmd:
+        if cmd.startswith(ours) and (b"/hostile_decoder.py" in cmd or b"core.carriers.decodehelper" in cmd):
             pids.append(int(d))
     return pids
 
