@@ -24,11 +24,9 @@ import json
 import os
 import random
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from core.carriers.errors import (
     QRPayloadError,
 )
 from core.secmem import SecretBuffer
+from tests.support.images import bomb_png, helpers_running, truncated_jpeg
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = str(Path(__file__).resolve().parent / "hostile_decoder.py")
@@ -101,24 +100,6 @@ def share_png(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     bench_qr.card_image(buf).save(path)
     buf.close()
     return path, ref
-
-
-def helpers_running() -> list[int]:
-    """Pids of helper processes (production or hostile) still alive, started with this
-    interpreter (directly or by the keyholder, both ``sys.executable``): the test suites of
-    other checkouts on the same machine start helpers of their own."""
-    ours = os.fsencode(sys.executable) + b"\0"
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if cmd.startswith(ours) and (b"/hostile_decoder.py" in cmd or b"core.carriers.decodehelper" in cmd):
-            pids.append(int(d))
-    return pids
 
 
 # --- same results as the in-process chain -------------------------------------------------
@@ -444,40 +425,6 @@ def test_file_checks_come_before_the_helper(
     ):
         with pytest.raises(QRImageUnreadable, match=why):
             sandbox.decode_file(str(path))
-
-
-def bomb_png(path: Path, side: int = 20000) -> Path:
-    """A decompression bomb: a side x side grayscale PNG of zeros (400 MB decoded for the
-    default side), about 400 KB on disk; written row by row."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    comp = zlib.compressobj(9)
-    row = bytes(side + 1)
-    idat = bytearray()
-    for _ in range(side):
-        idat += comp.compress(row)
-    idat += comp.flush()
-    with open(path, "wb") as fh:
-        fh.write(b"\x89PNG\r\n\x1a\n")
-        fh.write(chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)))
-        fh.write(chunk(b"IDAT", bytes(idat)))
-        fh.write(chunk(b"IEND", b""))
-    return path
-
-
-def truncated_jpeg(src: Path, path: Path) -> Path:
-    bio = io.BytesIO()
-    Image.open(src).convert("RGB").save(bio, format="JPEG", quality=90)
-    data = bio.getvalue()
-    path.write_bytes(data[: len(data) // 2])
-    return path
 
 
 def test_bomb_and_truncated_jpeg_are_clean_messages(
