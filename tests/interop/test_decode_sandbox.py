@@ -610,6 +610,13 @@ def test_a_helper_that_cannot_start_is_a_clean_error(
 _LAZY_NOT_IN_HELPER = {"core.carriers.camera"}
 
 
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a name inside a module, not a submodule
+        return False
+
+
 def test_every_lazy_import_of_the_chain_is_loaded_before_confinement() -> None:
     """A module the chain imports inside a function (the grid-card stage, a decoder) must be
     loaded by ``prepare()``: after the filter, an import is refused and the read fails."""
@@ -618,7 +625,7 @@ def test_every_lazy_import_of_the_chain_is_loaded_before_confinement() -> None:
     import core.carriers as pkg
 
     lazy: set[str] = set()
-    for name in ("imagedecode", "gridcard", "qrgrid", "qr"):
+    for name in ("imagedecode", "gridcard", "qrfit", "qrgrid", "qr"):
         tree = ast.parse(Path(pkg.__path__[0], f"{name}.py").read_text())
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -628,8 +635,11 @@ def test_every_lazy_import_of_the_chain_is_loaded_before_confinement() -> None:
                     lazy.update(a.name for a in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.module:
                     lazy.add(node.module)
+                    # "from package import module" loads the module too
+                    lazy.update(m for a in node.names if _is_module(m := f"{node.module}.{a.name}"))
     lazy -= _LAZY_NOT_IN_HELPER
-    assert "core.carriers.gridcard" in lazy  # the check sees the stage the chain loads late
+    assert "core.carriers.gridcard" in lazy  # the check sees the stages the chain loads late
+    assert "core.carriers.qrfit" in lazy
     code = (
         "import sys, json\n"
         "from core.carriers import decodehelper\n"
