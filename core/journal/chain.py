@@ -1,4 +1,5 @@
-"""Verifying a chain of events: order, hashes, the closing row and its signature (:class:`VerifyResult`)."""
+"""Verifying a chain of events: order, hashes, the closing row and its signature
+(:class:`VerifyResult`)."""
 
 from __future__ import annotations
 

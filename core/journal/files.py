@@ -1,4 +1,5 @@
-"""The journal's files: JSON Lines and transcript exports, verifying a journal or a transcript from its file, the ``kcm-ceremony journal`` command."""
+"""The journal's files: JSON Lines and transcript exports, verifying a journal or a
+transcript from its file, the ``kcm-ceremony journal`` command."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The journal's rows: event kinds, errors, the canonical JSON and the row hash, the refusal of secret-looking values, :class:`Event`."""
+"""The journal's rows: event kinds, errors, the canonical JSON and the row hash, the refusal
+of secret-looking values, :class:`Event`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The journal in SQLite: :class:`Journal` (create, open, append, close, sign) and reading its rows."""
+"""The journal in SQLite: :class:`Journal` (create, open, append, close, sign) and reading
+its rows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The preflight's vocabulary: modes, check names, :class:`CheckResult`, the helpers that read ``/proc`` and ``/sys`` under a root, and the kernel probes (memfd_secret, getrandom)."""
+"""The preflight's vocabulary: modes, check names, :class:`CheckResult`, the helpers that
+read ``/proc`` and ``/sys`` under a root, and the kernel probes (memfd_secret,
+getrandom)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Checks of the machine: network interfaces, default route, swap, core dumps, memory locking, kernel command line, entropy."""
+"""Checks of the machine: network interfaces, default route, swap, core dumps, memory
+locking, kernel command line, entropy."""
 
 from __future__ import annotations
 

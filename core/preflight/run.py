@@ -1,4 +1,5 @@
-"""Running every check in order, the exit status, and the JSON and table reports (``kcm-ceremony preflight``)."""
+"""Running every check in order, the exit status, and the JSON and table reports (``kcm-
+ceremony preflight``)."""
 
 from __future__ import annotations
 

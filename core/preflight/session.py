@@ -1,4 +1,5 @@
-"""Checks of the running session: the live medium, the image decoder's sandbox, the ceremony processes' privileges, the environment, the terminal size."""
+"""Checks of the running session: the live medium, the image decoder's sandbox, the ceremony
+processes' privileges, the environment, the terminal size."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The card's RSA key: generated on the card (or an existing one chosen by its CKA_ID), its public key and fingerprint, and the OAEP hash the card supports."""
+"""The card's RSA key: generated on the card (or an existing one chosen by its CKA_ID), its
+public key and fingerprint, and the OAEP hash the card supports."""
 
 from __future__ import annotations
 

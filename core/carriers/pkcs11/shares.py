@@ -1,4 +1,6 @@
-"""Writing a share to a card and reading it back: the sealed share (AES-256-GCM under a data key wrapped to the card key), its data object, and decryption on the card into locked memory."""
+"""Writing a share to a card and reading it back: the sealed share (AES-256-GCM under a data
+key wrapped to the card key), its data object, and decryption on the card into locked
+memory."""
 
 from __future__ import annotations
 

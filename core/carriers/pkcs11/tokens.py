@@ -1,4 +1,6 @@
-"""PKCS#11 modules and tokens: loading a module the keyholder was started with, listing and finding cards, PIN sessions, and the mapping of every PKCS#11 error to a card error with what to do."""
+"""PKCS#11 modules and tokens: loading a module the keyholder was started with, listing and
+finding cards, PIN sessions, and the mapping of every PKCS#11 error to a card error with
+what to do."""
 
 from __future__ import annotations
 

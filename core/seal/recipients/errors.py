@@ -1,4 +1,5 @@
-"""The recipient errors: every refusal of a key or a recipients file, with its code (:mod:`core.codes`)."""
+"""The recipient errors: every refusal of a key or a recipients file, with its code
+(:mod:`core.codes`)."""
 
 from __future__ import annotations
 

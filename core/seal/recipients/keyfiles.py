@@ -1,4 +1,5 @@
-"""Reading recipients' public keys: PEM, DER, JWK, age and OpenSSH files (private and symmetric keys refused without echoing them), PKCS#11 public keys, and recipients files."""
+"""Reading recipients' public keys: PEM, DER, JWK, age and OpenSSH files (private and
+symmetric keys refused without echoing them), PKCS#11 public keys, and recipients files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Recipients: their kinds and wrapping algorithms, :class:`Recipient` (a checked public key with its fingerprint) and :func:`recipient_from_key`."""
+"""Recipients: their kinds and wrapping algorithms, :class:`Recipient` (a checked public key
+with its fingerprint) and :func:`recipient_from_key`."""
 
 from __future__ import annotations
 
