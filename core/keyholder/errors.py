@@ -4,6 +4,7 @@ contain secret material."""
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousKey",
     "KeyholderDied",
     "KeyholderError",
     "MalformedRequest",
@@ -44,6 +45,12 @@ class Refused(KeyholderError):
     code = "refused"
 
 
+class AmbiguousKey(Refused):
+    """A rotation is in progress and the request does not say which key (old or new)."""
+
+    code = "ambiguous-key"
+
+
 class NoMasterKey(KeyholderError):
     """The operation needs a MasterKey and none is held."""
 
@@ -65,7 +72,15 @@ def register_error(cls: type[KeyholderError]) -> type[KeyholderError]:
     return cls
 
 
-for _cls in (KeyholderError, MalformedRequest, UnknownOperation, Refused, NoMasterKey, KeyholderDied):
+for _cls in (
+    KeyholderError,
+    MalformedRequest,
+    UnknownOperation,
+    Refused,
+    AmbiguousKey,
+    NoMasterKey,
+    KeyholderDied,
+):
     register_error(_cls)
 
 
