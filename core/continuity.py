@@ -58,14 +58,17 @@ from core.words import to_words
 __all__ = [
     "FORMAT",
     "MAX_TRANSITION_DAYS",
+    "SAFE_TEXT",
     "VERSION",
     "KeyFacts",
     "Statement",
     "StatementError",
     "assemble",
     "build_body",
+    "check_policy",
     "check_transition_expiry",
     "cli_main",
+    "describe",
     "message",
     "parse",
     "serialise",
@@ -95,7 +98,7 @@ TOP_REQUIRED: Final = (
 )
 KEY_MEMBERS: Final = ("fingerprint", "kcv", "set_id", "policy")
 # docs/formats.md conventions: the safe set (printable ASCII except " \ < > &, 1 to 256)
-_SAFE = re.compile(r"^[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\x5b\x5d-\x7e]{1,256}$")
+SAFE_TEXT: Final = re.compile(r"^[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\x5b\x5d-\x7e]{1,256}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -177,7 +180,7 @@ def _int(value: object, what: str, lo: int, hi: int) -> int:
 
 
 def _safe(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _SAFE.match(value):
+    if not isinstance(value, str) or not SAFE_TEXT.match(value):
         raise StatementError(f"{what} is missing or has characters outside the safe set")
     return value
 
