@@ -31,7 +31,9 @@ NEW_POLICY = {
 }
 
 
-def read_share(kh: KeyholderClient, group: int, member: int, screen: bytearray | None = None) -> list[str]:
+def read_share(
+    kh: KeyholderClient, group: int, member: int, screen: bytearray | None = None
+) -> list[str]:
     """Show a share on a pseudo-terminal we own and read the words the custodian sees."""
     master_fd, slave_fd = pty.openpty()
     out = bytearray()
@@ -78,10 +80,14 @@ def type_share(kh: KeyholderClient, words: list[str]) -> dict[str, Any]:
     return sh.client_add_share(kh)
 
 
-def split_and_read(kh: KeyholderClient, policy: dict[str, Any], **kw: Any) -> tuple[dict[str, Any], dict[tuple[int, int], list[str]]]:
+def split_and_read(
+    kh: KeyholderClient, policy: dict[str, Any], **kw: Any
+) -> tuple[dict[str, Any], dict[tuple[int, int], list[str]]]:
     """``genesis_split`` then every share read from its custodian screen."""
     split = sh.client_genesis_split(kh, policy, **kw)
-    words = {(s["group"], s["member"]): read_share(kh, s["group"], s["member"]) for s in split["shares"]}
+    words = {
+        (s["group"], s["member"]): read_share(kh, s["group"], s["member"]) for s in split["shares"]
+    }
     return split, words
 
 
@@ -129,7 +135,9 @@ def start(*, practice: bool = False, **kw: Any) -> KeyholderClient:
     return KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=practice, **kw)
 
 
-def recovered_old_key(kh: KeyholderClient) -> tuple[dict[str, Any], dict[tuple[int, int], list[str]]]:
+def recovered_old_key(
+    kh: KeyholderClient,
+) -> tuple[dict[str, Any], dict[tuple[int, int], list[str]]]:
     """Genesis of the old key, its shares read out, wiped, rebuilt from 2 typed shares."""
     split, words = split_and_read(kh, OLD_POLICY, generate=True)
     kh.call(sh.GENESIS_FINISH)
@@ -143,9 +151,85 @@ def begin_rotation(kh: KeyholderClient, *, split_new: bool = True) -> Rotation:
     """An old key rebuilt from its shares, the rotation entered, and (``split_new``) the
     new key generated in its slot, split under :data:`NEW_POLICY` and its shares read."""
     split, words = recovered_old_key(kh)
-    begin = rot.client_rotation_begin(kh, old_set_id=split["identifier"], old_policy=split["policy"])
+    begin = rot.client_rotation_begin(
+        kh, old_set_id=split["identifier"], old_policy=split["policy"]
+    )
     r = Rotation(kh, split, words, begin)
     if split_new:
         r.new_split, r.new_words = split_and_read(kh, NEW_POLICY, generate=True, key="new")
         kh.call(sh.GENESIS_FINISH)
     return r
+
+
+@dataclass
+class Records:
+    """What a rotation writes, made by the real writers: the old set's genesis manifest
+    (the engine's keyholder port, signed by the old key), the continuity statement (the
+    keyholder's ``rotation_statement``), the old manifest marked rotated out
+    (``records.mark_rotated_out``, signed by the old key), the new set's manifest
+    (``supersedes`` = the old set, signed by the new key) and a transitional envelope."""
+
+    rotation: Rotation
+    old_manifest: dict[str, Any]
+    new_manifest: dict[str, Any]
+    statement: bytes
+    marked: dict[str, Any]
+    transitional: bytes
+    expires: str
+
+
+COMMON = {"cluster_id": "cluster-eu-1", "region_id": "eu10", "ceremony_id": "rotate-test"}
+
+
+def rotation_records(
+    kh: KeyholderClient,
+    old_manifest: dict[str, Any],
+    old_shares: list[list[str]],
+    recipient: Any,
+    *,
+    expires: str,
+) -> Records:
+    """A whole rotation's records over the real keyholder (see :class:`Records`).
+
+    ``old_manifest`` is a genesis manifest written by the engine (a real genesis
+    ceremony) and ``old_shares`` a quorum of its shares as the custodians read them;
+    ``recipient`` is a confirmed online recipient for the transitional envelope. The new
+    set's manifest is the old one with the new set's facts put in (the engine's rotation
+    flow writes the real one)."""
+    from core import signatures as sig
+    from core.ceremony import records
+    from core.keyholder import ops_seal
+
+    old_manifest = {k: v for k, v in old_manifest.items() if not k.startswith("_")}
+    rec = recover(kh, old_manifest, old_shares)
+    assert rec["verified"] is True and rec["fingerprint"] == old_manifest["fingerprint"]
+    begin = rot.client_rotation_begin(
+        kh, old_set_id=old_manifest["set_id"], old_policy=old_manifest["policy"]["slip39"]
+    )
+    split_view = {"fingerprint": old_manifest["fingerprint"], "identifier": old_manifest["set_id"],
+                  "policy": old_manifest["policy"]["slip39"], "commitments": old_manifest["commitments"]}  # fmt: skip
+    r = Rotation(kh, split_view, {}, begin)
+    r.new_split, r.new_words = split_and_read(kh, NEW_POLICY, generate=True, key="new")
+    kh.call(sh.GENESIS_FINISH)
+    transitional = ops_seal.seal_envelope(
+        kh, recipient, kind="masterkey", key="old", transition_expires_utc=expires, **COMMON
+    )["envelope"]
+    out = rot.client_rotation_statement(kh, transition_expires_utc=expires, **COMMON)
+    statement = bytes(out["statement"])
+    marked = records.mark_rotated_out(
+        lambda p, m: kh.sign_reply(p, m, key="old"), old_manifest, statement
+    )
+    new_manifest = {k: v for k, v in old_manifest.items() if k != "signature"} | {
+        "set_id": r.new_split["identifier"],
+        "commitments": r.new_split["commitments"],
+        "selftest": r.new_split.get("selftest"),
+        "fingerprint": r.new_fp,
+        "kcv": r.new_fp[:16],
+        "supersedes": old_manifest["set_id"],
+    }
+    new_manifest["policy"] = {**old_manifest["policy"], "slip39": r.new_split["policy"]}
+    block = kh.sign_reply("genesis-manifest", sig.manifest_message(new_manifest), key="new")
+    new_manifest["signature"] = sig.make_block(
+        "genesis-manifest", str(block["fingerprint"]), bytes(block["signature"])
+    )
+    return Records(r, old_manifest, new_manifest, statement, marked, bytes(transitional), expires)

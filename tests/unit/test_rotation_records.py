@@ -1,0 +1,155 @@
+"""Rotated-out share sets (docs/formats.md 7.1): the records a rotation leaves, read back.
+
+A real genesis by the engine (3-of-5), its key rebuilt from three typed shares in the real
+keyholder and rotated (tests/rotation_support.py): the old manifest marked rotated out and
+signed by the old key (``records.mark_rotated_out``). Then what every reader does with it:
+refuse it for unseal-and-seal naming the rotation and the new set, let a transition open it
+only before the expiry, and refuse records that are tampered with or disagree.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from core import signatures as sig
+from core.ceremony import records
+from core.seal import recipients as R
+from tests import rotation_support as rs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_engine_real import CustodianTerminal, run_genesis
+
+PEM = serialization.Encoding.PEM
+SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
+
+
+def _utc(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(scope="module")
+def rotation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rs.Records]:
+    ws = tmp_path_factory.mktemp("rotation") / "ws"
+    (ws / "recipients").mkdir(parents=True)
+    kms = rsa.generate_private_key(65537, 3072)
+    (ws / "recipients" / "kms-openkcm-boot.pem").write_bytes(
+        kms.public_key().public_bytes(PEM, SPKI)
+    )
+    terminal = CustodianTerminal()
+    try:
+        run_genesis(ws, terminal)
+        shares = [terminal.shares[i].split() for i in (1, 3, 4)]
+    finally:
+        terminal.close()
+    (path,) = (ws / "manifests").glob("set-*.json")
+    old = json.loads(path.read_bytes())
+    r = R.recipient_from_key(kms.public_key(), name="aws", kind="aws-kms", key_id="arn:aws:kms:k")
+    r = R.confirm(r, "Wendy Witness", r.fingerprint_hex)
+    expires = _utc(datetime.now(UTC) + timedelta(days=14))
+    kh = rs.start()
+    try:
+        yield rs.rotation_records(kh, old, shares, r, expires=expires)
+    finally:
+        kh.close()
+
+
+def test_a_marked_set_names_its_rotation(rotation: rs.Records) -> None:
+    r = records.rotated_out(rotation.marked, [rotation.new_manifest])
+    assert r is not None and r.marked is True
+    assert r.set_id == rotation.old_manifest["set_id"]
+    assert (
+        r.new_set_id == rotation.new_manifest["set_id"]
+        and r.new_fingerprint == rotation.rotation.new_fp
+    )
+    assert r.ceremony_id == "rotate-test" and r.transition_expires_utc == rotation.expires
+    assert records.rotated_out(rotation.old_manifest, []) is None  # before the rotation
+
+
+def test_unseal_and_seal_refuses_it_naming_the_rotation_and_the_new_set(
+    rotation: rs.Records,
+) -> None:
+    for manifests in ([], [rotation.new_manifest]):
+        with pytest.raises(records.SetRotatedOut) as err:
+            records.check_usable(rotation.marked, manifests)
+        text = str(err.value)
+        assert "rotate-test" in text and f"set {rotation.new_manifest['set_id']}" in text
+        assert f"Until {rotation.expires} a transition ceremony" in text
+    # the unmarked old manifest is refused too, from the new set's manifest alone
+    with pytest.raises(records.SetRotatedOut, match=f"set {rotation.new_manifest['set_id']}"):
+        records.check_usable(rotation.old_manifest, [rotation.new_manifest])
+
+
+def test_a_transition_opens_it_only_before_the_expiry(rotation: rs.Records) -> None:
+    end = datetime.strptime(rotation.expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    got = records.check_usable(
+        rotation.marked, [rotation.new_manifest], transition=True, now=end - timedelta(seconds=1)
+    )
+    assert got is not None and got.transition_expires_utc == rotation.expires
+    for now in (end, end + timedelta(days=1)):
+        with pytest.raises(records.SetRotatedOut, match=f"window ended at {rotation.expires}"):
+            records.check_usable(rotation.marked, [rotation.new_manifest], transition=True, now=now)
+    # without the mark there is no window at all
+    with pytest.raises(records.SetRotatedOut, match="no rotated-out mark"):
+        records.check_usable(rotation.old_manifest, [rotation.new_manifest], transition=True)
+
+
+def test_tampered_or_contradicting_records_are_refused(rotation: rs.Records) -> None:
+    m = rotation.marked
+    for member, value in (
+        ("new_set_id", (m["rotated_out"]["new_set_id"] + 1) % 32768),
+        ("transition_expires_utc", _utc(datetime.now(UTC) + timedelta(days=60))),
+        ("transition_expires_utc", None),
+        ("ceremony_id", "another-ceremony"),
+    ):
+        bad = copy.deepcopy(m)
+        bad["rotated_out"][member] = value
+        with pytest.raises(records.RotationRecordError):
+            records.rotated_out(bad)
+    unsigned = {k: v for k, v in m.items() if k != "signature"}
+    with pytest.raises(records.RotationRecordError, match="not signed"):
+        records.rotated_out(unsigned)
+    # signed again, but by the NEW key: a mark is only the old key's to make
+    kh = rotation.rotation.kh
+    body = {k: v for k, v in m.items() if k != "signature"}
+    reply = kh.sign_reply("genesis-manifest", sig.manifest_message(body), key="new")
+    by_new = {
+        **body,
+        "signature": sig.make_block(
+            "genesis-manifest", str(reply["fingerprint"]), bytes(reply["signature"])
+        ),
+    }
+    with pytest.raises(records.RotationRecordError):
+        records.rotated_out(by_new)
+    # mark_rotated_out itself refuses a signer that is not the old key
+    with pytest.raises(records.RotationRecordError, match="another key"):
+        records.mark_rotated_out(
+            lambda p, msg: kh.sign_reply(p, msg, key="new"),
+            rotation.old_manifest,
+            rotation.statement,
+        )
+    # the new set's manifest names another key than the mark: the records disagree
+    other = {**rotation.new_manifest, "set_id": (rotation.new_manifest["set_id"] + 7) % 32768}
+    body = {k: v for k, v in other.items() if k != "signature"}
+    reply = kh.sign_reply("genesis-manifest", sig.manifest_message(body), key="new")
+    other["signature"] = sig.make_block(
+        "genesis-manifest", str(reply["fingerprint"]), bytes(reply["signature"])
+    )
+    with pytest.raises(records.RotationRecordError, match="disagree"):
+        records.rotated_out(m, [other])
+    # a statement about another set cannot mark this one
+    wrong: dict[str, Any] = {
+        **rotation.old_manifest,
+        "set_id": (rotation.old_manifest["set_id"] + 1) % 32768,
+    }
+    with pytest.raises(records.RotationRecordError, match="not set"):
+        records.rotated_out_manifest(wrong, rotation.statement)
