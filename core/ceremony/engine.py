@@ -567,6 +567,10 @@ class Ceremony:
         # sealed share files of cards that hold no data object: name -> public bytes
         self.card_files: dict[str, bytes] = {}
         self._manifest_path: Path | None = None
+        #: A MasterKey rotation in progress (``rotate`` purpose): :mod:`core.ceremony.rotation`
+        self.rotation: Any = None
+        #: The rotated-out set a ``transition`` ceremony opened, or ``verify-shares`` checks
+        self.rotated_out: records.RotatedOut | None = None
         self.final_hash = ""
         self.final_words: list[str] = []
         self.exports: dict[str, Path] = {}
@@ -1076,6 +1080,10 @@ class Ceremony:
             }
 
     def _do_generate(self, run: StepRun) -> dict[str, Any]:
+        if self.script.purpose == "rotate":
+            from core.ceremony import rotation
+
+            return rotation.generate_new(self, run)
         if self.key_facts is not None:
             return dict(run.results)
         facts = self.keyholder.generate_master()
@@ -1085,8 +1093,15 @@ class Ceremony:
         return self._result(run, self.key_facts)
 
     def _do_verify_kcv(self, run: StepRun) -> dict[str, Any]:
-        facts = _public_facts(self.keyholder.fingerprint())
-        expected = self._expected_fingerprint()
+        if self.rotation is not None:
+            from core.ceremony import rotation
+
+            with rotation.using(self.keyholder, rotation.key_for(run) or "old"):
+                facts = _public_facts(self.keyholder.fingerprint())
+            expected = rotation.expected_fingerprint(self, run)
+        else:
+            facts = _public_facts(self.keyholder.fingerprint())
+            expected = self._expected_fingerprint()
         if expected and expected.lower() != str(facts.get("fingerprint", "")).lower():
             raise StepFailedError(
                 "the key's fingerprint differs from the manifest's: this is not the key of set "
@@ -1550,7 +1565,14 @@ class Ceremony:
                     f"found: {files}{self._refused_note()}"
                 )
         m = chosen[0]
+        from core.ceremony import rotation
+
+        # a rotated-out set: refused naming the rotation (unseal-and-seal...), opened by a
+        # transition inside its window, reported by verify-shares
+        self.rotated_out = rotation.check_selected(self, m)
         newer = self.superseded_by(str(m["set_id"]))
+        if self.rotated_out is not None:
+            newer = None
         if newer is not None:
             raise StepFailedError(
                 f"share set {m['set_id']} was superseded by set {newer['set_id']} "
@@ -1592,8 +1614,12 @@ class Ceremony:
         signed = bool(m.pop("_signed"))
         self.manifest = m
         run.display = {"set_id": str(m["set_id"]), "checked": [], "manifest_signed": signed}
+        extra: dict[str, Any] = {}
+        if self.rotated_out is not None:  # checked, and reported as rotated out
+            extra["rotated_out"] = self.rotated_out.to_dict()
+            run.display["rotated_out"] = self.rotated_out.describe()
         return self._result(
-            run, {"set_id": str(m["set_id"]), "manifest_signed": signed}, performed=False
+            run, {"set_id": str(m["set_id"]), "manifest_signed": signed, **extra}, performed=False
         )
 
     def carrier_allowed(self, carrier: str, run: StepRun | None = None) -> bool:
@@ -1758,7 +1784,9 @@ class Ceremony:
         set_id = getattr(exc, "set_id", None)
         newer = self.superseded_by(str(set_id)) if set_id is not None else None
         if newer is not None:
-            reason = (
+            from core.ceremony import rotation
+
+            reason = rotation.refusal_reason(self, str(set_id)) or (
                 f"this share belongs to set {set_id}, superseded by set {newer['set_id']} "
                 f"(ceremony {newer.get('ceremony_id', '?')}); it is refused"
             )
@@ -1781,8 +1809,11 @@ class Ceremony:
         if got is not None and expected is not None and got != expected:
             newer = self.superseded_by(got)
             if newer is not None:
+                from core.ceremony import rotation
+
                 return (
-                    f"this share belongs to set {got}, superseded by set {newer['set_id']} "
+                    rotation.refusal_reason(self, got)
+                    or f"this share belongs to set {got}, superseded by set {newer['set_id']} "
                     f"(ceremony {newer.get('ceremony_id', '?')}); it is refused",
                     "other-set",
                     got,
@@ -1802,6 +1833,11 @@ class Ceremony:
         if not ok:
             refusal = self._check_refusal(out)
             details.update(reason=refusal[0], code=refusal[1])
+        elif run.kind is StepKind.CHECK_SHARES and self.rotated_out is not None:
+            from core.ceremony import rotation
+
+            out.update(rotation.rotated_out_verdict(self, self.rotated_out))
+            details.update(out)
         self._record("step.input", details, run=run)
         if run.kind is StepKind.CHECK_SHARES:
             run.display.setdefault("checked", []).append(out)
@@ -1867,6 +1903,10 @@ class Ceremony:
         if self.key_facts is None:
             raise StepFailedError("no key is held: generate or recover it first")
         self._require_verified_key("seal")
+        if run.step.params.get("key") == "old":
+            from core.ceremony import rotation
+
+            return rotation.seal_transitional(self, run)
         prefix = "PRACTICE-" if self.practice else ""
         for rid in run.step.params["recipients"]:
             if rid in self.envelopes:
@@ -1948,6 +1988,10 @@ class Ceremony:
         if "manifest" in contents or "card-shares" in contents:
             # sealed share files of cards without data objects travel with the manifest
             files.update(self.card_files)
+        if self.rotation is not None or "statement" in contents:
+            from core.ceremony import rotation
+
+            files.update(rotation.export_files(self, contents))
         if not files:
             run.performed = True
             return self._result(run, {"folder": folder, "files": {}, "deferred": list(contents)})
@@ -1961,6 +2005,16 @@ class Ceremony:
                 "deferred": [c for c in contents if c in ("journal", "transcript")],
             },
         )
+
+    def _do_continuity_statement(self, run: StepRun) -> dict[str, Any]:
+        from core.ceremony import rotation
+
+        return rotation.write_statement(self, run)
+
+    def _do_mark_rotated_out(self, run: StepRun) -> dict[str, Any]:
+        from core.ceremony import rotation
+
+        return rotation.mark_old_set(self, run)
 
     def _do_wipe(self, run: StepRun) -> dict[str, Any]:
         # the MasterKey goes now; only its signing key stays (locked), to sign the journal
@@ -2080,6 +2134,13 @@ class ClientKeyholder:
         self.tty = tty
         self._members: list[tuple[int, int, str]] = []  # (group, member, custodian name)
         self._scanner_check: str | None = None  # set id the scanner bursts are checked for
+        #: In a MasterKey rotation, which key each key use names ("old" or "new"; the
+        #: keyholder refuses an unnamed use while it holds two). None outside a rotation.
+        #: Set by :mod:`core.ceremony.rotation`.
+        self.key: str | None = None
+
+    def _key(self) -> dict[str, Any]:
+        return {"key": self.key} if self.key else {}
 
     @property
     def practice(self) -> bool:
@@ -2088,22 +2149,24 @@ class ClientKeyholder:
 
     def generate_master(self) -> dict[str, Any]:
         """See :class:`Keyholder`."""
-        return dict(self.client.generate_master())
+        return dict(self.client.generate_master(**self._key()))
 
     def fingerprint(self) -> dict[str, Any]:
         """See :class:`Keyholder`."""
-        return dict(self.client.fingerprint())
+        return dict(self.client.fingerprint(**self._key()))
 
     def wipe(self) -> None:
         """See :class:`Keyholder`."""
         self._members = []
         self.client.wipe()
+        self.key = None
 
     def wipe_keep_signing(self) -> None:
         """Wipe every secret but the MasterKey's derived signing key, which then signs
         only the closed journal's final hash and the transcript (once each)."""
         self._members = []
-        self.client.wipe(keep_signing_key=True)
+        self.client.wipe(keep_signing_key=True, **self._key())
+        self.key = None
 
     def signing_available(self) -> bool:
         """True while the keyholder holds the MasterKey or its kept signing key."""
@@ -2115,7 +2178,7 @@ class ClientKeyholder:
         key's ``fingerprint`` (hex)."""
         from core.keyholder import ops_core
 
-        reply = self.client.call(ops_core.SIGN, purpose=purpose, message=message)
+        reply = self.client.call(ops_core.SIGN, purpose=purpose, message=message, **self._key())
         return {"signature": bytes(reply["signature"]), "fingerprint": str(reply["fingerprint"])}
 
     def genesis_split(self, policy: Mapping[str, Any], *, supersedes: str | None) -> dict[str, Any]:
@@ -2141,7 +2204,7 @@ class ClientKeyholder:
             holders = [(1, mi + 1, m) for mi, m in enumerate(policy["custodians"])]
             gt = 1
         reply = ops_shares.client_genesis_split(
-            self.client, {"group_threshold": gt, "groups": slip, "extendable": True}
+            self.client, {"group_threshold": gt, "groups": slip, "extendable": True}, **self._key()
         )
         self._members = [(g, m, names.get(c, c)) for g, m, c in holders]
         public_policy = {k: v for k, v in policy.items() if k != "custodian_names"}
@@ -2475,7 +2538,7 @@ class ClientKeyholder:
     def confirm_kcv(self, witness: str, kcv: str) -> dict[str, Any]:
         """A witness confirmed the KCV of a key rebuilt without a manifest fingerprint; the
         keyholder compares it with the key and only then allows sealing or splitting."""
-        return dict(self.client.kcv_confirm(witness, kcv))
+        return dict(self.client.kcv_confirm(witness, kcv, **self._key()))
 
     def seal(self, recipient: Any, header: Mapping[str, Any]) -> bytes:
         """Seal through ``core.keyholder.ops_seal.seal_envelope``.
@@ -2496,8 +2559,25 @@ class ClientKeyholder:
             cluster_id=str(header["cluster_id"]),
             region_id=str(header["region_id"]),
             ceremony_id=str(header["ceremony_id"]),
+            transition_expires_utc=header.get("transition_expires_utc") or None,
+            **self._key(),
         )
         return bytes(reply["envelope"])
+
+    def rotation_begin(self, old_set_id: int, old_policy: Mapping[str, Any]) -> dict[str, Any]:
+        """Enter a MasterKey rotation: the held (recovered, verified) key becomes the old
+        one; the new key's slot opens (``core.keyholder.ops_rotation``)."""
+        from core.keyholder import ops_rotation
+
+        return ops_rotation.client_rotation_begin(
+            self.client, old_set_id=old_set_id, old_policy=dict(old_policy)
+        )
+
+    def rotation_statement(self, **fields: Any) -> dict[str, Any]:
+        """The continuity statement, built and signed by both keys in the keyholder."""
+        from core.keyholder import ops_rotation
+
+        return ops_rotation.client_rotation_statement(self.client, **fields)
 
 
 def _verify_fields(manifest: Mapping[str, Any]) -> dict[str, Any]:
