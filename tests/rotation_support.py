@@ -176,6 +176,7 @@ class Records:
     marked: dict[str, Any]
     transitional: bytes
     expires: str
+    old_shares: list[list[str]] = field(default_factory=list)
 
 
 COMMON = {"cluster_id": "cluster-eu-1", "region_id": "eu10", "ceremony_id": "rotate-test"}
@@ -232,4 +233,6 @@ def rotation_records(
     new_manifest["signature"] = sig.make_block(
         "genesis-manifest", str(block["fingerprint"]), bytes(block["signature"])
     )
-    return Records(r, old_manifest, new_manifest, statement, marked, bytes(transitional), expires)
+    return Records(
+        r, old_manifest, new_manifest, statement, marked, bytes(transitional), expires, old_shares
+    )

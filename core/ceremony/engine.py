@@ -571,6 +571,9 @@ class Ceremony:
         self.rotation: Any = None
         #: The rotated-out set a ``transition`` ceremony opened, or ``verify-shares`` checks
         self.rotated_out: records.RotatedOut | None = None
+        self.rotated_out_file = ""
+        #: What the keyholder's ``transition_begin`` answered (set, window, successor)
+        self.transition_opened: dict[str, Any] = {}
         self.final_hash = ""
         self.final_words: list[str] = []
         self.exports: dict[str, Path] = {}
@@ -1553,6 +1556,10 @@ class Ceremony:
                         f"{self.refused_manifests[name]}"
                     )
                 raise StepFailedError(f"manifest {name} is not in the workspace's manifests folder")
+        elif self.script.purpose == "transition":
+            from core.ceremony import rotation
+
+            chosen = rotation.transition_choices(self, ms)
         else:
             chosen = [m for m in ms if self.superseded_by(str(m["set_id"])) is None]
             if not chosen and others:
@@ -1570,6 +1577,8 @@ class Ceremony:
         # a rotated-out set: refused naming the rotation (unseal-and-seal...), opened by a
         # transition inside its window, reported by verify-shares
         self.rotated_out = rotation.check_selected(self, m)
+        if self.rotated_out is not None:
+            self.rotated_out_file = str(m["_file"])
         newer = self.superseded_by(str(m["set_id"]))
         if self.rotated_out is not None:
             newer = None
@@ -1597,12 +1606,28 @@ class Ceremony:
         self.manifest = m
         self.collected_set = str(m["set_id"])
         run.display = {"set_id": self.collected_set, "accepted": [], "manifest_signed": signed}
+        extra: dict[str, Any] = {}
+        if self.rotated_out is not None:  # a transition ceremony, inside the window
+            extra["transition"] = self.rotated_out.to_dict()
+            run.display["transition"] = self.rotated_out.describe()
+            self._record(
+                "transition.opened",
+                {
+                    "set_id": self.collected_set,
+                    "note": f"share set {self.collected_set} is ROTATED OUT; this transition "
+                    f"ceremony opens it for the online re-wrap only, until "
+                    f"{self.rotated_out.transition_expires_utc}",
+                    **self.rotated_out.to_dict(),
+                },
+                run=run,
+            )
         return self._result(
             run,
             {
                 "set_id": self.collected_set,
                 "manifest_sha256": _sha256(_manifest_bytes(m)),
                 "manifest_signed": signed,
+                **extra,
             },
             performed=False,
         )
@@ -1906,6 +1931,8 @@ class Ceremony:
         if run.step.params.get("key") == "old":
             from core.ceremony import rotation
 
+            if self.script.purpose == "transition":
+                return rotation.seal_in_transition(self, run)
             return rotation.seal_transitional(self, run)
         prefix = "PRACTICE-" if self.practice else ""
         for rid in run.step.params["recipients"]:
@@ -2572,6 +2599,13 @@ class ClientKeyholder:
         return ops_rotation.client_rotation_begin(
             self.client, old_set_id=old_set_id, old_policy=dict(old_policy)
         )
+
+    def transition_begin(self, manifest: bytes) -> dict[str, Any]:
+        """Open the held rotated-out key for a transition ceremony, under its signed mark
+        (the keyholder checks the mark and takes the window and successor from it)."""
+        from core.keyholder import ops_rotation
+
+        return ops_rotation.client_transition_begin(self.client, manifest)
 
     def rotation_statement(self, **fields: Any) -> dict[str, Any]:
         """The continuity statement, built and signed by both keys in the keyholder."""

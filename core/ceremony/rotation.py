@@ -61,7 +61,9 @@ __all__ = [
     "mark_old_set",
     "refusal_reason",
     "rotated_out_verdict",
+    "seal_in_transition",
     "seal_transitional",
+    "transition_choices",
     "using",
     "write_statement",
 ]
@@ -408,6 +410,92 @@ def check_selected(c: Ceremony, manifest: Mapping[str, Any]) -> records.RotatedO
             f"share set {manifest.get('set_id')}: the records of its rotation cannot be "
             f"trusted ({exc}); it is refused"
         ) from None
+
+
+def transition_choices(c: Ceremony, manifests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The sets a ``transition`` ceremony may open: rotated out, window still open."""
+    out = []
+    for m in manifests:
+        try:
+            r = records.rotated_out(m, manifests)
+        except records.RotationRecordError:
+            continue
+        if r is not None and r.transition_open():
+            out.append(dict(m))
+    if not out:
+        raise StepFailedError(
+            "no rotated-out share set with an open transition window is here: a transition "
+            "ceremony opens only the old set of a rotation, before its transition expiry"
+        )
+    return out
+
+
+def seal_in_transition(c: Ceremony, run: StepRun) -> dict[str, Any]:
+    """``seal`` with ``key = "old"`` in a ``transition`` ceremony: the keyholder checks the
+    rotated-out mark itself (signed by the very key it holds) and seals only transitional
+    envelopes with the mark's expiry and successor."""
+    r = c.rotated_out
+    if r is None or not c.rotated_out_file:
+        raise StepFailedError("no rotated-out set was opened by this transition ceremony")
+    port: Any = c.keyholder
+    if not c.transition_opened:
+        manifest = c.ws.read(f"manifests/{c.rotated_out_file}")
+        opened = port.transition_begin(manifest)
+        c.transition_opened = dict(opened.get("transition") or {})
+        c._record("transition.keyholder", {"opened": c.transition_opened}, run=run)
+    expires = str(c.transition_opened["expires_utc"])
+    prefix = _prefix(c)
+    for rid in run.step.params["recipients"]:
+        if rid in c.envelopes:
+            continue
+        if rid not in c.confirmed_recipients:
+            raise StepFailedError(
+                f"recipient {rid}'s fingerprint has not been confirmed by a witness in this ceremony"
+            )
+        facts, handle = c.recipients.load(rid)
+        header = {
+            "cluster_id": c.script.cluster_id,
+            "region_id": c.script.region_id,
+            "kind": "masterkey",
+            "ceremony_id": c.ceremony_id,
+            "recipient": rid,
+            "practice": c.practice,
+            "confirmation": dict(c.confirmed_recipients[rid]),
+            "transition_expires_utc": expires,
+        }
+        data = bytes(port.seal(handle, header))
+        spec = c.script.recipients[rid]
+        base = spec.file[len(prefix) :] if prefix and spec.file.startswith(prefix) else spec.file
+        name = f"{prefix}{TRANSITIONAL_PREFIX}{base}"
+        c.envelopes[rid] = (name, data)
+        c._record(
+            "step.result",
+            {
+                "recipient": rid,
+                "recipient_fingerprint": facts.get("fingerprint", ""),
+                "file": name,
+                "sha256": _sha256(data),
+                "size": len(data),
+                "transitional": True,
+                "transition_expires_utc": expires,
+                "successor_fingerprint": c.transition_opened["successor_fingerprint"],
+                "note": f"TRANSITION: the rotated-out key of set {r.set_id} sealed for the online "
+                f"re-wrap only; the envelope expires at {expires}",
+            },
+            run=run,
+        )
+    if records.can_sign(port) and c.seal_manifest is None:
+        from core.seal import envelope as _envelope
+
+        c.seal_manifest = _envelope.seal_manifest(
+            dict(c.envelopes.values()),
+            ceremony_id=c.ceremony_id,
+            signer=lambda purpose, msg: _raw(records.sign_block(port, purpose, msg)),
+        )
+    run.performed = True
+    run.display = {"transition_expires_utc": expires, "set_id": r.set_id}
+    return {rid: {"file": n, "sha256": _sha256(d), "transition_expires_utc": expires}
+            for rid, (n, d) in c.envelopes.items()}  # fmt: skip
 
 
 def rotated_out_verdict(c: Ceremony, r: records.RotatedOut) -> dict[str, Any]:

@@ -169,6 +169,11 @@ class KeyholderState:
     transition_expires: str | None = None
     #: SHA-256 of the continuity statement, once made.
     statement_sha256: str = ""
+    #: A transition ceremony (``transition_begin``): the held key is a rotated-out old
+    #: key, opened under its signed rotated-out mark; it leaves only as transitional
+    #: envelopes with the mark's expiry and successor (``expires_utc``,
+    #: ``successor_fingerprint``, ``set_id``, ``ceremony_id``). None otherwise.
+    transition_open: dict[str, Any] | None = None
     #: Fingerprints (public) of the held keys, derived once per installed buffer.
     _fingerprints: dict[str, tuple[secmem.SecretBuffer, Fingerprint]] = field(
         default_factory=dict, repr=False
@@ -394,6 +399,7 @@ class KeyholderState:
                 self.key_sets = {}
                 self.transition_expires = None
                 self.statement_sha256 = ""
+                self.transition_open = None
                 self._fingerprints = {}
                 self.ext.clear()
                 try:

@@ -24,6 +24,15 @@ the only flow in which the keyholder holds two keys, and it is entered explicitl
 |--------|--------------------|----------------|--------------|
 | 0x0401 | rotation_begin     | old_set_id (int), old_policy (JSON ``{group_threshold, groups: [[m, n], ...]}``: the old manifest's ``policy.slip39`` form) | rotation (true), old (key facts: fingerprint, kcv, kcv_words, key, set_id, policy) |
 | 0x0402 | rotation_statement | ceremony_id, cluster_id, region_id, [created_utc], [transition_expires_utc] | statement (bytes: the file), sha256, body (JSON), old, new (key facts) |
+| 0x0403 | transition_begin   | manifest (bytes: the rotated-out share-set manifest, version 2) | transition (JSON: set_id, ceremony_id, expires_utc, successor_fingerprint), fingerprint, kcv |
+
+``transition_begin`` (a ``transition`` ceremony, outside any rotation) accepts only a key
+rebuilt from shares here and verified, and a manifest that is the rotated-out manifest of
+exactly that key and set: version 2, its ``rotated_out`` mark well formed, its signature
+verified here with the held key's own fingerprint (only the old key could have made it),
+its window still open by this keyholder's clock. From then on the key leaves only as a
+transitional envelope to an online recipient whose expiry and successor are the mark's
+(a request cannot choose them), and never by BYOK.
 
 ``rotation_begin`` refuses: a rotation already in progress; no key held; a key NOT
 VERIFIED (no manifest fingerprint and no witness KCV confirmation); a key that was not
@@ -57,12 +66,15 @@ from core.signatures import signed_bytes
 __all__ = [
     "ROTATION_BEGIN",
     "ROTATION_STATEMENT",
+    "TRANSITION_BEGIN",
     "client_rotation_begin",
     "client_rotation_statement",
+    "client_transition_begin",
 ]
 
 ROTATION_BEGIN = 0x0401
 ROTATION_STATEMENT = 0x0402
+TRANSITION_BEGIN = 0x0403
 
 
 def _old_facts(state: KeyholderState) -> dict[str, Any]:
@@ -108,9 +120,10 @@ def op_rotation_begin(state: KeyholderState, req: Request) -> dict[str, Any]:
             "use the manifest of the set whose shares were collected"
         )
     groups = policy["groups"]
-    if policy["group_threshold"] != recovered["group_threshold"] or len(groups) != recovered[
-        "group_count"
-    ]:
+    if (
+        policy["group_threshold"] != recovered["group_threshold"]
+        or len(groups) != recovered["group_count"]
+    ):
         raise Refused(
             f"old_policy says {policy['group_threshold']} of {len(groups)} group(s); the "
             f"shares of set {old_set_id} say {recovered['group_threshold']} of "
@@ -196,10 +209,89 @@ def op_rotation_statement(state: KeyholderState, req: Request) -> dict[str, Any]
     }
 
 
+@op(TRANSITION_BEGIN, "transition_begin")
+def op_transition_begin(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Open a rotated-out key for a transition ceremony, under its signed mark."""
+    import re
+    from datetime import UTC, datetime
+
+    from core import signatures, strictjson
+
+    if state.rotation:
+        raise Refused("a rotation is in progress: a transition opens a rotated-out key alone")
+    if state.transition_open is not None:
+        raise Refused("a transition is already open in this keyholder")
+    if state.master is None or state.master.closed:
+        raise NoMasterKey("no MasterKey is held: rebuild the rotated-out key from its shares first")
+    state.require_verified_master("open it for a transition")
+    if state.master_origin != "recovered":
+        raise Refused("a transition opens a key rebuilt from its (rotated-out) share set")
+    recovered = state.key_sets.get(KEY_OLD) or {}
+    try:
+        manifest = strictjson.loads(req.blob("manifest"))
+    except (strictjson.StrictJSONError, UnicodeDecodeError) as exc:
+        raise MalformedRequest(f"manifest: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise MalformedRequest("manifest: not a JSON object")
+    fp = state.fingerprint_of("").hex
+    set_id = manifest.get("set_id")
+    if manifest.get("fingerprint") != fp or set_id != recovered.get("set_id"):
+        raise Refused(
+            f"this is the manifest of set {set_id}, not of the key held here (rebuilt from set "
+            f"{recovered.get('set_id')}): a transition opens only the key its manifest names"
+        )
+    mark = manifest.get("rotated_out")
+    if manifest.get("version") != 2 or not isinstance(mark, dict):
+        raise Refused(f"set {set_id} is not marked rotated out: a transition has nothing to open")
+    try:
+        signer = signatures.verify_block(
+            manifest.get("signature"),
+            signatures.manifest_message(manifest),
+            purpose="genesis-manifest",
+        )
+    except signatures.SignatureError as exc:
+        raise Refused(f"the rotated-out manifest of set {set_id} is not trusted: {exc}") from None
+    if signer != fp:
+        raise Refused(f"the rotated-out mark of set {set_id} is not signed by its own key")
+    expires = mark.get("transition_expires_utc")
+    successor = mark.get("new_fingerprint")
+    if (
+        not isinstance(successor, str)
+        or not re.fullmatch(r"[0-9a-f]{64}", successor)
+        or successor == fp
+    ):
+        raise Refused(f"the rotated-out mark of set {set_id} names no other key as its successor")
+    if expires is None:
+        raise Refused(
+            f"set {set_id} was rotated out by {mark.get('ceremony_id')} without a transition "
+            "window: it can no longer be opened"
+        )
+    try:
+        end = datetime.strptime(str(expires), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise MalformedRequest(
+            f"the mark's transition_expires_utc {expires!r} is not a time"
+        ) from None
+    if datetime.now(UTC) >= end:
+        raise Refused(
+            f"the transition window of set {set_id} ended at {expires}: the rotated-out key "
+            "can no longer be opened"
+        )
+    state.transition_open = {
+        "set_id": set_id,
+        "ceremony_id": str(mark.get("ceremony_id", "")),
+        "expires_utc": str(expires),
+        "successor_fingerprint": successor,
+    }
+    return {"transition": dict(state.transition_open), **state.key_fields("")}
+
+
 # --------------------------------------------------------------------------- client helpers
 
 
-def client_rotation_begin(client: Any, *, old_set_id: int, old_policy: dict[str, Any]) -> dict[str, Any]:
+def client_rotation_begin(
+    client: Any, *, old_set_id: int, old_policy: dict[str, Any]
+) -> dict[str, Any]:
     """Parent side of ``rotation_begin``: ``old_policy`` is the old manifest's
     ``policy.slip39`` (``group_threshold`` and ``groups`` are used)."""
     policy = {"group_threshold": old_policy["group_threshold"], "groups": old_policy["groups"]}
@@ -227,3 +319,8 @@ def client_rotation_statement(
     if created_utc:
         fields["created_utc"] = created_utc
     return dict(client.call(ROTATION_STATEMENT, **fields))
+
+
+def client_transition_begin(client: Any, manifest: bytes) -> dict[str, Any]:
+    """Parent side of ``transition_begin``: ``manifest`` is the rotated-out manifest file."""
+    return dict(client.call(TRANSITION_BEGIN, manifest=bytes(manifest)))

@@ -128,7 +128,18 @@ def _transition(
     from core import continuity
 
     expires = req.text("transition_expires_utc", "") or None
-    if key != KEY_OLD:
+    opened = state.transition_open
+    if opened is not None and not key:
+        # a transition ceremony: the rotated-out key leaves only as a transitional
+        # envelope, with the window and successor of its signed mark (never the caller's)
+        if expires is not None and expires != opened["expires_utc"]:
+            raise Refused(
+                f"the rotation gave set {opened['set_id']} a transition window until "
+                f"{opened['expires_utc']}: a transitional envelope carries exactly that expiry"
+            )
+        expires = str(opened["expires_utc"])
+        successor = str(opened["successor_fingerprint"])
+    elif key != KEY_OLD:
         if expires is not None:
             raise Refused(
                 "only the old MasterKey, in a rotation, is sealed as a transitional envelope"
@@ -139,7 +150,7 @@ def _transition(
             "the old MasterKey's shares are not sealed in a rotation: its share set is being "
             "rotated out (shard envelopes are made of the new key's shares)"
         )
-    if expires is None:
+    if expires is None:  # (a transition always has its mark's)
         raise Refused(
             "the old MasterKey leaves a rotation only as a transitional envelope: give its "
             "expiry (transition_expires_utc)"
@@ -150,7 +161,8 @@ def _transition(
             f"({', '.join(env.ONLINE_RECIPIENT_KINDS)}), for the re-wrap of the IVKs; never "
             f"to a {recipient.kind.value}"
         )
-    successor = state.fingerprint_of(KEY_NEW).hex  # NoMasterKey until the new key exists
+    if opened is None:
+        successor = state.fingerprint_of(KEY_NEW).hex  # NoMasterKey until the new key exists
     now = env.utc_now()
     try:
         # after the header's creation time and after now (the keyholder's clock), and at
@@ -281,6 +293,11 @@ def _reply(export: byok.ByokExport) -> dict[str, Any]:
 def _byok(
     fn: Callable[[memoryview, str], byok.ByokExport], state: KeyholderState, req: Request
 ) -> dict[str, Any]:
+    if state.transition_open is not None:
+        raise Refused(
+            "this key was rotated out: in a transition it leaves only as a transitional "
+            "envelope to an online recipient, with the rotation's expiry"
+        )
     key, master = state.require_key(
         req,
         "export it for BYOK",

@@ -317,3 +317,91 @@ def test_practice_rotation(tmp_path: Path) -> None:
     assert marked["version"] == 2 and marked["practice"] is True
     assert (ws / "exports" / "PRACTICE-rotate-export-rotated-out").is_dir()
     assert r.exports["transcript"].read_text().startswith("# PRACTICE")
+
+
+def test_a_transition_ceremony_opens_the_old_set_inside_its_window(rotated: dict[str, Any]) -> None:
+    g, r, ws, old, kms = (
+        rotated["genesis"],
+        rotated["rotate"],
+        rotated["ws"],
+        rotated["old"],
+        rotated["kms"],
+    )
+    old_set, old_fp = g.manifest["set_id"], g.manifest["fingerprint"]
+    stmt = json.loads((ws / "ceremonies" / r.ceremony_id / "rotation-statement.json").read_bytes())
+    with _kh() as kc:
+        t = Ceremony.load(
+            SCRIPTS / "transition.toml", ws, ClientKeyholder(kc), preflight=ok_preflight
+        )
+        drive(t, shares=[typed(old[i]) for i in (1, 2, 3)])
+        assert t.state is CeremonyState.COMPLETED
+    collect = next(s for s in t.steps if s.kind is StepKind.COLLECT_SHARES)
+    assert collect.results["set_id"] == str(old_set)
+    assert collect.results["transition"]["ceremony_id"] == r.ceremony_id
+    # the journal says so
+    evs = jr._events_from_path(t.journal.path)
+    opened = [e for e in evs if e.kind == "transition.opened"]
+    assert len(opened) == 1 and "ROTATED OUT" in opened[0].details["note"]
+    assert opened[0].details["transition_expires_utc"] == stmt["transition_expires_utc"]
+    assert "ROTATED OUT" in t.exports["transcript"].read_text()
+    # one transitional envelope, with the rotation's window and successor, from the mark
+    data = (
+        ws / "exports" / "transition-export" / "transitional-masterkey-kms.sealed.json"
+    ).read_bytes()
+    env = E.parse(data)
+    assert env.header["masterkey_fingerprint"] == old_fp
+    assert env.transition == {
+        "expires_utc": stmt["transition_expires_utc"],
+        "successor_fingerprint": stmt["new"]["fingerprint"],
+    }
+    from core.keyholder.fingerprint import derive_fingerprint
+
+    assert (
+        derive_fingerprint(memoryview(bytearray(seal_reader.open_envelope(data, rsa_key=kms)))).hex
+        == old_fp
+    )
+    # signed by the old key (its journal too)
+    assert jr.verify(t.journal.path, fingerprint=old_fp).proven
+
+
+def test_after_the_window_the_tool_refuses_the_old_set(
+    rotated: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clock past the rotation's expiry: transition and unseal-and-seal refuse the
+    old set (the clock is the only double here)."""
+    g, r, ws, old = rotated["genesis"], rotated["rotate"], rotated["ws"], rotated["old"]
+    stmt = json.loads((ws / "ceremonies" / r.ceremony_id / "rotation-statement.json").read_bytes())
+    end = datetime.strptime(stmt["transition_expires_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=UTC
+    )
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return end + timedelta(seconds=1)
+
+    monkeypatch.setattr(records, "datetime", Later)
+    with _kh() as kc:
+        t = Ceremony.load(
+            SCRIPTS / "transition.toml", ws, ClientKeyholder(kc), preflight=ok_preflight
+        )
+        drive(t, until="recover.collect")
+        with pytest.raises(
+            StepFailedError, match="no rotated-out share set with an open transition window"
+        ):
+            t.perform()
+        t.retry()
+        with pytest.raises(
+            StepFailedError, match=f"window ended at {stmt['transition_expires_utc']}"
+        ):
+            t.perform(manifest=f"set-{g.manifest['set_id']}.json")
+        t.abort("test over", "admin")
+    with _kh() as kc:
+        u = Ceremony.load(
+            SCRIPTS / "unseal-and-seal.toml", ws, ClientKeyholder(kc), preflight=ok_preflight
+        )
+        drive(u, until="recover.collect")
+        with pytest.raises(StepFailedError, match=f"rotated out by ceremony {r.ceremony_id}"):
+            u.perform(manifest=f"set-{g.manifest['set_id']}.json")
+        u.abort("test over", "admin")
+    del old

@@ -153,3 +153,139 @@ def test_tampered_or_contradicting_records_are_refused(rotation: rs.Records) -> 
     }
     with pytest.raises(records.RotationRecordError, match="not set"):
         records.rotated_out_manifest(wrong, rotation.statement)
+
+
+# --- the keyholder's transition_begin: opened only under the signed mark ---------------------
+
+
+def _transition_keyholder(rotation: rs.Records) -> Any:
+    kh = rs.start()
+    rec = rs.recover(kh, rotation.old_manifest, rotation.old_shares)
+    assert rec["verified"] is True
+    return kh
+
+
+def _bytes(m: dict[str, Any]) -> bytes:
+    return json.dumps(m).encode()
+
+
+def _kms(kind: str = "aws-kms") -> R.Recipient:
+    key = rsa.generate_private_key(65537, 3072)
+    r = R.recipient_from_key(key.public_key(), name="kms", kind=kind, key_id="k")
+    return R.confirm(r, "Wendy Witness", r.fingerprint_hex)
+
+
+def test_transition_begin_refuses_what_is_not_the_signed_mark_of_the_held_key(
+    rotation: rs.Records,
+) -> None:
+    from core.keyholder import ops_rotation as rot
+    from core.keyholder.errors import Refused
+
+    kh = _transition_keyholder(rotation)
+    try:
+        with pytest.raises(Refused, match="not marked rotated out"):
+            rot.client_transition_begin(kh, _bytes(rotation.old_manifest))
+        with pytest.raises(Refused, match="not of the key held here"):
+            rot.client_transition_begin(kh, _bytes(rotation.new_manifest))
+        for member, value in (
+            ("transition_expires_utc", _utc(datetime.now(UTC) + timedelta(days=80))),
+            ("new_fingerprint", "ab" * 32),
+        ):
+            bad = copy.deepcopy(rotation.marked)
+            bad["rotated_out"][member] = value
+            with pytest.raises(Refused, match="not trusted"):
+                rot.client_transition_begin(kh, _bytes(bad))
+        # a mark re-signed by another key (the new one) is not the old key's word
+        body = {k: v for k, v in rotation.marked.items() if k != "signature"}
+        reply = rotation.rotation.kh.sign_reply(
+            "genesis-manifest", sig.manifest_message(body), key="new"
+        )
+        body["signature"] = sig.make_block(
+            "genesis-manifest", str(reply["fingerprint"]), bytes(reply["signature"])
+        )
+        with pytest.raises(Refused):
+            rot.client_transition_begin(kh, _bytes(body))
+        # nothing was opened by the refusals: the key may still be sealed, but the next
+        # good call opens the transition
+        out = rot.client_transition_begin(kh, _bytes(rotation.marked))
+        assert out["transition"]["expires_utc"] == rotation.expires
+        assert out["transition"]["successor_fingerprint"] == rotation.rotation.new_fp
+        with pytest.raises(Refused, match="already open"):
+            rot.client_transition_begin(kh, _bytes(rotation.marked))
+    finally:
+        kh.close()
+
+
+def test_in_a_transition_the_key_leaves_only_as_a_transitional_envelope(
+    rotation: rs.Records,
+) -> None:
+    from core.keyholder import ops_rotation as rot
+    from core.keyholder import ops_seal
+    from core.keyholder.errors import Refused
+    from core.seal import envelope as E
+
+    kh = _transition_keyholder(rotation)
+    try:
+        rot.client_transition_begin(kh, _bytes(rotation.marked))
+        common = {"cluster_id": "c", "region_id": "r", "ceremony_id": "transition-test"}
+        # no expiry asked: the mark's is used; the successor is the mark's
+        data = ops_seal.seal_envelope(kh, _kms(), kind="masterkey", **common)["envelope"]
+        env = E.parse(data)
+        assert env.transition == {
+            "expires_utc": rotation.expires,
+            "successor_fingerprint": rotation.rotation.new_fp,
+        }
+        with pytest.raises(Refused, match="exactly that expiry"):
+            ops_seal.seal_envelope(kh, _kms(), kind="masterkey",
+                                   transition_expires_utc=_utc(datetime.now(UTC) + timedelta(days=1)), **common)  # fmt: skip
+        with pytest.raises(Refused, match="online recipients only"):
+            ops_seal.seal_envelope(kh, _kms("custodian-rsa"), kind="masterkey", **common)
+        wk = rsa.generate_private_key(65537, 4096).public_key().public_bytes(PEM, SPKI)
+        with pytest.raises(Refused, match="rotated out"):
+            ops_seal.byok_vault(kh, wrapping_key=wk, witness="Wendy Witness",
+                                confirmed_fingerprint=ops_seal.wrapping_key_fingerprint(wk), key_name="mk")  # fmt: skip
+    finally:
+        kh.close()
+
+
+def test_transition_begin_after_the_window_is_refused(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A rotation with a window of a few seconds: once it has passed, the keyholder's own
+    clock refuses to open the old key (whatever the UI believes the time is)."""
+    import time
+
+    from core.keyholder import ops_rotation as rot
+    from core.keyholder.errors import Refused
+
+    ws = tmp_path_factory.mktemp("short") / "ws"
+    (ws / "recipients").mkdir(parents=True)
+    kms = rsa.generate_private_key(65537, 3072)
+    (ws / "recipients" / "kms-openkcm-boot.pem").write_bytes(
+        kms.public_key().public_bytes(PEM, SPKI)
+    )
+    terminal = CustodianTerminal()
+    try:
+        run_genesis(ws, terminal)
+        shares = [terminal.shares[i].split() for i in (0, 1, 2)]
+    finally:
+        terminal.close()
+    (path,) = (ws / "manifests").glob("set-*.json")
+    old = json.loads(path.read_bytes())
+    r = R.recipient_from_key(kms.public_key(), name="aws", kind="aws-kms", key_id="k")
+    r = R.confirm(r, "Wendy Witness", r.fingerprint_hex)
+    expires = _utc(datetime.now(UTC) + timedelta(seconds=4))
+    kh = rs.start()
+    try:
+        recs = rs.rotation_records(kh, old, shares, r, expires=expires)
+    finally:
+        kh.close()
+    end = datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 1.0)
+    kh = rs.start()
+    try:
+        rs.recover(kh, old, shares)
+        with pytest.raises(Refused, match=f"window of set {old['set_id']} ended at {expires}"):
+            rot.client_transition_begin(kh, _bytes(recs.marked))
+    finally:
+        kh.close()

@@ -24,6 +24,7 @@ SHIPPED = [
     "verify-shares",
     "rotate",
     "practice-rotate",
+    "transition",
 ]
 
 # For each malformed script: a token that must appear on the line the problem is reported at.
