@@ -569,6 +569,9 @@ class Ceremony:
         self._manifest_path: Path | None = None
         #: A MasterKey rotation in progress (``rotate`` purpose): :mod:`core.ceremony.rotation`
         self.rotation: Any = None
+        #: The keyholder's answer to ``rotation_begin`` (kept so a retried generate does
+        #: not ask to begin twice)
+        self.rotation_begun: dict[str, Any] | None = None
         #: The rotated-out set a ``transition`` ceremony opened, or ``verify-shares`` checks
         self.rotated_out: records.RotatedOut | None = None
         self.rotated_out_file = ""

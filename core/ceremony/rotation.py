@@ -132,7 +132,11 @@ def generate_new(c: Ceremony, run: StepRun) -> dict[str, Any]:
         raise StepFailedError(
             f"the manifest of set {c.collected_set} has no SLIP-39 policy: it cannot be rotated"
         )
-    begin = port.rotation_begin(int(c.collected_set), slip)
+    # a retry after a failed generate: the keyholder is already in the rotation
+    begin = c.rotation_begun
+    if begin is None:
+        begin = dict(port.rotation_begin(int(c.collected_set), slip))
+        c.rotation_begun = begin
     port.key = "new"
     new = _public_facts(port.generate_master())
     old = _public_facts(dict(begin.get("old") or {}))

@@ -51,7 +51,7 @@ from tests.schemas import valid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_continuity import independent_check
-from test_engine import SCRIPTS, drive, ok_preflight, practice_pem
+from test_engine import SCRIPTS, drive, ok_preflight, practice_pem, step_once
 from test_engine_real import CustodianTerminal, run_genesis, typed
 
 PEM = serialization.Encoding.PEM
@@ -405,3 +405,41 @@ def test_after_the_window_the_tool_refuses_the_old_set(
             u.perform(manifest=f"set-{g.manifest['set_id']}.json")
         u.abort("test over", "admin")
     del old
+
+
+def test_a_failed_generate_is_retried_inside_the_same_rotation(tmp_path: Path) -> None:
+    """The keyholder refuses the first draw of the new key (a fault injected at the port):
+    the step fails, Retry draws it in the rotation already begun (not a second begin)."""
+    ws = tmp_path / "ws"
+    (ws / "recipients").mkdir(parents=True)
+    kms = rsa.generate_private_key(65537, 3072)
+    (ws / "recipients" / "kms-openkcm-boot.pem").write_bytes(
+        kms.public_key().public_bytes(PEM, SPKI)
+    )
+    terminal = CustodianTerminal()
+    try:
+        run_genesis(ws, terminal)
+        old = list(terminal.shares)
+        with _kh() as kc:
+            port = ClientKeyholder(kc, tty=terminal.path)
+            real = port.generate_master
+            calls = {"n": 0}
+
+            def flaky() -> dict[str, Any]:
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    raise RuntimeError("entropy source busy")
+                return real()
+
+            port.generate_master = flaky  # type: ignore[method-assign]
+            r = Ceremony.load(SCRIPTS / "rotate.toml", ws, port, preflight=ok_preflight)
+            drive(r, shares=[typed(old[i]) for i in (0, 1, 2)], until="new.generate")
+            with pytest.raises(StepFailedError, match="entropy source busy"):
+                r.perform()
+            assert kc.status()["rotation_keys"]["new"] is None
+            r.retry()
+            step_once(r)
+            assert r.rotation is not None and kc.status()["rotation_keys"]["new"] is not None
+            r.abort("test over", "admin")
+    finally:
+        terminal.close()
