@@ -58,3 +58,25 @@ def test_broken_rotation_scripts_are_refused(tmp_path: Path, change: object, mes
     msgs = _problems(tmp_path, change(ROTATE))  # type: ignore[operator]
     assert msgs, "a broken rotate script was accepted"
     assert any(message in m for m in msgs), msgs
+
+
+TRANSITION = (ROOT / "ceremony_scripts" / "transition.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.replace('key = "old"\n', ""), 'seals only the old key: key = "old"'),
+        (lambda t: t.replace('key = "old"\n', 'key = "old"\ntransition_days = 10\n'), "cannot set the window"),
+        (lambda t: t.replace('kind = "aws-kms"', 'kind = "custodian-age"'), "never to a custodian"),
+        (
+            lambda t: t.replace('id = "recover"\nkind = "recover"', 'id = "recover"\nkind = "generate"'),
+            "must not generate",
+        ),
+        (lambda t: t.replace('purpose = "transition"', 'purpose = "unseal-and-seal"'), "only in a rotate ceremony"),
+    ],
+)
+def test_broken_transition_scripts_are_refused(tmp_path: Path, change: object, message: str) -> None:
+    assert _problems(tmp_path, TRANSITION) == []
+    msgs = _problems(tmp_path, change(TRANSITION))  # type: ignore[operator]
+    assert any(message in m for m in msgs), msgs
