@@ -109,6 +109,7 @@ def test_the_rotation_completes_and_leaves_its_records(rotated: dict[str, Any]) 
     new = r.manifest
     assert new["fingerprint"] != old_fp and new["supersedes"] == old_set
     assert new["policy"]["slip39"]["group_threshold"] == 2
+    assert new["selftest"]["mode"] in ("exhaustive", "consistency")  # the genesis self-test ran
     assert [g2[:2] for g2 in new["policy"]["slip39"]["groups"]] == [[2, 3], [2, 3], [2, 3]]
     assert len(rotated["new"]) == 9 and all(len(s.split()) == 33 for s in rotated["new"])
     # every step of the flow ran, in order
