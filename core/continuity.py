@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core import signatures as sig
 from core import strictjson
+from core.errors import KcmError
 from core.words import to_words
 
 __all__ = [
@@ -105,8 +106,10 @@ _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _TIME_FMT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-class StatementError(ValueError):
+class StatementError(KcmError, ValueError):
     """A statement cannot be built, breaks a reader rule, or does not verify."""
+
+    code = "rotation-statement"
 
 
 @dataclass(frozen=True)

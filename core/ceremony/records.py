@@ -30,6 +30,7 @@ from typing import Any
 
 from core import journal as _journal
 from core import signatures as sig
+from core.errors import KcmError
 
 __all__ = [
     "ClosedRecords",
@@ -50,8 +51,10 @@ __all__ = [
 ]
 
 
-class ManifestSignatureError(Exception):
+class ManifestSignatureError(KcmError):
     """A manifest's signature is malformed, does not verify, or is by another key."""
+
+    code = "manifest-signature"
 
 
 def can_sign(keyholder: Any) -> bool:
@@ -233,18 +236,22 @@ def close_and_sign(
 #       SetRotatedOut (unseal-and-seal: always; a transition ceremony: after the window)
 
 
-class SetRotatedOut(Exception):
+class SetRotatedOut(KcmError):
     """A rotated-out share set was asked for: the message names the rotation ceremony and
     the new set; ``rotation`` holds the facts."""
 
+    code = "set-rotated-out"
+
     def __init__(self, message: str, rotation: RotatedOut) -> None:
-        super().__init__(message)
+        super().__init__(message, set_id=str(rotation.set_id))
         self.rotation = rotation
 
 
 class RotationRecordError(ManifestSignatureError):
     """A rotated-out mark that is malformed, unsigned, or contradicts the new set's
     manifest: the records of the rotation cannot be trusted (refuse the set)."""
+
+    code = "rotation-record"
 
 
 ROTATED_OUT_MEMBERS = (

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import secmem
+from core.crypto.fingerprint import Fingerprint, derive_fingerprint
 from core.keyholder.errors import AmbiguousKey, MalformedRequest, NoMasterKey, Refused
-from core.keyholder.fingerprint import Fingerprint, derive_fingerprint
 from core.keyholder.protocol import FieldType, ProtocolError, PublicValue, public_value
 
 __all__ = ["KEY_NEW", "KEY_OLD", "OPS", "ROTATION_KEYS", "KeyholderState", "OpSpec", "Request", "op"]

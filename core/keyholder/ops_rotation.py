@@ -57,8 +57,8 @@ import hashlib
 from typing import Any
 
 from core import continuity
+from core.crypto.fingerprint import sign_with_master
 from core.keyholder.errors import MalformedRequest, NoMasterKey, Refused
-from core.keyholder.fingerprint import sign_with_master
 from core.keyholder.ops import KEY_NEW, KEY_OLD, KeyholderState, Request, op
 from core.seal.envelope import utc_now
 from core.signatures import signed_bytes

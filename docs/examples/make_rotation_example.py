@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 from core import continuity, secmem
 from core import signatures as sig
-from core.keyholder.fingerprint import derive_fingerprint, sign_with_master
+from core.crypto.fingerprint import derive_fingerprint, sign_with_master
 from core.seal import envelope as E
 from core.seal import recipients as R
 

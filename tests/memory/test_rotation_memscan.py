@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from core.keyholder.fingerprint import derive_fingerprint
+from core.crypto.fingerprint import derive_fingerprint
 from tests.memory import memscan
 from tests.memory.test_shares_memscan import _assert_gone, _assert_live, _secrets, _show
 

@@ -39,7 +39,7 @@ def distribute_n(n: int) -> Any:
             assert len(terminal.shares) == before + 1, screen_text(app)
             await pilot.press("y")
             await pilot.pause()
-            await type_share(pilot, terminal.shares[-1], prefix_only=True)
+            await type_share(pilot, terminal.share_words[-1], prefix_only=True)
             await pilot.pause()
         await pilot.pause()
         assert not isinstance(app.screen, DistributionScreen)
@@ -86,7 +86,7 @@ def test_practice_genesis_then_practice_rotation(
     try:
         asyncio.run(run("practice-genesis.toml", None, 5))
         assert len(terminal.shares) == 5
-        old = [list(s) for s in terminal.shares]
+        old = [list(s) for s in terminal.share_words]
         _journal, seen = asyncio.run(run("practice-rotate.toml", [old[0], old[2], old[4]], 9))
         assert len(terminal.shares) == 14
     finally:

@@ -1,7 +1,7 @@
 """The keyholder's rotation: two keys, only when entered explicitly, never confused.
 
 Through the real keyholder process and client. The old key is always a key rebuilt from
-typed shares (tests/rotation_support.py). Each hostile request a UI could send (a second
+typed shares (tests/support/rotation.py). Each hostile request a UI could send (a second
 key outside a rotation, the old key overwritten, split again, sealed to a custodian or for
 BYOK, a statement signed through the generic SIGN, a lie about the old set) is tried and
 must be refused with nothing changed.
@@ -18,15 +18,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa, x25519
 
 from core import signatures
+from core.crypto.fingerprint import verify_signature
 from core.keyholder import ops_core, ops_rotation, ops_seal
 from core.keyholder import ops_shares as sh
 from core.keyholder.client import KeyholderClient
 from core.keyholder.errors import AmbiguousKey, MalformedRequest, NoMasterKey, Refused
-from core.keyholder.fingerprint import verify_signature
 from core.seal import age as agemod
 from core.seal import envelope as E
 from core.seal import recipients as R
-from tests import rotation_support as rs
+from tests.support import rotation as rs
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,14 +44,13 @@ from core.ceremony.engine import (
 from core.ceremony.model import StepKind
 from core.keyholder.client import KeyholderClient
 from core.seal import envelope as E
-from tests import rotation_support as rs
-from tests.interop import seal_reader
 from tests.schemas import valid
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_continuity import independent_check
-from test_engine import SCRIPTS, drive, ok_preflight, practice_pem, step_once
-from test_engine_real import CustodianTerminal, run_genesis, typed
+from tests.support import rotation as rs
+from tests.support import seal_reader
+from tests.support.continuity_check import independent_check
+from tests.support.custodian import CustodianTerminal, typed
+from tests.support.engine import SCRIPTS, drive, ok_preflight, practice_pem, step_once
+from tests.support.keyholders import run_genesis
 
 PEM = serialization.Encoding.PEM
 SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -256,7 +254,7 @@ def test_the_transitional_envelope_opens_only_before_its_expiry(rotated: dict[st
         ws / "exports" / "rotate-export" / "transitional-masterkey-kms.sealed.json"
     ).read_bytes()
     key = seal_reader.open_envelope(data, rsa_key=kms)
-    from core.keyholder.fingerprint import derive_fingerprint
+    from core.crypto.fingerprint import derive_fingerprint
 
     assert derive_fingerprint(memoryview(bytearray(key))).hex == g.manifest["fingerprint"]
     env = E.parse(data)
@@ -355,7 +353,7 @@ def test_a_transition_ceremony_opens_the_old_set_inside_its_window(rotated: dict
         "expires_utc": stmt["transition_expires_utc"],
         "successor_fingerprint": stmt["new"]["fingerprint"],
     }
-    from core.keyholder.fingerprint import derive_fingerprint
+    from core.crypto.fingerprint import derive_fingerprint
 
     assert (
         derive_fingerprint(memoryview(bytearray(seal_reader.open_envelope(data, rsa_key=kms)))).hex

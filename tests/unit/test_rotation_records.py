@@ -1,7 +1,7 @@
 """Rotated-out share sets (docs/formats.md 7.1): the records a rotation leaves, read back.
 
 A real genesis by the engine (3-of-5), its key rebuilt from three typed shares in the real
-keyholder and rotated (tests/rotation_support.py): the old manifest marked rotated out and
+keyholder and rotated (tests/support/rotation.py): the old manifest marked rotated out and
 signed by the old key (``records.mark_rotated_out``). Then what every reader does with it:
 refuse it for unseal-and-seal naming the rotation and the new set, let a transition open it
 only before the expiry, and refuse records that are tampered with or disagree.
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,10 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from core import signatures as sig
 from core.ceremony import records
 from core.seal import recipients as R
-from tests import rotation_support as rs
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine_real import CustodianTerminal, run_genesis
+from tests.support import rotation as rs
+from tests.support.custodian import CustodianTerminal
+from tests.support.keyholders import run_genesis
 
 PEM = serialization.Encoding.PEM
 SPKI = serialization.PublicFormat.SubjectPublicKeyInfo

@@ -39,31 +39,30 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core import continuity
 from core.ceremony import records
-from core.ceremony.engine import StepFailedError, StepRun, _public_facts, _sha256
+from core.ceremony.errors import StepFailedError
+from core.ceremony.facts import public_facts as _public_facts
+from core.ceremony.facts import raw_signature as _raw
+from core.ceremony.facts import sha256_hex as _sha256
+from core.ceremony.state import StepRun
+from core.ceremony.steps.base import CeremonyBase as Ceremony
 from core.words import to_words
-
-if TYPE_CHECKING:
-    from core.ceremony.engine import Ceremony
 
 __all__ = [
     "RotationRun",
-    "check_selected",
     "expected_fingerprint",
     "export_files",
     "generate_new",
     "mark_old_set",
-    "refusal_reason",
     "rotated_out_verdict",
     "seal_in_transition",
     "seal_transitional",
-    "transition_choices",
     "using",
     "write_statement",
 ]
@@ -258,12 +257,6 @@ def seal_transitional(c: Ceremony, run: StepRun) -> dict[str, Any]:
     }
 
 
-def _raw(block: Mapping[str, Any]) -> bytes:
-    import base64
-
-    return base64.b64decode(str(block["value"]))
-
-
 def write_statement(c: Ceremony, run: StepRun) -> dict[str, Any]:
     """``continuity-statement``: made and signed by both keys in the keyholder, verified
     here against the old manifest's and the new key's fingerprints, kept in the
@@ -346,7 +339,7 @@ def export_files(c: Ceremony, contents: Sequence[str]) -> dict[str, bytes]:
 
 
 def _old_manifest_file(c: Ceremony, rot: RotationRun) -> str:
-    for m in c._own_manifests():
+    for m in c.manifest_store.own():
         if str(m.get("set_id")) == rot.old_set_id and m.get("fingerprint") == rot.old_fingerprint:
             return str(m["_file"])
     raise StepFailedError(f"the manifest of set {rot.old_set_id} is no longer in manifests/")
@@ -392,46 +385,6 @@ def mark_old_set(c: Ceremony, run: StepRun) -> dict[str, Any]:
             "files": {f.name: {"sha256": f.sha256, "size": f.size} for f in written},
         },
     )
-
-
-def check_selected(c: Ceremony, manifest: Mapping[str, Any]) -> records.RotatedOut | None:
-    """May this ceremony use ``manifest``'s set? A rotated-out set is refused (naming the
-    rotation and the new set) except by a ``transition`` ceremony inside its window, and
-    by ``verify-shares``, which checks the shares and reports them as rotated out.
-
-    Raises:
-        StepFailedError: the set is rotated out (or its rotation records cannot be trusted).
-    """
-    others = c._own_manifests()
-    try:
-        if c.script.purpose == "verify-shares":
-            return records.rotated_out(manifest, others)
-        return records.check_usable(manifest, others, transition=c.script.purpose == "transition")
-    except records.SetRotatedOut as exc:
-        raise StepFailedError(str(exc)) from None
-    except records.RotationRecordError as exc:
-        raise StepFailedError(
-            f"share set {manifest.get('set_id')}: the records of its rotation cannot be "
-            f"trusted ({exc}); it is refused"
-        ) from None
-
-
-def transition_choices(c: Ceremony, manifests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The sets a ``transition`` ceremony may open: rotated out, window still open."""
-    out = []
-    for m in manifests:
-        try:
-            r = records.rotated_out(m, manifests)
-        except records.RotationRecordError:
-            continue
-        if r is not None and r.transition_open():
-            out.append(dict(m))
-    if not out:
-        raise StepFailedError(
-            "no rotated-out share set with an open transition window is here: a transition "
-            "ceremony opens only the old set of a rotation, before its transition expiry"
-        )
-    return out
 
 
 def seal_in_transition(c: Ceremony, run: StepRun) -> dict[str, Any]:
@@ -502,7 +455,7 @@ def seal_in_transition(c: Ceremony, run: StepRun) -> dict[str, Any]:
             for rid, (n, d) in c.envelopes.items()}  # fmt: skip
 
 
-def rotated_out_verdict(c: Ceremony, r: records.RotatedOut) -> dict[str, Any]:
+def rotated_out_verdict(r: records.RotatedOut) -> dict[str, Any]:
     """What ``verify-shares`` says of a share that matches a rotated-out set."""
     window = (
         f" Until {r.transition_expires_utc} a transition ceremony may still open the set for "
@@ -518,15 +471,3 @@ def rotated_out_verdict(c: Ceremony, r: records.RotatedOut) -> dict[str, Any]:
     }
 
 
-def refusal_reason(c: Ceremony, set_id: str) -> str | None:
-    """Why a share of ``set_id`` is refused when that set was rotated out, else None."""
-    for m in c._own_manifests():
-        if str(m.get("set_id")) != str(set_id):
-            continue
-        try:
-            r = records.rotated_out(m, c._own_manifests())
-        except records.RotationRecordError:
-            return None
-        if r is not None:
-            return f"this share belongs to set {set_id}: {r.describe()}; it is refused"
-    return None

@@ -179,7 +179,7 @@ class Records:
     old_shares: list[list[str]] = field(default_factory=list)
 
 
-COMMON = {"cluster_id": "cluster-eu-1", "region_id": "eu10", "ceremony_id": "rotate-test"}
+COMMON: dict[str, Any] = {"cluster_id": "cluster-eu-1", "region_id": "eu10", "ceremony_id": "rotate-test"}
 
 
 def rotation_records(
