@@ -38,8 +38,8 @@ naming itself as its successor. docs/formats.md 1.9.
 
 The full byte-level description with a worked example is ``docs/formats.md``.
 Sealing (:func:`seal`) touches the secret and runs in the keyholder; :func:`parse`,
-:func:`inspect_text` and :func:`cli_main` (``kcm-ceremony envelope inspect FILE``) need no
-key and run anywhere.
+and :mod:`core.seal.envelope_cli` (``kcm-ceremony envelope inspect FILE``) need no key and
+run anywhere.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from core.seal.envelope import (
     Envelope,
     EnvelopeError,
     parse,
-    transition_expired,
     verify_signature,
 )
 
