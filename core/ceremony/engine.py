@@ -937,9 +937,9 @@ class Ceremony:
                     if key in run.step.params.get("files", [])
                 }
                 if files:
-                    folder_name = str(run.step.params.get("folder", "export")) + "-journal"
-                    written = self.exporter.write(folder_name, files, ceremony_id=self.ceremony_id)
-                    self.written[folder_name] = written
+                    # beside the export it belongs to (which may carry the ceremony id)
+                    base = str(run.results.get("folder") or run.step.params.get("folder", "export"))
+                    self._write_export(base + "-journal", files)
         self.journal.shutdown()
 
     # ------------------------------------------------------------------ per-kind actions
@@ -1401,7 +1401,10 @@ class Ceremony:
         run = self._require_running()
         try:
             port = self._carrier_port("list smart cards")
-            return [_public_facts(t) for t in port.list_cards(self._card_module(run, None))]
+            return [
+                _public_facts(t)
+                for t in port.list_cards(self._card_module(run, CardAccess(module=module)))
+            ]
         except NotImplementedError as exc:
             raise EngineError(str(exc)) from None
         except Exception as exc:
@@ -1951,8 +1954,7 @@ class Ceremony:
         if not files:
             run.performed = True
             return self._result(run, {"folder": folder, "files": {}, "deferred": list(contents)})
-        written = self.exporter.write(folder, files, ceremony_id=self.ceremony_id)
-        self.written[folder] = written
+        written, folder = self._write_export(folder, files)
         return self._result(
             run,
             {
@@ -1961,6 +1963,33 @@ class Ceremony:
                 "deferred": [c for c in contents if c in ("journal", "transcript")],
             },
         )
+
+    def _write_export(
+        self, folder: str, files: Mapping[str, bytes]
+    ) -> tuple[list[ExportedFile], str]:
+        """Write ``files`` into a new ``folder`` on the export medium; returns what was written
+        and the folder's name.
+
+        A folder of that name already on the medium (an earlier ceremony's, e.g. a second
+        rehearsal in one workspace) is never touched: the export goes to
+        ``<folder>-<ceremony id>`` instead (unique: the ceremony id names this ceremony's own
+        folder, created exclusively), and the name written is in the step's result and the
+        journal. Anything else (a link planted there, a full or read-only medium) raises.
+        """
+        from core.ceremony.exportnames import unique_folder_names
+        from core.media import NameClash
+
+        clash: NameClash | None = None
+        for name in unique_folder_names(folder, self.ceremony_id):
+            try:
+                written = self.exporter.write(name, files, ceremony_id=self.ceremony_id)
+            except NameClash as exc:
+                clash = clash or exc
+                continue
+            self.written[name] = written
+            return written, name
+        assert clash is not None
+        raise clash
 
     def _do_wipe(self, run: StepRun) -> dict[str, Any]:
         # the MasterKey goes now; only its signing key stays (locked), to sign the journal
