@@ -1800,6 +1800,8 @@ class Ceremony:
 
     def _share_accepted(self, run: StepRun, carrier: str, out: dict[str, Any]) -> dict[str, Any]:
         ok = bool(out.get("ok", True)) if run.kind is StepKind.CHECK_SHARES else True
+        if run.kind is StepKind.COLLECT_SHARES and self.manifest is not None:
+            self._name_groups(run, out)
         details: dict[str, Any] = {"accepted": ok, "carrier": carrier, **out}
         refusal: tuple[str, str, str | None] | None = None
         if not ok:
@@ -1819,6 +1821,27 @@ class Ceremony:
                     "step.result", {"complete": True, "set_id": self.collected_set}, run=run
                 )
         return out
+
+    def _name_groups(self, run: StepRun, out: dict[str, Any]) -> None:
+        """Put the script's group names into an accepted share's progress: ``groups`` (one
+        line per group: name, threshold, received) and a ``message`` that names them (the
+        keyholder knows groups by number only)."""
+        from core.ceremony import groups
+
+        policy = (self.manifest or {}).get("policy")
+        if not isinstance(policy, Mapping):
+            return
+        try:
+            accepted = [*run.display.get("accepted", []), out]
+            lines = groups.collection_lines(policy, accepted)
+            out["groups"] = [line.as_dict() for line in lines]
+            out["group_name"] = groups.group_name(policy, out.get("group"))
+            out["message"] = groups.collection_message(
+                policy, lines, set_id=out.get("set_id") or self.collected_set,
+                complete=bool(out.get("complete")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return  # a manifest without a usable policy keeps the keyholder's message
 
     def _do_recover(self, run: StepRun) -> dict[str, Any]:
         if self.key_facts is not None and run.results:
@@ -2427,7 +2450,7 @@ class ClientKeyholder:
             # candidate words stay with the custodian's screen (UI); only positions here
             positions = [c["position"] for c in fin.get("candidates", [])]
             where = f" (check word {', '.join(map(str, positions))})" if positions else ""
-            raise ShareRefusedError(f"the share's checksum is wrong{where}")
+            raise ShareRefusedError(f"the share's checksum is wrong{where}", code="checksum")
         return fin
 
     def _clear_entry(self) -> None:
@@ -2451,7 +2474,8 @@ class ClientKeyholder:
         try:
             reply = ops_shares.client_add_share(self.client)
         except KeyholderError as exc:
-            raise ShareRefusedError(str(exc), set_id=str(fin["set"])) from None
+            # the recovery's code (other-set, duplicate, conflict, commitment...) travels on
+            raise ShareRefusedError(str(exc), set_id=str(fin["set"]), code=exc.code) from None
         progress = reply["progress"]
         return {
             "set_id": str(reply["share"]["set"]),

@@ -290,6 +290,9 @@ def _roles(v: _V) -> dict[str, str]:
     return out
 
 
+_GROUP_NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,15}$")
+
+
 def _policy(v: _V, roles: dict[str, str]) -> None:
     path: tuple[PathItem, ...] = ("policy",)
     pol = v.table(path, v.data.get("policy"))
@@ -324,13 +327,26 @@ def _policy(v: _V, roles: dict[str, str]) -> None:
                 f"group threshold {gt} must be between 1 and the number of groups ({len(groups)})",
             )
         all_members: list[str] = []
+        names: set[str] = set()
         for gi, g in enumerate(groups):
             gpath: tuple[PathItem, ...] = (*path, "groups", gi)
             if not isinstance(g, dict):
                 v.add(gpath, "a group must be a table")
                 continue
             v.unknown(gpath, g, ("name", "threshold", "members"))
-            v.string(gpath, g, "name")
+            # the name is what the room sees on every group line and message (issue 18)
+            name = v.string(
+                gpath,
+                g,
+                "name",
+                check=lambda s: bool(_GROUP_NAME_RE.match(s)),
+                what="a group name (1 to 16 letters, digits, spaces, . _ -; beginning with a "
+                "letter or digit)",
+            )
+            if name is not None:
+                if name.casefold() in names:
+                    v.add((*gpath, "name"), f"group name {name!r} is used twice: name each group once")
+                names.add(name.casefold())
             members = v.str_list(gpath, g, "members", required=True)
             members_ok((*gpath, "members"), members)
             all_members += members

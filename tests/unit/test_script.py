@@ -45,6 +45,10 @@ LINE_TOKEN = {
     "custodian_as_witness": 'witness = "c1"',
     "duplicate_step_id": 'id = "gen"',
     "group_threshold_too_big": "group_threshold",
+    # issue 18: groups are named on every screen line and message
+    "group_name_duplicate": 'name = "EU"',
+    "group_name_unsafe": "vault",
+    "group_name_missing": "[[policy.groups]]",
     "hidden_export_name": ".hidden",
     "missing_admin_role": "[roles.",
     "missing_title": "[[acts.steps]]",
