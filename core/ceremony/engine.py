@@ -1766,6 +1766,11 @@ class Ceremony:
                 f"(ceremony {newer.get('ceremony_id', '?')}); it is refused"
             )
         code = getattr(exc, "code", None)
+        expected = self.collected_set or (
+            str(self.manifest["set_id"]) if self.manifest and "set_id" in self.manifest else None
+        )
+        if set_id is not None and expected is not None and str(set_id) != expected:
+            code = "other-set"  # another set or a superseded one (docs/scripts.md), any port
         details: dict[str, Any] = {"accepted": False, "carrier": carrier, "reason": reason}
         if isinstance(code, str) and code:
             details["code"] = code

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from core import journal as jr
-from core.ceremony.engine import CeremonyState, StepFailedError
+from core.ceremony.engine import CeremonyState, ShareRefusedError, StepFailedError
 from core.ceremony.exportnames import unique_folder_names
 from core.ceremony.model import StepKind
 
@@ -106,3 +106,40 @@ def test_unique_folder_names() -> None:
     names = list(unique_folder_names("unseal-export", "unseal-and-seal-20260101T000000Z-ab12"))
     assert names[:2] == ["unseal-export", "unseal-export-unseal-and-seal-20260101T000000Z-ab12"]
     assert len(names) == len(set(names)) == 10
+
+
+def test_practice_reshare_supersedes_the_practice_set(workspace: Path) -> None:  # noqa: F811
+    """The shipped practice reshare: 3 shares of the practice genesis rebuild the key, a new
+    PRACTICE set supersedes the old one; an old share is then refused (code other-set) and
+    the practice unseal-and-seal works from the new set. A real set is never involved."""
+    g, kh = genesis(workspace, "practice-genesis")
+    old_set = g.manifest["set_id"]  # type: ignore[index]
+    old = kh.issued[old_set]
+
+    kh2 = KeyholderDouble()
+    r = start("practice-reshare", workspace, kh2)
+    assert r.practice and r.ceremony_id.startswith("PRACTICE-reshare-")
+    drive(r, shares=[old[4], old[2], old[0]])
+    assert r.state is CeremonyState.COMPLETED
+    new = r.manifest
+    assert new is not None and new["supersedes"] == old_set and new["practice"] is True
+    assert (workspace / "manifests" / f"PRACTICE-set-{new['set_id']}.json").exists()
+    assert (workspace / "exports" / "PRACTICE-reshare-export").is_dir()
+
+    u = start("practice-unseal-and-seal", workspace, KeyholderDouble())
+    drive(u, until="recover.collect")
+    u.perform()
+    with pytest.raises(ShareRefusedError, match=f"superseded by set {new['set_id']}") as err:
+        u.add_share("typed", old[1])
+    assert err.value.code == "other-set"
+    for s in kh2.issued[new["set_id"]][:3]:
+        u.add_share("typed", s)
+    drive(u)
+    assert u.state is CeremonyState.COMPLETED
+    # a real reshare never takes the practice set
+    real = start("reshare", workspace, KeyholderDouble())
+    drive(real, until="recover.collect")
+    with pytest.raises(
+        StepFailedError, match="only PRACTICE share sets are here; run the practice-reshare"
+    ):
+        real.perform()

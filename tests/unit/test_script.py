@@ -19,6 +19,7 @@ SHIPPED = [
     "practice-genesis",
     "practice-unseal-and-seal",
     "practice-verify-shares",
+    "practice-reshare",
     "unseal-and-seal",
     "reshare",
     "verify-shares",
@@ -102,7 +103,7 @@ def test_practice_scripts_are_practice_throughout() -> None:
         assert all(marked) if s.practice else not any(marked), (name, names)
         assert s.cluster_id.startswith("practice") is s.practice
     purposes = {load_script(SCRIPTS / f"{n}.toml").purpose for n in SHIPPED if "practice" in n}
-    assert purposes == {"genesis", "unseal-and-seal", "verify-shares"}
+    assert purposes == {"genesis", "unseal-and-seal", "verify-shares", "reshare"}
 
 
 def test_practice_allowed_for_every_purpose(tmp_path: Path) -> None:
