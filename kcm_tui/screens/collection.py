@@ -119,9 +119,15 @@ class CollectionScreen(BaseScreen):
                 t.append(msg, style="bold cyan")
         if not t.plain:
             t.append("No share entered yet.", style="grey70")
-        for g in (last or {}).get("groups", []) or []:
-            if isinstance(g, dict):
-                t.append(f"\n  group {g.get('name', '?')}: {g.get('have', 0)} of {g.get('threshold', '?')}")
+        # one line per group, by the script's names (core.ceremony.groups); a policy
+        # without groups is one group, which the message above already says
+        lines = [g for g in (last or {}).get("groups", []) or [] if isinstance(g, dict)]
+        if len(lines) > 1:
+            for g in lines:
+                done = "  complete" if g.get("complete") else ""
+                t.append(f"\n  {str(g.get('name', '?'))[:16]:<16} {g.get('threshold', '?')} of "
+                         f"{g.get('members', '?')} needed   received {g.get('received', 0)}{done}",
+                         style="bold green" if done else "")
         self.query_one("#coll-progress", Static).update(t)
 
     def set_error(self, text: str) -> None:
