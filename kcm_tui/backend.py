@@ -624,6 +624,17 @@ class Session:
         pol = self.c.script.policy
         return list(pol.custodians) if pol else []
 
+    def distribution_groups(self) -> list[dict[str, Any]]:
+        """One line per group of the new share set (name, threshold, members, handed out):
+        ``core.ceremony.groups.distribution_lines`` over the custodians shown so far."""
+        from core.ceremony import groups
+
+        pol = self.c.script.policy
+        run = self.c.current_step
+        if pol is None or run is None:
+            return []
+        return [g.as_dict() for g in groups.distribution_lines(pol.as_public(), run.shown)]
+
     def group_of(self) -> dict[str, str]:
         """Custodian id -> group name (SLIP-39 groups), empty without groups."""
         pol = self.c.script.policy

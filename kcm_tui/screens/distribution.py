@@ -104,7 +104,16 @@ class DistributionScreen(BaseScreen):
     def progress_line(self) -> None:
         total = len(self.session.split_custodians())
         done = total - len(self.remaining())
-        self.query_one("#dist-progress", Static).update(f"Shares handed out: {done} of {total}")
+        t = Text(f"Shares handed out: {done} of {total}")
+        # with groups: one line per group, by the script's names (core.ceremony.groups)
+        lines_of = getattr(self.session, "distribution_groups", None)
+        lines = list(lines_of()) if callable(lines_of) else []
+        if len(lines) > 1:
+            for g in lines:
+                t.append(f"\n  {str(g.get('name', '?'))[:16]:<16} {g.get('threshold', '?')} of "
+                         f"{g.get('members', '?')} to recover   handed out {g.get('received', 0)}"
+                         f" of {g.get('members', '?')}")
+        self.query_one("#dist-progress", Static).update(t)
 
     def next_custodian(self) -> None:
         self.progress_line()

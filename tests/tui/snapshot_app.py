@@ -109,6 +109,17 @@ CAMERA_MISSING = CarrierRefused(
     " handheld scanner.", code="carrier", carrier="qr-camera")
 
 
+#: Groups by name (issue 18): eu 2 of 2, us 2 of 2, vault 1 of 1; 2 groups recover.
+GROUPS_POLICY: dict[str, Any] = {
+    "group_threshold": 2,
+    "groups": [
+        {"name": "eu", "threshold": 2, "members": ["c1", "c2"]},
+        {"name": "us", "threshold": 2, "members": ["c3", "c4"]},
+        {"name": "vault", "threshold": 1, "members": ["c5"]},
+    ],
+}
+
+
 class FakeSession:
     """Canned public state for one screen."""
 
@@ -132,6 +143,8 @@ class FakeSession:
         self.carriers: dict[str, str] = {}
         self.tokens = list(TOKENS)
         self.card_errors: list[CarrierRefused] = []
+        self.groups = False  # with GROUPS_POLICY (eu, us, vault)
+        self.handed_out: list[str] = []
 
     # facts
     def current(self) -> StepView | None:
@@ -151,6 +164,15 @@ class FakeSession:
 
     def split_custodians(self) -> list[str]:
         return [f"c{i}" for i in range(1, 6)]
+
+    def distribution_groups(self) -> list[dict[str, Any]]:
+        """The engine's per-group lines (core.ceremony.groups) over GROUPS_POLICY when the
+        test sets ``groups``; none otherwise (a policy without groups)."""
+        if not self.groups:
+            return []
+        from core.ceremony import groups
+
+        return [g.as_dict() for g in groups.distribution_lines(GROUPS_POLICY, self.handed_out)]
 
     def administrator(self) -> str:
         return "admin"

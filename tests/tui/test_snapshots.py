@@ -26,6 +26,7 @@ from tests.tui.helpers import screen_text, settle, start_ready, type_keys, wait_
 from tests.tui.snapshot_app import (
     CARD_ERRORS,
     FP_WORDS,
+    GROUPS_POLICY,
     WORDS,
     ExportSession,
     FailingChecks,
@@ -85,7 +86,7 @@ def _start_fail() -> SnapApp:
 
 
 def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, str] | None = None,
-                  card_errors: tuple[str, ...] = ()) -> Callable[[], SnapApp]:
+                  card_errors: tuple[str, ...] = (), groups: bool = False) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
         params: dict[str, Any] = {"display": ["screen", "qr", "card"] if carriers else ["screen", "qr"]}
         if carriers:
@@ -95,6 +96,10 @@ def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, s
         s = FakeSession(v)
         s.carriers = dict(carriers or {})
         s.card_errors = [CARD_ERRORS[e] for e in card_errors]
+        if groups:  # c1 (eu) and c5 (vault) have their shares
+            s.groups, s.handed_out = True, ["c1", "c5"]
+            v = replace(v, shown=("c1", "c5"), acks=("c1", "c5"))
+            s.view = v
         if answers:
             s.entry_answers = list(answers)
         return SnapApp(FakeBackend(session=s), DistributionScreen)
@@ -102,11 +107,22 @@ def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, s
     return make
 
 
+def _named_groups_progress() -> dict[str, Any]:
+    """What the engine returns after a share of eu and one of vault (core.ceremony.groups)."""
+    from core.ceremony import groups
+
+    lines = groups.collection_lines(GROUPS_POLICY, [{"group": 1}, {"group": 3}])
+    return {"complete": False, "groups": [g.as_dict() for g in lines],
+            "message": groups.collection_message(GROUPS_POLICY, lines, set_id=4821, complete=False)}
+
+
 def _collection(refusal: str = "", answers: list[WordStatus] | None = None, finish: EntryResult | None = None,
-                card_errors: tuple[str, ...] = (), kind: str = "collect-shares") -> Callable[[], SnapApp]:
+                card_errors: tuple[str, ...] = (), kind: str = "collect-shares",
+                groups: bool = False) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
+        first = _named_groups_progress() if groups else {"message": "1 of 3 shares, 2 more needed from group Frankfurt"}
         v = step(kind, 4, act_title="Act 2: Rebuild the key", params={"carriers": ["typed", "qr", "card"]},
-                 results={"set_id": "4821"}, display={"accepted": [{"message": "1 of 3 shares, 2 more needed from group Frankfurt"}]})
+                 results={"set_id": "4821"}, display={"accepted": [first]})
         s = FakeSession(v, practice=False)
         s.refusal = refusal
         s.card_errors = [CARD_ERRORS[e] for e in card_errors]
@@ -205,6 +221,10 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "dist_card_wrong_pin": (_distribution(carriers={"c1": "card"}, card_errors=("wrong_pin",)), keys(*PIN, "enter")),
     "dist_qr_call": (_distribution(carriers={"c1": "qr"}), noop),
     "dist_qr_captured": (_distribution(carriers={"c1": "qr"}), keys("r")),
+    # issue 18: groups by name, one line per group
+    "dist_groups": (_distribution(groups=True), noop),
+    "collect_groups": (_collection(groups=True), noop),
+    "dist_groups_card": (_distribution(carriers={"c2": "card"}, groups=True), keys(*PIN)),
     "collect_card_picker": (_collection(), keys("c", "down")),
     "collect_card_wrong_pin": (_collection(card_errors=("wrong_pin",)), keys("c", *PIN, "enter")),
     "collect_card_pin_locked": (_collection(card_errors=("pin_locked",)), keys("c", "down", *PIN, "enter")),
