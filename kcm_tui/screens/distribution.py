@@ -132,13 +132,20 @@ class DistributionScreen(BaseScreen):
         """How this custodian gets the share: the script's carriers table, else screen."""
         return self.carriers.get(self.custodian, "screen")
 
+    def custodian_label(self) -> str:
+        """``Custodian 2 (eu)``: the role's name, and its group's name when there are groups."""
+        name = self.session.role_name(self.custodian)
+        group_of = getattr(self.session, "group_of", None)
+        group = (group_of() if callable(group_of) else {}).get(self.custodian)
+        return f"{name} ({group})" if group else name
+
     def show_call(self) -> None:
         self.phase = "call"
         carrier = self.carrier()
         if carrier == "card":
             self.show_card_call()
             return
-        name = self.session.role_name(self.custodian)
+        name = self.custodian_label()
         t = Text()
         t.append(f"{name}", style="bold yellow")
         t.append(" comes to the screen alone.\n")
@@ -176,7 +183,7 @@ class DistributionScreen(BaseScreen):
 
     def show_card_call(self) -> None:
         self.phase = "card"
-        name = self.session.role_name(self.custodian)
+        name = self.custodian_label()
         t = Text()
         t.append(f"{name}", style="bold yellow")
         t.append(": the script writes your share to your smart card. Insert it in the reader,"

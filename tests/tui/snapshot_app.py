@@ -165,6 +165,11 @@ class FakeSession:
     def split_custodians(self) -> list[str]:
         return [f"c{i}" for i in range(1, 6)]
 
+    def group_of(self) -> dict[str, str]:
+        if not self.groups:
+            return {}
+        return {m: g["name"] for g in GROUPS_POLICY["groups"] for m in g["members"]}
+
     def distribution_groups(self) -> list[dict[str, Any]]:
         """The engine's per-group lines (core.ceremony.groups) over GROUPS_POLICY when the
         test sets ``groups``; none otherwise (a policy without groups)."""
