@@ -930,7 +930,9 @@ class Ceremony:
                     ("transcript", "transcript.md", self.exports["transcript"]),
                 ]
                 if "transcript_sig" in self.exports:
-                    wanted.append(("transcript", "transcript.md.sig", self.exports["transcript_sig"]))
+                    wanted.append(
+                        ("transcript", "transcript.md.sig", self.exports["transcript_sig"])
+                    )
                 files = {
                     prefix + name: path.read_bytes()
                     for key, name, path in wanted
@@ -1053,7 +1055,9 @@ class Ceremony:
             # the keyholder compares what the witness confirmed (their typed copy, or the
             # words shown that they compared) with the key it holds, and only then lets it
             # be sealed or split
-            copy = out_of_band if out_of_band is not None else " ".join(run.display.get("words") or [])
+            copy = (
+                out_of_band if out_of_band is not None else " ".join(run.display.get("words") or [])
+            )
             confirm_kcv = getattr(self.keyholder, "confirm_kcv", None)
             try:
                 if callable(confirm_kcv):
@@ -1842,7 +1846,9 @@ class Ceremony:
             out["groups"] = [line.as_dict() for line in lines]
             out["group_name"] = groups.group_name(policy, out.get("group"))
             out["message"] = groups.collection_message(
-                policy, lines, set_id=out.get("set_id") or self.collected_set,
+                policy,
+                lines,
+                set_id=out.get("set_id") or self.collected_set,
                 complete=bool(out.get("complete")),
             )
         except (KeyError, TypeError, ValueError):
@@ -2136,6 +2142,7 @@ class ClientKeyholder:
         self.client = client
         self.tty = tty
         self._members: list[tuple[int, int, str]] = []  # (group, member, custodian name)
+        self._group_names: list[str] = []  # the script's group names (none without groups)
         self._scanner_check: str | None = None  # set id the scanner bursts are checked for
 
     @property
@@ -2201,6 +2208,7 @@ class ClientKeyholder:
             self.client, {"group_threshold": gt, "groups": slip, "extendable": True}
         )
         self._members = [(g, m, names.get(c, c)) for g, m, c in holders]
+        self._group_names = [str(g.get("name") or "") for g in groups]
         public_policy = {k: v for k, v in policy.items() if k != "custodian_names"}
         return {
             "format": "openkcm-share-set",
@@ -2224,17 +2232,25 @@ class ClientKeyholder:
         from core.keyholder import ops_shares
 
         group, mem, name = self._members[member]
+        # the script's name of the group, for the custodian's screen (issue 18)
+        gname = self._group_names[group - 1] if 0 < group <= len(self._group_names) else ""
         if display == "qr":
             from core.keyholder import ops_carriers
 
+            extra = {"group_name": gname} if gname else {}
             return dict(
                 self.client.call(
-                    ops_carriers.QR_SHOW, group=group, member=mem, tty=self.tty, custodian=name
+                    ops_carriers.QR_SHOW,
+                    group=group,
+                    member=mem,
+                    tty=self.tty,
+                    custodian=name,
+                    **extra,
                 )
             )
         if display != "screen":
             raise NotImplementedError(f"showing a share by {display}: use write_card")
-        return dict(ops_shares.client_show_share(self.client, group, mem, self.tty, name))
+        return dict(ops_shares.client_show_share(self.client, group, mem, self.tty, name, gname))
 
     @staticmethod
     def _module_path(module: str | None) -> str:

@@ -269,7 +269,15 @@ def _roles(v: _V) -> dict[str, str]:
         kind = v.string(
             path, role, "kind", check=lambda s: s in kinds, what=f"one of {', '.join(kinds)}"
         )
-        v.string(path, role, "name")
+        # shown on every screen, the custodian terminal and the printed checklist: a control
+        # character there would be a terminal escape sequence
+        v.string(
+            path,
+            role,
+            "name",
+            check=lambda s: s.isprintable() and len(s) <= 60,
+            what="a printable name (no control characters, at most 60 characters)",
+        )
         if "card_serial" in role:
             v.string(path, role, "card_serial")
         if "key_fingerprint" in role:

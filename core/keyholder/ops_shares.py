@@ -68,7 +68,7 @@ from core.shamir.commitments import (
     check_against_manifest,
     share_metadata,
 )
-from core.shamir.display import show_share_on_tty
+from core.shamir.display import share_title, show_share_on_tty
 from core.shamir.errors import Slip39Error
 from core.shamir.genesis import (
     GenesisPolicy,
@@ -356,11 +356,10 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     group, member = req.integer("group"), req.integer("member")
     tty = req.text("tty")
     custodian = req.text("custodian", "")
+    group_name = req.text("group_name", "")
     with share_for_carrier(state, group, member, f"display {tty} ({custodian})") as mv:
         ident = area.genesis.identifier if area.genesis else 0
-        title = f"Set {ident} - group {group}, share {member}" + (
-            f" - for {custodian}" if custodian else ""
-        )
+        title = share_title(ident, group, member, custodian=custodian, group_name=group_name)
         if state.practice:
             title = "PRACTICE (throwaway key) - " + title
         try:
@@ -724,10 +723,13 @@ def client_genesis_split(
 
 
 def client_show_share(
-    client: Any, group: int, member: int, tty: str, custodian: str
+    client: Any, group: int, member: int, tty: str, custodian: str, group_name: str = ""
 ) -> dict[str, Any]:
-    """Parent side of ``show_share``."""
-    return dict(client.call(SHOW_SHARE, group=group, member=member, tty=tty, custodian=custodian))
+    """Parent side of ``show_share`` (``group_name``: the script's name of the group)."""
+    fields: dict[str, Any] = {"group": group, "member": member, "tty": tty, "custodian": custodian}
+    if group_name:
+        fields["group_name"] = group_name
+    return dict(client.call(SHOW_SHARE, **fields))
 
 
 def client_recovery_begin(

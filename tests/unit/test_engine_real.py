@@ -53,6 +53,7 @@ class CustodianTerminal:
         self.master, self.slave = os.openpty()
         self.path = os.ttyname(self.slave)
         self.shares: list[str] = []
+        self.screens: list[str] = []  # each share screen as written (title included)
         self._stop = False
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -70,6 +71,7 @@ class CustodianTerminal:
             if PROMPT in buf:
                 text = buf.decode("ascii", "replace")
                 words = sorted((int(n), w) for n, w in _WORD.findall(text))
+                self.screens.append(text)
                 self.shares.append(" ".join(w for _n, w in words))
                 buf = b""
                 os.write(self.master, b"\n")

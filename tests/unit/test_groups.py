@@ -64,6 +64,17 @@ def groups_genesis(tmp_path: Path) -> Path:
     return path
 
 
+def test_share_title_keeps_printable_ascii_only() -> None:
+    from core.shamir.display import share_title
+
+    assert share_title(1187, 1, 3, custodian="Ann", group_name="eu") == (
+        "Set 1187 - group eu, share 3 - for Ann"
+    )
+    assert share_title(None, 2, 1) == "group 2, share 1"
+    evil = share_title(1, 1, 1, custodian="A\x1b[2J\x07", group_name="\x1b]0;x\x07")
+    assert "\x1b" not in evil and "\x07" not in evil
+
+
 def test_messages_name_the_groups() -> None:
     lines = G.collection_lines(POLICY, [{"group": 1}])
     assert [(g.name, g.threshold, g.received) for g in lines] == [
@@ -107,9 +118,14 @@ def test_collection_with_named_groups_real_keyholder(workspace: Path, tmp_path: 
             drive(g)
         assert g.state is CeremonyState.COMPLETED
         shares = list(terminal.shares)
+        screens = list(terminal.screens)
     finally:
         terminal.close()
     assert len(shares) == 6  # c1..c6 in policy order
+    # the custodian's screen names the group
+    assert "- group eu, share 1 - for Custodian 1" in screens[0]
+    assert "- group us, share 2 - for Custodian 5" in screens[4]
+    assert "- group vault, share 1 - for Custodian 6" in screens[5]
     assert [gr["name"] for gr in g.manifest["policy"]["groups"]] == ["eu", "us", "vault"]  # type: ignore[index]
 
     with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:

@@ -50,6 +50,7 @@ LINE_TOKEN = {
     "group_name_duplicate": 'name = "EU"',
     "group_name_unsafe": "vault",
     "group_name_missing": "[[policy.groups]]",
+    "role_name_control_chars": "owned",
     "hidden_export_name": ".hidden",
     "missing_admin_role": "[roles.",
     "missing_title": "[[acts.steps]]",
