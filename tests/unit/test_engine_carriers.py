@@ -392,6 +392,19 @@ def test_unseal_with_typed_card_and_qr_file(world: World) -> None:
     assert ins == ["typed", "card", "qr-file"]
 
 
+def test_grid_card_read_by_the_camera_path(world: World) -> None:
+    """Issue 18: the hand-filled grid card held in front of the camera. No camera here: the
+    card's photo is replayed as the camera's frames, through the same keyholder path and
+    sandboxed decode chain as live frames (``qr_scan_replay``)."""
+    with _keyholder() as kc:
+        u = _collect_step(world, kc)
+        out = u.add_share("qr-camera", QRCamera(replay=(str(world.qr_images["c3"]),)))
+        assert out["index"] == 3 and out["complete"] is False
+        run = u.current_step
+        assert run is not None and [a["index"] for a in run.display["accepted"]] == [3]
+        u.abort("test: one share was enough", "admin")
+
+
 def _noise_png(path: Path) -> Path:
     rnd = random.Random(7)
     img = Image.new("L", (200, 200))
