@@ -1769,6 +1769,11 @@ class Ceremony:
                 f"this share belongs to set {set_id}, superseded by set {newer['set_id']} "
                 f"(ceremony {newer.get('ceremony_id', '?')}); it is refused"
             )
+        policy = (self.manifest or {}).get("policy")
+        if isinstance(policy, Mapping):
+            from core.ceremony.groups import name_groups_in
+
+            reason = name_groups_in(reason, policy)  # the script's names (issue 18)
         code = getattr(exc, "code", None)
         expected = self.collected_set or (
             str(self.manifest["set_id"]) if self.manifest and "set_id" in self.manifest else None

@@ -16,6 +16,7 @@ A policy without groups is one group, named ``custodians``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "distribution_lines",
     "group_name",
     "line_text",
+    "name_groups_in",
     "policy_groups",
 ]
 
@@ -173,3 +175,21 @@ def line_text(line: GroupLine, *, verb: str = "received") -> str:
         f"{line.name[:16]:<16} {line.threshold} of {len(line.members)} needed   "
         f"{verb} {line.received}{mark}"
     )
+
+
+_GROUP_NUMBER = re.compile(r"\bgroup (\d+)\b")
+
+
+def name_groups_in(text: str, policy: Mapping[str, Any]) -> str:
+    """``group 2 share 1 was already given`` -> ``group us share 1 ...``: the keyholder's
+    messages know groups by number; a policy with named groups names them (a policy
+    without groups, or a number it does not have, is left as it is)."""
+    if not policy.get("groups"):
+        return text
+    count = len(policy_groups(policy))
+
+    def named(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        return f"group {group_name(policy, n)}" if 1 <= n <= count else m.group(0)
+
+    return _GROUP_NUMBER.sub(named, text)

@@ -12,8 +12,10 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.ceremony import groups as G
-from core.ceremony.engine import Ceremony, CeremonyState, ClientKeyholder
+from core.ceremony.engine import Ceremony, CeremonyState, ClientKeyholder, ShareRefusedError
 from core.ceremony.script import check_script
 from core.keyholder.client import KeyholderClient
 
@@ -101,6 +103,11 @@ def test_messages_name_the_groups() -> None:
         "set 5: 1 of 3 shares; need 2 more shares"
     )
     assert G.group_name(POLICY, 3) == "vault" and G.group_name(single, 1) == "custodians"
+    assert G.name_groups_in("group 2 share 1 was already given", POLICY) == (
+        "group us share 1 was already given"
+    )
+    assert G.name_groups_in("group 9 share 1", POLICY) == "group 9 share 1"
+    assert G.name_groups_in("group 1 share 2", single) == "group 1 share 2"
     dist = G.distribution_lines(POLICY, ["c1", "c6"])
     assert [(g.name, g.received) for g in dist] == [("eu", 1), ("us", 0), ("vault", 1)]
 
@@ -147,6 +154,9 @@ def test_collection_with_named_groups_real_keyholder(workspace: Path, tmp_path: 
         assert b["message"].endswith(
             "1 of 2 groups complete (vault); need 1 more share from eu, or 2 from us"
         )
+        with pytest.raises(ShareRefusedError, match="group vault share 1 was already given") as err:
+            u.add_share("typed", typed(shares[5]))  # vault again: named in the refusal
+        assert err.value.code == "duplicate"
         c = u.add_share("typed", typed(shares[2]))  # eu again: eu and vault complete
         assert c["complete"] is True and c["message"].endswith("enough shares to recover")
         assert [x["complete"] for x in c["groups"]] == [True, False, True]
