@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from core import media
+from core.ceremony.state import HandoverState
 from kcm_tui.backend import EntryResult, WordStatus
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
@@ -26,7 +27,6 @@ from tests.tui.helpers import screen_text, settle, start_ready, type_keys, wait_
 from tests.tui.snapshot_app import (
     CARD_ERRORS,
     FP_WORDS,
-    GROUPS_POLICY,
     WORDS,
     ExportSession,
     FailingChecks,
@@ -96,10 +96,11 @@ def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, s
         s = FakeSession(v)
         s.carriers = dict(carriers or {})
         s.card_errors = [CARD_ERRORS[e] for e in card_errors]
-        if groups:  # c1 (eu) and c5 (vault) have their shares
-            s.groups, s.handed_out = True, ["c1", "c5"]
-            v = replace(v, shown=("c1", "c5"), acks=("c1", "c5"))
-            s.view = v
+        if groups:  # c1 (eu) and c5 (vault) have their shares, checked and acknowledged
+            s.groups = True
+            for c in ("c1", "c5"):
+                s._handover(c).state = HandoverState.CHECKED
+            s.acks = ["c1", "c5"]
         if answers:
             s.entry_answers = list(answers)
         return SnapApp(FakeBackend(session=s), DistributionScreen)
@@ -107,23 +108,22 @@ def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, s
     return make
 
 
-def _named_groups_progress() -> dict[str, Any]:
-    """What the engine returns after a share of eu and one of vault (core.ceremony.groups)."""
-    from core.ceremony import groups
-
-    lines = groups.collection_lines(GROUPS_POLICY, [{"group": 1}, {"group": 3}])
-    return {"complete": False, "groups": [g.as_dict() for g in lines],
-            "message": groups.collection_message(GROUPS_POLICY, lines, set_id=4821, complete=False)}
-
-
 def _collection(refusal: str = "", answers: list[WordStatus] | None = None, finish: EntryResult | None = None,
                 card_errors: tuple[str, ...] = (), kind: str = "collect-shares",
                 groups: bool = False) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
-        first = _named_groups_progress() if groups else {"message": "1 of 3 shares, 2 more needed from group Frankfurt"}
+        s0 = FakeSession(None)
+        if groups:  # a share of eu and one of vault: the engine's named message and tally
+            s0.groups, s0.view, s0.collected = True, step(kind, 4), [1, 3]
+            progress = s0.collection()
+            assert progress is not None
+            first = {"message": progress.message}
+        else:
+            first = {"message": "1 of 3 shares, 2 more needed from group Frankfurt"}
         v = step(kind, 4, act_title="Act 2: Rebuild the key", params={"carriers": ["typed", "qr", "card"]},
                  results={"set_id": "4821"}, display={"accepted": [first]})
         s = FakeSession(v, practice=False)
+        s.groups, s.collected = s0.groups, s0.collected
         s.refusal = refusal
         s.card_errors = [CARD_ERRORS[e] for e in card_errors]
         if answers:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +31,8 @@ from core.ceremony.engine import (
 from core.ceremony.model import StepKind
 from core.ceremony.script import check_script
 from core.keyholder.client import KeyholderClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import ok_preflight, step_once
-from test_engine_carriers import CustodianTerminal, pin, typed
+from tests.support.custodian import CustodianTerminal, pin, typed
+from tests.support.engine import ok_preflight, step_once
 
 HAVE_SOFTHSM = bool(
     shutil.which("softhsm2-util") and any(os.path.exists(p) for p in demo.SOFTHSM_MODULE_PATHS)
@@ -132,8 +129,8 @@ def test_demo_workspace_as_shipped_cards_out_and_back(demo_ws: demo.Workspace) -
             assert g.state is CeremonyState.COMPLETED
         holders = {h["custodian"]: h for h in g.manifest["holders"]}  # type: ignore[index]
         assert holders["c1"]["carrier"] == "card" and holders["c2"]["carrier"] == "card"
-        assert len(terminal.words) == 3  # c3, c4, c5 on the custodian terminal
-        c3_words = terminal.words[0]
+        assert len(terminal.shares) == 3  # c3, c4, c5 on the custodian terminal
+        c3_words = terminal.shares[0]
     finally:
         terminal.close()
 

@@ -9,7 +9,7 @@ and a message that names the groups; the REAL keyholder makes and takes the shar
 from __future__ import annotations
 
 import os
-import sys
+import re
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,8 @@ from core.ceremony import groups as G
 from core.ceremony.engine import Ceremony, CeremonyState, ClientKeyholder, ShareRefusedError
 from core.ceremony.script import check_script
 from core.keyholder.client import KeyholderClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import SCRIPTS, drive, kms_pem, ok_preflight, step_once, workspace  # noqa: F401
-from test_engine_real import CustodianTerminal, typed
+from tests.support.custodian import CustodianTerminal, typed
+from tests.support.engine import SCRIPTS, drive, ok_preflight, step_once
 
 POLICY = {
     "group_threshold": 2,
@@ -112,7 +110,7 @@ def test_messages_name_the_groups() -> None:
     assert [(g.name, g.received) for g in dist] == [("eu", 1), ("us", 0), ("vault", 1)]
 
 
-def test_collection_with_named_groups_real_keyholder(workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_collection_with_named_groups_real_keyholder(workspace: Path, tmp_path: Path) -> None:
     terminal = CustodianTerminal()
     try:
         with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
@@ -125,14 +123,20 @@ def test_collection_with_named_groups_real_keyholder(workspace: Path, tmp_path: 
             drive(g)
         assert g.state is CeremonyState.COMPLETED
         shares = list(terminal.shares)
-        screens = list(terminal.screens)
+        raw = bytes(terminal.raw)
     finally:
         terminal.close()
     assert len(shares) == 6  # c1..c6 in policy order
     # the custodian's screen names the group
-    assert "- group eu, share 1 - for Custodian 1" in screens[0]
-    assert "- group us, share 2 - for Custodian 5" in screens[4]
-    assert "- group vault, share 1 - for Custodian 6" in screens[5]
+    titles = [t.decode() for t in re.findall(rb"Set \d+ - group [^\r\n]*", raw)]
+    assert [t.split(" - ", 1)[1] for t in titles] == [
+        "group eu, share 1 - for Custodian 1",
+        "group eu, share 2 - for Custodian 2",
+        "group eu, share 3 - for Custodian 3",
+        "group us, share 1 - for Custodian 4",
+        "group us, share 2 - for Custodian 5",
+        "group vault, share 1 - for Custodian 6",
+    ]
     assert [gr["name"] for gr in g.manifest["policy"]["groups"]] == ["eu", "us", "vault"]  # type: ignore[index]
 
     with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:

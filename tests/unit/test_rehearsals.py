@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,15 @@ from core import journal as jr
 from core.ceremony.engine import CeremonyState, ShareRefusedError, StepFailedError
 from core.ceremony.exportnames import unique_folder_names
 from core.ceremony.model import StepKind
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import drive, genesis, kms_pem, start, workspace  # noqa: F401  (fixtures)
-from test_engine_double import KeyholderDouble
+from tests.support.engine import SCRIPTS, drive, genesis, start
+from tests.support.keyholder_double import KeyholderDouble
 
 
 def _digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def test_practice_unseal_twice_in_one_workspace(workspace: Path) -> None:  # noqa: F811
+def test_practice_unseal_twice_in_one_workspace(workspace: Path) -> None:
     g, kh = genesis(workspace, "practice-genesis")
     shares = kh.issued[g.manifest["set_id"]]  # type: ignore[index]
     exports = workspace / "exports"
@@ -63,10 +60,8 @@ def test_practice_unseal_twice_in_one_workspace(workspace: Path) -> None:  # noq
     assert (exports / f"PRACTICE-unseal-export-{third.ceremony_id}").is_dir()
 
 
-def test_genesis_journal_export_follows_its_folder(workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_genesis_journal_export_follows_its_folder(workspace: Path, tmp_path: Path) -> None:
     """A script that exports the journal writes it beside the export it belongs to."""
-    from test_engine import SCRIPTS
-
     text = (SCRIPTS / "practice-genesis.toml").read_text()
     assert 'files = ["envelopes", "manifest"]' in text
     script = tmp_path / "genesis-with-journal.toml"
@@ -87,7 +82,7 @@ def test_genesis_journal_export_follows_its_folder(workspace: Path, tmp_path: Pa
     assert second.is_dir() and any(p.name.endswith("journal.jsonl") for p in second.iterdir())
 
 
-def test_a_link_planted_under_the_scripted_name_is_still_refused(workspace: Path) -> None:  # noqa: F811
+def test_a_link_planted_under_the_scripted_name_is_still_refused(workspace: Path) -> None:
     g, kh = genesis(workspace, "practice-genesis")
     shares = kh.issued[g.manifest["set_id"]]  # type: ignore[index]
     target = workspace.parent / "elsewhere"
@@ -108,7 +103,7 @@ def test_unique_folder_names() -> None:
     assert len(names) == len(set(names)) == 10
 
 
-def test_practice_reshare_supersedes_the_practice_set(workspace: Path) -> None:  # noqa: F811
+def test_practice_reshare_supersedes_the_practice_set(workspace: Path) -> None:
     """The shipped practice reshare: 3 shares of the practice genesis rebuild the key, a new
     PRACTICE set supersedes the old one; an old share is then refused (code other-set) and
     the practice unseal-and-seal works from the new set. A real set is never involved."""
