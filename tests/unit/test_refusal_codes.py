@@ -1,12 +1,14 @@
 """Refusal codes follow the docs (issue 18, item 4).
 
 docs/scripts.md "Refusal codes" lists every code a refused share or a carrier failure can
-carry at collection and check. This test reads that table and the codes the code can
-raise (every carrier error class; the literal codes of the recovery, the SLIP-39 combine,
-the keyholder's share intake and the engine), and demands the two sets be equal: a new
-code without documentation, or a documented code nothing raises, fails here. The codes
-themselves are checked end to end in test_engine_real (other-set for a superseded share,
-duplicate, checksum), test_rehearsals (other-set through any port) and the carrier tests.
+carry at collection and check. This test demands that table be exactly the registry's
+(``core.codes``) ``share`` and ``carrier`` families, less the few of them that fail a step
+rather than refuse a share, and that every code the refusing sources raise (every carrier
+error class; the literal codes of the recovery, the SLIP-39 combine, the keyholder's share
+intake and the engine) is in it: a new code without documentation, or a documented code
+nothing knows, fails here. The codes themselves are checked end to end in test_engine_real
+(other-set for a superseded share, duplicate, checksum), test_rehearsals (other-set
+through any port) and the carrier tests.
 """
 
 from __future__ import annotations
@@ -18,16 +20,19 @@ from pathlib import Path
 from core.carriers import errors as carrier_errors
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Codes that fail a step, not a share: a recovery started with too few shares, a
-#: witness's KCV that differs. Not refusals; documented with their steps.
-NOT_REFUSALS = {"insufficient", "kcv-mismatch"}
+#: Codes of the share family that are not a refusal at collection or check: a recovery
+#: started with too few shares, shares that combine to a wrong digest (the recover step
+#: fails), a witness's KCV that differs (verify-kcv), a share typed back at distribution
+#: that is another custodian's. Documented with their steps.
+NOT_REFUSALS = {"insufficient", "digest", "kcv-mismatch", "check-wrong-share"}
 #: Where share refusals are raised with literal codes.
 SOURCES = [
     "core/shamir/recovery.py",
     "core/shamir/slip39.py",
     "core/keyholder/ops_shares.py",
     "core/keyholder/ops_carriers.py",
-    "core/ceremony/engine.py",
+    "core/ceremony/adapters/keyholder.py",
+    "core/ceremony/steps/collection.py",
 ]
 
 
@@ -64,11 +69,21 @@ def raised() -> set[str]:
     return codes - NOT_REFUSALS
 
 
+def registry() -> set[str]:
+    """The registry's share and carrier codes that a refusal at collection can carry."""
+    from core.codes import CODES, Family
+
+    return {
+        c.code for c in CODES.values() if c.family in (Family.SHARE, Family.CARRIER)
+    } - NOT_REFUSALS
+
+
 def test_docs_list_every_refusal_code_and_only_those() -> None:
-    docs, code = documented(), raised()
+    docs, known, code = documented(), registry(), raised()
     assert docs, "docs/scripts.md has no Refusal codes table"
+    assert known - docs == set(), f"in the registry but not documented: {sorted(known - docs)}"
+    assert docs - known == set(), f"documented but not in the registry: {sorted(docs - known)}"
     assert code - docs == set(), f"raised but not documented: {sorted(code - docs)}"
-    assert docs - code == set(), f"documented but never raised: {sorted(docs - code)}"
 
 
 def test_recovery_codes_are_found_in_the_source() -> None:
