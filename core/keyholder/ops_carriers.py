@@ -386,6 +386,8 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
     title = "Share QR - " + share_title(
         None, group, member, custodian=custodian, group_name=req.text("group_name", "")
     )
+    if state.rotation:
+        title = "NEW MasterKey - " + title  # a rotation's shares are the new key's
     if state.practice:
         title = "PRACTICE (throwaway key) - " + title
     with share_for_carrier(state, group, member, f"QR on {tty} ({custodian})") as mv:
