@@ -627,7 +627,8 @@ class Session:
         status = str(r.get("status", ""))
         if status == "ok":
             share = {"set": r.get("set"), "group": r.get("group"), "member": r.get("member")}
-            return EntryResult(True, f"share {r.get('member')} of group {r.get('group')}, set {r.get('set')}", share=share)
+            return EntryResult(True, f"share {r.get('member')} of {self._group_label(r.get('group'))}, set {r.get('set')}",
+                               share=share)
         if status == "incomplete":
             missing = list(r.get("missing", []))
             shown = ", ".join(str(m) for m in missing[:6]) + (" ..." if len(missing) > 6 else "")
@@ -641,6 +642,16 @@ class Session:
                 msg += f" (or word {', '.join(str(o) for o in others)})"
             return EntryResult(False, msg, int(first["position"]), tuple(first.get("words", ())))
         return EntryResult(False, str(r.get("message") or "checksum wrong: check every word with the custodian"))
+
+    def _group_label(self, number: Any) -> str:
+        """``group eu`` (the script's name for a share's group number), ``group 1``
+        without groups or when unknown."""
+        from core.ceremony import groups
+
+        policy = (self.c.manifest or {}).get("policy")
+        if isinstance(policy, dict) and policy.get("groups"):
+            return f"group {groups.group_name(policy, number)}"
+        return f"group {number}"
 
     # ---------------------------------------------------------------- distribution (engine state)
 

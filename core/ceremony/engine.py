@@ -401,7 +401,7 @@ class Ceremony(SimpleSteps, DistributionSteps, CollectionSteps, FinishSteps):
                     if key in run.step.params.get("files", [])
                 }
                 if files:
-                    folder_name = str(run.step.params.get("folder", "export")) + "-journal"
-                    written = self.exporter.write(folder_name, files, ceremony_id=self.ceremony_id)
-                    self.written[folder_name] = written
+                    # beside the export it belongs to (which may carry the ceremony id)
+                    base = str(run.results.get("folder") or run.step.params.get("folder", "export"))
+                    self._write_export(base + "-journal", files)
         self.journal.shutdown()

@@ -178,6 +178,8 @@ class DistributionProgress:
     handovers: Mapping[str, Handover]
     acknowledge: tuple[str, ...]
     acks: tuple[str, ...]
+    #: one line per group of the new set (issue 18): custodians done of each group
+    groups: tuple[GroupProgress, ...] = ()
 
     def status(self, custodian: str) -> HandoverState:
         """Where ``custodian``'s share is."""
@@ -217,12 +219,15 @@ class DistributionProgress:
 
 @dataclass(frozen=True)
 class GroupProgress:
-    """One SLIP-39 group in a collection: ``have`` of ``threshold`` shares."""
+    """One SLIP-39 group, by the script's name: ``have`` of ``threshold`` shares (in a
+    collection: received; in a distribution: custodians of the group done) among its
+    ``members`` custodians (0 when unknown)."""
 
     number: int
     name: str
     have: int
     threshold: int
+    members: int = 0
 
     @property
     def complete(self) -> bool:

@@ -13,8 +13,9 @@ clusters, keys, manifests and files; a real script none).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from core.ceremony.model import Problem, RoleKind, StepKind
 from core.ceremony.rules import (
@@ -111,7 +112,15 @@ def _roles(v: Checker) -> dict[str, str]:
         kind = v.string(
             path, role, "kind", check=lambda s: s in kinds, what=f"one of {', '.join(kinds)}"
         )
-        v.string(path, role, "name")
+        # shown on every screen, the custodian terminal and the printed checklist: a control
+        # character there would be a terminal escape sequence
+        v.string(
+            path,
+            role,
+            "name",
+            check=lambda s: s.isprintable() and len(s) <= 60,
+            what="a printable name (no control characters, at most 60 characters)",
+        )
         if "card_serial" in role:
             v.string(path, role, "card_serial")
         if "key_fingerprint" in role:
@@ -130,6 +139,9 @@ def _roles(v: Checker) -> dict[str, str]:
         if RoleKind.WITNESS.value not in out.values():
             v.add(("roles",), "missing role: the script defines no internal-witness")
     return out
+
+
+_GROUP_NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,15}$")
 
 
 def _policy(v: Checker, roles: dict[str, str]) -> None:
@@ -166,13 +178,26 @@ def _policy(v: Checker, roles: dict[str, str]) -> None:
                 f"group threshold {gt} must be between 1 and the number of groups ({len(groups)})",
             )
         all_members: list[str] = []
+        names: set[str] = set()
         for gi, g in enumerate(groups):
             gpath: tuple[PathItem, ...] = (*path, "groups", gi)
             if not isinstance(g, dict):
                 v.add(gpath, "a group must be a table")
                 continue
             v.unknown(gpath, g, ("name", "threshold", "members"))
-            v.string(gpath, g, "name")
+            # the name is what the room sees on every group line and message (issue 18)
+            name = v.string(
+                gpath,
+                g,
+                "name",
+                check=lambda s: bool(_GROUP_NAME_RE.match(s)),
+                what="a group name (1 to 16 letters, digits, spaces, . _ -; beginning with a "
+                "letter or digit)",
+            )
+            if name is not None:
+                if name.casefold() in names:
+                    v.add((*gpath, "name"), f"group name {name!r} is used twice: name each group once")
+                names.add(name.casefold())
             members = v.str_list(gpath, g, "members", required=True)
             members_ok((*gpath, "members"), members)
             all_members += members

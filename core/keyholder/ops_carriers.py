@@ -70,6 +70,7 @@ from core.keyholder.ops_shares import (
 from core.keyholder.protocol import Secret
 from core.secmem import SecretBuffer
 from core.shamir.commitments import ShareCommitment, share_metadata, verify_commitment
+from core.shamir.display import share_title
 
 
 class _LazyModule:
@@ -382,8 +383,8 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
     group, member = req.integer("group"), req.integer("member")
     tty = req.text("tty")
     custodian = req.text("custodian", "")
-    title = f"Share QR - group {group}, share {member}" + (
-        f" - for {custodian}" if custodian else ""
+    title = "Share QR - " + share_title(
+        None, group, member, custodian=custodian, group_name=req.text("group_name", "")
     )
     if state.rotation:
         title = "NEW MasterKey - " + title  # a rotation's shares are the new key's

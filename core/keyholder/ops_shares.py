@@ -93,7 +93,7 @@ from core.shamir.commitments import (
     ShareCommitment,
     share_metadata,
 )
-from core.shamir.display import show_share_on_tty
+from core.shamir.display import share_title, show_share_on_tty
 from core.shamir.errors import Slip39Error
 from core.shamir.genesis import (
     GenesisPolicy,
@@ -443,11 +443,10 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     group, member = req.integer("group"), req.integer("member")
     tty = req.text("tty")
     custodian = req.text("custodian", "")
+    group_name = req.text("group_name", "")
     with share_for_carrier(state, group, member, f"display {tty} ({custodian})") as mv:
         ident = area.genesis.identifier if area.genesis else 0
-        title = f"Set {ident} - group {group}, share {member}" + (
-            f" - for {custodian}" if custodian else ""
-        )
+        title = share_title(ident, group, member, custodian=custodian, group_name=group_name)
         if state.rotation:
             title = "NEW MasterKey - " + title  # a rotation's shares are the new key's
         if state.practice:

@@ -67,10 +67,13 @@ def client_genesis_split(
 
 
 def client_show_share(
-    client: Any, group: int, member: int, tty: str, custodian: str
+    client: Any, group: int, member: int, tty: str, custodian: str, group_name: str = ""
 ) -> dict[str, Any]:
-    """Parent side of ``show_share``."""
-    return dict(client.call(SHOW_SHARE, group=group, member=member, tty=tty, custodian=custodian))
+    """Parent side of ``show_share`` (``group_name``: the script's name of the group)."""
+    fields: dict[str, Any] = {"group": group, "member": member, "tty": tty, "custodian": custodian}
+    if group_name:
+        fields["group_name"] = group_name
+    return dict(client.call(SHOW_SHARE, **fields))
 
 
 def client_recovery_begin(

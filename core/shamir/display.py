@@ -32,6 +32,26 @@ def _put(mv: memoryview, pos: int, data: bytes) -> int:
     return pos + len(data)
 
 
+def share_title(
+    ident: int | None, group: int, member: int, *, custodian: str = "", group_name: str = ""
+) -> str:
+    """The public heading of a share screen: ``Set 1187 - group eu, share 3 - for Ann``
+    (without ``Set ...`` when ``ident`` is None).
+
+    ``custodian`` and ``group_name`` come in requests (from a script): only printable
+    ASCII is kept (a control character would be a terminal escape on the custodian's
+    screen), and each is cut to 40 characters.
+    """
+
+    def printable(text: str) -> str:
+        return "".join(ch if " " <= ch <= "~" else "?" for ch in text)[:40].strip()
+
+    g = printable(group_name) or str(group)
+    who = printable(custodian)
+    head = f"group {g}, share {member}" + (f" - for {who}" if who else "")
+    return head if ident is None else f"Set {ident} - {head}"
+
+
 def render_grid(mv: memoryview, indices: memoryview | bytearray, title: str) -> int:
     """Write the screen (clear, title, numbered word grid, prompt) into ``mv``.
 

@@ -120,7 +120,9 @@ class CardPanel(ThreadWork, Vertical):
         ol = self.query_one("#card-tokens", OptionList)
         ol.clear_options()
         try:
-            self.tokens = list(fn())
+            # by label, then serial: the same order on every screen and every run (a
+            # module lists its slots in its own order; SoftHSM2's changes between workspaces)
+            self.tokens = sorted(fn(), key=lambda t: (str(t.get("label", "")), str(t.get("serial", ""))))
         except CarrierRefused as exc:
             self.tokens = []
             self.show_error(carrier_message(exc), exc.code)

@@ -111,10 +111,15 @@ class CollectionScreen(CeremonyScreen):
                 t.append(msg, style="bold cyan")
         if not t.plain:
             t.append("No share entered yet.", style="grey70")
-        progress = self.session.collection()  # the engine's tally, per group
+        # the engine's tally per group, by the script's names (issue 18); a policy without
+        # groups is one group, which the message above already says
+        progress = self.session.collection()
         if progress is not None and len(progress.groups) > 1:
             for g in progress.groups:
-                t.append(f"\n  group {g.name}: {g.have} of {g.threshold}")
+                done = "  complete" if g.complete else ""
+                of = f" of {g.members}" if g.members else ""
+                t.append(f"\n  {g.name[:16]:<16} {g.threshold}{of} needed   received {g.have}{done}",
+                         style="bold green" if done else "")
         self.query_one("#coll-progress", Static).update(t)
 
     def set_error(self, text: str) -> None:

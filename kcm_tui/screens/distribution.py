@@ -94,11 +94,16 @@ class DistributionScreen(CeremonyScreen):
         self.query_one("#dist-error", Static).update(text)
 
     def progress_line(self) -> None:
-        """Show how many custodians are done."""
+        """Show how many custodians are done and, with groups, one line per group."""
         progress = self.session.distribution()
         total = progress.total if progress is not None else len(self.session.split_custodians())
         done = progress.done if progress is not None else 0
-        self.query_one("#dist-progress", Static).update(f"Shares handed out: {done} of {total}")
+        t = Text(f"Shares handed out: {done} of {total}")
+        if progress is not None and len(progress.groups) > 1:  # by the script's names (issue 18)
+            for g in progress.groups:
+                t.append(f"\n  {g.name[:16]:<16} {g.threshold} of {g.members} to recover   "
+                         f"handed out {g.have} of {g.members}")
+        self.query_one("#dist-progress", Static).update(t)
 
     def next_custodian(self) -> None:
         """Go on with the next custodian the engine says is due (where their share is), or close when none is."""
@@ -131,6 +136,13 @@ class DistributionScreen(CeremonyScreen):
         """How this custodian gets the share: the script's carriers table, else screen."""
         return self.carriers.get(self.custodian, "screen")
 
+    def custodian_label(self) -> str:
+        """``Custodian 2 (eu)``: the role's name, and its group's name when there are groups."""
+        name = self.session.role_name(self.custodian)
+        group_of = getattr(self.session, "group_of", None)
+        group = (group_of() if callable(group_of) else {}).get(self.custodian)
+        return f"{name} ({group})" if group else name
+
     def show_call(self) -> None:
         """Call the custodian to the screen alone, with Reveal (and QR where allowed)."""
         self.phase = "call"
@@ -138,7 +150,7 @@ class DistributionScreen(CeremonyScreen):
         if carrier == "card":
             self.show_card_call()
             return
-        name = self.session.role_name(self.custodian)
+        name = self.custodian_label()
         t = Text()
         t.append(f"{name}", style="bold yellow")
         t.append(" comes to the screen alone.\n")
@@ -177,7 +189,7 @@ class DistributionScreen(CeremonyScreen):
     def show_card_call(self) -> None:
         """Ask the custodian for their card and PIN (the share goes to the card)."""
         self.phase = "card"
-        name = self.session.role_name(self.custodian)
+        name = self.custodian_label()
         t = Text()
         t.append(f"{name}", style="bold yellow")
         t.append(": the script writes your share to your smart card. Insert it in the reader,"

@@ -17,6 +17,7 @@ from core.ceremony.state import (
     CollectionProgress,
     DistributionProgress,
     ExportVerdict,
+    GroupProgress,
     Handover,
     HandoverState,
     decide_medium_verdict,
@@ -100,6 +101,17 @@ CAMERA_MISSING = CarrierRefused(
     " handheld scanner.", code="carrier", carrier="qr-camera")
 
 
+#: Groups by name (issue 18): eu 2 of 2, us 2 of 2, vault 1 of 1; 2 groups recover.
+GROUPS_POLICY: dict[str, Any] = {
+    "group_threshold": 2,
+    "groups": [
+        {"name": "eu", "threshold": 2, "members": ["c1", "c2"]},
+        {"name": "us", "threshold": 2, "members": ["c3", "c4"]},
+        {"name": "vault", "threshold": 1, "members": ["c5"]},
+    ],
+}
+
+
 class FakeSession:
     """Canned public state for one screen."""
 
@@ -125,6 +137,8 @@ class FakeSession:
         self.card_errors: list[CarrierRefused] = []
         self.handovers: dict[str, Handover] = {}
         self.acks: list[str] = []
+        self.groups = False  # True: GROUPS_POLICY (eu, us, vault)
+        self.collected: list[int] = []  # group numbers of the shares collected (with groups)
 
     # facts
     def current(self) -> StepView | None:
@@ -143,7 +157,9 @@ class FakeSession:
         return ROLES.get(role_id, ("", role_id))[0]
 
     def group_of(self) -> dict[str, str]:
-        return {}
+        if not self.groups:
+            return {}
+        return {m: str(g["name"]) for g in GROUPS_POLICY["groups"] for m in g["members"]}
 
     def keyholder_warnings(self) -> list[str]:
         return []
@@ -202,13 +218,20 @@ class FakeSession:
         order = tuple(self.split_custodians())
         for c in order:
             self._handover(c)
-        return DistributionProgress(
+        progress = DistributionProgress(
             set_id="4821",
             order=order,
             handovers={c: replace(h) for c, h in self.handovers.items()},
             acknowledge=tuple(r for r in self.view.acknowledge if r in order),
             acks=tuple(self.acks),
         )
+        if not self.groups:
+            return progress
+        from core.ceremony import groups
+
+        lines = groups.distribution_lines(GROUPS_POLICY, [c for c in order if progress.is_done(c)])
+        return replace(progress, groups=tuple(
+            GroupProgress(g.number, g.name, g.received, g.threshold, len(g.members)) for g in lines))
 
     def share_written(self, custodian: str) -> None:
         self._handover(custodian).state = HandoverState.WRITTEN
@@ -222,7 +245,16 @@ class FakeSession:
         self._handover(custodian).reason = reason
 
     def collection(self) -> CollectionProgress | None:
-        return None
+        if not self.groups or self.view is None:
+            return None
+        from core.ceremony import groups
+
+        lines = groups.collection_lines(GROUPS_POLICY, [{"group": g} for g in self.collected])
+        return CollectionProgress(
+            set_id="4821", checking=False,
+            groups=tuple(GroupProgress(g.number, g.name, g.received, g.threshold, len(g.members)) for g in lines),
+            group_threshold=2, accepted=len(self.collected), refused=0, complete=False,
+            message=groups.collection_message(GROUPS_POLICY, lines, set_id=4821, complete=False))
 
     # export media: a fixed demo folder unless an ExportSession
     def export_medium(self) -> dict[str, Any]:

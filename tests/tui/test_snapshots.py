@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from core import media
+from core.ceremony.state import HandoverState
 from kcm_tui.backend import EntryResult, WordStatus
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
@@ -85,7 +86,7 @@ def _start_fail() -> SnapApp:
 
 
 def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, str] | None = None,
-                  card_errors: tuple[str, ...] = ()) -> Callable[[], SnapApp]:
+                  card_errors: tuple[str, ...] = (), groups: bool = False) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
         params: dict[str, Any] = {"display": ["screen", "qr", "card"] if carriers else ["screen", "qr"]}
         if carriers:
@@ -95,6 +96,11 @@ def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, s
         s = FakeSession(v)
         s.carriers = dict(carriers or {})
         s.card_errors = [CARD_ERRORS[e] for e in card_errors]
+        if groups:  # c1 (eu) and c5 (vault) have their shares, checked and acknowledged
+            s.groups = True
+            for c in ("c1", "c5"):
+                s._handover(c).state = HandoverState.CHECKED
+            s.acks = ["c1", "c5"]
         if answers:
             s.entry_answers = list(answers)
         return SnapApp(FakeBackend(session=s), DistributionScreen)
@@ -103,11 +109,21 @@ def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, s
 
 
 def _collection(refusal: str = "", answers: list[WordStatus] | None = None, finish: EntryResult | None = None,
-                card_errors: tuple[str, ...] = (), kind: str = "collect-shares") -> Callable[[], SnapApp]:
+                card_errors: tuple[str, ...] = (), kind: str = "collect-shares",
+                groups: bool = False) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
+        s0 = FakeSession(None)
+        if groups:  # a share of eu and one of vault: the engine's named message and tally
+            s0.groups, s0.view, s0.collected = True, step(kind, 4), [1, 3]
+            progress = s0.collection()
+            assert progress is not None
+            first = {"message": progress.message}
+        else:
+            first = {"message": "1 of 3 shares, 2 more needed from group Frankfurt"}
         v = step(kind, 4, act_title="Act 2: Rebuild the key", params={"carriers": ["typed", "qr", "card"]},
-                 results={"set_id": "4821"}, display={"accepted": [{"message": "1 of 3 shares, 2 more needed from group Frankfurt"}]})
+                 results={"set_id": "4821"}, display={"accepted": [first]})
         s = FakeSession(v, practice=False)
+        s.groups, s.collected = s0.groups, s0.collected
         s.refusal = refusal
         s.card_errors = [CARD_ERRORS[e] for e in card_errors]
         if answers:
@@ -205,6 +221,10 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "dist_card_wrong_pin": (_distribution(carriers={"c1": "card"}, card_errors=("wrong_pin",)), keys(*PIN, "enter")),
     "dist_qr_call": (_distribution(carriers={"c1": "qr"}), noop),
     "dist_qr_captured": (_distribution(carriers={"c1": "qr"}), keys("r")),
+    # issue 18: groups by name, one line per group
+    "dist_groups": (_distribution(groups=True), noop),
+    "collect_groups": (_collection(groups=True), noop),
+    "dist_groups_card": (_distribution(carriers={"c2": "card"}, groups=True), keys(*PIN)),
     "collect_card_picker": (_collection(), keys("c", "down")),
     "collect_card_wrong_pin": (_collection(card_errors=("wrong_pin",)), keys("c", *PIN, "enter")),
     "collect_card_pin_locked": (_collection(card_errors=("pin_locked",)), keys("c", "down", *PIN, "enter")),

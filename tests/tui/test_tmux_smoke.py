@@ -93,3 +93,148 @@ def test_real_terminal_start_runner_help_abort_exit(tmp_path: Path) -> None:
         assert "Traceback" not in tmux.capture()
     finally:
         tmux.kill()
+
+
+def _tick(tmux: Tmux, boxes: int, then: str) -> str:
+    """README: Space ticks the box under the focus, Tab moves on; Enter on Continue."""
+    for _ in range(boxes):
+        tmux.send("Space")
+        time.sleep(0.25)
+        tmux.send("Tab")
+        time.sleep(0.25)
+    tmux.send("Enter")
+    return tmux.wait_for(then)
+
+
+def _begin(tmux: Tmux, script: str) -> None:
+    tmux.wait_for(f"[PRACTICE] {script}")
+    time.sleep(0.5)
+    tmux.send("Enter")  # README: Enter (focus to the media folder), Enter again
+    time.sleep(0.5)
+    tmux.send("Enter")
+    tmux.wait_for("Record who is present")
+
+
+def _card(tmux: Tmux, downs: int, then: str) -> str:
+    time.sleep(1)
+    for _ in range(downs):
+        tmux.send("Down")
+        time.sleep(0.3)
+    tmux.send("-l", "123456")
+    time.sleep(0.3)
+    tmux.send("Enter")
+    return tmux.wait_for(then, timeout=90)
+
+
+def test_readme_card_walkthrough_at_80x24(tmp_path: Path) -> None:
+    """Issue 18: the README's "Try it" with the demo's cards, key for key, in a real
+    terminal: practice genesis (custodians 1 and 2 on their DEMO cards, 3 to 5 words), then
+    the practice unseal-and-seal from both cards and one typed share. (A second rehearsal
+    exporting into its own folder: tests/unit/test_rehearsals.py.)"""
+    import re
+
+    ws = init_workspace(tmp_path / "ws")
+    exe = Path(sys.executable).with_name("kcm-ceremony")
+    tmux = Tmux(f"{exe} --demo --workspace {ws.root}", ROOT)
+    words: list[str] = []
+    try:
+        _begin(tmux, "practice-genesis")
+        _tick(tmux, 9, "Check the workstation")  # 7 present + 2 acknowledgements
+        _tick(tmux, 2, "Inspect media and bags")
+        _tick(tmux, 5, "Verify the PRACTICE recipient key")
+        _tick(tmux, 3, "Generate the MasterKey")
+        tmux.send("Enter")
+        tmux.wait_for("Its check value")
+        _tick(tmux, 2, "Read the key check value aloud")
+        _tick(tmux, 3, "Give each custodian their share")
+        tmux.send("Enter")  # Hand out the shares
+        screen = tmux.wait_for("Custodian 1: the script writes your share to your smart card")
+        assert "DEMO-0001" in screen and "DEMO-0002" in screen
+        for n in (1, 2):  # the custodian's own card is preselected
+            tmux.wait_for(f"Custodian {n}: the script writes your share")
+            time.sleep(1)  # the PIN field takes the focus after the first frame
+            screen = _card(tmux, 0, f"Custodian {n}: share written to card")
+            assert "Read back and checked against the manifest: OK" in screen
+            tmux.send("Enter")
+        for n in (3, 4, 5):
+            tmux.wait_for(f"Custodian {n} comes to the screen alone")
+            tmux.send("r")
+            screen = tmux.wait_for("Press a key when done")
+            if n == 3:
+                found = sorted((int(i), w) for i, w in re.findall(r"(\d+)\. ([a-z]+)", screen))
+                words = [w for _i, w in found]
+                assert len(words) == 33
+            tmux.send("x")
+            time.sleep(1)
+            tmux.send("y")
+            tmux.wait_for("type your share back")
+            tmux.send("Tab")  # README, in a hurry: Skip the check, a reason
+            time.sleep(0.3)
+            tmux.send("Enter")
+            time.sleep(1)
+            tmux.send("-l", "demo")
+            tmux.send("Enter")
+        tmux.wait_for("every custodian has been shown their share")
+        tmux.send("Space")
+        tmux.send("Tab")
+        tmux.send("Space")
+        for _ in range(6):  # past the ticked custodian boxes to Continue
+            tmux.send("Tab")
+            time.sleep(0.2)
+        tmux.send("Enter")
+        tmux.wait_for("Seal the PRACTICE key")
+        for title in ("Write the envelope", "Wipe the key", "Summary and paper log"):
+            tmux.send("Enter")
+            time.sleep(2)
+            _tick(tmux, 2, title)
+        _tick(tmux, 2, "CEREMONY COMPLETED")
+        tmux.send("Enter")
+        end = time.monotonic() + 15
+        while time.monotonic() < end and not tmux.pane_dead():
+            time.sleep(0.2)
+    finally:
+        tmux.kill()
+
+    for _rehearsal in (1,):
+        tmux = Tmux(f"{exe} --demo --workspace {ws.root}", ROOT)
+        try:
+            _begin(tmux, "practice-unseal-and-seal")
+            _tick(tmux, 4, "Check the workstation")
+            _tick(tmux, 2, "Verify the PRACTICE recipient key")
+            _tick(tmux, 3, "Custodians enter their PRACTICE shares")
+            tmux.send("Enter")  # Collect the shares
+            tmux.wait_for("How does the next share come in?")
+            tmux.send("c")
+            screen = tmux.wait_for("PIN:")
+            labels = re.findall(r"(DEMO-\w+)  serial", screen)
+            assert labels == sorted(labels) and labels[:2] == ["DEMO-0001", "DEMO-0002"]
+            _card(tmux, 0, "1 of 3 shares; need 2 more shares")
+            tmux.send("c")
+            tmux.wait_for("PIN:")
+            _card(tmux, 1, "2 of 3 shares; need 1 more share")  # README: Down once
+            tmux.send("t")
+            tmux.wait_for("Word 1 of 33")
+            for w in words:
+                tmux.send("-l", w[:4])
+                time.sleep(0.15)
+                tmux.send("Space")
+                time.sleep(0.3)
+            tmux.wait_for("All words entered: press Enter")
+            tmux.send("Enter")
+            tmux.wait_for("Enough shares of set")
+            _tick(tmux, 2, "Rebuild the PRACTICE key")
+            tmux.send("Enter")
+            tmux.wait_for("It matches the share set's manifest")
+            _tick(tmux, 2, "Compare the KCV")
+            _tick(tmux, 3, "Seal the PRACTICE key")
+            tmux.send("Enter")
+            time.sleep(2)
+            _tick(tmux, 2, "Write the PRACTICE envelope")
+            tmux.send("Enter")
+            screen = "".join(tmux.wait_for("written and verified").split())  # lines wrap
+            assert "WrittentoPRACTICE-unseal-export:" in screen
+        finally:
+            tmux.kill()
+    exports = sorted(p.name for p in (ws.media / "exports").iterdir())
+    assert exports[:2] == ["PRACTICE-genesis-export", "PRACTICE-unseal-export"]
+    assert len(exports) == 2

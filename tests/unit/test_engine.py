@@ -9,7 +9,7 @@ the journal, the script loader, the exporter (core.media) and the recipient load
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
 
 import pytest
@@ -358,16 +358,21 @@ def test_retry_keeps_collected_shares(workspace: Path) -> None:
 
 
 def test_export_failure_retry_keeps_written(workspace: Path) -> None:
-    _c, _ = genesis(workspace)  # writes exports/genesis-export
+    # a link planted where the export goes (an earlier export is no failure any more: the
+    # export then goes to genesis-export-<ceremony id>, tests/unit/test_rehearsals.py)
+    (workspace / "exports").mkdir()
+    (workspace / "elsewhere").mkdir()
+    os.symlink(workspace / "elsewhere", workspace / "exports" / "genesis-export")
     kh = KeyholderDouble()
     c2 = start("genesis", workspace, kh)
     drive(c2, until="seal.export")
-    with pytest.raises(StepFailedError):
-        c2.perform()  # the folder exists already: core.media never overwrites
+    with pytest.raises(StepFailedError, match="symbolic link"):
+        c2.perform()  # core.media refuses it, and the engine does not work around it
     c2.retry()
-    # the operator moves the old export away (or uses another medium) and retries
-    shutil.move(workspace / "exports" / "genesis-export", workspace / "old-export")
+    # the operator removes the link (or uses another medium) and retries
+    os.unlink(workspace / "exports" / "genesis-export")
     c2.perform()
+    assert (workspace / "exports" / "genesis-export").is_dir()
     results = dict(c2.current_step.results)  # type: ignore[union-attr]
     c2.perform()  # idempotent: nothing rewritten
     assert c2.current_step.results == results  # type: ignore[union-attr]

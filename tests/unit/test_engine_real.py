@@ -128,9 +128,25 @@ def test_reshare_real(workspace: Path, terminal: CustodianTerminal, tmp_path: Pa
         )
         drive(u, until="recover.collect")
         u.perform()
-        with pytest.raises(ShareRefusedError, match=f"superseded by set {new['set_id']}"):
+        with pytest.raises(ShareRefusedError, match=f"superseded by set {new['set_id']}") as err:
             u.add_share("typed", typed(old[1]))
-        for s in new_shares[:3]:
+        assert err.value.code == "other-set"  # as docs/scripts.md says (it was None)
+        u.add_share("typed", typed(new_shares[0]))
+        with pytest.raises(ShareRefusedError) as err:
+            u.add_share("typed", typed(new_shares[0]))
+        assert err.value.code == "duplicate"
+        bad = new_shares[1].split()
+        bad[5] = "academic" if bad[5] != "academic" else "acid"
+        with pytest.raises(ShareRefusedError, match="checksum") as err:
+            u.add_share("typed", typed(" ".join(bad)))
+        assert err.value.code == "checksum"
+        refused = [
+            e.details.get("code")
+            for e in jr._events_from_path(u.journal.path)
+            if e.details.get("accepted") is False
+        ]
+        assert refused == ["other-set", "duplicate", "checksum"]
+        for s in new_shares[1:3]:
             u.add_share("typed", typed(s))
         step_once(u)
         drive(u)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import shutil
 from pathlib import Path
 
@@ -132,7 +133,12 @@ def test_export_verdict_is_decided_by_the_engine(workspace: Path, tmp_path: Path
     assert g.export_verdict is not None and g.export_verdict.verdict is MediumVerdict.FOLDER
     assert any(e.kind == "export.verdict" and e.details["verdict"] == "folder" for e in events(g))
 
-    # the same folder again: core.media never overwrites, the write fails: NOT written
+    # a link planted where the export goes (an earlier export is no failure: the export
+    # then goes to genesis-export-<ceremony id>, test_rehearsals.py): the write is refused,
+    # NOT written
+    exports = workspace / "exports"
+    (exports / "genesis-export").rename(workspace / "earlier-export")
+    os.symlink(workspace / "earlier-export", exports / "genesis-export")
     c2 = start("genesis", workspace, KeyholderDouble())
     drive(c2, until="seal.export")
     with pytest.raises(StepFailedError):

@@ -19,6 +19,7 @@ SHIPPED = [
     "practice-genesis",
     "practice-unseal-and-seal",
     "practice-verify-shares",
+    "practice-reshare",
     "unseal-and-seal",
     "reshare",
     "verify-shares",
@@ -48,6 +49,11 @@ LINE_TOKEN = {
     "custodian_as_witness": 'witness = "c1"',
     "duplicate_step_id": 'id = "gen"',
     "group_threshold_too_big": "group_threshold",
+    # issue 18: groups are named on every screen line and message
+    "group_name_duplicate": 'name = "EU"',
+    "group_name_unsafe": "vault",
+    "group_name_missing": "[[policy.groups]]",
+    "role_name_control_chars": "owned",
     "hidden_export_name": ".hidden",
     "missing_admin_role": "[roles.",
     "missing_title": "[[acts.steps]]",
@@ -101,7 +107,7 @@ def test_practice_scripts_are_practice_throughout() -> None:
         assert all(marked) if s.practice else not any(marked), (name, names)
         assert s.cluster_id.startswith("practice") is s.practice
     purposes = {load_script(SCRIPTS / f"{n}.toml").purpose for n in SHIPPED if "practice" in n}
-    assert purposes == {"genesis", "unseal-and-seal", "verify-shares", "rotate"}
+    assert purposes == {"genesis", "unseal-and-seal", "verify-shares", "reshare", "rotate"}
 
 
 def test_practice_allowed_for_every_purpose(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ class ClientKeyholder:
         self.client = client
         self.tty = tty
         self._members: list[tuple[int, int, str]] = []  # (group, member, custodian name)
+        self._group_names: list[str] = []  # the script's group names (none without groups)
         self._scanner_check: str | None = None  # set id the scanner bursts are checked for
         #: In a MasterKey rotation, which key each key use names ("old" or "new"; the
         #: keyholder refuses an unnamed use while it holds two). None outside a rotation.
@@ -118,6 +119,7 @@ class ClientKeyholder:
             self.client, {"group_threshold": gt, "groups": slip, "extendable": True}, **self._key()
         )
         self._members = [(g, m, names.get(c, c)) for g, m, c in holders]
+        self._group_names = [str(g.get("name") or "") for g in groups]
         public_policy = {k: v for k, v in policy.items() if k != "custodian_names"}
         return {
             "format": "openkcm-share-set",
@@ -141,17 +143,25 @@ class ClientKeyholder:
         from core.keyholder import ops_shares
 
         group, mem, name = self._members[member]
+        # the script's name of the group, for the custodian's screen (issue 18)
+        gname = self._group_names[group - 1] if 0 < group <= len(self._group_names) else ""
         if display == "qr":
             from core.keyholder import ops_carriers
 
+            extra = {"group_name": gname} if gname else {}
             return dict(
                 self.client.call(
-                    ops_carriers.QR_SHOW, group=group, member=mem, tty=self.tty, custodian=name
+                    ops_carriers.QR_SHOW,
+                    group=group,
+                    member=mem,
+                    tty=self.tty,
+                    custodian=name,
+                    **extra,
                 )
             )
         if display != "screen":
             raise NotImplementedError(f"showing a share by {display}: use write_card")
-        return dict(ops_shares.client_show_share(self.client, group, mem, self.tty, name))
+        return dict(ops_shares.client_show_share(self.client, group, mem, self.tty, name, gname))
 
     @staticmethod
     def _module_path(module: str | None) -> str:
@@ -373,7 +383,7 @@ class ClientKeyholder:
             # candidate words stay with the custodian's screen (UI); only positions here
             positions = [c["position"] for c in fin.get("candidates", [])]
             where = f" (check word {', '.join(map(str, positions))})" if positions else ""
-            raise ShareRefusedError(f"the share's checksum is wrong{where}")
+            raise ShareRefusedError(f"the share's checksum is wrong{where}", code="checksum")
         return fin
 
     def _clear_entry(self) -> None:
@@ -395,7 +405,8 @@ class ClientKeyholder:
         try:
             reply = ops_shares.client_add_share(self.client)
         except KeyholderError as exc:
-            raise ShareRefusedError(str(exc), set_id=str(fin["set"])) from None
+            # the recovery's code (other-set, duplicate, conflict, commitment...) travels on
+            raise ShareRefusedError(str(exc), set_id=str(fin["set"]), code=exc.code) from None
         progress = reply["progress"]
         return {
             "set_id": str(reply["share"]["set"]),

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.carriers.errors import WrongCard
+from core.ceremony import groups
 from core.ceremony.errors import (
     EngineError,
     ShareRefusedError,
@@ -19,6 +20,7 @@ from core.ceremony.facts import (
     public_facts,
     sha256_hex,
 )
+from core.ceremony.groups import name_groups_in
 from core.ceremony.manifests import manifest_bytes
 from core.ceremony.model import (
     QR_CARRIERS,
@@ -265,7 +267,15 @@ class CollectionSteps(CeremonyBase):
                 f"this share belongs to set {set_id}, superseded by set {newer['set_id']} "
                 f"(ceremony {newer.get('ceremony_id', '?')}); it is refused"
             )
+        policy = (self.manifest or {}).get("policy")
+        if isinstance(policy, Mapping):
+            reason = name_groups_in(reason, policy)  # the script's names (issue 18)
         code = getattr(exc, "code", None)
+        expected = self.collected_set or (
+            str(self.manifest["set_id"]) if self.manifest and "set_id" in self.manifest else None
+        )
+        if set_id is not None and expected is not None and str(set_id) != expected:
+            code = "other-set"  # another set or a superseded one (docs/scripts.md), any port
         details: dict[str, Any] = {"accepted": False, "carrier": carrier, "reason": reason}
         if isinstance(code, str) and code:
             details["code"] = code
@@ -301,6 +311,8 @@ class CollectionSteps(CeremonyBase):
 
     def _share_accepted(self, run: StepRun, carrier: str, out: dict[str, Any]) -> dict[str, Any]:
         ok = bool(out.get("ok", True)) if run.kind is StepKind.CHECK_SHARES else True
+        if run.kind is StepKind.COLLECT_SHARES and self.manifest is not None:
+            self._name_groups(run, out)
         details: dict[str, Any] = {"accepted": ok, "carrier": carrier, **out}
         refusal: tuple[str, str, str | None] | None = None
         if not ok:
@@ -333,6 +345,27 @@ class CollectionSteps(CeremonyBase):
                 )
         return out
 
+    def _name_groups(self, run: StepRun, out: dict[str, Any]) -> None:
+        """Put the script's group names into an accepted share's progress: ``groups`` (one
+        line per group: name, threshold, received), ``group_name`` and a ``message`` that
+        names them (the keyholder knows groups by number only; issue 18)."""
+        policy = (self.manifest or {}).get("policy")
+        if not isinstance(policy, Mapping):
+            return
+        try:
+            accepted = [*run.display.get("accepted", []), out]
+            lines = groups.collection_lines(policy, accepted)
+            out["groups"] = [line.as_dict() for line in lines]
+            out["group_name"] = groups.group_name(policy, out.get("group"))
+            out["message"] = groups.collection_message(
+                policy,
+                lines,
+                set_id=out.get("set_id") or self.collected_set,
+                complete=bool(out.get("complete")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return  # a manifest without a usable policy keeps the keyholder's message
+
     @staticmethod
     def _tally(run: StepRun, out: Mapping[str, Any]) -> None:
         try:
@@ -354,13 +387,21 @@ class CollectionSteps(CeremonyBase):
         ):
             return None
         group_threshold, layout = group_layout(self.manifest)
+        policy = (self.manifest or {}).get("policy")
+        sizes = (
+            {i + 1: len(members) for i, (_n, _t, members) in enumerate(groups.policy_groups(policy))}
+            if isinstance(policy, Mapping)
+            else {}
+        )
         have: dict[int, int] = {}
         for g, _member in run.tally.accepted:
             have[g] = have.get(g, 0) + 1
         return CollectionProgress(
             set_id=str(run.results["set_id"]),
             checking=run.kind is StepKind.CHECK_SHARES,
-            groups=tuple(GroupProgress(n, name, have.get(n, 0), t) for n, name, t in layout),
+            groups=tuple(
+                GroupProgress(n, name, have.get(n, 0), t, sizes.get(n, 0)) for n, name, t in layout
+            ),
             group_threshold=group_threshold,
             accepted=len(run.tally.accepted),
             refused=run.tally.refused + run.tally.failed_checks,

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from core.ceremony import records
+from core.ceremony import groups, records
 from core.ceremony.errors import (
     CarrierRefusedError,
     EngineError,
@@ -35,6 +35,7 @@ from core.ceremony.ports import (
 )
 from core.ceremony.state import (
     DistributionProgress,
+    GroupProgress,
     Handover,
     HandoverState,
     StepRun,
@@ -310,7 +311,10 @@ class DistributionSteps(CeremonyBase):
         run = self._require_running()
         try:
             port = self._carrier_port("list smart cards")
-            return [public_facts(t) for t in port.list_cards(self._card_module(run, None))]
+            return [
+                public_facts(t)
+                for t in port.list_cards(self._card_module(run, CardAccess(module=module)))
+            ]
         except NotImplementedError as exc:
             raise EngineError(str(exc)) from None
         except Exception as exc:
@@ -381,12 +385,26 @@ class DistributionSteps(CeremonyBase):
         if run is None or run.kind is not StepKind.DISTRIBUTE_SHARES or not run.handovers:
             return None
         order = tuple(self._custodians_for_split())
-        return DistributionProgress(
+        progress = DistributionProgress(
             set_id=str(run.results.get("set_id", "")),
             order=order,
             handovers={c: dataclasses.replace(h) for c, h in run.handovers.items()},
             acknowledge=tuple(r for r in run.required_roles if r in order),
             acks=tuple(run.acks),
+        )
+        policy = self.script.policy
+        if policy is None:
+            return progress
+        # one line per group, by the script's names: its custodians done so far (issue 18)
+        lines = groups.distribution_lines(
+            policy.as_public(), [c for c in order if progress.is_done(c)]
+        )
+        return dataclasses.replace(
+            progress,
+            groups=tuple(
+                GroupProgress(g.number, g.name, g.received, g.threshold, len(g.members))
+                for g in lines
+            ),
         )
 
     def share_written(self, custodian: str) -> None:
@@ -461,7 +479,13 @@ class DistributionSteps(CeremonyBase):
             return {"ok": True, "message": "the share typed back is exactly the share handed out"}
         h.failed_checks += 1
         if matches:
-            reason = f"that is share {got[1]} of group {got[0]}, not this custodian's share"
+            policy = self.manifest.get("policy") if self.manifest else None
+            gname = (
+                groups.group_name(policy, got[0])
+                if isinstance(policy, Mapping) and policy.get("groups")
+                else got[0]
+            )
+            reason = f"that is share {got[1]} of group {gname}, not this custodian's share"
             code = "check-wrong-share"
         else:
             reason = "the share typed back does NOT match the share handed out: check the sheet"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from core.ceremony import records
@@ -14,6 +15,7 @@ from core.ceremony.facts import (
     sha256_hex,
 )
 from core.ceremony.manifests import manifest_bytes
+from core.ceremony.ports import ExportedFile
 from core.ceremony.state import (
     ExportVerdict,
     StepRun,
@@ -126,6 +128,33 @@ class FinishSteps(CeremonyBase):
         run.performed = True
         return {rid: {"file": n, "sha256": sha256_hex(d)} for rid, (n, d) in self.envelopes.items()}
 
+    def _write_export(
+        self, folder: str, files: Mapping[str, bytes]
+    ) -> tuple[list[ExportedFile], str]:
+        """Write ``files`` into a new ``folder`` on the export medium; returns what was written
+        and the folder's name.
+
+        A folder of that name already on the medium (an earlier ceremony's, e.g. a second
+        rehearsal in one workspace) is never touched: the export goes to
+        ``<folder>-<ceremony id>`` instead (unique: the ceremony id names this ceremony's own
+        folder, created exclusively), and the name written is in the step's result and the
+        journal. Anything else (a link planted there, a full or read-only medium) raises.
+        """
+        from core.ceremony.exportnames import unique_folder_names
+        from core.media import NameClash
+
+        clash: NameClash | None = None
+        for name in unique_folder_names(folder, self.ceremony_id):
+            try:
+                written = self.exporter.write(name, files, ceremony_id=self.ceremony_id)
+            except NameClash as exc:
+                clash = clash or exc
+                continue
+            self.written[name] = written
+            return written, name
+        assert clash is not None
+        raise clash
+
     def _do_export(self, run: StepRun) -> dict[str, Any]:
         try:
             results = self._export(run)
@@ -168,8 +197,7 @@ class FinishSteps(CeremonyBase):
         if not files:
             run.performed = True
             return self._result(run, {"folder": folder, "files": {}, "deferred": list(contents)})
-        written = self.exporter.write(folder, files, ceremony_id=self.ceremony_id)
-        self.written[folder] = written
+        written, folder = self._write_export(folder, files)
         self._medium_verdict(run)
         return self._result(
             run,
