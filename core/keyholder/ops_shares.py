@@ -43,6 +43,13 @@ Opcodes and fields (1-based group and member numbers in every public field):
 * 0x0116 ``recover``: optional secret ``passphrase`` -> fingerprint fields and
   ``verified`` (True/False against the expected fingerprint, None if none was given).
 * 0x0117 ``recovery_status`` -> ``progress``.
+* 0x0119 ``entry_terminal``: ``tty`` (until the launcher fixes the keyholder's terminal),
+  optional ``words`` (20 or 33), ``title``, ``idle_warn`` / ``idle_wipe`` (seconds), bool
+  ``scanner`` (a wedge-scanner burst is accepted) -> ``status`` (ok | cancelled | idle |
+  hangup), ``via`` (typed | scanner), ``set``/``group``/``member`` when ok, ``keystrokes``,
+  ``pastes_refused``. The keyholder reads the terminal itself in raw mode and draws the
+  masked entry (:mod:`core.keyholder.termentry`); the UI reads nothing meanwhile. An ok
+  entry stays held, checked, for ``add_share`` / ``verify_share`` as after ``entry_finish``.
 * 0x0118 ``verify_share``: ``commitments`` (manifest entries) -> ``set``, ``group``,
   ``member``, ``matches`` for the finished entry, checked against the manifest alone
   (:func:`verify_share_indices`, also used by the carriers' verify-only reads).
@@ -56,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import secmem
+from core.custodian_tty import custodian_tty
 from core.keyholder.errors import KeyholderError, MalformedRequest, Refused, register_error
 from core.keyholder.fingerprint import derive_fingerprint
 from core.keyholder.ops import KeyholderState, Request, op
@@ -84,6 +92,7 @@ __all__ = [
     "ENTRY_BEGIN",
     "ENTRY_CLEAR",
     "ENTRY_FINISH",
+    "ENTRY_TERMINAL",
     "ENTRY_WORD",
     "GENESIS_FINISH",
     "GENESIS_SPLIT",
@@ -113,6 +122,7 @@ ENTRY_CLEAR = 0x0115
 RECOVER = 0x0116
 RECOVERY_STATUS = 0x0117
 VERIFY_SHARE = 0x0118
+ENTRY_TERMINAL = 0x0119
 
 MAX_TYPED = 16  # characters accepted for one typed word
 
@@ -521,6 +531,95 @@ def op_entry_finish(state: KeyholderState, req: Request) -> dict[str, Any]:
         "group": params.group_index + 1,
         "member": params.member_index + 1,
     }
+
+
+def _check_indices(mv: memoryview) -> tuple[str, Any]:
+    """The checksum verdict of a complete entry (public facts, or typo candidates)."""
+    try:
+        share = slip39.decode_share(mv)
+    except Slip39Error as exc:
+        if exc.code != "checksum":
+            return "error", exc.message
+        cands = typo.locate_wrong_word(mv)
+        # residue accepted: candidate words reach the custodian's terminal only ('?')
+        return "checksum", [(c.position + 1, tuple(c.words)) for c in cands]
+    params = share.params
+    share.close()
+    return "ok", {
+        "set": params.identifier,
+        "group": params.group_index + 1,
+        "member": params.member_index + 1,
+    }
+
+
+@op(ENTRY_TERMINAL, "entry_terminal")
+def op_entry_terminal(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Typed (or scanned) share entry on the keyholder's own terminal."""
+    from core.carriers.errors import CarrierError
+    from core.carriers.qr import payload_to_indices
+    from core.keyholder import termentry
+
+    area = _area(state)
+    words = req.integer("words", 33)
+    if words not in (20, 33):
+        raise MalformedRequest("a share has 20 or 33 words")
+    path = termentry.entry_terminal(req)
+    title = req.text("title", "Share entry").encode("ascii", "replace")
+    if state.practice:
+        title = b"PRACTICE (throwaway key) - " + title
+    if area.entry is not None:
+        area.entry.close()
+    area.entry = ent = _Entry(words, state.alloc(2 * words), [False] * words)
+    machine = termentry.KeyEntry(words, ent.buf, ent.filled, allow_unlocked=state.allow_unlocked)
+
+    def scan(digits: memoryview) -> tuple[str, Any]:
+        try:
+            idx = payload_to_indices(digits, alloc=state.alloc)
+        except (CarrierError, Slip39Error) as exc:
+            return "error", f"the scan is not a share QR: {exc.message} Scan it again."
+        try:
+            if idx.size != 2 * words:
+                return "error", (
+                    f"the scanned share has {idx.size // 2} words, this entry expects {words}: "
+                    "it is not a share of this set"
+                )
+            with idx.view() as src, ent.buf.view() as dst:
+                dst[:] = src
+            for i in range(words):
+                ent.filled[i] = True
+        finally:
+            idx.close()
+        with ent.buf.view() as mv:
+            verdict = _check_indices(mv)
+        if verdict[0] != "ok":
+            machine.wipe_all()
+            if verdict[0] == "checksum":
+                return "error", "the scanned QR does not hold a valid share (checksum): scan it again"
+        return verdict
+
+    try:
+        with custodian_tty(path, "share entry") as fd:
+            result = termentry.run_on_terminal(
+                fd,
+                machine,
+                _check_indices,
+                title=title,
+                scan=scan if req.flag("scanner", True) else None,
+                idle_warn=float(req.integer("idle_warn", int(termentry.IDLE_WARN_S))),
+                idle_wipe=float(req.integer("idle_wipe", int(termentry.IDLE_WIPE_S))),
+            )
+    except (OSError, ValueError) as exc:
+        ent.close()
+        area.entry = None
+        raise Refused(f"cannot use the terminal {path} for share entry: {exc}") from None
+    finally:
+        machine.close()
+    if result.get("status") == "ok":
+        ent.checked = True
+    else:
+        ent.close()
+        area.entry = None
+    return result
 
 
 @op(ENTRY_CLEAR, "entry_clear")
