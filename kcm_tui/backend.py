@@ -378,6 +378,10 @@ class Backend:
 FINISHED_ENTRY = "finished-typed-entry"
 
 
+class KeyholderGone(BackendError):
+    """The keyholder process ended (killed, crashed): every secret it held is gone."""
+
+
 class ShareRefused(BackendError):
     """A share was refused (other set, duplicate, superseded set, bad checksum)."""
 
@@ -448,6 +452,10 @@ def _keyholder_port(engine: Any, client: Any, display: ShareDisplay) -> Any:
             return dict(super()._enter_typed(carrier, payload))
 
         def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
+            if carrier == "scanner" and payload == FINISHED_ENTRY:
+                # a scanner burst read by the keyholder on its own terminal: held as a
+                # finished entry, added like a typed one (journaled as the scanner)
+                return dict(super().add_share("typed", payload))
             if carrier != "qr":
                 return dict(super().add_share(carrier, payload))
             from core.keyholder import ops_carriers
@@ -467,6 +475,11 @@ def _keyholder_port(engine: Any, client: Any, display: ShareDisplay) -> Any:
                 "complete": bool(progress.get("complete")),
                 "message": str(progress.get("message", "")),
             }
+
+        def check_share(self, manifest: Any, carrier: str, payload: Any) -> dict[str, Any]:
+            if carrier == "scanner" and payload == FINISHED_ENTRY:
+                return dict(super().check_share(manifest, "typed", payload))
+            return dict(super().check_share(manifest, carrier, payload))
 
     return _Port(client, tty=display.tty_path)
 
@@ -887,6 +900,74 @@ class Session:
         if r.get("matches"):
             return False, f"that is share {r['member']} of group {r['group']}, not this custodian's share"
         return False, "the share typed back does NOT match the share handed out: check the sheet"
+
+    def entry_terminal(
+        self,
+        purpose: str = "collect",
+        *,
+        scanner: bool = False,
+        idle_warn: float = 120.0,
+        idle_wipe: float = 180.0,
+    ) -> dict[str, Any]:
+        """Share entry on the keyholder's own terminal (the trusted path, issue 14).
+
+        Blocks until the custodian is done: the keyholder reads the terminal in raw mode
+        and draws the masked entry; the caller must not read the terminal meanwhile (the
+        app suspends its driver). Returns public facts: ``status`` (ok, cancelled, idle,
+        hangup), ``via`` (typed, scanner), ``set``/``group``/``member`` when ok,
+        ``keystrokes``, ``pastes_refused``.
+
+        Raises:
+            KeyholderGone: the keyholder ended during the entry (every secret is gone).
+            BackendError: the keyholder refused (no terminal, ...).
+        """
+        from core.keyholder import ops_shares as osh
+        from core.keyholder.errors import KeyholderDied, KeyholderError
+
+        what = {"collect": "collect a share", "check": "check a share", "verify": "type the share back"}
+        title = f"{self.c.script.title if hasattr(self.c, 'script') else 'Ceremony'} - " + (
+            "scan the share QR (or type the words)" if scanner else what.get(purpose, "share entry")
+        )
+        try:
+            with self._lock:
+                r = self.client.call(
+                    osh.ENTRY_TERMINAL,
+                    tty=self.backend.share_display.tty_path,
+                    words=self.share_words(),
+                    title=title,
+                    scanner=True,
+                    idle_warn=int(idle_warn),
+                    idle_wipe=int(idle_wipe),
+                )
+        except KeyholderDied:
+            raise KeyholderGone(self.keyholder_gone_message()) from None
+        except KeyholderError as exc:
+            raise BackendError(exc.message) from None
+        return dict(r)
+
+    def keyholder_gone_message(self) -> str:
+        """What the room must know when the keyholder died: every secret is gone, which
+        shares must be entered again, what to do."""
+        view = self.current()
+        accepted = list((view.display if view is not None else {}).get("accepted", []) or [])
+        done = [
+            f"group {a.get('group', '?')} share {a.get('index', a.get('member', '?'))}"
+            for a in accepted
+            if isinstance(a, dict)
+        ]
+        again = (
+            "Shares to enter again: " + ", ".join(done) + ", and the share being typed."
+            if done
+            else "Shares to enter again: the share being typed (no other share was collected yet)."
+        )
+        return (
+            "The keyholder process stopped. Every secret it held is gone: the words typed so "
+            "far, every share collected in this step, and any key rebuilt from them. "
+            + again
+            + " What to do: the custodians keep their sheets; press F10 to abort this "
+            "ceremony (the journal records it), then start it again from the start screen and "
+            "collect the shares again."
+        )
 
     def entry_cancel(self) -> None:
         """Wipe the partial entry in the keyholder. Never raises (used on timeouts)."""

@@ -386,7 +386,7 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
     )
     if state.practice:
         title = "PRACTICE (throwaway key) - " + title
-    with share_for_carrier(state, group, member, f"QR on {tty} ({custodian})") as mv:
+    with share_for_carrier(state, group, member, f"QR on {tty} ({custodian})", reshow=True) as mv:
         try:
             qr.show_qr_on_tty(tty, mv, title=title)
         except (OSError, ValueError) as exc:

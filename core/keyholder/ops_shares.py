@@ -9,9 +9,10 @@ because they are the only secret-derived strings this module returns):
 
 * ``entry_word`` on an *unknown* word returns the nearest list words. They are derived
   from a wrong word; the custodian sees them to correct the typo.
-* ``entry_finish`` on a checksum failure returns, per candidate position, the word that
-  would make the checksum valid. That word is (very likely) the correct share word; it is
-  shown to the custodian who holds the share, never corrected silently, and never logged.
+* ``entry_terminal`` draws, when the custodian asks with ``?`` after a checksum failure,
+  the word that would make the checksum valid, on the keyholder's own terminal. That word
+  is (very likely) the correct share word: it never leaves this process (``entry_finish``
+  replies with positions only), is never corrected silently, and never logged.
 
 A share leaves the keyholder in plaintext only to the terminal of its custodian
 (``show_share`` writes to a tty device the keyholder opens itself) or to a carrier module
@@ -35,7 +36,7 @@ Opcodes and fields (1-based group and member numbers in every public field):
 * 0x0112 ``entry_word``: ``position`` (1-based), secret ``chars`` -> ``status``
   (accepted | ambiguous | unknown), ``position``, ``filled``, ``nearest`` (unknown only).
 * 0x0113 ``entry_finish`` -> ``status`` ok + ``set``/``group``/``member``, or ``checksum``
-  + ``candidates`` [{position, words}], or ``incomplete`` + ``missing`` positions.
+  + ``candidates`` [{position}] (positions only), or ``incomplete`` + ``missing`` positions.
 * 0x0114 ``add_share``: (the finished entry) -> ``progress``; errors carry the recovery
   code (other-set, duplicate, conflict, mismatch, extendable-mix, commitment). A share of
   another set is refused before the commitment check ("belongs to set N", other-set).
@@ -63,7 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import secmem
-from core.custodian_tty import custodian_tty
+from core.custodian_tty import REVEAL_IDLE_S, custodian_tty
 from core.keyholder.errors import KeyholderError, MalformedRequest, Refused, register_error
 from core.keyholder.fingerprint import derive_fingerprint
 from core.keyholder.ops import KeyholderState, Request, op
@@ -155,6 +156,10 @@ class _Entry:
 class _Area:
     genesis: GenesisResult | None = None
     handed_to: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: showings of each share on its custodian's screen (a share may be shown again
+    #: until its type-back check passes, then never)
+    showings: dict[tuple[int, int], int] = field(default_factory=dict)
+    typed_back: set[tuple[int, int]] = field(default_factory=set)
     recovery: RecoveryState | None = None
     expected_fingerprint: bytes | None = None
     entry: _Entry | None = None
@@ -164,6 +169,8 @@ class _Area:
             self.genesis.close()
         self.genesis = None
         self.handed_to.clear()
+        self.showings.clear()
+        self.typed_back.clear()
         if self.recovery is not None:
             self.recovery.wipe()
         self.recovery = None
@@ -342,17 +349,24 @@ def _seal_share_sealed(state: KeyholderState, index: int) -> None:
 
 @contextmanager
 def share_for_carrier(
-    state: KeyholderState, group: int, member: int, carrier: str
+    state: KeyholderState, group: int, member: int, carrier: str, *, reshow: bool = False
 ) -> Iterator[memoryview]:
     """Lend a genesis share's word indices to a carrier in this process (card, QR).
 
     The view is valid inside the ``with`` block only; the share is recorded as handed to
-    ``carrier`` and cannot be handed out a second time.
+    ``carrier`` and cannot be handed out a second time. ``reshow``: a display (words or QR
+    on the custodian's screen) may show the share again, on the same display, until the
+    custodian's type-back check has passed (:func:`op_verify_share`); never after.
     """
     area = _area(state)
     buf = _find_share(area, group, member)
     key = (group, member)
-    if key in area.handed_to:
+    if key in area.typed_back:
+        raise Refused(
+            f"group {group} share {member} was typed back and checked: it is not shown again "
+            "(the custodian's sheet is the share now)"
+        )
+    if key in area.handed_to and not (reshow and area.handed_to[key] == carrier):
         raise Refused(f"group {group} share {member} was already handed to {area.handed_to[key]}")
     with buf.view() as mv:
         yield mv
@@ -366,18 +380,35 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     group, member = req.integer("group"), req.integer("member")
     tty = req.text("tty")
     custodian = req.text("custodian", "")
-    with share_for_carrier(state, group, member, f"display {tty} ({custodian})") as mv:
+    idle = float(req.integer("idle_hide", int(REVEAL_IDLE_S)))
+    if not 1 <= idle <= 3600:
+        raise MalformedRequest("idle_hide must be 1..3600 seconds")
+    key = (group, member)
+    with share_for_carrier(
+        state, group, member, f"display {tty} ({custodian})", reshow=True
+    ) as mv:
         ident = area.genesis.identifier if area.genesis else 0
+        showing = area.showings.get(key, 0) + 1
         title = f"Set {ident} - group {group}, share {member}" + (
             f" - for {custodian}" if custodian else ""
         )
+        if showing > 1:
+            title += f" (showing {showing})"
         if state.practice:
             title = "PRACTICE (throwaway key) - " + title
         try:
-            show_share_on_tty(tty, mv, title=title)
+            ended = show_share_on_tty(tty, mv, title=title, idle=idle)
         except (OSError, ValueError) as exc:
             raise Refused(f"cannot show the share on {tty}: {exc}") from None
-    return {"shown": True, "group": group, "member": member}
+        area.showings[key] = showing
+    # public facts for the journal: every showing is recorded with how it ended
+    return {
+        "shown": True,
+        "group": group,
+        "member": member,
+        "showing": showing,
+        "ended": {"custodian": "enter-confirmed", "idle": "hidden-idle"}.get(ended, ended),
+    }
 
 
 @op(SHARES_STATUS, "shares_status")
@@ -516,11 +547,12 @@ def op_entry_finish(state: KeyholderState, req: Request) -> dict[str, Any]:
             if exc.code != "checksum":
                 raise _err(exc) from None
             cands = typo.locate_wrong_word(mv)
-            # residue accepted: candidate words go to the typing custodian's screen only
+            # positions only: the suggested word (very likely the true share word) never
+            # leaves the keyholder; entry_terminal draws it on request ('?')
             return {
                 "status": "checksum",
                 "message": exc.message,
-                "candidates": [{"position": c.position + 1, "words": list(c.words)} for c in cands],
+                "candidates": [{"position": c.position + 1} for c in cands],
             }
     params = share.params
     share.close()
@@ -802,7 +834,18 @@ def op_verify_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         raise Refused("finish the entry (checksum) before verifying the share")
     commitments = parse_commitments(req.json("commitments", []))
     with entry.buf.view() as mv:
-        return verify_share_indices(mv, commitments)
+        out = verify_share_indices(mv, commitments)
+        if area.genesis is not None and out["matches"]:
+            # the type-back check of a share this keyholder handed out: it is not shown again
+            for s in area.genesis.shares:
+                p = s.params
+                if (p.group_index + 1, p.member_index + 1) != (out["group"], out["member"]):
+                    continue
+                with s.indices.view() as held:
+                    if len(held) == len(mv) and secmem.ct_equal(held, mv):
+                        area.typed_back.add((out["group"], out["member"]))
+                        out["typed_back"] = True
+    return out
 
 
 # --------------------------------------------------------------------------- client helpers

@@ -304,7 +304,8 @@ class DistributionScreen(BaseScreen):
         member = self.session.split_custodians().index(self.custodian)
         panel = EntryPanel(self.session, purpose="verify", member=member, id="entry")
         self.body(
-            Static(f"{name}: type your share back from your sheet, word by word. Words are masked.", classes="subtitle"),
+            Static(f"{name}: type your share back from your sheet on the keyholder's screen. Words are masked.",
+                   classes="subtitle"),
             panel,
             Horizontal(Button("Skip the check (record why)", id="skip-check"), classes="buttons"),
         )
@@ -319,7 +320,7 @@ class DistributionScreen(BaseScreen):
         panel.cancel()  # wipe the typed share in the keyholder either way
         if not ok:
             self.set_error(message)
-            panel.begin()
+            panel.hint(f"{message}. Press Enter to type the share back again.", "error")
             return
         self.finish_custodian(checked=True)
 

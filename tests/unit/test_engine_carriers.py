@@ -67,7 +67,7 @@ PINS = {"c1": "1111", "c2": "2222", "stranger": "3333"}
 
 HAVE_SOFTHSM = bool(os.path.exists(MODULE) and shutil.which("softhsm2-util"))
 
-WORD_PROMPT = b"Press a key when done"
+WORD_PROMPT = b"Press Enter when done"
 QR_NEXT = b"Any key: part "
 QR_DONE = b"Done: any key erases the screen"
 _WORD = re.compile(r"(\d+)\. ([a-z]+)")
@@ -133,8 +133,10 @@ class CustodianTerminal:
                 continue
             else:
                 continue
+            # a word reveal ends with Enter, Enter to confirm; the QR's last part with a key
+            end = b"\r\r" if WORD_PROMPT in buf else b"\n"
             buf = b""
-            os.write(self.master, b"\n")
+            os.write(self.master, end)
 
     def close(self) -> None:
         self._stop = True

@@ -42,7 +42,7 @@ from test_engine import (  # noqa: F401  (fixtures)
     workspace,
 )
 
-PROMPT = b"Press a key when done"
+PROMPT = b"Press Enter when done"
 _WORD = re.compile(r"(\d+)\. ([a-z]+)")
 
 
@@ -72,7 +72,7 @@ class CustodianTerminal:
                 words = sorted((int(n), w) for n, w in _WORD.findall(text))
                 self.shares.append(" ".join(w for _n, w in words))
                 buf = b""
-                os.write(self.master, b"\n")
+                os.write(self.master, b"\r\r")  # Enter, Enter to confirm
 
     def close(self) -> None:
         self._stop = True
