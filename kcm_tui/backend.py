@@ -925,7 +925,8 @@ class Session:
         from core.keyholder.errors import KeyholderDied, KeyholderError
 
         what = {"collect": "collect a share", "check": "check a share", "verify": "type the share back"}
-        title = f"{self.c.script.title if hasattr(self.c, 'script') else 'Ceremony'} - " + (
+        view = self.current()
+        title = f"{view.title if view is not None else 'Share entry'} - " + (
             "scan the share QR (or type the words)" if scanner else what.get(purpose, "share entry")
         )
         try:

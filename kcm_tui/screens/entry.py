@@ -117,11 +117,16 @@ class EntryPanel(Vertical, can_focus=True):
         self.query_one("#entry-hint", Static).update(text)
         self.query_one("#entry-hint", Static).set_classes(kind)
 
-    async def action_start(self) -> None:
-        """Hand the keyboard to the keyholder until the entry ends."""
+    def action_start(self) -> None:
+        """Hand the keyboard to the keyholder until the entry ends (in a worker, so this
+        widget's message queue stays free; under a real terminal the worker blocks the
+        event loop on purpose while the app is suspended)."""
         if self.running or self.lost:
             return
         self.running = self.started = True
+        self.run_worker(self._run_entry(), group="keyholder-entry", exclusive=True)
+
+    async def _run_entry(self) -> None:
         self.hint("The keyholder has the keyboard (its screen shows the entry).", "muted")
         capp = self.capp
         try:
