@@ -47,7 +47,7 @@ async def on_keyholder_terminal(app: Any, fn: Callable[[], Any]) -> Any:
 class EntryPanel(Vertical, can_focus=True):
     """A typed (or scanned) entry run by the keyholder on its own terminal."""
 
-    DEFAULT_CSS = "EntryPanel { height: auto; } EntryPanel:focus { border: tall $accent; }"
+    DEFAULT_CSS = "EntryPanel { height: auto; border: solid grey; } EntryPanel:focus { border: heavy yellow; }"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "start", "hand the keyboard to the keyholder", show=False),
@@ -100,13 +100,12 @@ class EntryPanel(Vertical, can_focus=True):
         yield Static("", id="entry-hint")
 
     def _intro(self) -> str:
-        what = "scan the share QR (or type the words)" if self.scanner else "type the share"
+        what = "scans the share QR (or types the words)" if self.scanner else "types the share"
         return (
             f"The keyholder takes the keyboard and the screen while the custodian {what}: "
-            "this program reads nothing meanwhile. On the keyholder's screen: the first 4 "
-            "letters of each word (it completes itself), Backspace, Ctrl+W drops the last "
-            "word, Enter checks the share, ? shows the suggestion for a flagged word, "
-            "Esc Esc comes back here."
+            "this program reads nothing meanwhile. On the keyholder's screen: 4 letters a "
+            "word (it completes itself), Backspace, Ctrl+W drops the last word, Enter checks "
+            "the share, ? shows the suggestion for a flagged word, Esc Esc comes back here."
         )
 
     def on_mount(self) -> None:
@@ -142,6 +141,7 @@ class EntryPanel(Vertical, can_focus=True):
         except KeyholderGone as exc:
             self.running = self.started = False
             self.lost = True
+            self.query_one("#entry-intro", Static).update("ENTRY STOPPED: the keyholder is gone.")
             self.hint(str(exc), "error")
             self.post_message(self.Lost(str(exc)))
             return

@@ -126,6 +126,10 @@ class FakeSession:
         self.final_words = tuple(FINAL_WORDS)
         self.entry_answers: list[WordStatus] = []
         self.finish_answer = EntryResult(True, "share 1 of group 1, set 4821")
+        #: answers of the keyholder's terminal entry (public facts), oldest first; an
+        #: exception instance is raised. Default: a typed share whose checksum is correct.
+        self.terminal_answers: list[Any] = []
+        self.terminal_calls: list[dict[str, Any]] = []
         self.refusal = ""
         self.journal_ok = True
         self.journal_message = "42 events, hash chain intact, closed"
@@ -235,6 +239,18 @@ class FakeSession:
 
     def entry_finish(self) -> EntryResult:
         return self.finish_answer
+
+    def entry_terminal(self, purpose: str = "collect", *, scanner: bool = False,
+                       idle_warn: float = 120.0, idle_wipe: float = 180.0) -> dict[str, Any]:
+        self.terminal_calls.append({"purpose": purpose, "scanner": scanner, "idle_warn": idle_warn,
+                                    "idle_wipe": idle_wipe})
+        if self.terminal_answers:
+            answer = self.terminal_answers.pop(0)
+            if isinstance(answer, BaseException):
+                raise answer
+            return dict(answer)
+        return {"status": "ok", "via": "scanner" if scanner else "typed", "set": 4821, "group": 1,
+                "member": 2, "keystrokes": 133, "pastes_refused": 0}
 
     def verify_entry_for(self, custodian: str) -> tuple[bool, str]:
         return True, "ok"
