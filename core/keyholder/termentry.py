@@ -116,6 +116,11 @@ class KeyEntry:
     hint_words: tuple[str, ...] = ()  # candidate words for the marked position ('?' only)
     escape_armed: bool = False
     pastes_refused: int = 0
+    # how this custodian types, for the one ambiguous case (the letters after a completed
+    # word both end it and start a word): whole rests typed (whole words without a space)
+    # against rests cut short by the next word's letters (4-letter prefixes)
+    tail_runs: int = 0
+    tail_breaks: int = 0
 
     def __post_init__(self) -> None:
         self.cur = secmem.SecretBuffer(16, allow_unlocked=self.allow_unlocked)
@@ -230,14 +235,25 @@ class KeyEntry:
             # A letter that does not continue the word: were the swallowed letters the
             # start of the next word (a custodian typing 4-letter prefixes) or the end of
             # this one (whole words, no space)? The first when a word starts that way.
+            # When only the letters alone start a word, a custodian who has been typing
+            # prefixes meant them as the next word; one typing whole words did not.
             node: Any = _wl._TRIE
             for k in range(self._sw_first, self._sw_at):
                 node = node.children.get(word[k])
                 if node is None:
                     break
+            alone = node is not None and self._sw_at > self._sw_first
             if node is not None:
                 node = node.children.get(ch)
-            self._end_swallow(reinterpret=node is not None)
+            prefix_style = self.tail_breaks >= self.tail_runs
+            if self._sw_at >= len(word):
+                self.tail_runs += 1  # the whole rest of the word was typed
+            else:
+                self.tail_breaks += 1  # the next word began before the rest was typed
+            self._end_swallow(reinterpret=node is not None or (alone and prefix_style))
+            if self._sw is not None:  # the re-read letters completed a word: ch follows it
+                self._letter(ch)
+                return
         pos = self.pos
         if pos > self.words:
             self._say("warn", b"All words are in: press Enter to check the share "

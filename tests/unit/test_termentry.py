@@ -291,3 +291,22 @@ def test_keys_typed_ahead_are_not_left_for_the_ui(term: Pty) -> None:
     import select
 
     assert select.select([term.slave], [], [], 0.2)[0] == []
+
+
+def test_a_prefix_equal_to_the_rest_of_the_last_word_is_the_next_word() -> None:
+    # 'advocate' completes at 'advo'; 'cate' is both its rest and the prefix of 'category'.
+    # A custodian typing prefixes meant 'category' (found by bench_keystrokes).
+    e = machine()
+    feed(e, b"theopainadvocatebusy")
+    assert typed_words(e) == ["theory", "painting", "advocate", "category", "busy"]
+
+
+def test_keystroke_benchmark_meets_its_target() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_keystrokes.py"
+    out = subprocess.run([sys.executable, str(bench), "--shares", "60"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "prefixes" in out.stdout and "133.0" in out.stdout
