@@ -941,6 +941,10 @@ class Session:
                     idle_wipe=int(idle_wipe),
                 )
         except KeyholderDied:
+            try:
+                self.client.proc.poll()  # reap it
+            except Exception:
+                pass
             raise KeyholderGone(self.keyholder_gone_message()) from None
         except KeyholderError as exc:
             raise BackendError(exc.message) from None

@@ -245,8 +245,16 @@ class DistributionScreen(BaseScreen):
 
         try:
             try:
+                # the error (a refused reveal) leaves the block before it is raised:
+                # Textual resumes the driver only when the body returns normally
+                error: BackendError | None = None
                 with self.app.suspend():
-                    self.session.show_share(self.custodian, display)
+                    try:
+                        self.session.show_share(self.custodian, display)
+                    except BackendError as exc:
+                        error = exc
+                if error is not None:
+                    raise error
             except SuspendNotSupported:
                 # headless (tests): the keyholder writes to the injected display target
                 self.session.show_share(self.custodian, display)

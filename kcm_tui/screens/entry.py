@@ -39,8 +39,18 @@ async def on_keyholder_terminal(app: Any, fn: Callable[[], Any]) -> Any:
     thread so the test can play the custodian."""
     driver = getattr(app, "_driver", None)
     if driver is not None and getattr(driver, "can_suspend", False) and not getattr(driver, "is_headless", False):
+        # Textual's suspend() resumes the driver only when its body returns normally:
+        # an error (the keyholder died) is carried out of the block, then raised
+        outcome: Any = None
+        error: BaseException | None = None
         with app.suspend():
-            return fn()
+            try:
+                outcome = fn()
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            raise error
+        return outcome
     return await asyncio.to_thread(fn)
 
 
