@@ -363,3 +363,31 @@ def test_card_pin_is_wiped_on_idle_timeout() -> None:
             assert "wiped after the idle timeout" in screen_text(app)
 
     asyncio.run(run())
+
+
+def test_not_written_down_reveals_the_share_again() -> None:
+    """N on "written down?" reveals again (the keyholder allows it until the type-back
+    check passes); before issue 14 it could only abort the ceremony."""
+    from kcm_tui.screens.distribution import DistributionScreen
+
+    shown: list[str] = []
+
+    class S(FakeSession):
+        def show_share(self, custodian: str, display: str = "screen", **kw: Any) -> dict[str, Any]:
+            shown.append(display)
+            return {"shown": True, "showing": len(shown)}
+
+    async def run() -> None:
+        v = step("distribute-shares", 6, params={"display": ["screen"]}, performed=True,
+                 acknowledge=("admin", "witness", "c1", "c2", "c3", "c4", "c5"), results={"set_id": "1"})
+        app = SnapApp(FakeBackend(session=S(v)), DistributionScreen)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("r")
+            await settle(pilot)
+            await pilot.press("n")
+            await settle(pilot)
+            assert "Abort now" not in screen_text(app)
+            assert "written down every word" in screen_text(app)
+
+    asyncio.run(run())
+    assert shown == ["screen", "screen"]
