@@ -390,10 +390,8 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         ident = area.genesis.identifier if area.genesis else 0
         showing = area.showings.get(key, 0) + 1
         title = f"Set {ident} - group {group}, share {member}" + (
-            f" - for {custodian}" if custodian else ""
-        )
-        if showing > 1:
-            title += f" (showing {showing})"
+            f" (showing {showing})" if showing > 1 else ""
+        ) + (f" - for {custodian}" if custodian else "")
         if state.practice:
             title = "PRACTICE (throwaway key) - " + title
         try:
@@ -598,7 +596,7 @@ def op_entry_terminal(state: KeyholderState, req: Request) -> dict[str, Any]:
     path = termentry.entry_terminal(req)
     title = req.text("title", "Share entry").encode("ascii", "replace")
     if state.practice:
-        title = b"PRACTICE (throwaway key) - " + title
+        title = b"PRACTICE - " + title
     if area.entry is not None:
         area.entry.close()
     area.entry = ent = _Entry(words, state.alloc(2 * words), [False] * words)

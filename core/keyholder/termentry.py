@@ -73,9 +73,8 @@ PASTE_START: Final = b"\x1b[200~"
 PASTE_END: Final = b"\x1b[201~"
 
 KEYS_HELP: Final = (
-    b"Type the first 4 letters of each word (it completes itself; whole words work too)."
-    b"\r\nBackspace corrects - Ctrl+W drops the last word - Enter checks the share - "
-    b"Esc Esc exits"
+    b"4 letters a word: it completes itself (whole words and Space work too)."
+    b"\r\nBackspace  Ctrl+W drops a word  Enter checks  ? suggestion  Esc Esc exits"
 )
 
 #: check(indices) -> ("ok", {set, group, member}) | ("checksum", [(position, words)])
@@ -389,6 +388,7 @@ _STYLE: Final = {
     "error": b"\x1b[1;31m",
 }
 _COLS: Final = 6
+_WORD_IDS: Final = frozenset(id(w) for w in _wl.WORD_BYTES)
 
 
 class _Screen:
@@ -404,6 +404,27 @@ class _Screen:
         with self.buf.view(self.n, self.n + len(data)) as mv:
             mv[:] = data
         self.n += len(data)
+
+    def put_wrapped(self, parts: tuple[bytes, ...], width: int = 79) -> None:
+        """Write a message wrapped at ``width`` columns, breaking at spaces. Word-list
+        entries are written whole and never split or joined (no copy of them is made);
+        the public text pieces are split at their spaces."""
+        col = 0
+        for part in parts:
+            tokens: list[bytes] = [part] if id(part) in _WORD_IDS else part.split(b" ")
+            for k, tok in enumerate(tokens):
+                if k:  # a space from the text
+                    if col + 1 + len(tokens[k]) > width:
+                        self.put(b"\r\n")
+                        col = 0
+                    else:
+                        self.put(b" ")
+                        col += 1
+                elif col and col + len(tok) > width and tok[:1] not in (b",", b".", b")"):
+                    self.put(b"\r\n")
+                    col = 0
+                self.put(tok)
+                col += len(tok)
 
     def flush(self, fd: int) -> None:
         try:
@@ -448,8 +469,7 @@ def draw(fd: int, scr: _Screen, e: KeyEntry, title: bytes, *, scanning: int = 0)
     if scanning:
         scr.put(b"\x1b[1;33mScanner: " + _num(scanning) + b" digits received\x1b[0m\r\n")
     scr.put(_STYLE.get(e.msg.kind, b""))
-    for part in e.msg.parts:
-        scr.put(part)
+    scr.put_wrapped(e.msg.parts)
     scr.put(b"\x1b[0m\r\n\r\n\x1b[90m" + KEYS_HELP + b"\x1b[0m")
     scr.flush(fd)
 

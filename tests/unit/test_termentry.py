@@ -310,3 +310,45 @@ def test_keystroke_benchmark_meets_its_target() -> None:
     out = subprocess.run([sys.executable, str(bench), "--shares", "60"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "prefixes" in out.stdout and "133.0" in out.stdout
+
+
+def _frame_lines(e: KeyEntry) -> list[str]:
+    import re
+
+    from core.keyholder.termentry import _Screen, draw
+
+    r, w = os.pipe()
+    buf = secmem.SecretBuffer(8192, allow_unlocked=True)
+    try:
+        draw(w, _Screen(buf), e, b"PRACTICE - Give each custodian their share - type the share back")
+        os.close(w)
+        raw = os.read(r, 65536)
+    finally:
+        os.close(r)
+        buf.close()
+    text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", raw).decode()
+    return text.split("\r\n")
+
+
+@pytest.mark.parametrize("state", ["empty", "nearest", "candidates", "checksum", "hint", "paste"])
+def test_every_keyholder_frame_fits_80x24(state: str) -> None:
+    e = machine()
+    if state == "nearest":
+        feed(e, b"zzzzq ")
+    elif state == "candidates":
+        feed(e, b"ac ")
+    elif state in ("checksum", "hint"):
+        wrong = list(SHARE)
+        wrong[9] = "exceed"
+        feed(e, b"".join(w[:4].encode() for w in wrong))
+        with e.indices.view() as mv:
+            verdict = ops_shares._check_indices(mv)
+        e.checksum_failed([*verdict[1], (12, ("acid",)), (20, ("acne",))], "")
+        if state == "hint":
+            e.show_hint()
+    elif state == "paste":
+        e._say("error", b"That came in too fast for typing: a paste was refused (share words are typed, "
+               b"or scanned from the QR). Nothing of it was kept.")
+    lines = _frame_lines(e)
+    assert len(lines) <= 24, lines
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
