@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -25,10 +25,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from kcm_tui.backend import BackendError, EntryResult, KeyholderGone, Session
-
-if TYPE_CHECKING:
-    from kcm_tui.app import CeremonyApp
+from kcm_tui.backend import BackendError, EntryResult, KeyholderGone
+from kcm_tui.context import AppContext, CeremonySession, context_of
 
 
 async def on_keyholder_terminal(app: Any, fn: Callable[[], Any]) -> Any:
@@ -80,7 +78,7 @@ class EntryPanel(Vertical, can_focus=True):
 
     def __init__(
         self,
-        session: Session,
+        session: CeremonySession,
         *,
         purpose: str,
         member: int = -1,
@@ -99,11 +97,9 @@ class EntryPanel(Vertical, can_focus=True):
         self.on_idle_wipe: Callable[[], None] | None = None
 
     @property
-    def capp(self) -> CeremonyApp:
-        from kcm_tui.app import CeremonyApp
-
-        assert isinstance(self.app, CeremonyApp)
-        return self.app
+    def capp(self) -> AppContext:
+        """The ceremony application (:class:`kcm_tui.context.AppContext`)."""
+        return context_of(self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(self._intro(), id="entry-intro")

@@ -1,12 +1,8 @@
-"""Helpers for the TUI tests: screen text, a pty standing in for the custodian's terminal,
+"""Helpers for the TUI tests: screen text, the custodian terminal (tests.support.custodian),
 an app factory over a demo workspace, and Pilot drivers for the ceremony steps."""
 
 from __future__ import annotations
 
-import os
-import pty
-import re
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +10,7 @@ from typing import Any
 
 from kcm_tui.app import CeremonyApp
 from kcm_tui.backend import Backend, ShareDisplay
-
-PROMPT = b"Press Enter when done"
-_GRID_WORD = re.compile(rb"(\d+)\. ([a-z]+)")
+from tests.support.custodian import TERMINALS, CustodianTerminal
 
 
 def screen_text(app: CeremonyApp) -> str:
@@ -25,99 +19,6 @@ def screen_text(app: CeremonyApp) -> str:
     for strip in app.screen._compositor.render_strips():
         lines.append("".join(seg.text for seg in strip))
     return "\n".join(lines)
-
-
-class CustodianTerminal:
-    """The custodian's terminal: a pty the keyholder draws on and reads from.
-
-    A thread reads the master side, keeps the words of each share shown (the test plays the
-    custodian who writes them down) and ends each reveal the way a custodian does (Enter,
-    then Enter to confirm). Typed share entry goes through :meth:`type_words`: the test types
-    on this terminal, as the custodian does on the keyholder's screen; the UI reads nothing.
-    """
-
-    def __init__(self) -> None:
-        self.master, self.slave = pty.openpty()
-        self.path = os.ttyname(self.slave)
-        self.shares: list[list[str]] = []
-        self.raw = bytearray()
-        self.mark = 0
-        self._stop = False
-        TERMINALS[self.path] = self
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import select
-
-        buf = bytearray()
-        while not self._stop:
-            if not select.select([self.master], [], [], 0.05)[0]:
-                continue
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            self.raw += chunk
-            if PROMPT in buf:
-                found = {int(n): w.decode() for n, w in _GRID_WORD.findall(bytes(buf))}
-                self.shares.append([found[i] for i in sorted(found)])
-                buf.clear()
-                os.write(self.master, b"\r")  # the custodian ends the reveal: Enter...
-            elif CONFIRM in buf:
-                buf.clear()
-                os.write(self.master, b"\r")  # ... and Enter again to confirm
-            elif len(buf) > 1 << 16:
-                del buf[: -4096]
-
-    def wait_for(self, pattern: bytes, timeout: float = 60.0, *, since: int | None = None) -> None:
-        """Wait until the keyholder drew ``pattern`` (after ``since``, default the mark)."""
-        start = self.mark if since is None else since
-        deadline = time.monotonic() + timeout
-        while pattern not in self.raw[start:]:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{pattern!r} not drawn on the custodian terminal: "
-                                     f"{bytes(self.raw[-800:])!r}")
-            time.sleep(0.01)
-
-    def entry_open(self) -> bool:
-        """The keyholder has drawn a fresh entry since the mark."""
-        return b"keys 0\r" in self.raw[self.mark:]
-
-    def send(self, data: bytes, keys: int) -> None:
-        """Type ``data`` and wait until the keyholder counted ``keys`` keys in this entry."""
-        since = len(self.raw)
-        os.write(self.master, data)
-        self.wait_for(b"keys %d\r" % keys, since=since)
-
-    def type_words(self, words: list[str], *, prefix_only: bool = False) -> int:
-        """Type a share word by word (one burst a word), in sync with the keyholder's
-        redraws. Returns the keys typed."""
-        self.wait_for(b"keys 0\r")
-        keys = 0
-        for w in words:
-            data = (w[:4] if prefix_only else w + " ").encode()
-            keys += len(data)
-            self.send(data, keys)
-        return keys
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join(5)
-        TERMINALS.pop(self.path, None)
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-#: Live custodian terminals by path (the app's backend names its terminal by path).
-TERMINALS: dict[str, CustodianTerminal] = {}
-CONFIRM = b"Press Enter again to erase"
 
 
 def make_app(workspace: Any, terminal: CustodianTerminal | None = None, *, script: str = "genesis.toml", **kw: Any) -> CeremonyApp:
@@ -230,9 +131,10 @@ async def entry_done(pilot: Any) -> None:
 
 
 async def type_share(pilot: Any, words: list[str], *, prefix_only: bool = False, check: bool = True) -> int:
-    """Type a share on the keyholder's terminal, as a custodian would, then Enter to check
-    it (``check``). Returns the keys typed (Enter included)."""
+    """Type a share on the keyholder's terminal, as a custodian would (the UI reads nothing
+    meanwhile), then Enter to check it (``check``). Returns the keys typed (Enter included)."""
     import asyncio
+    import os
 
     term = terminal_of(pilot.app)
     await wait_until(pilot, term.entry_open)
@@ -252,14 +154,6 @@ async def keyholder_keys(pilot: Any, data: bytes, keys: int) -> None:
 
     term = terminal_of(pilot.app)
     await asyncio.to_thread(term.send, data, keys)
-
-
-async def start_entry(pilot: Any) -> CustodianTerminal:
-    """Mark the custodian terminal before an entry starts (so a new entry can be told
-    from the last one)."""
-    term = terminal_of(pilot.app)
-    term.mark = len(term.raw)
-    return term
 
 
 def write_share_sheet(path: Path, words: list[str]) -> None:  # pragma: no cover - debugging aid

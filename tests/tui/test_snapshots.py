@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from core import media
-from kcm_tui.backend import EntryResult, KeyholderGone, WordStatus
+from kcm_tui.backend import KeyholderGone
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
 from kcm_tui.screens.runner import RunnerScreen
@@ -67,7 +67,7 @@ def _start_fail() -> SnapApp:
     return SnapApp(FakeBackend(demo=False, checks=FailingChecks))
 
 
-def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, str] | None = None,
+def _distribution(carriers: dict[str, str] | None = None,
                   card_errors: tuple[str, ...] = (), terminal: list[Any] | None = None) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
         params: dict[str, Any] = {"display": ["screen", "qr", "card"] if carriers else ["screen", "qr"]}
@@ -78,16 +78,13 @@ def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, s
         s = FakeSession(v)
         s.carriers = dict(carriers or {})
         s.card_errors = [CARD_ERRORS[e] for e in card_errors]
-        if answers:
-            s.entry_answers = list(answers)
         s.terminal_answers = list(terminal or [])
         return SnapApp(FakeBackend(session=s), DistributionScreen)
 
     return make
 
 
-def _collection(refusal: str = "", answers: list[WordStatus] | None = None, finish: EntryResult | None = None,
-                card_errors: tuple[str, ...] = (), kind: str = "collect-shares",
+def _collection(refusal: str = "", card_errors: tuple[str, ...] = (), kind: str = "collect-shares",
                 terminal: list[Any] | None = None) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
         v = step(kind, 4, act_title="Act 2: Rebuild the key", params={"carriers": ["typed", "qr", "card"]},
@@ -95,10 +92,6 @@ def _collection(refusal: str = "", answers: list[WordStatus] | None = None, fini
         s = FakeSession(v, practice=False)
         s.refusal = refusal
         s.card_errors = [CARD_ERRORS[e] for e in card_errors]
-        if answers:
-            s.entry_answers = list(answers)
-        if finish:
-            s.finish_answer = finish
         s.terminal_answers = list(terminal or [])
         return SnapApp(FakeBackend(session=s), CollectionScreen)
 
