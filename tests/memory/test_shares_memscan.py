@@ -27,7 +27,7 @@ pytestmark = pytest.mark.root
 POLICY = {"group_threshold": 1, "groups": [[3, 5]], "extendable": True, "iteration_exponent": 0}
 
 
-def _show(d, member: int) -> str:  # type: ignore[no-untyped-def]
+def _show(d, member: int, group: int = 1) -> str:  # type: ignore[no-untyped-def]
     master_fd, slave_fd = pty.openpty()
     out = bytearray()
 
@@ -44,7 +44,7 @@ def _show(d, member: int) -> str:  # type: ignore[no-untyped-def]
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    reply = d.cmd(f"show 1 {member} {os.ttyname(slave_fd)}")
+    reply = d.cmd(f"show {group} {member} {os.ttyname(slave_fd)}")
     assert reply.get("shown") is True, reply
     t.join(5)
     os.close(slave_fd)
