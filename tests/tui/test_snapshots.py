@@ -228,7 +228,7 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
         "transition_expires_utc": "2027-02-14T11:02:00Z"}})), noop),
     "collect_refused_rotated_out": (_collection(refusal="this share belongs to set 4821: share set 4821 was rotated out by ceremony "
         "rotate-20270115T100000Z-cd34 on 2027-01-15T11:02:00Z: its MasterKey was replaced by the key of set 1187 (KCV 8ef1 1232 ea21 bf6a); "
-        "it is refused"), typed(WORDS * 4 + ["acad"], ("enter",))),
+        "it is refused"), keys("t")),
     "summary_completed": (_summary(), noop),
     "summary_aborted": (_summary("aborted"), noop),
     "summary_journal_bad": (_summary(journal_ok=False), noop),
