@@ -18,8 +18,10 @@ from typing import Final
 __all__ = [
     "CLEAR",
     "KEY_TIMEOUT_S",
+    "REVEAL_IDLE_S",
     "WRITE_TIMEOUT_S",
     "custodian_tty",
+    "hold_until_confirmed",
     "read_key",
     "tty_write",
     "wait_for_key_then_clear",
@@ -30,6 +32,14 @@ CLEAR: Final = b"\x1b[2J\x1b[3J\x1b[H"
 #: How long a share stays on the custodian terminal without a key press: then it is erased
 #: anyway and the hand-over fails (show it again).
 KEY_TIMEOUT_S: Final = 600.0
+#: How long a revealed share stays on screen without a key before it is hidden (it can be
+#: shown again until its type-back check passes).
+REVEAL_IDLE_S: Final = 180.0
+#: The prompt under a revealed share, and the confirmation after Enter.
+HOLD_PROMPT: Final = b"Write the words down in order. Press Enter when done (other keys do nothing)."
+CONFIRM_PROMPT: Final = (
+    b"Press Enter again to erase the screen; any other key keeps the share shown."
+)
 #: How long a terminal may refuse output (a serial line under flow control, a hung-up
 #: line) before the hand-over fails instead of blocking the keyholder.
 WRITE_TIMEOUT_S: Final = 30.0
@@ -112,6 +122,65 @@ def wait_for_key_then_clear(fd: int, *, wait: bool = True, timeout: float = KEY_
             f"no key was pressed on the custodian terminal within {timeout:.0f} s; the share "
             "was erased from the screen: show it again"
         )
+
+
+def hold_until_confirmed(fd: int, *, idle: float = REVEAL_IDLE_S) -> str:
+    """Keep a revealed share on screen until the custodian ends it deliberately: Enter,
+    then Enter again to confirm (any other key in between keeps it shown; a stray key
+    before does nothing). Erases the screen in every case.
+
+    Returns:
+        ``"custodian"`` (ended by Enter + Enter) or ``"idle"`` (no key for ``idle``
+        seconds: hidden; it can be shown again), ``"hangup"`` (the terminal went away).
+    """
+    how = "hangup"
+    if not os.isatty(fd):
+        tty_write(fd, CLEAR)
+        return "custodian"  # tests writing to a pipe: nobody to wait for
+    old = termios.tcgetattr(fd)
+    new = termios.tcgetattr(fd)
+    new[3] &= ~(termios.ICANON | termios.ECHO | termios.ISIG)
+    new[6][termios.VMIN] = 1
+    new[6][termios.VTIME] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, new)
+    armed = False
+    try:
+        deadline = time.monotonic() + idle
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                how = "idle"
+                break
+            ready, _w, _x = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            try:
+                keys = os.read(fd, 64)  # key presses here only move the display on
+            except BlockingIOError:
+                continue
+            except OSError:
+                break
+            if not keys:
+                break
+            deadline = time.monotonic() + idle
+            done = False
+            for key in keys:
+                enter = key in (0x0D, 0x0A)
+                if armed and enter:
+                    done = True
+                    break
+                armed = enter and not armed
+            if done:
+                how = "custodian"
+                break
+            tty_write(fd, b"\r\x1b[2K" + (CONFIRM_PROMPT if armed else HOLD_PROMPT))
+    finally:
+        try:
+            tty_write(fd, CLEAR)
+        finally:
+            termios.tcflush(fd, termios.TCIFLUSH)
+            termios.tcsetattr(fd, termios.TCSANOW, old)
+    return how
 
 
 @contextmanager

@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.ceremony.model import Carrier, Display
 from core.ceremony.ports import FINISHED_ENTRY
 from core.errors import KcmError
-from kcm_tui.errors import BackendError, CarrierRefused, NotAvailable, ShareRefused, carrier_message
+from kcm_tui.errors import (
+    BackendError,
+    CarrierRefused,
+    KeyholderGone,
+    NotAvailable,
+    ShareRefused,
+    carrier_message,
+)
 from kcm_tui.views import Check, EntryResult, ScriptInfo, ShareDisplay, StepView, WordStatus
 
 if TYPE_CHECKING:
@@ -49,6 +56,7 @@ __all__ = [
     "CarrierRefused",
     "Check",
     "EntryResult",
+    "KeyholderGone",
     "NotAvailable",
     "ScriptInfo",
     "Session",
@@ -576,74 +584,14 @@ class Session:
         cam = QRCamera(device=device, timeout_s=timeout_s)
         return self.add_share("qr-camera", cam)
 
-    def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
-        """One key press of a handheld (keyboard-wedge) scanner, a view of a locked one-byte
-        buffer; the keyholder detects the burst. ``status``: pending, not-scanner, complete."""
-        return dict(self._call(lambda: self.c.scanner_key(key, t_us)))
-
     # ---------------------------------------------------------------- typed entry (keyholder)
-
-    def _kh(self, fn: Callable[[], T]) -> T:
-        """One typed-entry call to the keyholder under the session lock."""
-        from core.keyholder.errors import KeyholderError
-
-        try:
-            with self._lock:
-                return fn()
-        except KeyholderError as exc:
-            raise BackendError(exc.message, code=exc.code) from None
 
     def share_words(self) -> int:
         """Words in a share of the current set (33 for a 256-bit MasterKey)."""
         m = self.c.manifest or {}
         return int(m.get("words") or 33)  # 33 words for the 256-bit MasterKey
 
-    def entry_begin(self, purpose: str = "collect", member: int = -1) -> dict[str, Any]:
-        """Start a typed entry in the keyholder (``purpose`` collect, check or verify)."""
-        from core.keyholder import ops_shares
-
-        r = dict(self._kh(lambda: ops_shares.client_entry_begin(self.client, words=self.share_words())))
-        return {"expected": int(r.get("words", 33))}
-
-    def entry_word(self, view: memoryview, position: int) -> WordStatus:
-        """Send one typed word (a view of the entry widget's locked buffer) for ``position``."""
-        from core.keyholder import ops_shares
-
-        r = self._kh(lambda: ops_shares.client_entry_word(self.client, position, view))
-        return WordStatus(
-            str(r.get("status", "")),
-            int(r.get("position", position)),
-            int(r.get("filled", 0)),
-            0,
-            tuple(r.get("nearest", ()) or ()),
-            str(r.get("message", "")),
-        )
-
-    def entry_finish(self) -> EntryResult:
-        """Checksum and (if wrong) the probable typo position and candidates."""
-        from core.keyholder import ops_shares
-
-        r = self._kh(lambda: ops_shares.client_entry_finish(self.client))
-        status = str(r.get("status", ""))
-        if status == "ok":
-            share = {"set": r.get("set"), "group": r.get("group"), "member": r.get("member")}
-            return EntryResult(True, f"share {r.get('member')} of {self._group_label(r.get('group'))}, set {r.get('set')}",
-                               share=share)
-        if status == "incomplete":
-            missing = list(r.get("missing", []))
-            shown = ", ".join(str(m) for m in missing[:6]) + (" ..." if len(missing) > 6 else "")
-            return EntryResult(False, f"{len(missing)} word(s) missing: {shown}")
-        cands = list(r.get("candidates", []))
-        if cands:
-            first = cands[0]
-            others = [int(c["position"]) for c in cands[1:4]]
-            msg = str(r.get("message", "checksum wrong"))
-            if others:
-                msg += f" (or word {', '.join(str(o) for o in others)})"
-            return EntryResult(False, msg, int(first["position"]), tuple(first.get("words", ())))
-        return EntryResult(False, str(r.get("message") or "checksum wrong: check every word with the custodian"))
-
-    def _group_label(self, number: Any) -> str:
+    def group_label(self, number: Any) -> str:
         """``group eu`` (the script's name for a share's group number), ``group 1``
         without groups or when unknown."""
         from core.ceremony import groups
@@ -679,6 +627,79 @@ class Session:
     def export_verdict(self) -> ExportVerdict | None:
         """The engine's verdict on the export medium after the last write (None before)."""
         return self.c.export_verdict
+
+    def entry_terminal(
+        self,
+        purpose: str = "collect",
+        *,
+        scanner: bool = False,
+        idle_warn: float = 120.0,
+        idle_wipe: float = 180.0,
+    ) -> dict[str, Any]:
+        """Share entry on the keyholder's own terminal (the trusted path, issue 14).
+
+        Blocks until the custodian is done: the keyholder reads the terminal in raw mode
+        and draws the masked entry; the caller must not read the terminal meanwhile (the
+        app suspends its driver). Returns public facts: ``status`` (ok, cancelled, idle,
+        hangup), ``via`` (typed, scanner), ``set``/``group``/``member`` when ok,
+        ``keystrokes``, ``pastes_refused``.
+
+        Raises:
+            KeyholderGone: the keyholder ended during the entry (every secret is gone).
+            BackendError: the keyholder refused (no terminal, ...).
+        """
+        from core.keyholder import ops_shares as osh
+        from core.keyholder.errors import KeyholderDied, KeyholderError
+
+        what = {"collect": "collect a share", "check": "check a share", "verify": "type the share back"}
+        view = self.current()
+        title = f"{view.title if view is not None else 'Share entry'} - " + (
+            "scan the share QR (or type the words)" if scanner else what.get(purpose, "share entry")
+        )
+        try:
+            with self._lock:
+                r = self.client.call(
+                    osh.ENTRY_TERMINAL,
+                    tty=self.backend.share_display.tty_path,
+                    words=self.share_words(),
+                    title=title,
+                    scanner=True,
+                    idle_warn=int(idle_warn),
+                    idle_wipe=int(idle_wipe),
+                )
+        except KeyholderDied:
+            try:
+                self.client.proc.poll()  # reap it
+            except Exception:
+                pass
+            raise KeyholderGone(self.keyholder_gone_message(), code="died") from None
+        except KeyholderError as exc:
+            raise BackendError(exc.message, code=exc.code) from None
+        return dict(r)
+
+    def keyholder_gone_message(self) -> str:
+        """What the room must know when the keyholder died: every secret is gone, which
+        shares must be entered again, what to do."""
+        view = self.current()
+        accepted = list((view.display if view is not None else {}).get("accepted", []) or [])
+        done = [
+            f"group {a.get('group', '?')} share {a.get('index', a.get('member', '?'))}"
+            for a in accepted
+            if isinstance(a, dict)
+        ]
+        again = (
+            "Shares to enter again: " + ", ".join(done) + ", and the share being typed."
+            if done
+            else "Shares to enter again: the share being typed (no other share was collected yet)."
+        )
+        return (
+            "The keyholder process stopped. Every secret it held is gone: the words typed so "
+            "far, every share collected in this step, and any key rebuilt from them. "
+            + again
+            + " What to do: the custodians keep their sheets; press F10 to abort this "
+            "ceremony (the journal records it), then start it again from the start screen and "
+            "collect the shares again."
+        )
 
     def entry_cancel(self) -> None:
         """Wipe the partial entry in the keyholder. Never raises (used on timeouts)."""

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from core.ceremony.state import CollectionProgress, DistributionProgress, ExportVerdict
     from kcm_tui.backend import Backend, Session
-    from kcm_tui.views import EntryResult, StepView, WordStatus
+    from kcm_tui.views import StepView
 
 __all__ = ["AppContext", "CeremonySession", "context_of"]
 
@@ -221,24 +221,27 @@ class CeremonySession(Protocol):
         """Collect or check the share shown to a camera (decoded by the keyholder)."""
         ...
 
-    def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
-        """One key press of a handheld (keyboard-wedge) scanner, a view of a locked one-byte..."""
-        ...
-
     def share_words(self) -> int:
         """Words in a share of the current set (33 for a 256-bit MasterKey)."""
         ...
 
-    def entry_begin(self, purpose: str = "collect", member: int = -1) -> dict[str, Any]:
-        """Start a typed entry in the keyholder (``purpose`` collect, check or verify)."""
+    def group_label(self, number: Any) -> str:
+        """``group eu`` (the script's name for a share's group number), ``group 1``."""
         ...
 
-    def entry_word(self, view: memoryview, position: int) -> WordStatus:
-        """Send one typed word (a view of the entry widget's locked buffer) for ``position``."""
+    def entry_terminal(
+        self,
+        purpose: str = "collect",
+        *,
+        scanner: bool = False,
+        idle_warn: float = 120.0,
+        idle_wipe: float = 180.0,
+    ) -> dict[str, Any]:
+        """Share entry on the keyholder's own terminal (the app is suspended meanwhile)..."""
         ...
 
-    def entry_finish(self) -> EntryResult:
-        """Checksum and (if wrong) the probable typo position and candidates."""
+    def keyholder_gone_message(self) -> str:
+        """What the room must know when the keyholder died during an entry."""
         ...
 
     def distribution(self) -> DistributionProgress | None:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from core.codes import message_with_action
 from core.errors import KcmError
 
-__all__ = ["BackendError", "CarrierRefused", "NotAvailable", "ShareRefused", "carrier_message"]
+__all__ = [
+    "BackendError",
+    "CarrierRefused",
+    "KeyholderGone",
+    "NotAvailable",
+    "ShareRefused",
+    "carrier_message",
+]
 
 
 class BackendError(KcmError):
@@ -19,6 +26,13 @@ class NotAvailable(BackendError):
     def __init__(self, what: str) -> None:
         super().__init__(f"not available yet: {what} (this build of the core lacks it)", code="not-available")
         self.what = what
+
+
+class KeyholderGone(BackendError):
+    """The keyholder process ended (killed, crashed) during a share entry: every secret it
+    held is gone. The message says which shares must be entered again and what to do."""
+
+    code = "died"
 
 
 class ShareRefused(BackendError):

@@ -390,7 +390,7 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
         title = "NEW MasterKey - " + title  # a rotation's shares are the new key's
     if state.practice:
         title = "PRACTICE (throwaway key) - " + title
-    with share_for_carrier(state, group, member, f"QR on {tty} ({custodian})") as mv:
+    with share_for_carrier(state, group, member, f"QR on {tty} ({custodian})", reshow=True) as mv:
         try:
             qr.show_qr_on_tty(tty, mv, title=title)
         except (OSError, ValueError) as exc:

@@ -9,9 +9,10 @@ because they are the only secret-derived strings this module returns):
 
 * ``entry_word`` on an *unknown* word returns the nearest list words. They are derived
   from a wrong word; the custodian sees them to correct the typo.
-* ``entry_finish`` on a checksum failure returns, per candidate position, the word that
-  would make the checksum valid. That word is (very likely) the correct share word; it is
-  shown to the custodian who holds the share, never corrected silently, and never logged.
+* ``entry_terminal`` draws, when the custodian asks with ``?`` after a checksum failure,
+  the word that would make the checksum valid, on the keyholder's own terminal. That word
+  is (very likely) the correct share word: it never leaves this process (``entry_finish``
+  replies with positions only), is never corrected silently, and never logged.
 
 A share leaves the keyholder in plaintext only to the terminal of its custodian
 (``show_share`` writes to a tty device the keyholder opens itself) or to a carrier module
@@ -38,7 +39,7 @@ Opcodes and fields (1-based group and member numbers in every public field):
 * 0x0112 ``entry_word``: ``position`` (1-based), secret ``chars`` -> ``status``
   (accepted | ambiguous | unknown), ``position``, ``filled``, ``nearest`` (unknown only).
 * 0x0113 ``entry_finish`` -> ``status`` ok + ``set``/``group``/``member``, or ``checksum``
-  + ``candidates`` [{position, words}], or ``incomplete`` + ``missing`` positions.
+  + ``candidates`` [{position}] (positions only), or ``incomplete`` + ``missing`` positions.
 * 0x0114 ``add_share``: (the finished entry) -> ``progress``; errors carry the recovery
   code (other-set, duplicate, conflict, mismatch, extendable-mix, commitment). A share of
   another set is refused before the commitment check ("belongs to set N", other-set).
@@ -46,6 +47,13 @@ Opcodes and fields (1-based group and member numbers in every public field):
 * 0x0116 ``recover``: optional secret ``passphrase`` -> fingerprint fields and
   ``verified`` (True/False against the expected fingerprint, None if none was given).
 * 0x0117 ``recovery_status`` -> ``progress``.
+* 0x0119 ``entry_terminal``: ``tty`` (until the launcher fixes the keyholder's terminal),
+  optional ``words`` (20 or 33), ``title``, ``idle_warn`` / ``idle_wipe`` (seconds), bool
+  ``scanner`` (a wedge-scanner burst is accepted) -> ``status`` (ok | cancelled | idle |
+  hangup), ``via`` (typed | scanner), ``set``/``group``/``member`` when ok, ``keystrokes``,
+  ``pastes_refused``. The keyholder reads the terminal itself in raw mode and draws the
+  masked entry (:mod:`core.keyholder.termentry`); the UI reads nothing meanwhile. An ok
+  entry stays held, checked, for ``add_share`` / ``verify_share`` as after ``entry_finish``.
 * 0x0118 ``verify_share``: ``commitments`` (manifest entries) -> ``set``, ``group``,
   ``member``, ``matches`` for the finished entry, checked against the manifest alone
   (:func:`verify_share_indices`, also used by the carriers' verify-only reads).
@@ -60,6 +68,7 @@ from typing import Any
 
 from core import secmem
 from core.crypto.fingerprint import derive_fingerprint
+from core.custodian_tty import REVEAL_IDLE_S, custodian_tty
 from core.errors import wire_error
 from core.keyholder.errors import KeyholderError, MalformedRequest, Refused
 from core.keyholder.ops import KEY_NEW, KEY_OLD, KeyholderState, Request, op
@@ -109,6 +118,7 @@ __all__ = [
     "ENTRY_BEGIN",
     "ENTRY_CLEAR",
     "ENTRY_FINISH",
+    "ENTRY_TERMINAL",
     "ENTRY_WORD",
     "GENESIS_FINISH",
     "GENESIS_SPLIT",
@@ -133,6 +143,7 @@ __all__ = [
     "verify_share_indices",
 ]
 
+ENTRY_TERMINAL = 0x0119
 
 MAX_TYPED = 16  # characters accepted for one typed word
 
@@ -165,6 +176,10 @@ class _Entry:
 class _Area:
     genesis: GenesisResult | None = None
     handed_to: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: showings of each share on its custodian's screen (a share may be shown again
+    #: until its type-back check passes, then never)
+    showings: dict[tuple[int, int], int] = field(default_factory=dict)
+    typed_back: set[tuple[int, int]] = field(default_factory=set)
     recovery: RecoveryState | None = None
     expected_fingerprint: bytes | None = None
     entry: _Entry | None = None
@@ -174,6 +189,8 @@ class _Area:
             self.genesis.close()
         self.genesis = None
         self.handed_to.clear()
+        self.showings.clear()
+        self.typed_back.clear()
         if self.recovery is not None:
             self.recovery.wipe()
         self.recovery = None
@@ -419,17 +436,24 @@ def _seal_share_sealed(state: KeyholderState, index: int) -> None:
 
 @contextmanager
 def share_for_carrier(
-    state: KeyholderState, group: int, member: int, carrier: str
+    state: KeyholderState, group: int, member: int, carrier: str, *, reshow: bool = False
 ) -> Iterator[memoryview]:
     """Lend a genesis share's word indices to a carrier in this process (card, QR).
 
     The view is valid inside the ``with`` block only; the share is recorded as handed to
-    ``carrier`` and cannot be handed out a second time.
+    ``carrier`` and cannot be handed out a second time. ``reshow``: a display (words or QR
+    on the custodian's screen) may show the share again, on the same display, until the
+    custodian's type-back check has passed (:func:`op_verify_share`); never after.
     """
     area = _area(state)
     buf = _find_share(area, group, member)
     key = (group, member)
-    if key in area.handed_to:
+    if key in area.typed_back:
+        raise Refused(
+            f"group {group} share {member} was typed back and checked: it is not shown again "
+            "(the custodian's sheet is the share now)"
+        )
+    if key in area.handed_to and not (reshow and area.handed_to[key] == carrier):
         raise Refused(f"group {group} share {member} was already handed to {area.handed_to[key]}")
     with buf.view() as mv:
         yield mv
@@ -444,18 +468,35 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     tty = req.text("tty")
     custodian = req.text("custodian", "")
     group_name = req.text("group_name", "")
-    with share_for_carrier(state, group, member, f"display {tty} ({custodian})") as mv:
+    idle = float(req.integer("idle_hide", int(REVEAL_IDLE_S)))
+    if not 1 <= idle <= 3600:
+        raise MalformedRequest("idle_hide must be 1..3600 seconds")
+    key = (group, member)
+    with share_for_carrier(
+        state, group, member, f"display {tty} ({custodian})", reshow=True
+    ) as mv:
         ident = area.genesis.identifier if area.genesis else 0
-        title = share_title(ident, group, member, custodian=custodian, group_name=group_name)
+        showing = area.showings.get(key, 0) + 1
+        title = share_title(ident, group, member, custodian=custodian, group_name=group_name) + (
+            f" (showing {showing})" if showing > 1 else ""
+        )
         if state.rotation:
             title = "NEW MasterKey - " + title  # a rotation's shares are the new key's
         if state.practice:
             title = "PRACTICE (throwaway key) - " + title
         try:
-            show_share_on_tty(tty, mv, title=title)
+            ended = show_share_on_tty(tty, mv, title=title, idle=idle)
         except (OSError, ValueError) as exc:
             raise Refused(f"cannot show the share on {tty}: {exc}") from None
-    return {"shown": True, "group": group, "member": member}
+        area.showings[key] = showing
+    # public facts for the journal: every showing is recorded with how it ended
+    return {
+        "shown": True,
+        "group": group,
+        "member": member,
+        "showing": showing,
+        "ended": {"custodian": "enter-confirmed", "idle": "hidden-idle"}.get(ended, ended),
+    }
 
 
 @op(SHARES_STATUS, "shares_status")
@@ -594,11 +635,12 @@ def op_entry_finish(state: KeyholderState, req: Request) -> dict[str, Any]:
             if exc.code != "checksum":
                 raise _err(exc) from None
             cands = typo.locate_wrong_word(mv)
-            # residue accepted: candidate words go to the typing custodian's screen only
+            # positions only: the suggested word (very likely the true share word) never
+            # leaves the keyholder; entry_terminal draws it on request ('?')
             return {
                 "status": "checksum",
                 "message": exc.message,
-                "candidates": [{"position": c.position + 1, "words": list(c.words)} for c in cands],
+                "candidates": [{"position": c.position + 1} for c in cands],
             }
     params = share.params
     share.close()
@@ -609,6 +651,95 @@ def op_entry_finish(state: KeyholderState, req: Request) -> dict[str, Any]:
         "group": params.group_index + 1,
         "member": params.member_index + 1,
     }
+
+
+def _check_indices(mv: memoryview) -> tuple[str, Any]:
+    """The checksum verdict of a complete entry (public facts, or typo candidates)."""
+    try:
+        share = slip39.decode_share(mv)
+    except Slip39Error as exc:
+        if exc.code != "checksum":
+            return "error", exc.message
+        cands = typo.locate_wrong_word(mv)
+        # residue accepted: candidate words reach the custodian's terminal only ('?')
+        return "checksum", [(c.position + 1, tuple(c.words)) for c in cands]
+    params = share.params
+    share.close()
+    return "ok", {
+        "set": params.identifier,
+        "group": params.group_index + 1,
+        "member": params.member_index + 1,
+    }
+
+
+@op(ENTRY_TERMINAL, "entry_terminal")
+def op_entry_terminal(state: KeyholderState, req: Request) -> dict[str, Any]:
+    """Typed (or scanned) share entry on the keyholder's own terminal."""
+    from core.carriers.errors import CarrierError
+    from core.carriers.qr import payload_to_indices
+    from core.keyholder import termentry
+
+    area = _area(state)
+    words = req.integer("words", 33)
+    if words not in (20, 33):
+        raise MalformedRequest("a share has 20 or 33 words")
+    path = termentry.entry_terminal(req)
+    title = req.text("title", "Share entry").encode("ascii", "replace")
+    if state.practice:
+        title = b"PRACTICE - " + title
+    if area.entry is not None:
+        area.entry.close()
+    area.entry = ent = _Entry(words, state.alloc(2 * words), [False] * words)
+    machine = termentry.KeyEntry(words, ent.buf, ent.filled, allow_unlocked=state.allow_unlocked)
+
+    def scan(digits: memoryview) -> tuple[str, Any]:
+        try:
+            idx = payload_to_indices(digits, alloc=state.alloc)
+        except (CarrierError, Slip39Error) as exc:
+            return "error", f"the scan is not a share QR: {exc.message} Scan it again."
+        try:
+            if idx.size != 2 * words:
+                return "error", (
+                    f"the scanned share has {idx.size // 2} words, this entry expects {words}: "
+                    "it is not a share of this set"
+                )
+            with idx.view() as src, ent.buf.view() as dst:
+                dst[:] = src
+            for i in range(words):
+                ent.filled[i] = True
+        finally:
+            idx.close()
+        with ent.buf.view() as mv:
+            verdict = _check_indices(mv)
+        if verdict[0] != "ok":
+            machine.wipe_all()
+            if verdict[0] == "checksum":
+                return "error", "the scanned QR does not hold a valid share (checksum): scan it again"
+        return verdict
+
+    try:
+        with custodian_tty(path, "share entry") as fd:
+            result = termentry.run_on_terminal(
+                fd,
+                machine,
+                _check_indices,
+                title=title,
+                scan=scan if req.flag("scanner", True) else None,
+                idle_warn=float(req.integer("idle_warn", int(termentry.IDLE_WARN_S))),
+                idle_wipe=float(req.integer("idle_wipe", int(termentry.IDLE_WIPE_S))),
+            )
+    except (OSError, ValueError) as exc:
+        ent.close()
+        area.entry = None
+        raise Refused(f"cannot use the terminal {path} for share entry: {exc}") from None
+    finally:
+        machine.close()
+    if result.get("status") == "ok":
+        ent.checked = True
+    else:
+        ent.close()
+        area.entry = None
+    return result
 
 
 @op(ENTRY_CLEAR, "entry_clear")
@@ -769,4 +900,15 @@ def op_verify_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         raise Refused("finish the entry (checksum) before verifying the share")
     commitments = parse_commitments(req.json("commitments", []))
     with entry.buf.view() as mv:
-        return verify_share_indices(mv, commitments)
+        out = verify_share_indices(mv, commitments)
+        if area.genesis is not None and out["matches"]:
+            # the type-back check of a share this keyholder handed out: it is not shown again
+            for s in area.genesis.shares:
+                p = s.params
+                if (p.group_index + 1, p.member_index + 1) != (out["group"], out["member"]):
+                    continue
+                with s.indices.view() as held:
+                    if len(held) == len(mv) and secmem.ct_equal(held, mv):
+                        area.typed_back.add((out["group"], out["member"]))
+                        out["typed_back"] = True
+    return out

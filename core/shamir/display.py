@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from core.custodian_tty import CLEAR, custodian_tty, tty_write, wait_for_key_then_clear
+from core.custodian_tty import (
+    CLEAR,
+    HOLD_PROMPT,
+    REVEAL_IDLE_S,
+    custodian_tty,
+    hold_until_confirmed,
+    tty_write,
+)
 from core.shamir._mem import alloc
 from core.shamir.wordlist import WORDS_HL
 
@@ -24,7 +31,7 @@ __all__ = ["CLEAR", "render_grid", "show_share", "show_share_on_tty"]
 
 COLUMNS: Final = 3
 CELL: Final = 18  # "NN. wordxxxx" padded
-PROMPT: Final = b"\r\nWrite the words down in order. Press a key when done: the screen is erased."
+PROMPT: Final = b"\r\n" + HOLD_PROMPT
 
 
 def _put(mv: memoryview, pos: int, data: bytes) -> int:
@@ -84,22 +91,37 @@ def _write_all(fd: int, mv: memoryview) -> None:
     tty_write(fd, mv)
 
 
-def show_share(fd: int, indices: memoryview | bytearray, *, title: str, wait: bool = True) -> None:
-    """Render a share on ``fd``, wait for a key (when ``fd`` is a tty), then clear.
+def show_share(
+    fd: int,
+    indices: memoryview | bytearray,
+    *,
+    title: str,
+    wait: bool = True,
+    idle: float = REVEAL_IDLE_S,
+) -> str:
+    """Render a share on ``fd``, keep it until Enter + Enter (or ``idle`` seconds without a
+    key: hidden), then clear. Returns how it ended: ``custodian``, ``idle`` or ``hangup``
+    (:func:`core.custodian_tty.hold_until_confirmed`).
 
     Args:
         fd: a terminal opened read-write (or any fd in tests; then no key is awaited).
         indices: the share's word indices (2 bytes each), in locked memory.
         title: public heading (set, group, member, custodian name).
-        wait: wait for a key press before erasing.
+        wait: wait for the custodian before erasing.
+        idle: seconds without a key before the share is hidden.
     """
     with alloc(4096) as buf, buf.view() as mv:
         n = render_grid(mv, indices, title)
         _write_all(fd, mv[:n])
-    wait_for_key_then_clear(fd, wait=wait)
+    if not wait:
+        tty_write(fd, CLEAR)
+        return "custodian"
+    return hold_until_confirmed(fd, idle=idle)
 
 
-def show_share_on_tty(path: str, indices: memoryview | bytearray, *, title: str) -> None:
+def show_share_on_tty(
+    path: str, indices: memoryview | bytearray, *, title: str, idle: float = REVEAL_IDLE_S
+) -> str:
     """Open the custodian's terminal ``path`` (e.g. /dev/tty2) and show the share there."""
     with custodian_tty(path, "shares") as fd:
-        show_share(fd, indices, title=title)
+        return show_share(fd, indices, title=title, idle=idle)

@@ -22,7 +22,6 @@ from kcm_tui.backend import (
 from kcm_tui.screens.card import CardPanel
 from kcm_tui.screens.common import CeremonyScreen, ConfirmModal, replace_children
 from kcm_tui.screens.entry import EntryPanel
-from kcm_tui.widgets.scanner import ScannerSink
 
 CARRIER_LABEL = {
     "typed": "Typed (T)",
@@ -50,10 +49,11 @@ class CollectionScreen(CeremonyScreen):
     KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("T / C / Q / K / S", "how the next share comes in: typed, smart card, QR image file, camera, scanner"),
         ("PIN, Enter", "card: the custodian types the card PIN (masked); F5 rescans the readers"),
-        ("a-z, Space", "type a word, then space (masked on screen)"),
+        ("a-z", "on the keyholder's screen: 4 letters a word (it completes itself; masked)"),
         ("Backspace", "correct the current word"),
         ("Ctrl+W", "drop the last accepted word"),
-        ("Enter", "on an empty word: check the share (checksum, typo location)"),
+        ("Enter", "on an empty word: check the share (checksum, typo position)"),
+        ("?", "after a checksum error: the suggested word, on the keyholder's screen"),
         ("Esc", "leave the entry (the partial entry is wiped)"),
         ("F2", "record an exception"),
         ("F10", "abort the ceremony (asks first)"),
@@ -176,12 +176,10 @@ class CollectionScreen(CeremonyScreen):
                 focus="#camera-scan",
             )
         elif carrier == "scanner":
-            self.body(
-                Static("Scan the share QR with the handheld scanner now (its keys go to the keyholder;"
-                       " typing by hand is refused). Esc: back.", classes="muted"),
-                ScannerSink(self.scanner_key, allow_unlocked=self.capp.backend.demo, id="scanner"),
-                focus="#scanner",
-            )
+            panel = EntryPanel(self.session, purpose="check" if self.check_mode else "collect", scanner=True,
+                               id="entry")
+            self.body(Static("Scan the share QR with the handheld scanner: the keyholder reads the scan on its"
+                             " own screen (a paste is refused). Esc: back.", classes="muted"), panel)
 
     # ---------------------------------------------------------------- carriers in
 
@@ -251,29 +249,6 @@ class CollectionScreen(CeremonyScreen):
             return
         self.accepted(out)
 
-    def scanner_key(self, view: memoryview, t_us: int) -> None:
-        """One key of the scanner burst (a view of the sink's locked one-byte buffer)."""
-        sink = self.query_one(ScannerSink)
-        try:
-            reply = self.session.scanner_key(view, t_us)
-        except BackendError as exc:
-            sink.count = 0
-            self.refused(exc, back=False)
-            sink.refresh()
-            return
-        status = str(reply.get("status", ""))
-        if status == "complete":
-            sink.count = 0
-            self.accepted(reply)
-            return
-        if status == "not-scanner":
-            sink.count = 0
-            sink.note = "That was typed by hand, not scanned: scan the QR."
-        else:
-            sink.count = int(reply.get("count", sink.count + 1) or 0)
-            sink.note = ""
-        sink.refresh()
-
     def refused(self, exc: BaseException, *, back: bool = True) -> None:
         """Show why a share was refused (carrier errors with what to do); back to the choice."""
         if isinstance(exc, CarrierRefused):
@@ -325,7 +300,7 @@ class CollectionScreen(CeremonyScreen):
     def on_entry_panel_done(self, event: EntryPanel.Done) -> None:
         """The typed share is complete and checked: collect it."""
         event.stop()
-        self.feed("typed", FINISHED_ENTRY)
+        self.feed("scanner" if event.via == "scanner" else "typed", FINISHED_ENTRY)
         if self.check_mode:
             self.session.entry_cancel()
 
@@ -357,7 +332,7 @@ class CollectionScreen(CeremonyScreen):
         """Esc: back to the carrier choice, or (asks first) out of the collection."""
         if self.refuse_while_busy():
             return
-        if self.mode == "typed":
+        if self.mode in ("typed", "scanner"):
             for panel in self.query(EntryPanel).results(EntryPanel):
                 panel.cancel()
             self.show_choice()

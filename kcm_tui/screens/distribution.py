@@ -34,9 +34,10 @@ class DistributionScreen(CeremonyScreen):
         ("Up / Down", "card: choose the custodian's card"),
         ("PIN, Enter", "card: the custodian types the card PIN (masked), Enter writes the share"),
         ("F5", "card: rescan the card readers"),
-        ("Y / N", "the custodian has / has not written the share down (N: abort, shown once only)"),
-        ("a-z, Space", "re-enter the share word by word (masked)"),
-        ("Enter", "on an empty word: check the re-entered share"),
+        ("Enter, Enter", "on the keyholder's screen: end the reveal (other keys do nothing)"),
+        ("Y / N", "the custodian has / has not written the share down (N: shown again, until typed back)"),
+        ("a-z", "on the keyholder's screen: type the share back, 4 letters a word (masked)"),
+        ("Enter", "on an empty word: check the re-entered share; Esc Esc: back here"),
         ("F2", "record an exception"),
         ("F10", "abort the ceremony (asks first)"),
         ("Esc", "back to the step (the distribution can be resumed)"),
@@ -54,6 +55,7 @@ class DistributionScreen(CeremonyScreen):
         self.missing: list[str] = []
         self.carriers: dict[str, str] = {}
         self.card_result: dict[str, Any] = {}
+        self.last_display = "screen"  # how the share was last revealed (N reveals it again)
 
     def compose(self) -> ComposeResult:
         """Title, progress, the custodian area and the error line."""
@@ -157,11 +159,11 @@ class DistributionScreen(CeremonyScreen):
         t.append("Everyone else: look away from the screen now.", style="bold white on red")
         if carrier == "qr":
             t.append("\n\nThe script hands this share over as a QR code. When only the custodian can see"
-                     " the screen, they press Reveal: the keyholder draws the QR full screen; any key"
-                     " hides it again.")
+                     " the screen, they press Reveal: the keyholder draws the QR full screen.")
         else:
             t.append("\n\nWhen only the custodian can see the screen, they press Reveal. The share is"
-                     " shown full screen by the keyholder; any key hides it again.")
+                     " shown full screen by the keyholder until they press Enter twice (after 3"
+                     " minutes without a key it is hidden; it can be shown again).")
         if self.missing:
             names = " or ".join({"qr": "a QR code", "card": "writing it to a card"}.get(m, m) for m in self.missing)
             t.append(f"\n(The share by {names}: not available yet in this build.)", style="grey70")
@@ -263,12 +265,21 @@ class DistributionScreen(CeremonyScreen):
     def reveal(self, display: str = "screen") -> None:
         """The keyholder shows the share on the terminal (the app is suspended meanwhile)."""
         self.set_error("")
+        self.last_display = display
         from textual.app import SuspendNotSupported
 
         try:
             try:
+                # the error (a refused reveal) leaves the block before it is raised:
+                # Textual resumes the driver only when the body returns normally
+                error: BackendError | None = None
                 with self.app.suspend():
-                    self.session.show_share(self.custodian, display)
+                    try:
+                        self.session.show_share(self.custodian, display)
+                    except BackendError as exc:
+                        error = exc
+                if error is not None:
+                    raise error
             except SuspendNotSupported:
                 # headless (tests): the keyholder writes to the injected display target
                 self.session.show_share(self.custodian, display)
@@ -329,7 +340,8 @@ class DistributionScreen(CeremonyScreen):
         member = self.session.split_custodians().index(self.custodian)
         panel = EntryPanel(self.session, purpose="verify", member=member, id="entry")
         self.body(
-            Static(f"{name}: type your share back from your sheet, word by word. Words are masked.", classes="subtitle"),
+            Static(f"{name}: type your share back from your sheet on the keyholder's screen. Words are masked.",
+                   classes="subtitle"),
             panel,
             Horizontal(Button("Skip the check (record why)", id="skip-check"), classes="buttons"),
         )
@@ -343,7 +355,7 @@ class DistributionScreen(CeremonyScreen):
         except BackendError as exc:
             panel.cancel()  # wipe the typed share in the keyholder either way
             self.set_error(str(exc))
-            panel.begin()
+            panel.hint(f"{exc} Press Enter to type the share back again.", "error")
             return
         panel.cancel()
         self.set_error("")  # an earlier refusal no longer applies
@@ -416,34 +428,9 @@ class DistributionScreen(CeremonyScreen):
             self.finish_custodian(checked=False)
 
     def not_written(self) -> None:
-        """The keyholder shows each share once (it is then marked as handed out): a share
-        not written down completely cannot be shown again; the set must be made anew."""
-        self.app.push_screen(
-            ConfirmModal(
-                "The keyholder shows each share only once, so it cannot be shown again.\n"
-                "If the share was not written down completely, this share set cannot be used:"
-                " abort the ceremony (the key is wiped) and run the genesis again.\n"
-                "Abort now?",
-                yes="Abort the ceremony",
-                no="Back: it was written down",
-                danger=True,
-            ),
-            self._not_written_answer,
-        )
-
-    def _not_written_answer(self, yes: bool | None) -> None:
-        if not yes:
-            return
-        try:
-            self.session.abort(f"share for {self.custodian} was not written down completely")
-        except BackendError as exc:
-            self.set_error(str(exc))
-            return
-        from kcm_tui.screens.summary import SummaryScreen
-
-        while len(self.app.screen_stack) > 1:  # down to the base (ceremony) screen
-            self.app.pop_screen()
-        self.app.switch_screen(SummaryScreen())
+        """Not written down completely: the keyholder shows the share again (it may, until
+        the custodian's type-back check has passed); the showing is journaled."""
+        self.reveal(self.last_display)
 
     def skip_check(self) -> None:
         """Skip the typed-back check with a reason (the engine journals it)."""

@@ -38,8 +38,8 @@ def _show(d, member: int, group: int = 1) -> str:  # type: ignore[no-untyped-def
             except OSError:
                 return
             out.extend(chunk)
-            if b"Press a key" in out:
-                os.write(master_fd, b" ")
+            if b"Press Enter when done" in out:
+                os.write(master_fd, b"\r\r")
                 return
 
     t = threading.Thread(target=reader, daemon=True)

@@ -1,23 +1,27 @@
 """The custodian terminal in tests: a pty whose slave side the keyholder writes shares to.
 
 A thread reads the master side like a custodian reading the screen: it keeps the words of
-each share shown (in order), reads each QR shown (with ``read_qr``, part by part), and
-presses a key when asked, as the custodian does. One class for the engine, carrier and UI
-tests.
+each share shown (in order), reads each QR shown (with ``read_qr``, part by part), ends a
+word reveal as the custodian does (Enter, then Enter to confirm) and presses a key between
+QR parts. Typed entry happens on this terminal too (the keyholder owns it meanwhile, issue
+14): :meth:`CustodianTerminal.type_words` types a share in step with the keyholder's
+redraws. One class for the engine, carrier and UI tests.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import select
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["QR_DONE", "QR_NEXT", "WORD_PROMPT", "CustodianTerminal", "pin", "typed"]
+__all__ = ["QR_DONE", "QR_NEXT", "TERMINALS", "WORD_PROMPT", "CustodianTerminal", "pin", "typed"]
 
 #: What the keyholder writes under a share's words, and between and after QR parts.
-WORD_PROMPT = b"Press a key when done"
+WORD_PROMPT = b"Press Enter when done"
 QR_NEXT = b"Any key: part "
 QR_DONE = b"Done: any key erases the screen"
 _WORD = re.compile(rb"(\d+)\. ([a-z]+)")
@@ -40,7 +44,9 @@ class CustodianTerminal:
         self.qr_reads: list[Any] = []
         self.raw = bytearray()
         self._read_qr = read_qr
+        self.mark = 0  # where the current typed entry starts in ``raw``
         self._stop = False
+        TERMINALS[self.path] = self
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -53,6 +59,10 @@ class CustodianTerminal:
         buf = b""
         qr_parts = b""
         while not self._stop:
+            # poll, so that close() can stop this thread before the descriptors are closed
+            # (their numbers are reused by the next test's terminal)
+            if not select.select([self.master], [], [], 0.05)[0]:
+                continue
             try:
                 chunk = os.read(self.master, 65536)
             except OSError:
@@ -64,6 +74,9 @@ class CustodianTerminal:
             if WORD_PROMPT in buf:
                 found = {int(n): w.decode() for n, w in _WORD.findall(buf)}
                 self.share_words.append([found[i] for i in sorted(found)])
+                buf = b""
+                os.write(self.master, b"\r\r")  # Enter, and Enter again to confirm
+                continue
             elif QR_DONE in buf:  # the last part of the QR: read every square shown
                 if self._read_qr is not None:
                     self.qr_reads.append(self._read_qr(qr_parts + buf))
@@ -75,18 +88,60 @@ class CustodianTerminal:
                 os.write(self.master, b" ")
                 continue
             else:
+                if len(buf) > 1 << 18:  # entry screens: nothing to read here
+                    buf = buf[-4096:]
                 continue
             buf = b""
             os.write(self.master, b"\n")  # the custodian presses a key
 
+    # ------------------------------------------------------------- typed entry
+
+    def wait_for(self, pattern: bytes, timeout: float = 60.0, *, since: int | None = None) -> None:
+        """Wait until the keyholder drew ``pattern`` (after ``since``, default the mark)."""
+        start = self.mark if since is None else since
+        deadline = time.monotonic() + timeout
+        while pattern not in self.raw[start:]:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{pattern!r} not drawn on the custodian terminal: {bytes(self.raw[-800:])!r}"
+                )
+            time.sleep(0.01)
+
+    def entry_open(self) -> bool:
+        """The keyholder has drawn a fresh entry since the mark."""
+        return b"keys 0\r" in self.raw[self.mark :]
+
+    def send(self, data: bytes, keys: int) -> None:
+        """Type ``data`` and wait until the keyholder counted ``keys`` keys in this entry."""
+        since = len(self.raw)
+        os.write(self.master, data)
+        self.wait_for(b"keys %d\r" % keys, since=since)
+
+    def type_words(self, words: list[str], *, prefix_only: bool = False) -> int:
+        """Type a share word by word (one burst a word), in step with the keyholder's
+        redraws. Returns the keys typed."""
+        self.wait_for(b"keys 0\r")
+        keys = 0
+        for w in words:
+            data = (w[:4] if prefix_only else w + " ").encode()
+            keys += len(data)
+            self.send(data, keys)
+        return keys
+
     def close(self) -> None:
         """Stop reading and close both sides."""
         self._stop = True
+        self._thread.join(5)
+        TERMINALS.pop(self.path, None)
         for fd in (self.slave, self.master):
             try:
                 os.close(fd)
             except OSError:
                 pass
+
+
+#: Live custodian terminals by path (an app's backend names its terminal by path).
+TERMINALS: dict[str, CustodianTerminal] = {}
 
 
 def typed(mnemonic: str) -> list[memoryview]:

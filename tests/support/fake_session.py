@@ -24,7 +24,7 @@ from core.ceremony.state import (
 )
 from kcm_tui.backend import Session
 from kcm_tui.errors import BackendError, CarrierRefused, ShareRefused
-from kcm_tui.views import Check, EntryResult, StepView, WordStatus
+from kcm_tui.views import Check, StepView
 
 if TYPE_CHECKING:
     from kcm_tui.context import CeremonySession
@@ -127,8 +127,9 @@ class FakeSession:
         self.journal_path = self.folder / "journal.db"
         self.final_hash = "3f9a0c41" * 8
         self.final_words = tuple(FINAL_WORDS)
-        self.entry_answers: list[WordStatus] = []
-        self.finish_answer = EntryResult(True, "share 1 of group 1, set 4821")
+        #: answers of the keyholder's terminal entry (public facts, or an exception to raise)
+        self.terminal_answers: list[Any] = []
+        self.terminal_calls: list[dict[str, Any]] = []
         self.refusal = ""
         self.journal_ok = True
         self.journal_message = "42 events, hash chain intact, closed"
@@ -175,6 +176,9 @@ class FakeSession:
 
     def share_words(self) -> int:
         return 33
+
+    def group_label(self, number: Any) -> str:
+        return f"group {number}"
 
     def manifest_choices(self) -> list[tuple[str, str, str]]:
         return [
@@ -305,24 +309,28 @@ class FakeSession:
     def add_camera(self, device: str = "/dev/video0", timeout_s: int = 30) -> dict[str, Any]:
         raise CAMERA_MISSING
 
-    def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
-        return {"status": "pending", "count": 1}
-
     def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
         if self.refusal:
             raise ShareRefused(self.refusal)
         return {"complete": False, "message": "2 of 3 shares, 1 more needed from group Frankfurt"}
 
-    def entry_begin(self, purpose: str = "collect", member: int = -1) -> dict[str, Any]:
-        return {"expected": 33}
+    def entry_terminal(self, purpose: str = "collect", *, scanner: bool = False,
+                       idle_warn: float = 120.0, idle_wipe: float = 180.0) -> dict[str, Any]:
+        """The keyholder's terminal entry, answered from ``terminal_answers`` (oldest first;
+        an exception instance is raised); default: a share whose checksum is correct."""
+        self.terminal_calls.append({"purpose": purpose, "scanner": scanner, "idle_warn": idle_warn,
+                                    "idle_wipe": idle_wipe})
+        if self.terminal_answers:
+            answer = self.terminal_answers.pop(0)
+            if isinstance(answer, BaseException):
+                raise answer
+            return dict(answer)
+        return {"status": "ok", "via": "scanner" if scanner else "typed", "set": 4821, "group": 1,
+                "member": 2, "keystrokes": 133, "pastes_refused": 0}
 
-    def entry_word(self, view: memoryview, position: int) -> WordStatus:
-        if self.entry_answers:
-            return self.entry_answers.pop(0)
-        return WordStatus("accepted", position, position, 33)
-
-    def entry_finish(self) -> EntryResult:
-        return self.finish_answer
+    def keyholder_gone_message(self) -> str:
+        return ("The keyholder process stopped. Every secret it held is gone. Shares to enter again: "
+                "the share being typed. What to do: press F10.")
 
     def entry_cancel(self) -> None:
         pass

@@ -46,8 +46,8 @@ def read_share(
             except OSError:
                 return
             out.extend(chunk)
-            if b"Press a key" in out:
-                os.write(master_fd, b" ")  # the custodian presses a key
+            if b"Press Enter when done" in out:
+                os.write(master_fd, b"\r\r")  # the custodian: Enter, Enter to confirm
                 done.set()
 
     t = threading.Thread(target=reader, daemon=True)

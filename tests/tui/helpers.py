@@ -10,7 +10,7 @@ from typing import Any
 
 from kcm_tui.app import CeremonyApp
 from kcm_tui.backend import Backend, ShareDisplay
-from tests.support.custodian import CustodianTerminal
+from tests.support.custodian import TERMINALS, CustodianTerminal
 
 
 def screen_text(app: CeremonyApp) -> str:
@@ -115,14 +115,45 @@ async def type_keys(pilot: Any, keys: list[str]) -> None:
     await pilot.pause()
 
 
-async def type_share(pilot: Any, words: list[str], *, prefix_only: bool = False) -> None:
-    """Type a share word by word, as a custodian would, then Enter to check it."""
-    keys: list[str] = []
-    for w in words:
-        keys += [*list(w[:4] if prefix_only else w), "space"]
-    await type_keys(pilot, keys)
-    await pilot.press("enter")
-    await pilot.pause()
+def terminal_of(app: Any) -> CustodianTerminal:
+    """The custodian terminal the app's keyholder uses."""
+    return TERMINALS[app.backend.share_display.tty_path]
+
+
+async def entry_done(pilot: Any) -> None:
+    """Wait until the keyholder handed the keyboard back and the UI handled the result."""
+    from kcm_tui.screens.entry import EntryPanel
+
+    def idle() -> bool:
+        return not any(p.running for p in pilot.app.screen.query(EntryPanel).results(EntryPanel))
+
+    await settle(pilot, idle)
+
+
+async def type_share(pilot: Any, words: list[str], *, prefix_only: bool = False, check: bool = True) -> int:
+    """Type a share on the keyholder's terminal, as a custodian would (the UI reads nothing
+    meanwhile), then Enter to check it (``check``). Returns the keys typed (Enter included)."""
+    import asyncio
+    import os
+
+    term = terminal_of(pilot.app)
+    await wait_until(pilot, term.entry_open)
+    keys = await asyncio.to_thread(term.type_words, words, prefix_only=prefix_only)
+    if check:
+        term.mark = len(term.raw)
+        os.write(term.master, b"\r")
+        keys += 1
+        await entry_done(pilot)
+    return keys
+
+
+async def keyholder_keys(pilot: Any, data: bytes, keys: int) -> None:
+    """Type raw keys on the keyholder's terminal and wait for its redraw (``keys``: the
+    entry's key count expected after them)."""
+    import asyncio
+
+    term = terminal_of(pilot.app)
+    await asyncio.to_thread(term.send, data, keys)
 
 
 def write_share_sheet(path: Path, words: list[str]) -> None:  # pragma: no cover - debugging aid

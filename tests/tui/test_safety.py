@@ -14,11 +14,10 @@ from textual import events
 from core import journal as jmod
 from core.demo import init_workspace
 from kcm_tui import app as app_mod
-from kcm_tui.backend import WordStatus, environment_leaks
+from kcm_tui.backend import environment_leaks
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.runner import RunnerScreen
-from kcm_tui.widgets.word_entry import WordEntry
-from tests.tui.helpers import begin, make_app, screen_text, start_ready, type_keys
+from tests.tui.helpers import begin, make_app, screen_text, settle, start_ready, type_keys
 from tests.tui.snapshot_app import FakeBackend, FakeSession, SnapApp, step
 
 KCM_TUI = Path(app_mod.__file__).resolve().parent
@@ -81,108 +80,84 @@ def test_clipboard_and_screenshot_are_refused(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
-def test_word_entry_refuses_copy_cut_paste_and_drops_pastes() -> None:
-    async def run() -> None:
-        app = collection_app()
-        async with app.run_test() as pilot:
-            await pilot.press("t")
-            await pilot.pause()
-            entry = app.screen.query_one(WordEntry)
-            for key in ("ctrl+c", "ctrl+x", "ctrl+v"):
-                await pilot.press(key)
-            await pilot.pause()
-            # Ctrl+C is refused by the app itself (priority binding), Ctrl+X/V by the widget
-            assert entry.refused_clipboard + app.clipboard_refusals == 3
-            entry.post_message(events.Paste(SECRET_WORD))
-            await pilot.pause()
-            assert entry.typed == 0 and entry.count == 0
-            assert SECRET_WORD not in screen_text(app)
-            assert "disabled" in screen_text(app)
-
-    asyncio.run(run())
-
-
-# ------------------------------------------------------------------ typed entry promises
-
-
-def test_typed_letters_never_shown_nor_carried_in_messages() -> None:
-    seen_messages: list[Any] = []
+def test_typed_entry_is_handed_to_the_keyholder_and_the_ui_holds_no_entry_widget() -> None:
+    """The UI has no widget that takes share letters any more: 't' hands the keyboard to
+    the keyholder (entry_terminal) and shows only its public answer."""
+    session: FakeSession | None = None
 
     async def run() -> None:
-        app = collection_app()
+        nonlocal session
+        v = step("collect-shares", 4, params={"carriers": ["typed", "qr"]}, results={"set_id": "4821"})
+        session = FakeSession(v)
+        session.terminal_answers = [{"status": "cancelled", "keystrokes": 3, "pastes_refused": 1}]
+        app = SnapApp(FakeBackend(session=session), CollectionScreen)
+        app.idle_warn, app.idle_wipe = 61.0, 91.0
         async with app.run_test() as pilot:
             await pilot.press("t")
-            await pilot.pause()
-            entry = app.screen.query_one(WordEntry)
-            original = entry.post_message
-
-            def spy(message: Any) -> bool:
-                seen_messages.append(message)
-                return original(message)
-
-            entry.post_message = spy  # type: ignore[method-assign]
-            await type_keys(pilot, [*list(SECRET_WORD), "space", *list("acid")])
+            await settle(pilot)
             text = screen_text(app)
-            assert SECRET_WORD not in text and "acid" not in text
-            assert "####" in text and "****____" in text
-            assert entry.count == 1 and entry.typed == 4
+            assert "keyholder takes the keyboard" in text
+            assert "1 paste(s) refused" in text
             assert not app.screen.query("Input")  # never an Input holding a share
+            assert not app.screen.query("WordEntry") and not app.screen.query("ScannerSink")
+            # Enter starts the entry again (default answer: checksum correct -> added)
+            app.screen.query_one("EntryPanel").focus()
+            await pilot.press("enter")
+            await settle(pilot)
+            assert "Share accepted" in text or len(session.terminal_calls) == 2
 
     asyncio.run(run())
-    assert seen_messages
-    for m in seen_messages:
-        values = [v for v in vars(m).values() if isinstance(v, str)]
-        assert not any(SECRET_WORD in v or "acid" in v for v in values), m
+    assert session is not None
+    assert session.terminal_calls[0] == {"purpose": "collect", "scanner": False, "idle_warn": 61.0, "idle_wipe": 91.0}
+    assert len(session.terminal_calls) == 2
 
 
-def test_word_goes_to_the_keyholder_as_a_view_of_the_locked_buffer() -> None:
-    got: list[tuple[str, bool]] = []
+def test_no_ui_module_reads_share_keys() -> None:
+    """No widget of the UI handles share letters: the old word-entry and scanner widgets
+    (Textual decoded every key into a str in this process) are gone."""
+    names = {p.name for p in (KCM_TUI / "widgets").glob("*.py")}
+    assert "word_entry.py" not in names and "scanner.py" not in names
+    for path in KCM_TUI.rglob("*.py"):
+        text = path.read_text()
+        assert "entry_word(" not in text or path.name == "backend.py", path
 
-    class Spy(FakeSession):
-        def entry_word(self, view: memoryview, position: int) -> WordStatus:
-            got.append((type(view).__name__, view.readonly))
-            assert view.nbytes == len(SECRET_WORD)
-            return WordStatus("accepted", position, position, 33)
 
+def test_idle_wipe_in_the_keyholder_is_reported() -> None:
     async def run() -> None:
         v = step("collect-shares", 4, params={"carriers": ["typed"]}, results={"set_id": "1"})
-        app = collection_app(Spy(v))
+        s = FakeSession(v)
+        s.terminal_answers = [{"status": "idle", "keystrokes": 9}]
+        app = SnapApp(FakeBackend(session=s), CollectionScreen)
         async with app.run_test() as pilot:
             await pilot.press("t")
-            await type_keys(pilot, [*list(SECRET_WORD), "space"])
-            entry = app.screen.query_one(WordEntry)
-            assert entry._buf.locked or entry._buf.kind == "unlocked"
-            with entry._buf.view(0, 16) as mv:
-                assert bytes(mv) == bytes(16)  # wiped right after sending
-
-    asyncio.run(run())
-    assert got == [("memoryview", False)]
-
-
-def test_idle_timeout_warns_then_wipes_the_partial_entry() -> None:
-    cancelled: list[bool] = []
-
-    class S(FakeSession):
-        def entry_cancel(self) -> None:
-            cancelled.append(True)
-
-    async def run() -> None:
-        v = step("collect-shares", 4, params={"carriers": ["typed"]}, results={"set_id": "1"})
-        app = collection_app(S(v))
-        app.idle_warn, app.idle_wipe = 0.6, 1.6
-        async with app.run_test() as pilot:
-            await pilot.press("t")
-            await type_keys(pilot, [*list(SECRET_WORD), "space", "a", "c"])
-            entry = app.screen.query_one(WordEntry)
-            assert entry.typed == 2
-            await pilot.pause(1.1)
-            assert "wiped in" in screen_text(app)
-            await pilot.pause(1.2)
-            assert entry.typed == 0 and entry.count == 0
+            await settle(pilot)
             assert "wiped after the idle timeout" in screen_text(app)
 
     asyncio.run(run())
-    assert cancelled
+
+
+def test_keyholder_death_during_entry_says_what_is_lost_and_what_to_do() -> None:
+    from kcm_tui.backend import KeyholderGone
+
+    async def run() -> None:
+        v = step("collect-shares", 4, params={"carriers": ["typed"]}, results={"set_id": "1"})
+        s = FakeSession(v)
+        s.terminal_answers = [KeyholderGone("The keyholder process stopped. Every secret it held is gone. "
+                                            "Shares to enter again: group 1 share 2. What to do: press F10.")]
+        app = SnapApp(FakeBackend(session=s), CollectionScreen)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("t")
+            await settle(pilot)
+            text = screen_text(app)
+            assert "Every secret it held is gone" in text
+            assert "ENTRY STOPPED" in text and "Shares to enter" in text and "What to do" in text
+            panel = app.screen.query_one("EntryPanel")
+            assert panel.lost  # type: ignore[attr-defined]
+            await pilot.press("enter")  # entry does not start again on a dead keyholder
+            await settle(pilot)
+            assert len(s.terminal_calls) == 1
+
+    asyncio.run(run())
 
 
 # ------------------------------------------------------------------ crash handling
@@ -192,8 +167,8 @@ def test_crash_during_share_entry_shows_no_word_and_no_locals() -> None:
     wiped: list[str] = []
 
     class Crashing(FakeSession):
-        def entry_word(self, view: memoryview, position: int) -> WordStatus:
-            leaked_word = bytes(view).decode()  # a local holding the secret
+        def entry_terminal(self, purpose: str = "collect", **kw: Any) -> dict[str, Any]:
+            leaked_word = SECRET_WORD  # a local holding the secret
             raise RuntimeError(f"bug while handling {leaked_word}")
 
         def emergency_wipe(self, reason: str) -> list[str]:
@@ -208,10 +183,10 @@ def test_crash_during_share_entry_shows_no_word_and_no_locals() -> None:
         app = collection_app(Crashing(v))
         async with app.run_test() as pilot:
             await pilot.press("t")
-            await type_keys(pilot, [*list(SECRET_WORD), "space"])
             await pilot.pause()
+            await pilot.pause(0.5)
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Exception):  # noqa: B017 - the app re-raises the worker's failure
         asyncio.run(run())
     report = app.crash_report
     assert "RuntimeError" in report
@@ -388,3 +363,31 @@ def test_card_pin_is_wiped_on_idle_timeout() -> None:
             assert "wiped after the idle timeout" in screen_text(app)
 
     asyncio.run(run())
+
+
+def test_not_written_down_reveals_the_share_again() -> None:
+    """N on "written down?" reveals again (the keyholder allows it until the type-back
+    check passes); before issue 14 it could only abort the ceremony."""
+    from kcm_tui.screens.distribution import DistributionScreen
+
+    shown: list[str] = []
+
+    class S(FakeSession):
+        def show_share(self, custodian: str, display: str = "screen", **kw: Any) -> dict[str, Any]:
+            shown.append(display)
+            return {"shown": True, "showing": len(shown)}
+
+    async def run() -> None:
+        v = step("distribute-shares", 6, params={"display": ["screen"]}, performed=True,
+                 acknowledge=("admin", "witness", "c1", "c2", "c3", "c4", "c5"), results={"set_id": "1"})
+        app = SnapApp(FakeBackend(session=S(v)), DistributionScreen)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("r")
+            await settle(pilot)
+            await pilot.press("n")
+            await settle(pilot)
+            assert "Abort now" not in screen_text(app)
+            assert "written down every word" in screen_text(app)
+
+    asyncio.run(run())
+    assert shown == ["screen", "screen"]

@@ -18,16 +18,15 @@ import pytest
 
 from core import media
 from core.ceremony.state import HandoverState
-from kcm_tui.backend import EntryResult, WordStatus
+from kcm_tui.backend import KeyholderGone
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
 from kcm_tui.screens.runner import RunnerScreen
 from kcm_tui.screens.summary import SummaryScreen
-from tests.tui.helpers import screen_text, settle, start_ready, type_keys, wait_until
+from tests.tui.helpers import screen_text, settle, start_ready, wait_until
 from tests.tui.snapshot_app import (
     CARD_ERRORS,
     FP_WORDS,
-    WORDS,
     ExportSession,
     FailingChecks,
     FakeBackend,
@@ -61,22 +60,6 @@ def keys(*k: str) -> Run:
     return run
 
 
-def typed(words: list[str], then: tuple[str, ...] = (), first: tuple[str, ...] = ("t",)) -> Run:
-    async def run(pilot: Any) -> None:
-        await pilot.pause()
-        await pilot.press(*first)
-        await pilot.pause()
-        ks: list[str] = []
-        for w in words:
-            ks += [*list(w), "space"]
-        await type_keys(pilot, ks)
-        if then:
-            await pilot.press(*then)
-        await pilot.pause()
-
-    return run
-
-
 def _start() -> SnapApp:
     return SnapApp(FakeBackend())
 
@@ -85,8 +68,8 @@ def _start_fail() -> SnapApp:
     return SnapApp(FakeBackend(demo=False, checks=FailingChecks))
 
 
-def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, str] | None = None,
-                  card_errors: tuple[str, ...] = (), groups: bool = False) -> Callable[[], SnapApp]:
+def _distribution(carriers: dict[str, str] | None = None, card_errors: tuple[str, ...] = (),
+                  terminal: list[Any] | None = None, groups: bool = False) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
         params: dict[str, Any] = {"display": ["screen", "qr", "card"] if carriers else ["screen", "qr"]}
         if carriers:
@@ -101,16 +84,14 @@ def _distribution(answers: list[WordStatus] | None = None, carriers: dict[str, s
             for c in ("c1", "c5"):
                 s._handover(c).state = HandoverState.CHECKED
             s.acks = ["c1", "c5"]
-        if answers:
-            s.entry_answers = list(answers)
+        s.terminal_answers = list(terminal or [])
         return SnapApp(FakeBackend(session=s), DistributionScreen)
 
     return make
 
 
-def _collection(refusal: str = "", answers: list[WordStatus] | None = None, finish: EntryResult | None = None,
-                card_errors: tuple[str, ...] = (), kind: str = "collect-shares",
-                groups: bool = False) -> Callable[[], SnapApp]:
+def _collection(refusal: str = "", card_errors: tuple[str, ...] = (), kind: str = "collect-shares",
+                terminal: list[Any] | None = None, groups: bool = False) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
         s0 = FakeSession(None)
         if groups:  # a share of eu and one of vault: the engine's named message and tally
@@ -126,16 +107,21 @@ def _collection(refusal: str = "", answers: list[WordStatus] | None = None, fini
         s.groups, s.collected = s0.groups, s0.collected
         s.refusal = refusal
         s.card_errors = [CARD_ERRORS[e] for e in card_errors]
-        if answers:
-            s.entry_answers = list(answers)
-        if finish:
-            s.finish_answer = finish
+        s.terminal_answers = list(terminal or [])
         return SnapApp(FakeBackend(session=s), CollectionScreen)
 
     return make
 
 
 PIN = ("1", "2", "3", "4", "5", "6")
+LEFT = {"status": "cancelled", "keystrokes": 12, "pastes_refused": 0}
+GONE = KeyholderGone(
+    "The keyholder process stopped. Every secret it held is gone: the words typed so far, every share "
+    "collected in this step, and any key rebuilt from them. Shares to enter again: group 1 share 2, and "
+    "the share being typed. What to do: the custodians keep their sheets; press F10 to abort this "
+    "ceremony (the journal records it), then start it again from the start screen and collect the "
+    "shares again."
+)
 
 
 def _summary(state: str = "completed", journal_ok: bool = True, message: str = "") -> Callable[[], SnapApp]:
@@ -206,16 +192,16 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "dist_call": (_distribution(), noop),
     "dist_written": (_distribution(), keys("r")),
     "dist_not_written": (_distribution(), keys("r", "n")),
-    "dist_reentry": (_distribution(), keys("r", "y", *list("acad"), "space", *list("aci"))),
+    "dist_reentry": (_distribution(terminal=[LEFT]), keys("r", "y")),
     "collect_choice": (_collection(), noop),
-    "collect_typed": (_collection(), typed(WORDS[:5], ("a", "c"))),
-    "collect_unknown_word": (_collection(answers=[WordStatus("accepted", 1, 1, 33), WordStatus("unknown", 2, 1, 33, ("acid", "acne", "aide"))]),
-                             typed(["acad", "xqzw"])),
-    "collect_typo_located": (_collection(finish=EntryResult(False, "checksum wrong", 17, ("fiction",))), typed(WORDS * 4 + ["acad"], ("enter",))),
-    "collect_refused_other_set": (_collection(refusal="share 3 belongs to set 1187, this ceremony expects set 4821"), typed(WORDS * 4 + ["acad"], ("enter",))),
+    "collect_typed": (_collection(terminal=[LEFT]), keys("t")),
+    "collect_entry_idle": (_collection(terminal=[{"status": "idle", "keystrokes": 9}]), keys("t")),
+    "collect_pastes_refused": (_collection(terminal=[{**LEFT, "pastes_refused": 2}]), keys("t")),
+    "collect_keyholder_gone": (_collection(terminal=[GONE]), keys("t")),
+    "collect_refused_other_set": (_collection(refusal="share 3 belongs to set 1187, this ceremony expects set 4821"), keys("t")),
     "collect_refused_superseded": (_collection(refusal="this share belongs to set 1187, superseded by set 4821 (ceremony reshare-2026); it is refused"),
-                                   typed(WORDS * 4 + ["acad"], ("enter",))),
-    "collect_progress": (_collection(), typed(WORDS * 4 + ["acad"], ("enter",))),
+                                   keys("t")),
+    "collect_progress": (_collection(), keys("t")),
     "dist_card_pin": (_distribution(carriers={"c1": "card"}), keys(*PIN)),
     "dist_card_written": (_distribution(carriers={"c1": "card"}), keys(*PIN, "enter")),
     "dist_card_wrong_pin": (_distribution(carriers={"c1": "card"}, card_errors=("wrong_pin",)), keys(*PIN, "enter")),
@@ -231,7 +217,7 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "collect_card_wrong_card": (_collection(card_errors=("wrong_card",)), keys("c", "down", "down", *PIN, "enter")),
     "collect_card_removed": (_collection(card_errors=("removed",)), keys("c", *PIN, "enter")),
     "collect_camera_missing": (_collection(), keys("k", "enter")),
-    "collect_scanner": (_collection(), keys("s", "1", "2", "3")),
+    "collect_scanner": (_collection(terminal=[LEFT]), keys("s")),
     "check_choice": (_collection(kind="check-shares"), noop),
     "export_ready": (_export(False), noop),
     "export_writing": (_export(True), export_writing),
@@ -261,7 +247,7 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
         "transition_expires_utc": "2027-02-14T11:02:00Z"}})), noop),
     "collect_refused_rotated_out": (_collection(refusal="this share belongs to set 4821: share set 4821 was rotated out by ceremony "
         "rotate-20270115T100000Z-cd34 on 2027-01-15T11:02:00Z: its MasterKey was replaced by the key of set 1187 (KCV 8ef1 1232 ea21 bf6a); "
-        "it is refused"), typed(WORDS * 4 + ["acad"], ("enter",))),
+        "it is refused"), keys("t")),
     "summary_completed": (_summary(), noop),
     "summary_aborted": (_summary("aborted"), noop),
     "summary_journal_bad": (_summary(journal_ok=False), noop),

@@ -48,6 +48,10 @@ def test_genesis_then_unseal_and_seal_real(
     g = run_genesis(workspace, terminal)
     assert g.state is CeremonyState.COMPLETED
     assert len(terminal.shares) == 5 and all(len(s.split()) == 33 for s in terminal.shares)
+    # every showing is journaled with its number and how it ended (issue 14)
+    shows = [e.details for e in jr._events_from_path(g.journal.path) if e.details.get("shown_to")]
+    assert len(shows) == 5
+    assert all(d["showing"] == 1 and d["ended"] == "enter-confirmed" for d in shows), shows
     fp = g.manifest["fingerprint"]  # type: ignore[index]
     assert len(g.manifest["commitments"]) == 5  # type: ignore[index]
     env = envelope.parse(

@@ -46,8 +46,8 @@ def _read_share_from_tty(
             except OSError:
                 return
             out.extend(chunk)
-            if b"Press a key" in out:
-                os.write(master_fd, b" ")  # the custodian presses a key
+            if b"Press Enter when done" in out:
+                os.write(master_fd, b"\r\r")  # the custodian: Enter, Enter to confirm
                 done.set()
 
     t = threading.Thread(target=reader, daemon=True)
@@ -105,7 +105,8 @@ def test_genesis_show_recover_with_typo(kh: KeyholderClient) -> None:
     typed[16] = "academic" if typed[16] != "academic" else "acid"
     r = _type_share(kh, typed)
     assert r["status"] == "checksum"
-    assert r["candidates"] == [{"position": 17, "words": [shares[0][16]]}]
+    # the position only: the suggested (true) word never leaves the keyholder (issue 14)
+    assert r["candidates"] == [{"position": 17}]
     with pytest.raises(Refused, match="finish the entry"):
         sh.client_add_share(kh)
     # custodian retypes word 17

@@ -399,6 +399,8 @@ class ClientKeyholder:
         through ``ops_carriers`` (the keyholder adds the share it read to the recovery)."""
         from core.keyholder import ops_shares
 
+        if _held_entry(carrier, payload):
+            carrier = "typed"  # a scanner burst read on the keyholder's terminal: held as its entry
         if carrier != "typed":
             return self._add_by_carrier(carrier, payload)
         fin = self._enter_typed(carrier, payload)
@@ -428,6 +430,8 @@ class ClientKeyholder:
         """
         from core.keyholder import ops_shares
 
+        if _held_entry(carrier, payload):
+            carrier = "typed"
         if carrier != "typed":
             reply = self._read_by_carrier(carrier, payload, manifest)
             out = carrier_verdict(reply, manifest)
@@ -574,6 +578,12 @@ def carrier_progress(reply: Mapping[str, Any]) -> dict[str, Any]:
         if k in reply:
             out[k] = reply[k]
     return out
+
+
+def _held_entry(carrier: str, payload: Any) -> bool:
+    """A wedge-scanner burst the keyholder read on its own terminal (``entry_terminal``):
+    the share is held as its finished entry, exactly like a typed one."""
+    return carrier == "scanner" and isinstance(payload, str) and payload == FINISHED_ENTRY
 
 
 if TYPE_CHECKING:
