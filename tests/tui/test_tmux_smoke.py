@@ -159,14 +159,20 @@ def test_readme_card_walkthrough_at_80x24(tmp_path: Path) -> None:
         for n in (3, 4, 5):
             tmux.wait_for(f"Custodian {n} comes to the screen alone")
             tmux.send("r")
-            screen = tmux.wait_for("Press a key when done")
+            screen = tmux.wait_for("Press Enter when done")
             if n == 3:
                 found = sorted((int(i), w) for i, w in re.findall(r"(\d+)\. ([a-z]+)", screen))
                 words = [w for _i, w in found]
                 assert len(words) == 33
-            tmux.send("x")
-            time.sleep(1)
+            tmux.send("Enter")  # README: Enter, then Enter again to confirm (issue 14)
+            time.sleep(0.5)
+            tmux.send("Enter")
+            tmux.wait_for("have you written down")
             tmux.send("y")
+            tmux.wait_for("Esc Esc exits")  # the keyholder's entry screen takes the keyboard
+            tmux.send("Escape")  # README, in a hurry: Esc Esc back to the program
+            time.sleep(0.5)
+            tmux.send("Escape")
             tmux.wait_for("type your share back")
             tmux.send("Tab")  # README, in a hurry: Skip the check, a reason
             time.sleep(0.3)
