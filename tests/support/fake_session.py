@@ -125,6 +125,8 @@ class FakeSession:
         self.card_errors: list[CarrierRefused] = []
         self.handovers: dict[str, Handover] = {}
         self.acks: list[str] = []
+        self.confirmations: list[tuple[str, bool, str | None]] = []
+        self.performed_inputs: list[dict[str, Any]] = []
 
     # facts
     def current(self) -> StepView | None:
@@ -168,13 +170,14 @@ class FakeSession:
 
     # intents
     def perform(self, **inputs: Any) -> dict[str, Any]:
+        self.performed_inputs.append(dict(inputs))
         return {}
 
     def acknowledge(self, role: str) -> None:
         self.acks.append(role)
 
-    def confirm(self, witness: str, matches: bool) -> None:
-        pass
+    def confirm(self, witness: str, matches: bool, *, out_of_band: str | None = None) -> None:
+        self.confirmations.append((witness, matches, out_of_band))
 
     def complete(self) -> None:
         pass
