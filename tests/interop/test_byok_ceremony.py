@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,16 @@ from core.demo import init_workspace
 from core.keyholder.client import KeyholderClient
 from tests import schemas
 from tests.interop import test_go_reader as go
+from tests.interop.test_seal_openssl import openssl_rsa_aes_unwrap as _rsa_aes_unwrap
+from tests.interop.test_seal_openssl import pkeyutl_decrypt as _pkeyutl
 from tests.support import seal_reader
 from tests.support.custodian import CustodianTerminal, typed
 from tests.support.engine import drive, ok_preflight
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed"),
+    go.pytestmark,  # the Go reader's toolchain (installed as root by tools/install-debian-deps.sh)
+]
 
 go_reader = go.go_reader  # the module-scoped fixture that builds interop/go
 
@@ -47,29 +51,6 @@ def _demo_key(demo_keys: Path, stem: str) -> Path:
         b"".join(ln for ln in src.read_bytes().splitlines(True) if not ln.startswith(b"#"))
     )
     return out
-
-
-def _pkeyutl(key: Path, blob: bytes, tmp: Path, md: str) -> bytes:
-    (tmp / "rsa.bin").write_bytes(blob)
-    return subprocess.run(
-        ["openssl", "pkeyutl", "-decrypt", "-inkey", str(key), "-in", str(tmp / "rsa.bin"),
-         "-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", f"rsa_oaep_md:{md}",
-         "-pkeyopt", f"rsa_mgf1_md:{md}"],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
-
-
-def _rsa_aes_unwrap(key: Path, bits: int, blob: bytes, tmp: Path, md: str) -> bytes:
-    n = bits // 8
-    assert len(blob) == n + 40  # RSA part || RFC 5649 wrap of 32 bytes
-    kek = _pkeyutl(key, blob[:n], tmp, md)
-    assert len(kek) == 32
-    (tmp / "kwp.bin").write_bytes(blob[n:])
-    return subprocess.run(
-        ["openssl", "enc", "-d", "-id-aes256-wrap-pad", "-K", kek.hex(), "-iv", "A65959A6",
-         "-in", str(tmp / "kwp.bin")],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
 
 
 @pytest.fixture(scope="module")
