@@ -7,6 +7,8 @@
     DIR/media/                    stands in for the removable ceremony medium
     DIR/media/recipients/*.pem    DEMO recipient public keys (RSA-3072, generated here),
                                   among them PRACTICE-kms.pem for the practice scripts
+    DIR/media/byok/PRACTICE-*     DEMO provider wrapping keys (AWS, GCP, Azure, Vault) and
+                                  a DEMO AWS import token, for practice-byok.toml
     DIR/demo-keys/*.pem           their private keys, so the demo can prove decryption;
                                   labelled DEMO: a real KMS key never leaves the cloud
     DIR/scripts/*.toml            the ceremony scripts; the rehearsal is
@@ -140,6 +142,67 @@ def _make_demo_key(public_path: Path, private_path: Path) -> None:
         fh.write(priv)
 
 
+def _byok_inputs(scripts: Path) -> list[tuple[str, str, int]]:
+    """Every (kind, path, RSA bits) a script's ``byok`` steps read from the medium:
+    ``key`` for a wrapping key file, ``token`` for an import token file."""
+    import tomllib
+
+    out: list[tuple[str, str, int]] = []
+    for p in sorted(scripts.glob("*.toml")):
+        try:
+            data = tomllib.loads(p.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        for act in data.get("acts", []) if isinstance(data.get("acts"), list) else []:
+            for step in act.get("steps", []) if isinstance(act, dict) else []:
+                if not isinstance(step, dict) or step.get("kind") != "byok":
+                    continue
+                method = str(step.get("method", ""))
+                bits = 4096 if step.get("provider") == "vault" or "_4096_" in method else 3072
+                for kind, key in (("key", "wrapping_key_file"), ("token", "import_token_file")):
+                    rel = step.get(key)
+                    if isinstance(rel, str) and all(e[1] != rel for e in out):
+                        out.append((kind, rel, bits))
+    return out
+
+
+def _make_byok_demo_files(scripts: Path, media: Path, demo_keys: Path) -> None:
+    """DEMO provider wrapping keys (their private keys in ``demo-keys/``, so the demo's BYOK
+    files can be opened to prove the wrap) and DEMO import tokens, for the scripts' byok
+    steps. A real wrapping key is made by the provider and never leaves it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    for kind, rel, bits in _byok_inputs(scripts):
+        path = media / rel
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "token":
+            # AWS's import token is opaque to us: any bytes, copied alongside unchanged
+            path.write_bytes(b"DEMO AWS IMPORT TOKEN (not from AWS)\n" + os.urandom(1024))
+            continue
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        der = path.suffix.lower() == ".der"
+        path.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.DER if der else serialization.Encoding.PEM,
+                serialization.PublicFormat.SubjectPublicKeyInfo,
+            )
+        )
+        priv = demo_keys / (Path(rel).stem + ".DEMO-PRIVATE.pem")
+        fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"# DEMO KEY generated locally by kcm-ceremony demo init: NOT a provider key\n")
+            fh.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+
+
 def _custodian_labels(scripts: Path) -> list[str]:
     """Token labels for the custodians of the practice script (card serial, else role id)."""
     import tomllib
@@ -241,9 +304,12 @@ OpenKCM Ceremony: DEMO WORKSPACE (not for production)
 
   media/        stands in for the removable ceremony medium (journal, manifests, exports)
   media/recipients/   DEMO recipient public keys, generated on this machine
+  media/byok/   DEMO provider wrapping keys and a DEMO AWS import token (practice-byok.toml)
   demo-keys/    their private keys (a real KMS key never leaves the cloud)
   scripts/      ceremony scripts: rehearse with practice-genesis.toml (preselected), then
                 practice-unseal-and-seal.toml (preselected once a PRACTICE share set exists)
+                and practice-byok.toml (the MasterKey wrapped for AWS, GCP, Azure, Vault;
+                give the time the import parameters were obtained as the current UTC time)
   softhsm/      SoftHSM2 tokens standing in for custodians' cards (if softhsm2 is installed)
                 user PIN {pin}, SO PIN {so_pin} (DEMO ONLY)
 
@@ -286,6 +352,7 @@ def init_workspace(directory: str | os.PathLike[str], *, scripts_from: Path | No
         pub = media / rel
         if not pub.exists():
             _make_demo_key(pub, demo_keys / (Path(rel).stem + ".DEMO-PRIVATE.pem"))
+    _make_byok_demo_files(scripts, media, demo_keys)
     conf, tokens = _softhsm(root, _custodian_labels(scripts))
     if conf is not None:
         _bind_card_serials(scripts, _token_serials(conf))

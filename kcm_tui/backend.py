@@ -452,8 +452,8 @@ class Session:
     def acknowledge(self, role: str) -> None:
         self._call(lambda: self.c.acknowledge(role))
 
-    def confirm(self, witness: str, matches: bool) -> None:
-        self._call(lambda: self.c.confirm(witness, matches=matches))
+    def confirm(self, witness: str, matches: bool, *, out_of_band: str | None = None) -> None:
+        self._call(lambda: self.c.confirm(witness, matches=matches, out_of_band=out_of_band))
 
     def complete(self) -> None:
         self._call(self.c.complete_step)

@@ -145,8 +145,9 @@ class CeremonySession(Protocol):
         """A required role acknowledges the current step."""
         ...
 
-    def confirm(self, witness: str, matches: bool) -> None:
-        """The witness compares the fingerprint (``matches`` False fails the step)."""
+    def confirm(self, witness: str, matches: bool, *, out_of_band: str | None = None) -> None:
+        """The witness compares the fingerprint (``matches`` False fails the step);
+        ``out_of_band`` is the witness's typed copy, if they typed one."""
         ...
 
     def complete(self) -> None:

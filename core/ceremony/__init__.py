@@ -83,6 +83,11 @@ recover             ``perform()``: rebuild the key, compare its KCV with the man
 seal                ``perform()``: one envelope per recipient (recipients must be confirmed),
                     then the signed seal manifest (exported with the envelopes)
 export              ``perform()``: writes the listed files through the exporter
+byok                ``perform(window_start_utc=...)`` (AWS/GCP; else ``perform()``) reads the
+                    provider's wrapping key and shows its fingerprint (``display``);
+                    ``confirm(witness, matches, out_of_band=None)``; ``perform()`` again: the
+                    keyholder checks the confirmation against the key, wraps the MasterKey,
+                    and the import files are written to the export medium
 wipe                ``perform()``: the keyholder wipes every secret but the MasterKey signing
                     key, which then signs only the closed journal and the transcript
                     (:mod:`core.ceremony.records`)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BYOK_PROVIDERS",
     "CONFIRMED_KINDS",
     "DEFAULT_CARD_MODULE",
     "NO_ACTION_KINDS",
@@ -57,6 +58,9 @@ class StepKind(StrEnum):
     CONTINUITY_STATEMENT = "continuity-statement"
     #: MasterKey rotation: the old set's manifest marked rotated out, signed by the old key
     MARK_ROTATED_OUT = "mark-rotated-out"
+    #: BYOK (issue 16): the MasterKey wrapped for a cloud KMS / Vault import, after a
+    #: witness confirmed the provider's wrapping key fingerprint
+    BYOK = "byok"
 
 
 class Carrier(StrEnum):
@@ -110,7 +114,13 @@ def expand_carriers(wanted: Sequence[str]) -> list[Carrier]:
 #: Step kinds with no action: acknowledgments only.
 NO_ACTION_KINDS: tuple[StepKind, ...] = (StepKind.INSTRUCTION, StepKind.SUMMARY)
 #: Step kinds a named witness confirms (``Ceremony.confirm``) before they are done.
-CONFIRMED_KINDS: tuple[StepKind, ...] = (StepKind.VERIFY_FINGERPRINT, StepKind.VERIFY_KCV)
+CONFIRMED_KINDS: tuple[StepKind, ...] = (
+    StepKind.VERIFY_FINGERPRINT,
+    StepKind.VERIFY_KCV,
+    StepKind.BYOK,
+)
+#: BYOK providers a ``byok`` step names (core.seal.byok).
+BYOK_PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure", "vault")
 
 
 class RoleKind(StrEnum):

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "FINISHED_ENTRY",
+    "ByokKeyholder",
     "CardAccess",
     "CarrierKeyholder",
     "EntryKeyholder",
@@ -181,6 +182,28 @@ class EntryKeyholder(Protocol):
 
     def verify_entry(self, commitments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """``matches``, ``set_id``, ``group``, ``member`` of the finished typed entry."""
+        ...
+
+
+@runtime_checkable
+class ByokKeyholder(Protocol):
+    """Optional extension of :class:`Keyholder`: the ``byok`` step's wrap.
+
+    The engine sends the provider's wrapping key as read from the medium and what the
+    witness confirmed of its fingerprint; the keyholder checks the confirmation against
+    the key, wraps the MasterKey and answers the public import files only.
+    """
+
+    def byok_export(
+        self,
+        provider: str,
+        *,
+        wrapping_key: bytes,
+        witness: str,
+        confirmed_fingerprint: str,
+        fields: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """``files`` (name -> bytes), ``valid_until_utc``, ``method``, ``record``."""
         ...
 
 

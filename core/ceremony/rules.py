@@ -27,6 +27,7 @@ __all__ = [
     "RECIPIENT_KINDS",
     "STEP_PARAMS",
     "Checker",
+    "byok_methods",
     "is_safe_filename",
 ]
 
@@ -77,6 +78,8 @@ _CLUSTER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _SCRIPT_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SAFE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _HEX: Final = re.compile(r"^[0-9a-fA-F:]{16,}$")
+#: A provider's resource name in a byok step (ARN, GCP resource path, transit key name).
+_DESTINATION: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:/._-]{0,255}$")
 _RESERVED: Final = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])$", re.IGNORECASE)
 
 _COMMON_STEP_KEYS: Final = ("id", "kind", "title", "instruction", "acknowledge")
@@ -107,16 +110,64 @@ STEP_PARAMS: Final[dict[StepKind, tuple[str, ...]]] = {
     StepKind.WIPE: (),
     StepKind.CONTINUITY_STATEMENT: (),
     StepKind.MARK_ROTATED_OUT: ("folder",),
+    StepKind.BYOK: (
+        "provider",
+        "witness",
+        "wrapping_key_file",
+        "import_token_file",
+        "method",
+        "key_id",
+        "import_job",
+        "key_name",
+        "kek_kid",
+        "file_name",
+        "folder",
+    ),
 }
 
 _KEY_SOURCES: Final = (StepKind.GENERATE, StepKind.RECOVER)
 _NEEDS_KEY: Final = (
     StepKind.DISTRIBUTE_SHARES,
     StepKind.SEAL,
+    StepKind.BYOK,
     StepKind.VERIFY_KCV,
     StepKind.CONTINUITY_STATEMENT,
     StepKind.MARK_ROTATED_OUT,
 )
+
+
+def byok_methods(provider: str) -> tuple[str, ...]:
+    """The wrapping methods a ``byok`` step may name for ``provider``: only what that
+    provider accepts for a 256-bit symmetric key (core.seal.byok; sources in
+    docs/formats.md section 3). The first is the default."""
+    from core.seal import byok
+
+    if provider == "aws":
+        return tuple(byok.AWS_ALGORITHMS)
+    if provider == "gcp":
+        # Google's recommendation first
+        first = "RSA_OAEP_3072_SHA256_AES_256"
+        return (first, *(m for m in byok.GCP_METHODS if m != first))
+    if provider == "vault":
+        return tuple(byok.VAULT_HASHES)
+    if provider == "azure":
+        return ("CKM_RSA_AES_KEY_WRAP",)
+    return ()
+
+
+#: Per provider: the parameters a ``byok`` step requires, and those it may add.
+BYOK_REQUIRED: Final[dict[str, tuple[str, ...]]] = {
+    "aws": ("import_token_file", "key_id"),
+    "gcp": ("import_job", "key_name"),
+    "azure": ("kek_kid",),
+    "vault": ("key_name",),
+}
+BYOK_OPTIONAL: Final[dict[str, tuple[str, ...]]] = {
+    "aws": ("method",),
+    "gcp": ("method",),
+    "azure": ("file_name",),
+    "vault": ("method",),
+}
 
 
 def is_safe_filename(name: object) -> bool:

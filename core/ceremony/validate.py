@@ -17,13 +17,16 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from core.ceremony.model import Problem, RoleKind, StepKind
+from core.ceremony.model import BYOK_PROVIDERS, Problem, RoleKind, StepKind
 from core.ceremony.rules import (
     _CLUSTER_ID,
     _COMMON_STEP_KEYS,
+    _DESTINATION,
     _HEX,
     _ID,
     _SCRIPT_NAME,
+    BYOK_OPTIONAL,
+    BYOK_REQUIRED,
     CARD_KEY_BITS,
     CARD_MODULES,
     CARRIERS,
@@ -38,6 +41,7 @@ from core.ceremony.rules import (
     RECIPIENT_KINDS,
     STEP_PARAMS,
     Checker,
+    byok_methods,
     is_safe_filename,
 )
 from core.ceremony.source import PathItem, SourceMap
@@ -232,6 +236,52 @@ def _threshold_ok(v: Checker, path: tuple[PathItem, ...], t: int, n: int) -> Non
         v.add(path, f"threshold {t} is larger than the number of shares ({n})")
     elif t == 1 and n > 1:
         v.add(path, f"1-of-{n} would give every custodian the whole key; SLIP-39 refuses it")
+
+
+def _byok_params(v: Checker, spath: tuple[PathItem, ...], step: dict[str, Any]) -> None:
+    """A ``byok`` step: the provider, its wrapping key (and AWS's import token) on the
+    medium, a method that provider accepts for a 256-bit symmetric key, its destination."""
+    provider = v.string(
+        spath,
+        step,
+        "provider",
+        check=lambda s: s in BYOK_PROVIDERS,
+        what=f"one of {', '.join(BYOK_PROVIDERS)}",
+    )
+    in_workspace = "a relative path inside the workspace (no '..', no absolute path)"
+    v.string(spath, step, "wrapping_key_file",
+             check=lambda s: all(is_safe_filename(p) for p in s.split("/")), what=in_workspace)  # fmt: skip
+    if "folder" in step:
+        v.string(spath, step, "folder", check=is_safe_filename,
+                 what="a safe folder name (letters, digits, '.', '_', '-'; no path, no '..')")  # fmt: skip
+    if provider is None:
+        return
+    allowed = (*BYOK_REQUIRED[provider], *BYOK_OPTIONAL[provider])
+    for key in ("import_token_file", "method", "key_id", "import_job", "key_name", "kek_kid",
+                "file_name"):  # fmt: skip
+        if key in step and key not in allowed:
+            v.add((*spath, key), f"a {provider} BYOK step has no {key!r}")
+    for key in BYOK_REQUIRED[provider]:
+        if key == "import_token_file":
+            v.string(spath, step, key,
+                     check=lambda s: all(is_safe_filename(p) for p in s.split("/")),
+                     what=in_workspace)  # fmt: skip
+        elif key == "kek_kid":
+            v.string(spath, step, key,
+                     check=lambda s: s.startswith("https://") and "/keys/" in s
+                     and not any(c in s for c in '"\\<>& '),
+                     what="the KEK's full key identifier https://NAME.vault.azure.net/keys/KEK/VERSION")  # fmt: skip
+        else:
+            v.string(spath, step, key, check=lambda s: bool(_DESTINATION.match(s)),
+                     what="a provider resource name (letters, digits, and : / . _ -)")  # fmt: skip
+    if "method" in step:
+        methods = byok_methods(provider)
+        v.string(spath, step, "method", check=lambda s: s in methods,
+                 what=f"what {provider} accepts for a 256-bit symmetric key: {', '.join(methods)}")  # fmt: skip
+    if "file_name" in step:
+        v.string(spath, step, "file_name",
+                 check=lambda s: is_safe_filename(s) and s.endswith(".byok"),
+                 what="a safe file name ending in .byok")  # fmt: skip
 
 
 def _recipients(v: Checker) -> set[str]:
@@ -512,6 +562,9 @@ def _step_params(
                         f"the online system ({', '.join(ONLINE_RECIPIENT_KINDS)}), never to a "
                         "custodian",
                     )
+    elif kind is StepKind.BYOK:
+        _byok_params(v, spath, step)
+        role_ref("witness", True)
     elif kind is StepKind.MARK_ROTATED_OUT:
         if "folder" in step:
             v.string(
@@ -627,16 +680,24 @@ def _practice_marks(v: Checker, practice: bool) -> None:
             if not isinstance(step, dict):
                 continue
             spath: tuple[PathItem, ...] = ("acts", ai, "steps", si)
-            if step.get("kind") == StepKind.EXPORT.value and isinstance(step.get("folder"), str):
+            if step.get("kind") in (StepKind.EXPORT.value, StepKind.BYOK.value) and isinstance(
+                step.get("folder"), str
+            ):
                 marked.append((spath, "folder", step["folder"]))
+            if step.get("kind") == StepKind.BYOK.value:
+                for key in ("wrapping_key_file", "import_token_file"):
+                    if isinstance(step.get(key), str):
+                        marked.append((spath, key, step[key]))
             if step.get("kind") in (StepKind.COLLECT_SHARES.value, StepKind.CHECK_SHARES.value):
                 if isinstance(step.get("manifest"), str):
                     marked.append((spath, "manifest", step["manifest"]))
     for path, key, value in marked:
-        name = value.rsplit("/", 1)[-1] if key == "public_key_file" else value
+        name = value.rsplit("/", 1)[-1] if key.endswith("_file") and key != "file" else value
         what = {
             "file": "envelope file",
             "public_key_file": "recipient public key file",
+            "wrapping_key_file": "provider wrapping key file",
+            "import_token_file": "provider import token file",
             "folder": "export folder",
             "manifest": "share-set manifest",
         }[key]

@@ -66,7 +66,13 @@ def _order(
             have_key = False
         if kind is StepKind.VERIFY_KCV:
             recovered_unwitnessed = None
-        if kind in (StepKind.SEAL, StepKind.DISTRIBUTE_SHARES) and recovered_unwitnessed:
+        if kind is StepKind.BYOK and purpose in ("rotate", "transition", "verify-shares"):
+            v.add(
+                (*path, "kind"),
+                f"a {purpose} ceremony does not export for BYOK: export the MasterKey for a "
+                "provider in a genesis, unseal-and-seal or reshare ceremony",
+            )
+        if kind in (StepKind.SEAL, StepKind.DISTRIBUTE_SHARES, StepKind.BYOK) and recovered_unwitnessed:
             v.add(
                 (*path, "kind"),
                 f"{kind.value} after recover needs a verify-kcv step between them: a witness "

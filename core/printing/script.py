@@ -268,6 +268,12 @@ def _step_body(w: _Writer, step: Step) -> None:
         files = ", ".join(str(f) for f in p.get("files", []))
         w.para(f"Writes {files} to the folder {p.get('folder', '')} on the export medium.", size=8.5, indent=12)
         w.write_lines("export medium bag number:", 1, indent=12)
+    elif k is StepKind.BYOK:
+        witness = _role_name(s, str(p.get("witness", "")))
+        w.write_lines(f"{p.get('provider', '')} wrapping key fingerprint words (as read aloud):", 2, indent=12)
+        w.tick_line(f"{witness}: the words match the provider's copy", indent=12)
+        w.write_lines(f"import files written to {p.get('folder') or 'byok-' + str(p.get('provider', ''))};"
+                      " import before (UTC):", 1, indent=12)
     elif k is StepKind.SUMMARY:
         w.write_lines("journal final hash (words):", 3, indent=12)
 
@@ -287,7 +293,7 @@ def _step_height(w: _Writer, step: Step) -> float:
         h += 10 + 5.5 * (len(s.policy.custodians) if s.policy is not None else 0)
     elif k in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES):
         h += 7 * max(3, len(s.custodians()))
-    elif k in (StepKind.VERIFY_FINGERPRINT, StepKind.SUMMARY):
+    elif k in (StepKind.VERIFY_FINGERPRINT, StepKind.SUMMARY, StepKind.BYOK):
         h += 20
     else:
         h += 8

@@ -37,6 +37,7 @@ ACTION_LABEL = {
     "wipe": "Wipe the key from memory",
     "continuity-statement": "Write the continuity statement",
     "mark-rotated-out": "Mark the old set rotated out",
+    "byok": "Export for BYOK...",
 }
 AUTO_PERFORM = ("preflight", "verify-fingerprint", "verify-kcv")
 CONFIRMED = ("verify-fingerprint", "verify-kcv")
@@ -196,6 +197,10 @@ class RunnerScreen(CeremonyScreen):
                 box.value = view.confirmed_by == witness
                 out.append(box)
             return out
+        if kind == "byok" and not view.performed:
+            from kcm_tui.screens.byok import byok_summary
+
+            return [Static(byok_summary(view)), *self.medium_body(view)]
         if view.performed and view.results:
             return self.results_body(view)
         return self.medium_body(view)
@@ -245,6 +250,15 @@ class RunnerScreen(CeremonyScreen):
             return [Static(f"Share set {r.get('set_id', '?')}: every custodian has been shown their share.", classes="ok")]
         if kind == "collect-shares":
             return [Static(f"Enough shares of set {r.get('set_id', '?')} were collected.", classes="ok")]
+        if kind == "byok":
+            files = r.get("files", {})
+            t = Text()
+            t.append(f"{r.get('provider', '?')}: wrapped with {r.get('method', '?')} and written to ", style="bold")
+            t.append(f"{r.get('folder', '?')}: " + ", ".join(files))
+            if r.get("valid_until_utc"):
+                t.append(f"\nImport before {r['valid_until_utc']}.", style="bold yellow")
+            t.append(f"\nWrapping key confirmed by {r.get('confirmed_by', '?')}.", style="grey70")
+            return [Static(t, classes="ok")]
         if kind == "export":
             files = r.get("files", {})
             out: list[Any] = [
@@ -352,7 +366,7 @@ class RunnerScreen(CeremonyScreen):
     def medium_body(self, view: StepView) -> list[Any]:
         """The export medium's state line (writing / safe to remove / failed) for this step,
         and the chooser while the step has not written yet."""
-        if view.kind != "export":
+        if view.kind not in ("export", "byok"):
             return []
         out: list[Any] = []
         if not view.performed and not self.busy:
@@ -470,7 +484,7 @@ class RunnerScreen(CeremonyScreen):
     def action_refresh_media(self) -> None:
         """F5: list the media again."""
         view = self.view
-        if view is None or view.kind != "export" or view.performed or self.busy:
+        if view is None or view.kind not in ("export", "byok") or view.performed or self.busy:
             return
         if self.load_media(view, again=True) is None:
             return
@@ -480,7 +494,7 @@ class RunnerScreen(CeremonyScreen):
     def needs_medium(self, view: StepView) -> bool:
         """The export step waits for the administrator to choose a medium."""
         return (
-            view.kind == "export" and not view.performed and self.media_choices is not None
+            view.kind in ("export", "byok") and not view.performed and self.media_choices is not None
             and self.media_choices[0] == view.index and self.chosen_medium is None
         )
 
@@ -606,8 +620,13 @@ class RunnerScreen(CeremonyScreen):
                 return
             self.start_collection(None)
             return
-        if kind == "export" and self.needs_medium(view):
+        if kind in ("export", "byok") and self.needs_medium(view):
             self.set_error("Choose the export medium first (the list above; F5 lists it again).")
+            return
+        if kind == "byok":
+            from kcm_tui.screens.byok import ByokScreen
+
+            self.app.push_screen(ByokScreen(), self.after_sub)
             return
         if kind in ("seal", "export"):
             self.start_work(view)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,11 @@ def step_once(c: Ceremony, shares: Iterable[Any] = ()) -> None:
     elif k in (StepKind.VERIFY_FINGERPRINT, StepKind.VERIFY_KCV):
         c.perform()
         c.confirm(run.step.params["witness"])
+    elif k is StepKind.BYOK:
+        # the import parameters were obtained just now; the witness confirms the words
+        c.perform(window_start_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        c.confirm(run.step.params["witness"])
+        c.perform()
     elif k is StepKind.DISTRIBUTE_SHARES:
         c.perform()
         assert c.script.policy is not None

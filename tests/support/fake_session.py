@@ -140,6 +140,8 @@ class FakeSession:
         self.acks: list[str] = []
         self.groups = False  # True: GROUPS_POLICY (eu, us, vault)
         self.collected: list[int] = []  # group numbers of the shares collected (with groups)
+        self.confirmations: list[tuple[str, bool, str | None]] = []
+        self.performed_inputs: list[dict[str, Any]] = []
 
     # facts
     def current(self) -> StepView | None:
@@ -188,13 +190,14 @@ class FakeSession:
 
     # intents
     def perform(self, **inputs: Any) -> dict[str, Any]:
+        self.performed_inputs.append(dict(inputs))
         return {}
 
     def acknowledge(self, role: str) -> None:
         self.acks.append(role)
 
-    def confirm(self, witness: str, matches: bool) -> None:
-        pass
+    def confirm(self, witness: str, matches: bool, *, out_of_band: str | None = None) -> None:
+        self.confirmations.append((witness, matches, out_of_band))
 
     def complete(self) -> None:
         pass

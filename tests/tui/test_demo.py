@@ -31,9 +31,35 @@ def test_init_creates_media_scripts_recipients_and_tokens(tmp_path: Path) -> Non
         ]
     privates = sorted(ws.demo_keys.iterdir())
     assert [p.name for p in privates] == [
+        "PRACTICE-aws-wrapping-key.DEMO-PRIVATE.pem",
+        "PRACTICE-azure-kek.DEMO-PRIVATE.pem",
+        "PRACTICE-gcp-wrapping-key.DEMO-PRIVATE.pem",
         "PRACTICE-kms.DEMO-PRIVATE.pem",
+        "PRACTICE-vault-wrapping-key.DEMO-PRIVATE.pem",
         "kms-openkcm-boot.DEMO-PRIVATE.pem",
     ]
+    # DEMO provider wrapping keys for practice-byok (issue 16): the sizes the methods need
+    from cryptography.hazmat.primitives import serialization
+
+    byok = ws.media / "byok"
+    assert sorted(p.name for p in byok.iterdir()) == [
+        "PRACTICE-aws-import-token.bin",
+        "PRACTICE-aws-wrapping-key.der",
+        "PRACTICE-azure-kek.pem",
+        "PRACTICE-gcp-wrapping-key.pem",
+        "PRACTICE-vault-wrapping-key.pem",
+    ]
+    sizes = {
+        "PRACTICE-aws-wrapping-key.der": 3072,
+        "PRACTICE-azure-kek.pem": 3072,
+        "PRACTICE-gcp-wrapping-key.pem": 3072,
+        "PRACTICE-vault-wrapping-key.pem": 4096,
+    }
+    for name, bits in sizes.items():
+        data = (byok / name).read_bytes()
+        load = serialization.load_der_public_key if name.endswith(".der") else serialization.load_pem_public_key
+        assert load(data).key_size == bits  # type: ignore[union-attr]
+    assert (byok / "PRACTICE-aws-import-token.bin").read_bytes().startswith(b"DEMO AWS IMPORT TOKEN")
     for private in privates:
         assert "DEMO" in private.name and private.read_text().startswith("# DEMO KEY")
         assert stat.S_IMODE(private.stat().st_mode) == 0o600

@@ -43,14 +43,18 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 async def run_steps(pilot: Any, terminal: CustodianTerminal, shares_to_type: list[list[str]] | None, seen: list[str],
-                    *, distribute_fn: Any = None, collect_fn: Any = None) -> None:
-    """Drive the runner until the summary screen, handling the sub-screens."""
+                    *, distribute_fn: Any = None, collect_fn: Any = None, others: dict[type, Any] | None = None) -> None:
+    """Drive the runner until the summary screen, handling the sub-screens (``others``:
+    screen class -> handler for further sub-screens)."""
     app = pilot.app
     for _ in range(60):
         await pilot.pause()
         screen = app.screen
         if isinstance(screen, SummaryScreen):
             return
+        if others and type(screen) in others:
+            await others[type(screen)](pilot)
+            continue
         if isinstance(screen, DistributionScreen):
             await (distribute_fn or distribute)(pilot, terminal)
             continue

@@ -18,7 +18,9 @@ import pytest
 
 from core import media
 from core.ceremony.state import HandoverState
+from core.words import to_words
 from kcm_tui.backend import KeyholderGone
+from kcm_tui.screens.byok import ByokScreen
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
 from kcm_tui.screens.runner import RunnerScreen
@@ -168,6 +170,30 @@ async def export_writing(pilot: Any) -> None:
 
 
 fp_display = {"subject": "recipient:kms", "fingerprint": "9c1e" * 16, "words": FP_WORDS}
+BYOK_AWS = {
+    "provider": "aws", "witness": "witness", "method": "RSAES_OAEP_SHA_256",
+    "wrapping_key_file": "byok/PRACTICE-aws-wrapping-key.der", "import_token_file": "byok/PRACTICE-aws-import-token.bin",
+    "key_id": "arn:aws:kms:eu-central-1:111122223333:key/PRACTICE-0000-0000-0000-000000000000",
+}
+BYOK_SHOWN = {
+    "subject": "byok:aws", "provider": "aws", "method": "RSAES_OAEP_SHA_256", "fingerprint": "4d7c" * 16,
+    "words": to_words(bytes.fromhex("4d7c" * 16)), "bits": 3072, "window_start_utc": "2027-01-15T09:30:00Z",
+    "valid_until_utc": "2027-01-16T09:30:00Z",
+}
+BYOK_DONE = {
+    "provider": "aws", "method": "RSAES_OAEP_SHA_256", "folder": "PRACTICE-byok-aws", "valid_until_utc": "2027-01-16T09:30:00Z",
+    "files": {"EncryptedKeyMaterial.bin": {}, "ImportToken.bin": {}, "aws-import.json": {}}, "confirmed_by": "Internal Witness",
+}
+
+
+def _byok(**kw: Any) -> Callable[[], SnapApp]:
+    def make() -> SnapApp:
+        v = step("byok", 5, act_title="Act 3: Wrap the PRACTICE key for the providers", title="AWS KMS: EncryptedKeyMaterial.bin",
+                 params=kw.pop("params", BYOK_AWS), **kw)
+        return SnapApp(FakeBackend(session=FakeSession(v)), ByokScreen)
+
+    return make
+
 SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "start": (_start, noop),
     "start_help": (_start, keys("f1")),
@@ -248,6 +274,16 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "collect_refused_rotated_out": (_collection(refusal="this share belongs to set 4821: share set 4821 was rotated out by ceremony "
         "rotate-20270115T100000Z-cd34 on 2027-01-15T11:02:00Z: its MasterKey was replaced by the key of set 1187 (KCV 8ef1 1232 ea21 bf6a); "
         "it is refused"), keys("t")),
+    # BYOK as a ceremony step (issue 16)
+    "byok_step": (lambda: runner_app(step("byok", 5, act_title="Act 3: Wrap the PRACTICE key for the providers", params=BYOK_AWS)), noop),
+    "byok_when": (_byok(), noop),
+    "byok_compare": (_byok(display=BYOK_SHOWN), noop),
+    "byok_confirmed": (_byok(display=BYOK_SHOWN, confirmed_by="Internal Witness"), noop),
+    "byok_done": (_byok(display=BYOK_SHOWN, confirmed_by="Internal Witness", performed=True, results=BYOK_DONE), noop),
+    "byok_failed": (_byok(display=BYOK_SHOWN, state="failed",
+                          error="the fingerprint Internal Witness confirmed does not match this wrapping key; export refused"), noop),
+    "byok_step_done": (lambda: runner_app(step("byok", 5, act_title="Act 3: Wrap the PRACTICE key for the providers", params=BYOK_AWS,
+                                               performed=True, confirmed_by="Internal Witness", results=BYOK_DONE)), noop),
     "summary_completed": (_summary(), noop),
     "summary_aborted": (_summary("aborted"), noop),
     "summary_journal_bad": (_summary(journal_ok=False), noop),
@@ -277,5 +313,5 @@ def test_snapshot(name: str, size: tuple[int, int], snap_compare: Any) -> None:
 def test_every_screen_has_a_snapshot() -> None:
     kinds = {name.split("_")[0] for name in SCENARIOS}
     assert {"export", "start", "attendance", "checklist", "verify", "generate", "dist", "collect", "summary", "abort", "exception",
-            "rotate"} <= kinds
+            "rotate", "byok"} <= kinds
     assert replace  # dataclasses.replace is used by the fixture module

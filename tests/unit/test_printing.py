@@ -74,7 +74,7 @@ def assert_page_size(img: Image.Image, paper: str, dpi: int) -> None:
 
 
 @pytest.mark.parametrize("paper", ["a4", "letter"])
-@pytest.mark.parametrize("name", ["genesis", "practice-unseal-and-seal", "reshare"])
+@pytest.mark.parametrize("name", ["genesis", "practice-unseal-and-seal", "reshare", "practice-byok"])
 def test_script_checklist_pages(name: str, paper: str, tmp_path: Path) -> None:
     s = load_script(SCRIPTS / f"{name}.toml")
     pdf = script_pdf(s, paper=paper)
@@ -105,6 +105,10 @@ def test_script_checklist_pages(name: str, paper: str, tmp_path: Path) -> None:
     assert "Acknowledged by:" in everything and "initials" in everything
     assert "Signatures" in texts[-1] and texts[-1].count("signature") >= len(s.roles)
     assert ("PRACTICE" in texts[0]) is s.practice
+    if name == "practice-byok":  # each provider's wrapping key is confirmed on paper too
+        for provider in ("aws", "gcp", "azure", "vault"):
+            assert f"{provider} wrapping key fingerprint words" in everything
+        assert everything.count("the words match the provider's copy") == 4
 
 
 def test_checklist_lists_what_each_step_needs(tmp_path: Path) -> None:

@@ -477,6 +477,40 @@ class ClientKeyholder:
 
         return dict(ops_shares.client_recover(self.client))
 
+    def byok_export(
+        self,
+        provider: str,
+        *,
+        wrapping_key: bytes,
+        witness: str,
+        confirmed_fingerprint: str,
+        fields: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Wrap the MasterKey for a provider's import (``core.keyholder.ops_seal``
+        ``byok_aws``/``gcp``/``azure``/``vault``). ``confirmed_fingerprint`` is what the
+        witness confirmed (hex or the 26 words); the keyholder checks it against
+        ``wrapping_key`` and refuses a mismatch. Returns ``files`` (name -> bytes, public),
+        ``valid_until_utc``, ``method`` and ``record`` (the metadata)."""
+        from core.keyholder import ops_seal
+
+        call = {
+            "aws": ops_seal.byok_aws,
+            "gcp": ops_seal.byok_gcp,
+            "azure": ops_seal.byok_azure,
+            "vault": ops_seal.byok_vault,
+        }.get(provider)
+        if call is None:
+            raise ValueError(f"unknown BYOK provider {provider!r}")
+        reply = call(
+            self.client,
+            wrapping_key=wrapping_key,
+            witness=witness,
+            confirmed_fingerprint=confirmed_fingerprint,
+            **dict(fields),
+            **self._key(),
+        )
+        return dict(reply)
+
     def confirm_kcv(self, witness: str, kcv: str) -> dict[str, Any]:
         """A witness confirmed the KCV of a key rebuilt without a manifest fingerprint; the
         keyholder compares it with the key and only then allows sealing or splitting."""

@@ -97,6 +97,11 @@ class CeremonyBase:
         self.journal_signature: dict[str, Any] | None = None
         self.signature_error = ""
         self.confirmed_recipients: dict[str, dict[str, Any]] = {}
+        #: byok steps (step id ->): the wrapping key and import token as read from the
+        #: medium and shown, the witness's confirmation, and the files written
+        self.byok_pending: dict[str, dict[str, bytes]] = {}
+        self.byok_confirmations: dict[str, dict[str, str]] = {}
+        self.byok_exports: dict[str, dict[str, bytes]] = {}
         self.envelopes: dict[str, tuple[str, bytes]] = {}  # recipient -> (file name, bytes)
         self.written: dict[str, list[ExportedFile]] = {}  # folder -> files
         # sealed share files of cards that hold no data object: name -> public bytes

@@ -19,6 +19,7 @@ from core.ceremony.state import (
     StepRun,
 )
 from core.ceremony.steps.base import CeremonyBase
+from core.seal.recipients import confirmation_matches
 
 __all__ = ["SimpleSteps"]
 
@@ -123,10 +124,17 @@ class SimpleSteps(CeremonyBase):
             raise EngineError(
                 f"the script names {run.step.params.get('witness')} to confirm, not {witness}"
             )
-        if not run.performed:
+        byok = run.kind is StepKind.BYOK
+        if not (run.step_id in self.byok_pending if byok else run.performed):
             raise EngineError("show the fingerprint first")
         shown = str(run.display.get("fingerprint", ""))
-        if matches and out_of_band is not None and not same_fingerprint(shown, out_of_band):
+        if byok:
+            # the full fingerprint (64 hex digits or the 26 words), which the keyholder
+            # checks again against the key it wraps to
+            copy = out_of_band if out_of_band is not None else " ".join(run.display["words"])
+            if matches and not confirmation_matches(bytes.fromhex(shown), copy):
+                matches = False
+        elif matches and out_of_band is not None and not same_fingerprint(shown, out_of_band):
             matches = False
         if not matches:
             self._fail(run, StepFailedError(f"{witness} reports the fingerprint does NOT match"))
@@ -148,6 +156,13 @@ class SimpleSteps(CeremonyBase):
         run.confirmed_by = witness
         details = {"confirmed": True, "method": method, "fingerprint": shown}
         self._record("step.input", details, role=witness, run=run)
+        if byok:
+            self.byok_confirmations[run.step_id] = {
+                "witness": self.script.roles[witness].name,
+                "witness_role": witness,
+                "method": method,
+                "fingerprint": copy,
+            }
         subject = str(run.step.params.get("subject", ""))
         if subject.startswith("recipient:"):
             self.confirmed_recipients[subject.split(":", 1)[1]] = {
