@@ -1,8 +1,11 @@
 """The keyholder process: a small loop that reads framed requests from a pipe and answers.
 
 Run as ``python -I -m core.keyholder [--allow-unlocked] [--practice] [--pkcs11-module
-NAME=PATH ...]`` with the request pipe on stdin and the reply pipe on stdout (the client
-does this; the PKCS#11 modules it may load are fixed by these options). It hardens itself
+NAME=PATH ...] [--terminal-fd N]`` with the request pipe on stdin and the reply pipe on
+stdout (the client does this), or a socket on both (the keyholder launcher,
+:mod:`core.keyholder.launcher`). The PKCS#11 modules it may load are fixed by these options;
+``--terminal-fd`` is the custodian terminal its launcher opened for it: shares are then
+shown there and nowhere else (:func:`core.custodian_tty.fix_terminal`). It hardens itself
 before anything else, reads every payload straight into a locked receive buffer (so secret
 fields never exist as ``bytes``), wipes that buffer after each request, and on EOF (the
 parent is gone), SIGTERM, SIGINT or SIGHUP wipes everything and exits.
@@ -162,10 +165,34 @@ def parse_modules(args: list[str]) -> dict[str, str]:
     return out
 
 
+def parse_terminal_fd(args: list[str]) -> int | None:
+    """``--terminal-fd N``: the terminal the launcher opened for this keyholder, if any.
+
+    Raises:
+        SystemExit: malformed, or not an open terminal (the launcher is broken: refuse).
+    """
+    if "--terminal-fd" not in args:
+        return None
+    i = args.index("--terminal-fd")
+    value = args[i + 1] if i + 1 < len(args) else ""
+    if not value.isdigit() or int(value) < 3:
+        raise SystemExit("keyholder: --terminal-fd needs a descriptor number above 2")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m core.keyholder``."""
     args = sys.argv[1:] if argv is None else argv
+    terminal_fd = parse_terminal_fd(args)
     hardening = _harden.harden()
+    terminal = ""
+    if terminal_fd is not None:
+        from core import custodian_tty
+
+        try:
+            terminal = custodian_tty.fix_terminal(terminal_fd)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"keyholder: --terminal-fd {terminal_fd}: {exc}") from None
     state = KeyholderState(
         allow_unlocked="--allow-unlocked" in args,
         practice="--practice" in args,
@@ -176,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     areas = load_areas()
     info: dict[str, Any] = {
         "pid": os.getpid(),
+        "uid": os.getuid(),
+        "terminal": terminal,
         "protocol": 1,
         "areas": areas,
         "pkcs11_modules": dict(state.pkcs11_modules),
