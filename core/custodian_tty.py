@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import select
-import stat
 import termios
 import time
 from collections.abc import Iterator
@@ -21,8 +20,6 @@ __all__ = [
     "KEY_TIMEOUT_S",
     "WRITE_TIMEOUT_S",
     "custodian_tty",
-    "fix_terminal",
-    "fixed_terminal",
     "read_key",
     "tty_write",
     "wait_for_key_then_clear",
@@ -117,46 +114,6 @@ def wait_for_key_then_clear(fd: int, *, wait: bool = True, timeout: float = KEY_
         )
 
 
-#: The terminal the keyholder's launcher opened for it (``--terminal-fd``), if any: the
-#: only place secrets are shown then; set once, never changed (:func:`fix_terminal`).
-_fixed: tuple[int, str] | None = None
-
-
-def fix_terminal(fd: int) -> str:
-    """Make ``fd`` (opened by the keyholder's launcher, as root) the only terminal secrets
-    are shown on, for the life of this process. Returns its name (e.g. ``/dev/tty1``).
-
-    Raises:
-        ValueError: ``fd`` is not a terminal, or a terminal was fixed already.
-    """
-    global _fixed
-    if _fixed is not None:
-        raise ValueError("the custodian terminal is fixed already")
-    if not os.isatty(fd):
-        raise ValueError("not a terminal")
-    os.set_inheritable(fd, False)
-    os.set_blocking(fd, False)
-    _fixed = (fd, os.ttyname(fd))
-    return _fixed[1]
-
-
-def fixed_terminal() -> str:
-    """The fixed terminal's name, or ``""``."""
-    return _fixed[1] if _fixed is not None else ""
-
-
-def _names_fixed(path: str, fd: int) -> bool:
-    """Does ``path`` name the fixed terminal? ``/dev/tty`` (the client's default: "my
-    terminal") does; otherwise it must be that very character device."""
-    if path == "/dev/tty":
-        return True
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.fstat(fd).st_rdev
-
-
 @contextmanager
 def custodian_tty(path: str, what: str) -> Iterator[int]:
     """Open the custodian's terminal ``path`` (e.g. /dev/tty2) read-write.
@@ -165,26 +122,10 @@ def custodian_tty(path: str, what: str) -> Iterator[int]:
     block the open forever) and kept non-blocking: writes go through :func:`tty_write` and
     the key press is awaited with a timeout.
 
-    When the launcher fixed the terminal (:func:`fix_terminal`), that one is used and any
-    other ``path`` is refused: the UI cannot move a share to a terminal it reads.
-
     Raises:
-        ValueError: ``path`` is not under /dev or is not a terminal, or not the fixed
-            terminal (``what`` names the thing that was to be shown, for the message).
+        ValueError: ``path`` is not under /dev or is not a terminal (``what`` names the
+            thing that was to be shown, for the message).
     """
-    if _fixed is not None:
-        fixed_fd, name = _fixed
-        if not _names_fixed(path, fixed_fd):
-            raise ValueError(
-                f"{what} are shown only on this keyholder's terminal ({name}), fixed when it "
-                f"was started; {path} is refused"
-            )
-        fd = os.dup(fixed_fd)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
-        return
     if not path.startswith("/dev/"):
         raise ValueError(f"{what} are shown only on a terminal device (/dev/...), never a file")
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -166,7 +166,10 @@ class EntryResult:
 
 
 class ShareDisplay:
-    """Where the keyholder writes a share for its custodian: a terminal device path.
+    """Where the keyholder writes a share for its custodian: a terminal device path,
+    opened and handed to the keyholder when it is spawned (never named later: see
+    :mod:`core.keyholder.terminal`). On the ceremony ISO the keyholder launcher's policy
+    fixes the terminal instead (``/dev/tty1``).
 
     The real ceremony uses the controlling terminal (``/dev/tty``) while the app is
     suspended; tests inject the slave side of a pty they read.
@@ -493,10 +496,14 @@ class Session:
             raise NotAvailable("core.ceremony.engine")
         from core.ceremony.script import ScriptError
         from core.journal import JournalError
-        from core.keyholder.client import KeyholderClient
+        from core.keyholder import launcher
 
         try:
-            client = KeyholderClient.start(allow_unlocked=backend.demo, practice=info.practice)
+            client = launcher.open_keyholder(
+                allow_unlocked=backend.demo,
+                practice=info.practice,
+                terminal=backend.share_display.tty_path,
+            )
         except Exception as exc:
             raise BackendError(f"the keyholder did not start: {_message(exc)}") from None
         port = _keyholder_port(engine, client, backend.share_display)

@@ -8,6 +8,7 @@ memoryview of the parent's own locked buffer and written with ``writev`` (no cop
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -169,6 +170,8 @@ class KeyholderClient:
         env: Mapping[str, str] | None = None,
         stderr: int | IO[bytes] | None = subprocess.DEVNULL,
         pkcs11_modules: Sequence[str] | Mapping[str, str] | None = None,
+        terminal: str | int | None = None,
+        demo: bool | None = None,
     ) -> KeyholderClient:
         """Start a fresh keyholder (``python -I -m core.keyholder``; never a fork of the UI).
 
@@ -182,6 +185,16 @@ class KeyholderClient:
                 their installed paths here), or ``{name: path}``. Default: every real
                 module, plus the SoftHSM2 software token in demo or practice mode
                 (:func:`core.carriers.modules.default_names`).
+            terminal: the display terminal (a path such as ``/dev/tty``, or an open
+                descriptor), opened here and handed to the keyholder at spawn
+                (``--terminal-fd``): shares are shown there and nowhere else, whatever a
+                later request says (:mod:`core.keyholder.terminal`). ``None``: none (the
+                keyholder then refuses to show a share).
+            demo: demo mode (a pseudo-terminal is then allowed, with a DEMO notice).
+                Default: ``allow_unlocked``.
+
+        Raises:
+            OSError: ``terminal`` cannot be opened.
         """
         from core.carriers import modules as _modules
 
@@ -199,16 +212,37 @@ class KeyholderClient:
         )
         for name, path in sorted(paths.items()):
             args += ["--pkcs11-module", f"{name}={path}"]
+        if allow_unlocked if demo is None else demo:
+            args.append("--demo")
+        term_fd = -1
+        if terminal is not None:
+            opened = (
+                terminal
+                if isinstance(terminal, int)
+                else os.open(terminal, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+            )
+            try:  # a copy above 2 (the keyholder's stdin/stdout/stderr are taken)
+                term_fd = fcntl.fcntl(opened, fcntl.F_DUPFD_CLOEXEC, 3)
+            finally:
+                if not isinstance(terminal, int):
+                    os.close(opened)
+        if term_fd >= 0:
+            args += ["--terminal-fd", str(term_fd)]
         child_env = dict(env) if env is not None else _clean_env(os.environ)
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=child_env,
-            close_fds=True,
-            start_new_session=False,
-        )
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=child_env,
+                close_fds=True,
+                pass_fds=(term_fd,) if term_fd >= 0 else (),
+                start_new_session=False,
+            )
+        finally:
+            if term_fd >= 0:
+                os.close(term_fd)
         client = cls(proc)
         try:
             client.info = client.call(core_ops.HELLO)

@@ -371,8 +371,8 @@ def keyholder_argv(policy: Policy, *, practice: bool, unlocked: bool, terminal: 
     from core.carriers import modules as _modules
 
     args = [sys.executable, "-I", "-m", "core.keyholder"]
-    if unlocked:
-        args.append("--allow-unlocked")
+    if unlocked:  # demo mode: the only request that may ask for it
+        args += ["--allow-unlocked", "--demo"]
     if practice:
         args.append("--practice")
     for name, path in sorted(_modules.resolve(policy.pkcs11_modules).items()):
@@ -644,8 +644,11 @@ def plan(
     euid: int | None = None,
     env: Mapping[str, str] | None = None,
     dev_user: str = DEV_KEYHOLDER_USER,
+    terminal: str = "/dev/tty",
 ) -> Plan:
-    """Which way the next keyholder starts, and as whom (see the module doc)."""
+    """Which way the next keyholder starts, and as whom (see the module doc). ``terminal``
+    is the display terminal of a ``local`` keyholder (the launcher opens it as root; the
+    service's comes from its own policy)."""
     environ = os.environ if env is None else env
     if _is_socket(socket_path):
         return Plan(
@@ -687,7 +690,8 @@ def plan(
         practice="on-request",
         unlocked_memory=demo,
         pkcs11_modules=_modules.default_names(demo=demo),
-        terminal="",
+        terminal=_terminal_name(terminal),
+        allow_pty=demo,
         env={k: v for k, v in environ.items() if k in _KEEP_ENV or k.startswith("KCM_")},
     )
     return Plan(
@@ -695,6 +699,23 @@ def plan(
         f"started by a local launcher as {dev_user} (uid {uid}); the UI itself runs as root",
         policy=policy,
     )  # fmt: skip
+
+
+def _terminal_name(path: str) -> str:
+    """The device behind ``path`` (``/dev/tty`` is the caller's controlling terminal: the
+    launcher, a new session, has none), or ``""`` when there is no terminal."""
+    if not path:
+        return ""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    try:
+        return os.ttyname(fd) if os.isatty(fd) else ""
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 def _user_name(uid: int) -> str:
@@ -710,14 +731,16 @@ def open_keyholder(
     practice: bool = False,
     stderr: int | IO[bytes] | None = subprocess.DEVNULL,
     the_plan: Plan | None = None,
+    terminal: str = "/dev/tty",
 ) -> KeyholderClient:
-    """A fresh keyholder for one ceremony, started the way :func:`plan` says.
+    """A fresh keyholder for one ceremony, started the way :func:`plan` says, with
+    ``terminal`` as its display terminal unless the launcher service fixes its own.
 
     Raises:
         LauncherRefused: the launcher's policy refused (e.g. unlocked memory on the ISO).
         LauncherError, OSError: it could not be started.
     """
-    p = the_plan or plan(demo=allow_unlocked)
+    p = the_plan or plan(demo=allow_unlocked, terminal=terminal)
     if p.kind == "service":
         return connect(p.socket, practice=practice, allow_unlocked=allow_unlocked)
     if p.kind == "local" and p.policy is not None:
@@ -725,6 +748,14 @@ def open_keyholder(
                            stderr=stderr)  # fmt: skip
     from core.keyholder.client import KeyholderClient
 
+    try:
+        return KeyholderClient.start(
+            allow_unlocked=allow_unlocked, practice=practice, stderr=stderr, terminal=terminal
+        )
+    except OSError as exc:
+        if exc.filename != terminal:
+            raise
+    # no such terminal (a test, a UI without one): a keyholder that shows no share
     return KeyholderClient.start(allow_unlocked=allow_unlocked, practice=practice, stderr=stderr)
 
 

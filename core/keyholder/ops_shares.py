@@ -25,7 +25,7 @@ Opcodes and fields (1-based group and member numbers in every public field):
   ``generate`` (draw a MasterKey if none is held) -> ``identifier``, ``policy``,
   ``shares`` [{group, member, words}], ``commitments`` (manifest entries), ``selftest``,
   ``fingerprint``, ``kcv``, ``kcv_words``.
-* 0x0102 ``show_share``: ``group``, ``member``, ``tty`` (device path), ``custodian``
+* 0x0102 ``show_share``: ``group``, ``member``, [``tty``] (ignored unless it names another terminal: refused), ``custodian``
   -> ``shown``.
 * 0x0103 ``shares_status`` -> ``identifier``, ``shares`` [{group, member, words, handed_to}].
 * 0x0104 ``genesis_finish``: optional ``force`` -> wipes the share words.
@@ -50,12 +50,14 @@ Opcodes and fields (1-based group and member numbers in every public field):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from core import secmem
+from core.keyholder import terminal as _terminal
 from core.keyholder.errors import KeyholderError, MalformedRequest, Refused, register_error
 from core.keyholder.fingerprint import derive_fingerprint
 from core.keyholder.ops import KeyholderState, Request, op
@@ -68,7 +70,7 @@ from core.shamir.commitments import (
     check_against_manifest,
     share_metadata,
 )
-from core.shamir.display import show_share_on_tty
+from core.shamir.display import show_share
 from core.shamir.errors import Slip39Error
 from core.shamir.genesis import (
     GenesisPolicy,
@@ -354,19 +356,28 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Write one share to its custodian's terminal, wait for a key, erase it."""
     area = _area(state)
     group, member = req.integer("group"), req.integer("member")
-    tty = req.text("tty")
     custodian = req.text("custodian", "")
-    with share_for_carrier(state, group, member, f"display {tty} ({custodian})") as mv:
+    fixed = _terminal.current()
+    where = fixed.path if fixed is not None else "no terminal"
+    with share_for_carrier(state, group, member, f"display {where} ({custodian})") as mv:
+        # inside: a share already handed to another carrier is refused first, and a
+        # refusal here leaves the share unhanded
+        term = _terminal.display_terminal("shares", req.text("tty", ""))
         ident = area.genesis.identifier if area.genesis else 0
         title = f"Set {ident} - group {group}, share {member}" + (
             f" - for {custodian}" if custodian else ""
         )
         if state.practice:
             title = "PRACTICE (throwaway key) - " + title
+        if term.notice:
+            title = f"{term.notice} - {title}"
+        fd = os.dup(term.fd)
         try:
-            show_share_on_tty(tty, mv, title=title)
+            show_share(fd, mv, title=title)
         except (OSError, ValueError) as exc:
-            raise Refused(f"cannot show the share on {tty}: {exc}") from None
+            raise Refused(f"cannot show the share on {term.path}: {exc}") from None
+        finally:
+            os.close(fd)
     return {"shown": True, "group": group, "member": member}
 
 

@@ -1,11 +1,12 @@
 """The keyholder process: a small loop that reads framed requests from a pipe and answers.
 
 Run as ``python -I -m core.keyholder [--allow-unlocked] [--practice] [--pkcs11-module
-NAME=PATH ...] [--terminal-fd N]`` with the request pipe on stdin and the reply pipe on
+NAME=PATH ...] [--terminal-fd N] [--demo]`` with the request pipe on stdin and the reply pipe on
 stdout (the client does this), or a socket on both (the keyholder launcher,
 :mod:`core.keyholder.launcher`). The PKCS#11 modules it may load are fixed by these options;
-``--terminal-fd`` is the custodian terminal its launcher opened for it: shares are then
-shown there and nowhere else (:func:`core.custodian_tty.fix_terminal`). It hardens itself
+``--terminal-fd`` is the custodian terminal its launcher opened for it: shares are shown
+there and nowhere else (:mod:`core.keyholder.terminal`); ``--demo`` allows that terminal to be
+a pseudo-terminal, with a DEMO notice. It hardens itself
 before anything else, reads every payload straight into a locked receive buffer (so secret
 fields never exist as ``bytes``), wipes that buffer after each request, and on EOF (the
 parent is gone), SIGTERM, SIGINT or SIGHUP wipes everything and exits.
@@ -20,6 +21,7 @@ from typing import Any
 
 from core import secmem
 from core.keyholder import harden as _harden
+from core.keyholder import terminal as _terminal
 from core.keyholder.errors import KeyholderError, MalformedRequest, UnknownOperation
 from core.keyholder.ops import OPS, KeyholderState, Request
 from core.keyholder.protocol import (
@@ -185,12 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     terminal_fd = parse_terminal_fd(args)
     hardening = _harden.harden()
-    terminal = ""
+    terminal: dict[str, Any] = {}
     if terminal_fd is not None:
-        from core import custodian_tty
-
         try:
-            terminal = custodian_tty.fix_terminal(terminal_fd)
+            terminal = _terminal.fix(terminal_fd, demo="--demo" in args).public()
         except (OSError, ValueError) as exc:
             raise SystemExit(f"keyholder: --terminal-fd {terminal_fd}: {exc}") from None
     state = KeyholderState(
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     info: dict[str, Any] = {
         "pid": os.getpid(),
         "uid": os.getuid(),
-        "terminal": terminal,
+        "terminal": terminal,  # {} when none was given: shares cannot be shown
+        "demo": "--demo" in args,
         "protocol": 1,
         "areas": areas,
         "pkcs11_modules": dict(state.pkcs11_modules),

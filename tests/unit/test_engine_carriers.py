@@ -186,9 +186,12 @@ def _init_tokens(conf: Path, labels: list[str]) -> dict[str, str]:
     return serials
 
 
-def _keyholder() -> KeyholderClient:
+def _keyholder(terminal: str | None = None) -> KeyholderClient:
     return KeyholderClient.start(
-        allow_unlocked=os.geteuid() != 0, pkcs11_modules=("softhsm2",)
+        allow_unlocked=os.geteuid() != 0,
+        pkcs11_modules=("softhsm2",),
+        terminal=terminal,
+        demo=terminal is not None,  # the test's pty: allowed in demo mode only
     )
 
 
@@ -267,7 +270,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         upath.write_text(utext)
         assert check_script(upath) == []
 
-        with _keyholder() as kc:
+        with _keyholder(terminal.path) as kc:
             g = Ceremony.load(
                 gpath, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight
             )
@@ -502,7 +505,7 @@ def test_card_without_data_objects_and_pin_retry_at_genesis(world: World, tmp_pa
     gpath.write_text(text)
     terminal = CustodianTerminal()
     try:
-        with _keyholder() as kc:
+        with _keyholder(terminal.path) as kc:
             g = Ceremony.load(
                 gpath, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight
             )

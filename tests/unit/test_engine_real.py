@@ -101,7 +101,9 @@ def typed(mnemonic: str) -> list[memoryview]:
 
 def run_genesis(ws: Path, terminal: CustodianTerminal, script: Path | str = "genesis") -> Ceremony:
     path = script if isinstance(script, Path) else SCRIPTS / f"{script}.toml"
-    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+    with KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, terminal=terminal.path, demo=True
+    ) as kc:
         c = Ceremony.load(path, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight)
         drive(c)
         assert kc.status()["master_held"] is False
@@ -176,7 +178,9 @@ def test_reshare_real(workspace: Path, terminal: CustodianTerminal, tmp_path: Pa
     old_set = g.manifest["set_id"]  # type: ignore[index]
     fp = g.manifest["fingerprint"]  # type: ignore[index]
 
-    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+    with KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, terminal=terminal.path, demo=True
+    ) as kc:
         r = Ceremony.load(
             SCRIPTS / "reshare.toml",
             workspace,
@@ -209,7 +213,9 @@ def test_practice_real(workspace: Path, terminal: CustodianTerminal) -> None:  #
     with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
         with pytest.raises(EngineError, match="practice mode"):
             Ceremony.load(SCRIPTS / "practice-genesis.toml", workspace, ClientKeyholder(kc))
-    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=True) as kc:
+    with KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, practice=True, terminal=terminal.path, demo=True
+    ) as kc:
         with pytest.raises(EngineError, match="practice mode"):
             Ceremony.load(SCRIPTS / "genesis.toml", workspace, ClientKeyholder(kc))
         c = Ceremony.load(
@@ -252,7 +258,9 @@ def test_practice_genesis_then_practice_unseal_and_seal_in_demo_workspace(
     media = ws.media
     unlocked = os.geteuid() != 0
 
-    with KeyholderClient.start(allow_unlocked=unlocked, practice=True) as kc:
+    with KeyholderClient.start(
+        allow_unlocked=unlocked, practice=True, terminal=terminal.path, demo=True
+    ) as kc:
         g = Ceremony.load(
             ws.scripts / ws.preselect,
             media,
