@@ -142,6 +142,9 @@ class Policy:
             ssh session can keep copies of what is shown).
         memlock_unlimited: raise ``RLIMIT_MEMLOCK`` to unlimited before dropping root (the
             keyholder then locks all its memory without ``CAP_IPC_LOCK``).
+        python: the keyholder's interpreter (an absolute path the keyholder user can run;
+            ``""``: the launcher's own, ``/opt/kcm/venv/bin/python`` on the ISO).
+        env: extra environment for the keyholder (allow-listed names only).
     """
 
     keyholder_user: str | int
@@ -152,6 +155,7 @@ class Policy:
     terminal: str = ""
     allow_pty: bool = False
     memlock_unlimited: bool = True
+    python: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -210,6 +214,9 @@ class Policy:
         terminal = doc.get("terminal", "")
         if not isinstance(terminal, str) or (terminal and not terminal.startswith("/dev/")):
             raise LauncherError(f"{where}: terminal must be a device under /dev/ (or empty)")
+        python = doc.get("python", "")
+        if not isinstance(python, str) or (python and not python.startswith("/")):
+            raise LauncherError(f"{where}: python must be an absolute path (or empty)")
         env = doc.get("env", {})
         if not isinstance(env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
@@ -224,6 +231,7 @@ class Policy:
             terminal=terminal,
             allow_pty=flag("allow_pty", False),
             memlock_unlimited=flag("memlock_unlimited", True),
+            python=python,
             env={k: v for k, v in env.items() if k in _KEEP_ENV or k.startswith("KCM_")},
         )
         return policy
@@ -370,7 +378,7 @@ def keyholder_argv(policy: Policy, *, practice: bool, unlocked: bool, terminal: 
     """The keyholder's command line: flags and modules from the policy alone."""
     from core.carriers import modules as _modules
 
-    args = [sys.executable, "-I", "-m", "core.keyholder"]
+    args = [policy.python or sys.executable, "-I", "-m", "core.keyholder"]
     if unlocked:  # demo mode: the only request that may ask for it
         args += ["--allow-unlocked", "--demo"]
     if practice:
@@ -458,8 +466,10 @@ def _serve(policy: Policy, peer_uid: int, rfd: int, wfd: int) -> int:
         _answer(wfd, f"REFUSED {exc}")
         return 3
     if term >= 0:
-        os.dup2(term, _TERMINAL_FD, inheritable=True)
-        if term != _TERMINAL_FD:
+        if term == _TERMINAL_FD:  # dup2 onto itself would keep close-on-exec
+            os.set_inheritable(term, True)
+        else:
+            os.dup2(term, _TERMINAL_FD, inheritable=True)
             os.close(term)
     if rfd != 0:
         os.dup2(rfd, 0)
