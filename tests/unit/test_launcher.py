@@ -241,3 +241,106 @@ def test_the_socket_transport_behaves_like_the_pipes(keyholder_python: str) -> N
     assert not Path(f"/proc/{pid}").exists() or _status(pid).get("State", "").startswith("Z")
     assert sys.executable  # the UI itself never changed user
     assert os.geteuid() == 0
+
+
+# ----------------------------------------------------------- the service, as on the ISO
+
+
+class _SocketService:
+    """systemd's ``Accept=yes`` socket unit, done by hand: a listening Unix socket; each
+    connection runs ``python -I -m core.keyholder.launcher serve --config FILE`` as root
+    with the connection on fds 0 and 1."""
+
+    def __init__(self, config: str, path: str) -> None:
+        import socket
+        import threading
+
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.sock.listen(4)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.stderr: list[bytes] = []
+
+        def loop() -> None:
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                with conn:
+                    p = subprocess.Popen(
+                        [sys.executable, "-I", "-m", "core.keyholder.launcher", "serve",
+                         "--config", config],
+                        stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.PIPE,
+                        cwd="/",
+                    )  # fmt: skip
+                    self.procs.append(p)
+
+        self.thread = threading.Thread(target=loop, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.sock.close()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _ui_as(uid: int, python: str, code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, "-I", "-c", code], user=uid, group=uid, extra_groups=[], cwd="/",
+        capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+
+
+def test_the_service_starts_the_keyholder_for_the_ui_user_only(keyholder_python: str) -> None:
+    """The ISO's arrangement with real processes: the UI runs as one unprivileged user,
+    asks the launcher service over its socket, and gets a keyholder running as another
+    user; the UI cannot read the keyholder's memory; anyone else is refused."""
+    d = Path(tempfile.mkdtemp(prefix="kcm-svc-", dir="/tmp"))
+    os.chmod(d, 0o755)
+    conf = d / "keyholder.toml"
+    conf.write_text(
+        f"keyholder_user = {KH_UID}\nclient_users = [{UI_UID}]\npkcs11_modules = []\n"
+        f'python = "{keyholder_python}"\nunlocked_memory = false\n'
+    )
+    os.chmod(conf, 0o644)
+    svc = _SocketService(str(conf), str(d / "keyholder.sock"))
+    try:
+        code = (
+            "import json\n"
+            "from core.keyholder import launcher\n"
+            f"kh = launcher.connect({svc.path!r})\n"
+            "pid = kh.info['pid']\n"
+            "try:\n"
+            "    open(f'/proc/{pid}/mem', 'rb').close(); mem = 'OPENED'\n"
+            "except OSError as e:\n"
+            "    mem = f'denied {e.errno}'\n"
+            "kh.generate_master()\n"
+            "fp = kh.fingerprint()['fingerprint']\n"
+            "print(json.dumps({'uid': kh.info['uid'], 'pid': pid, 'mem': mem, 'fp': len(fp)}))\n"
+            "kh.close()\n"
+            "try:\n"
+            f"    launcher.connect({svc.path!r}, allow_unlocked=True)\n"
+            "except launcher.LauncherRefused as e:\n"
+            "    print('REFUSED', e)\n"
+        )
+        r = _ui_as(UI_UID, keyholder_python, code)
+        assert r.returncode == 0, r.stderr
+        import json
+
+        first, second = r.stdout.splitlines()[:2]
+        got = json.loads(first)
+        assert got["uid"] == KH_UID and got["fp"] == 64
+        assert got["mem"].startswith("denied"), got
+        assert second.startswith("REFUSED unlocked memory is not allowed")
+        # root (not in client_users) is refused by SO_PEERCRED, whatever the file mode says
+        with pytest.raises(launcher.LauncherRefused, match=f"only \\[{UI_UID}\\]"):
+            launcher.connect(svc.path)
+    finally:
+        svc.close()
+        shutil.rmtree(d, ignore_errors=True)
