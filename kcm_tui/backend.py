@@ -228,8 +228,11 @@ def default_media_helper(demo: bool) -> Any:
         return None
     from core import removable
 
+    service = removable.MediaHelper.via_service()  # the ISO: the UI is not root
+    if service.available():
+        return service
     helper = removable.MediaHelper()
-    return helper if helper.available() else None
+    return helper if helper.available() and os.geteuid() == 0 else None
 
 
 def read_only_reason(medium: Any) -> str:
@@ -339,10 +342,31 @@ class Backend:
         failed = [c.name for c in checks if c.status == "FAIL"]
         return {"ok": not failed, "mode": self.mode, "failed": failed, "checks": {c.name: c.status for c in checks}}
 
+    def ceremony_medium(self, media: Path) -> Path:
+        """The folder for the journal: ``media`` itself, or, when ``media`` names a
+        removable device (``/dev/sdb1``) and this machine has the media helper (the ceremony
+        ISO, where every removable medium is read-only and unmounted), that device made
+        writable and mounted for this user by the helper.
+
+        Raises:
+            BackendError: the helper refused (the message says why and what to do).
+        """
+        helper = self.media_chooser.helper
+        if not str(media).startswith("/dev/") or helper is None:
+            return media
+        from core.media import MediaError
+
+        try:
+            return Path(helper.ceremony(str(media)))
+        except MediaError as exc:
+            raise BackendError(f"the ceremony medium {media}: {exc}") from None
+
     def media_problem(self, media: Path | None) -> str:
         """Why a media folder cannot be used ('' when it can)."""
         if media is None or not str(media):
             return "choose the export media (a folder on the removable medium)"
+        if str(media).startswith("/dev/") and self.media_chooser.helper is not None:
+            return ""  # a device: the helper mounts it when the ceremony opens
         if not media.is_dir():
             return f"{media} does not exist or is not a folder: insert and mount the medium"
         if not os.access(media, os.W_OK):
@@ -356,6 +380,10 @@ class Backend:
             raise BackendError(problem)
         if not script.valid:
             raise BackendError(f"{script.path.name} has {len(script.problems)} problem(s); fix the script")
+        media = self.ceremony_medium(media)
+        problem = self.media_problem(media)
+        if problem:
+            raise BackendError(problem)
         self.session = Session.open(self, script, media)
         return self.session
 
