@@ -401,12 +401,14 @@ def _unit(name: str) -> dict[str, str]:
 
 def test_the_ui_runs_as_kcm_with_no_privilege() -> None:
     session = (INCLUDES / "usr/local/sbin/kcm-session").read_text()
-    start = session[session.index("setpriv") :]
-    cmd = start[: start.index("kcm-ceremony")]
+    start = session[session.index("setpriv --reuid") :]
+    cmd = start[: start.index("/opt/kcm/venv/bin/kcm-ceremony")]
     for opt in ("--reuid=kcm", "--regid=kcm", "--init-groups", "--no-new-privs", "--inh-caps=-all",
                 "--bounding-set=-all"):  # fmt: skip
         assert opt in cmd, opt
     assert "HOME=/root" not in session and "USER=root" not in session
+    # kcm-ceremony refuses PYTHON*/TEXTUAL* variables outside demo: the session sets none
+    assert not re.search(r"^\s*(PYTHON|TEXTUAL)\w*=", session, re.M)
     # the ceremony medium and any export medium are released when the program ends
     assert "kcm-media release --all" in session
     hook = (CONFIG / "hooks/normal/0300-kcm-system.hook.chroot").read_text()
