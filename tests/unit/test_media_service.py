@@ -145,3 +145,35 @@ def test_the_ui_reads_the_services_answers_as_it_read_the_helper(
         assert not MediaHelper.via_service(str(tmp_path / "none.sock")).available()
     finally:
         srv.close()
+
+
+def test_the_start_screen_takes_a_device_as_the_ceremony_medium(tmp_path: Path) -> None:
+    """On the ISO the journal's stick is read-only and unmounted: a device typed as the
+    media folder is mounted writable through the helper; a refusal is a clear message."""
+    from core import media
+    from kcm_tui.backend import Backend, BackendError
+
+    mount = tmp_path / "kcm-ceremony"
+    mount.mkdir()
+
+    class Helper:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def ceremony(self, device: str) -> Path:
+            self.calls.append(device)
+            if device == "/dev/sdc1":
+                raise media.ReadOnlyMedium("/dev/sdc1 is write-protected")
+            return mount
+
+    h = Helper()
+    b = Backend(media_helper=h, media_root=tmp_path)
+    assert b.media_problem(Path("/dev/sdb1")) == ""
+    assert b.ceremony_medium(Path("/dev/sdb1")) == mount and h.calls == ["/dev/sdb1"]
+    with pytest.raises(BackendError, match="write-protected"):
+        b.ceremony_medium(Path("/dev/sdc1"))
+    assert b.ceremony_medium(tmp_path) == tmp_path  # a folder stays a folder
+    # without a helper (a development machine) a device is not a folder
+    plain = Backend(media_helper=None, media_root=tmp_path)
+    plain.media_chooser.helper = None
+    assert "does not exist or is not a folder" in plain.media_problem(Path("/dev/sdb1"))
