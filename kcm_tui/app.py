@@ -248,12 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from kcm_tui import supervisor
 
-    if not args.demo and not sys.flags.isolated:
-        sys.stderr.write(
-            "kcm-ceremony: the user interface runs only in Python's isolated mode, started by "
-            "kcm-ceremony itself (not with --ui-child by hand)\n"
-        )
-        return 2
     leaks = sorted(set(environment_leaks(os.environ)) | set(supervisor.refused_variables(os.environ)))
     if leaks and not args.demo:
         sys.stderr.write(
@@ -261,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
             f"screen or its messages somewhere else: {', '.join(leaks)}.\n"
             f"Unset them (unset {' '.join(v.split('=')[0] for v in leaks)}) or start from a clean\n"
             "login on the console. (In a demo, --demo allows them with a warning.)\n"
+        )
+        return 2
+    if not args.demo and not sys.flags.isolated:
+        sys.stderr.write(
+            "kcm-ceremony: the user interface runs only in Python's isolated mode, started by "
+            "kcm-ceremony itself (not with --ui-child by hand)\n"
         )
         return 2
     if leaks:

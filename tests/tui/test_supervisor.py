@@ -59,10 +59,16 @@ def test_every_textual_and_python_variable_is_refused_not_just_known_ones() -> N
 def test_the_ui_cannot_be_started_around_the_supervisor(tmp_path: Path) -> None:
     """``--ui-child`` by hand (not isolated) is refused outside demo."""
     r = subprocess.run(
-        [str(EXE), "--ui-child"], env=_base_env() | {"TEXTUAL_DEBUG": "1"}, cwd=tmp_path,
+        [str(EXE), "--ui-child"], env=_base_env(), cwd=tmp_path,
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert r.returncode == 2 and "isolated mode" in r.stderr
+    # and whatever the order, a refused variable is refused there too
+    r = subprocess.run(
+        [str(EXE), "--ui-child"], env=_base_env() | {"TEXTUAL_DEBUG": "1"}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert r.returncode == 2 and "TEXTUAL_DEBUG" in r.stderr
 
 
 def _children(pid: int) -> list[int]:
