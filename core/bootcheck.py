@@ -184,6 +184,43 @@ def _fixed_disks() -> list[str]:
     return out
 
 
+_JOURNAL_PROBE = r"""
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1] + "/boot-check-journal.db")
+db.execute("create table if not exists t (x)")
+db.execute("insert into t values (1)")
+db.commit()
+db.close()
+print("written")
+"""
+
+
+def _ceremony_medium_check(helper: removable.MediaHelper, device: str, facts: dict[str, Any]) -> Check:
+    """``media-ceremony-writable``: ``kcm-media ceremony DEV`` through the helper, a journal
+    written by the UI's user, released again."""
+    try:
+        mount = helper.ceremony(device)
+    except Exception as exc:
+        return ("media-ceremony-writable", False, f"ceremony {device}: {exc}")
+    r = subprocess.run(
+        _as_ui([sys.executable, "-I", "-c", _JOURNAL_PROBE, str(mount)]), capture_output=True,
+        text=True, timeout=60, check=False, cwd="/",
+    )  # fmt: skip
+    written = r.returncode == 0 and r.stdout.strip() == "written"
+    subprocess.run([str(removable.HELPER), "release", "--all"], capture_output=True, timeout=120,
+                   check=False)  # fmt: skip
+    name = device.removeprefix("/dev/")
+    after = {d["name"]: d for d in _snapshot()}
+    released = name in after and after[name]["getro"] == 1 and not after[name]["mounted"]
+    facts["ceremony_medium"] = {"mount": str(mount), "written": written, "stderr": r.stderr[-300:],
+                                "released": released}  # fmt: skip
+    return (
+        "media-ceremony-writable", written and released,
+        f"{device} at {mount}: journal written by {UI_USER}: {written}; "
+        f"read-only and unmounted after release --all: {released}",
+    )
+
+
 def media_check(wait_hotplug: float = 180) -> tuple[dict[str, Any], list[Check]]:
     """The removable-media path, end to end (see the module docstring)."""
     facts: dict[str, Any] = {}
@@ -275,6 +312,10 @@ def media_check(wait_hotplug: float = 180) -> tuple[dict[str, Any], list[Check]]
         "media-released", export_ok and not still,
         f"export written, verified, unmounted: {export_ok}; not read-only or mounted: {still}",
     ))  # fmt: skip
+    # The same stick as the ceremony medium (the journal's), as the start screen does it:
+    # writable for the UI's user, a SQLite journal written there by that user, then released
+    # by the session's `kcm-media release --all`.
+    checks.append(_ceremony_medium_check(helper, pick.device, facts))
     # A fixed disk (the workstation's own): the helper refuses it, it stays untouched.
     fixed = _fixed_disks()
     facts["fixed_disks"] = fixed

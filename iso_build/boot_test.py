@@ -67,7 +67,7 @@ EXPECTED_CHECKS = (
     "boot-medium-released", "boot-medium-removed",
     # privilege separation (issue 20): checked with ps-like /proc reads in the guest
     "ui-user", "no-root-ceremony-process", "ptrace-yama", "keyholder-user",
-    "ui-cannot-read-keyholder", "media-via-service",
+    "ui-cannot-read-keyholder", "media-via-service", "media-ceremony-writable",
 )  # fmt: skip
 
 
