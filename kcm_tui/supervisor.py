@@ -152,9 +152,14 @@ def run(args: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-    if rc < 0 or fd is not None:
-        if fd is not None:
+    if fd is not None:
+        if rc < 0:  # killed: nothing in the UI could put the terminal back
             restore_terminal(fd, saved)
+        elif saved is not None:  # ended by itself (Textual restored the screen): the modes
+            try:
+                termios.tcsetattr(fd, termios.TCSANOW, saved)
+            except (OSError, termios.error):
+                pass
     if rc < 0:
         try:
             name = signal.Signals(-rc).name
