@@ -344,3 +344,41 @@ def test_the_service_starts_the_keyholder_for_the_ui_user_only(keyholder_python:
     finally:
         svc.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_the_launcher_reads_the_request_only_after_dropping_root(keyholder_python: str) -> None:
+    """A client that connects and sends nothing: the launcher waiting for its request is
+    already the keyholder's user, with no capability (it parses no byte of the UI as root)."""
+    import socket
+    import time
+
+    d = Path(tempfile.mkdtemp(prefix="kcm-svc-", dir="/tmp"))
+    os.chmod(d, 0o755)
+    conf = d / "keyholder.toml"
+    conf.write_text(
+        f"keyholder_user = {KH_UID}\nclient_users = [0]\npkcs11_modules = []\n"
+        f'python = "{keyholder_python}"\n'
+    )
+    os.chmod(conf, 0o644)
+    svc = _SocketService(str(conf), str(d / "keyholder.sock"))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(svc.path)
+        end = time.monotonic() + 30
+        while not svc.procs and time.monotonic() < end:
+            time.sleep(0.05)
+        pid = svc.procs[0].pid
+        st: dict[str, str] = {}
+        while time.monotonic() < end:
+            st = _status(pid)
+            if st["Uid"].split()[0] != "0":
+                break
+            time.sleep(0.05)
+        assert st["Uid"].split() == [str(KH_UID)] * 4, st["Uid"]
+        assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
+        assert st["NoNewPrivs"] == "1"
+        assert b"core.keyholder.launcher" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    finally:
+        sock.close()
+        svc.close()
+        shutil.rmtree(d, ignore_errors=True)
