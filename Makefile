@@ -37,7 +37,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 # pytest-randomly shuffles the test order and seeds each test's randomness from one seed
-# (tests/conftest.py); make test fixes it so every run is the same: `make test TEST_SEED=N`
+# (conftest.py); make test fixes it so every run is the same: `make test TEST_SEED=N`
 # replays another. Hypothesis runs its derandomized `ci` profile. Under CI=true as root a
 # skipped test fails the run, with its reason (tests/strict_skips.py).
 TEST_SEED ?= 1

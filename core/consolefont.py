@@ -36,6 +36,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import KcmError
+
 __all__ = [
     "KCM_FONT",
     "TERMINUS",
@@ -67,8 +69,10 @@ _MAX_GLYPHS = 512  # what the Linux console can hold
 _VPITCH = 32  # KD_FONT_OP_GET returns 32 rows per glyph whatever the height
 
 
-class FontError(Exception):
+class FontError(KcmError):
     """A font could not be read or parsed."""
+
+    code = "console-font"
 
 
 @dataclass(frozen=True)

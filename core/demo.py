@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import KcmError
+
 __all__ = ["DEMO_PIN", "DEMO_SO_PIN", "Workspace", "cli_main", "init_workspace", "load_workspace"]
 
 FORMAT = 1
@@ -71,8 +73,10 @@ class Workspace:
         }
 
 
-class DemoError(Exception):
+class DemoError(KcmError):
     """The workspace cannot be created or read; the message says what to do."""
+
+    code = "demo-workspace"
 
 
 def _repo_scripts() -> Path:

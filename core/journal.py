@@ -88,6 +88,7 @@ from typing import Any, Final
 import sqlite_utils
 
 from core import words as _words
+from core.errors import KcmError
 
 __all__ = [
     "EVENT_KINDS",
@@ -131,6 +132,10 @@ EVENT_KINDS: Final = frozenset(
         "step.failed",
         "step.retry",
         "exception",
+        "share.written",
+        "share.checked",
+        "share.check_skipped",
+        "export.verdict",
         "keyholder.wiped",
         "journal.unsigned",
     }
@@ -160,16 +165,22 @@ _SECRET_KEYS: Final = frozenset(
 _MNEMONIC_RUN: Final = 20
 
 
-class JournalError(Exception):
+class JournalError(KcmError):
     """A journal cannot be opened, written or verified."""
+
+    code = "journal"
 
 
 class SecretRefusedError(JournalError):
     """A value offered to the journal is not plainly public (bytes, objects, mnemonic-like)."""
 
+    code = "journal-secret-refused"
+
 
 class JournalClosedError(JournalError):
     """The journal ends with ``journal.closed``; nothing can be appended."""
+
+    code = "journal-closed"
 
 
 def canonical_json(obj: Any) -> str:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Final
 
 from core import safeio
+from core.errors import KcmError
 
 __all__ = [
     "MANIFEST_NAME",
@@ -68,41 +69,53 @@ ProgressCallback = Callable[[int, int, str], None]
 Writer = Callable[[int, memoryview], int]
 
 
-class MediaError(Exception):
+class MediaError(KcmError):
     """A media operation failed; ``message`` tells the room what to do."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "media"
 
 
 class OutOfSpace(MediaError):
     """Not enough free space on the medium."""
 
+    code = "media-full"
+
 
 class ReadOnlyMedium(MediaError):
     """The medium is mounted read-only or write-protected."""
+
+    code = "media-read-only"
 
 
 class MediumGone(MediaError):
     """The medium was removed or failed (I/O error) during the operation."""
 
+    code = "media-gone"
+
 
 class NameClash(MediaError):
     """A file of the export already exists on the medium."""
+
+    code = "media-name-clash"
 
 
 class VerifyFailed(MediaError):
     """What was read back differs from what was written."""
 
+    code = "media-verify"
+
 
 class NotRemovable(MediaError):
     """The target is not a removable medium (the live system's own disks are refused)."""
+
+    code = "media-not-removable"
 
 
 class HostileMedium(MediaError):
     """Something planted on the medium (a symbolic link, a device, a mount) would redirect
     or fake the export; it is refused and named."""
+
+    code = "media-hostile"
 
 
 @dataclass(frozen=True)

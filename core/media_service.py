@@ -33,6 +33,7 @@ import sys
 from typing import Final
 
 from core import privsep
+from core.errors import KcmError
 
 __all__ = ["COMMANDS", "HELPER", "SOCKET", "MediaServiceError", "call", "main", "parse_request"]
 
@@ -46,8 +47,10 @@ HELPER_TIMEOUT_S: Final = 110.0  # the helper retries a busy unmount for ~10 s; 
 MAX_OUTPUT: Final = 4000
 
 
-class MediaServiceError(Exception):
+class MediaServiceError(KcmError):
     """The media service refused or failed (the message is for the people in the room)."""
+
+    code = "media-service"
 
 
 def parse_request(line: str) -> list[str]:

@@ -5,7 +5,7 @@ The keyholder launcher (:mod:`core.keyholder.launcher`) and the media service
 Unix socket (``Accept=yes``), with the connection on fds 0 and 1. Both check who connected
 with ``SO_PEERCRED`` (set by the kernel at ``connect``; the socket's file mode is the first
 lock, this is the second), read at most one short line, and take their policy from a
-root-owned file. Standard library only; no UI imports.
+root-owned file. Standard library (and :mod:`core.errors`) only; no UI imports.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import struct
 from collections.abc import Iterable
 from typing import Final
 
+from core.errors import KcmError
+
 __all__ = [
     "MAX_LINE",
     "PrivsepError",
@@ -31,8 +33,10 @@ __all__ = [
 MAX_LINE: Final = 256
 
 
-class PrivsepError(Exception):
+class PrivsepError(KcmError):
     """A privileged service refuses (the message is for the people in the room)."""
+
+    code = "privsep-refused"
 
 
 def check_root_owned(path: str) -> None:

@@ -43,6 +43,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
+from core.errors import KcmError
+
 __all__ = [
     "MAX_KEY_FILE",
     "Dir",
@@ -77,28 +79,34 @@ Writer = Callable[[int, memoryview], int]
 Progress = Callable[[int], None]
 
 
-class SafeIOError(Exception):
+class SafeIOError(KcmError):
     """A path on a medium or workspace was refused; ``message`` says what to do."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "unsafe-path"
 
 
 class SymlinkRefused(SafeIOError):
     """A symbolic link (or something else that is not a plain directory) is on the path."""
 
+    code = "path-link"
+
 
 class NotARegularFile(SafeIOError):
     """What should be a plain file is a device, a FIFO, a directory..."""
+
+    code = "path-not-a-file"
 
 
 class TooLarge(SafeIOError):
     """A file is larger than the caller accepts (checked before reading it)."""
 
+    code = "path-too-large"
+
 
 class WrongDevice(SafeIOError):
     """A file written or read is not on the device of its root (a redirected write)."""
+
+    code = "path-wrong-device"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
+from core.errors import KcmError
+
 __all__ = [
     "SecretBuffer",
     "SecureMemoryError",
@@ -76,8 +78,10 @@ _lock = threading.RLock()
 _backend: str | None = None
 
 
-class SecureMemoryError(RuntimeError):
+class SecureMemoryError(KcmError, RuntimeError):
     """Locked memory could not be had, or a buffer was misused."""
+
+    code = "secure-memory"
 
 
 def _errno_text(err: int) -> str:

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import KcmError
+
 BEGIN = "KCM-SELFTEST-BEGIN"
 END_PREFIX = "KCM-SELFTEST-END rc="
 FACT_PREFIX = "KCM-FACT "
@@ -64,8 +66,10 @@ CORE_PATTERN_OFF = "|/bin/false"
 FORBIDDEN_LIST = Path("/usr/local/share/kcm/forbidden.toml")
 
 
-class SelftestError(Exception):
+class SelftestError(KcmError):
     """The self-test output could not be read (missing markers, malformed fact)."""
+
+    code = "boot-selftest"
 
 
 @dataclass(frozen=True)

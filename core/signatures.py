@@ -3,7 +3,7 @@
 The keyholder signs, through its domain-separated SIGN operation
 (:mod:`core.keyholder.ops_core`), four records: the journal's final hash, the genesis
 manifest, the seal manifest and the transcript. The signing key is the Ed25519 key derived
-from the MasterKey (:mod:`core.keyholder.fingerprint`); its public key *is* the MasterKey
+from the MasterKey (:mod:`core.crypto.fingerprint`); its public key *is* the MasterKey
 fingerprint, so a signature proves that the record was made by a process holding that
 MasterKey, and the fingerprint on the paper log (or in a manifest kept elsewhere) is what
 a verifier checks it against. Everything here is public data (docs/formats.md,
@@ -30,6 +30,7 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from core.errors import KcmError
 from core.words import to_words
 
 __all__ = [
@@ -56,8 +57,10 @@ ALG: Final = "Ed25519"
 _HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
 
 
-class SignatureError(ValueError):
+class SignatureError(KcmError, ValueError):
     """A signature block is missing a part, malformed, or does not verify."""
+
+    code = "signature"
 
 
 def signed_bytes(purpose: str, message: bytes) -> bytes:

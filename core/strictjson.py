@@ -24,6 +24,8 @@ import json
 import re
 from typing import Any, Final
 
+from core.errors import KcmError
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_INT",
@@ -38,8 +40,10 @@ _WS = re.compile(r"[ \t\n\r]*")
 _INT = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 
 
-class StrictJSONError(ValueError):
+class StrictJSONError(KcmError, ValueError):
     """The bytes break a lexical rule of docs/formats.md section 0 (message says which)."""
+
+    code = "strict-json"
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -124,7 +124,7 @@ class CeremonyApp(App[int]):
         title = "OpenKCM Ceremony"
         if isinstance(screen, BaseScreen):
             title = screen.TITLE_TEXT or title
-            keys += list(screen.HELP)
+            keys += list(screen.KEY_HELP)
         listed = {k.lower() for k, _ in keys}
         for _key, active in screen.active_bindings.items():
             b = active.binding

@@ -25,161 +25,47 @@ imported inside the functions that need them, so the first screen appears quickl
 
 from __future__ import annotations
 
-import importlib
 import os
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.ceremony.model import Carrier, Display
+from core.ceremony.ports import FINISHED_ENTRY
+from core.errors import KcmError
+from kcm_tui.errors import BackendError, CarrierRefused, NotAvailable, ShareRefused, carrier_message
+from kcm_tui.views import Check, EntryResult, ScriptInfo, ShareDisplay, StepView, WordStatus
+
+if TYPE_CHECKING:
+    from core.ceremony.engine import Ceremony
+    from core.ceremony.state import CollectionProgress, DistributionProgress, ExportVerdict
+    from core.keyholder.client import KeyholderClient
 
 __all__ = [
+    "FINISHED_ENTRY",
     "Backend",
     "BackendError",
+    "CarrierRefused",
     "Check",
     "EntryResult",
     "NotAvailable",
     "ScriptInfo",
     "Session",
     "ShareDisplay",
+    "ShareRefused",
     "StepView",
     "WordStatus",
+    "carrier_message",
 ]
 
-
-class BackendError(Exception):
-    """A core operation refused or failed; the message is for the people in the room."""
-
-
-class NotAvailable(BackendError):
-    """A core API the TUI needs does not exist (yet) in this build."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"not available yet: {what} (this build of the core lacks it)")
-        self.what = what
-
-
-def _optional(module: str) -> Any | None:
-    """Import a core module that another part of the project may not have written yet."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
+T = TypeVar("T")
 
 
 def _message(exc: BaseException) -> str:
     """A person-readable message for a core exception (core messages never hold secrets)."""
     msg = getattr(exc, "message", None) or str(exc)
     return msg.splitlines()[0] if msg else type(exc).__name__
-
-
-# ------------------------------------------------------------------------ public data views
-
-
-@dataclass(frozen=True)
-class Check:
-    """One preflight result."""
-
-    name: str
-    status: str
-    reason: str
-    action: str
-
-
-@dataclass(frozen=True)
-class ScriptInfo:
-    """A ceremony script found on disk, valid or not."""
-
-    path: Path
-    name: str
-    purpose: str
-    practice: bool
-    description: str
-    problems: tuple[str, ...] = ()
-    sha256: str = ""
-
-    @property
-    def hash_words(self) -> list[str]:
-        """The script's SHA-256 as words (core.words), as on the printed checklist."""
-        if len(self.sha256) != 64:
-            return []
-        from core.words import to_words
-
-        return to_words(bytes.fromhex(self.sha256))
-
-    @property
-    def valid(self) -> bool:
-        """True when the script can be run."""
-        return not self.problems
-
-
-@dataclass(frozen=True)
-class StepView:
-    """A step as the UI shows it."""
-
-    index: int
-    act_id: str
-    act_title: str
-    id: str
-    kind: str
-    title: str
-    instruction: str
-    acknowledge: tuple[str, ...]
-    params: Mapping[str, Any]
-    state: str = "active"
-    error: str = ""
-    performed: bool = False
-    acks: tuple[str, ...] = ()
-    shown: tuple[str, ...] = ()
-    confirmed_by: str = ""
-    display: Mapping[str, Any] = field(default_factory=dict)
-    results: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class WordStatus:
-    """The keyholder's public answer to one typed word."""
-
-    status: str  # "accepted" | "unknown" | "ambiguous"
-    position: int  # 1-based position of the word just handled
-    count: int  # words accepted so far
-    expected: int  # words in a full share (20 or 33), 0 while unknown
-    suggestions: tuple[str, ...] = ()
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class EntryResult:
-    """The keyholder's public verdict on a complete typed share."""
-
-    ok: bool
-    message: str
-    typo_position: int = 0
-    typo_candidates: tuple[str, ...] = ()
-    share: Mapping[str, Any] = field(default_factory=dict)  # set id, index, group (public)
-
-
-# ------------------------------------------------------------------------ share display
-
-
-class ShareDisplay:
-    """Where the keyholder writes a share for its custodian: a terminal device path,
-    opened and handed to the keyholder when it is spawned (never named later: see
-    :mod:`core.keyholder.terminal`). On the ceremony ISO the keyholder launcher's policy
-    fixes the terminal instead (``/dev/tty1``).
-
-    The real ceremony uses the controlling terminal (``/dev/tty``) while the app is
-    suspended; tests inject the slave side of a pty they read.
-    """
-
-    def __init__(self, tty_path: str = "/dev/tty") -> None:
-        self.tty_path = tty_path
-
-    def __repr__(self) -> str:
-        return f"ShareDisplay({self.tty_path!r})"
 
 
 # ------------------------------------------------------------------------ backend
@@ -299,17 +185,15 @@ class Backend:
 
     def preflight(self) -> list[Check]:
         """Run every workstation check (core.preflight)."""
-        pf = _optional("core.preflight")
-        if pf is None:
-            raise NotAvailable("core.preflight")
+        from core import preflight as pf
+
         results = pf.run_all("/", mode=self.mode, env=self.env, term_size=self.term_size)
         return [Check(r.name, r.status, r.reason, r.action) for r in results]
 
     def scripts(self) -> list[ScriptInfo]:
         """Every ceremony script in the script folders, practice scripts first in demo."""
-        script_mod = _optional("core.ceremony.script")
-        if script_mod is None:
-            raise NotAvailable("core.ceremony.script")
+        from core.ceremony import script as script_mod
+
         found: list[ScriptInfo] = []
         seen: set[str] = set()
         for folder in self.scripts_dirs:
@@ -337,10 +221,11 @@ class Backend:
         return ScriptInfo(path, s.name, s.purpose, s.practice, desc, sha256=s.sha256)
 
     def preflight_port(self) -> dict[str, Any]:
-        """The engine's preflight port, run in this backend's mode."""
-        checks = self.preflight()
-        failed = [c.name for c in checks if c.status == "FAIL"]
-        return {"ok": not failed, "mode": self.mode, "failed": failed, "checks": {c.name: c.status for c in checks}}
+        """The engine's preflight port (:func:`core.ceremony.adapters.preflight.core_preflight`),
+        run in this backend's mode, environment and terminal size."""
+        from core.ceremony.adapters.preflight import core_preflight
+
+        return core_preflight(self.mode, env=self.env, term_size=self.term_size)
 
     def ceremony_medium(self, media: Path) -> Path:
         """The folder for the journal: ``media`` itself, or, when ``media`` names a
@@ -359,7 +244,7 @@ class Backend:
         try:
             return Path(helper.ceremony(str(media)))
         except MediaError as exc:
-            raise BackendError(f"the ceremony medium {media}: {exc}") from None
+            raise BackendError(f"the ceremony medium {media}: {exc}", code=exc.code) from None
 
     def media_problem(self, media: Path | None) -> str:
         """Why a media folder cannot be used ('' when it can)."""
@@ -377,13 +262,13 @@ class Backend:
         """Open a ceremony: load the script, create the journal on the media, start the keyholder."""
         problem = self.media_problem(media)
         if problem:
-            raise BackendError(problem)
+            raise BackendError(problem, code="media-not-chosen")
         if not script.valid:
             raise BackendError(f"{script.path.name} has {len(script.problems)} problem(s); fix the script")
         media = self.ceremony_medium(media)
         problem = self.media_problem(media)
         if problem:
-            raise BackendError(problem)
+            raise BackendError(problem, code="media-not-chosen")
         self.session = Session.open(self, script, media)
         return self.session
 
@@ -405,103 +290,6 @@ class Backend:
 # ------------------------------------------------------------------------ session
 
 
-#: Payload of a typed share already entered and checked in the keyholder (see _keyholder_port).
-FINISHED_ENTRY = "finished-typed-entry"
-
-
-class ShareRefused(BackendError):
-    """A share was refused (other set, duplicate, superseded set, bad checksum)."""
-
-
-class CarrierRefused(ShareRefused):
-    """A share carrier failed (wrong PIN, PIN locked, wrong card, card removed, no token,
-    unreadable QR, no camera...). Nothing collected or handed out so far is lost.
-
-    ``code`` is the carrier error code (``card-pin-incorrect``, ``card-pin-locked``,
-    ``card-wrong-card``, ``card-removed``, ``card-no-token``, ``qr-not-found``...; see
-    ``core.carriers.errors``), ``carrier`` the carrier that failed.
-    """
-
-    def __init__(self, message: str, *, code: str = "", carrier: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.carrier = carrier
-
-
-#: What the room is told to do after a carrier error, by code (the engine's message is
-#: shown first, as it is).
-CARRIER_HINT = {
-    "card-pin-incorrect": "Type the PIN again (the card counts the wrong tries).",
-    "card-pin-locked": "This card's PIN is locked: its owner must unblock it with the PUK"
-    " (outside the ceremony) or the share comes in another way.",
-    "card-wrong-card": "Take that card out and insert the custodian's own card, then F5 to rescan.",
-    "card-removed": "The card was removed: insert it again, F5 to rescan, then retry.",
-    "card-no-token": "Insert the custodian's card, F5 to rescan, then retry.",
-    "card-no-reader": "Plug in the card reader, then F5 to rescan.",
-    "qr-not-found": "No QR code was found: check the image or the camera, then try again.",
-    "qr-unreadable": "Choose a PNG or JPEG photo of the share QR (under 40 MiB), or enter "
-    "the share another way.",
-}
-
-
-def carrier_message(exc: CarrierRefused) -> str:
-    """The engine's message plus what to do next."""
-    hint = CARRIER_HINT.get(exc.code, "")
-    msg = str(exc).rstrip()
-    if hint and msg and msg[-1] not in ".!?:":
-        msg += "."
-    return msg + (f" {hint}" if hint else "")
-
-
-def _keyholder_port(engine: Any, client: Any, display: ShareDisplay) -> Any:
-    """The engine's keyholder port (``ClientKeyholder``) with the TUI's two additions.
-
-    * The share display target is injected (``/dev/tty`` while the app is suspended; a
-      pty in tests).
-    * Typed shares are entered interactively, word by word, straight into the keyholder's
-      entry (``ops_shares`` entry_begin / entry_word / entry_finish), so an unknown word is
-      flagged at once and a checksum failure names the probable wrong word. The payload
-      handed to the engine is then :data:`FINISHED_ENTRY`: "the entry the keyholder holds,
-      already checked", and the engine's ``add_share``/``check_share`` use it as is.
-    * QR images on the medium are decoded for the keyholder by a sandboxed helper process
-      (``ops_carriers`` QR_DECODE_FILE, :mod:`core.carriers.sandbox`).
-    """
-
-    class _Port(engine.ClientKeyholder):  # type: ignore[misc,name-defined]
-        def _enter_typed(self, carrier: str, payload: Any) -> dict[str, Any]:
-            if carrier == "typed" and payload == FINISHED_ENTRY:
-                from core.keyholder import ops_shares
-
-                fin = dict(ops_shares.client_entry_finish(self.client))
-                if fin.get("status") != "ok":
-                    raise engine.ShareRefusedError("the typed share is not complete and checked yet")
-                return fin
-            return dict(super()._enter_typed(carrier, payload))
-
-        def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
-            if carrier != "qr":
-                return dict(super().add_share(carrier, payload))
-            from core.keyholder import ops_carriers
-            from core.keyholder.errors import KeyholderError
-
-            try:
-                reply = dict(self.client.call(ops_carriers.QR_DECODE_FILE, path=str(payload["image"])))
-            except KeyholderError as exc:
-                m = re.search(r"set (\d+)", exc.message)
-                raise engine.ShareRefusedError(exc.message, set_id=m.group(1) if m else None) from None
-            progress = dict(reply.get("progress") or {})
-            share = dict(reply.get("share") or {})
-            return {
-                "set_id": str(share.get("set", "")),
-                "group": share.get("group"),
-                "index": share.get("member"),
-                "complete": bool(progress.get("complete")),
-                "message": str(progress.get("message", "")),
-            }
-
-    return _Port(client, tty=display.tty_path)
-
-
 class Session:
     """One open ceremony: a :class:`core.ceremony.engine.Ceremony` over a fresh keyholder.
 
@@ -509,71 +297,66 @@ class Session:
     message (a :class:`ShareRefused` for a refused share).
     """
 
-    def __init__(self, backend: Backend, ceremony: Any, client: Any, media: Path) -> None:
+    def __init__(self, backend: Backend, ceremony: Ceremony, client: KeyholderClient, media: Path) -> None:
         self.backend = backend
         self.c = ceremony
         self.client = client
         self.media = media
-        self.port: Any = None
         self._lock = threading.RLock()
 
     @classmethod
     def open(cls, backend: Backend, info: ScriptInfo, media: Path) -> Session:
-        engine = _optional("core.ceremony.engine")
-        if engine is None:
-            raise NotAvailable("core.ceremony.engine")
-        from core.ceremony.script import ScriptError
-        from core.journal import JournalError
+        """Start a keyholder and load the script into a new ceremony on ``media``."""
+        from core.ceremony.engine import Ceremony, ClientKeyholder, FolderExporter
         from core.keyholder import launcher
 
         try:
+            # started the way launcher.plan says (the ISO: the launcher service, as
+            # kcm-keyholder), with its display terminal fixed now, never by a request
             client = launcher.open_keyholder(
                 allow_unlocked=backend.demo,
                 practice=info.practice,
                 terminal=backend.share_display.tty_path,
             )
         except Exception as exc:
-            raise BackendError(f"the keyholder did not start: {_message(exc)}") from None
-        port = _keyholder_port(engine, client, backend.share_display)
+            raise BackendError(f"the keyholder did not start: {_message(exc)}", code="keyholder-start") from None
+        port = ClientKeyholder(client, tty=backend.share_display.tty_path)
+        # the folder medium is the demo's scratch folder, or the ceremony medium itself
+        exporter = FolderExporter(media / "exports", scratch=backend.demo, label="" if backend.demo else str(media))
         try:
-            ceremony = engine.Ceremony.load(
+            ceremony = Ceremony.load(
                 info.path,
                 media,
                 port,
+                exporter=exporter,
                 preflight=backend.preflight_port,
                 clock=backend.clock,
             )
-        except ScriptError as exc:
+        except (KcmError, OSError) as exc:
             client.close()
-            raise BackendError(_message(exc)) from None
-        except (JournalError, OSError) as exc:
-            client.close()
-            raise BackendError(_message(exc)) from None
-        port.ceremony = ceremony
-        session = cls(backend, ceremony, client, media)
-        session.port = port
-        return session
+            raise BackendError(_message(exc), code=str(getattr(exc, "code", "") or "error")) from None
+        return cls(backend, ceremony, client, media)
 
     # ---------------------------------------------------------------- calls
 
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        engine = _optional("core.ceremony.engine")
-        from core.keyholder.errors import KeyholderError
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run one engine call under the session lock; engine errors become the TUI's
+        errors by class and code (:mod:`kcm_tui.errors`)."""
+        from core.ceremony.errors import NOT_AVAILABLE, CarrierRefusedError, ShareRefusedError
 
         try:
             with self._lock:
                 return fn()
         except NotImplementedError as exc:
             raise NotAvailable(_message(exc)) from None
-        except engine.CarrierRefusedError as exc:  # type: ignore[union-attr]
-            raise CarrierRefused(_message(exc), code=str(exc.code or ""), carrier=str(exc.carrier)) from None
-        except engine.ShareRefusedError as exc:  # type: ignore[union-attr]
-            raise ShareRefused(_message(exc)) from None
-        except (engine.EngineError, engine.StepFailedError, KeyholderError) as exc:  # type: ignore[union-attr]
-            msg = _message(exc)
-            if msg.startswith("not available yet"):
-                raise NotAvailable(msg.removeprefix("not available yet: ")) from None
-            raise BackendError(msg) from None
+        except CarrierRefusedError as exc:
+            raise CarrierRefused(_message(exc), code=exc.code, carrier=exc.carrier) from None
+        except ShareRefusedError as exc:
+            raise ShareRefused(_message(exc), code=exc.code) from None
+        except KcmError as exc:
+            if exc.code == NOT_AVAILABLE:
+                raise NotAvailable(_message(exc).removeprefix("not available yet: ")) from None
+            raise BackendError(_message(exc), code=exc.code) from None
 
     # ---------------------------------------------------------------- public facts
 
@@ -645,14 +428,8 @@ class Session:
         return str(role.kind.value) if role is not None else ""
 
     def attendance_roles(self, step: StepView) -> list[str]:
-        """Role ids an attendance step lists (``custodians`` expanded)."""
-        names = step.params.get("roles") or list(self.c.script.roles)
-        out: list[str] = []
-        for n in names:
-            for r in [c.id for c in self.c.script.custodians()] if n == "custodians" else [n]:
-                if r not in out:
-                    out.append(r)
-        return out
+        """Role ids an attendance step lists (``custodians`` expanded; the engine's list)."""
+        return self.c.attendance_roles(self.c.steps[step.index])
 
     def split_custodians(self) -> list[str]:
         """Custodians of the new share set, in policy order."""
@@ -682,23 +459,16 @@ class Session:
     #: Carriers and share displays this build can drive end to end (the engine marks a step
     #: FAILED when asked for one it cannot do, so the UI offers only these). A script's
     #: ``qr`` carrier means the three QR ways in: image file, camera, handheld scanner.
-    SUPPORTED_CARRIERS = ("typed", "qr", "qr-file", "qr-camera", "scanner", "card")
-    SUPPORTED_DISPLAYS = ("screen", "qr", "card")
+    SUPPORTED_CARRIERS = tuple(c.value for c in Carrier)
+    SUPPORTED_DISPLAYS = tuple(d.value for d in Display)
 
     def manifest_choices(self) -> list[tuple[str, str, str]]:
         """Active share-set manifests this ceremony may collect: (file, set id, ceremony id).
 
-        Superseded sets, and practice sets in a real ceremony, are left out (the engine
-        refuses them too).
+        The engine's list: superseded sets, and sets of the other kind (practice or real),
+        are left out (the engine refuses them too).
         """
-        out: list[tuple[str, str, str]] = []
-        for m in self.c._manifests():
-            if m.get("practice") and not self.practice:
-                continue
-            if self.c.superseded_by(str(m["set_id"])) is not None:
-                continue
-            out.append((str(m["_file"]), str(m["set_id"]), str(m.get("ceremony_id", "?"))))
-        return out
+        return [(str(m["file"]), str(m["set_id"]), str(m["ceremony_id"])) for m in self._call(self.c.manifest_choices)]
 
     # ---------------------------------------------------------------- intents
 
@@ -801,18 +571,14 @@ class Session:
             "directory": str(res.directory),
         }
 
-    def _engine(self) -> Any:
-        engine = _optional("core.ceremony.engine")
-        if engine is None:
-            raise NotAvailable("core.ceremony.engine")
-        return engine
-
     def write_card(self, custodian: str, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
         """Genesis: write ``custodian``'s share to their card (key generated on the card,
         share written, read back and checked). ``pin`` is a view of the PIN widget's locked
         buffer, valid only during the call. Returns serial, key fingerprint (hex and words),
         verified, stored_on_card."""
-        access = self._engine().CardAccess(serial=serial or None, pin=pin)
+        from core.ceremony.ports import CardAccess
+
+        access = CardAccess(serial=serial or None, pin=pin)
         return dict(self._call(lambda: self.c.show_share(custodian, "card", card=access)))
 
     def list_cards(self) -> list[dict[str, Any]]:
@@ -828,7 +594,9 @@ class Session:
 
     def add_card(self, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
         """Collect or check the share on a card (``pin``: view of the locked PIN buffer)."""
-        access = self._engine().CardAccess(serial=serial or None, pin=pin)
+        from core.ceremony.ports import CardAccess
+
+        access = CardAccess(serial=serial or None, pin=pin)
         return self.add_share("card", access)
 
     def add_qr_file(self, path: str) -> dict[str, Any]:
@@ -837,7 +605,9 @@ class Session:
 
     def add_camera(self, device: str = "/dev/video0", timeout_s: int = 30) -> dict[str, Any]:
         """Collect or check the share shown to a camera (decoded by the keyholder)."""
-        cam = self._engine().QRCamera(device=device, timeout_s=timeout_s)
+        from core.ceremony.ports import QRCamera
+
+        cam = QRCamera(device=device, timeout_s=timeout_s)
         return self.add_share("qr-camera", cam)
 
     def scanner_key(self, key: memoryview, t_us: int) -> dict[str, Any]:
@@ -847,21 +617,15 @@ class Session:
 
     # ---------------------------------------------------------------- typed entry (keyholder)
 
-    def _shares(self, name: str) -> Callable[..., Any]:
-        mod = _optional("core.keyholder.ops_shares")
-        fn = getattr(mod, name, None) if mod else None
-        if fn is None:
-            raise NotAvailable(f"core.keyholder.ops_shares.{name}")
-        return fn  # type: ignore[no-any-return]
-
-    def _kh(self, fn: Callable[[], Any]) -> Any:
+    def _kh(self, fn: Callable[[], T]) -> T:
+        """One typed-entry call to the keyholder under the session lock."""
         from core.keyholder.errors import KeyholderError
 
         try:
             with self._lock:
                 return fn()
         except KeyholderError as exc:
-            raise BackendError(exc.message) from None
+            raise BackendError(exc.message, code=exc.code) from None
 
     def share_words(self) -> int:
         """Words in a share of the current set (33 for a 256-bit MasterKey)."""
@@ -870,14 +634,16 @@ class Session:
 
     def entry_begin(self, purpose: str = "collect", member: int = -1) -> dict[str, Any]:
         """Start a typed entry in the keyholder (``purpose`` collect, check or verify)."""
-        fn = self._shares("client_entry_begin")
-        r = dict(self._kh(lambda: fn(self.client, words=self.share_words())))
+        from core.keyholder import ops_shares
+
+        r = dict(self._kh(lambda: ops_shares.client_entry_begin(self.client, words=self.share_words())))
         return {"expected": int(r.get("words", 33))}
 
     def entry_word(self, view: memoryview, position: int) -> WordStatus:
         """Send one typed word (a view of the entry widget's locked buffer) for ``position``."""
-        fn = self._shares("client_entry_word")
-        r = self._kh(lambda: fn(self.client, position, view))
+        from core.keyholder import ops_shares
+
+        r = self._kh(lambda: ops_shares.client_entry_word(self.client, position, view))
         return WordStatus(
             str(r.get("status", "")),
             int(r.get("position", position)),
@@ -889,8 +655,9 @@ class Session:
 
     def entry_finish(self) -> EntryResult:
         """Checksum and (if wrong) the probable typo position and candidates."""
-        fn = self._shares("client_entry_finish")
-        r = self._kh(lambda: fn(self.client))
+        from core.keyholder import ops_shares
+
+        r = self._kh(lambda: ops_shares.client_entry_finish(self.client))
         status = str(r.get("status", ""))
         if status == "ok":
             share = {"set": r.get("set"), "group": r.get("group"), "member": r.get("member")}
@@ -909,19 +676,32 @@ class Session:
             return EntryResult(False, msg, int(first["position"]), tuple(first.get("words", ())))
         return EntryResult(False, str(r.get("message") or "checksum wrong: check every word with the custodian"))
 
-    def verify_entry_for(self, custodian: str) -> tuple[bool, str]:
-        """After re-entry at distribution: is the typed share the one this custodian got?"""
-        from core.keyholder import ops_shares as osh
+    # ---------------------------------------------------------------- distribution (engine state)
 
-        m = self.c.manifest or {}
-        r = self._kh(lambda: self.client.call(osh.VERIFY_SHARE, commitments=list(m.get("commitments", []))))
-        want = next((x for x in m.get("holders", []) if x.get("custodian") == custodian), None)
-        same = want is not None and (int(want["group"]), int(want["member"])) == (int(r["group"]), int(r["member"]))
-        if r.get("matches") and same:
-            return True, "the share typed back is exactly the share handed out"
-        if r.get("matches"):
-            return False, f"that is share {r['member']} of group {r['group']}, not this custodian's share"
-        return False, "the share typed back does NOT match the share handed out: check the sheet"
+    def distribution(self) -> DistributionProgress | None:
+        """The engine's read-only view of the distribute-shares step (None elsewhere)."""
+        return self._call(self.c.distribution_progress)
+
+    def share_written(self, custodian: str) -> None:
+        """The custodian has written their share down (or copied the QR); journaled."""
+        self._call(lambda: self.c.share_written(custodian))
+
+    def check_typed_share(self, custodian: str) -> str:
+        """The engine checks the share typed back against the one handed out (journaled);
+        returns its message. Raises :class:`ShareRefused` when it is not the same share."""
+        return str(self._call(lambda: self.c.check_typed_share(custodian))["message"])
+
+    def skip_share_check(self, custodian: str, reason: str) -> None:
+        """Skip the typed-back check, with the reason (journaled, and an exception)."""
+        self._call(lambda: self.c.skip_share_check(custodian, reason, self.administrator()))
+
+    def collection(self) -> CollectionProgress | None:
+        """The engine's read-only view of the collect-/check-shares step (None elsewhere)."""
+        return self._call(self.c.collection_progress)
+
+    def export_verdict(self) -> ExportVerdict | None:
+        """The engine's verdict on the export medium after the last write (None before)."""
+        return self.c.export_verdict
 
     def entry_cancel(self) -> None:
         """Wipe the partial entry in the keyholder. Never raises (used on timeouts)."""
@@ -999,22 +779,8 @@ class Session:
 
 
 def qr_text(data: str) -> str:
-    """A public value (the journal hash) as a QR drawn with full and half blocks."""
-    try:
-        import qrcode
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise NotAvailable("qrcode") from exc
-    q = qrcode.QRCode(border=1, error_correction=qrcode.constants.ERROR_CORRECT_M)
-    q.add_data(data.upper())
-    q.make(fit=True)
-    m = q.get_matrix()
-    rows = []
-    for y in range(0, len(m), 2):
-        top, bottom = m[y], m[y + 1] if y + 1 < len(m) else [False] * len(m[y])
-        rows.append(
-            "".join(
-                " " if not t and not b else "\u2580" if t and not b else "\u2584" if b and not t else "\u2588"
-                for t, b in zip(top, bottom, strict=True)
-            )
-        )
-    return "\n".join(rows)
+    """A public value (the journal hash) as a QR drawn with half blocks
+    (:func:`core.carriers.qr.public_text`)."""
+    from core.carriers.qr import public_text
+
+    return public_text(data)

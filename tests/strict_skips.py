@@ -6,7 +6,7 @@ skip there is a missing install step, not an excuse: the run's exit status is ma
 and every skip is listed with its reason. Without root (memory scans and mounts skip with
 their reason) or outside CI, skips are only reported (``-ra``).
 
-Loaded by ``tests/conftest.py``; tests/unit/test_ci_gate.py runs it in a child pytest.
+Loaded by the root ``conftest.py``; tests/unit/test_ci_gate.py runs it in a child pytest.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ def prepare() -> None:
     from PIL import Image
     from pyzbar import pyzbar  # noqa: F401  (loads libzbar now)
 
-    from core.carriers import gridcard, imagedecode  # noqa: F401  (the grid-card stage too)
+    from core.carriers import gridcard, imagedecode, qrfit  # noqa: F401  (the chain's stages)
 
     del numpy
     Image.init()

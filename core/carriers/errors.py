@@ -1,13 +1,15 @@
 """Errors of the share carriers (QR, scanner, smart cards).
 
-They derive from :class:`core.keyholder.errors.KeyholderError` so that the keyholder sends
-them to the parent with a stable ``code`` and the parent raises the same class again.
-Messages say what the people in the room can do and never contain secret material.
+They derive from :class:`core.errors.KcmError` and cross the keyholder pipe
+(:func:`core.errors.wire_error`): the keyholder sends them to the parent with their stable
+``code`` and the parent raises the same class again. Messages say what the people in the
+room can do and never contain secret material. (This module imports no part of the
+keyholder: carriers and keyholder share the error root instead.)
 """
 
 from __future__ import annotations
 
-from core.keyholder.errors import KeyholderError, register_error
+from core.errors import KcmError, wire_error
 
 __all__ = [
     "CardDataMissing",
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 
-class CarrierError(KeyholderError):
+class CarrierError(KcmError):
     """A share carrier failed; the ceremony keeps its state and the step can be retried."""
 
     code = "carrier"
@@ -171,4 +173,4 @@ for _cls in (
     CardDataMissing,
     CardVerifyFailed,
 ):
-    register_error(_cls)
+    wire_error(_cls)

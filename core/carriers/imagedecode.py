@@ -4,7 +4,9 @@ The chain (:func:`decode_image`, the attempts in :func:`attempts`) tries zxing-c
 image as given first (fastest, best on degraded images), then a fixed list of bounded
 attempts: for a camera frame, local contrast and local range against glare and shade, and
 candidate code regions (where zxing-cpp saw a code, then an edge-density search) cropped,
-scaled and sharpened for a code small in the frame; for a smaller image, denoising,
+scaled and sharpened for a code small in the frame, and last a code whose third finder
+pattern a highlight washed out, its grid fitted from the other two and redrawn
+(:mod:`core.carriers.qrfit`); for a smaller image, denoising,
 sharpening, local contrast and scaling, with zbar as well. The first result that is a valid
 share payload wins. It is a pure function of the pixels: no file, device or network access
 (:func:`open_image` and the frame sources do the I/O), so it can run in a sandboxed helper.
@@ -513,7 +515,11 @@ def attempts(gray: np.ndarray, decoders: Sequence[str] = ("zxing-cpp", "pyzbar")
          :func:`candidates`; up to :data:`MAX_CANDIDATES`), at full resolution with a
          margin: local contrast and local range (a glare that splits a large code);
        - each region cropped with a margin and scaled to about 8 pixels a module (a small
-         code is a blurred one): unsharp mask (both zxing-cpp binarizers) and as is.
+         code is a blurred one): unsharp mask (both zxing-cpp binarizers) and as is;
+       - last, a glare on one finder pattern (both decoders need all three):
+         :func:`core.carriers.qrfit.redraws` finds the other two, fits the share QR's grid
+         (version 4 or 3) to them and to the fixed patterns, and redraws the code for both
+         decoders (at most :data:`core.carriers.qrfit.MAX_FITS`; none without two finders).
     3. A smaller image (a file, a scan) is read whole: zbar as is, then Gaussian blur and
        Otsu (noise) with both decoders, an unsharp mask (blur), local contrast, scaled (a
        tiny image), zbar on the sharpened image.
@@ -553,11 +559,12 @@ def attempts(gray: np.ndarray, decoders: Sequence[str] = ("zxing-cpp", "pyzbar")
 
 
 def _frame_attempts(gray: np.ndarray, seen: list[Any], use_z: bool, use_b: bool) -> Iterator[Attempt]:
+    half = _half(gray)
+    contrast = local_contrast(half, 8)
     if use_z:
         # A code large enough for glare to matter keeps 4 pixels a module at half size:
         # the frame-wide passes run there, at a quarter of the cost.
-        half = _half(gray)
-        yield "zxing-cpp", "local-contrast", _zxing_arr(local_contrast(half, 8))[0]
+        yield "zxing-cpp", "local-contrast", _zxing_arr(contrast)[0]
         yield "zxing-cpp", "local-range", _zxing_arr(local_range(half, 3))[0]
     boxes: list[tuple[int, int, int, int]] = []
     for box in [_quad_box(p) for p in seen] + candidates(gray):
@@ -584,6 +591,18 @@ def _frame_attempts(gray: np.ndarray, seen: list[Any], use_z: bool, use_b: bool)
             yield "zxing-cpp", f"{tag}crop", _zxing_arr(crop)[0]
         if use_b and not use_z:
             yield "pyzbar", f"{tag}sharpen", _zbar_arr(sharp)
+    # A finder pattern lost to glare: the grid fitted from the other two and redrawn
+    # (core.carriers.qrfit); each redraw is wiped once read, or when the chain stops.
+    from core.carriers.qrfit import redraws
+
+    for code in redraws(gray, half, contrast):
+        try:
+            if use_z:
+                yield "zxing-cpp", "two-finder-redraw", _zxing_arr(code)[0]
+            if use_b:
+                yield "pyzbar", "two-finder-redraw", _zbar_arr(code)
+        finally:
+            code.fill(255)
 
 
 def _named_variants(gray: np.ndarray, decoders: Sequence[str], variants: Sequence[str]) -> Iterator[Attempt]:

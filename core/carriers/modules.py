@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from core import safeio
+from core.errors import KcmError
 
 __all__ = [
     "DEMO_ONLY",
@@ -60,8 +61,10 @@ MODULES: Final[Mapping[str, tuple[str, ...]]] = {
 DEMO_ONLY: Final = frozenset({"softhsm2"})
 
 
-class ModuleRefused(Exception):
+class ModuleRefused(KcmError):
     """A PKCS#11 module was refused (not allowed, or its file fails the checks)."""
+
+    code = "module-refused"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ Residues that cannot be avoided (all inside the keyholder, which exits at the en
 * the PIN: python-pkcs11 takes a ``str`` and encodes it to ``bytes``;
 * the 32-byte data key: ``RSAPublicKey.encrypt`` takes ``bytes`` at genesis, and the card's
   C_Decrypt result comes back as ``bytes`` at recovery (copied into locked memory at once).
-  Both copies are zeroed in place right after use (:mod:`core.seal.transient`).
+  Both copies are zeroed in place right after use (:mod:`core.crypto.transient`).
   The share itself never exists as ``bytes``: AES-GCM reads and writes memoryviews.
 
 Every PKCS#11 error is mapped to a :class:`~core.carriers.errors.CardError` subclass whose
@@ -63,7 +63,7 @@ from core.carriers.errors import (
     CardVerifyFailed,
     WrongCard,
 )
-from core.seal.transient import transient_bytes, wipe_bytes
+from core.crypto.transient import transient_bytes, wipe_bytes
 from core.secmem import SecretBuffer, ct_equal, is_utf8
 
 __all__ = [

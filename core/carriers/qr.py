@@ -397,6 +397,25 @@ def render_terminal(
     return out
 
 
+def public_text(data: str, *, border: int = 1) -> str:
+    """A PUBLIC value (the journal's final hash) as a QR in half blocks, dark modules
+    drawn as blocks (the TUI's modal shows dark on light). Never for a share: shares use
+    :func:`make_matrix` and :func:`render_terminal` (locked memory, numeric mode)."""
+    q = qrcode.QRCode(border=border, error_correction=ERROR_CORRECT_M)
+    q.add_data(data.upper())
+    q.make(fit=True)
+    m = q.get_matrix()
+    full = len(m)
+
+    def lit(r: int, c: int) -> bool:
+        return r < full and bool(m[r][c])
+
+    return "\n".join(
+        "".join(_GLYPH[(lit(2 * rr, c), lit(2 * rr + 1, c))] for c in range(full))
+        for rr in range((full + 1) // 2)
+    )
+
+
 def text_length(buf: SecretBuffer) -> int:
     """Length of the text in a buffer returned by :func:`render_terminal` (up to the first 0)."""
     with buf.view() as mv:

@@ -8,14 +8,20 @@ problem.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CONFIRMED_KINDS",
+    "DEFAULT_CARD_MODULE",
+    "NO_ACTION_KINDS",
+    "QR_CARRIERS",
     "Act",
+    "Carrier",
+    "Display",
     "Group",
     "Policy",
     "Problem",
@@ -25,6 +31,7 @@ __all__ = [
     "Script",
     "Step",
     "StepKind",
+    "expand_carriers",
 ]
 
 
@@ -46,6 +53,60 @@ class StepKind(StrEnum):
     EXPORT = "export"
     SUMMARY = "summary"
     WIPE = "wipe"
+
+
+class Carrier(StrEnum):
+    """How a share comes back at collection (or check-shares).
+
+    ``qr`` in a script stands for every QR way in (:data:`QR_CARRIERS`): a photo or scan
+    of the QR as an image file, the camera, a keyboard-wedge handheld scanner.
+    """
+
+    TYPED = "typed"
+    QR = "qr"
+    CARD = "card"
+    QR_FILE = "qr-file"
+    QR_CAMERA = "qr-camera"
+    SCANNER = "scanner"
+
+
+#: The collection carriers a script allows with the umbrella name ``qr``.
+QR_CARRIERS: tuple[Carrier, ...] = (Carrier.QR_FILE, Carrier.QR_CAMERA, Carrier.SCANNER)
+
+
+class Display(StrEnum):
+    """How a share is handed over at distribution: ``screen`` (words on the custodian
+    terminal, typed back later or written on paper), ``qr`` (a QR on that terminal),
+    ``card`` (written to the custodian's smart card)."""
+
+    SCREEN = "screen"
+    QR = "qr"
+    CARD = "card"
+
+
+#: PKCS#11 module used when neither the step nor the caller names one.
+DEFAULT_CARD_MODULE = "opensc"
+
+
+def expand_carriers(wanted: Sequence[str]) -> list[Carrier]:
+    """A step's carriers as offered to the room: ``qr`` becomes the three QR ways in;
+    order kept, duplicates and unknown names dropped."""
+    out: list[Carrier] = []
+    for name in wanted:
+        try:
+            carrier = Carrier(name)
+        except ValueError:
+            continue
+        for c in QR_CARRIERS if carrier is Carrier.QR else (carrier,):
+            if c not in out:
+                out.append(c)
+    return out
+
+
+#: Step kinds with no action: acknowledgments only.
+NO_ACTION_KINDS: tuple[StepKind, ...] = (StepKind.INSTRUCTION, StepKind.SUMMARY)
+#: Step kinds a named witness confirms (``Ceremony.confirm``) before they are done.
+CONFIRMED_KINDS: tuple[StepKind, ...] = (StepKind.VERIFY_FINGERPRINT, StepKind.VERIFY_KCV)
 
 
 class RoleKind(StrEnum):

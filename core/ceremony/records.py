@@ -27,6 +27,7 @@ from typing import Any
 
 from core import journal as _journal
 from core import signatures as sig
+from core.errors import KcmError
 
 __all__ = [
     "ClosedRecords",
@@ -40,8 +41,10 @@ __all__ = [
 ]
 
 
-class ManifestSignatureError(Exception):
+class ManifestSignatureError(KcmError):
     """A manifest's signature is malformed, does not verify, or is by another key."""
+
+    code = "manifest-signature"
 
 
 def can_sign(keyholder: Any) -> bool:

@@ -13,199 +13,39 @@ clusters, keys, manifests and files; a real script none).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any
 
 from core.ceremony.model import Problem, RoleKind, StepKind
-from core.ceremony.script import PathItem, SourceMap
-
-__all__ = [
-    "CARD_KEY_BITS",
-    "CARD_MODULES",
-    "CARRIERS",
-    "DISPLAYS",
-    "EXPORT_CONTENTS",
-    "MAX_ESTIMATE_MINUTES",
-    "PRACTICE_CLUSTER_PREFIX",
-    "PRACTICE_PREFIX",
-    "PURPOSES",
-    "RECIPIENT_KINDS",
-    "STEP_PARAMS",
-    "is_practice_name",
-    "is_safe_filename",
-    "validate",
-]
-
-PURPOSES: Final = ("genesis", "unseal-and-seal", "reshare", "verify-shares")
-# the same names as core.seal.recipients.RecipientKind
-RECIPIENT_KINDS: Final = (
-    "aws-kms",
-    "gcp-kms",
-    "azure-kv",
-    "vault-transit",
-    "pkcs11-hsm",
-    "custodian-rsa",
-    "custodian-age",
+from core.ceremony.rules import (
+    _CLUSTER_ID,
+    _COMMON_STEP_KEYS,
+    _HEX,
+    _ID,
+    _NEEDS_KEY,
+    _SCRIPT_NAME,
+    CARD_KEY_BITS,
+    CARD_MODULES,
+    CARRIERS,
+    DISPLAYS,
+    EXPORT_CONTENTS,
+    MAX_ESTIMATE_MINUTES,
+    PRACTICE_CLUSTER_PREFIX,
+    PRACTICE_PREFIX,
+    PURPOSES,
+    RECIPIENT_KINDS,
+    STEP_PARAMS,
+    Checker,
+    is_safe_filename,
 )
-#: Ways a share comes back at collection; ``qr`` stands for every QR way in (a photo or
-#: scan of the QR as an image file, the camera, a keyboard-wedge handheld scanner).
-CARRIERS: Final = ("typed", "qr", "card", "qr-file", "qr-camera", "scanner")
-#: Ways a share is handed over at distribution (``screen``: words on the custodian terminal,
-#: typed later or written on paper; ``qr``: a QR on that terminal; ``card``: a smart card).
-DISPLAYS: Final = ("screen", "qr", "card")
-#: PKCS#11 modules a script may name (core.carriers.modules.MODULES). Never a path: a
-#: module is a library that runs inside the keyholder, next to the MasterKey.
-CARD_MODULES: Final = ("opensc", "ykcs11", "softhsm2")
-CARD_KEY_BITS: Final = (2048, 3072, 4096)
-EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript", "card-shares")
-#: What a practice script's names begin with (and a real script's never do).
-PRACTICE_PREFIX: Final = "PRACTICE-"
-#: What a practice script's cluster_id begins with (and a real script's never does).
-PRACTICE_CLUSTER_PREFIX: Final = "practice"
+from core.ceremony.source import PathItem, SourceMap
 
-#: Longest time estimate an act may give (a ceremony day).
-MAX_ESTIMATE_MINUTES: Final = 720
-
-_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-_CLUSTER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_SCRIPT_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SAFE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_HEX: Final = re.compile(r"^[0-9a-fA-F:]{16,}$")
-_RESERVED: Final = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])$", re.IGNORECASE)
-
-_COMMON_STEP_KEYS: Final = ("id", "kind", "title", "instruction", "acknowledge")
-
-#: Parameters each step kind accepts (besides id, kind, title, instruction, acknowledge).
-STEP_PARAMS: Final[dict[StepKind, tuple[str, ...]]] = {
-    StepKind.INSTRUCTION: (),
-    StepKind.CHECKLIST: ("items",),
-    StepKind.ATTENDANCE: ("roles",),
-    StepKind.PREFLIGHT: ("require_hardened",),
-    StepKind.VERIFY_FINGERPRINT: ("subject", "witness"),
-    StepKind.GENERATE: (),
-    StepKind.DISTRIBUTE_SHARES: (
-        "display",
-        "supersedes_collected",
-        "carriers",
-        "card_module",
-        "card_key_bits",
-        "card_data_object",
-    ),
-    StepKind.COLLECT_SHARES: ("carriers", "manifest", "card_module"),
-    StepKind.CHECK_SHARES: ("carriers", "manifest", "card_module"),
-    StepKind.RECOVER: ("dry_run",),
-    StepKind.VERIFY_KCV: ("witness",),
-    StepKind.SEAL: ("recipients",),
-    StepKind.EXPORT: ("files", "folder"),
-    StepKind.SUMMARY: (),
-    StepKind.WIPE: (),
-}
-
-_KEY_SOURCES: Final = (StepKind.GENERATE, StepKind.RECOVER)
-_NEEDS_KEY: Final = (StepKind.DISTRIBUTE_SHARES, StepKind.SEAL, StepKind.VERIFY_KCV)
-
-
-def is_safe_filename(name: object) -> bool:
-    """A file name safe on vfat/exFAT/ext4 and in a shell: no path, no dot-dot, no device."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
-        return False
-    if name.endswith(".") or _RESERVED.match(name.split(".")[0]):
-        return False
-    return True
-
-
-class _V:
-    def __init__(self, data: dict[str, Any], smap: SourceMap, fname: str) -> None:
-        self.data = data
-        self.smap = smap
-        self.fname = fname
-        self.problems: list[Problem] = []
-
-    def add(self, path: Sequence[PathItem], message: str) -> None:
-        dotted = ""
-        for item in path:
-            dotted += f"[{item}]" if isinstance(item, int) else (f".{item}" if dotted else item)
-        self.problems.append(Problem(self.fname, self.smap.line_of(path), message, dotted))
-
-    def table(self, path: Sequence[PathItem], value: Any, required: bool = True) -> dict[str, Any]:
-        if value is None:
-            if required:
-                self.add(path, f"missing table [{'.'.join(str(p) for p in path)}]")
-            return {}
-        if not isinstance(value, dict):
-            self.add(path, "must be a table")
-            return {}
-        return value
-
-    def unknown(
-        self, path: Sequence[PathItem], table: dict[str, Any], allowed: Sequence[str]
-    ) -> None:
-        for key in table:
-            if key not in allowed:
-                self.add(
-                    (*path, key), f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
-                )
-
-    def string(
-        self,
-        path: Sequence[PathItem],
-        table: dict[str, Any],
-        key: str,
-        *,
-        required: bool = True,
-        check: Callable[[str], bool] | None = None,
-        what: str = "",
-    ) -> str | None:
-        if key not in table:
-            if required:
-                self.add((*path, key), f"missing {key!r}")
-            return None
-        val = table[key]
-        if not isinstance(val, str) or not val.strip():
-            self.add((*path, key), f"{key!r} must be a non-empty string")
-            return None
-        if check is not None and not check(val):
-            self.add((*path, key), f"{key!r} = {val!r} is not {what}")
-            return None
-        return val
-
-    def integer(self, path: Sequence[PathItem], table: dict[str, Any], key: str) -> int | None:
-        if key not in table:
-            self.add((*path, key), f"missing {key!r}")
-            return None
-        val = table[key]
-        if isinstance(val, bool) or not isinstance(val, int):
-            self.add((*path, key), f"{key!r} must be an integer")
-            return None
-        return val
-
-    def boolean(self, path: Sequence[PathItem], table: dict[str, Any], key: str) -> bool:
-        val = table.get(key, False)
-        if not isinstance(val, bool):
-            self.add((*path, key), f"{key!r} must be true or false")
-            return False
-        return val
-
-    def str_list(
-        self, path: Sequence[PathItem], table: dict[str, Any], key: str, *, required: bool = False
-    ) -> list[str]:
-        if key not in table:
-            if required:
-                self.add((*path, key), f"missing {key!r}")
-            return []
-        val = table[key]
-        if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
-            self.add((*path, key), f"{key!r} must be a list of strings")
-            return []
-        if required and not val:
-            self.add((*path, key), f"{key!r} must not be empty")
-        return list(val)
+__all__ = ["is_practice_name", "is_safe_filename", "validate"]
 
 
 def validate(data: dict[str, Any], smap: SourceMap, fname: str) -> list[Problem]:
     """Return every problem of a parsed script (empty list: the script is valid)."""
-    v = _V(data, smap, fname)
+    v = Checker(data, smap, fname)
     v.unknown((), data, ("ceremony", "cluster", "roles", "policy", "recipients", "acts"))
     meta = v.table(("ceremony",), data.get("ceremony"))
     v.unknown(("ceremony",), meta, ("name", "version", "description", "purpose", "practice"))
@@ -254,7 +94,7 @@ def validate(data: dict[str, Any], smap: SourceMap, fname: str) -> list[Problem]
     return v.problems
 
 
-def _roles(v: _V) -> dict[str, str]:
+def _roles(v: Checker) -> dict[str, str]:
     table = v.table(("roles",), v.data.get("roles"))
     out: dict[str, str] = {}
     kinds = [k.value for k in RoleKind]
@@ -290,7 +130,7 @@ def _roles(v: _V) -> dict[str, str]:
     return out
 
 
-def _policy(v: _V, roles: dict[str, str]) -> None:
+def _policy(v: Checker, roles: dict[str, str]) -> None:
     path: tuple[PathItem, ...] = ("policy",)
     pol = v.table(path, v.data.get("policy"))
     v.unknown(path, pol, ("threshold", "shares", "custodians", "group_threshold", "groups"))
@@ -356,7 +196,7 @@ def _policy(v: _V, roles: dict[str, str]) -> None:
         _threshold_ok(v, (*path, "threshold"), t, n)
 
 
-def _threshold_ok(v: _V, path: tuple[PathItem, ...], t: int, n: int) -> None:
+def _threshold_ok(v: Checker, path: tuple[PathItem, ...], t: int, n: int) -> None:
     if n > 16:
         v.add(path, f"{n} shares: SLIP-39 allows at most 16 per group")
     if t < 1:
@@ -367,7 +207,7 @@ def _threshold_ok(v: _V, path: tuple[PathItem, ...], t: int, n: int) -> None:
         v.add(path, f"1-of-{n} would give every custodian the whole key; SLIP-39 refuses it")
 
 
-def _recipients(v: _V) -> set[str]:
+def _recipients(v: Checker) -> set[str]:
     table = v.table(("recipients",), v.data.get("recipients"), required=False)
     files: dict[str, str] = {}
     for rid, r in table.items():
@@ -413,7 +253,7 @@ def _recipients(v: _V) -> set[str]:
 
 
 def _acts(
-    v: _V,
+    v: Checker,
     roles: dict[str, str],
     custodians: list[str],
     recipients: set[str],
@@ -493,7 +333,7 @@ def _acts(
 
 
 def _step_params(
-    v: _V,
+    v: Checker,
     spath: tuple[PathItem, ...],
     kind: StepKind,
     step: dict[str, Any],
@@ -625,7 +465,7 @@ def _step_params(
 
 
 def _share_carriers(
-    v: _V,
+    v: Checker,
     spath: tuple[PathItem, ...],
     step: dict[str, Any],
     roles: dict[str, str],
@@ -668,7 +508,7 @@ def _share_carriers(
 
 
 def _order(
-    v: _V,
+    v: Checker,
     seq: list[tuple[tuple[PathItem, ...], StepKind, dict[str, Any]]],
     purpose: str | None,
     practice: bool,
@@ -757,7 +597,7 @@ def is_practice_name(name: object) -> bool:
     return isinstance(name, str) and name.upper().startswith(PRACTICE_PREFIX)
 
 
-def _practice_marks(v: _V, practice: bool) -> None:
+def _practice_marks(v: Checker, practice: bool) -> None:
     """A practice script is PRACTICE throughout, a real script nowhere (docs/scripts.md).
 
     Practice (``practice = true``, any purpose): ``cluster_id`` begins with ``practice`` (it

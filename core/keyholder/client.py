@@ -324,8 +324,13 @@ class KeyholderClient:
                 raise ProtocolError(f"the keyholder sent a secret field {name!r}; refusing it")
             out[name] = public_value(ftype, view)
         if kind == KIND_ERROR:
-            code = str(out.get("code", "error"))
-            raise error_class(code)(str(out.get("message", "keyholder error")), code=code)
+            code = str(out.get("code", KeyholderError.code))
+            set_id = out.get("set_id")
+            raise error_class(code)(
+                str(out.get("message", "keyholder error")),
+                code=code,
+                set_id=str(set_id) if set_id is not None else None,
+            )
         if kind != KIND_OK or (r_opcode != opcode):
             raise ProtocolError("reply does not match the request")
         return out

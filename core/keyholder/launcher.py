@@ -67,6 +67,7 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from core import privsep
+from core.errors import KcmError
 
 if TYPE_CHECKING:
     from core.keyholder.client import KeyholderClient
@@ -107,12 +108,16 @@ _TERMINAL_FD: Final = 3
 _KEEP_ENV: Final = ("PATH", "LANG", "LC_ALL", "SOFTHSM2_CONF", "KCM_SECMEM_BACKEND", "TZ")
 
 
-class LauncherError(Exception):
+class LauncherError(KcmError):
     """The launcher could not start a keyholder (the message says why and what to do)."""
+
+    code = "keyholder-launcher"
 
 
 class LauncherRefused(LauncherError):
     """The launcher refused the request (the policy does not allow it)."""
+
+    code = "keyholder-policy"
 
 
 # ------------------------------------------------------------------------------ policy

@@ -336,6 +336,7 @@ def card_read_share(state: KeyholderState, req: Request) -> dict[str, Any]:
             f"the share on card {res.serial} belongs to set {got}; this ceremony "
             f"expects set {set_id}",
             code="other-set",
+            set_id=str(got),
         )
     taken = _take(state, res.indices, "card", verify)
     return {

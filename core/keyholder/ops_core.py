@@ -9,14 +9,14 @@ from typing import Any
 
 from core import secmem
 from core import signatures as _sig
-from core.keyholder.errors import MalformedRequest, NoMasterKey, Refused
-from core.keyholder.fingerprint import (
+from core.crypto.fingerprint import (
     Fingerprint,
     derive_fingerprint,
     derive_signing_seed,
     key_from_seed,
     sign_with_master,
 )
+from core.keyholder.errors import MalformedRequest, NoMasterKey, Refused
 from core.keyholder.ops import KeyholderState, Request, op
 
 HELLO = 0x0001

@@ -43,8 +43,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from core import secmem
+from core.crypto.fingerprint import derive_fingerprint, sign_with_master
 from core.keyholder.errors import MalformedRequest, Refused
-from core.keyholder.fingerprint import derive_fingerprint, sign_with_master
 from core.keyholder.ops import KeyholderState, Request, op
 from core.seal import byok
 from core.seal import envelope as env

@@ -57,9 +57,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import secmem
+from core.crypto.fingerprint import derive_fingerprint
+from core.errors import wire_error
 from core.keyholder import terminal as _terminal
-from core.keyholder.errors import KeyholderError, MalformedRequest, Refused, register_error
-from core.keyholder.fingerprint import derive_fingerprint
+from core.keyholder.errors import KeyholderError, MalformedRequest, Refused
 from core.keyholder.ops import KeyholderState, Request, op
 from core.keyholder.ops_core import MASTER_KEY_BYTES
 from core.keyholder.protocol import Secret
@@ -119,17 +120,17 @@ VERIFY_SHARE = 0x0118
 MAX_TYPED = 16  # characters accepted for one typed word
 
 
+@wire_error
 class SharesError(KeyholderError):
     """A share operation failed; ``code`` is the SLIP-39/recovery code (other-set, ...)."""
 
     code = "shares"
 
 
-register_error(SharesError)
 
 
 def _err(exc: Slip39Error) -> SharesError:
-    return SharesError(exc.message, code=exc.code)
+    return SharesError(exc.message, code=exc.code, set_id=exc.set_id)
 
 
 @dataclass
@@ -574,6 +575,7 @@ def add_share_indices(state: KeyholderState, indices: memoryview) -> dict[str, A
         raise SharesError(
             f"this share belongs to set {set_}; this recovery expects set {expected}",
             code="other-set",
+            set_id=str(set_),
         )
     try:
         progress = rec.add_indices(indices)

@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from core.errors import KcmError
+
 __all__ = [
     "HEADER",
     "MAGIC",
@@ -61,8 +63,10 @@ class FieldType:
     SECRET: Final = 6
 
 
-class ProtocolError(Exception):
+class ProtocolError(KcmError):
     """A malformed, oversized or out-of-version frame."""
+
+    code = "protocol"
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,9 +20,10 @@ import sys
 from typing import Any
 
 from core import secmem
+from core.errors import KcmError, crosses_wire
 from core.keyholder import harden as _harden
 from core.keyholder import terminal as _terminal
-from core.keyholder.errors import KeyholderError, MalformedRequest, UnknownOperation
+from core.keyholder.errors import MalformedRequest, UnknownOperation
 from core.keyholder.ops import OPS, KeyholderState, Request
 from core.keyholder.protocol import (
     HEADER,
@@ -95,6 +96,23 @@ def _reply(fd: int, kind: int, opcode: int, fields: dict[str, Any]) -> None:
     _write_all(fd, [pack_header(kind, opcode, length), *parts])
 
 
+def error_reply(exc: BaseException) -> dict[str, Any]:
+    """The error frame's fields for ``exc``: code, message (and the share's set id) of an
+    error that may cross the pipe (:func:`core.errors.crosses_wire`); for anything else a
+    generic "internal error" naming only the exception's type, since its text could quote
+    data."""
+    if isinstance(exc, KcmError) and crosses_wire(exc):
+        reply: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if exc.set_id is not None:
+            reply["set_id"] = str(exc.set_id)
+        return reply
+    return {
+        "code": "internal",
+        "message": f"internal error in the keyholder ({type(exc).__name__}); "
+        "the secrets it holds are intact. Retry or abort the ceremony.",
+    }
+
+
 def serve(rfd: int, wfd: int, state: KeyholderState, info: dict[str, Any]) -> int:
     """Answer requests until EOF; returns the exit status."""
     rx = secmem.SecretBuffer(MAX_PAYLOAD, allow_unlocked=state.allow_unlocked)
@@ -129,19 +147,8 @@ def serve(rfd: int, wfd: int, state: KeyholderState, info: dict[str, Any]) -> in
                         result = spec.handler(state, request)
                     del request, fields
                     _reply(wfd, KIND_OK, opcode, result)
-                except KeyholderError as exc:
-                    _reply(wfd, KIND_ERROR, opcode, {"code": exc.code, "message": exc.message})
-                except Exception as exc:  # never echo str(exc): it could quote data
-                    _reply(
-                        wfd,
-                        KIND_ERROR,
-                        opcode,
-                        {
-                            "code": "internal",
-                            "message": f"internal error in the keyholder ({type(exc).__name__}); "
-                            "the secrets it holds are intact. Retry or abort the ceremony.",
-                        },
-                    )
+                except Exception as exc:  # never echo str(exc) of a foreign error
+                    _reply(wfd, KIND_ERROR, opcode, error_reply(exc))
                 finally:
                     secmem.memset(payload)
     finally:

@@ -21,7 +21,7 @@ Construction (from the spec):
 Secret handling: the file key and every derived key live in SecretBuffers (HKDF
 ``derive_into``); the plaintext goes in as a memoryview. The X25519 shared secret is
 returned by ``cryptography`` as ``bytes`` (unavoidable; it protects only this one random
-file key; it is zeroed in place right after HKDF, see ``core.seal.transient``).
+file key; it is zeroed in place right after HKDF, see ``core.crypto.transient``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from core import secmem
-from core.seal.transient import wipe_bytes
+from core.crypto.transient import wipe_bytes
+from core.errors import KcmError
 
 __all__ = [
     "AGE_HRP",
@@ -56,8 +57,10 @@ _CHUNK = 64 * 1024
 _BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
-class AgeFormatError(ValueError):
+class AgeFormatError(KcmError, ValueError):
     """An age recipient or file that does not follow the age v1 format."""
+
+    code = "age-format"
 
 
 def _polymod(values: list[int]) -> int:

@@ -31,7 +31,7 @@ Runs in the keyholder (it touches the MasterKey). Secret handling:
 * RSA-OAEP: ``cryptography`` accepts only ``bytes``. For CKM_RSA_AES_KEY_WRAP that copy is
   of the *ephemeral* AES key; for the direct OAEP methods (AWS ``RSAES_OAEP_*``, GCP
   ``RSA_OAEP_*_SHA256``) it is a copy of the **MasterKey itself**, made only for that one
-  call and zeroed in place right after (:func:`core.seal.transient.transient_bytes`). Prefer
+  call and zeroed in place right after (:func:`core.crypto.transient.transient_bytes`). Prefer
   the RSA-AES methods; the direct one exists because AWS documents it as the safe choice.
 
 Each function returns a :class:`ByokExport`: the files to write to the medium (public
@@ -53,6 +53,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from core import secmem
+from core.crypto.transient import transient_bytes
+from core.errors import KcmError
 from core.seal.recipients import (
     MIN_RSA_BITS,
     MalformedKey,
@@ -60,7 +62,6 @@ from core.seal.recipients import (
     WrongKeyType,
     parse_public_key,
 )
-from core.seal.transient import transient_bytes
 
 __all__ = [
     "AWS_ALGORITHMS",
@@ -104,8 +105,10 @@ GCP_METHODS: Final = {
 }
 
 
-class ByokError(ValueError):
+class ByokError(KcmError, ValueError):
     """A BYOK export cannot be made (message says why and what to do)."""
+
+    code = "byok"
 
 
 @dataclass(frozen=True)
@@ -280,7 +283,7 @@ def rsa_oaep_direct(target: memoryview, wrapping_key: rsa.RSAPublicKey, oaep_has
 
     RESIDUE: ``cryptography`` takes only ``bytes``, so this makes a bytes copy of the target
     (the MasterKey) for the duration of the one ``encrypt`` call and zeroes it in place
-    right after (see :mod:`core.seal.transient`). Prefer :func:`rsa_aes_key_wrap`.
+    right after (see :mod:`core.crypto.transient`). Prefer :func:`rsa_aes_key_wrap`.
     """
     with transient_bytes(target) as target_bytes:
         return wrapping_key.encrypt(target_bytes, _oaep(oaep_hash))

@@ -52,6 +52,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core import secmem, strictjson
+from core.crypto.transient import transient_bytes
+from core.errors import KcmError
 from core.seal import age as _age
 from core.seal.recipients import (
     ALG_AGE,
@@ -63,7 +65,6 @@ from core.seal.recipients import (
     RecipientKind,
     require_confirmed,
 )
-from core.seal.transient import transient_bytes
 
 __all__ = [
     "FORMAT",
@@ -112,8 +113,10 @@ _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 Signer = Callable[[bytes], bytes]
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(KcmError, ValueError):
     """An envelope cannot be built or does not follow the format (message says why)."""
+
+    code = "envelope"
 
 
 def canonical_json(value: Any) -> bytes:
@@ -171,7 +174,7 @@ def build_header(
         cluster_id: ADR-204 ``Cluster_ID``.
         region_id: ADR-204 ``Region_ID``.
         masterkey_fingerprint: 64 hex digits, the MasterKey's Ed25519 fingerprint
-            (``core.keyholder.fingerprint``); the KCV is its first 16 hex digits.
+            (``core.crypto.fingerprint``); the KCV is its first 16 hex digits.
         ceremony_id: the ceremony's id.
         recipient: the (confirmed) recipient.
         payload_encoding: how the plaintext is encoded: ``raw`` (the 32 MasterKey bytes)
@@ -292,7 +295,7 @@ def _wrap_data_key(recipient: Recipient, data_key: memoryview, allow_unlocked: b
         )
         pad = padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None)
         # RSAPublicKey.encrypt accepts only bytes: a wiped one-call copy of the data key
-        # (a one-time random key, not the secret itself). See core/seal/transient.py.
+        # (a one-time random key, not the secret itself). See core/crypto/transient.py.
         with transient_bytes(data_key) as dk:
             return recipient.rsa_public_key().encrypt(dk, pad)
     if recipient.alg in (ALG_AGE, ALG_AGE_SSH):
@@ -514,7 +517,7 @@ def verify_signature(env: Envelope) -> bool | None:
     """Check the signature against ``header.masterkey_fingerprint``; None if unsigned."""
     if env.signature is None:
         return None
-    from core.keyholder.fingerprint import verify_signature as _verify
+    from core.crypto.fingerprint import verify_signature as _verify
 
     msg = signed_message(env.aad, env.alg, env.wrapped_key, env.nonce, env.ciphertext)
     return _verify(bytes.fromhex(env.header["masterkey_fingerprint"]), msg, env.signature)

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from core import safeio as _safeio
+from core.errors import KcmError
 from core.seal import age as _age
 from core.words import to_words
 
@@ -74,36 +75,52 @@ MAX_KEY_FILE = _safeio.MAX_KEY_FILE
 SAFE_TEXT = re.compile(r"^[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\x5b\x5d-\x7e]{1,256}$")
 
 
-class RecipientError(ValueError):
+class RecipientError(KcmError, ValueError):
     """A recipient key or recipients file was refused; the message says why."""
+
+    code = "recipient"
 
 
 class MalformedKey(RecipientError):
     """The key file cannot be parsed in any supported encoding."""
 
+    code = "key-malformed"
+
 
 class WrongKeyType(RecipientError):
     """The key is of a type this recipient kind cannot use."""
+
+    code = "key-wrong-type"
 
 
 class WeakKey(RecipientError):
     """The key is too small or has unsafe parameters."""
 
+    code = "key-weak"
+
 
 class PrivateKeySupplied(RecipientError):
     """A private key was supplied where a public key belongs (it is not stored anywhere)."""
+
+    code = "key-private"
 
 
 class SymmetricKeySupplied(PrivateKeySupplied):
     """A symmetric (``oct``) key was supplied: secret material that can be no recipient."""
 
+    code = "key-symmetric"
+
 
 class UnconfirmedRecipient(RecipientError):
     """Sealing was asked for a recipient whose fingerprint no witness confirmed."""
 
+    code = "recipient-unconfirmed"
+
 
 class FingerprintMismatch(RecipientError):
     """The out-of-band fingerprint does not match the key brought in."""
+
+    code = "fingerprint-mismatch"
 
 
 class RecipientKind(StrEnum):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.errors import KcmError
+
 __all__ = [
     "ChecksumError",
     "DigestError",
@@ -11,16 +13,10 @@ __all__ = [
 ]
 
 
-class Slip39Error(ValueError):
+class Slip39Error(KcmError, ValueError):
     """A share or a set of shares cannot be used; ``code`` is stable for programs."""
 
     code = "slip39"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
 
 
 class ShareFormatError(Slip39Error):

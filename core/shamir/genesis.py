@@ -60,7 +60,7 @@ KcvFunction = Callable[[memoryview], bytes]
 
 def default_kcv(master: memoryview) -> bytes:
     """The MasterKey fingerprint (HKDF-derived Ed25519 public key, 32 bytes)."""
-    from core.keyholder.fingerprint import derive_fingerprint
+    from core.crypto.fingerprint import derive_fingerprint
 
     return derive_fingerprint(master).public_key
 

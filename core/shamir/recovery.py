@@ -140,9 +140,10 @@ class RecoveryState:
         """Parameters of the first accepted share."""
         return self._shares[0].params if self._shares else None
 
-    def _reject(self, share: Share, message: str, code: str) -> RecoveryError:
+    def _reject(self, share: Share, message: str, *, code: str) -> RecoveryError:
+        set_id = str(share.params.identifier)
         share.close()
-        return RecoveryError(message, code=code)
+        return RecoveryError(message, code=code, set_id=set_id)
 
     def add_indices(self, indices: memoryview | bytearray) -> Progress:
         """Decode a share given as word indices, check it, and add it."""
@@ -165,14 +166,14 @@ class RecoveryState:
             raise self._reject(
                 share,
                 f"this share belongs to set {p.identifier}; this recovery expects set {expected}",
-                "other-set",
+                code="other-set",
             )
         if first is not None:
             if p.extendable != first.extendable:
                 raise self._reject(
                     share,
                     f"set {p.identifier}: extendable and non-extendable shares cannot be mixed",
-                    "extendable-mix",
+                    code="extendable-mix",
                 )
             for name, a, b in (
                 ("iteration exponent", p.iteration_exponent, first.iteration_exponent),
@@ -184,7 +185,7 @@ class RecoveryState:
                     raise self._reject(
                         share,
                         f"{who} says {name} {a}, but the shares already given say {b}",
-                        "mismatch",
+                        code="mismatch",
                     )
             for s in self._shares:
                 q = s.params
@@ -195,17 +196,17 @@ class RecoveryState:
                         share,
                         f"{who} says its group needs {p.member_threshold} shares, but "
                         f"group {p.group_index + 1} shares already given say {q.member_threshold}",
-                        "mismatch",
+                        code="mismatch",
                     )
                 if q.member_index == p.member_index:
                     with s.value.view() as a_mv, share.value.view() as b_mv:
                         same = ct_equal(a_mv, b_mv)
                     if same:
-                        raise self._reject(share, f"{who} was already given", "duplicate")
+                        raise self._reject(share, f"{who} was already given", code="duplicate")
                     raise self._reject(
                         share,
                         f"{who} was already given with different words: one of the two is wrong",
-                        "conflict",
+                        code="conflict",
                     )
         self._shares.append(share)
         return self.progress()

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from core import secmem
-from core.keyholder.fingerprint import derive_fingerprint, sign_with_master
+from core.crypto.fingerprint import derive_fingerprint, sign_with_master
 from core.seal import envelope as E
 from core.seal import recipients as R
 

@@ -18,7 +18,7 @@ result is handled on the UI thread once the worker has finished (:mod:`kcm_tui.w
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -29,11 +29,9 @@ from textual.widgets import LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kcm_tui.backend import BackendError, CarrierRefused, carrier_message
+from kcm_tui.context import AppContext, CeremonySession, context_of
 from kcm_tui.widgets.pin_entry import PinEntry
 from kcm_tui.workers import ThreadWork
-
-if TYPE_CHECKING:
-    from kcm_tui.app import CeremonyApp
 
 T = TypeVar("T")
 
@@ -84,7 +82,7 @@ class CardPanel(ThreadWork, Vertical):
             self.panel = panel
             self.serial = serial
 
-    def __init__(self, session: Any, *, expected_serial: str | None = None, id: str | None = None) -> None:
+    def __init__(self, session: CeremonySession, *, expected_serial: str | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
         self.expected_serial = expected_serial
@@ -94,29 +92,31 @@ class CardPanel(ThreadWork, Vertical):
         self.busy = False  # a card operation is pending: further Enters are ignored
 
     @property
-    def capp(self) -> CeremonyApp:
-        from kcm_tui.app import CeremonyApp
-
-        assert isinstance(self.app, CeremonyApp)
-        return self.app
+    def capp(self) -> AppContext:
+        """The ceremony application (:class:`kcm_tui.context.AppContext`)."""
+        return context_of(self.app)
 
     def compose(self) -> ComposeResult:
+        """The card list, the masked PIN field and the status line."""
         yield Static("Cards in the readers (Up/Down to choose, F5 rescan):", classes="muted")
         yield OptionList(id="card-tokens")
         yield PinEntry(allow_unlocked=self.capp.backend.demo, idle_wipe=self.capp.idle_wipe, id="pin")
         yield Static("", id="card-status")
 
     def on_mount(self) -> None:
+        """List the cards in the readers."""
         self.load(self.session.list_cards)
         self.call_after_refresh(self.pin.focus)
 
     @property
     def pin(self) -> PinEntry:
+        """The PIN field (its buffer is locked memory)."""
         return self.query_one(PinEntry)
 
     # ---------------------------------------------------------------- tokens
 
     def load(self, fn: Callable[[], list[dict[str, Any]]]) -> None:
+        """List the cards with ``fn`` (list or rescan) and show them; a carrier error is shown with what to do."""
         ol = self.query_one("#card-tokens", OptionList)
         ol.clear_options()
         try:
@@ -138,6 +138,7 @@ class CardPanel(ThreadWork, Vertical):
         ol.highlighted = pick
 
     def action_rescan(self) -> None:
+        """F5: the keyholder looks for cards again (the card list is refreshed)."""
         self.show_error("")
         self.load(self.session.rescan_cards)
         if self.tokens:
@@ -156,10 +157,12 @@ class CardPanel(ThreadWork, Vertical):
     # ---------------------------------------------------------------- status
 
     def status(self, text: str | Text, style: str = "muted") -> None:
+        """Show ``text`` on the status line (``style``: muted, error, ok, warn or a Rich style)."""
         t = text if isinstance(text, Text) else Text(text, style={"muted": "grey70", "error": "bold red", "ok": "bold green", "warn": "bold yellow"}.get(style, style))
         self.query_one("#card-status", Static).update(t)
 
     def show_error(self, text: str, code: str = "") -> None:
+        """Show a card error (the engine's message, then what to do for its ``code``)."""
         self.error = text
         self.error_code = code
         self.status(text, "error")
@@ -175,6 +178,7 @@ class CardPanel(ThreadWork, Vertical):
             event.stop()
 
     def on_pin_entry_submitted(self, event: PinEntry.Submitted) -> None:
+        """Enter in the PIN field: tell the screen the card and PIN are ready (once)."""
         event.stop()
         if self.busy:
             return

@@ -10,16 +10,17 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, LoadingIndicator, Static
 
+from core.ceremony.model import QR_CARRIERS
+from core.ceremony.model import expand_carriers as model_expand_carriers
 from kcm_tui.backend import (
     FINISHED_ENTRY,
     BackendError,
     CarrierRefused,
-    Session,
     ShareRefused,
     carrier_message,
 )
 from kcm_tui.screens.card import CardPanel
-from kcm_tui.screens.common import BaseScreen, ConfirmModal, replace_children
+from kcm_tui.screens.common import CeremonyScreen, ConfirmModal, replace_children
 from kcm_tui.screens.entry import EntryPanel
 from kcm_tui.widgets.scanner import ScannerSink
 
@@ -31,27 +32,22 @@ CARRIER_LABEL = {
     "scanner": "Scanner (S)",
 }
 CARRIER_KEY = {"t": "typed", "c": "card", "q": "qr-file", "k": "qr-camera", "s": "scanner"}
-#: A script's ``qr`` allows every QR way in.
-QR_WAYS = ("qr-file", "qr-camera", "scanner")
+#: A script's ``qr`` allows every QR way in (the engine's vocabulary).
+QR_WAYS = tuple(c.value for c in QR_CARRIERS)
 CAMERA_DEVICE = "/dev/video0"
 CAMERA_TIMEOUT_S = 30
 
 
 def expand_carriers(wanted: list[str]) -> list[str]:
     """The script's carriers as the UI offers them (``qr`` -> image file, camera, scanner)."""
-    out: list[str] = []
-    for c in wanted:
-        for x in (QR_WAYS if c == "qr" else (c,)):
-            if x not in out:
-                out.append(x)
-    return out
+    return [c.value for c in model_expand_carriers(wanted)]
 
 
-class CollectionScreen(BaseScreen):
+class CollectionScreen(CeremonyScreen):
     """Collect shares until the policy is met (collect-shares), or check them one by one."""
 
     TITLE_TEXT = "Share collection"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("T / C / Q / K / S", "how the next share comes in: typed, smart card, QR image file, camera, scanner"),
         ("PIN, Enter", "card: the custodian types the card PIN (masked); F5 rescans the readers"),
         ("a-z, Space", "type a word, then space (masked on screen)"),
@@ -62,9 +58,8 @@ class CollectionScreen(BaseScreen):
         ("F2", "record an exception"),
         ("F10", "abort the ceremony (asks first)"),
     ]
+    BUSY_TIMEOUT: ClassVar[float] = 4
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "exception", "Exception"),
-        Binding("f10", "abort", "Abort"),
         Binding("escape", "leave", "Back"),
     ]
 
@@ -77,13 +72,8 @@ class CollectionScreen(BaseScreen):
         self.scanning = False  # the camera scan runs in a worker thread
         self.check_mode = False
 
-    @property
-    def session(self) -> Session:
-        s = self.capp.backend.session
-        assert s is not None
-        return s
-
     def compose(self) -> ComposeResult:
+        """Title, progress, the carrier area and the error line."""
         yield from self.compose_banners()
         yield Static("", id="coll-title", classes="title")
         yield Static("", id="coll-progress")
@@ -92,10 +82,11 @@ class CollectionScreen(BaseScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        """Offer the step's carriers this build can drive; show the progress and the choice."""
         view = self.session.current()
         if view is not None:
             wanted = expand_carriers(list(view.params.get("carriers") or ["typed"]))
-            supported = getattr(self.session, "SUPPORTED_CARRIERS", ("typed", "card", *QR_WAYS))
+            supported = self.session.SUPPORTED_CARRIERS
             self.carriers = [c for c in wanted if c in supported] or ["typed"]
             self.missing = [c for c in wanted if c not in supported]
             self.check_mode = view.kind == "check-shares"
@@ -108,6 +99,7 @@ class CollectionScreen(BaseScreen):
     # ---------------------------------------------------------------- progress
 
     def update_progress(self, last: dict[str, Any] | None = None) -> None:
+        """Show the last share's message and the engine's tally per group."""
         view = self.session.current()
         t = Text()
         entries = list((view.display.get("checked") if self.check_mode else view.display.get("accepted")) or []) if view else []
@@ -119,22 +111,26 @@ class CollectionScreen(BaseScreen):
                 t.append(msg, style="bold cyan")
         if not t.plain:
             t.append("No share entered yet.", style="grey70")
-        for g in (last or {}).get("groups", []) or []:
-            if isinstance(g, dict):
-                t.append(f"\n  group {g.get('name', '?')}: {g.get('have', 0)} of {g.get('threshold', '?')}")
+        progress = self.session.collection()  # the engine's tally, per group
+        if progress is not None and len(progress.groups) > 1:
+            for g in progress.groups:
+                t.append(f"\n  group {g.name}: {g.have} of {g.threshold}")
         self.query_one("#coll-progress", Static).update(t)
 
     def set_error(self, text: str) -> None:
+        """Show a refusal or an error (kept for the next screen update)."""
         self.last_refusal = text
         self.query_one("#coll-error", Static).update(text)
 
     def body(self, *widgets: Any, focus: str = "") -> None:
+        """Swap the carrier area for ``widgets`` (then focus ``focus``)."""
         then = (lambda: self.focus_selector(focus)) if focus else None
         replace_children(self.query_one("#coll-body", Vertical), list(widgets), then=then)
 
     # ---------------------------------------------------------------- carriers
 
     def show_choice(self) -> None:
+        """Ask how the next share comes in."""
         self.mode = "choose"
         buttons = [Button(CARRIER_LABEL.get(c, c), id=f"carrier-{c}") for c in self.carriers]
         note = ", ".join({"card": "smart card", "qr-file": "QR image", "qr-camera": "camera", "scanner": "scanner"}.get(c, c) for c in self.missing)
@@ -146,6 +142,7 @@ class CollectionScreen(BaseScreen):
         )
 
     def choose(self, carrier: str) -> None:
+        """Show the input of ``carrier`` (typed words, QR file, card, camera, scanner)."""
         if carrier not in self.carriers:
             return
         self.set_error("")
@@ -208,13 +205,12 @@ class CollectionScreen(BaseScreen):
             return  # carrier error shown in the panel; the PIN can be typed again
         self.accepted(out)
 
-    def busy(self) -> bool:
-        """True (and says why) while a card or the camera is in use in a worker thread."""
+    def busy_reason(self) -> str:
+        """A card or the camera is in use in a worker thread."""
         if self.scanning or any(p.busy for p in self.query(CardPanel).results(CardPanel)):
             what = "the camera is scanning" if self.scanning else "the card is being read"
-            self.notify(f"Please wait: {what}.", severity="warning", timeout=4)
-            return True
-        return False
+            return f"Please wait: {what}."
+        return ""
 
     def camera(self) -> None:
         """Scan with the camera (up to 30 s) in a worker thread: the screen stays live and
@@ -274,6 +270,7 @@ class CollectionScreen(BaseScreen):
         sink.refresh()
 
     def refused(self, exc: BaseException, *, back: bool = True) -> None:
+        """Show why a share was refused (carrier errors with what to do); back to the choice."""
         if isinstance(exc, CarrierRefused):
             self.set_error(carrier_message(exc))
         elif isinstance(exc, ShareRefused):
@@ -284,6 +281,7 @@ class CollectionScreen(BaseScreen):
             self.show_choice()
 
     def feed(self, carrier: str, payload: Any) -> None:
+        """Give one share to the engine by ``carrier``; show the answer."""
         try:
             if carrier == "qr-file":
                 out = self.session.add_qr_file(str(payload))
@@ -295,6 +293,7 @@ class CollectionScreen(BaseScreen):
         self.accepted(out)
 
     def accepted(self, out: dict[str, Any]) -> None:
+        """A share was accepted (or checked): progress, and back to the step when done."""
         self.set_error("")
         self.update_progress(out)
         self.notify("Share accepted." if not self.check_mode else "Share checked: it matches.", timeout=3)
@@ -319,18 +318,21 @@ class CollectionScreen(BaseScreen):
     # ---------------------------------------------------------------- events
 
     def on_entry_panel_done(self, event: EntryPanel.Done) -> None:
+        """The typed share is complete and checked: collect it."""
         event.stop()
         self.feed("typed", FINISHED_ENTRY)
         if self.check_mode:
             self.session.entry_cancel()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter on the QR file path: read the share in that image."""
         if event.input.id == "qr-path":
             path = event.value.strip()
             if path:
                 self.feed("qr-file", path)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """A carrier button or the camera scan."""
         bid = event.button.id or ""
         if bid.startswith("carrier-"):
             self.choose(bid.removeprefix("carrier-"))
@@ -340,23 +342,15 @@ class CollectionScreen(BaseScreen):
             self.dismiss(True)
 
     def on_key(self, event: Any) -> None:
+        """T, C, Q, K, S choose the carrier."""
         if self.mode == "choose" and event.key in CARRIER_KEY:
             self.choose(CARRIER_KEY[event.key])
             event.prevent_default()
             event.stop()
 
-    def action_abort(self) -> None:
-        if self.busy():
-            return
-        super().action_abort()
-
-    def action_exception(self) -> None:
-        if self.busy():
-            return
-        self.ask_exception(self.session, self.set_error)
-
     def action_leave(self) -> None:
-        if self.busy():
+        """Esc: back to the carrier choice, or (asks first) out of the collection."""
+        if self.refuse_while_busy():
             return
         if self.mode == "typed":
             for panel in self.query(EntryPanel).results(EntryPanel):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import ClassVar, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,10 +12,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
+from kcm_tui.context import AppContext, CeremonySession, context_of
 from kcm_tui.workers import ThreadWork
 
-if TYPE_CHECKING:
-    from kcm_tui.app import CeremonyApp
+ResultT = TypeVar("ResultT")
 
 
 class _Dyn(Vertical):
@@ -31,7 +31,7 @@ class _Dyn(Vertical):
 
 
 def replace_children(
-    container: Widget, widgets: list[Widget], classes: str = "dyn", then: Callable[[], object] | None = None
+    container: Widget, widgets: Sequence[Widget], classes: str = "dyn", then: Callable[[], object] | None = None
 ) -> None:
     """Swap a container's content. Removal is asynchronous: the new widgets go into a fresh
     wrapper so their ids never collide with the ones being removed; ``then`` (e.g. moving
@@ -44,7 +44,7 @@ class Banner(Static):
     """PRACTICE / DEMO banner (shown on every screen when it applies)."""
 
 
-def banners(app: CeremonyApp) -> list[Static]:
+def banners(app: AppContext) -> list[Static]:
     """The banners that apply to this run."""
     out: list[Static] = []
     session = app.backend.session
@@ -52,17 +52,16 @@ def banners(app: CeremonyApp) -> list[Static]:
         out.append(Static("PRACTICE CEREMONY - the key made here is not for production", classes="banner banner-practice"))
     if app.backend.demo:
         out.append(Static("DEMO MODE - demo workspace, demo keys, not a real ceremony", classes="banner banner-demo"))
-    warnings = getattr(session, "keyholder_warnings", None)
-    if session is not None and warnings is not None and warnings():
+    if session is not None and session.keyholder_warnings():
         out.append(Static("KEYHOLDER MEMORY NOT LOCKED (demo fallback) - never for a real key", classes="banner banner-insecure"))
     return out
 
 
-class BaseScreen(ThreadWork, Screen[None]):
+class BaseScreen(ThreadWork, Screen[ResultT]):
     """A ceremony screen: banners on top, footer with the bindings at the bottom."""
 
     #: (key, what it does) lines for the help screen, beyond the footer bindings.
-    HELP: ClassVar[list[tuple[str, str]]] = []
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = []
     TITLE_TEXT: ClassVar[str] = ""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -71,16 +70,16 @@ class BaseScreen(ThreadWork, Screen[None]):
     ]
 
     @property
-    def capp(self) -> CeremonyApp:
-        from kcm_tui.app import CeremonyApp
-
-        assert isinstance(self.app, CeremonyApp)
-        return self.app
+    def capp(self) -> AppContext:
+        """The ceremony application (:class:`kcm_tui.context.AppContext`)."""
+        return context_of(self.app)
 
     def compose_banners(self) -> ComposeResult:
+        """The PRACTICE, DEMO and unlocked-memory banners that apply."""
         yield from banners(self.capp)
 
     def compose_footer(self) -> ComposeResult:
+        """The key bar at the bottom."""
         from kcm_tui.widgets.keybar import KeyBar
 
         yield KeyBar()
@@ -130,7 +129,7 @@ class BaseScreen(ThreadWork, Screen[None]):
         )
 
     def ask_exception(
-        self, session: Any, on_error: Callable[[str], None], *, timeout: float = 3
+        self, session: CeremonySession, on_error: Callable[[str], None], *, timeout: float = 3
     ) -> None:
         """Ask for an exception's text (F2) and record it in the journal through ``session``."""
         from kcm_tui.backend import BackendError
@@ -150,6 +149,63 @@ class BaseScreen(ThreadWork, Screen[None]):
         self.capp.action_refuse_copy()
 
 
+class CeremonyScreen(BaseScreen[bool]):
+    """A screen of the open ceremony: its :class:`~kcm_tui.backend.Session`, F2 (record an
+    exception), F10 (abort, asks first) and the busy guard: while a worker runs something
+    that cannot be stopped half-way (a card write, an export, a camera scan), F2, F10 and
+    Esc are refused with the reason. Subclasses say why they are busy
+    (:meth:`busy_reason`), show errors (:meth:`set_error`) and bind Esc to
+    :meth:`action_leave` where leaving makes sense."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "exception", "Exception"),
+        Binding("f10", "abort", "Abort"),
+    ]
+    #: Seconds the busy notice and the "exception recorded" notice stay.
+    BUSY_TIMEOUT: ClassVar[float] = 5
+    EXCEPTION_TIMEOUT: ClassVar[float] = 3
+
+    @property
+    def session(self) -> CeremonySession:
+        """The open ceremony (a ceremony screen exists only while one is open)."""
+        session = self.capp.backend.session
+        assert session is not None
+        return session
+
+    def busy_reason(self) -> str:
+        """Why F2, F10 and Esc must wait now ("" when they need not)."""
+        return ""
+
+    def refuse_while_busy(self) -> bool:
+        """True (and says why) while the screen is busy (:meth:`busy_reason`)."""
+        reason = self.busy_reason()
+        if reason:
+            self.notify(reason, severity="warning", timeout=self.BUSY_TIMEOUT)
+        return bool(reason)
+
+    def set_error(self, text: str) -> None:
+        """Show an error line (subclasses place it)."""
+        self.notify(text, severity="error", timeout=6)
+
+    def action_abort(self) -> None:
+        """F10: abort the ceremony (asks first), unless busy."""
+        if self.refuse_while_busy():
+            return
+        super().action_abort()
+
+    def action_exception(self) -> None:
+        """F2: record an exception in the journal, unless busy."""
+        if self.refuse_while_busy():
+            return
+        self.ask_exception(self.session, self.set_error, timeout=self.EXCEPTION_TIMEOUT)
+
+    def action_leave(self) -> None:
+        """Esc: back to the step (subclasses that bind Esc decide what leaving means)."""
+        if self.refuse_while_busy():
+            return
+        self.dismiss(False)
+
+
 class ConfirmModal(ModalScreen[bool]):
     """Yes/no question. Escape means no."""
 
@@ -167,6 +223,7 @@ class ConfirmModal(ModalScreen[bool]):
         self.danger = danger
 
     def compose(self) -> ComposeResult:
+        """The question and the two buttons."""
         with Vertical(classes="modal modal-danger" if self.danger else "modal"):
             yield Static(self.question, classes="big")
             with Horizontal(classes="buttons"):
@@ -174,15 +231,19 @@ class ConfirmModal(ModalScreen[bool]):
                 yield Button(self.yes_label, id="yes", variant="error" if self.danger else "primary")
 
     def on_mount(self) -> None:
+        """Focus the safe answer."""
         self.query_one("#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Yes or no."""
         self.dismiss(event.button.id == "yes")
 
     def action_yes(self) -> None:
+        """Answer yes."""
         self.dismiss(True)
 
     def action_no(self) -> None:
+        """Answer no (also Esc)."""
         self.dismiss(False)
 
 
@@ -192,6 +253,7 @@ class ExceptionModal(ModalScreen["str | None"]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def compose(self) -> ComposeResult:
+        """The text field and the buttons."""
         with Vertical(classes="modal"):
             yield Static("Record an exception", classes="title")
             yield Static(
@@ -205,6 +267,7 @@ class ExceptionModal(ModalScreen["str | None"]):
                 yield Button("Record", id="record", variant="primary")
 
     def on_mount(self) -> None:
+        """Focus the text field."""
         self.query_one(Input).focus()
 
     def _submit(self) -> None:
@@ -212,16 +275,19 @@ class ExceptionModal(ModalScreen["str | None"]):
         self.dismiss(text or None)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter: record the text (an empty text records nothing)."""
         event.stop()
         self._submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Record or cancel."""
         if event.button.id == "record":
             self._submit()
         else:
             self.dismiss(None)
 
     def action_cancel(self) -> None:
+        """Esc: nothing is recorded."""
         self.dismiss(None)
 
 
@@ -237,6 +303,7 @@ class MessageModal(ModalScreen[None]):
         self.error = error
 
     def compose(self) -> ComposeResult:
+        """The title, the message and OK."""
         with Vertical(classes="modal modal-danger" if self.error else "modal"):
             yield Static(self.title_text, classes="error" if self.error else "title")
             yield Static(self.text)
@@ -244,12 +311,15 @@ class MessageModal(ModalScreen[None]):
                 yield Button("OK", id="ok", variant="primary")
 
     def on_mount(self) -> None:
+        """Focus OK."""
         self.query_one(Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """OK closes the message."""
         self.dismiss(None)
 
     def action_close(self) -> None:
+        """Close the message."""
         self.dismiss(None)
 
 
@@ -265,6 +335,7 @@ class HelpModal(ModalScreen[None]):
         self.about = about
 
     def compose(self) -> ComposeResult:
+        """The keys of the screen below and what they do."""
         lines = "\n".join(f"  {k:<14} {v}" for k, v in self.keys)
         with Vertical(classes="modal", id="help"):
             yield Static(f"Help: {self.help_title}", classes="title")
@@ -274,6 +345,7 @@ class HelpModal(ModalScreen[None]):
             yield Static("Esc or F1 closes this help.", classes="muted")
 
     def action_close(self) -> None:
+        """Close the help."""
         self.dismiss(None)
 
 
@@ -288,12 +360,14 @@ class QrModal(ModalScreen[None]):
         self.qr = qr
 
     def compose(self) -> ComposeResult:
+        """The QR code and its caption."""
         with Vertical(classes="modal"):
             yield Static(self.label, classes="title")
             yield Static(self.qr, id="qr")
             yield Static("Esc closes.", classes="muted")
 
     def action_close(self) -> None:
+        """Close the QR code."""
         self.dismiss(None)
 
 
@@ -308,6 +382,7 @@ class ChoiceModal(ModalScreen["str | None"]):
         self.choices = choices
 
     def compose(self) -> ComposeResult:
+        """The question and the choices."""
         from textual.widgets import OptionList
         from textual.widgets.option_list import Option
 
@@ -317,11 +392,14 @@ class ChoiceModal(ModalScreen["str | None"]):
             yield Static("Up/Down, Enter to choose; Esc cancels.", classes="muted")
 
     def on_mount(self) -> None:
+        """Focus the choices."""
         self.query_one("#choices").focus()
 
     def on_option_list_option_selected(self, event: object) -> None:
+        """Answer with the chosen item."""
         option = getattr(event, "option", None)
         self.dismiss(getattr(option, "id", None))
 
     def action_cancel(self) -> None:
+        """Esc: no choice."""
         self.dismiss(None)

@@ -18,17 +18,17 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
-from kcm_tui.backend import BackendError, Session, ShareRefused
+from kcm_tui.backend import BackendError, ShareRefused
 from kcm_tui.screens.card import CardPanel
-from kcm_tui.screens.common import BaseScreen, ConfirmModal, ExceptionModal, replace_children
+from kcm_tui.screens.common import CeremonyScreen, ConfirmModal, ExceptionModal, replace_children
 from kcm_tui.screens.entry import EntryPanel
 
 
-class DistributionScreen(BaseScreen):
+class DistributionScreen(CeremonyScreen):
     """Hands out the shares of a new set, one custodian at a time."""
 
     TITLE_TEXT = "Share distribution"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("R", "reveal the share (custodian only; the others look away)"),
         ("Q", "show the share as a QR code (custodian only)"),
         ("Up / Down", "card: choose the custodian's card"),
@@ -42,8 +42,6 @@ class DistributionScreen(BaseScreen):
         ("Esc", "back to the step (the distribution can be resumed)"),
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "exception", "Exception"),
-        Binding("f10", "abort", "Abort"),
         Binding("escape", "leave", "Back"),
     ]
 
@@ -57,13 +55,8 @@ class DistributionScreen(BaseScreen):
         self.carriers: dict[str, str] = {}
         self.card_result: dict[str, Any] = {}
 
-    @property
-    def session(self) -> Session:
-        s = self.capp.backend.session
-        assert s is not None
-        return s
-
     def compose(self) -> ComposeResult:
+        """Title, progress, the custodian area and the error line."""
         yield from self.compose_banners()
         yield Static("Act: hand out the shares", classes="title", id="dist-title")
         yield Static("", id="dist-progress", classes="subtitle")
@@ -72,6 +65,7 @@ class DistributionScreen(BaseScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        """Read the step's displays and carriers, then call the first custodian still due."""
         view = self.session.current()
         if view is not None:
             wanted = list(view.params.get("display") or ["screen"])
@@ -85,37 +79,51 @@ class DistributionScreen(BaseScreen):
     # ---------------------------------------------------------------- flow
 
     def usable(self, wanted: list[str]) -> tuple[list[str], list[str]]:
-        supported = getattr(self.session, "SUPPORTED_DISPLAYS", ("screen", "qr"))
+        """The step's displays this build can drive, and those it cannot."""
+        supported = self.session.SUPPORTED_DISPLAYS
         offered, missing = [w for w in wanted if w in supported], [w for w in wanted if w not in supported]
         return offered or ["screen"], missing
 
     def remaining(self) -> list[str]:
-        view = self.session.current()
-        shown = set(view.shown) if view else set()
-        acked = set(view.acks) if view else set()
-        required = set(view.acknowledge) if view else set()
-        return [
-            c for c in self.session.split_custodians() if c not in shown or (c in required and c not in acked)
-        ]
+        """Custodians still due their share (the engine's record), in policy order."""
+        progress = self.session.distribution()
+        return progress.due() if progress is not None else []
 
     def set_error(self, text: str) -> None:
+        """Show an error under the custodian area."""
         self.query_one("#dist-error", Static).update(text)
 
     def progress_line(self) -> None:
-        total = len(self.session.split_custodians())
-        done = total - len(self.remaining())
+        """Show how many custodians are done."""
+        progress = self.session.distribution()
+        total = progress.total if progress is not None else len(self.session.split_custodians())
+        done = progress.done if progress is not None else 0
         self.query_one("#dist-progress", Static).update(f"Shares handed out: {done} of {total}")
 
     def next_custodian(self) -> None:
+        """Go on with the next custodian the engine says is due (where their share is), or close when none is."""
         self.progress_line()
         left = self.remaining()
         if not left:
             self.dismiss(True)
             return
         self.custodian = left[0]
-        self.show_call()
+        # resumed after Esc: go on where the engine's record says this custodian is
+        progress = self.session.distribution()
+        status = progress.status(self.custodian).value if progress is not None else "due"
+        handover = progress.handovers.get(self.custodian) if progress is not None else None
+        display = handover.display if handover is not None else ""
+        if status == "shown" and display in ("screen", "qr"):
+            self.show_qr_kept() if display == "qr" else self.show_written()
+        elif status == "written" and display == "screen":
+            self.show_verify()
+        elif status in ("checked", "skipped", "written"):
+            self.finish_custodian(checked=status == "checked")
+        else:
+            self.show_call()
 
     def body(self, *widgets: Any, focus: str = "") -> None:
+        """Swap the custodian area for ``widgets`` (then focus ``focus``)."""
         then = (lambda: self.focus_selector(focus)) if focus else None
         replace_children(self.query_one("#dist-body", Vertical), list(widgets), then=then)
 
@@ -124,6 +132,7 @@ class DistributionScreen(BaseScreen):
         return self.carriers.get(self.custodian, "screen")
 
     def show_call(self) -> None:
+        """Call the custodian to the screen alone, with Reveal (and QR where allowed)."""
         self.phase = "call"
         carrier = self.carrier()
         if carrier == "card":
@@ -162,10 +171,11 @@ class DistributionScreen(BaseScreen):
     # ---------------------------------------------------------------- card
 
     def expected_serial(self) -> str | None:
-        role_serial = getattr(self.session, "card_serial_of", None)
-        return role_serial(self.custodian) if callable(role_serial) else None
+        """The card serial the script names for this custodian (None if none)."""
+        return self.session.card_serial_of(self.custodian)
 
     def show_card_call(self) -> None:
+        """Ask the custodian for their card and PIN (the share goes to the card)."""
         self.phase = "card"
         name = self.session.role_name(self.custodian)
         t = Text()
@@ -192,13 +202,11 @@ class DistributionScreen(BaseScreen):
             "Writing the share to the card (a key is generated on the card: this can take a while)...",
         )
 
-    def card_busy(self) -> bool:
-        """True (and says why) while a card is being written: it cannot be stopped half-way."""
+    def busy_reason(self) -> str:
+        """A card is being written: it cannot be stopped half-way."""
         if any(p.busy for p in self.query(CardPanel).results(CardPanel)):
-            self.notify("Please wait: the card is being written; this cannot be stopped half-way.",
-                        severity="warning", timeout=5)
-            return True
-        return False
+            return "Please wait: the card is being written; this cannot be stopped half-way."
+        return ""
 
     def _card_written(self, panel: CardPanel, res: dict[str, Any] | None, exc: Exception | None) -> None:
         if isinstance(exc, ShareRefused):
@@ -215,6 +223,7 @@ class DistributionScreen(BaseScreen):
         self.show_card_written(res)
 
     def show_card_written(self, res: dict[str, Any]) -> None:
+        """The card was written: its serial, the read-back check and the key fingerprint words."""
         self.phase = "card-written"
         name = self.session.role_name(self.custodian)
         t = Text()
@@ -240,6 +249,7 @@ class DistributionScreen(BaseScreen):
         self.body(Static(t, classes="notice"), Horizontal(*buttons, classes="buttons"), focus="#card-done")
 
     def reveal(self, display: str = "screen") -> None:
+        """The keyholder shows the share on the terminal (the app is suspended meanwhile)."""
         self.set_error("")
         from textual.app import SuspendNotSupported
 
@@ -260,6 +270,7 @@ class DistributionScreen(BaseScreen):
             self.show_written()
 
     def show_qr_kept(self) -> None:
+        """Ask whether the QR was copied onto the grid card."""
         self.phase = "written"
         name = self.session.role_name(self.custodian)
         self.body(
@@ -280,6 +291,7 @@ class DistributionScreen(BaseScreen):
         )
 
     def show_written(self) -> None:
+        """Ask whether every word was written down."""
         self.phase = "written"
         name = self.session.role_name(self.custodian)
         self.body(
@@ -299,6 +311,7 @@ class DistributionScreen(BaseScreen):
         )
 
     def show_verify(self) -> None:
+        """The custodian types the share back (masked) so the engine can check it."""
         self.phase = "verify"
         name = self.session.role_name(self.custodian)
         member = self.session.split_custodians().index(self.custodian)
@@ -310,20 +323,21 @@ class DistributionScreen(BaseScreen):
         )
 
     def on_entry_panel_done(self, event: EntryPanel.Done) -> None:
+        """The typed-back share is complete: the engine checks it (and journals the check)."""
         event.stop()
         panel = event.control if isinstance(event.control, EntryPanel) else self.query_one(EntryPanel)
         try:
-            ok, message = self.session.verify_entry_for(self.custodian)
+            self.session.check_typed_share(self.custodian)  # the engine decides and journals
         except BackendError as exc:
-            ok, message = False, str(exc)
-        panel.cancel()  # wipe the typed share in the keyholder either way
-        if not ok:
-            self.set_error(message)
+            panel.cancel()  # wipe the typed share in the keyholder either way
+            self.set_error(str(exc))
             panel.begin()
             return
+        panel.cancel()
         self.finish_custodian(checked=True)
 
     def finish_custodian(self, *, checked: bool) -> None:
+        """The custodian acknowledges; on to the next custodian."""
         view = self.session.current()
         try:
             if view is not None and self.custodian in view.acknowledge:
@@ -340,15 +354,16 @@ class DistributionScreen(BaseScreen):
     # ---------------------------------------------------------------- input
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Reveal, QR, written down, copied, card done, not written, skip the check."""
         bid = event.button.id
         if bid == "reveal":
             self.reveal("screen")
         elif bid == "reveal-qr":
             self.reveal("qr")
         elif bid == "written":
-            self.show_verify()
+            self.written_down(then_check=True)
         elif bid == "qr-kept":
-            self.finish_custodian(checked=False)
+            self.written_down(then_check=False)
         elif bid == "card-done":
             self.finish_custodian(checked=True)
         elif bid == "again":
@@ -357,6 +372,7 @@ class DistributionScreen(BaseScreen):
             self.skip_check()
 
     def on_key(self, event: events.Key) -> None:
+        """R, Q, Y and N as the buttons say."""
         key = event.key
         qr_only = self.carrier() == "qr"
         if self.phase == "call" and key == "r":
@@ -364,10 +380,7 @@ class DistributionScreen(BaseScreen):
         elif self.phase == "call" and key == "q" and (qr_only or ("qr" in self.displays and self.custodian not in self.carriers_declared())):
             self.reveal("qr")
         elif self.phase == "written" and key == "y":
-            if self.query("#qr-kept"):
-                self.finish_custodian(checked=False)
-            else:
-                self.show_verify()
+            self.written_down(then_check=not self.query("#qr-kept"))
         elif self.phase == "written" and key == "n":
             self.not_written()
         else:
@@ -375,6 +388,19 @@ class DistributionScreen(BaseScreen):
         # handled: no binding may act on this key (a modal just opened binds Y/N too)
         event.prevent_default()
         event.stop()
+
+    def written_down(self, *, then_check: bool) -> None:
+        """The custodian says the share is written down (or the QR copied): the engine
+        records it; words are then typed back to check them, a QR is done."""
+        try:
+            self.session.share_written(self.custodian)
+        except BackendError as exc:
+            self.set_error(str(exc))
+            return
+        if then_check:
+            self.show_verify()
+        else:
+            self.finish_custodian(checked=False)
 
     def not_written(self) -> None:
         """The keyholder shows each share once (it is then marked as handed out): a share
@@ -407,11 +433,12 @@ class DistributionScreen(BaseScreen):
         self.app.switch_screen(SummaryScreen())
 
     def skip_check(self) -> None:
+        """Skip the typed-back check with a reason (the engine journals it)."""
         def record(text: str | None) -> None:
             if not text:
                 return
             try:
-                self.session.record_exception(f"share check skipped for {self.custodian}: {text}")
+                self.session.skip_share_check(self.custodian, text)
             except BackendError as exc:
                 self.set_error(str(exc))
                 return
@@ -421,18 +448,9 @@ class DistributionScreen(BaseScreen):
 
         self.app.push_screen(ExceptionModal(), record)
 
-    def action_abort(self) -> None:
-        if self.card_busy():
-            return
-        super().action_abort()
-
-    def action_exception(self) -> None:
-        if self.card_busy():
-            return
-        self.ask_exception(self.session, self.set_error)
-
     def action_leave(self) -> None:
-        if self.card_busy():
+        """Esc: leave the distribution (asks first; it can be resumed from the step)."""
+        if self.refuse_while_busy():
             return
 
         def answer(yes: bool | None) -> None:

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from kcm_tui.backend import BackendError, EntryResult, Session
+from kcm_tui.backend import BackendError, EntryResult
+from kcm_tui.context import AppContext, CeremonySession, context_of
 from kcm_tui.widgets.word_entry import WordEntry
-
-if TYPE_CHECKING:
-    from kcm_tui.app import CeremonyApp
 
 
 class EntryPanel(Vertical):
@@ -36,7 +33,7 @@ class EntryPanel(Vertical):
             super().__init__()
             self.result = result
 
-    def __init__(self, session: Session, *, purpose: str, member: int = -1, id: str | None = None) -> None:
+    def __init__(self, session: CeremonySession, *, purpose: str, member: int = -1, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
         self.purpose = purpose
@@ -46,28 +43,31 @@ class EntryPanel(Vertical):
         self.on_idle_wipe: Callable[[], None] | None = None
 
     @property
-    def capp(self) -> CeremonyApp:
-        from kcm_tui.app import CeremonyApp
-
-        assert isinstance(self.app, CeremonyApp)
-        return self.app
+    def capp(self) -> AppContext:
+        """The ceremony application (:class:`kcm_tui.context.AppContext`)."""
+        return context_of(self.app)
 
     def compose(self) -> ComposeResult:
+        """The masked word entry and its hint line."""
         yield WordEntry(self.submit_word, allow_unlocked=self.capp.backend.demo, id="word-entry")
         yield Static("", id="entry-hint")
 
     def on_mount(self) -> None:
+        """Start the entry in the keyholder and the idle timer."""
         self.begin()
         self.set_interval(0.5, self.idle_tick)
 
     @property
     def entry(self) -> WordEntry:
+        """The word entry widget (its buffer is locked memory)."""
         return self.query_one(WordEntry)
 
     def hint(self, text: str, kind: str = "muted") -> None:
+        """Show ``text`` under the entry (``kind``: muted, error, ok, warn)."""
         self.entry.set_status(text, kind)
 
     def begin(self) -> None:
+        """Start (again) an empty entry in the keyholder."""
         self.entry.reset()
         try:
             info = self.session.entry_begin(self.purpose, self.member)
@@ -118,12 +118,14 @@ class EntryPanel(Vertical):
             self.hint(st.message or f"Word {st.position}: {st.status}", "warn")
 
     def on_word_entry_undo(self, event: WordEntry.Undo) -> None:
+        """Ctrl+W: drop the last accepted word."""
         event.stop()
         if self.entry.count:
             self.entry.count -= 1
             self.hint(f"Type word {self.entry.count + 1} again (it replaces the one entered).", "muted")
 
     def on_word_entry_submitted(self, event: WordEntry.Submitted) -> None:
+        """A word (or, on an empty word, the whole share) goes to the keyholder."""
         event.stop()
         try:
             result = self.session.entry_finish()
@@ -146,12 +148,14 @@ class EntryPanel(Vertical):
             self.hint(result.message or "Checksum wrong: check the words with the custodian's sheet.", "error")
 
     def on_word_entry_changed(self, event: WordEntry.Changed) -> None:
+        """Typing again: the idle warning starts over."""
         event.stop()
         self.warned = False
 
     # ---------------------------------------------------------------- idle
 
     def idle_tick(self) -> None:
+        """After a while without typing: warn, then wipe the partial entry."""
         if not self.started:
             return
         idle = time.monotonic() - self.entry.last_activity
@@ -174,6 +178,7 @@ class EntryPanel(Vertical):
             self.on_idle_wipe()
 
     def cancel(self) -> None:
+        """Wipe the partial entry in the keyholder and in the widget."""
         self.entry.wipe()
         if self.started:
             self.session.entry_cancel()

@@ -18,8 +18,9 @@ from textual.message import Message
 from textual.widgets import Button, LoadingIndicator, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
-from kcm_tui.backend import BackendError, Session, StepView, read_only_reason
-from kcm_tui.screens.common import BaseScreen, replace_children
+from core.ceremony.state import ExportVerdict, MediumVerdict, decide_medium_verdict
+from kcm_tui.backend import BackendError, StepView, read_only_reason
+from kcm_tui.screens.common import CeremonyScreen, replace_children
 from kcm_tui.widgets.ack import AckBox
 from kcm_tui.widgets.words import WordGrid
 
@@ -39,19 +40,18 @@ AUTO_PERFORM = ("preflight", "verify-fingerprint", "verify-kcv")
 CONFIRMED = ("verify-fingerprint", "verify-kcv")
 
 
-class RunnerScreen(BaseScreen):
+class RunnerScreen(CeremonyScreen):
     """Runs the script step by step over the session."""
 
     TITLE_TEXT = "Step runner"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("Tab/Shift+Tab", "move between the boxes and the buttons"),
         ("Space/Enter", "tick a box, press a button"),
         ("F2", "record an exception (a deviation from the script) in the journal"),
         ("F10", "abort the ceremony (asks first; the keyholder wipes)"),
     ]
+    EXCEPTION_TIMEOUT: ClassVar[float] = 4
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "exception", "Exception"),
-        Binding("f10", "abort", "Abort"),
         Binding("ctrl+q", "abort", "Abort", show=False, priority=True),
         Binding("f5", "refresh_media", "Refresh media", show=False),
     ]
@@ -77,13 +77,8 @@ class RunnerScreen(BaseScreen):
         self.media_choices: tuple[int, list[Any]] | None = None
         self.chosen_medium: Any = None
 
-    @property
-    def session(self) -> Session:
-        session = self.capp.backend.session
-        assert session is not None
-        return session
-
     def compose(self) -> ComposeResult:
+        """Step header, progress, the step body, acknowledgments, buttons and the error line."""
         yield from self.compose_banners()
         yield Static("", id="step-head", classes="subtitle")
         yield ProgressBar(total=self.session.total_steps(), show_eta=False, show_percentage=False, id="step-progress")
@@ -100,11 +95,13 @@ class RunnerScreen(BaseScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        """Show the current step."""
         self.show_step()
 
     # ---------------------------------------------------------------- rendering a step
 
     def show_step(self) -> None:
+        """Show the engine's current step (or the summary once the ceremony is over)."""
         view = self.session.current()
         if view is None:
             self.finished()
@@ -131,9 +128,11 @@ class RunnerScreen(BaseScreen):
         self.update_buttons()
 
     def fill_body(self, view: StepView) -> None:
+        """Fill the step body for ``view``'s kind."""
         replace_children(self.query_one("#step-body", Vertical), self.body_for(view))
 
     def fill_acks(self, view: StepView) -> None:
+        """One box per role that acknowledges the step."""
         boxes: list[AckBox] = []
         for rid in view.acknowledge:
             box = AckBox(self.session.role_name(rid), id=f"ack-{rid}", classes="ack")
@@ -145,6 +144,7 @@ class RunnerScreen(BaseScreen):
         replace_children(self.query_one("#acks", Vertical), boxes, "ackgrid", then=self.focus_first)
 
     def body_for(self, view: StepView) -> list[Any]:
+        """The widgets of a step of ``view``'s kind (items, roles, words, results, medium...)."""
         kind = view.kind
         p = view.params
         if kind == "checklist":
@@ -191,6 +191,7 @@ class RunnerScreen(BaseScreen):
         return self.medium_body(view)
 
     def preflight_summary(self, view: StepView) -> Static:
+        """The preflight result in one block."""
         pre = view.results.get("preflight") or {}
         checks: dict[str, str] = dict(pre.get("checks", {}))
         bad = {k: v for k, v in checks.items() if v != "PASS"}
@@ -202,6 +203,7 @@ class RunnerScreen(BaseScreen):
 
     @staticmethod
     def words_body(caption: str, kcv: str, hexfp: str, words: list[str]) -> list[Any]:
+        """A fingerprint as read aloud: the caption, its KCV, the words and the hex."""
         line = Text()
         if kcv:
             line.append("KCV ", style="bold")
@@ -211,6 +213,7 @@ class RunnerScreen(BaseScreen):
         return [Static(caption, classes="muted"), Static(line), WordGrid(words, id="fp-words")]
 
     def results_body(self, view: StepView) -> list[Any]:
+        """The step's public results (fingerprints, set id, files written...)."""
         r = view.results
         kind = view.kind
         if kind in ("generate", "recover"):
@@ -257,9 +260,8 @@ class RunnerScreen(BaseScreen):
         Default: the demo folder in demo mode; in a ceremony nothing is preselected."""
         if self.media_choices is not None and self.media_choices[0] == view.index and not again:
             return self.media_choices[1]
-        lister = getattr(self.session, "export_media_choices", None)
         try:
-            media = lister() if callable(lister) else None
+            media = self.session.export_media_choices()
         except BackendError as exc:
             self.set_error(str(exc))
             media = []
@@ -277,6 +279,7 @@ class RunnerScreen(BaseScreen):
         return self.media_choices[1]
 
     def set_medium(self, medium: Any) -> bool:
+        """Export to ``medium`` from now on (True when the engine took it)."""
         try:
             self.session.set_export_medium(medium)
         except BackendError as exc:
@@ -287,6 +290,7 @@ class RunnerScreen(BaseScreen):
 
     @staticmethod
     def medium_line(m: Any) -> Text:
+        """One line describing a medium in the chooser."""
         t = Text()
         t.append(f"{m.label}", style="bold")
         kind = "demo folder" if m.demo else (m.device or "removable")
@@ -300,6 +304,7 @@ class RunnerScreen(BaseScreen):
         return t
 
     def chooser_body(self, view: StepView) -> list[Any]:
+        """The export-medium chooser (removable media; the demo folder in demo mode)."""
         media = self.load_media(view)
         if media is None:
             return []
@@ -348,11 +353,13 @@ class RunnerScreen(BaseScreen):
         self.update_buttons()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """A medium was chosen in the chooser."""
         if event.option_list.id == "media-list" and event.option.id:
             event.stop()
             self.choose_medium(int(event.option.id.removeprefix("medium-")))
 
     def action_refresh_media(self) -> None:
+        """F5: list the media again."""
         view = self.view
         if view is None or view.kind != "export" or view.performed or self.busy:
             return
@@ -369,6 +376,7 @@ class RunnerScreen(BaseScreen):
         )
 
     def focus_first(self) -> None:
+        """Focus what the step needs first (the chooser, a box, the action)."""
         if self.view is not None and self.needs_medium(self.view):
             for listing in self.query("#media-list").results(OptionList):
                 listing.focus()
@@ -387,13 +395,16 @@ class RunnerScreen(BaseScreen):
     # ---------------------------------------------------------------- state
 
     def set_error(self, text: str) -> None:
+        """Show an error under the step."""
         self.error = text
         self.query_one("#step-error", Static).update(text)
 
     def boxes_ticked(self) -> bool:
+        """Every acknowledgment box is ticked."""
         return all(b.value for b in self.query(AckBox).results(AckBox) if not b.has_class("present"))
 
     def update_buttons(self) -> None:
+        """Enable the action, Retry and Continue as the step's state allows."""
         view = self.view
         if view is None:
             return
@@ -410,6 +421,7 @@ class RunnerScreen(BaseScreen):
         cont.disabled = bool(self.busy) or failed or (needs_perform and not view.performed) or not self.boxes_ticked()
 
     def refresh_view(self) -> None:
+        """Read the current step again and refresh the buttons."""
         self.view = self.session.current()
         if self.view is None:
             self.finished()
@@ -418,6 +430,7 @@ class RunnerScreen(BaseScreen):
         self.update_buttons()
 
     def on_checkbox_changed(self, event: AckBox.Changed) -> None:
+        """A box changed: a witness confirmation box asks the engine to record the confirmation."""
         box = event.checkbox
         if self.view is None or not box.id:
             return
@@ -433,8 +446,9 @@ class RunnerScreen(BaseScreen):
     # ---------------------------------------------------------------- actions
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """The step action, Retry or Continue."""
         if event.button.id == "action":
-            self.run_action()
+            self.run_step_action()
         elif event.button.id == "retry":
             self.medium_state = None
             try:
@@ -445,7 +459,8 @@ class RunnerScreen(BaseScreen):
         elif event.button.id == "continue":
             self.next_step()
 
-    def run_action(self) -> None:
+    def run_step_action(self) -> None:
+        """Do the current step's action (sub-screens for distribution and collection; workers for seal and export)."""
         view = self.view
         if view is None:
             return
@@ -495,6 +510,7 @@ class RunnerScreen(BaseScreen):
         self.after_sub(True)
 
     def start_collection(self, manifest: str | None) -> None:
+        """Start collect-/check-shares with ``manifest`` (None: the one active set) and open the collection."""
         try:
             if manifest:
                 self.session.perform(manifest=manifest)
@@ -509,6 +525,7 @@ class RunnerScreen(BaseScreen):
         self.app.push_screen(CollectionScreen(), self.after_sub)
 
     def after_sub(self, _ok: bool | None = None) -> None:
+        """Back from a sub-screen or a worker: show the step as the engine has it now."""
         self.view = self.session.current()
         if self.view is None:
             self.finished()
@@ -556,70 +573,75 @@ class RunnerScreen(BaseScreen):
         replace_children(self.query_one("#step-body", Vertical), widgets)
         self.run_in_thread(self._work, lambda res: self._work_done(*res), group="step-work", name=f"step-{kind}")
 
-    def _work(self) -> tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]:
+    def _work(self) -> tuple[str, str, ExportVerdict | None]:
         """In the worker thread: the engine call (journal and keyholder are thread-safe)."""
         kind = self.busy
-        out: dict[str, Any] | None = None
         error = ""
-        status: dict[str, Any] | None = None
+        verdict: ExportVerdict | None = None
         try:
-            out = self.session.perform()
+            self.session.perform()
         except BackendError as exc:
             error = str(exc)
         finally:
             if kind == "export":
                 self.session.set_export_progress(None)
-        if kind == "export" and out is not None:
-            status = self.session.export_status()
-        return kind, error, out, status
+        if kind == "export":
+            verdict = self.session.export_verdict()  # the engine's, journaled
+        return kind, error, verdict
 
     def on_runner_screen_write_progress(self, event: WriteProgress) -> None:
+        """Show the bytes written so far."""
         for bar in self.query("#work-progress").results(ProgressBar):
             bar.update(total=max(event.total, 1), progress=event.done)
         for label in self.query("#work-label").results(Static):
             label.update(f"{event.done} of {event.total} bytes written ({event.name})")
 
-    def _work_done(self, kind: str, error: str, out: dict[str, Any] | None, status: dict[str, Any] | None) -> None:
+    def _work_done(self, kind: str, error: str, verdict: ExportVerdict | None) -> None:
         self.busy = ""
         view = self.view
         if kind == "export" and view is not None:
-            self.medium_state = (view.index, *self.medium_verdict(error, out, status))
+            self.medium_state = (view.index, *self.medium_verdict(verdict, error))
         self.query_one("#action", Button).disabled = False
         self.after_sub(True)
         if error:
             self.set_error(error)
 
-    def medium_verdict(self, error: str, out: dict[str, Any] | None, status: dict[str, Any] | None) -> tuple[str, Text]:
-        """What the screen says about the medium after an export write."""
-        medium = self.session.export_medium()
-        label = str(medium.get("label", "the export medium"))
+    def medium_verdict(self, verdict: ExportVerdict | None, error: str = "") -> tuple[str, Text]:
+        """What the screen says about the medium after an export write: the engine's
+        verdict, shown as it is (state ``failed``, ``safe`` or ``synced``, and the text)."""
+        if verdict is None:  # no verdict reached the screen: say the least reassuring thing
+            label = str(self.session.export_medium().get("label", "the export medium"))
+            verdict = decide_medium_verdict(label, error=error or "no verdict on the medium")
+        label = verdict.label
         t = Text()
-        if error or out is None:
+        v = verdict.verdict
+        if v is MediumVerdict.NOT_WRITTEN:
             t.append("NOT written", style="bold white on red")
             t.append(f" to {label}: the write failed and was cleaned up; do not rely on the medium.\n")
             t.append("Nothing is lost: the data stays in this ceremony. Fix the medium or insert another one, "
                      "then Retry writes it again.", style="bold")
             return "failed", t
-        if not out.get("files"):
+        if v is MediumVerdict.NOTHING:
             t.append("Nothing was written now.", style="grey70")
             return "safe", t
-        if status is None or not status.get("safe_to_remove"):
+        if v is MediumVerdict.UNCONFIRMED:
             t.append(f"written to {label}; the medium did not report the sync: do not remove it yet.", style="bold yellow")
             return "synced", t
-        if medium.get("demo"):
+        if v is MediumVerdict.FOLDER:
             t.append("written and verified; (demo folder, nothing to remove)", style="bold green")
             return "safe", t
-        if status.get("unmounted"):
+        if v is MediumVerdict.SAFE_TO_REMOVE:
             t.append(f"SAFE TO REMOVE the medium {label}", style="bold black on green")
             t.append(" (written, read back, verified, synced and unmounted).")
             return "safe", t
         t.append(f"written, verified and synced to {label}, but it is still mounted: ", style="bold yellow")
         t.append("do not remove it until it is unmounted.")
-        for note in status.get("notes", []):
+        for note in verdict.notes:
             t.append(f"\n{note}", style="grey70")
         return "synced", t
 
     def next_step(self) -> None:
+        """Continue: send ticks and presence, acknowledge, complete the step, show the next."""
         view = self.view
         if view is None:
             return
@@ -641,28 +663,17 @@ class RunnerScreen(BaseScreen):
         self.show_step()
 
     def finished(self) -> None:
+        """The ceremony is over: the summary."""
         from kcm_tui.screens.summary import SummaryScreen
 
         self.app.switch_screen(SummaryScreen())
 
-    def refuse_while_busy(self) -> bool:
-        """True (and says why) while a worker runs the step: it cannot be stopped half-way."""
+    def busy_reason(self) -> str:
+        """Sealing or an export write runs in a worker: it cannot be stopped half-way."""
         if not self.busy:
-            return False
+            return ""
         what = "writing to the medium" if self.busy == "export" else "sealing"
-        self.notify(f"Please wait: {what} cannot be stopped half-way. Try again when it has finished.",
-                    severity="warning", timeout=5)
-        return True
-
-    def action_abort(self) -> None:
-        if self.refuse_while_busy():
-            return
-        super().action_abort()
-
-    def action_exception(self) -> None:
-        if self.refuse_while_busy():
-            return
-        self.ask_exception(self.session, self.set_error, timeout=4)
+        return f"Please wait: {what} cannot be stopped half-way. Try again when it has finished."
 
 
 def same_medium(a: Any, b: Any) -> bool:

@@ -44,11 +44,11 @@ def script_hash_text(s: ScriptInfo) -> Text:
     return out
 
 
-class StartScreen(BaseScreen):
+class StartScreen(BaseScreen[None]):
     """Preflight, script and media: everything checked before the ceremony begins."""
 
     TITLE_TEXT = "Start"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("Tab/Shift+Tab", "move between the script list, the media folder and the buttons"),
         ("Up/Down", "choose a ceremony script"),
         ("Enter", "on Begin: open the ceremony"),
@@ -70,6 +70,7 @@ class StartScreen(BaseScreen):
         self.error = ""
 
     def compose(self) -> ComposeResult:
+        """Title, the checks, the script list and the medium field."""
         yield from self.compose_banners()
         yield Static("OpenKCM Ceremony: workstation check, script and media", classes="title")
         yield Static("", id="preflight-summary")
@@ -87,11 +88,13 @@ class StartScreen(BaseScreen):
         # thread would take the GIL from the first frame). The script list and the media
         # field (and parsing every script, ~0.1 s) follow the first frame too, as mounting
         # them loads and applies the CSS of OptionList/Input/Button (~10% of the cold start).
+        """Paint first, then run the checks and mount the controls."""
         self.query_one("#preflight-summary", Static).update(Text("Workstation: checking...", style="bold"))
         self.capp.after_first_paint(self.run_checks)
         self.capp.after_first_paint(self.mount_controls)
 
     def mount_controls(self) -> None:
+        """The script list, the medium field and Begin."""
         controls = self.query_one("#start-controls", Vertical)
         controls.remove_children()
         controls.mount_all(
@@ -111,6 +114,7 @@ class StartScreen(BaseScreen):
         self.call_after_refresh(self.controls_ready)
 
     def controls_ready(self) -> None:
+        """Fill the script list and choose the preselected script."""
         scripts = self.query("#scripts").results(OptionList)
         lst = next(scripts, None)
         if lst is None:  # the app is leaving before its first refresh: nothing to read
@@ -145,6 +149,7 @@ class StartScreen(BaseScreen):
             return [Check("preflight", "FAIL", str(exc), "use a build with core.preflight")]
 
     def show_checks(self, checks: list[Check]) -> None:
+        """Show the workstation checks."""
         self.checks = checks
         self.checking = False
         self.checks_done = True
@@ -163,11 +168,13 @@ class StartScreen(BaseScreen):
         self.query_one("#preflight", Static).update(preflight_text(self.checks))
 
     def action_rerun(self) -> None:
+        """F5: run the checks again."""
         self.run_checks()
 
     # ---------------------------------------------------------------- scripts
 
     def load_scripts(self, scripts: list[ScriptInfo], error: str = "") -> None:
+        """List the ceremony scripts (valid or not, with their problems)."""
         ol = self.query_one("#scripts", OptionList)
         ol.clear_options()
         self.script_list = scripts
@@ -196,9 +203,11 @@ class StartScreen(BaseScreen):
         self.describe(preselect)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        """Describe the highlighted script."""
         self.describe(event.option_index)
 
     def describe(self, index: int) -> None:
+        """Show the script's description (or its first problems) and its hash words."""
         if not 0 <= index < len(self.script_list):
             return
         s = self.script_list[index]
@@ -207,9 +216,11 @@ class StartScreen(BaseScreen):
         self.query_one("#script-hash", Static).update(script_hash_text(s))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """Enter on a script: begin."""
         self.query_one("#media", Input).focus()
 
     def selected_script(self) -> ScriptInfo | None:
+        """The highlighted script (None when none)."""
         idx = self.query_one("#scripts", OptionList).highlighted
         if idx is None or not 0 <= idx < len(self.script_list):
             return None
@@ -218,17 +229,21 @@ class StartScreen(BaseScreen):
     # ---------------------------------------------------------------- begin
 
     def show_error(self, text: str) -> None:
+        """Show an error under the controls."""
         self.error = text
         self.query_one("#start-error", Static).update(text)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the medium field: begin."""
         self.begin()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Begin."""
         if event.button.id == "begin":
             self.begin()
 
     def begin(self) -> None:
+        """Open the chosen script on the medium (refused while checks FAIL outside demo mode)."""
         backend = self.capp.backend
         if not self.checks_done:
             self.show_error("The workstation checks are still running: Begin when they are shown.")

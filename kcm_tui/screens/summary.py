@@ -10,16 +10,17 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
-from kcm_tui.backend import NotAvailable, Session, qr_text
+from kcm_tui.backend import NotAvailable, qr_text
+from kcm_tui.context import CeremonySession
 from kcm_tui.screens.common import BaseScreen, MessageModal, QrModal
 from kcm_tui.widgets.words import WordGrid
 
 
-class SummaryScreen(BaseScreen):
+class SummaryScreen(BaseScreen[None]):
     """The end of a ceremony (completed or aborted)."""
 
     TITLE_TEXT = "Summary"
-    HELP: ClassVar[list[tuple[str, str]]] = [
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("Q", "show the journal's final hash as a QR code"),
         ("V", "verify the journal again"),
         ("Enter", "on the button: wipe and exit (or power off on the ceremony ISO)"),
@@ -31,12 +32,14 @@ class SummaryScreen(BaseScreen):
     ]
 
     @property
-    def session(self) -> Session:
+    def session(self) -> CeremonySession:
+        """The ceremony that just ended."""
         s = self.capp.backend.session
         assert s is not None
         return s
 
     def compose(self) -> ComposeResult:
+        """The outcome, the final hash as words, the files written and the buttons."""
         s = self.session
         yield from self.compose_banners()
         completed = s.state == "completed"
@@ -66,10 +69,12 @@ class SummaryScreen(BaseScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        """Verify the journal."""
         self.action_verify()
         self.query_one("#exit", Button).focus()
 
     def action_verify(self) -> None:
+        """Re-read the closed journal and show whether it verifies."""
         ok, msg = self.session.verify_journal()
         line = Text()
         if ok and msg.startswith("UNSIGNED"):
@@ -84,6 +89,7 @@ class SummaryScreen(BaseScreen):
         self.query_one("#verify-line", Static).update(line)
 
     def action_qr(self) -> None:
+        """Show the final hash as a QR code."""
         try:
             qr = qr_text(self.session.final_hash)
         except NotAvailable as exc:
@@ -92,10 +98,12 @@ class SummaryScreen(BaseScreen):
         self.app.push_screen(QrModal("Journal final hash", qr))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Exit or QR."""
         if event.button.id == "exit":
             self.action_exit()
         elif event.button.id == "qr":
             self.action_qr()
 
     def action_exit(self) -> None:
+        """Wipe and exit (or power off on the ceremony image)."""
         self.capp.wipe_and_exit()

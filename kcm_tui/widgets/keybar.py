@@ -19,12 +19,14 @@ class KeyBar(Widget):
     """
 
     def on_mount(self) -> None:
+        """Follow the screen's bindings."""
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
 
     def _bindings_changed(self, _screen: object) -> None:
         self.refresh()
 
     def render(self) -> Text:
+        """The keys of the screen and what they do."""
         out = Text(" ")
         seen: set[str] = set()
         for active in self.screen.active_bindings.values():

@@ -73,9 +73,11 @@ class PinEntry(Widget, can_focus=True):
         self.in_use = False
 
     def on_mount(self) -> None:
+        """Start the idle timer."""
         self.set_interval(1.0, self._idle_tick)
 
     def on_unmount(self) -> None:
+        """Wipe and free the PIN buffer."""
         self._buf.close()
 
     # ---------------------------------------------------------------- state
@@ -128,16 +130,19 @@ class PinEntry(Widget, can_focus=True):
     # ---------------------------------------------------------------- keys
 
     def action_refuse_clipboard(self) -> None:
+        """Nothing is pasted into a PIN."""
         self.refused_clipboard += 1
         self.note = "Copy, cut and paste are disabled for the PIN."
         self.refresh()
 
     def on_paste(self, event: events.Paste) -> None:
+        """Refuse a paste."""
         event.prevent_default()
         event.stop()
         self.action_refuse_clipboard()
 
     def on_key(self, event: events.Key) -> None:
+        """Digits go into the locked buffer; Backspace, Enter, Esc."""
         ch = event.character
         key = event.key
         if self.in_use:  # the PIN is being used by a card operation: keys do nothing here
@@ -174,6 +179,7 @@ class PinEntry(Widget, can_focus=True):
     # ---------------------------------------------------------------- render
 
     def render(self) -> Text:
+        """One mask character per digit."""
         out = Text()
         out.append("PIN: ", style="bold")
         out.append("*" * self.typed, style="bold yellow")

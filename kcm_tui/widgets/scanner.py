@@ -45,18 +45,22 @@ class ScannerSink(Widget, can_focus=True):
         self.note = ""
 
     def on_unmount(self) -> None:
+        """Wipe and free the key buffer."""
         self._buf.close()
 
     def action_refuse_clipboard(self) -> None:
+        """Nothing is pasted as scanner input."""
         self.note = "Copy, cut and paste are disabled: scan the QR."
         self.refresh()
 
     def on_paste(self, event: events.Paste) -> None:
+        """Refuse a paste."""
         event.prevent_default()
         event.stop()
         self.action_refuse_clipboard()
 
     def on_key(self, event: events.Key) -> None:
+        """Each key press goes to the keyholder (through a locked one-byte buffer) with its time."""
         if event.key == "escape":
             return  # the screen leaves the scanner
         ch = event.character
@@ -77,6 +81,7 @@ class ScannerSink(Widget, can_focus=True):
             self._buf.wipe()
 
     def render(self) -> Text:
+        """How many keys arrived, never which."""
         out = Text()
         out.append("Scanner: ", style="bold")
         if self.count:

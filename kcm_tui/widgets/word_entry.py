@@ -122,21 +122,25 @@ class WordEntry(Widget, can_focus=True):
         self.refresh(layout=True)
 
     def on_unmount(self) -> None:
+        """Wipe and free the word buffer."""
         self._buf.close()
 
     # ---------------------------------------------------------------- keys
 
     def action_refuse_clipboard(self) -> None:
+        """Nothing is pasted into a share."""
         self.refused_clipboard += 1
         self.set_status("Copy, cut and paste are disabled during share entry.", "warn")
 
     def on_paste(self, event: events.Paste) -> None:
         # The pasted text is dropped without being looked at or stored.
+        """Refuse a paste."""
         event.prevent_default()
         event.stop()
         self.action_refuse_clipboard()
 
     def on_key(self, event: events.Key) -> None:
+        """Letters go into the locked buffer; Space, Backspace, Enter, Ctrl+W."""
         key = event.key
         ch = event.character
         handled = True
@@ -181,6 +185,7 @@ class WordEntry(Widget, can_focus=True):
     # ---------------------------------------------------------------- render
 
     def render(self) -> Text:
+        """Which word is being typed and the masked entry (never the letters)."""
         out = Text()
         pos = self.replacing or (self.count + 1)
         head = f"Word {min(pos, self.expected)} of {self.expected}" if self.expected else f"Word {pos}"

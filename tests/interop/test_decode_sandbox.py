@@ -24,11 +24,9 @@ import json
 import os
 import random
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from core.carriers.errors import (
     QRPayloadError,
 )
 from core.secmem import SecretBuffer
+from tests.support.images import bomb_png, helpers_running, truncated_jpeg
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = str(Path(__file__).resolve().parent / "hostile_decoder.py")
@@ -101,21 +100,6 @@ def share_png(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     bench_qr.card_image(buf).save(path)
     buf.close()
     return path, ref
-
-
-def helpers_running() -> list[int]:
-    """Pids of helper processes (production or hostile) still alive."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"/hostile_decoder.py" in cmd or b"core.carriers.decodehelper" in cmd:
-            pids.append(int(d))
-    return pids
 
 
 # --- same results as the in-process chain -------------------------------------------------
@@ -443,40 +427,6 @@ def test_file_checks_come_before_the_helper(
             sandbox.decode_file(str(path))
 
 
-def bomb_png(path: Path, side: int = 20000) -> Path:
-    """A decompression bomb: a side x side grayscale PNG of zeros (400 MB decoded for the
-    default side), about 400 KB on disk; written row by row."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    comp = zlib.compressobj(9)
-    row = bytes(side + 1)
-    idat = bytearray()
-    for _ in range(side):
-        idat += comp.compress(row)
-    idat += comp.flush()
-    with open(path, "wb") as fh:
-        fh.write(b"\x89PNG\r\n\x1a\n")
-        fh.write(chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)))
-        fh.write(chunk(b"IDAT", bytes(idat)))
-        fh.write(chunk(b"IEND", b""))
-    return path
-
-
-def truncated_jpeg(src: Path, path: Path) -> Path:
-    bio = io.BytesIO()
-    Image.open(src).convert("RGB").save(bio, format="JPEG", quality=90)
-    data = bio.getvalue()
-    path.write_bytes(data[: len(data) // 2])
-    return path
-
-
 def test_bomb_and_truncated_jpeg_are_clean_messages(
     share_png: tuple[Path, bytes], tmp_path: Path
 ) -> None:
@@ -660,6 +610,13 @@ def test_a_helper_that_cannot_start_is_a_clean_error(
 _LAZY_NOT_IN_HELPER = {"core.carriers.camera"}
 
 
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a name inside a module, not a submodule
+        return False
+
+
 def test_every_lazy_import_of_the_chain_is_loaded_before_confinement() -> None:
     """A module the chain imports inside a function (the grid-card stage, a decoder) must be
     loaded by ``prepare()``: after the filter, an import is refused and the read fails."""
@@ -668,7 +625,7 @@ def test_every_lazy_import_of_the_chain_is_loaded_before_confinement() -> None:
     import core.carriers as pkg
 
     lazy: set[str] = set()
-    for name in ("imagedecode", "gridcard", "qrgrid", "qr"):
+    for name in ("imagedecode", "gridcard", "qrfit", "qrgrid", "qr"):
         tree = ast.parse(Path(pkg.__path__[0], f"{name}.py").read_text())
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -678,8 +635,11 @@ def test_every_lazy_import_of_the_chain_is_loaded_before_confinement() -> None:
                     lazy.update(a.name for a in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.module:
                     lazy.add(node.module)
+                    # "from package import module" loads the module too
+                    lazy.update(m for a in node.names if _is_module(m := f"{node.module}.{a.name}"))
     lazy -= _LAZY_NOT_IN_HELPER
-    assert "core.carriers.gridcard" in lazy  # the check sees the stage the chain loads late
+    assert "core.carriers.gridcard" in lazy  # the check sees the stages the chain loads late
+    assert "core.carriers.qrfit" in lazy
     code = (
         "import sys, json\n"
         "from core.carriers import decodehelper\n"

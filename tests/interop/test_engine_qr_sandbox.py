@@ -42,13 +42,12 @@ from core.ceremony.model import StepKind
 from core.keyholder import ops_core
 from core.keyholder.client import KeyholderClient, _clean_env
 from core.shamir.wordlist import indices_from_mnemonic
+from tests.support.custodian import CustodianTerminal, typed
+from tests.support.engine import SCRIPTS, drive, ok_preflight, practice_pem
+from tests.support.images import bomb_png, helpers_running, truncated_jpeg
+from tests.support.keyholders import run_genesis
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "unit"))
-sys.path.insert(0, str(ROOT / "tests" / "interop"))
-from test_decode_sandbox import bomb_png, helpers_running, truncated_jpeg  # noqa: E402
-from test_engine import SCRIPTS, drive, ok_preflight, practice_pem  # noqa: E402
-from test_engine_real import CustodianTerminal, run_genesis, typed  # noqa: E402
 
 WRAPPER = str(ROOT / "tests" / "interop" / "keyholder_hostile_decoder.py")
 DEMO = os.geteuid() != 0

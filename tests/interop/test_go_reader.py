@@ -29,14 +29,14 @@ import shamir_mnemonic
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa, x25519
 
+from core.crypto.fingerprint import derive_fingerprint
 from core.keyholder import ops_seal, ops_shares
 from core.keyholder.client import KeyholderClient
-from core.keyholder.fingerprint import derive_fingerprint
 from core.seal import age as agemod
 from core.seal import envelope as E
 from core.seal import recipients as R
 from core.words import wordlist
-from tests.interop import seal_reader
+from tests.support import seal_reader
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_SRC = ROOT / "interop" / "go"

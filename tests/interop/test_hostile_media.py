@@ -2,7 +2,7 @@
 write, fake a verification or make the ceremony read something else.
 
 Every test runs against a real mounted filesystem (a loop-mounted ext4 image, or a tmpfs
-where loop devices are missing: tests/interop/stick.py), as root, like the media fault
+where loop devices are missing: tests/support/stick.py), as root, like the media fault
 tests. Each attack below worked against the code before issue 12:
 
 * a symbolic link planted at the export folder's name sent the sealed files to the live
@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,12 +38,9 @@ from core.ceremony.engine import (
 )
 from core.ceremony.model import StepKind
 from core.ceremony.script import check_script
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from stick import Stick, mounted_stick, needs_root
-from test_engine import SCRIPTS, ok_preflight, practice_pem, step_once
-from test_engine_double import KeyholderDouble
+from tests.support.engine import SCRIPTS, ok_preflight, practice_pem, step_once
+from tests.support.keyholder_double import KeyholderDouble
+from tests.support.stick import Stick, mounted_stick, needs_root
 
 pytestmark = [needs_root, pytest.mark.root]
 

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from core.carriers.pkcs11 import DEFAULT_MODULES
 from core.ceremony.script import check_script
+from core.errors import KcmError
 from core.keyholder import ops_carriers
 from core.keyholder.client import KeyholderClient
-from core.keyholder.errors import KeyholderError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stick import mounted_stick, needs_root
+from tests.support.stick import mounted_stick, needs_root
 
 pytestmark = [needs_root, pytest.mark.root]
 SOFTHSM = os.path.realpath(DEFAULT_MODULES["softhsm2"])
@@ -72,10 +69,10 @@ def test_keyholder_refuses_a_module_path_even_when_asked_directly(evil_lib: Path
             (ops_carriers.CARD_READ_SHARE, {"serial": "1"}),
             (ops_carriers.CARD_PROVISION, {"serial": "1"}),
         ):
-            err: KeyholderError | None = None
+            err: KcmError | None = None
             try:
                 kh.call(opcode, module=str(evil_lib), **extra)
-            except KeyholderError as exc:
+            except KcmError as exc:
                 err = exc
             assert str(evil_lib) not in _maps(kh.pid), "the keyholder loaded the stick's library"
             assert err is not None and err.code == "card-module-refused", err
@@ -87,7 +84,7 @@ def test_a_launcher_tricked_into_a_medium_path_is_still_refused(evil_lib: Path) 
     """Defence in depth: even a keyholder *started* with the stick's path refuses to load
     it (not root-owned-and-on-the-root-filesystem)."""
     with KeyholderClient.start(allow_unlocked=True, pkcs11_modules={"opensc": str(evil_lib)}) as kh:
-        with pytest.raises(KeyholderError, match="not on the root filesystem") as info:
+        with pytest.raises(KcmError, match="not on the root filesystem") as info:
             kh.call(ops_carriers.CARD_LIST, module="opensc")
         assert info.value.code.startswith("card-module")
         assert str(evil_lib) not in _maps(kh.pid)
@@ -174,5 +171,5 @@ def test_allowed_module_is_loaded_from_the_checked_descriptor() -> None:
         assert "softhsm2" in modules.default_names(demo=True)
     with KeyholderClient.start() as kh:
         assert "softhsm2" not in kh.info["pkcs11_modules"]
-        with pytest.raises(KeyholderError, match="not one this keyholder was started with"):
+        with pytest.raises(KcmError, match="not one this keyholder was started with"):
             kh.call(ops_carriers.CARD_LIST, module="softhsm2")

@@ -28,7 +28,7 @@ from core.carriers.errors import (
     CardVerifyFailed,
     WrongCard,
 )
-from core.keyholder.fingerprint import derive_fingerprint
+from core.crypto.fingerprint import derive_fingerprint
 from core.secmem import SecretBuffer, ct_equal
 from core.shamir import slip39
 from core.shamir.wordlist import indices_from_mnemonic, mnemonic_from_indices

@@ -150,18 +150,15 @@ def test_keyholder_shows_a_genesis_share_as_qr_on_a_tty() -> None:
     the squares read off the screen make a code that decodes to a share of the set."""
     import os
     import select
-    import sys
     import threading
     import time
 
     import numpy as np
 
+    from benchmarks import gridcard_corpus as gridcards
     from core.keyholder import ops_shares
     from core.keyholder.client import KeyholderClient
     from core.keyholder.ops_carriers import QR_SHOW
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import gridcard_corpus as gridcards
 
     master_fd, slave_fd = os.openpty()
     tty = os.ttyname(slave_fd)

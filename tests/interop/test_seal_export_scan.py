@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,9 +31,7 @@ from core.keyholder.client import KeyholderClient
 from core.seal import envelope as E
 from core.seal import recipients as R
 from core.words import to_words
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import seal_reader
+from tests.support import seal_reader
 
 PEM = serialization.Encoding.PEM
 DER = serialization.Encoding.DER

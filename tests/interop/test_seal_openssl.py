@@ -13,7 +13,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,9 +26,7 @@ from core import secmem
 from core.seal import byok
 from core.seal import envelope as E
 from core.seal import recipients as R
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import seal_reader
+from tests.support import seal_reader
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +27,7 @@ from core.carriers import pkcs11 as cards
 from core.seal import byok
 from core.seal import envelope as E
 from core.seal import recipients as R
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import seal_reader
+from tests.support import seal_reader
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 pytestmark = pytest.mark.skipif(

@@ -18,7 +18,7 @@ import pytest
 
 from core.carriers import pkcs11 as cards
 from core.carriers import qr
-from core.keyholder.fingerprint import derive_fingerprint
+from core.crypto.fingerprint import derive_fingerprint
 from core.secmem import SecretBuffer
 from core.shamir import slip39
 from core.shamir.wordlist import mnemonic_from_indices

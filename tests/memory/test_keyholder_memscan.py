@@ -18,7 +18,7 @@ import textwrap
 import pytest
 
 from core import secmem
-from core.keyholder.fingerprint import derive_fingerprint
+from core.crypto.fingerprint import derive_fingerprint
 from tests.memory import memscan
 
 pytestmark = pytest.mark.root
@@ -163,7 +163,7 @@ def test_signing_key_kept_after_the_wipe_is_locked_then_gone(driver_factory) -> 
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-    from core.keyholder.fingerprint import FINGERPRINT_INFO, FINGERPRINT_SALT
+    from core.crypto.fingerprint import FINGERPRINT_INFO, FINGERPRINT_SALT
 
     d = driver_factory("mlock", plugins=["tests.memory.records_plugin"])
     d.cmd("generate")

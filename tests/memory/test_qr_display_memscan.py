@@ -14,20 +14,16 @@ from __future__ import annotations
 import json
 import os
 import pty
-import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks import gridcard_corpus as gridcards
 from core.carriers import qr
 from core.keyholder.ops_carriers import QR_SHOW
 from core.secmem import SecretBuffer
 from tests.memory import memscan
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import gridcard_corpus as gridcards
 
 pytestmark = pytest.mark.root
 

@@ -2,7 +2,7 @@
 
 ``RSAPublicKey.encrypt`` takes only ``bytes``: sealing passes a one-call copy of the data
 key, and AWS's direct ``RSAES_OAEP_SHA_256`` import a one-call copy of the MasterKey itself
-(``core.seal.transient``), zeroed in place right after. These scans prove the zeroing: after
+(``core.crypto.transient``), zeroed in place right after. These scans prove the zeroing: after
 sealing, every copy of the MasterKey in the keyholder is inside the locked mapping, and no
 copy is anywhere in the parent.
 """
@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from core.keyholder.fingerprint import derive_fingerprint
+from core.crypto.fingerprint import derive_fingerprint
 from tests.memory import memscan
 
 pytestmark = pytest.mark.root

@@ -18,7 +18,7 @@ import threading
 import pytest
 from shamir_mnemonic.share import Share as RefShare
 
-from core.keyholder.fingerprint import derive_fingerprint
+from core.crypto.fingerprint import derive_fingerprint
 from core.shamir.wordlist import word_index
 from tests.memory import memscan
 

@@ -1,12 +1,8 @@
-"""Helpers for the TUI tests: screen text, a pty standing in for the custodian's terminal,
+"""Helpers for the TUI tests: screen text, the custodian terminal (tests.support.custodian),
 an app factory over a demo workspace, and Pilot drivers for the ceremony steps."""
 
 from __future__ import annotations
 
-import os
-import pty
-import re
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +10,7 @@ from typing import Any
 
 from kcm_tui.app import CeremonyApp
 from kcm_tui.backend import Backend, ShareDisplay
-
-PROMPT = b"Press a key when done"
-_GRID_WORD = re.compile(rb"(\d+)\. ([a-z]+)")
+from tests.support.custodian import CustodianTerminal
 
 
 def screen_text(app: CeremonyApp) -> str:
@@ -25,48 +19,6 @@ def screen_text(app: CeremonyApp) -> str:
     for strip in app.screen._compositor.render_strips():
         lines.append("".join(seg.text for seg in strip))
     return "\n".join(lines)
-
-
-class CustodianTerminal:
-    """The custodian's terminal: a pty whose slave the keyholder writes the share to.
-
-    A thread reads the master side, keeps the words of each share shown (the test plays the
-    custodian who writes them down), and presses a key once the prompt appears.
-    """
-
-    def __init__(self) -> None:
-        self.master, self.slave = pty.openpty()
-        self.path = os.ttyname(self.slave)
-        self.shares: list[list[str]] = []
-        self.raw = bytearray()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        buf = bytearray()
-        while not self._stop:
-            try:
-                chunk = os.read(self.master, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            self.raw += chunk
-            if PROMPT in buf:
-                found = {int(n): w.decode() for n, w in _GRID_WORD.findall(bytes(buf))}
-                self.shares.append([found[i] for i in sorted(found)])
-                buf.clear()
-                os.write(self.master, b"k")  # the custodian presses a key
-
-    def close(self) -> None:
-        self._stop = True
-        for fd in (self.slave, self.master):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 def make_app(workspace: Any, terminal: CustodianTerminal | None = None, *, script: str = "genesis.toml", **kw: Any) -> CeremonyApp:

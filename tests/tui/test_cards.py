@@ -113,13 +113,13 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
                 await pilot.press("enter")  # Continue
                 await pilot.pause()
                 continue
-            before = len(term.shares)
+            before = len(term.share_words)
             await pilot.press("r")
             await pilot.pause()
-            assert len(term.shares) == before + 1, screen_text(app)
+            assert len(term.share_words) == before + 1, screen_text(app)
             await pilot.press("y")
             await pilot.pause()
-            await type_share(pilot, term.shares[-1], prefix_only=True)
+            await type_share(pilot, term.share_words[-1], prefix_only=True)
             await pilot.pause()
         assert not isinstance(app.screen, DistributionScreen), screen_text(app)
 
@@ -138,7 +138,7 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
 
     asyncio.run(genesis())
     assert cards_seen == [serial]
-    assert len(terminal.shares) == 4  # c2..c5 on the screen, c1 on the card
+    assert len(terminal.share_words) == 4  # c2..c5 on the screen, c1 on the card
     notes: list[str] = []
 
     async def collect(pilot: Any, shares: list[list[str]], seen: list[str]) -> None:
@@ -188,7 +188,7 @@ def test_card_genesis_then_collection_with_wrong_pin_first(world: dict[str, Any]
         app = make_app(world["ws"], terminal, script="unseal-and-seal.toml")
         async with app.run_test(size=SIZE) as pilot:
             await begin(pilot)
-            await run_steps(pilot, terminal, terminal.shares, [], collect_fn=collect)
+            await run_steps(pilot, terminal, terminal.share_words, [], collect_fn=collect)
             session = app.backend.session
             assert session.state == "completed"
             assert session.verify_journal()[0]

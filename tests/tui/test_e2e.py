@@ -81,12 +81,12 @@ async def run_steps(pilot: Any, terminal: CustodianTerminal, shares_to_type: lis
 async def distribute(pilot: Any, terminal: CustodianTerminal) -> None:
     app = pilot.app
     for _ in range(5):
-        before = len(terminal.shares)
+        before = len(terminal.share_words)
         text_before = screen_text(app).split()
         await pilot.press("r")  # the custodian reveals: the keyholder writes to their tty
         await pilot.pause()
-        assert len(terminal.shares) == before + 1, screen_text(app)
-        words = terminal.shares[-1]
+        assert len(terminal.share_words) == before + 1, screen_text(app)
+        words = terminal.share_words[-1]
         assert len(words) == 33
         text = screen_text(app)
         tokens = text.split()
@@ -187,7 +187,7 @@ def test_genesis_then_unseal_and_seal(workspace: Any) -> None:
 
     seen = asyncio.run(genesis())
     assert {"generate", "distribute-shares", "seal", "export"} <= set(seen)
-    assert len(terminal.shares) == 5
+    assert len(terminal.share_words) == 5
 
     async def unseal() -> list[str]:
         app = make_app(workspace, terminal, script="unseal-and-seal.toml")
@@ -195,7 +195,7 @@ def test_genesis_then_unseal_and_seal(workspace: Any) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await begin(pilot)
             assert isinstance(app.screen, RunnerScreen), screen_text(app)
-            await run_steps(pilot, terminal, [terminal.shares[0], terminal.shares[2], terminal.shares[4]], seen2)
+            await run_steps(pilot, terminal, [terminal.share_words[0], terminal.share_words[2], terminal.share_words[4]], seen2)
             session = app.backend.session
             assert session.state == "completed"
             assert session.verify_journal()[0]

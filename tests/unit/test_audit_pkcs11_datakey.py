@@ -5,7 +5,7 @@ document (wrapped key, nonce, ciphertext) is public and goes to media. Whoever h
 key and that document has the share, so the two ``bytes`` copies of the data key that
 ``cryptography`` and python-pkcs11 force on us (the argument of ``RSAPublicKey.encrypt`` at
 genesis, the ``C_Decrypt`` result at recovery) must be zeroed in place after use, like every
-other forced copy (``core.seal.transient``), not merely dropped.
+other forced copy (``core.crypto.transient``), not merely dropped.
 
 No card is needed: a fake public key records the exact ``bytes`` object it was given, and a
 fake session decrypts with a software RSA key and hands back a ``bytes`` object the test

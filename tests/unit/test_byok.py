@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -26,9 +24,7 @@ from core.seal import byok
 from core.seal import envelope as E
 from core.seal import recipients as R
 from core.words import to_words
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
-import seal_reader
+from tests.support import seal_reader
 
 PEM = serialization.Encoding.PEM
 DER = serialization.Encoding.DER

@@ -1,6 +1,6 @@
 """Ceremony engine: every shipped script end to end (headless), and the engine's logic.
 
-The keyholder here is ``KeyholderDouble`` (tests/unit/test_engine_double.py), a TEST DOUBLE
+The keyholder here is ``KeyholderDouble`` (tests/support/keyholder_double.py), a TEST DOUBLE
 of the engine's port, because the real share and seal operations are still being built;
 the journal, the script loader, the exporter (core.media) and the recipient loader
 (core.seal.recipients) are the real ones.
@@ -8,17 +8,11 @@ the journal, the script loader, the exporter (core.media) and the recipient load
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
-import sys
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core import journal as jr
 from core.ceremony.engine import (
@@ -31,102 +25,17 @@ from core.ceremony.engine import (
 )
 from core.ceremony.model import StepKind
 from core.ceremony.script import ScriptError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine_double import KeyholderDouble
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "ceremony_scripts"
-
-
-@pytest.fixture(scope="module")
-def kms_pem() -> bytes:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-@functools.cache
-def practice_pem() -> bytes:
-    """The throwaway PRACTICE recipient (practice scripts never seal to the real KMS key).
-
-    A cached function, not a fixture, so that the modules importing ``workspace`` need
-    nothing more."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, kms_pem: bytes) -> Path:
-    ws = tmp_path / "ws"
-    (ws / "recipients").mkdir(parents=True)
-    (ws / "recipients" / "kms-openkcm-boot.pem").write_bytes(kms_pem)
-    (ws / "recipients" / "PRACTICE-kms.pem").write_bytes(practice_pem())
-    return ws
-
-
-def ok_preflight() -> dict[str, Any]:
-    return {"ok": True, "failed": [], "checks": {"network-interfaces": "PASS"}}
-
-
-def start(script: str | Path, ws: Path, kh: KeyholderDouble, **kw: Any) -> Ceremony:
-    path = script if isinstance(script, Path) else SCRIPTS / f"{script}.toml"
-    kw.setdefault("preflight", ok_preflight)
-    return Ceremony.load(path, ws, kh, **kw)
-
-
-def step_once(c: Ceremony, shares: Iterable[dict[str, Any]] = ()) -> None:
-    """Do whatever the current step needs, acknowledge it and complete it."""
-    run = c.current_step
-    assert run is not None
-    k = run.kind
-    if k is StepKind.ATTENDANCE:
-        c.perform(present=list(c.script.roles))
-    elif k is StepKind.CHECKLIST:
-        c.perform(checked=list(range(len(run.step.params["items"]))))
-    elif k in (StepKind.VERIFY_FINGERPRINT, StepKind.VERIFY_KCV):
-        c.perform()
-        c.confirm(run.step.params["witness"])
-    elif k is StepKind.DISTRIBUTE_SHARES:
-        c.perform()
-        for cu in c.script.policy.custodians:  # type: ignore[union-attr]
-            c.show_share(cu)
-            c.acknowledge(cu)
-    elif k in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES):
-        c.perform()
-        for s in shares:
-            c.add_share("typed", s)
-    elif k not in (StepKind.INSTRUCTION, StepKind.SUMMARY):
-        c.perform()
-    for r in run.required_roles:
-        if r not in run.acks:
-            c.acknowledge(r)
-    c.complete_step()
-
-
-def drive(c: Ceremony, shares: Iterable[dict[str, Any]] = (), until: str | None = None) -> None:
-    shares = list(shares)
-    while (run := c.current_step) is not None:
-        if until and f"{run.act_id}.{run.step_id}" == until:
-            return
-        step_once(c, shares if run.kind in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES) else ())
-
-
-def events(c: Ceremony) -> list[jr.Event]:
-    res = jr.verify(c.journal.path)
-    assert res.ok, res.message
-    return jr._events_from_path(c.journal.path)
-
-
-def genesis(ws: Path, script: str | Path = "genesis") -> tuple[Ceremony, KeyholderDouble]:
-    kh = KeyholderDouble()
-    c = start(script, ws, kh)
-    drive(c)
-    return c, kh
-
+from tests.support.engine import (
+    ROOT,
+    SCRIPTS,
+    drive,
+    events,
+    genesis,
+    start,
+    step_once,
+    step_once_acks,
+)
+from tests.support.keyholder_double import KeyholderDouble
 
 # --- end to end -----------------------------------------------------------------------------
 
@@ -364,15 +273,6 @@ def test_attendance_missing_person_fails_and_retry(workspace: Path) -> None:
     step_once_acks(c)
     kinds_ = [e.kind for e in events(c)]
     assert "step.failed" in kinds_ and "step.retry" in kinds_
-
-
-def step_once_acks(c: Ceremony) -> None:
-    run = c.current_step
-    assert run is not None
-    for r in run.required_roles:
-        if r not in run.acks:
-            c.acknowledge(r)
-    c.complete_step()
 
 
 def test_witness_mismatch_fails_step(workspace: Path) -> None:

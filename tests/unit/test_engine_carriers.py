@@ -16,15 +16,11 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import qrcode
 from PIL import Image
@@ -48,98 +44,11 @@ from core.ceremony.script import check_script
 from core.keyholder.client import KeyholderClient
 from core.shamir.wordlist import indices_from_mnemonic
 from tests import schemas
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import gridcard_corpus as gridcards
-from test_engine import (  # noqa: F401  (fixtures)
-    SCRIPTS,
-    kms_pem,
-    ok_preflight,
-    step_once,
-    workspace,
-)
-from test_engine_double import KeyholderDouble
-
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-SO_PIN = "12345678"
-PINS = {"c1": "1111", "c2": "2222", "stranger": "3333"}
-
-HAVE_SOFTHSM = bool(os.path.exists(MODULE) and shutil.which("softhsm2-util"))
-
-WORD_PROMPT = b"Press a key when done"
-QR_NEXT = b"Any key: part "
-QR_DONE = b"Done: any key erases the screen"
-_WORD = re.compile(r"(\d+)\. ([a-z]+)")
-
-
-def card_photo(modules: np.ndarray, path: Path, seed: int) -> Path:
-    """The custodian copies the squares onto a grid card (by hand: uneven strokes, a missed
-    square now and then); the card is photographed with care. The share is random, so the
-    photo is a careful one: the reader's limits are measured in tests/unit/test_gridcard.py."""
-    rnd = random.Random(seed)
-    words = 33 if modules.shape[0] == 33 else 20
-    gridcards.photograph(gridcards.hand_fill(modules, rnd, words=words), rnd, strength=0.3).save(path)
-    return path
-
-
-def card_digits(photo: Path) -> bytes:
-    """The digits a handheld scanner would type for the code on a grid card (test side:
-    read through the decode chain, whose grid-card stage reads hand-filled squares)."""
-    from core.carriers import imagedecode
-
-    decoded = imagedecode.decode_image(Image.open(photo))
-    with qr.indices_to_payload(decoded.indices) as payload, payload.view() as pv:
-        digits = bytes(pv)
-    decoded.indices.close()
-    return digits
-
-
-class CustodianTerminal:
-    """A pty standing in for the custodian terminal: records words and QR screens."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        self.path = os.ttyname(self.slave)
-        self.words: list[str] = []
-        self.qr_modules: list[np.ndarray] = []
-        self._stop = False
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        buf = b""
-        qr_parts = b""
-        while not self._stop:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            if WORD_PROMPT in buf:
-                text = buf.decode("utf-8", "replace")
-                words = sorted((int(n), w) for n, w in _WORD.findall(text))
-                self.words.append(" ".join(w for _n, w in words))
-            elif QR_DONE in buf:  # the last part of the QR: read every square shown
-                self.qr_modules.append(gridcards.read_screen(qr_parts + buf))
-                qr_parts = b""
-            elif QR_NEXT in buf:  # a part of the QR: press a key for the next part
-                cut = buf.index(QR_NEXT) + len(QR_NEXT)
-                qr_parts += buf[:cut]
-                buf = buf[cut:]
-                os.write(self.master, b" ")
-                continue
-            else:
-                continue
-            buf = b""
-            os.write(self.master, b"\n")
-
-    def close(self) -> None:
-        self._stop = True
-        os.close(self.slave)
-        os.close(self.master)
+from tests.support.custodian import CustodianTerminal, pin, typed
+from tests.support.engine import SCRIPTS, ok_preflight, step_once
+from tests.support.gridcards import card_digits, card_photo, read_screen
+from tests.support.keyholder_double import KeyholderDouble
+from tests.support.softhsm import HAVE_SOFTHSM, PINS, init_tokens
 
 
 @dataclass
@@ -154,36 +63,6 @@ class World:
     qr_images: dict[str, Path]  # custodian -> photo of their QR screen
     unseal_script: Path
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def pin(text: str) -> memoryview:
-    """What the UI passes: a view over its own (locked) PIN buffer."""
-    return memoryview(bytearray(text.encode()))
-
-
-def typed(mnemonic: str) -> list[memoryview]:
-    return [memoryview(bytearray(w.encode())) for w in mnemonic.split()]
-
-
-def _init_tokens(conf: Path, labels: list[str]) -> dict[str, str]:
-    env = dict(os.environ, SOFTHSM2_CONF=str(conf))
-    for label in labels:
-        subprocess.run(
-            ["softhsm2-util", "--init-token", "--free", "--label", label,
-             "--so-pin", SO_PIN, "--pin", PINS[label]],
-            check=True, capture_output=True, env=env,
-        )  # fmt: skip
-    out = subprocess.run(
-        ["softhsm2-util", "--show-slots"], check=True, capture_output=True, text=True, env=env
-    ).stdout
-    serials: dict[str, str] = {}
-    for block in out.split("Slot ")[1:]:
-        label = re.search(r"Label:\s*(\S+)", block)
-        serial = re.search(r"Serial number:\s*(\S+)", block)
-        if label and serial and label.group(1) in labels:
-            serials[label.group(1)] = serial.group(1)
-    assert set(serials) == set(labels), out
-    return serials
 
 
 def _keyholder(terminal: str | None = None) -> KeyholderClient:
@@ -234,9 +113,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     )
     old_conf = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(conf)  # the keyholder child inherits it
-    terminal = CustodianTerminal()
+    terminal = CustodianTerminal(read_qr=read_screen)
     try:
-        serials = _init_tokens(conf, ["c1", "c2", "stranger"])
+        serials = init_tokens(conf, ["c1", "c2", "stranger"])
         ws = root / "ws"
         (ws / "recipients").mkdir(parents=True)
         from cryptography.hazmat.primitives import serialization
@@ -281,14 +160,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     step_once(g)
             assert kc.status()["master_held"] is False
         assert g.state is CeremonyState.COMPLETED
-        assert len(terminal.words) == 2 and len(terminal.qr_modules) == 1
-        photo = card_photo(terminal.qr_modules[0], root / "c3-grid-card.jpg", 3)
+        assert len(terminal.shares) == 2 and len(terminal.qr_reads) == 1
+        photo = card_photo(terminal.qr_reads[0], root / "c3-grid-card.jpg", 3)
         yield World(
             root=root,
             ws=ws,
             serials=serials,
             genesis=g,
-            words={"c4": terminal.words[0], "c5": terminal.words[1]},
+            words={"c4": terminal.shares[0], "c5": terminal.shares[1]},
             qr_images={"c3": photo},
             unseal_script=upath,
         )
@@ -503,7 +382,7 @@ def test_card_without_data_objects_and_pin_retry_at_genesis(world: World, tmp_pa
     )
     gpath = tmp_path / "genesis-piv.toml"
     gpath.write_text(text)
-    terminal = CustodianTerminal()
+    terminal = CustodianTerminal(read_qr=read_screen)
     try:
         with _keyholder(terminal.path) as kc:
             g = Ceremony.load(
@@ -546,7 +425,7 @@ def test_card_without_data_objects_and_pin_retry_at_genesis(world: World, tmp_pa
         schemas.valid("card-share", sealed)
         for m in (ws / "manifests").glob("set-*.json"):
             schemas.valid("share-set", m.read_bytes())
-        words = terminal.words[0]
+        words = terminal.shares[0]
     finally:
         terminal.close()
 
@@ -571,7 +450,7 @@ def test_card_without_data_objects_and_pin_retry_at_genesis(world: World, tmp_pa
         u.abort("test ends after recovery", "admin")
 
 
-def test_declared_carriers_with_a_keyholder_without_cards(workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_declared_carriers_with_a_keyholder_without_cards(workspace: Path, tmp_path: Path) -> None:
     """Script-declared carriers, an override with a recorded reason, and a keyholder port
     without card support (the test double): the card hand-over says so, nothing is faked."""
     text = (
@@ -591,7 +470,9 @@ def test_declared_carriers_with_a_keyholder_without_cards(workspace: Path, tmp_p
     assert run is not None
     c.perform()
     holders = {h["custodian"]: h for h in c.manifest.get("holders", [])}  # type: ignore[union-attr]
-    assert holders == {}  # the double's manifest has no holders: nothing to annotate
+    # the declared carriers are written into the manifest's holders
+    assert holders["c1"]["carrier"] == "qr" and holders["c2"]["carrier"] == "card"
+    assert holders["c3"]["carrier"] == "screen"  # not listed: the default
     with pytest.raises(EngineError, match="give a reason"):
         c.show_share("c1", "screen")
     c.show_share("c1", "screen", override_reason="the custodian cannot keep a QR safely")

@@ -22,14 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from core import journal as jr
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
 
 CHILD = textwrap.dedent(
     """
     import sys, time
-    sys.path.insert(0, sys.argv[3])
-    from test_engine import drive, ok_preflight
-    from test_engine_double import KeyholderDouble
+    from tests.support.engine import drive, ok_preflight
+    from tests.support.keyholder_double import KeyholderDouble
     from core.ceremony.engine import Ceremony
 
     c = Ceremony.load(sys.argv[1], sys.argv[2], KeyholderDouble(), preflight=ok_preflight)
@@ -60,7 +58,6 @@ def test_sigkill_mid_ceremony_leaves_verifiable_journal(tmp_path: Path) -> None:
             CHILD,
             str(ROOT / "ceremony_scripts/genesis.toml"),
             str(ws),
-            str(HERE),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -11,9 +11,6 @@ of its shares) in a demo workspace, with the envelopes opened by the DEMO privat
 from __future__ import annotations
 
 import os
-import re
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,60 +28,9 @@ from core.ceremony.engine import (
 from core.ceremony.model import StepKind
 from core.keyholder.client import KeyholderClient
 from core.seal import envelope
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import (  # noqa: F401  (fixtures)
-    SCRIPTS,
-    drive,
-    kms_pem,
-    ok_preflight,
-    step_once,
-    workspace,
-)
-
-PROMPT = b"Press a key when done"
-_WORD = re.compile(r"(\d+)\. ([a-z]+)")
-
-
-class CustodianTerminal:
-    """A pty standing in for the custodians' terminal: records each screen, presses a key."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        self.path = os.ttyname(self.slave)
-        self.shares: list[str] = []
-        self._stop = False
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        buf = b""
-        while not self._stop:
-            try:
-                chunk = os.read(self.master, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            if PROMPT in buf:
-                text = buf.decode("ascii", "replace")
-                words = sorted((int(n), w) for n, w in _WORD.findall(text))
-                self.shares.append(" ".join(w for _n, w in words))
-                buf = b""
-                os.write(self.master, b"\n")
-
-    def close(self) -> None:
-        self._stop = True
-        os.close(self.slave)
-        os.close(self.master)
-
-
-@pytest.fixture
-def terminal() -> Iterator[CustodianTerminal]:
-    t = CustodianTerminal()
-    yield t
-    t.close()
+from tests.support.custodian import CustodianTerminal, typed
+from tests.support.engine import SCRIPTS, drive, ok_preflight, step_once
+from tests.support.keyholders import run_genesis
 
 
 @pytest.fixture
@@ -94,24 +40,8 @@ def client() -> Iterator[KeyholderClient]:
     c.close()
 
 
-def typed(mnemonic: str) -> list[memoryview]:
-    """What the UI passes for a typed share: one view per word over its input buffer."""
-    return [memoryview(bytearray(w.encode())) for w in mnemonic.split()]
-
-
-def run_genesis(ws: Path, terminal: CustodianTerminal, script: Path | str = "genesis") -> Ceremony:
-    path = script if isinstance(script, Path) else SCRIPTS / f"{script}.toml"
-    with KeyholderClient.start(
-        allow_unlocked=os.geteuid() != 0, terminal=terminal.path, demo=True
-    ) as kc:
-        c = Ceremony.load(path, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight)
-        drive(c)
-        assert kc.status()["master_held"] is False
-    return c
-
-
 def test_genesis_then_unseal_and_seal_real(
-    workspace: Path,  # noqa: F811
+    workspace: Path,
     terminal: CustodianTerminal,
     client: KeyholderClient,
 ) -> None:
@@ -166,7 +96,7 @@ def test_genesis_then_unseal_and_seal_real(
         assert jr.verify(v.journal.path, fingerprint=fp).proven  # the dry run held the key
 
 
-def test_reshare_real(workspace: Path, terminal: CustodianTerminal, tmp_path: Path) -> None:  # noqa: F811
+def test_reshare_real(workspace: Path, terminal: CustodianTerminal, tmp_path: Path) -> None:
     text = (SCRIPTS / "genesis.toml").read_text()
     text = text.replace("threshold = 3\nshares = 5", "threshold = 2\nshares = 3")
     text = text.replace('["c1", "c2", "c3", "c4", "c5"]', '["c1", "c2", "c3"]')
@@ -209,7 +139,7 @@ def test_reshare_real(workspace: Path, terminal: CustodianTerminal, tmp_path: Pa
         assert u.state is CeremonyState.COMPLETED
 
 
-def test_practice_real(workspace: Path, terminal: CustodianTerminal) -> None:  # noqa: F811
+def test_practice_real(workspace: Path, terminal: CustodianTerminal) -> None:
     with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
         with pytest.raises(EngineError, match="practice mode"):
             Ceremony.load(SCRIPTS / "practice-genesis.toml", workspace, ClientKeyholder(kc))
@@ -248,9 +178,7 @@ def test_practice_genesis_then_practice_unseal_and_seal_in_demo_workspace(
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from core.demo import init_workspace, load_workspace
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
-    import seal_reader
+    from tests.support import seal_reader
 
     ws = init_workspace(tmp_path / "demo")
     assert ws.preselect == "practice-genesis.toml"

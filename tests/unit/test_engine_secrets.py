@@ -19,22 +19,20 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from shamir_mnemonic import combine_mnemonics
 from shamir_mnemonic.share import Share
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import SCRIPTS, drive, kms_pem, ok_preflight, start, workspace  # noqa: F401
-from test_engine_double import KeyholderDouble
-from test_engine_real import CustodianTerminal, run_genesis, terminal, typed  # noqa: F401
-
 from core.ceremony.engine import Ceremony, CeremonyState, ClientKeyholder
+from core.crypto.fingerprint import derive_fingerprint
 from core.keyholder.client import KeyholderClient
-from core.keyholder.fingerprint import derive_fingerprint
 from core.words import wordlist
+from tests.support.custodian import CustodianTerminal, typed
+from tests.support.engine import SCRIPTS, drive, ok_preflight, start
+from tests.support.keyholder_double import KeyholderDouble
+from tests.support.keyholders import run_genesis
 
 
 def encodings(secret: bytes) -> list[bytes]:
@@ -68,7 +66,7 @@ def search(files: Iterable[Path], needles: Iterable[bytes]) -> list[str]:
     return hits
 
 
-def test_no_secret_in_journal_or_exports_double(workspace: Path) -> None:  # noqa: F811
+def test_no_secret_in_journal_or_exports_double(workspace: Path) -> None:
     kh = KeyholderDouble()
     g = start("genesis", workspace, kh)
     drive(g)
@@ -97,8 +95,8 @@ def share_encodings(mnemonic: str) -> list[bytes]:
 
 
 def test_no_secret_in_journal_or_exports_real_keyholder(
-    workspace: Path,  # noqa: F811
-    terminal: CustodianTerminal,  # noqa: F811
+    workspace: Path,
+    terminal: CustodianTerminal,
 ) -> None:
     g = run_genesis(workspace, terminal)
     shares = list(terminal.shares)

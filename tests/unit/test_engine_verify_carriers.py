@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,20 +42,10 @@ from core.keyholder import ops_shares
 from core.keyholder.client import KeyholderClient
 from core.secmem import SecretBuffer
 from core.shamir import slip39
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import SCRIPTS, ok_preflight, step_once
-from test_engine_carriers import (
-    HAVE_SOFTHSM,
-    MODULE,
-    PINS,
-    SO_PIN,
-    CustodianTerminal,
-    _init_tokens,
-    card_digits,
-    card_photo,
-    pin,
-)
+from tests.support.custodian import CustodianTerminal, pin
+from tests.support.engine import SCRIPTS, ok_preflight, step_once
+from tests.support.gridcards import card_digits, card_photo, read_screen
+from tests.support.softhsm import HAVE_SOFTHSM, MODULE, PINS, SO_PIN, init_tokens
 
 pytestmark = pytest.mark.skipif(not HAVE_SOFTHSM, reason="SoftHSM2 missing")
 
@@ -93,9 +82,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     )
     old_conf = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(conf)  # the keyholder child inherits it
-    terminal = CustodianTerminal()
+    terminal = CustodianTerminal(read_qr=read_screen)
     try:
-        serials = _init_tokens(conf, ["c1"])
+        serials = init_tokens(conf, ["c1"])
         ws = root / "ws"
         (ws / "recipients").mkdir(parents=True)
         from cryptography.hazmat.primitives import serialization
@@ -148,8 +137,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 else:
                     step_once(g)
         assert g.state is CeremonyState.COMPLETED and g.manifest is not None
-        assert len(terminal.qr_modules) == 1
-        photo = card_photo(terminal.qr_modules[0], root / "c2-grid-card.jpg", 2)
+        assert len(terminal.qr_reads) == 1
+        photo = card_photo(terminal.qr_reads[0], root / "c2-grid-card.jpg", 2)
         yield World(root, ws, conf, serials, g.manifest, photo, vpath)
     finally:
         terminal.close()

@@ -15,14 +15,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa, x25519
 
 from core import secmem
-from core.keyholder.fingerprint import derive_fingerprint, sign_with_master
+from core.crypto.fingerprint import derive_fingerprint, sign_with_master
+from core.crypto.transient import transient_bytes
 from core.seal import age as agemod
 from core.seal import envelope as E
 from core.seal import recipients as R
-from core.seal.transient import transient_bytes
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
-import seal_reader
+from tests.support import seal_reader
 
 HAVE_AGE = shutil.which("age") is not None and shutil.which("age-keygen") is not None
 SHARD = {
@@ -359,7 +357,7 @@ def test_seal_manifest(rsa_key: rsa.RSAPrivateKey, master: Any) -> None:
         hashlib.sha256(e).hexdigest() for e in (e1, e2)
     ]
     assert doc["body"]["envelopes"][0]["recipient"]["fingerprint"] == r.fingerprint_hex
-    from core.keyholder.fingerprint import verify_signature
+    from core.crypto.fingerprint import verify_signature
 
     msg = b"openkcm-seal-manifest/v1\x00" + E.canonical_json(doc["body"])
     sig = base64.b64decode(doc["signature"]["value"])
@@ -599,7 +597,7 @@ def test_docs_spell_out_the_hkdf_bytes() -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-    from core.keyholder.fingerprint import FINGERPRINT_INFO, FINGERPRINT_SALT
+    from core.crypto.fingerprint import FINGERPRINT_INFO, FINGERPRINT_SALT
 
     formats = (Path(__file__).resolve().parents[2] / "docs" / "formats.md").read_text()
     seed = HKDF(hashes.SHA256(), 32, FINGERPRINT_SALT, FINGERPRINT_INFO).derive(bytes(range(32)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from PIL import Image
 from qrcode.constants import ERROR_CORRECT_L, ERROR_CORRECT_M
 from qrcode.exceptions import DataOverflowError
 
+from benchmarks import gridcard_corpus as gridcards
 from core.carriers import gridcard, imagedecode, qr
 from core.carriers.errors import QRNotFound, QRPayloadError
 from core.carriers.qrgrid import (
@@ -32,9 +32,6 @@ from core.carriers.qrgrid import (
     size_for_version,
     version_for_size,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import gridcard_corpus as gridcards
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdftoppm") is None, reason="pdftoppm missing (Debian package poppler-utils)"

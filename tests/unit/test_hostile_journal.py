@@ -31,15 +31,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from core import journal as jr
+from core.crypto.fingerprint import verify_signature
 from core.keyholder import ops_core
 from core.keyholder.client import KeyholderClient
 from core.keyholder.errors import KeyholderError, NoMasterKey, Refused
-from core.keyholder.fingerprint import verify_signature
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import SCRIPTS, drive, ok_preflight, step_once  # noqa: F401
-from test_engine_double import KeyholderDouble
-from test_engine_real import CustodianTerminal, run_genesis
+from tests.support.custodian import CustodianTerminal
+from tests.support.engine import SCRIPTS, drive, ok_preflight
+from tests.support.keyholder_double import KeyholderDouble
+from tests.support.keyholders import run_genesis
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,14 @@ import shamir_mnemonic
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from core.crypto.fingerprint import derive_fingerprint
 from core.keyholder import ops_seal, ops_shares
 from core.keyholder.client import KeyholderClient
 from core.keyholder.errors import KeyholderError
-from core.keyholder.fingerprint import derive_fingerprint
 from core.seal.recipients import confirm, recipient_from_key
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import SCRIPTS, drive, ok_preflight, step_once
-from test_engine_real import CustodianTerminal, run_genesis, typed
+from tests.support.custodian import CustodianTerminal, typed
+from tests.support.engine import SCRIPTS, drive, ok_preflight, step_once
+from tests.support.keyholders import run_genesis
 
 SECRET = bytes(range(32))
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pty
 import struct
-import sys
 import time
 import tty
 from pathlib import Path
@@ -36,9 +35,7 @@ from core.keyholder.protocol import (
 )
 from core.seal import byok
 from core.seal import recipients as R
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import SCRIPTS
+from tests.support.engine import SCRIPTS
 
 BIG = 64 << 20
 

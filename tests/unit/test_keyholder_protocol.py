@@ -66,7 +66,7 @@ def test_immutability_refuses_second_key_until_wiped(kh: KeyholderClient) -> Non
 
 
 def test_sign_verifies_with_fingerprint(kh: KeyholderClient) -> None:
-    from core.keyholder.fingerprint import verify_signature
+    from core.crypto.fingerprint import verify_signature
 
     fp = bytes.fromhex(kh.generate_master()["fingerprint"])
     sig = kh.sign("journal-final-hash", b"\x01" * 32)

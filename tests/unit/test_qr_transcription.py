@@ -18,7 +18,6 @@ import random
 import re
 import select
 import struct
-import sys
 import termios
 import threading
 from pathlib import Path
@@ -27,12 +26,10 @@ import numpy as np
 import pyte
 import pytest
 
+from benchmarks import gridcard_corpus as gridcards
 from core.carriers import qr
 from core.carriers.qrgrid import DATA, FIXED_DARK, fixed_map
 from core.secmem import SecretBuffer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import gridcard_corpus as gridcards
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots" / "qr_transcription"
 TITLE = "PRACTICE (throwaway key) - Share QR - group 1, share 2 - for Custodian 3"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,10 +28,9 @@ from core.seal import age as agemod
 from core.seal import envelope as E
 from core.seal import recipients as R
 from tests.schemas import SCHEMAS, invalid, valid
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import practice_pem
-from test_engine_real import CustodianTerminal, run_genesis
+from tests.support.custodian import CustodianTerminal
+from tests.support.engine import practice_pem
+from tests.support.keyholders import run_genesis
 
 ROOT = Path(__file__).resolve().parents[2]
 PEM = serialization.Encoding.PEM

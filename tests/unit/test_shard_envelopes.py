@@ -16,7 +16,7 @@ from core.keyholder.client import KeyholderClient
 from core.keyholder.errors import KeyholderError
 from core.seal import recipients as rc
 from core.words import wordlist
-from tests.interop import seal_reader
+from tests.support import seal_reader
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_each_share_sealed_to_its_custodian_recovers_with_the_reference(kh: Keyh
         idx = [int.from_bytes(plain[i : i + 2], "big") for i in range(0, len(plain), 2)]
         mnemonics.append(" ".join(wordlist()[i] for i in idx))
     secret = shamir_mnemonic.combine_mnemonics(mnemonics)
-    from core.keyholder.fingerprint import derive_fingerprint
+    from core.crypto.fingerprint import derive_fingerprint
 
     assert derive_fingerprint(memoryview(bytearray(secret))).hex == fingerprint
     # one carrier per share: a sealed share cannot also be shown on a terminal

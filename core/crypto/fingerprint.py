@@ -10,7 +10,8 @@ use its *public key* as the fingerprint:
   revealing anything;
 * the KCV read aloud is the first 8 bytes of the public key as 7 words (plus hex).
 
-Runs inside the keyholder only (it touches the MasterKey).
+The functions that take the MasterKey run inside the keyholder only; checking a signature
+against a fingerprint (:func:`verify_signature`) is public and runs anywhere.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Suite-wide settings: determinism and the CI skip gate.
+"""The root conftest: suite-wide settings (determinism, the CI skip gate) and the shared
+fixtures (``kms_pem``, ``workspace``, ``terminal``, ``keyholder``). Shared helpers live in
+``tests/support/`` (imported as ``tests.support.<module>``); no test edits ``sys.path`` or
+imports another test module.
 
 - Hypothesis profiles: ``ci`` (the default, and what ``make test`` selects) is derandomized
   (examples derived from each test's source, the same on every run), keeps no example
@@ -18,9 +21,14 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.support.custodian import CustodianTerminal
+from tests.support.engine import make_workspace, rsa_pem
+from tests.support.keyholders import KeyholderKit, kit
 
 pytest_plugins = ("tests.strict_skips",)
 
@@ -70,3 +78,32 @@ def _seed_reference_slip39(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         shamir.RANDOM_BYTES = saved
+
+
+@pytest.fixture(scope="session")
+def kms_pem() -> bytes:
+    """The KMS recipient's public key (RSA-3072) of the shipped scripts."""
+    return rsa_pem()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, kms_pem: bytes) -> Path:
+    """A ceremony medium holding the recipients' public keys the shipped scripts name."""
+    return make_workspace(tmp_path / "ws", kms_pem)
+
+
+@pytest.fixture
+def terminal() -> Iterator[CustodianTerminal]:
+    """The custodian terminal (a pty) the keyholder shows shares on."""
+    t = CustodianTerminal()
+    yield t
+    t.close()
+
+
+@pytest.fixture(params=["double", "real"])
+def keyholder(request: pytest.FixtureRequest) -> Iterator[KeyholderKit]:
+    """Keyholder ports for an engine test: the test double, then the real keyholder process
+    (real SLIP-39 shares, typed entry, commitments). Only the tests where the keyholder's
+    answers matter use it, so the real process does not double the suite's time."""
+    with kit(str(request.param)) as k:
+        yield k

@@ -36,6 +36,7 @@ class KeyholderDouble:
         self.wipes = 0
         self.fail_next: dict[str, Exception] = {}
         self.calls: list[str] = []
+        self.typed_entry: dict[str, Any] | None = None
 
     def _maybe_fail(self, name: str) -> None:
         self.calls.append(name)
@@ -71,6 +72,10 @@ class KeyholderDouble:
         return {
             "set_id": set_id,
             "policy": {k: policy[k] for k in ("threshold", "shares", "custodians")},
+            "holders": [
+                {"group": 1, "member": i + 1, "custodian": c}
+                for i, c in enumerate(policy["custodians"])
+            ],
             "commitments": commitments,
             "supersedes": supersedes,
             **_fp(self.key),
@@ -116,6 +121,24 @@ class KeyholderDouble:
         c = hashlib.sha256(json.dumps(tok, sort_keys=True).encode()).hexdigest()
         ok = tok["set_id"] == str(manifest["set_id"]) and c in manifest["commitments"]
         return {"ok": ok, "index": tok["member"] + 1, "message": "matches" if ok else "no match"}
+
+    def type_back(self, token: Mapping[str, Any]) -> None:
+        """The custodian types a share back into the (double's) entry."""
+        self.typed_entry = dict(token)
+
+    def verify_entry(self, commitments: Any) -> dict[str, Any]:
+        """The finished typed entry against the manifest's commitments (entry wiped)."""
+        self._maybe_fail("verify_entry")
+        tok, self.typed_entry = self.typed_entry, None
+        if tok is None:
+            raise ShareRefusedError("no share has been typed in", code="refused")
+        c = hashlib.sha256(json.dumps(tok, sort_keys=True).encode()).hexdigest()
+        return {
+            "matches": c in list(commitments),
+            "set_id": tok["set_id"],
+            "group": 1,
+            "member": tok["member"] + 1,
+        }
 
     def recover(self) -> dict[str, Any]:
         self._maybe_fail("recover")

@@ -15,6 +15,7 @@ import re
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -34,7 +35,7 @@ def raw_header_bytes(data: bytes) -> bytes:
 
 
 def unwrap_data_key(
-    doc: dict, *, rsa_key: rsa.RSAPrivateKey | None = None, age_identity: Path | None = None
+    doc: dict[str, Any], *, rsa_key: rsa.RSAPrivateKey | None = None, age_identity: Path | None = None
 ) -> bytes:
     wk = doc["wrapped_key"]
     blob = base64.b64decode(wk["ciphertext"], validate=True)
@@ -55,7 +56,7 @@ def unwrap_data_key(
     raise AssertionError(f"unknown alg {wk['alg']}")
 
 
-def open_envelope(data: bytes, **keys) -> bytes:
+def open_envelope(data: bytes, **keys: Any) -> bytes:
     """Decrypt an envelope; returns the plaintext."""
     doc = json.loads(data)
     assert doc["format"] == "openkcm-envelope" and doc["version"] == 1

@@ -1,0 +1,193 @@
+"""The share-set manifests in the workspace's ``manifests/`` folder.
+
+A manifest is the public description of a share set (set id, policy, which custodian holds
+which share, salted commitments, fingerprint and KCV), signed by the MasterKey signing key
+(:mod:`core.ceremony.records`). :class:`ManifestStore` reads them under the strict JSON
+rules, through the workspace's descriptors, and answers: which sets this ceremony may use
+(PRACTICE sets only in a practice ceremony), which set superseded which, which one to
+collect.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from core import strictjson
+from core.ceremony import records
+from core.ceremony.errors import StepFailedError
+from core.ceremony.workspace import Workspace
+from core.safeio import SafeIOError
+
+__all__ = ["ManifestStore", "is_practice_manifest", "manifest_bytes"]
+
+
+def is_practice_manifest(manifest: Mapping[str, Any]) -> bool:
+    """True for a PRACTICE share-set manifest: ``"practice": true`` in it, or its file in
+    ``manifests/`` (``_file``, as the engine lists them) named ``PRACTICE-...``.
+
+    A practice ceremony uses only these; a real ceremony never does.
+    """
+    if manifest.get("practice") is True:
+        return True
+    return str(manifest.get("_file", "")).upper().startswith("PRACTICE-")
+
+
+def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    """The manifest file's bytes (sorted keys, indented, UTF-8, final newline)."""
+    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode(
+        "utf-8"
+    )
+
+
+class ManifestStore:
+    """The manifests of one workspace, as one ceremony (practice or real) sees them.
+
+    Args:
+        ws: the workspace (ceremony medium).
+        practice: True in a practice ceremony (it uses only PRACTICE sets).
+        purpose: the script's purpose (named in a message when only the other kind is here).
+    """
+
+    def __init__(self, ws: Workspace, *, practice: bool, purpose: str) -> None:
+        self.ws = ws
+        self.practice = practice
+        self.purpose = purpose
+        #: Files of ``manifests/`` left out at the last read, with the reason.
+        self.refused: dict[str, str] = {}
+
+    def read_all(self) -> list[dict[str, Any]]:
+        """The share-set manifests in ``manifests/``, read under the strict JSON rules of
+        docs/formats.md section 0 (a duplicate key, ``1.0`` or a BOM makes a file unusable:
+        two readers could see two different sets) and through the workspace's descriptors
+        (a link, a device or an oversized file there is no manifest of ours). Unusable files
+        are left out and named, with the reason, in :attr:`refused_manifests`."""
+        out = []
+        self.refused = {}
+        for name in self.ws.list_files("manifests", ".json"):
+            try:
+                m = strictjson.loads(self.ws.read(f"manifests/{name}"))
+            except SafeIOError as exc:
+                self.refused[name] = str(exc)
+                continue
+            except OSError as exc:
+                self.refused[name] = f"cannot be read ({exc.strerror})"
+                continue
+            except strictjson.StrictJSONError as exc:
+                self.refused[name] = str(exc)
+                continue
+            if isinstance(m, dict) and "set_id" in m:
+                m["_file"] = name
+                out.append(m)
+        return out
+
+    def refused_note(self) -> str:
+        """The refused files and why, as a note for a message ("" when none)."""
+        refused = self.refused
+        if not refused:
+            return ""
+        return " (refused: " + "; ".join(f"{n}: {why}" for n, why in sorted(refused.items())) + ")"
+
+    def own(self) -> list[dict[str, Any]]:
+        """The manifests this ceremony may use: PRACTICE ones in a practice ceremony,
+        real ones in a real ceremony (never both)."""
+        return [m for m in self.read_all() if is_practice_manifest(m) == self.practice]
+
+    def superseded_by(self, set_id: str) -> dict[str, Any] | None:
+        """The manifest that superseded ``set_id``, or None.
+
+        Only manifests of this ceremony's kind count: a practice reshare never supersedes
+        a real set, nor a real one a practice set.
+        """
+        for m in self.own():
+            if str(m.get("supersedes")) == str(set_id):
+                return m
+        return None
+
+    def choices(self) -> list[dict[str, Any]]:
+        """Active share sets this ceremony may collect or check, for a chooser.
+
+        Each: ``file`` (name in ``manifests/``), ``set_id``, ``ceremony_id``, ``practice``.
+        A practice ceremony lists only PRACTICE sets (``PRACTICE-set-*.json``), a real one
+        only real sets; superseded sets are left out. ``perform(manifest=file)`` takes one.
+        """
+        return [
+            {
+                "file": str(m["_file"]),
+                "set_id": str(m["set_id"]),
+                "ceremony_id": str(m.get("ceremony_id", "?")),
+                "practice": is_practice_manifest(m),
+            }
+            for m in self.own()
+            if self.superseded_by(str(m["set_id"])) is None
+        ]
+
+    def wrong_kind_message(self, files: Sequence[str]) -> str:
+        """Why no manifest of this ceremony's kind is here although the other kind is."""
+        found = ", ".join(files)
+        if self.practice:
+            return (
+                "only real share sets are here, and a PRACTICE ceremony never uses them; run "
+                f"the practice-genesis script first to make a PRACTICE share set (found: {found})"
+            )
+        return (
+            f"only PRACTICE share sets are here; run the practice-{self.purpose} script "
+            f"to rehearse (found: {found})"
+        )
+
+    def select(self, name: str | None) -> dict[str, Any]:
+        """The manifest to collect or check: ``name`` (a file in ``manifests/``), else the
+        one active set of this ceremony's kind. Its signature is checked (``_signed`` in
+        the copy returned says whether it was signed).
+
+        Raises:
+            StepFailedError: no such manifest, the other kind, refused, superseded, more
+                than one active set, or a signature that does not verify.
+        """
+        every = self.read_all()
+        ms = [m for m in every if is_practice_manifest(m) == self.practice]
+        others = [m["_file"] for m in every if is_practice_manifest(m) != self.practice]
+        if name:
+            chosen = [m for m in ms if m["_file"] == name]
+            if not chosen:
+                if name in others:
+                    raise StepFailedError(
+                        f"manifest {name} is a PRACTICE share set: a real ceremony never uses it"
+                        if not self.practice
+                        else f"manifest {name} is a real share set: a PRACTICE ceremony never "
+                        "uses it"
+                    )
+                if name in self.refused:
+                    raise StepFailedError(
+                        f"manifest {name} is not a valid share-set file: "
+                        f"{self.refused[name]}"
+                    )
+                raise StepFailedError(f"manifest {name} is not in the workspace's manifests folder")
+        else:
+            chosen = [m for m in ms if self.superseded_by(str(m["set_id"])) is None]
+            if not chosen and others:
+                raise StepFailedError(self.wrong_kind_message(others))
+            if len(chosen) != 1:
+                files = ", ".join(m["_file"] for m in chosen) or "none"
+                kind = "PRACTICE " if self.practice else ""
+                raise StepFailedError(
+                    f"expected exactly one active {kind}share-set manifest in manifests/, "
+                    f"found: {files}{self.refused_note()}"
+                )
+        m = chosen[0]
+        newer = self.superseded_by(str(m["set_id"]))
+        if newer is not None:
+            raise StepFailedError(
+                f"share set {m['set_id']} was superseded by set {newer['set_id']} "
+                f"(ceremony {newer.get('ceremony_id', '?')}); its shares are refused"
+            )
+        m = {k: v for k, v in m.items() if k != "_file"}
+        try:
+            m["_signed"] = records.check_manifest(m)
+        except records.ManifestSignatureError as exc:
+            raise StepFailedError(
+                f"share-set manifest of set {m['set_id']} refused: {exc}. Use the manifest "
+                "exported at genesis (kept apart from this medium)"
+            ) from None
+        return m

@@ -1,0 +1,198 @@
+"""The rules a ceremony script is checked against: its vocabulary and limits, and the
+checker that collects every problem with its line (:mod:`core.ceremony.validate` runs the
+checks; the step kinds, carriers and displays themselves are in :mod:`core.ceremony.model`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from core.ceremony.model import Carrier, Display, Problem, StepKind
+from core.ceremony.source import PathItem, SourceMap
+
+__all__ = [
+    "CARD_KEY_BITS",
+    "CARD_MODULES",
+    "CARRIERS",
+    "DISPLAYS",
+    "EXPORT_CONTENTS",
+    "MAX_ESTIMATE_MINUTES",
+    "PRACTICE_CLUSTER_PREFIX",
+    "PRACTICE_PREFIX",
+    "PURPOSES",
+    "RECIPIENT_KINDS",
+    "STEP_PARAMS",
+    "Checker",
+    "is_safe_filename",
+]
+
+PURPOSES: Final = ("genesis", "unseal-and-seal", "reshare", "verify-shares")
+# the same names as core.seal.recipients.RecipientKind
+RECIPIENT_KINDS: Final = (
+    "aws-kms",
+    "gcp-kms",
+    "azure-kv",
+    "vault-transit",
+    "pkcs11-hsm",
+    "custodian-rsa",
+    "custodian-age",
+)
+#: Ways a share comes back at collection; ``qr`` stands for every QR way in (a photo or
+#: scan of the QR as an image file, the camera, a keyboard-wedge handheld scanner).
+CARRIERS: Final = tuple(c.value for c in Carrier)
+#: Ways a share is handed over at distribution (``screen``: words on the custodian terminal,
+#: typed later or written on paper; ``qr``: a QR on that terminal; ``card``: a smart card).
+DISPLAYS: Final = tuple(d.value for d in Display)
+#: PKCS#11 modules a script may name (core.carriers.modules.MODULES). Never a path: a
+#: module is a library that runs inside the keyholder, next to the MasterKey.
+CARD_MODULES: Final = ("opensc", "ykcs11", "softhsm2")
+CARD_KEY_BITS: Final = (2048, 3072, 4096)
+EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript", "card-shares")
+#: What a practice script's names begin with (and a real script's never do).
+PRACTICE_PREFIX: Final = "PRACTICE-"
+#: What a practice script's cluster_id begins with (and a real script's never does).
+PRACTICE_CLUSTER_PREFIX: Final = "practice"
+
+#: Longest time estimate an act may give (a ceremony day).
+MAX_ESTIMATE_MINUTES: Final = 720
+
+_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_CLUSTER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_SCRIPT_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SAFE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_HEX: Final = re.compile(r"^[0-9a-fA-F:]{16,}$")
+_RESERVED: Final = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])$", re.IGNORECASE)
+
+_COMMON_STEP_KEYS: Final = ("id", "kind", "title", "instruction", "acknowledge")
+
+#: Parameters each step kind accepts (besides id, kind, title, instruction, acknowledge).
+STEP_PARAMS: Final[dict[StepKind, tuple[str, ...]]] = {
+    StepKind.INSTRUCTION: (),
+    StepKind.CHECKLIST: ("items",),
+    StepKind.ATTENDANCE: ("roles",),
+    StepKind.PREFLIGHT: ("require_hardened",),
+    StepKind.VERIFY_FINGERPRINT: ("subject", "witness"),
+    StepKind.GENERATE: (),
+    StepKind.DISTRIBUTE_SHARES: (
+        "display",
+        "supersedes_collected",
+        "carriers",
+        "card_module",
+        "card_key_bits",
+        "card_data_object",
+    ),
+    StepKind.COLLECT_SHARES: ("carriers", "manifest", "card_module"),
+    StepKind.CHECK_SHARES: ("carriers", "manifest", "card_module"),
+    StepKind.RECOVER: ("dry_run",),
+    StepKind.VERIFY_KCV: ("witness",),
+    StepKind.SEAL: ("recipients",),
+    StepKind.EXPORT: ("files", "folder"),
+    StepKind.SUMMARY: (),
+    StepKind.WIPE: (),
+}
+
+_KEY_SOURCES: Final = (StepKind.GENERATE, StepKind.RECOVER)
+_NEEDS_KEY: Final = (StepKind.DISTRIBUTE_SHARES, StepKind.SEAL, StepKind.VERIFY_KCV)
+
+
+def is_safe_filename(name: object) -> bool:
+    """A file name safe on vfat/exFAT/ext4 and in a shell: no path, no dot-dot, no device."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        return False
+    if name.endswith(".") or _RESERVED.match(name.split(".")[0]):
+        return False
+    return True
+
+
+class Checker:
+    """Collects the problems of one script, each with its file, line and data path."""
+
+    def __init__(self, data: dict[str, Any], smap: SourceMap, fname: str) -> None:
+        self.data = data
+        self.smap = smap
+        self.fname = fname
+        self.problems: list[Problem] = []
+
+    def add(self, path: Sequence[PathItem], message: str) -> None:
+        dotted = ""
+        for item in path:
+            dotted += f"[{item}]" if isinstance(item, int) else (f".{item}" if dotted else item)
+        self.problems.append(Problem(self.fname, self.smap.line_of(path), message, dotted))
+
+    def table(self, path: Sequence[PathItem], value: Any, required: bool = True) -> dict[str, Any]:
+        if value is None:
+            if required:
+                self.add(path, f"missing table [{'.'.join(str(p) for p in path)}]")
+            return {}
+        if not isinstance(value, dict):
+            self.add(path, "must be a table")
+            return {}
+        return value
+
+    def unknown(
+        self, path: Sequence[PathItem], table: dict[str, Any], allowed: Sequence[str]
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                self.add(
+                    (*path, key), f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
+                )
+
+    def string(
+        self,
+        path: Sequence[PathItem],
+        table: dict[str, Any],
+        key: str,
+        *,
+        required: bool = True,
+        check: Callable[[str], bool] | None = None,
+        what: str = "",
+    ) -> str | None:
+        if key not in table:
+            if required:
+                self.add((*path, key), f"missing {key!r}")
+            return None
+        val = table[key]
+        if not isinstance(val, str) or not val.strip():
+            self.add((*path, key), f"{key!r} must be a non-empty string")
+            return None
+        if check is not None and not check(val):
+            self.add((*path, key), f"{key!r} = {val!r} is not {what}")
+            return None
+        return val
+
+    def integer(self, path: Sequence[PathItem], table: dict[str, Any], key: str) -> int | None:
+        if key not in table:
+            self.add((*path, key), f"missing {key!r}")
+            return None
+        val = table[key]
+        if isinstance(val, bool) or not isinstance(val, int):
+            self.add((*path, key), f"{key!r} must be an integer")
+            return None
+        return val
+
+    def boolean(self, path: Sequence[PathItem], table: dict[str, Any], key: str) -> bool:
+        val = table.get(key, False)
+        if not isinstance(val, bool):
+            self.add((*path, key), f"{key!r} must be true or false")
+            return False
+        return val
+
+    def str_list(
+        self, path: Sequence[PathItem], table: dict[str, Any], key: str, *, required: bool = False
+    ) -> list[str]:
+        if key not in table:
+            if required:
+                self.add((*path, key), f"missing {key!r}")
+            return []
+        val = table[key]
+        if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
+            self.add((*path, key), f"{key!r} must be a list of strings")
+            return []
+        if required and not val:
+            self.add((*path, key), f"{key!r} must not be empty")
+        return list(val)
+
+
