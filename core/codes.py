@@ -79,6 +79,13 @@ _ENTRIES: Final[tuple[Code, ...]] = (
          "Fix the script (kcm-ceremony script check FILE), print it again, start again."),
     Code("manifest-signature", _F.INPUT, "a share-set manifest's signature is malformed, does not verify, or is by another key",
          "Use the manifest exported at genesis, kept apart from this medium."),
+    # ------------------------------------------------------------------ MasterKey rotation
+    Code("set-rotated-out", _F.STEP, "the share set was rotated out by a MasterKey rotation (its key was replaced)",
+         "Use the shares of the new set the message names; only a transition ceremony may open the old set, before its expiry."),
+    Code("rotation-record", _F.INPUT, "a rotated-out mark is malformed, unsigned, not by the old key, or contradicts the new set's manifest",
+         "Use the manifests exported by the rotation ceremony, kept apart from this medium."),
+    Code("rotation-statement", _F.INPUT, "a continuity statement breaks a reader rule, does not verify, or names another key",
+         "Do not trust the new key it names: get the statement from the rotation's export and the old KCV from the paper log."),
     # ------------------------------------------------------------------ SLIP-39 shares
     Code("slip39", _F.SHARE, "a share or a set of shares cannot be used",
          "Check the share's words with the custodian's sheet."),
@@ -164,6 +171,8 @@ _ENTRIES: Final[tuple[Code, ...]] = (
          "This build's keyholder lacks the operation: record an exception and abort."),
     Code("refused", _F.KEYHOLDER, "the request conflicts with the keyholder's state",
          "Do the steps in the script's order; the message says what is missing."),
+    Code("ambiguous-key", _F.KEYHOLDER, "a rotation is in progress and the request does not name its key (old or new)",
+         "This is a program fault: record an exception and abort the ceremony."),
     Code("no-key", _F.KEYHOLDER, "the operation needs a MasterKey and none is held",
          "Generate or rebuild the key first (the script's order)."),
     Code("died", _F.KEYHOLDER, "the keyholder process is gone (its memory went with it)",

@@ -2,7 +2,10 @@
 
 The keyholder signs, through its domain-separated SIGN operation
 (:mod:`core.keyholder.ops_core`), four records: the journal's final hash, the genesis
-manifest, the seal manifest and the transcript. The signing key is the Ed25519 key derived
+manifest, the seal manifest and the transcript; and, inside its ``rotation_statement``
+operation only (:mod:`core.keyholder.ops_rotation`), the MasterKey rotation's continuity
+statement, once with each key (purposes ``rotation-old`` and ``rotation-new``,
+:mod:`core.continuity`). The signing key is the Ed25519 key derived
 from the MasterKey (:mod:`core.crypto.fingerprint`); its public key *is* the MasterKey
 fingerprint, so a signature proves that the record was made by a process holding that
 MasterKey, and the fingerprint on the paper log (or in a manifest kept elsewhere) is what
@@ -36,6 +39,7 @@ from core.words import to_words
 __all__ = [
     "ALG",
     "PURPOSES",
+    "ROTATION_PURPOSES",
     "SIGN_DOMAIN",
     "SignatureError",
     "canonical",
@@ -52,7 +56,18 @@ __all__ = [
 #: What the SIGN operation may sign; the purpose is inside the signed bytes, so a
 #: signature for one record can never pass for another (nor for an envelope signature).
 SIGN_DOMAIN: Final = b"openkcm-ceremony/v1/sign:"
-PURPOSES: Final = ("journal-final-hash", "genesis-manifest", "seal-manifest", "ceremony-transcript")
+PURPOSES: Final = (
+    "journal-final-hash",
+    "genesis-manifest",
+    "seal-manifest",
+    "ceremony-transcript",
+    "rotation-old",
+    "rotation-new",
+)
+#: Purposes only the keyholder's ``rotation_statement`` operation signs (it builds the
+#: statement itself from the two keys it holds); its SIGN operation refuses them, so no
+#: request can make the old key vouch for a key the keyholder does not hold.
+ROTATION_PURPOSES: Final = ("rotation-old", "rotation-new")
 ALG: Final = "Ed25519"
 _HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
 

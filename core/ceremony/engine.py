@@ -48,6 +48,7 @@ from core.ceremony.ports import (
 )
 from core.ceremony.script import load_script
 from core.ceremony.state import CeremonyState, StepRun, StepState
+from core.ceremony.steps import rotation
 from core.ceremony.steps.collection import CollectionSteps
 from core.ceremony.steps.distribution import DistributionSteps
 from core.ceremony.steps.finish import FinishSteps
@@ -102,6 +103,8 @@ HANDLERS: Mapping[StepKind, Handler] = {
     StepKind.SEAL: FinishSteps._do_seal,
     StepKind.EXPORT: FinishSteps._do_export,
     StepKind.WIPE: FinishSteps._do_wipe,
+    StepKind.CONTINUITY_STATEMENT: rotation.write_statement,
+    StepKind.MARK_ROTATED_OUT: rotation.mark_old_set,
 }
 
 

@@ -123,6 +123,64 @@ class ManifestStore:
             if self.superseded_by(str(m["set_id"])) is None
         ]
 
+    def check_rotation(
+        self, manifest: Mapping[str, Any], manifests: Sequence[Mapping[str, Any]]
+    ) -> records.RotatedOut | None:
+        """May this ceremony use ``manifest``'s set? A rotated-out set (docs/formats.md 7.1)
+        is refused, naming the rotation ceremony and the new set, except by a
+        ``transition`` ceremony inside its window and by ``verify-shares`` (which checks
+        its shares and reports them as rotated out). Returns the rotation's facts then.
+
+        Raises:
+            StepFailedError: the set is rotated out, or its rotation records cannot be
+                trusted.
+        """
+        try:
+            if self.purpose == "verify-shares":
+                return records.rotated_out(manifest, manifests)
+            return records.check_usable(
+                manifest, manifests, transition=self.purpose == "transition"
+            )
+        except records.SetRotatedOut as exc:
+            raise StepFailedError(str(exc), code=exc.code, set_id=exc.set_id) from None
+        except records.RotationRecordError as exc:
+            raise StepFailedError(
+                f"share set {manifest.get('set_id')}: the records of its rotation cannot be "
+                f"trusted ({exc}); it is refused",
+                code=exc.code,
+            ) from None
+
+    def transition_choices(self, manifests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The sets a ``transition`` ceremony may open: rotated out, window still open."""
+        out = []
+        for m in manifests:
+            try:
+                r = records.rotated_out(m, manifests)
+            except records.RotationRecordError:
+                continue
+            if r is not None and r.transition_open():
+                out.append(dict(m))
+        if not out:
+            raise StepFailedError(
+                "no rotated-out share set with an open transition window is here: a transition "
+                "ceremony opens only the old set of a rotation, before its transition expiry"
+            )
+        return out
+
+    def rotation_refusal(self, set_id: str) -> str | None:
+        """Why a share of ``set_id`` is refused when that set was rotated out, else None."""
+        own = self.own()
+        for m in own:
+            if str(m.get("set_id")) != str(set_id):
+                continue
+            try:
+                r = records.rotated_out(m, own)
+            except records.RotationRecordError:
+                return None
+            if r is not None:
+                return f"this share belongs to set {set_id}: {r.describe()}; it is refused"
+        return None
+
     def wrong_kind_message(self, files: Sequence[str]) -> str:
         """Why no manifest of this ceremony's kind is here although the other kind is."""
         found = ", ".join(files)
@@ -164,6 +222,8 @@ class ManifestStore:
                         f"{self.refused[name]}"
                     )
                 raise StepFailedError(f"manifest {name} is not in the workspace's manifests folder")
+        elif self.purpose == "transition":
+            chosen = self.transition_choices(ms)
         else:
             chosen = [m for m in ms if self.superseded_by(str(m["set_id"])) is None]
             if not chosen and others:
@@ -176,12 +236,16 @@ class ManifestStore:
                     f"found: {files}{self.refused_note()}"
                 )
         m = chosen[0]
-        newer = self.superseded_by(str(m["set_id"]))
+        # a rotated-out set: refused naming the rotation (unseal-and-seal, reshare...),
+        # opened by a transition inside its window, reported by verify-shares
+        rotated = self.check_rotation(m, ms)
+        newer = None if rotated is not None else self.superseded_by(str(m["set_id"]))
         if newer is not None:
             raise StepFailedError(
                 f"share set {m['set_id']} was superseded by set {newer['set_id']} "
                 f"(ceremony {newer.get('ceremony_id', '?')}); its shares are refused"
             )
+        source = str(m["_file"])
         m = {k: v for k, v in m.items() if k != "_file"}
         try:
             m["_signed"] = records.check_manifest(m)
@@ -190,4 +254,7 @@ class ManifestStore:
                 f"share-set manifest of set {m['set_id']} refused: {exc}. Use the manifest "
                 "exported at genesis (kept apart from this medium)"
             ) from None
+        if rotated is not None:  # after the signature check: not part of the manifest
+            m["_rotated_out"] = rotated
+            m["_source_file"] = source
         return m

@@ -53,6 +53,10 @@ class StepKind(StrEnum):
     EXPORT = "export"
     SUMMARY = "summary"
     WIPE = "wipe"
+    #: MasterKey rotation (issue 19): the continuity statement, signed by both keys
+    CONTINUITY_STATEMENT = "continuity-statement"
+    #: MasterKey rotation: the old set's manifest marked rotated out, signed by the old key
+    MARK_ROTATED_OUT = "mark-rotated-out"
 
 
 class Carrier(StrEnum):

@@ -17,11 +17,14 @@ would only mislead.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +35,16 @@ from core.errors import KcmError
 __all__ = [
     "ClosedRecords",
     "ManifestSignatureError",
+    "RotatedOut",
+    "RotationRecordError",
+    "SetRotatedOut",
     "can_sign",
     "check_manifest",
+    "check_usable",
     "close_and_sign",
+    "mark_rotated_out",
+    "rotated_out",
+    "rotated_out_manifest",
     "sign_block",
     "signed_manifest",
     "wipe",
@@ -210,3 +220,336 @@ def close_and_sign(
             except Exception:
                 pass
     return out
+
+
+# ----------------------------------------------------------------------------- rotation
+#
+# A MasterKey rotation (docs/formats.md sections 7.1 and 10) marks the OLD share set's
+# manifest rotated-out: version 2 of the share-set file, with a ``rotated_out`` member,
+# re-signed by the old key (SIGN ``genesis-manifest``, as in section 9.2). The new set's
+# manifest names the old set in ``supersedes`` (a set with another fingerprint: a
+# rotation, not a reshare). The engine-facing API is three calls:
+#
+#   mark_rotated_out(sign, manifest, statement)   -> the signed version-2 manifest to write
+#   rotated_out(manifest, manifests)              -> RotatedOut | None   (verify-shares)
+#   check_usable(manifest, manifests, transition=, now=) -> RotatedOut | None, or raises
+#       SetRotatedOut (unseal-and-seal: always; a transition ceremony: after the window)
+
+
+class SetRotatedOut(KcmError):
+    """A rotated-out share set was asked for: the message names the rotation ceremony and
+    the new set; ``rotation`` holds the facts."""
+
+    code = "set-rotated-out"
+
+    def __init__(self, message: str, rotation: RotatedOut) -> None:
+        super().__init__(message, set_id=str(rotation.set_id))
+        self.rotation = rotation
+
+
+class RotationRecordError(ManifestSignatureError):
+    """A rotated-out mark that is malformed, unsigned, or contradicts the new set's
+    manifest: the records of the rotation cannot be trusted (refuse the set)."""
+
+    code = "rotation-record"
+
+
+ROTATED_OUT_MEMBERS = (
+    "ceremony_id",
+    "rotated_utc",
+    "new_set_id",
+    "new_fingerprint",
+    "statement_sha256",
+    "transition_expires_utc",
+)
+
+
+@dataclass(frozen=True)
+class RotatedOut:
+    """Public facts of a rotated-out share set."""
+
+    set_id: int
+    ceremony_id: str
+    new_set_id: int
+    new_fingerprint: str
+    rotated_utc: str
+    transition_expires_utc: str | None
+    statement_sha256: str
+    #: True when the set's own signed manifest carries the mark; False when only the new
+    #: set's manifest says so (the old manifest was not marked, or was put back)
+    marked: bool
+
+    def transition_open(self, now: datetime | None = None) -> bool:
+        """True while a transition ceremony may still open the set (before the expiry)."""
+        if not self.transition_expires_utc:
+            return False
+        end = datetime.strptime(self.transition_expires_utc, "%Y-%m-%dT%H:%M:%SZ")
+        return (now or datetime.now(UTC)) < end.replace(tzinfo=UTC)
+
+    def describe(self) -> str:
+        """Who rotated the set out, and to which set."""
+        when = f" on {self.rotated_utc}" if self.rotated_utc else ""
+        return (
+            f"share set {self.set_id} was rotated out by ceremony {self.ceremony_id}{when}: "
+            f"its MasterKey was replaced by the key of set {self.new_set_id} "
+            f"(KCV {' '.join(self.new_fingerprint[i : i + 4] for i in range(0, 16, 4))})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the journal."""
+        return dataclasses.asdict(self)
+
+
+def _utc_text(value: object) -> bool:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", value):
+        return False
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return True
+
+
+def _mark(manifest: Mapping[str, Any]) -> RotatedOut:
+    """The ``rotated_out`` member of a version-2 manifest, every rule checked and the
+    manifest's signature verified (by its own fingerprint: the old key)."""
+    from core import continuity
+
+    set_id = manifest.get("set_id")
+    mark = manifest.get("rotated_out")
+    if manifest.get("version") != 2:
+        raise RotationRecordError(
+            f"the manifest of set {set_id} carries rotated_out but is not version 2"
+        )
+    if not isinstance(mark, dict) or set(mark) != set(ROTATED_OUT_MEMBERS):
+        raise RotationRecordError(
+            f"the rotated_out mark of set {set_id} must have exactly "
+            + ", ".join(ROTATED_OUT_MEMBERS)
+        )
+    hex64 = re.compile(r"^[0-9a-f]{64}$")
+    ok = (
+        isinstance(mark["ceremony_id"], str)
+        and bool(continuity.SAFE_TEXT.match(mark["ceremony_id"]))
+        and _utc_text(mark["rotated_utc"])
+        and isinstance(mark["new_set_id"], int)
+        and not isinstance(mark["new_set_id"], bool)
+        and 0 <= mark["new_set_id"] <= 32767
+        and mark["new_set_id"] != set_id
+        and isinstance(mark["new_fingerprint"], str)
+        and bool(hex64.match(mark["new_fingerprint"]))
+        and mark["new_fingerprint"] != manifest.get("fingerprint")
+        and isinstance(mark["statement_sha256"], str)
+        and bool(hex64.match(mark["statement_sha256"]))
+    )
+    if not ok:
+        raise RotationRecordError(f"the rotated_out mark of set {set_id} is malformed")
+    expires = mark["transition_expires_utc"]
+    if expires is not None:
+        try:
+            continuity.check_transition_expiry(expires, mark["rotated_utc"])
+        except continuity.StatementError as exc:
+            raise RotationRecordError(f"the rotated_out mark of set {set_id}: {exc}") from None
+    try:
+        signed = check_manifest(manifest)
+    except ManifestSignatureError as exc:
+        raise RotationRecordError(f"the rotated-out manifest of set {set_id}: {exc}") from None
+    if not signed:
+        raise RotationRecordError(
+            f"the rotated-out manifest of set {set_id} is not signed: a rotated-out mark is "
+            "always signed by the old key"
+        )
+    return RotatedOut(
+        set_id=int(set_id) if isinstance(set_id, int) else -1,
+        ceremony_id=mark["ceremony_id"],
+        new_set_id=mark["new_set_id"],
+        new_fingerprint=mark["new_fingerprint"],
+        rotated_utc=mark["rotated_utc"],
+        transition_expires_utc=expires,
+        statement_sha256=mark["statement_sha256"],
+        marked=True,
+    )
+
+
+def rotated_out(
+    manifest: Mapping[str, Any], manifests: Sequence[Mapping[str, Any]] = ()
+) -> RotatedOut | None:
+    """Is this share set rotated out? By which ceremony, to which set, until when may a
+    transition open it?
+
+    Two records can say so: the set's own manifest (version 2, ``rotated_out``, signed by
+    the old key) and the new set's manifest, which names this set in ``supersedes`` with
+    another fingerprint (a reshare keeps the fingerprint). Either is enough; when both are
+    there they must agree. Only the mark gives a transition window: a set known as rotated
+    out only from the new set's manifest cannot be opened by a transition.
+
+    Args:
+        manifest: the set's manifest (as read from ``manifests/``; ``_file``/``_signed``
+            members the engine adds are ignored).
+        manifests: the other manifests of this ceremony's kind (practice or real) to look
+            for the new set's.
+
+    Raises:
+        RotationRecordError: a mark that is malformed, unsigned or not by the old key, a
+            new set's manifest whose signature does not verify, or records that disagree.
+    """
+    m = {k: v for k, v in manifest.items() if not k.startswith("_")}
+    set_id, fp = m.get("set_id"), m.get("fingerprint")
+    mark = _mark(m) if "rotated_out" in m else None
+    newer = []
+    for other in manifests:
+        o = {k: v for k, v in other.items() if not k.startswith("_")}
+        if o.get("set_id") == set_id or o.get("supersedes") != set_id:
+            continue
+        if o.get("fingerprint") == fp:
+            continue  # a reshare of the same key: superseded, not rotated out
+        try:
+            check_manifest(o)
+        except ManifestSignatureError as exc:
+            raise RotationRecordError(
+                f"the manifest of set {o.get('set_id')} says it replaces set {set_id}, but {exc}"
+            ) from None
+        newer.append(o)
+    for o in newer:
+        if mark is not None and (
+            o.get("set_id") != mark.new_set_id or o.get("fingerprint") != mark.new_fingerprint
+        ):
+            raise RotationRecordError(
+                f"set {set_id} is marked rotated out to set {mark.new_set_id}, but set "
+                f"{o.get('set_id')} also says it replaces it: the rotation records disagree"
+            )
+    if mark is not None:
+        return mark
+    if not newer:
+        return None
+    o = newer[0]
+    return RotatedOut(
+        set_id=int(set_id) if isinstance(set_id, int) else -1,
+        ceremony_id=str(o.get("ceremony_id", "?")),
+        new_set_id=int(o["set_id"]),
+        new_fingerprint=str(o.get("fingerprint", "")),
+        rotated_utc="",
+        transition_expires_utc=None,
+        statement_sha256="",
+        marked=False,
+    )
+
+
+def check_usable(
+    manifest: Mapping[str, Any],
+    manifests: Sequence[Mapping[str, Any]] = (),
+    *,
+    transition: bool = False,
+    now: datetime | None = None,
+) -> RotatedOut | None:
+    """Refuse a rotated-out set, or let a transition ceremony open it within its window.
+
+    Returns None for a set that is not rotated out; the :class:`RotatedOut` facts when
+    ``transition`` is true and the window is still open (the journal records that the set
+    was opened under the transition, until when).
+
+    Raises:
+        SetRotatedOut: always without ``transition`` (unseal-and-seal, reshare...): the
+            message names the rotation ceremony and the new set; with ``transition``: after
+            the window's end, or when the rotation gave no window.
+        RotationRecordError: see :func:`rotated_out`.
+    """
+    r = rotated_out(manifest, manifests)
+    if r is None:
+        return None
+    if not transition:
+        hint = (
+            f" Until {r.transition_expires_utc} a transition ceremony may still open it "
+            "for the online re-wrap."
+            if r.transition_open(now)
+            else ""
+        )
+        raise SetRotatedOut(
+            f"{r.describe()}. Its shares are refused: use the shares of set {r.new_set_id}.{hint}",
+            r,
+        )
+    if r.transition_open(now):
+        return r
+    why = (
+        f"its transition window ended at {r.transition_expires_utc}"
+        if r.transition_expires_utc
+        else "the rotation gave it no transition window"
+        if r.marked
+        else "its own manifest carries no rotated-out mark with a transition window"
+    )
+    raise SetRotatedOut(
+        f"{r.describe()}; {why}: it can no longer be opened. Use the shares of set "
+        f"{r.new_set_id}.",
+        r,
+    )
+
+
+def rotated_out_manifest(manifest: Mapping[str, Any], statement: bytes) -> dict[str, Any]:
+    """The old set's manifest marked rotated out (version 2, unsigned): the facts come from
+    the continuity statement, which must verify and name this set and its key as the old.
+
+    Raises:
+        RotationRecordError: the statement does not verify or is about another set or key.
+    """
+    import hashlib as _hashlib
+
+    from core import continuity
+
+    m = {k: v for k, v in manifest.items() if k != "signature" and not k.startswith("_")}
+    try:
+        st = continuity.verify(statement, old_fingerprint=str(m.get("fingerprint", "")))
+    except continuity.StatementError as exc:
+        raise RotationRecordError(f"the continuity statement cannot mark this set: {exc}") from None
+    if st.old.set_id != m.get("set_id"):
+        raise RotationRecordError(
+            f"the continuity statement rotates set {st.old.set_id} out, not set {m.get('set_id')}"
+        )
+    if st.practice != (m.get("practice") is True):
+        raise RotationRecordError("a PRACTICE rotation marks only PRACTICE sets, and a real one only real sets")
+    m["version"] = 2
+    m["rotated_out"] = {
+        "ceremony_id": st.ceremony_id,
+        "rotated_utc": st.created_utc,
+        "new_set_id": st.new.set_id,
+        "new_fingerprint": st.new.fingerprint,
+        "statement_sha256": _hashlib.sha256(statement).hexdigest(),
+        "transition_expires_utc": st.transition_expires_utc,
+    }
+    return m
+
+
+def mark_rotated_out(
+    sign: Callable[[str, bytes], Mapping[str, Any]],
+    manifest: Mapping[str, Any],
+    statement: bytes,
+) -> dict[str, Any]:
+    """The old set's manifest, marked rotated out and signed by the old key.
+
+    Args:
+        sign: the keyholder's SIGN bound to the OLD key, ``sign(purpose, message) ->
+            {"signature": bytes, "fingerprint": hex}`` (e.g. ``lambda p, m:
+            client.sign_reply(p, m, key="old")``).
+        manifest: the old set's manifest (as collected at the start of the rotation).
+        statement: the continuity statement's bytes (from ``rotation_statement``).
+
+    Returns:
+        The version-2 manifest with its fresh ``signature`` block (section 9.2), to write
+        in place of the old one in ``manifests/`` (and into the export).
+
+    Raises:
+        RotationRecordError: the statement does not fit this set, or the keyholder signed
+            with another key than the set's (the old) key.
+    """
+    m = rotated_out_manifest(manifest, statement)
+    reply = sign("genesis-manifest", sig.manifest_message(m))
+    signature = reply["signature"]
+    if isinstance(signature, str):
+        signature = bytes.fromhex(signature)
+    block = sig.make_block("genesis-manifest", str(reply["fingerprint"]), bytes(signature))
+    if block["public_key"] != m.get("fingerprint"):
+        raise RotationRecordError(
+            "the keyholder signed the rotated-out mark with another key than the old set's: "
+            "sign it with key='old'"
+        )
+    m["signature"] = block
+    _mark(m)  # what is written must read back as a valid mark
+    return m

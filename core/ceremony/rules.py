@@ -19,6 +19,8 @@ __all__ = [
     "DISPLAYS",
     "EXPORT_CONTENTS",
     "MAX_ESTIMATE_MINUTES",
+    "MAX_TRANSITION_DAYS",
+    "ONLINE_RECIPIENT_KINDS",
     "PRACTICE_CLUSTER_PREFIX",
     "PRACTICE_PREFIX",
     "PURPOSES",
@@ -28,7 +30,12 @@ __all__ = [
     "is_safe_filename",
 ]
 
-PURPOSES: Final = ("genesis", "unseal-and-seal", "reshare", "verify-shares")
+PURPOSES: Final = ("genesis", "unseal-and-seal", "reshare", "verify-shares", "rotate", "transition")
+#: Recipients of the online system: the only ones the old key of a rotation is sealed to
+#: (a transitional envelope, docs/formats.md 1.9).
+ONLINE_RECIPIENT_KINDS: Final = ("aws-kms", "gcp-kms", "azure-kv", "vault-transit", "pkcs11-hsm")
+#: The longest transition window a rotation may give the old key (days).
+MAX_TRANSITION_DAYS: Final = 90
 # the same names as core.seal.recipients.RecipientKind
 RECIPIENT_KINDS: Final = (
     "aws-kms",
@@ -49,7 +56,14 @@ DISPLAYS: Final = tuple(d.value for d in Display)
 #: module is a library that runs inside the keyholder, next to the MasterKey.
 CARD_MODULES: Final = ("opensc", "ykcs11", "softhsm2")
 CARD_KEY_BITS: Final = (2048, 3072, 4096)
-EXPORT_CONTENTS: Final = ("manifest", "envelopes", "journal", "transcript", "card-shares")
+EXPORT_CONTENTS: Final = (
+    "manifest",
+    "envelopes",
+    "journal",
+    "transcript",
+    "card-shares",
+    "statement",
+)
 #: What a practice script's names begin with (and a real script's never do).
 PRACTICE_PREFIX: Final = "PRACTICE-"
 #: What a practice script's cluster_id begins with (and a real script's never does).
@@ -86,15 +100,23 @@ STEP_PARAMS: Final[dict[StepKind, tuple[str, ...]]] = {
     StepKind.COLLECT_SHARES: ("carriers", "manifest", "card_module"),
     StepKind.CHECK_SHARES: ("carriers", "manifest", "card_module"),
     StepKind.RECOVER: ("dry_run",),
-    StepKind.VERIFY_KCV: ("witness",),
-    StepKind.SEAL: ("recipients",),
+    StepKind.VERIFY_KCV: ("witness", "key"),
+    StepKind.SEAL: ("recipients", "key", "transition_days"),
     StepKind.EXPORT: ("files", "folder"),
     StepKind.SUMMARY: (),
     StepKind.WIPE: (),
+    StepKind.CONTINUITY_STATEMENT: (),
+    StepKind.MARK_ROTATED_OUT: ("folder",),
 }
 
 _KEY_SOURCES: Final = (StepKind.GENERATE, StepKind.RECOVER)
-_NEEDS_KEY: Final = (StepKind.DISTRIBUTE_SHARES, StepKind.SEAL, StepKind.VERIFY_KCV)
+_NEEDS_KEY: Final = (
+    StepKind.DISTRIBUTE_SHARES,
+    StepKind.SEAL,
+    StepKind.VERIFY_KCV,
+    StepKind.CONTINUITY_STATEMENT,
+    StepKind.MARK_ROTATED_OUT,
+)
 
 
 def is_safe_filename(name: object) -> bool:

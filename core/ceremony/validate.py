@@ -30,6 +30,8 @@ from core.ceremony.rules import (
     DISPLAYS,
     EXPORT_CONTENTS,
     MAX_ESTIMATE_MINUTES,
+    MAX_TRANSITION_DAYS,
+    ONLINE_RECIPIENT_KINDS,
     PRACTICE_CLUSTER_PREFIX,
     PRACTICE_PREFIX,
     PURPOSES,
@@ -446,10 +448,54 @@ def _step_params(
         v.boolean(spath, step, "dry_run")
     elif kind is StepKind.VERIFY_KCV:
         role_ref("witness", True)
+        v.string(spath, step, "key", required=False, check=lambda s: s in ("old", "new"),
+                 what="'old' or 'new' (which key of a rotation)")  # fmt: skip
     elif kind is StepKind.SEAL:
-        for rid in v.str_list(spath, step, "recipients", required=True):
+        rids = v.str_list(spath, step, "recipients", required=True)
+        for rid in rids:
             if rid not in recipients:
                 v.add((*spath, "recipients"), f"recipient {rid!r} is not defined in [recipients]")
+        key = v.string(spath, step, "key", required=False, check=lambda s: s in ("old", "new"),
+                       what="'old' or 'new' (which key of a rotation)")  # fmt: skip
+        if "transition_days" in step:
+            days = v.integer(spath, step, "transition_days")
+            if days is not None and not 1 <= days <= MAX_TRANSITION_DAYS:
+                v.add(
+                    (*spath, "transition_days"),
+                    f"transition_days = {days}: the old key's transition window is 1 to "
+                    f"{MAX_TRANSITION_DAYS} days",
+                )
+            if key != "old":
+                v.add(
+                    (*spath, "transition_days"),
+                    'transition_days is only for a seal with key = "old"',
+                )
+        elif key == "old" and _purpose(v) != "transition":
+            v.add(
+                (*spath, "key"),
+                "sealing the old key of a rotation needs transition_days (1 to "
+                f"{MAX_TRANSITION_DAYS}): it is sealed only as a transitional envelope that expires",
+            )
+        if key == "old":
+            kinds_of = v.data.get("recipients") or {}
+            for rid in rids:
+                spec = kinds_of.get(rid) if isinstance(kinds_of, dict) else None
+                if isinstance(spec, dict) and spec.get("kind") not in ONLINE_RECIPIENT_KINDS:
+                    v.add(
+                        (*spath, "recipients"),
+                        f"recipient {rid!r} is a {spec.get('kind')}: the old key is sealed only to "
+                        f"the online system ({', '.join(ONLINE_RECIPIENT_KINDS)}), never to a "
+                        "custodian",
+                    )
+    elif kind is StepKind.MARK_ROTATED_OUT:
+        if "folder" in step:
+            v.string(
+                spath,
+                step,
+                "folder",
+                check=is_safe_filename,
+                what="a safe folder name (letters, digits, '.', '_', '-'; no path, no '..')",
+            )
     elif kind is StepKind.EXPORT:
         subset("files", EXPORT_CONTENTS)
         if "files" not in step:
@@ -462,6 +508,11 @@ def _step_params(
                 check=is_safe_filename,
                 what="a safe folder name (letters, digits, '.', '_', '-'; no path, no '..')",
             )
+
+
+def _purpose(v: Checker) -> object:
+    meta = v.data.get("ceremony")
+    return meta.get("purpose") if isinstance(meta, dict) else None
 
 
 def _share_carriers(
@@ -522,9 +573,16 @@ def _order(
     kinds = [k for _p, k, _s in seq]
     for i, (path, kind, step) in enumerate(seq):
         if kind is StepKind.GENERATE:
-            if purpose not in (None, "genesis"):
+            if purpose not in (None, "genesis", "rotate"):
                 v.add((*path, "kind"), f"a {purpose} ceremony must not generate a new key")
-            if have_key:
+            if purpose == "rotate":
+                if not have_key:
+                    v.add(
+                        (*path, "kind"),
+                        "a rotation generates the new key after the old one is rebuilt "
+                        "(collect-shares, recover, verify-kcv)",
+                    )
+            elif have_key:
                 v.add((*path, "kind"), "a key is already held at this point")
             have_key = True
             last_key_step = i
@@ -589,7 +647,119 @@ def _order(
         )
     if purpose == "reshare" and StepKind.DISTRIBUTE_SHARES not in kinds:
         v.add(("ceremony", "purpose"), "a reshare ceremony needs a distribute-shares step")
+    _rotation_order(v, seq, purpose)
 
+
+def _rotation_order(
+    v: Checker, seq: list[tuple[tuple[PathItem, ...], StepKind, dict[str, Any]]], purpose: str | None
+) -> None:
+    """The rules of the rotate and transition purposes (docs/scripts.md, "Rotation")."""
+    kinds = [k for _p, k, _s in seq]
+    rotation_only = (StepKind.CONTINUITY_STATEMENT, StepKind.MARK_ROTATED_OUT)
+    if purpose != "rotate":
+        for path, kind, step in seq:
+            if kind in rotation_only:
+                v.add((*path, "kind"), f"{kind.value} is a step of a rotate ceremony only")
+            if kind in (StepKind.SEAL, StepKind.VERIFY_KCV) and "key" in step:
+                if not (
+                    purpose == "transition" and kind is StepKind.SEAL and step.get("key") == "old"
+                ):
+                    v.add(
+                        (*path, "key"), "'key' names a key of a rotation: only in a rotate ceremony"
+                    )
+        if purpose == "transition":
+            if StepKind.RECOVER not in kinds:
+                v.add(
+                    ("ceremony", "purpose"),
+                    "a transition ceremony needs collect-shares and recover steps",
+                )
+            for path, kind, step in seq:
+                if kind in (StepKind.GENERATE, StepKind.DISTRIBUTE_SHARES):
+                    v.add((*path, "kind"), f"a transition ceremony must not {kind.value}")
+                if kind is StepKind.SEAL and step.get("key") != "old":
+                    v.add(
+                        (*path, "key"),
+                        'a transition ceremony seals only the old key: key = "old" (its window '
+                        "comes from the rotated-out manifest, not from the script)",
+                    )
+                if kind is StepKind.SEAL and "transition_days" in step:
+                    v.add(
+                        (*path, "transition_days"),
+                        "a transition ceremony cannot set the window: it is the rotation's",
+                    )
+        return
+    where = ("ceremony", "purpose")
+    needed = (
+        StepKind.COLLECT_SHARES,
+        StepKind.RECOVER,
+        StepKind.GENERATE,
+        StepKind.DISTRIBUTE_SHARES,
+        StepKind.SEAL,
+        StepKind.CONTINUITY_STATEMENT,
+        StepKind.EXPORT,
+        StepKind.MARK_ROTATED_OUT,
+        StepKind.WIPE,
+    )
+    for k in needed:
+        if k not in kinds:
+            v.add(where, f"a rotate ceremony needs a {k.value} step")
+    if any(k not in kinds for k in needed):
+        return
+    first = {k: kinds.index(k) for k in needed}
+    gen = first[StepKind.GENERATE]
+    old_kcv = [
+        i
+        for i, (_p, k, s) in enumerate(seq)
+        if k is StepKind.VERIFY_KCV and s.get("key", "old") == "old"
+    ]
+    new_kcv = [
+        i for i, (_p, k, s) in enumerate(seq) if k is StepKind.VERIFY_KCV and s.get("key") == "new"
+    ]
+    if not any(first[StepKind.RECOVER] < i < gen for i in old_kcv):
+        v.add(
+            seq[gen][0],
+            "a rotation checks the old key's KCV (verify-kcv) before it generates the new one",
+        )
+    if not any(gen < i < first[StepKind.DISTRIBUTE_SHARES] for i in new_kcv):
+        v.add(
+            seq[first[StepKind.DISTRIBUTE_SHARES]][0],
+            'the witness reads the new KCV aloud (verify-kcv with key = "new") before the new '
+            "key is split",
+        )
+    for path, kind, step in seq:
+        if kind is StepKind.DISTRIBUTE_SHARES and step.get("supersedes_collected") is not True:
+            v.add(
+                (*path, "supersedes_collected"),
+                "a rotation must set supersedes_collected = true (the new set replaces the old)",
+            )
+    seals = [(i, s) for i, (_p, k, s) in enumerate(seq) if k is StepKind.SEAL]
+    if not any(s.get("key", "new") == "new" for _i, s in seals):
+        v.add(where, 'a rotate ceremony seals the new key (a seal step without key = "old")')
+    for i, _s in seals:
+        if i < gen:
+            v.add((*seq[i][0], "kind"), "in a rotation, seal after the new key is generated")
+    stmt, export, mark, wipe = (
+        first[StepKind.CONTINUITY_STATEMENT],
+        first[StepKind.EXPORT],
+        first[StepKind.MARK_ROTATED_OUT],
+        max(i for i, k in enumerate(kinds) if k is StepKind.WIPE),
+    )
+    if any(i > stmt for i, _s in seals):
+        v.add(
+            seq[stmt][0],
+            "the continuity statement comes after every seal step (it fixes the transition window)",
+        )
+    if stmt < first[StepKind.DISTRIBUTE_SHARES]:
+        v.add(
+            seq[stmt][0],
+            "the continuity statement names the new share set: put it after distribute-shares",
+        )
+    if not stmt < export < mark < wipe:
+        v.add(
+            seq[mark][0],
+            "a rotation writes the statement, then the export, then marks the old set rotated "
+            "out, then wipes both keys (in that order)",
+        )
 
 
 def is_practice_name(name: object) -> bool:

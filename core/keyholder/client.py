@@ -336,42 +336,57 @@ class KeyholderClient:
         return out
 
     # Core operations -----------------------------------------------------------------
+    # ``key`` (``"old"``/``"new"``): which MasterKey, required in a rotation and refused
+    # outside one (core.keyholder.ops_rotation); None sends no ``key`` field.
 
-    def generate_master(self) -> dict[str, Any]:
-        """Generate the MasterKey in the keyholder; returns its public fingerprint."""
-        return self.call(core_ops.GENERATE_MASTER)
+    @staticmethod
+    def _key(key: str | None) -> dict[str, Any]:
+        return {} if key is None else {"key": key}
 
-    def fingerprint(self) -> dict[str, Any]:
-        """Public fingerprint (hex, KCV, words) of the held MasterKey."""
-        return self.call(core_ops.FINGERPRINT)
+    def generate_master(self, *, key: str | None = None) -> dict[str, Any]:
+        """Generate the MasterKey in the keyholder (in a rotation: ``key="new"``); returns
+        its public fingerprint."""
+        return self.call(core_ops.GENERATE_MASTER, **self._key(key))
 
-    def sign(self, purpose: str, message: bytes) -> bytes:
+    def fingerprint(self, *, key: str | None = None) -> dict[str, Any]:
+        """Public fingerprint (hex, KCV, words) of the held MasterKey (or the named one)."""
+        return self.call(core_ops.FINGERPRINT, **self._key(key))
+
+    def sign(self, purpose: str, message: bytes, *, key: str | None = None) -> bytes:
         """Ed25519 signature by the MasterKey-derived key over a public message.
 
-        ``purpose`` is one of :data:`core.keyholder.ops_core.SIGN_PURPOSES`; verify with
+        ``purpose`` is one of :data:`core.keyholder.ops_core.SIGN_PURPOSES` (but not the
+        rotation statement's); verify with
         ``verify_signature(fingerprint, ops_core.signed_bytes(purpose, message), sig)``.
+        Use :meth:`sign_reply` to get the signer's fingerprint facts too.
         """
-        sig = self.call(core_ops.SIGN, purpose=purpose, message=message)["signature"]
+        sig = self.sign_reply(purpose, message, key=key)["signature"]
         assert isinstance(sig, bytes)
         return sig
 
-    def kcv_confirm(self, witness: str, kcv: str) -> dict[str, Any]:
+    def sign_reply(self, purpose: str, message: bytes, *, key: str | None = None) -> dict[str, Any]:
+        """The whole SIGN reply: ``signature`` and the signing key's ``fingerprint``,
+        ``kcv``, ``kcv_words`` (and ``key`` in a rotation)."""
+        return self.call(core_ops.SIGN, purpose=purpose, message=message, **self._key(key))
+
+    def kcv_confirm(self, witness: str, kcv: str, *, key: str | None = None) -> dict[str, Any]:
         """A witness confirmed the held key's KCV (``kcv``: the words, KCV hex or the full
         fingerprint they compared); refused when it does not match the key."""
-        return self.call(core_ops.KCV_CONFIRM, witness=witness, kcv=kcv)
+        return self.call(core_ops.KCV_CONFIRM, witness=witness, kcv=kcv, **self._key(key))
 
     def status(self) -> dict[str, Any]:
         """Public status of the keyholder."""
         return self.call(core_ops.STATUS)
 
-    def wipe(self, *, keep_signing_key: bool = False) -> dict[str, Any]:
-        """Wipe every secret the keyholder holds (it keeps running).
+    def wipe(self, *, keep_signing_key: bool = False, key: str | None = None) -> dict[str, Any]:
+        """Wipe every secret the keyholder holds, both keys of a rotation included (it
+        keeps running).
 
         ``keep_signing_key``: keep only the MasterKey-derived signing key, to sign the
         journal's final hash and the transcript once the journal is closed (then it is
-        wiped); see :func:`core.keyholder.ops_core.wipe`.
+        wiped); see :func:`core.keyholder.ops_core.wipe`. In a rotation ``key`` says whose.
         """
-        return self.call(core_ops.WIPE, keep_signing_key=keep_signing_key)
+        return self.call(core_ops.WIPE, keep_signing_key=keep_signing_key, **self._key(key))
 
     # Lifecycle -----------------------------------------------------------------------
 

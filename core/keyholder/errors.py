@@ -12,6 +12,7 @@ from __future__ import annotations
 from core.errors import KcmError, wire_class, wire_error
 
 __all__ = [
+    "AmbiguousKey",
     "KeyholderDied",
     "KeyholderError",
     "MalformedRequest",
@@ -48,6 +49,13 @@ class Refused(KeyholderError):
     """The request conflicts with the keyholder's state (ADR-201 immutability, ...)."""
 
     code = "refused"
+
+
+@wire_error
+class AmbiguousKey(Refused):
+    """A rotation is in progress and the request does not say which key (old or new)."""
+
+    code = "ambiguous-key"
 
 
 @wire_error

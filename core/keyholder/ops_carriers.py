@@ -386,6 +386,8 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
     title = f"Share QR - group {group}, share {member}" + (
         f" - for {custodian}" if custodian else ""
     )
+    if state.rotation:
+        title = "NEW MasterKey - " + title  # a rotation's shares are the new key's
     if state.practice:
         title = "PRACTICE (throwaway key) - " + title
     fixed = _terminal.current()

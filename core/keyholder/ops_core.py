@@ -1,6 +1,23 @@
 """Core operations (0x00xx): hello, generate, fingerprint, sign, wipe, status, kcv_confirm.
 
 Client helpers for these live on :class:`core.keyholder.client.KeyholderClient`.
+
+| opcode | name            | request fields | reply fields |
+|--------|-----------------|----------------|--------------|
+| 0x0001 | hello           | | pid, protocol, areas, hardening, secmem_backend, insecure, practice, ... |
+| 0x0002 | generate_master | [key] (rotation: ``new``) | origin, locked, fingerprint, kcv, kcv_words, [key] |
+| 0x0003 | fingerprint     | [key] | origin, fingerprint, kcv, kcv_words, [key] |
+| 0x0004 | sign            | purpose, message (bytes), [key] | signature, fingerprint, kcv, kcv_words, [key] (after a kept-key wipe: and ``signing_key_left``) |
+| 0x0005 | wipe            | [keep_signing_key] (bool), [key] (rotation, with keep_signing_key: whose) | wiped, signing_key_kept, fingerprint, [key] |
+| 0x0006 | status          | | master_held, origin, verified, rotation, new_master_held, live_buffers, areas_state, signing_key_held, signing_purposes_left |
+| 0x0007 | kcv_confirm     | witness, kcv (7 words, 16 or 64 hex), [key] | verified, witness, fingerprint, kcv, kcv_words, [key] |
+
+``key`` (``"old"`` or ``"new"``) is refused outside a rotation and required in one
+(:meth:`core.keyholder.ops.KeyholderState.require_key`; code ``ambiguous-key`` when it is
+missing). In a rotation: ``generate_master`` takes ``key="new"`` only (it fills the second
+slot, never a held key); ``sign`` refuses the purposes ``rotation-old``/``rotation-new``
+(only ``rotation_statement`` signs those, :mod:`core.keyholder.ops_rotation`); ``wipe``
+wipes both keys and ends the rotation.
 """
 
 from __future__ import annotations
@@ -17,7 +34,7 @@ from core.crypto.fingerprint import (
     sign_with_master,
 )
 from core.keyholder.errors import MalformedRequest, NoMasterKey, Refused
-from core.keyholder.ops import KeyholderState, Request, op
+from core.keyholder.ops import KEY_NEW, KEY_OLD, KeyholderState, Request, op
 
 HELLO = 0x0001
 GENERATE_MASTER = 0x0002
@@ -30,12 +47,14 @@ KCV_CONFIRM = 0x0007
 MASTER_KEY_BYTES = 32  # ADR-201: 256-bit MasterKey
 
 
-def fingerprint_fields(state: KeyholderState) -> dict[str, Any]:
-    """Public fingerprint fields of the held MasterKey."""
-    master = state.require_master()
-    with master.view() as mv:
-        fp = derive_fingerprint(mv)
-    return {"fingerprint": fp.hex, "kcv": fp.kcv, "kcv_words": fp.words}
+def fingerprint_fields(state: KeyholderState, key: str = "") -> dict[str, Any]:
+    """Public fingerprint fields of the held MasterKey (in a rotation: of the ``key``
+    named, with ``key`` in the reply)."""
+    return state.key_fields(key)
+
+
+def _origin(state: KeyholderState, key: str) -> str:
+    return state.new_origin if key == KEY_NEW else state.master_origin
 
 
 @op(HELLO, "hello")
@@ -51,18 +70,34 @@ def hello(state: KeyholderState, req: Request) -> dict[str, Any]:
 
 @op(GENERATE_MASTER, "generate_master")
 def generate_master(state: KeyholderState, req: Request) -> dict[str, Any]:
-    """Draw a fresh 256-bit MasterKey with getrandom straight into locked memory."""
+    """Draw a fresh 256-bit MasterKey with getrandom straight into locked memory (in a
+    rotation: the new key, into its own slot, ``key="new"``)."""
+    key = state.requested_key(req)
+    origin = "practice" if state.practice else "generated"
+    if key == KEY_OLD:
+        raise Refused(
+            "the old MasterKey is never generated or replaced: it is the key rebuilt from "
+            "its shares; generate the new one (key='new')"
+        )
+    if key == KEY_NEW:
+        if state.new_master is not None and not state.new_master.closed:
+            raise Refused("the new MasterKey is already held: a key is never replaced in place")
+        buf = state.alloc(MASTER_KEY_BYTES)
+        buf.fill_random()
+        state.install_new(buf, origin)
+        return {"origin": origin, "locked": buf.locked, **state.key_fields(KEY_NEW)}
     state.refuse_if_master("generate a MasterKey")
     buf = state.alloc(MASTER_KEY_BYTES)
     buf.fill_random()
-    state.set_master(buf, "practice" if state.practice else "generated")
+    state.set_master(buf, origin)
     return {"origin": state.master_origin, "locked": buf.locked, **fingerprint_fields(state)}
 
 
 @op(FINGERPRINT, "fingerprint")
 def fingerprint(state: KeyholderState, req: Request) -> dict[str, Any]:
-    """The held MasterKey's public fingerprint (KCV)."""
-    return {"origin": state.master_origin, **fingerprint_fields(state)}
+    """The held MasterKey's public fingerprint (KCV); in a rotation, the named key's."""
+    key = state.requested_key(req)
+    return {"origin": _origin(state, key), **fingerprint_fields(state, key)}
 
 
 #: What the parent may ask the keyholder to sign. The signed bytes are always
@@ -81,20 +116,33 @@ signed_bytes = _sig.signed_bytes
 def sign(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Sign a public message, for a named purpose, with the MasterKey-derived key.
 
-    With the MasterKey held: any purpose. After a wipe that kept the signing key: only the
-    purposes of :data:`AFTER_WIPE_PURPOSES`, each once; the key is wiped after the last.
+    With the MasterKey held: any purpose but the rotation statement's (in a rotation, with
+    the key the request names). After a wipe that kept the signing key: only the purposes
+    of :data:`AFTER_WIPE_PURPOSES`, each once; the key is wiped after the last.
     """
     purpose = req.text("purpose")
     if purpose not in SIGN_PURPOSES:
         raise MalformedRequest(f"cannot sign for purpose {purpose!r}: one of {', '.join(SIGN_PURPOSES)}")
+    if purpose in _sig.ROTATION_PURPOSES:
+        raise Refused(
+            f"{purpose!r} signatures are made only by rotation_statement, which builds the "
+            "statement from the two keys it holds: no request can make a key vouch for "
+            "another it does not hold"
+        )
     message = req.blob("message")
     if state.master is not None and not state.master.closed:
-        with state.master.view() as mv:
+        name, buf = state.require_key(req, "sign", verified=False)
+        with buf.view() as mv:
             signature = sign_with_master(mv, signed_bytes(purpose, message))
-        return {"signature": signature, **fingerprint_fields(state)}
+        return {"signature": signature, **fingerprint_fields(state, name)}
     signer = state.signer
     if signer is None or signer.closed:
         raise NoMasterKey("no MasterKey is held (and no signing key was kept): nothing can sign")
+    if req.has("key") and req.text("key") != state.signer_key:
+        raise Refused(
+            f"the signing key kept after the wipe is the {state.signer_key or 'only'} key's, "
+            f"not the {req.text('key')!r} key's"
+        )
     if purpose not in state.signer_purposes:
         raise Refused(
             f"the MasterKey was wiped; its signing key signs only "
@@ -104,7 +152,7 @@ def sign(state: KeyholderState, req: Request) -> dict[str, Any]:
         key = key_from_seed(seed)
         signature = key.sign(signed_bytes(purpose, message))
         del key
-    public = state.signer_public
+    public, kept_key = state.signer_public, state.signer_key
     state.signer_purposes.discard(purpose)
     if not state.signer_purposes:
         state.drop_signer()
@@ -114,6 +162,7 @@ def sign(state: KeyholderState, req: Request) -> dict[str, Any]:
         "kcv": Fingerprint(bytes.fromhex(public)).kcv,
         "kcv_words": Fingerprint(bytes.fromhex(public)).words,
         "signing_key_left": state.signer is not None,
+        **({"key": kept_key} if kept_key else {}),
     }
 
 
@@ -141,13 +190,16 @@ def kcv_confirm(state: KeyholderState, req: Request) -> dict[str, Any]:
     witness = req.text("witness").strip()
     if not witness:
         raise MalformedRequest("kcv_confirm needs the witness's name")
-    facts = fingerprint_fields(state)
+    key, _buf = state.require_key(req, "confirm its KCV", verified=False)
+    facts = fingerprint_fields(state, key)
     if not _kcv_matches(req.text("kcv"), facts["fingerprint"], facts["kcv_words"]):
+        which = f"the {key} key" if key else "the key held"
         raise Refused(
-            f"the KCV {witness} confirmed does not match the key held: do not seal or split "
+            f"the KCV {witness} confirmed does not match {which}: do not seal or split "
             "it; the shares or the passphrase are not those of the recorded key"
         )
-    state.master_verified = True
+    if key != KEY_NEW:
+        state.master_verified = True
     return {"verified": True, "witness": witness, **facts}
 
 
@@ -159,12 +211,21 @@ def wipe(state: KeyholderState, req: Request) -> dict[str, Any]:
     MasterKey, in locked memory, so that the journal's final hash and the transcript can
     be signed when the journal is closed, after this wipe (see :func:`sign`); it is wiped
     after those two signatures, by a wipe without the flag, or when the keyholder ends.
+    In a rotation both keys are wiped and the rotation ends; ``keep_signing_key`` then
+    needs ``key`` (``old`` or ``new``): whose signing key signs the journal.
     """
     keep = req.flag("keep_signing_key", False)
+    if req.has("key") and not keep:
+        raise MalformedRequest(
+            "wipe always wipes every key; 'key' only says whose signing key to keep "
+            "(with keep_signing_key)"
+        )
+    key = ""
     if keep and state.master is not None and not state.master.closed and state.signer is None:
+        key, source = state.require_key(req, "keep its signing key", verified=False)
         buf = state.alloc(32)
         try:
-            with state.master.view() as mv, buf.view() as out:
+            with source.view() as mv, buf.view() as out:
                 derive_signing_seed(mv, out)
                 public = derive_fingerprint(mv).hex
         except BaseException:
@@ -173,9 +234,15 @@ def wipe(state: KeyholderState, req: Request) -> dict[str, Any]:
         state.signer = buf
         state.signer_public = public
         state.signer_purposes = set(AFTER_WIPE_PURPOSES)
+        state.signer_key = key
     state.wipe(keep_signer=keep)
     kept = state.signer is not None
-    return {"wiped": True, "signing_key_kept": kept, "fingerprint": state.signer_public if kept else ""}
+    return {
+        "wiped": True,
+        "signing_key_kept": kept,
+        "fingerprint": state.signer_public if kept else "",
+        **({"key": state.signer_key} if kept and state.signer_key else {}),
+    }
 
 
 @op(STATUS, "status")
@@ -186,6 +253,8 @@ def status(state: KeyholderState, req: Request) -> dict[str, Any]:
         "master_held": held,
         "origin": state.master_origin if held else "",
         "verified": state.master_verified if held else False,
+        "rotation": state.rotation,
+        "new_master_held": state.new_master is not None and not state.new_master.closed,
         "live_buffers": len(secmem._live),
         "areas_state": sorted(state.ext.keys()),
         "signing_key_held": state.signer is not None,

@@ -6,11 +6,22 @@ MasterKey, or a held share, and answers with ciphertext only.
 
 | opcode | name            | request fields                                        | reply fields |
 |--------|-----------------|-------------------------------------------------------|--------------|
-| 0x0201 | seal_envelope   | recipient (JSON, ``Recipient.to_public_dict()`` with a confirmation), kind (``masterkey``/``shard``), cluster_id, region_id, ceremony_id, [created_utc], [share_index] (shard) | envelope (bytes), sha256, header (JSON), kcv |
-| 0x0210 | byok_aws        | wrapping_key (bytes), import_token (bytes), wrapping_algorithm, key_id, parameters_obtained_utc, wrapping_key_confirmation (JSON) | files (JSON name->base64), valid_until_utc, record (JSON) |
+| 0x0201 | seal_envelope   | recipient (JSON, ``Recipient.to_public_dict()`` with a confirmation), kind (``masterkey``/``shard``), cluster_id, region_id, ceremony_id, [created_utc], [share_index] (shard), [key] (rotation), [transition_expires_utc] (rotation, ``key="old"``) | envelope (bytes), sha256, header (JSON), kcv; in a rotation also key, fingerprint, kcv_words, transitional (bool) |
+| 0x0210 | byok_aws        | wrapping_key (bytes), import_token (bytes), wrapping_algorithm, key_id, parameters_obtained_utc, wrapping_key_confirmation (JSON), [key] (rotation: ``new`` only) | files (JSON name->base64), valid_until_utc, record (JSON), [key] |
 | 0x0211 | byok_gcp        | wrapping_key, import_method, import_job, key_name, job_created_utc, wrapping_key_confirmation | same |
 | 0x0212 | byok_azure      | wrapping_key (KEK), kek_kid, [file_name], wrapping_key_confirmation | same |
 | 0x0213 | byok_vault      | wrapping_key, key_name, [hash_function], wrapping_key_confirmation | same |
+
+**In a rotation** (:mod:`core.keyholder.ops_rotation`) every request names its key
+(``key``: ``old``/``new``). The new key is sealed, split into shard envelopes and exported
+for BYOK as any key. The old key leaves only as a **transitional envelope**
+(docs/formats.md 1.9): ``kind`` ``masterkey``, ``key`` ``old``, an online recipient
+(``core.seal.envelope.ONLINE_RECIPIENT_KINDS``: never a custodian) and
+``transition_expires_utc`` (in the future, at most
+``core.continuity.MAX_TRANSITION_DAYS`` after sealing, the same for every transitional
+envelope of the rotation and for its statement); the header then names the new key as its
+``successor_fingerprint``, so the new key must have been generated first. Shard envelopes
+and BYOK exports of the old key are refused.
 
 ``wrapping_key_confirmation`` is ``{"witness": NAME, "fingerprint": HEX or WORDS}``: the
 SHA-256 of the wrapping key's SubjectPublicKeyInfo *as the witness confirmed it* out of
@@ -45,7 +56,7 @@ from cryptography.hazmat.primitives import serialization
 from core import secmem
 from core.crypto.fingerprint import derive_fingerprint, sign_with_master
 from core.keyholder.errors import MalformedRequest, Refused
-from core.keyholder.ops import KeyholderState, Request, op
+from core.keyholder.ops import KEY_NEW, KEY_OLD, KeyholderState, Request, op
 from core.seal import byok
 from core.seal import envelope as env
 from core.seal.recipients import (
@@ -101,25 +112,85 @@ def _recipient(req: Request) -> Recipient:
     return r
 
 
-def _signer(state: KeyholderState) -> Callable[[bytes], bytes]:
+def _signer(state: KeyholderState, key: str = "") -> Callable[[bytes], bytes]:
     def sign(message: bytes) -> bytes:
-        with state.require_master().view() as mv:
+        with state.key_buffer(key).view() as mv:
             return sign_with_master(mv, message)
 
     return sign
 
 
+def _transition(
+    state: KeyholderState, req: Request, key: str, kind: str, recipient: Recipient, created: str | None
+) -> dict[str, str] | None:
+    """The ``transition`` header member of a transitional envelope (the old key in a
+    rotation), after every rule of docs/formats.md 1.9; None for any other envelope."""
+    from core import continuity
+
+    expires = req.text("transition_expires_utc", "") or None
+    opened = state.transition_open
+    if opened is not None and not key:
+        # a transition ceremony: the rotated-out key leaves only as a transitional
+        # envelope, with the window and successor of its signed mark (never the caller's)
+        if expires is not None and expires != opened["expires_utc"]:
+            raise Refused(
+                f"the rotation gave set {opened['set_id']} a transition window until "
+                f"{opened['expires_utc']}: a transitional envelope carries exactly that expiry"
+            )
+        expires = str(opened["expires_utc"])
+        successor = str(opened["successor_fingerprint"])
+    elif key != KEY_OLD:
+        if expires is not None:
+            raise Refused(
+                "only the old MasterKey, in a rotation, is sealed as a transitional envelope"
+            )
+        return None
+    if kind != "masterkey":
+        raise Refused(
+            "the old MasterKey's shares are not sealed in a rotation: its share set is being "
+            "rotated out (shard envelopes are made of the new key's shares)"
+        )
+    if expires is None:  # (a transition always has its mark's)
+        raise Refused(
+            "the old MasterKey leaves a rotation only as a transitional envelope: give its "
+            "expiry (transition_expires_utc)"
+        )
+    if recipient.kind.value not in env.ONLINE_RECIPIENT_KINDS:
+        raise Refused(
+            f"{recipient.name}: the old MasterKey is sealed to online recipients only "
+            f"({', '.join(env.ONLINE_RECIPIENT_KINDS)}), for the re-wrap of the IVKs; never "
+            f"to a {recipient.kind.value}"
+        )
+    if opened is None:
+        successor = state.fingerprint_of(KEY_NEW).hex  # NoMasterKey until the new key exists
+    now = env.utc_now()
+    try:
+        # after the header's creation time and after now (the keyholder's clock), and at
+        # most MAX_TRANSITION_DAYS after either
+        continuity.check_transition_expiry(expires, created or now)
+        continuity.check_transition_expiry(expires, now)
+    except continuity.StatementError as exc:
+        raise Refused(f"transition_expires_utc refused: {exc}") from None
+    if state.transition_expires is not None and expires != state.transition_expires:
+        raise Refused(
+            f"this rotation's transition window ends at {state.transition_expires}; every "
+            "transitional envelope and the statement carry that same expiry"
+        )
+    return {"expires_utc": expires, "successor_fingerprint": successor}
+
+
 @op(SEAL_ENVELOPE, "seal_envelope")
 def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
-    """Seal the MasterKey (or a held share) to one confirmed recipient."""
+    """Seal the MasterKey (or a held share) to one confirmed recipient; in a rotation the
+    named key (the old one only as a transitional envelope)."""
     recipient = _recipient(req)
-    master = state.require_verified_master("seal it")
-    with master.view() as mv:
-        fp = derive_fingerprint(mv)
+    key, master = state.require_key(req, "seal it")
+    fp = state.fingerprint_of(key)
     kind = req.text("kind")
     created = req.text("created_utc", "") or None
     if not req.flag("sign", True):
         raise Refused("envelopes are always signed with the MasterKey's signing key")
+    transition = _transition(state, req, key, kind, recipient, created)
     try:
         if kind == "masterkey":
             source, encoding, shard = master, "raw", None
@@ -142,12 +213,13 @@ def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
                 payload_length=secret.nbytes,
                 created_utc=created,
                 shard=shard,
+                transition=transition,
             )
             data = env.seal(
                 secret,
                 header,
                 recipient,
-                signer=_signer(state),
+                signer=_signer(state, key),
                 allow_unlocked=state.allow_unlocked,
             )
     except env.EnvelopeError as exc:
@@ -156,12 +228,17 @@ def _seal_envelope(state: KeyholderState, req: Request) -> dict[str, Any]:
         mark = state.ext.get("seal_share_sealed")
         if mark is not None:
             mark(state, req.integer("share_index"))
-    return {
+    if transition is not None:
+        state.transition_expires = transition["expires_utc"]
+    reply: dict[str, Any] = {
         "envelope": data,
         "sha256": hashlib.sha256(data).hexdigest(),
         "header": header,
         "kcv": fp.kcv,
     }
+    if key:  # a rotation: say which key, with its own fingerprint, and whether transitional
+        reply.update(state.key_fields(key), transitional=transition is not None)
+    return reply
 
 
 def _confirmed_wrapping_key(req: Request) -> bytes:
@@ -214,15 +291,30 @@ def _reply(export: byok.ByokExport) -> dict[str, Any]:
 
 
 def _byok(
-    fn: Callable[[memoryview, str], byok.ByokExport], state: KeyholderState
+    fn: Callable[[memoryview, str], byok.ByokExport], state: KeyholderState, req: Request
 ) -> dict[str, Any]:
-    master = state.require_verified_master("export it for BYOK")
+    if state.transition_open is not None:
+        raise Refused(
+            "this key was rotated out: in a transition it leaves only as a transitional "
+            "envelope to an online recipient, with the rotation's expiry"
+        )
+    key, master = state.require_key(
+        req,
+        "export it for BYOK",
+        refuse={
+            KEY_OLD: "in a rotation the old key leaves only as a transitional envelope to an "
+            "online recipient, with an expiry"
+        },
+    )
     try:
         with master.view() as mv:
             export = fn(mv, derive_fingerprint(mv).hex)
     except byok.ByokError as exc:
         raise MalformedRequest(str(exc)) from None
-    return _reply(export)
+    reply = _reply(export)
+    if key:
+        reply.update(state.key_fields(key))
+    return reply
 
 
 @op(BYOK_AWS, "byok_aws")
@@ -241,6 +333,7 @@ def _byok_aws(state: KeyholderState, req: Request) -> dict[str, Any]:
             allow_unlocked=state.allow_unlocked,
         ),
         state,
+        req,
     )
 
 
@@ -260,6 +353,7 @@ def _byok_gcp(state: KeyholderState, req: Request) -> dict[str, Any]:
             allow_unlocked=state.allow_unlocked,
         ),
         state,
+        req,
     )
 
 
@@ -277,6 +371,7 @@ def _byok_azure(state: KeyholderState, req: Request) -> dict[str, Any]:
             allow_unlocked=state.allow_unlocked,
         ),
         state,
+        req,
     )
 
 
@@ -294,6 +389,7 @@ def _byok_vault(state: KeyholderState, req: Request) -> dict[str, Any]:
             allow_unlocked=state.allow_unlocked,
         ),
         state,
+        req,
     )
 
 
@@ -315,11 +411,17 @@ def seal_envelope(
     ceremony_id: str,
     share_index: int | None = None,
     created_utc: str = "",
+    key: str | None = None,
+    transition_expires_utc: str | None = None,
 ) -> dict[str, Any]:
     """Ask the keyholder to seal the MasterKey (or share ``share_index``) to ``recipient``.
 
+    In a rotation ``key`` names the key (``new``; or ``old`` with
+    ``transition_expires_utc`` for a transitional envelope to an online recipient).
+
     Returns:
-        ``{"envelope": bytes, "sha256": str, "header": dict, "kcv": str}``.
+        ``{"envelope": bytes, "sha256": str, "header": dict, "kcv": str}``; in a rotation
+        also ``key``, ``fingerprint``, ``kcv_words`` and ``transitional`` (bool).
     """
     fields: dict[str, Any] = {
         "recipient": recipient.to_public_dict(),
@@ -332,6 +434,10 @@ def seal_envelope(
         fields["created_utc"] = created_utc
     if share_index is not None:
         fields["share_index"] = share_index
+    if key is not None:
+        fields["key"] = key
+    if transition_expires_utc:
+        fields["transition_expires_utc"] = transition_expires_utc
     reply: dict[str, Any] = client.call(SEAL_ENVELOPE, **fields)
     return reply
 
@@ -371,7 +477,7 @@ def byok_aws(
     client: Any, *, wrapping_key: bytes, witness: str, confirmed_fingerprint: str, **fields: Any
 ) -> dict[str, Any]:
     """AWS import files; ``fields``: import_token, wrapping_algorithm, key_id,
-    parameters_obtained_utc. ``confirmed_fingerprint`` is the wrapping key's fingerprint as
+    parameters_obtained_utc (and for every BYOK helper: ``key="new"`` in a rotation). ``confirmed_fingerprint`` is the wrapping key's fingerprint as
     ``witness`` confirmed it against the provider's copy (hex or the 26 words); the
     keyholder checks it against the key itself."""
     return _byok_call(client, BYOK_AWS, wrapping_key, witness, confirmed_fingerprint, fields)

@@ -22,9 +22,12 @@ Opcodes and fields (1-based group and member numbers in every public field):
 
 * 0x0101 ``genesis_split``: ``policy`` JSON ``{group_threshold, groups: [[m, n], ...],
   extendable, iteration_exponent}``, optional secret ``passphrase``, optional bool
-  ``generate`` (draw a MasterKey if none is held) -> ``identifier``, ``policy``,
-  ``shares`` [{group, member, words}], ``commitments`` (manifest entries), ``selftest``,
-  ``fingerprint``, ``kcv``, ``kcv_words``.
+  ``generate`` (draw a MasterKey if none is held), ``key`` in a rotation (``new`` only:
+  the old key is not split again) -> ``identifier``, ``policy``, ``shares`` [{group,
+  member, words}], ``commitments`` (manifest entries), ``selftest``, ``fingerprint``,
+  ``kcv``, ``kcv_words`` (of the key split), ``key`` in a rotation. In a rotation the new
+  set never takes the old set's identifier (split again on the 1-in-32768 collision), and
+  a failed split wipes the new key only.
 * 0x0102 ``show_share``: ``group``, ``member``, [``tty``] (ignored unless it names another terminal: refused), ``custodian``
   -> ``shown``.
 * 0x0103 ``shares_status`` -> ``identifier``, ``shares`` [{group, member, words, handed_to}].
@@ -61,7 +64,7 @@ from core.crypto.fingerprint import derive_fingerprint
 from core.errors import wire_error
 from core.keyholder import terminal as _terminal
 from core.keyholder.errors import KeyholderError, MalformedRequest, Refused
-from core.keyholder.ops import KeyholderState, Request, op
+from core.keyholder.ops import KEY_NEW, KEY_OLD, KeyholderState, Request, op
 from core.keyholder.ops_core import MASTER_KEY_BYTES
 from core.keyholder.protocol import Secret
 from core.shamir import _mem, slip39, typo
@@ -230,6 +233,14 @@ def op_genesis_split(state: KeyholderState, req: Request) -> dict[str, Any]:
         policy.validate()
     except Slip39Error as exc:
         raise _err(exc) from None
+    key = state.requested_key(req)
+    if key == KEY_OLD:
+        raise Refused(
+            "the old MasterKey is not split again in a rotation (its share set is being "
+            "rotated out): split the new key (key='new')"
+        )
+    if key == KEY_NEW:
+        return _split_new(state, area, req, policy)
     generated = False
     if state.master is None or state.master.closed:
         if not req.flag("generate", False):
@@ -280,6 +291,65 @@ def op_genesis_split(state: KeyholderState, req: Request) -> dict[str, Any]:
         "commitments": [c.to_dict() for c in result.commitments],
         "selftest": result.selftest.to_dict(),
         **fp,
+    }
+
+
+def _split_new(
+    state: KeyholderState, area: _Area, req: Request, policy: GenesisPolicy
+) -> dict[str, Any]:
+    """``genesis_split`` of the rotation's new key (generated here with ``generate``)."""
+    generated = False
+    if state.new_master is None or state.new_master.closed:
+        if not req.flag("generate", False):
+            state.key_buffer(KEY_NEW)  # raises NoMasterKey with the message
+        buf = state.alloc(MASTER_KEY_BYTES)
+        buf.fill_random()
+        state.install_new(buf, "practice" if state.practice else "generated")
+        generated = True
+    master = state.key_buffer(KEY_NEW)
+    old_set = state.key_sets.get(KEY_OLD, {}).get("set_id")
+    try:
+        with master.view() as mv:
+            for _attempt in range(4):
+                result = genesis_split(mv, policy, _passphrase(req))
+                if result.identifier != old_set:
+                    break
+                # a new set with the old set's id would make "share of set N" ambiguous
+                result.close()
+            else:  # pragma: no cover - four collisions in a row: 1 in 2^60
+                raise Refused("could not draw a set identifier different from the old set's")
+    except GenesisSelfTestError as exc:
+        # no share of the new key exists: it goes; the old key and the rotation stay
+        state.drop_new()
+        raise _err(exc) from None
+    except Slip39Error as exc:
+        if generated:
+            state.drop_new()
+        raise _err(exc) from None
+    except BaseException:
+        if generated:
+            state.drop_new()
+        raise
+    area.genesis = result
+    state.key_sets[KEY_NEW] = {
+        "set_id": result.identifier,
+        "policy": {"group_threshold": policy.group_threshold, "groups": [list(g) for g in policy.groups]},
+    }
+    return {
+        "identifier": result.identifier,
+        "policy": policy.to_dict(),
+        "generated": generated,
+        "shares": [
+            {
+                "group": s.params.group_index + 1,
+                "member": s.params.member_index + 1,
+                "words": len(s.indices) // 2,
+            }
+            for s in result.shares
+        ],
+        "commitments": [c.to_dict() for c in result.commitments],
+        "selftest": result.selftest.to_dict(),
+        **state.key_fields(KEY_NEW),
     }
 
 
@@ -368,6 +438,8 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         title = f"Set {ident} - group {group}, share {member}" + (
             f" - for {custodian}" if custodian else ""
         )
+        if state.rotation:
+            title = "NEW MasterKey - " + title  # a rotation's shares are the new key's
         if state.practice:
             title = "PRACTICE (throwaway key) - " + title
         if term.notice:
@@ -646,9 +718,19 @@ def op_recover(state: KeyholderState, req: Request) -> dict[str, Any]:
                 "passphrase or a share of another key. Nothing was kept.",
                 code="kcv-mismatch",
             )
+    prog = rec.progress()
     rec.wipe()
     area.recovery = None
     state.set_master(master, "recovered", verified=verified is True)
+    # public facts of the set the key was rebuilt from (checked by rotation_begin)
+    state.key_sets[KEY_OLD] = {
+        "set_id": prog.identifier,
+        "group_threshold": prog.group_threshold,
+        "group_count": prog.group_count,
+        "member_thresholds": {
+            g.group_index + 1: g.member_threshold for g in prog.groups if g.member_threshold
+        },
+    }
     return {
         "origin": "recovered",
         "verified": verified,
@@ -728,9 +810,13 @@ def client_genesis_split(
     passphrase: memoryview | None = None,
     *,
     generate: bool = False,
+    key: str | None = None,
 ) -> dict[str, Any]:
-    """Parent side of ``genesis_split`` (``client`` is a KeyholderClient)."""
+    """Parent side of ``genesis_split`` (``client`` is a KeyholderClient); in a rotation
+    ``key="new"`` (with ``generate``: draw the new key into its slot first)."""
     fields: dict[str, Any] = {"policy": policy, "generate": generate}
+    if key is not None:
+        fields["key"] = key
     if passphrase is not None:
         fields["passphrase"] = Secret(passphrase)
     return dict(client.call(GENESIS_SPLIT, **fields))

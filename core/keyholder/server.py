@@ -47,6 +47,7 @@ AREA_MODULES = (
     "core.keyholder.ops_shares",
     "core.keyholder.ops_seal",
     "core.keyholder.ops_carriers",
+    "core.keyholder.ops_rotation",
 )
 
 
@@ -146,6 +147,10 @@ def serve(rfd: int, wfd: int, state: KeyholderState, info: dict[str, Any]) -> in
                     else:
                         result = spec.handler(state, request)
                     del request, fields
+                    if state.rotation:
+                        # two keys are held: every answer names both, each with its own
+                        # fingerprint and KCV, so no screen or journal row can mix them up
+                        result["rotation_keys"] = state.rotation_facts()
                     _reply(wfd, KIND_OK, opcode, result)
                 except Exception as exc:  # never echo str(exc) of a foreign error
                     _reply(wfd, KIND_ERROR, opcode, error_reply(exc))

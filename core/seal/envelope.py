@@ -25,6 +25,17 @@ share for mode A "Sovereign shards") for one recipient::
 Readers apply the lexical rules of :mod:`core.strictjson` (duplicate keys, non-integer
 numbers, unknown members at any level, non-canonical base64 are refused).
 
+**Transitional envelopes (version 2).** In a MasterKey rotation the OLD key may be sealed,
+to online recipients only (KMS, HSM, Vault transit), for the online re-wrap of the IVKs
+during a transition window. Such an envelope is version 2: ``version`` and
+``header.format_version`` are ``2`` and the header carries one more member,
+``transition`` = ``{"expires_utc": TIME, "successor_fingerprint": HEX64}`` (the new
+MasterKey). Everything else is version 1. A reader of version 1 alone refuses it (it cannot
+enforce the expiry: that is the point of the new version); our readers accept both and
+refuse a version-2 envelope at or after ``expires_utc`` (:func:`parse`), to a recipient
+that is not online, with a window longer than ``core.continuity.MAX_TRANSITION_DAYS`` or
+naming itself as its successor. docs/formats.md 1.9.
+
 The full byte-level description with a worked example is ``docs/formats.md``.
 Sealing (:func:`seal`) touches the secret and runs in the keyholder; :func:`parse`,
 :func:`inspect_text` and :func:`cli_main` (``kcm-ceremony envelope inspect FILE``) need no
@@ -68,7 +79,10 @@ from core.seal.recipients import (
 
 __all__ = [
     "FORMAT",
+    "ONLINE_RECIPIENT_KINDS",
+    "TRANSITIONAL_VERSION",
     "VERSION",
+    "VERSIONS",
     "Envelope",
     "EnvelopeError",
     "build_header",
@@ -84,6 +98,12 @@ __all__ = [
 
 FORMAT: Final = "openkcm-envelope"
 VERSION: Final = 1
+#: The version of a transitional envelope (version 1 plus ``header.transition``).
+TRANSITIONAL_VERSION: Final = 2
+VERSIONS: Final = (VERSION, TRANSITIONAL_VERSION)
+#: Recipients of the online system (ADR-203 seal wrappers), the only ones a transitional
+#: envelope of the old key may be sealed to: never a custodian.
+ONLINE_RECIPIENT_KINDS: Final = ("aws-kms", "gcp-kms", "azure-kv", "vault-transit", "pkcs11-hsm")
 KINDS: Final = ("masterkey", "shard")
 #: kind -> the one payload encoding a v1 envelope of that kind carries
 PAYLOAD_ENCODING: Final = {"masterkey": "raw", "shard": "slip39-indices-u16be"}
@@ -166,8 +186,10 @@ def build_header(
     payload_length: int,
     created_utc: str | None = None,
     shard: Mapping[str, int] | None = None,
+    transition: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Build and validate a version-1 envelope header (public).
+    """Build and validate an envelope header (public): version 1, or version 2 with
+    ``transition`` (a transitional envelope of the old MasterKey in a rotation).
 
     Args:
         kind: ``masterkey`` or ``shard``.
@@ -185,13 +207,18 @@ def build_header(
         shard: for ``kind="shard"``: exactly the integers ``index``, ``set_id``,
             ``group_index``, ``group_threshold``, ``member_index``, ``threshold`` (the
             member threshold of the share's group); see :data:`SHARD_FIELDS`.
+        transition: for a transitional envelope (kind ``masterkey``, an online recipient):
+            exactly ``expires_utc`` (``YYYY-MM-DDTHH:MM:SSZ``, after ``created_utc`` and at
+            most ``core.continuity.MAX_TRANSITION_DAYS`` later) and
+            ``successor_fingerprint`` (the new MasterKey's fingerprint, 64 hex). Makes the
+            header ``format_version`` 2.
 
     Raises:
         EnvelopeError: a field is missing or invalid.
     """
     mkfp = masterkey_fingerprint.replace(" ", "").lower()
     header: dict[str, Any] = {
-        "format_version": VERSION,
+        "format_version": VERSION if transition is None else TRANSITIONAL_VERSION,
         "kind": kind,
         "cluster_id": cluster_id,
         "region_id": region_id,
@@ -212,6 +239,8 @@ def build_header(
     }
     if shard is not None:
         header["shard"] = dict(shard)
+    if transition is not None:
+        header["transition"] = dict(transition)
     validate_header(header)
     return header
 
@@ -224,14 +253,17 @@ def validate_header(header: object) -> dict[str, Any]:
         "format_version", "kind", "cluster_id", "region_id", "masterkey_fingerprint", "kcv",
         "ceremony_id", "created_utc", "payload_encoding", "payload_length", "recipient", "shard",
     }  # fmt: skip
+    fv = header.get("format_version")
+    if not isinstance(fv, int) or isinstance(fv, bool) or fv not in VERSIONS:
+        raise EnvelopeError(
+            f"header format_version is {header.get('format_version')!r}, expected 1 (or 2, a "
+            "transitional envelope)"
+        )
+    if fv == TRANSITIONAL_VERSION:
+        allowed.add("transition")
     extra = set(header) - allowed
     if extra:
         raise EnvelopeError(f"header has unknown fields: {', '.join(sorted(extra))}")
-    fv = header.get("format_version")
-    if not isinstance(fv, int) or isinstance(fv, bool) or fv != VERSION:
-        raise EnvelopeError(
-            f"header format_version is {header.get('format_version')!r}, expected 1"
-        )
     if header.get("kind") not in KINDS:
         raise EnvelopeError(f"header kind must be masterkey or shard, not {header.get('kind')!r}")
     for f in ("cluster_id", "region_id", "ceremony_id"):
@@ -285,7 +317,49 @@ def validate_header(header: object) -> dict[str, Any]:
                 raise EnvelopeError(f"header shard.{k} must be an integer from {lo} to {hi}")
     elif "shard" in header:
         raise EnvelopeError("only shard envelopes carry a shard object")
+    if fv == TRANSITIONAL_VERSION:
+        _validate_transition(header)
     return header
+
+
+def _validate_transition(header: dict[str, Any]) -> None:
+    """The rules of a version-2 (transitional) header, docs/formats.md 1.9."""
+    from core import continuity
+
+    t = header.get("transition")
+    if not isinstance(t, dict) or set(t) != {"expires_utc", "successor_fingerprint"}:
+        raise EnvelopeError(
+            "a version-2 (transitional) envelope's header must have a transition object with "
+            "exactly expires_utc and successor_fingerprint"
+        )
+    if header["kind"] != "masterkey":
+        raise EnvelopeError("only a MasterKey envelope can be transitional (not a shard)")
+    if header["recipient"]["kind"] not in ONLINE_RECIPIENT_KINDS:
+        raise EnvelopeError(
+            f"a transitional envelope is sealed to an online recipient only "
+            f"({', '.join(ONLINE_RECIPIENT_KINDS)}), not to {header['recipient']['kind']}"
+        )
+    succ = t["successor_fingerprint"]
+    if not isinstance(succ, str) or not _HEX64.match(succ):
+        raise EnvelopeError("header transition.successor_fingerprint must be 64 lower-case hex digits")
+    if succ == header["masterkey_fingerprint"]:
+        raise EnvelopeError("a transitional envelope names another key as its successor")
+    if not isinstance(t["expires_utc"], str) or not _TIME_RE.match(t["expires_utc"]):
+        raise EnvelopeError("header transition.expires_utc must look like 2026-01-31T12:00:00Z")
+    try:
+        continuity.check_transition_expiry(t["expires_utc"], header["created_utc"])
+    except continuity.StatementError as exc:
+        raise EnvelopeError(f"header transition: {exc}") from None
+
+
+def transition_expired(header: Mapping[str, Any], now: datetime | None = None) -> bool:
+    """True for a transitional header whose window has ended (``now`` at or after
+    ``transition.expires_utc``); False for any other header."""
+    t = header.get("transition")
+    if not isinstance(t, Mapping):
+        return False
+    end = datetime.strptime(str(t["expires_utc"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (now or datetime.now(UTC)) >= end
 
 
 def _wrap_data_key(recipient: Recipient, data_key: memoryview, allow_unlocked: bool) -> bytes:
@@ -358,7 +432,7 @@ def seal(
             wrapped = _wrap_data_key(recipient, dk, allow_unlocked)
     doc: dict[str, Any] = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": header["format_version"],
         "header": header,
         "wrapped_key": {
             "alg": recipient.alg,
@@ -402,6 +476,17 @@ class Envelope:
     signature: bytes | None
 
     @property
+    def transition(self) -> dict[str, str] | None:
+        """``header.transition`` of a transitional (version-2) envelope, else None."""
+        t = self.header.get("transition")
+        return dict(t) if isinstance(t, dict) else None
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """True for a transitional envelope whose window has ended (see
+        :func:`transition_expired`)."""
+        return transition_expired(self.header, now)
+
+    @property
     def sha256(self) -> str:
         """Not the file hash (formatting may vary): hash of AAD, wrapped key, nonce, ct."""
         return hashlib.sha256(
@@ -409,7 +494,13 @@ class Envelope:
         ).hexdigest()
 
 
-def parse(data: bytes, *, allow_unsigned: bool = False) -> Envelope:
+def parse(
+    data: bytes,
+    *,
+    allow_unsigned: bool = False,
+    now: datetime | None = None,
+    allow_expired: bool = False,
+) -> Envelope:
     """Parse and check an envelope file without any key (docs/formats.md 0 and 1.7).
 
     Checks, in this order: size and ASCII; the lexical rules (duplicate keys, integers
@@ -424,9 +515,13 @@ def parse(data: bytes, *, allow_unsigned: bool = False) -> Envelope:
         allow_unsigned: accept a file without ``signature`` (``inspect --allow-unsigned``:
             only to look at the header of a stripped or third-party file; such an envelope
             must not be opened).
+        now: the time to judge a transitional envelope's expiry at (default: the clock).
+        allow_expired: accept a transitional envelope whose window has ended
+            (``envelope inspect`` shows it, marked EXPIRED, and exits 1; nothing opens it).
 
     Raises:
-        EnvelopeError: with the first problem found.
+        EnvelopeError: with the first problem found; for a transitional envelope at or
+            after its ``transition.expires_utc``: "expired".
     """
     if len(data) > MAX_FILE_BYTES:
         raise EnvelopeError(f"{len(data)} bytes: larger than any envelope ({MAX_FILE_BYTES})")
@@ -441,8 +536,11 @@ def parse(data: bytes, *, allow_unsigned: bool = False) -> Envelope:
     if doc.get("format") != FORMAT:
         raise EnvelopeError(f"not an {FORMAT} file (format member missing or different)")
     version = doc.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
-        raise EnvelopeError(f"envelope version {version!r} is not supported (expected 1)")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in VERSIONS:
+        raise EnvelopeError(
+            f"envelope version {version!r} is not supported (expected 1, or 2 for a "
+            "transitional envelope)"
+        )
     extra = set(doc) - set(TOP_LEVEL)
     if extra:
         raise EnvelopeError(f"unknown top-level members: {', '.join(sorted(extra))}")
@@ -456,6 +554,13 @@ def parse(data: bytes, *, allow_unsigned: bool = False) -> Envelope:
             )
         raise EnvelopeError(f"missing members: {', '.join(missing)}")
     header = validate_header(doc["header"])
+    if header["format_version"] != version:
+        # the copy inside the header is authenticated (AAD and signature): the unprotected
+        # top-level member cannot turn a transitional envelope into a plain one, or back
+        raise EnvelopeError(
+            f"envelope version {version} differs from the header's format_version "
+            f"{header['format_version']}"
+        )
     start, end = spans["header"]
     aad = bytes(data[start:end])
     if aad != canonical_json(header):
@@ -501,6 +606,12 @@ def parse(data: bytes, *, allow_unsigned: bool = False) -> Envelope:
         sig = _unb64(sd["value"], "signature.value")
         if len(sig) != 64:
             raise EnvelopeError("an Ed25519 signature is 64 bytes")
+    if not allow_expired and transition_expired(header, now):
+        raise EnvelopeError(
+            f"this transitional envelope of the old MasterKey expired at "
+            f"{header['transition']['expires_utc']}: its transition window is over and it "
+            f"must not be used (the successor key is {header['transition']['successor_fingerprint'][:16]})"
+        )
     return Envelope(
         header=header,
         aad=aad,
@@ -572,12 +683,13 @@ def seal_manifest(
     return json.dumps(doc, sort_keys=True, indent=2).encode("ascii") + b"\n"
 
 
-def inspect_text(env: Envelope, *, file_sha256: str = "") -> str:
-    """Human-readable summary of an envelope's public parts and the signature verdict."""
+def inspect_text(env: Envelope, *, file_sha256: str = "", now: datetime | None = None) -> str:
+    """Human-readable summary of an envelope's public parts and the signature verdict
+    (and, for a transitional envelope, its window as of ``now``)."""
     h = env.header
     r = h["recipient"]
     lines = [
-        f"format           {FORMAT} v{VERSION} (well-formed: every reader rule holds)",
+        f"format           {FORMAT} v{h['format_version']} (well-formed: every reader rule holds)",
         f"kind             {h['kind']}",
         f"cluster / region {h['cluster_id']} / {h['region_id']}",
         f"ceremony         {h['ceremony_id']}   created {h['created_utc']}",
@@ -594,6 +706,19 @@ def inspect_text(env: Envelope, *, file_sha256: str = "") -> str:
         lines.append(
             "shard            " + ", ".join(f"{k}={v}" for k, v in sorted(h["shard"].items()))
         )
+    t = env.transition
+    if t is not None:
+        succ = t["successor_fingerprint"]
+        lines += [
+            "transition       TRANSITIONAL envelope of the OLD MasterKey (rotated out): "
+            + (
+                f"EXPIRED at {t['expires_utc']}, do not use it"
+                if env.expired(now)
+                else f"valid until {t['expires_utc']}"
+            ),
+            f"  successor KCV  {' '.join(succ[i : i + 4] for i in range(0, 16, 4))}",
+            f"  successor fp   {succ}",
+        ]
     if env.signature is None:
         lines.append(
             "signature        NONE (shown because of --allow-unsigned): nothing proves who "
@@ -610,7 +735,10 @@ def inspect_text(env: Envelope, *, file_sha256: str = "") -> str:
     return "\n".join(lines)
 
 
-USAGE: Final = "usage: kcm-ceremony envelope inspect [--allow-unsigned] FILE [FILE...]"
+USAGE: Final = (
+    "usage: kcm-ceremony envelope inspect [--allow-unsigned] [--at YYYY-MM-DDTHH:MM:SSZ] "
+    "FILE [FILE...]"
+)
 
 
 def cli_main(argv: list[str]) -> int:
@@ -619,7 +747,10 @@ def cli_main(argv: list[str]) -> int:
     Exit status 0 when every file follows every reader rule of docs/formats.md and its
     signature verifies; 1 otherwise (the reason on stderr); 2 on usage errors.
     ``--allow-unsigned`` shows the header of an envelope that has no signature (exit 0,
-    marked NONE); it never excuses an invalid signature.
+    marked NONE); it never excuses an invalid signature. A transitional envelope
+    (version 2) whose window has ended is shown, marked EXPIRED, and exits 1: no reader
+    may use it. ``--at TIME`` judges that window at another time than now (for planning:
+    "will it still open on the day of the re-wrap?").
     """
     args = list(argv)
     if not args or args[0] != "inspect" or args[1:2] in (["-h"], ["--help"]):
@@ -628,6 +759,16 @@ def cli_main(argv: list[str]) -> int:
     files = args[1:]
     allow_unsigned = "--allow-unsigned" in files
     files = [f for f in files if f != "--allow-unsigned"]
+    at: datetime | None = None
+    if "--at" in files:
+        i = files.index("--at")
+        value = files[i + 1] if i + 1 < len(files) else ""
+        try:
+            at = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            print("--at needs a time like 2026-01-31T12:00:00Z", file=sys.stderr)
+            return 2
+        del files[i : i + 2]
     unknown = [f for f in files if f.startswith("--")]
     if unknown or not files:
         print(f"unknown option {unknown[0]}" if unknown else USAGE, file=sys.stderr)
@@ -642,14 +783,22 @@ def cli_main(argv: list[str]) -> int:
             status = 1
             continue
         try:
-            env = parse(data, allow_unsigned=allow_unsigned)
+            env = parse(data, allow_unsigned=allow_unsigned, now=at, allow_expired=True)
         except EnvelopeError as exc:
             print(f"{name}: NOT a valid envelope: {exc}", file=sys.stderr)
             status = 1
             continue
         if len(files) > 1:
             print(f"== {name}")
-        print(inspect_text(env, file_sha256=hashlib.sha256(data).hexdigest()))
+        print(inspect_text(env, file_sha256=hashlib.sha256(data).hexdigest(), now=at))
+        if env.expired(at):
+            assert env.transition is not None
+            print(
+                f"{name}: EXPIRED: this transitional envelope of the old MasterKey could be "
+                f"used until {env.transition['expires_utc']} only; do not use it",
+                file=sys.stderr,
+            )
+            status = 1
         if env.signature is not None and not verify_signature(env):
             print(
                 f"{name}: the signature does not verify: the envelope was altered or was not "

@@ -1,5 +1,7 @@
-// Package envelope is the reference reader of openkcm-envelope version 1, the sealed
-// MasterKey and shard files of the OpenKCM key ceremony (docs/formats.md sections 0 and 1).
+// Package envelope is the reference reader of openkcm-envelope versions 1 and 2, the
+// sealed MasterKey and shard files of the OpenKCM key ceremony (docs/formats.md sections 0
+// and 1); version 2 is the transitional envelope of the old MasterKey in a rotation (1.9),
+// refused at and after its expiry.
 //
 // It applies every reader rule of the document, in its order of checks:
 //
@@ -7,7 +9,7 @@
 //	                 level, header bytes canonical (they are the AAD), field rules, strict
 //	                 base64 and lengths, signature present
 //	VerifySignature  Ed25519 over the signed message, public key = masterkey_fingerprint
-//	Open             signature, recipient fingerprint = the unwrapping key's, unwrap the
+//	Open / OpenAt    expected MasterKey and (version 2) the expiry, signature, recipient fingerprint = the unwrapping key's, unwrap the
 //	                 data key, AES-256-GCM with the header bytes as AAD, payload length,
 //	                 and for a MasterKey the HKDF-derived fingerprint = the header's
 //
@@ -30,14 +32,20 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/hkdf"
 )
 
 // Format constants (docs/formats.md 1.1 to 1.3).
 const (
-	Format          = "openkcm-envelope"
-	Version         = 1
+	Format  = "openkcm-envelope"
+	Version = 1
+	// VersionTransitional is a transitional envelope (docs/formats.md 1.9).
+	VersionTransitional = 2
+	// MaxTransition is the longest transition window a reader accepts.
+	MaxTransition   = 90 * 24 * time.Hour
+	utcLayout       = "2006-01-02T15:04:05Z"
 	MaxFileBytes    = 64 * 1024
 	NonceLen        = 12
 	TagLen          = 16
@@ -65,6 +73,8 @@ var (
 	headerRequired  = []string{"format_version", "kind", "cluster_id", "region_id", "masterkey_fingerprint", "kcv", "ceremony_id", "created_utc", "payload_encoding", "payload_length", "recipient"}
 	recipientFields = []string{"name", "kind", "key_id", "key_version", "alg", "fingerprint"}
 	recipientKinds  = map[string]bool{"aws-kms": true, "gcp-kms": true, "azure-kv": true, "vault-transit": true, "pkcs11-hsm": true, "custodian-rsa": true, "custodian-age": true}
+	// the online recipients: the only ones a transitional envelope may be sealed to (1.9)
+	onlineKinds = map[string]bool{"aws-kms": true, "gcp-kms": true, "azure-kv": true, "vault-transit": true, "pkcs11-hsm": true}
 	// header.shard members and their ranges
 	shardRanges = []struct {
 		name     string
@@ -90,6 +100,15 @@ type Header struct {
 	PayloadLength        int
 	Recipient            Recipient
 	Shard                map[string]int64 // only for kind "shard"
+	Transition           *Transition      // only for a version-2 (transitional) envelope
+}
+
+// Transition is header.transition of a transitional envelope (docs/formats.md 1.9): the
+// old MasterKey of a rotation, usable only before Expires, to re-wrap to the successor.
+type Transition struct {
+	ExpiresUTC           string
+	Expires              time.Time
+	SuccessorFingerprint []byte // the new MasterKey's fingerprint (32 bytes)
 }
 
 // Envelope is a parsed envelope whose structure follows every rule; nothing is verified yet.
@@ -145,8 +164,9 @@ func Parse(data []byte) (*Envelope, error) {
 	if f, err := str(top, "format", "envelope"); err != nil || f != Format {
 		return nil, fmt.Errorf("not an %s file (format member missing or different)", Format)
 	}
-	if v, err := integer(top, "version", "envelope"); err != nil || v != Version {
-		return nil, fmt.Errorf("envelope version %s is not supported (expected 1)", string(top["version"]))
+	version, err := integer(top, "version", "envelope")
+	if err != nil || (version != Version && version != VersionTransitional) {
+		return nil, fmt.Errorf("envelope version %s is not supported (expected 1, or 2 for a transitional envelope)", string(top["version"]))
 	}
 	for _, k := range topLevel {
 		if _, ok := top[k]; !ok {
@@ -157,7 +177,7 @@ func Parse(data []byte) (*Envelope, error) {
 		}
 	}
 	env := &Envelope{}
-	if err := parseHeader(top["header"], &env.Header); err != nil {
+	if err := parseHeader(top["header"], version, &env.Header); err != nil {
 		return nil, err
 	}
 	wk, err := members(top["wrapped_key"], "wrapped_key", []string{"alg", "recipient_fingerprint", "ciphertext"})
@@ -218,8 +238,8 @@ func Parse(data []byte) (*Envelope, error) {
 	return env, nil
 }
 
-func parseHeader(raw json.RawMessage, h *Header) error {
-	m, err := members(raw, "header", headerRequired, "shard")
+func parseHeader(raw json.RawMessage, version int64, h *Header) error {
+	m, err := members(raw, "header", headerRequired, "shard", "transition")
 	if err != nil {
 		return err
 	}
@@ -237,8 +257,8 @@ func parseHeader(raw json.RawMessage, h *Header) error {
 		return errors.New("the header is not written in canonical form: the file was reformatted or altered")
 	}
 	h.Raw = append([]byte(nil), raw...)
-	if v, err := integer(m, "format_version", "header"); err != nil || v != Version {
-		return fmt.Errorf("header format_version %s is not supported (expected 1)", string(m["format_version"]))
+	if v, err := integer(m, "format_version", "header"); err != nil || v != version {
+		return fmt.Errorf("header format_version %s differs from the envelope version %d", string(m["format_version"]), version)
 	}
 	if h.Kind, err = str(m, "kind", "header"); err != nil || (h.Kind != "masterkey" && h.Kind != "shard") {
 		return errors.New("header kind must be masterkey or shard")
@@ -304,6 +324,9 @@ func parseHeader(raw json.RawMessage, h *Header) error {
 	if r.Fingerprint, err = str(rec, "fingerprint", "header.recipient"); err != nil || !hex64.MatchString(r.Fingerprint) {
 		return errors.New("header recipient.fingerprint must be 64 lower-case hex digits")
 	}
+	if err := parseTransition(m, version, h, fp); err != nil {
+		return err
+	}
 	_, hasShard := m["shard"]
 	if h.Kind == "masterkey" {
 		if hasShard {
@@ -329,6 +352,67 @@ func parseHeader(raw json.RawMessage, h *Header) error {
 			return fmt.Errorf("header shard.%s must be an integer from %d to %d", s.name, s.min, s.max)
 		}
 		h.Shard[s.name] = v
+	}
+	return nil
+}
+
+// parseTransition applies the rules of a version-2 header (docs/formats.md 1.9).
+func parseTransition(m map[string]json.RawMessage, version int64, h *Header, fp string) error {
+	_, has := m["transition"]
+	if version == Version {
+		if has {
+			return errors.New("a version-1 envelope has no header.transition (a transitional envelope is version 2)")
+		}
+		return nil
+	}
+	if !has {
+		return errors.New("a version-2 (transitional) envelope's header must have a transition object")
+	}
+	if h.Kind != "masterkey" {
+		return errors.New("only a MasterKey envelope can be transitional (not a shard)")
+	}
+	if !onlineKinds[h.Recipient.Kind] {
+		return fmt.Errorf("a transitional envelope is sealed to an online recipient only, not %q", h.Recipient.Kind)
+	}
+	t, err := members(m["transition"], "header transition", []string{"expires_utc", "successor_fingerprint"})
+	if err != nil {
+		return err
+	}
+	tr := &Transition{}
+	succ, err := str(t, "successor_fingerprint", "header.transition")
+	if err != nil || !hex64.MatchString(succ) {
+		return errors.New("header transition.successor_fingerprint must be 64 lower-case hex digits")
+	}
+	if succ == fp {
+		return errors.New("a transitional envelope names its own key as its successor")
+	}
+	tr.SuccessorFingerprint, _ = hex.DecodeString(succ)
+	if tr.ExpiresUTC, err = str(t, "expires_utc", "header.transition"); err != nil || !utcTime.MatchString(tr.ExpiresUTC) {
+		return errors.New("header transition.expires_utc must look like 2026-01-31T12:00:00Z")
+	}
+	if tr.Expires, err = time.Parse(utcLayout, tr.ExpiresUTC); err != nil {
+		return errors.New("header transition.expires_utc is not a valid time")
+	}
+	created, err := time.Parse(utcLayout, h.CreatedUTC)
+	if err != nil {
+		return errors.New("header created_utc is not a valid time")
+	}
+	if !tr.Expires.After(created) {
+		return errors.New("header transition.expires_utc is not after created_utc")
+	}
+	if tr.Expires.Sub(created) > MaxTransition {
+		return errors.New("header transition window is more than 90 days")
+	}
+	h.Transition = tr
+	return nil
+}
+
+// CheckExpiry refuses a transitional envelope at or after its expiry (check 8 of 1.7);
+// a version-1 envelope has none.
+func CheckExpiry(env *Envelope, now time.Time) error {
+	t := env.Header.Transition
+	if t != nil && !now.Before(t.Expires) {
+		return fmt.Errorf("the transitional envelope expired at %s: the old MasterKey may no longer be used (re-wrap to the successor %x was due before then)", t.ExpiresUTC, t.SuccessorFingerprint[:8])
 	}
 	return nil
 }
@@ -407,12 +491,21 @@ type Unwrapper interface {
 // the plaintext: the 32-byte MasterKey, or a share's word indices (2 bytes each).
 // expectedFingerprint (hex, optional) is the MasterKey fingerprint the service trusts
 // (from the genesis manifest or the paper KCV): an envelope of another key is refused.
+// A transitional envelope (version 2) is refused at or after its expiry, by the clock.
 func Open(env *Envelope, key Unwrapper, expectedFingerprint string) ([]byte, error) {
-	if err := VerifySignature(env); err != nil {
-		return nil, err
-	}
+	return OpenAt(env, key, expectedFingerprint, time.Now())
+}
+
+// OpenAt is Open with the transition expiry judged at time now.
+func OpenAt(env *Envelope, key Unwrapper, expectedFingerprint string, now time.Time) ([]byte, error) {
 	if expectedFingerprint != "" && expectedFingerprint != hex.EncodeToString(env.Header.MasterKeyFingerprint) {
 		return nil, errors.New("the envelope belongs to another MasterKey than the one expected")
+	}
+	if err := CheckExpiry(env, now); err != nil {
+		return nil, err
+	}
+	if err := VerifySignature(env); err != nil {
+		return nil, err
 	}
 	if key.Fingerprint() != env.Header.Recipient.Fingerprint {
 		return nil, errors.New("the envelope is sealed to another recipient than this key")

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa, x25519
 from core.crypto.fingerprint import derive_fingerprint
 from core.keyholder import ops_seal, ops_shares
 from core.keyholder.client import KeyholderClient
+from core.keyholder.errors import Refused
 from core.seal import age as agemod
 from core.seal import envelope as E
 from core.seal import recipients as R
 from core.words import wordlist
+from tests.support import rotation as rs
 from tests.support import seal_reader
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,10 +294,13 @@ def tamper_set(written: dict[str, Any]) -> dict[str, tuple[bytes, str]]:
     put("removed signature", d, "signature is missing")
     d = _doc(base_path)
     d["version"] = 2
-    put("version 2", d, "version 2 is not supported")
+    put("version 2", d, "format_version 1 differs from the envelope version 2")
     d = _doc(base_path)
     d["header"]["format_version"] = 2
-    put("header format_version 2", d, "format_version 2 is not supported")
+    put("header format_version 2", d, "format_version 2 differs from the envelope version 1")
+    d = _doc(base_path)
+    d["version"] = 3
+    put("version 3", d, "version 3 is not supported")
     d = _doc(base_path)
     d["comment"] = "x"
     put("unknown top-level member", d, 'unknown member "comment"')
@@ -362,3 +368,146 @@ def test_go_reader_opens_the_docs_worked_example(go_reader: Path) -> None:
     expected = json.loads((d / "expected.json").read_text())
     assert res["plaintext_hex"] == expected["plaintext_masterkey_hex"]
     assert res["masterkey_fingerprint"] == expected["signature_public_key_hex"]
+
+
+# --- transitional envelopes (version 2, docs/formats.md 1.9) ---------------------------------
+
+
+def _utc(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(scope="module")
+def transitional(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A rotation in the real keyholder: the old key (rebuilt from typed shares) sealed as a
+    transitional envelope to the KMS key, the new key as an ordinary envelope."""
+    out = tmp_path_factory.mktemp("transitional")
+    created = datetime.now(UTC).replace(microsecond=0)
+    expires = _utc(created + timedelta(days=30))
+    common = {"cluster_id": "cluster-eu-1", "region_id": "eu-central-1", "ceremony_id": "go-rotation"}
+    with rs.start() as kh:
+        r = rs.begin_rotation(kh)
+        old = ops_seal.seal_envelope(
+            kh, keys.recipients["kms"], kind="masterkey", key="old", transition_expires_utc=expires, **common
+        )["envelope"]
+        new = ops_seal.seal_envelope(kh, keys.recipients["kms"], kind="masterkey", key="new", **common)["envelope"]
+        with pytest.raises(Refused, match="online recipient"):
+            ops_seal.seal_envelope(
+                kh, keys.recipients["rsa-custodian"], kind="masterkey", key="old",
+                transition_expires_utc=expires, **common,
+            )  # fmt: skip
+    (out / "old.json").write_bytes(old)
+    (out / "new.json").write_bytes(new)
+    yield {"old": out / "old.json", "new": out / "new.json", "expires": expires, "folder": out,
+           "old_fp": r.old_fp, "new_fp": r.new_fp}  # fmt: skip
+
+
+def test_go_reader_opens_a_transitional_envelope_until_its_expiry(
+    go_reader: Path, keys: Keys, transitional: dict[str, Any]
+) -> None:
+    t = transitional
+    kms = keys.files["kms"]
+    res = opened(go_reader, t["old"], kms, "-expect-fingerprint", t["old_fp"])
+    assert res["version"] == 2 and res["masterkey_fingerprint"] == t["old_fp"]
+    assert res["transition"] == {"expires_utc": t["expires"], "successor_fingerprint": t["new_fp"], "expired": False}
+    assert derive_fingerprint(memoryview(bytearray.fromhex(res["plaintext_hex"]))).hex == t["old_fp"]
+    assert seal_reader.open_envelope(t["old"].read_bytes(), rsa_key=keys.rsa["kms"]) == bytes.fromhex(res["plaintext_hex"])
+    new = opened(go_reader, t["new"], kms)
+    assert new["version"] == 1 and "transition" not in new and new["masterkey_fingerprint"] == t["new_fp"]
+    end = datetime.strptime(t["expires"], "%Y-%m-%dT%H:%M:%SZ")
+    assert opened(go_reader, t["old"], kms, "-now", _utc(end - timedelta(seconds=1)))["opened"] is True
+    for when in (end, end + timedelta(days=1)):
+        for args in (("-key", str(kms), "-now", _utc(when)), ("-now", _utc(when))):
+            err = refused(go_reader, t["old"], *args)
+            assert f"expired at {t['expires']}" in err, err
+        # the Python readers agree
+        with pytest.raises(E.EnvelopeError, match="expired"):
+            E.parse(t["old"].read_bytes(), now=when.replace(tzinfo=UTC))
+    E.parse(t["old"].read_bytes(), now=(end - timedelta(seconds=1)).replace(tzinfo=UTC))
+    out = run_go(go_reader, t["old"], "-now", "tomorrow")
+    assert out.returncode == 2
+
+
+def test_go_reader_opens_the_docs_transitional_example(go_reader: Path) -> None:
+    """docs/formats.md 1.9: opens before 2026-03-02T12:00:00Z, REFUSED after (the clock here
+    is past it)."""
+    key = ROOT / "docs" / "examples" / "envelope-v1" / "THROWAWAY-recipient-rsa3072.pem"
+    env = ROOT / "docs" / "examples" / "rotation-v1" / "transitional-envelope.json"
+    expected = json.loads((ROOT / "docs" / "examples" / "rotation-v1" / "expected.json").read_text())
+    res = opened(go_reader, env, key, "-now", "2026-02-15T00:00:00Z")
+    assert res["plaintext_hex"] == expected["old_masterkey_hex"]
+    assert res["transition"]["successor_fingerprint"] == expected["new_fingerprint_hex"]
+    assert res["transition"]["expired"] is False
+    assert datetime.now(UTC) > datetime(2026, 3, 2, 12, tzinfo=UTC)
+    err = refused(go_reader, env, "-key", str(key))
+    assert "expired at 2026-03-02T12:00:00Z" in err
+
+
+def transitional_tamper_set(t: dict[str, Any], v1: Path) -> dict[str, tuple[bytes, str]]:
+    """docs/formats.md 1.7's tamper set for transitional envelopes: name -> (bytes, reason)."""
+    out: dict[str, tuple[bytes, str]] = {}
+
+    def put(name: str, doc: dict[str, Any], reason: str) -> None:
+        p = _write(t["folder"], "t.json", doc)
+        out[name] = (p.read_bytes(), reason)
+
+    base = t["old"]
+    d = _doc(base)
+    d["header"]["transition"]["expires_utc"] = _utc(datetime.now(UTC) + timedelta(days=31))
+    put("changed expiry", d, "signature does not verify")
+    d = _doc(base)
+    d["header"]["transition"]["successor_fingerprint"] = "ab" * 32
+    put("changed successor", d, "signature does not verify")
+    d = _doc(base)
+    del d["header"]["transition"]
+    put("transition removed, versions left", d, "must have a transition object")
+    d = _doc(v1)
+    d["header"]["transition"] = _doc(base)["header"]["transition"]
+    put("transition added to version 1", d, "has no header.transition")
+    d = _doc(base)
+    del d["header"]["transition"]
+    d["version"] = 1
+    d["header"]["format_version"] = 1
+    put("back to version 1", d, "signature does not verify")
+    d = _doc(base)
+    d["version"] = 1
+    put("top-level version alone", d, "format_version 2 differs from the envelope version 1")
+    d = _doc(base)
+    d["header"]["recipient"]["kind"] = "custodian-rsa"
+    put("custodian recipient", d, "online recipient only")
+    d = _doc(base)
+    d["header"].update(kind="shard", payload_encoding="slip39-indices-u16be", payload_length=66,
+                       shard={"index": 1, "set_id": 1, "group_index": 1, "group_threshold": 1,
+                              "member_index": 1, "threshold": 2})  # fmt: skip
+    put("a shard", d, "only a MasterKey envelope can be transitional")
+    d = _doc(base)
+    created = datetime.strptime(d["header"]["created_utc"], "%Y-%m-%dT%H:%M:%SZ")
+    d["header"]["transition"]["expires_utc"] = _utc(created + timedelta(days=90, seconds=1))
+    put("window over 90 days", d, "more than 90 days")
+    d = _doc(base)
+    d["header"]["transition"]["expires_utc"] = d["header"]["created_utc"]
+    put("window ends when it starts", d, "not after created_utc")
+    d = _doc(base)
+    d["header"]["transition"]["successor_fingerprint"] = d["header"]["masterkey_fingerprint"]
+    put("successor is the key itself", d, "its own key as its successor")
+    d = _doc(base)
+    d["header"]["transition"]["note"] = "x"
+    put("unknown transition member", d, 'unknown member "note"')
+    return out
+
+
+def test_go_reader_refuses_the_transitional_tamper_set(
+    go_reader: Path, keys: Keys, transitional: dict[str, Any], tmp_path: Path
+) -> None:
+    cases = transitional_tamper_set(transitional, transitional["new"])
+    assert len(cases) == 12
+    for name, (data, reason) in cases.items():
+        f = tmp_path / "tampered.json"
+        f.write_bytes(data)
+        err = refused(go_reader, f, "-key", str(keys.files["kms"]))
+        assert reason in err, (name, err)
+        try:
+            env = E.parse(data)
+        except E.EnvelopeError:
+            continue
+        assert E.verify_signature(env) is False, name

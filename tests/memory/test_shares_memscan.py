@@ -28,7 +28,7 @@ pytestmark = pytest.mark.root
 POLICY = {"group_threshold": 1, "groups": [[3, 5]], "extendable": True, "iteration_exponent": 0}
 
 
-def _show(d, member: int, master_fd: int, tty: str) -> str:  # type: ignore[no-untyped-def]
+def _show(d, member: int, master_fd: int, tty: str, group: int = 1) -> str:  # type: ignore[no-untyped-def]
     """Show a share on the keyholder's terminal (the pty fixed at spawn) and read it."""
     out = bytearray()
 
@@ -47,7 +47,7 @@ def _show(d, member: int, master_fd: int, tty: str) -> str:  # type: ignore[no-u
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    reply = d.cmd(f"show 1 {member} {tty}")
+    reply = d.cmd(f"show {group} {member} {tty}")
     assert reply.get("shown") is True, reply
     t.join(5)
     words = dict((int(n), w.decode()) for n, w in re.findall(rb"\s(\d+)\. ([a-z]+)", bytes(out)))

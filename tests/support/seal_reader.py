@@ -1,4 +1,5 @@
-"""An independent reader of openkcm-envelope v1 files, for tests only.
+"""An independent reader of openkcm-envelope files (version 1, and the version-2
+transitional envelope of docs/formats.md 1.9, whose expiry it enforces), for tests only.
 
 Written from docs/formats.md with nothing but `cryptography` primitives, `json`, `base64`
 and the `age` CLI: it does not import the production code (core.*), so a test that seals
@@ -59,7 +60,14 @@ def unwrap_data_key(
 def open_envelope(data: bytes, **keys: Any) -> bytes:
     """Decrypt an envelope; returns the plaintext."""
     doc = json.loads(data)
-    assert doc["format"] == "openkcm-envelope" and doc["version"] == 1
+    assert doc["format"] == "openkcm-envelope" and doc["version"] in (1, 2)
+    assert doc["header"]["format_version"] == doc["version"]
+    assert ("transition" in doc["header"]) == (doc["version"] == 2)
+    if doc["version"] == 2:  # 1.9: refused at or after the expiry
+        import datetime as _dt
+
+        end = _dt.datetime.strptime(doc["header"]["transition"]["expires_utc"], "%Y-%m-%dT%H:%M:%SZ")
+        assert _dt.datetime.now(_dt.UTC).replace(tzinfo=None) < end, "transitional envelope expired"
     aad = canonical(doc["header"])
     assert aad == raw_header_bytes(data)
     dk = unwrap_data_key(doc, **keys)

@@ -219,6 +219,29 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "export_choose_demo": (_export_choose(True), noop),
     "export_chosen": (_export_choose(False), keys("enter")),
     "export_safe_to_remove": (_export(False, {"safe_to_remove": True, "unmounted": True, "notes": []}), keys("enter")),
+    # MasterKey rotation (issue 19)
+    "rotate_generate_done": (lambda: runner_app(step("generate", 5, act_title="Act 3: Make the NEW MasterKey", performed=True, results={
+        "fingerprint": "8ef1" * 16, "kcv": "8ef11232ea21bf6a", "kcv_words": FP_WORDS, "rotation": True,
+        "old_set_id": "4821", "old_fingerprint": "30bf" * 16, "old_kcv": "30bf8618fc99fe8e"})), noop),
+    "rotate_verify_kcv_new": (lambda: runner_app(step("verify-kcv", 6, act_title="Act 3: Make the NEW MasterKey",
+        params={"witness": "witness", "key": "new"}, performed=True,
+        display={"fingerprint": "8ef1" * 16, "kcv": "8ef11232ea21bf6a", "words": FP_WORDS, "expected": "8ef1" * 16})), noop),
+    "rotate_seal_old": (lambda: runner_app(step("seal", 7, act_title="Act 4: Seal, prove and export", params={"key": "old", "transition_days": 30,
+        "recipients": ["kms"]}, performed=True, results={"kms": {"file": "transitional-masterkey-kms.sealed.json", "sha256": "ab" * 32,
+        "transition_expires_utc": "2027-02-14T11:02:00Z"}})), noop),
+    "rotate_statement": (lambda: runner_app(step("continuity-statement", 8, act_title="Act 4: Seal, prove and export", performed=True, results={
+        "file": "rotation-statement.json", "sha256": "6d02a0f6" * 8, "sha256_words": FP_WORDS[:7],
+        "old": {"fingerprint": "30bf" * 16, "set_id": 4821}, "new": {"fingerprint": "8ef1" * 16, "set_id": 1187},
+        "transition_expires_utc": "2027-02-14T11:02:00Z"})), noop),
+    "rotate_mark": (lambda: runner_app(step("mark-rotated-out", 9, act_title="Act 4: Seal, prove and export", performed=True, results={
+        "set_id": "4821", "folder": "rotate-export-rotated-out", "rotated_out": {"new_set_id": 1187,
+        "transition_expires_utc": "2027-02-14T11:02:00Z"}})), noop),
+    "rotate_transition_collected": (lambda: runner_app(step("collect-shares", 4, act_title="Act 2: Rebuild the ROTATED-OUT MasterKey",
+        performed=True, results={"set_id": "4821", "transition": {"ceremony_id": "rotate-20270115T100000Z-cd34", "new_set_id": 1187,
+        "transition_expires_utc": "2027-02-14T11:02:00Z"}})), noop),
+    "collect_refused_rotated_out": (_collection(refusal="this share belongs to set 4821: share set 4821 was rotated out by ceremony "
+        "rotate-20270115T100000Z-cd34 on 2027-01-15T11:02:00Z: its MasterKey was replaced by the key of set 1187 (KCV 8ef1 1232 ea21 bf6a); "
+        "it is refused"), typed(WORDS * 4 + ["acad"], ("enter",))),
     "summary_completed": (_summary(), noop),
     "summary_aborted": (_summary("aborted"), noop),
     "summary_journal_bad": (_summary(journal_ok=False), noop),
@@ -247,5 +270,6 @@ def test_snapshot(name: str, size: tuple[int, int], snap_compare: Any) -> None:
 
 def test_every_screen_has_a_snapshot() -> None:
     kinds = {name.split("_")[0] for name in SCENARIOS}
-    assert {"export", "start", "attendance", "checklist", "verify", "generate", "dist", "collect", "summary", "abort", "exception"} <= kinds
+    assert {"export", "start", "attendance", "checklist", "verify", "generate", "dist", "collect", "summary", "abort", "exception",
+            "rotate"} <= kinds
     assert replace  # dataclasses.replace is used by the fixture module

@@ -484,3 +484,70 @@ def test_declared_carriers_with_a_keyholder_without_cards(workspace: Path, tmp_p
     assert run.state is StepState.FAILED
     c.retry()
     assert c.share_carriers()["c2"] == "card"
+
+
+def test_rotation_collects_old_shares_and_hands_new_ones_out_by_every_carrier(world: World, tmp_path: Path) -> None:
+    """Issue 19: a rotation over this world's set (on a copy of its workspace): old shares
+    come in by card, QR photo and typed words; the NEW key's shares go out on a fresh card
+    (eu1), as a QR (eu2) and as words (the rest), every carrier under the rotation."""
+    ws = tmp_path / "ws"
+    shutil.copytree(world.ws, ws)
+    conf = Path(os.environ["SOFTHSM2_CONF"])
+    PINS["eu1"] = "4444"  # a new custodian's fresh card
+    serials = init_tokens(conf, ["eu1"])
+    text = (SCRIPTS / "rotate.toml").read_text()
+    text = text.replace('[roles.eu1]\nkind = "custodian"\nname = "EU custodian 1"\n',
+                        f'[roles.eu1]\nkind = "custodian"\nname = "EU custodian 1"\ncard_serial = "{serials["eu1"]}"\n')  # fmt: skip
+    text = text.replace('carriers = ["typed", "qr", "card"]', 'carriers = ["typed", "qr", "card"]\ncard_module = "softhsm2"')
+    text = text.replace(
+        'display = ["screen", "qr", "card"]\nsupersedes_collected = true\n',
+        'display = ["screen", "qr", "card"]\nsupersedes_collected = true\n'
+        'carriers = { eu1 = "card", eu2 = "qr" }\ncard_module = "softhsm2"\ncard_key_bits = 2048\n',
+    )
+    path = tmp_path / "rotate-cards.toml"
+    path.write_text(text)
+    assert check_script(path) == []
+    terminal = CustodianTerminal(read_qr=read_screen)
+    try:
+        with _keyholder() as kc:
+            r = Ceremony.load(path, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight)
+            while (run := r.current_step) is not None:
+                if run.kind is StepKind.COLLECT_SHARES:
+                    r.perform()
+                    r.add_share("card", CardAccess(serial=world.serials["c1"], pin=pin(PINS["c1"])))
+                    r.add_share("qr-file", str(world.qr_images["c3"]))
+                    assert r.add_share("typed", typed(world.words["c4"]))["complete"] is True
+                    for role in run.required_roles:
+                        r.acknowledge(role)
+                    r.complete_step()
+                elif run.kind is StepKind.DISTRIBUTE_SHARES:
+                    r.perform()
+                    assert r.share_carriers()["eu1"] == "card" and r.share_carriers()["eu2"] == "qr"
+                    kc_cards = r.rescan_cards("softhsm2")
+                    assert serials["eu1"] in {t["serial"] for t in kc_cards}
+                    for cu in r.script.policy.custodians:  # type: ignore[union-attr]
+                        if cu == "eu1":
+                            res = r.show_share(cu, card=CardAccess(pin=pin(PINS["eu1"])))
+                            assert res["verified"] is True and res["stored_on_card"] is True
+                        else:
+                            r.show_share(cu)
+                        r.acknowledge(cu)
+                    for role in run.required_roles:
+                        if role not in run.acks:
+                            r.acknowledge(role)
+                    r.complete_step()
+                else:
+                    step_once(r)
+            assert kc.status()["master_held"] is False
+    finally:
+        terminal.close()
+    assert r.state is CeremonyState.COMPLETED
+    assert len(terminal.qr_reads) == 1 and len(terminal.shares) == 7  # eu2's QR, 7 word sheets
+    new = r.manifest
+    assert new is not None and new["fingerprint"] != world.genesis.manifest["fingerprint"]  # type: ignore[index]
+    holders = {h["custodian"]: h for h in new["holders"]}
+    assert holders["eu1"]["carrier"] == "card" and holders["eu1"]["card_serial"] == serials["eu1"]
+    assert holders["eu2"]["carrier"] == "qr"
+    evs = jr._events_from_path(r.journal.path)
+    ins = [e.details["carrier"] for e in evs if e.details.get("accepted") is True]
+    assert ins == ["card", "qr-file", "typed"]

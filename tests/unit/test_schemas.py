@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ def test_schemas_are_valid_2020_12() -> None:
         "byok-import.schema.json",
         "card-share.schema.json",
         "envelope.schema.json",
+        "rotation-statement.schema.json",
         "seal-manifest.schema.json",
         "share-set.schema.json",
         "vault-transit-import.schema.json",
@@ -219,3 +220,76 @@ def test_byok_exports_validate(keyholder: KeyholderClient) -> None:
 def test_docs_example_envelope_validates() -> None:
     valid("envelope", (ROOT / "docs" / "examples" / "envelope-v1" / "envelope.json").read_bytes())
 
+
+
+# --- a MasterKey rotation: statement, transitional envelope, rotated-out manifest -----------
+
+
+@pytest.fixture(scope="module")
+def rotation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real 3-of-5 genesis (the engine), then a rotation of its key (the keyholder)."""
+    from tests.support import rotation as rs
+
+    ws = tmp_path_factory.mktemp("rotation") / "ws"
+    (ws / "recipients").mkdir(parents=True)
+    kms = rsa.generate_private_key(65537, 3072)
+    (ws / "recipients" / "kms-openkcm-boot.pem").write_bytes(kms.public_key().public_bytes(PEM, SPKI))
+    terminal = CustodianTerminal()
+    try:
+        run_genesis(ws, terminal)
+        shares = [terminal.shares[i].split() for i in (0, 2, 4)]
+    finally:
+        terminal.close()
+    (path,) = (ws / "manifests").glob("set-*.json")
+    old_manifest = json.loads(path.read_bytes())
+    key = rsa.generate_private_key(65537, 3072)
+    r = R.recipient_from_key(key.public_key(), name="gcp", kind="gcp-kms", key_id="projects/p/k")
+    r = R.confirm(r, "Wendy Witness", r.fingerprint_hex)
+    expires = (datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kh = rs.start()
+    try:
+        yield rs.rotation_records(kh, old_manifest, shares, r, expires=expires)
+    finally:
+        kh.close()
+
+
+def test_rotation_files_validate(rotation: Any) -> None:
+    examples = ROOT / "docs" / "examples" / "rotation-v1"
+    valid("rotation-statement", (examples / "statement.json").read_bytes())
+    valid("rotation-statement", rotation.statement)
+    valid("envelope", (examples / "transitional-envelope.json").read_bytes())
+    valid("envelope", rotation.transitional)
+    valid("share-set", json.dumps(rotation.marked).encode())
+    valid("share-set", json.dumps(rotation.old_manifest).encode())
+    assert rotation.marked["version"] == 2 and rotation.marked["rotated_out"]["transition_expires_utc"] == rotation.expires
+
+
+def test_rotation_schemas_refuse_broken_files(rotation: Any) -> None:
+    st = json.loads(rotation.statement)
+    invalid("rotation-statement", {**st, "version": 2})
+    invalid("rotation-statement", {**st, "practice": False})
+    invalid("rotation-statement", {**st, "extra": 1})
+    invalid("rotation-statement", {**st, "old": {**st["old"], "kcv": st["old"]["fingerprint"]}})
+    bad = json.loads(rotation.statement)
+    bad["signatures"]["old"]["purpose"] = "rotation-new"
+    invalid("rotation-statement", bad)
+    bad = json.loads(rotation.statement)
+    bad["new"]["policy"]["groups"].append([2, 3, 4])
+    invalid("rotation-statement", bad)
+    env = json.loads(rotation.transitional)
+    invalid("envelope", {**env, "version": 1})  # a transition header in a version-1 envelope
+    bad = json.loads(rotation.transitional)
+    del bad["header"]["transition"]
+    invalid("envelope", bad)
+    bad = json.loads(rotation.transitional)
+    bad["header"]["recipient"]["kind"] = "custodian-rsa"
+    invalid("envelope", bad)
+    bad = json.loads(rotation.transitional)
+    bad["header"]["kind"] = "shard"
+    invalid("envelope", bad)
+    m = rotation.marked
+    invalid("share-set", {**m, "version": 1})
+    invalid("share-set", {k: v for k, v in m.items() if k != "rotated_out"})
+    invalid("share-set", {k: v for k, v in m.items() if k != "signature"})
+    invalid("share-set", {**m, "rotated_out": {**m["rotated_out"], "note": "x"}})
+    invalid("share-set", {**rotation.old_manifest, "rotated_out": m["rotated_out"]})

@@ -22,6 +22,9 @@ SHIPPED = [
     "unseal-and-seal",
     "reshare",
     "verify-shares",
+    "rotate",
+    "practice-rotate",
+    "transition",
 ]
 
 # For each malformed script: a token that must appear on the line the problem is reported at.
@@ -98,7 +101,7 @@ def test_practice_scripts_are_practice_throughout() -> None:
         assert all(marked) if s.practice else not any(marked), (name, names)
         assert s.cluster_id.startswith("practice") is s.practice
     purposes = {load_script(SCRIPTS / f"{n}.toml").purpose for n in SHIPPED if "practice" in n}
-    assert purposes == {"genesis", "unseal-and-seal", "verify-shares"}
+    assert purposes == {"genesis", "unseal-and-seal", "verify-shares", "rotate"}
 
 
 def test_practice_allowed_for_every_purpose(tmp_path: Path) -> None:

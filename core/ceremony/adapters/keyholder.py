@@ -45,6 +45,13 @@ class ClientKeyholder:
         self.tty = tty
         self._members: list[tuple[int, int, str]] = []  # (group, member, custodian name)
         self._scanner_check: str | None = None  # set id the scanner bursts are checked for
+        #: In a MasterKey rotation, which key each key use names ("old" or "new"; the
+        #: keyholder refuses an unnamed use while it holds two). None outside a rotation.
+        #: Set by :mod:`core.ceremony.steps.rotation`.
+        self.key: str | None = None
+
+    def _key(self) -> dict[str, Any]:
+        return {"key": self.key} if self.key else {}
 
     @property
     def practice(self) -> bool:
@@ -53,22 +60,24 @@ class ClientKeyholder:
 
     def generate_master(self) -> dict[str, Any]:
         """See :class:`Keyholder`."""
-        return dict(self.client.generate_master())
+        return dict(self.client.generate_master(**self._key()))
 
     def fingerprint(self) -> dict[str, Any]:
         """See :class:`Keyholder`."""
-        return dict(self.client.fingerprint())
+        return dict(self.client.fingerprint(**self._key()))
 
     def wipe(self) -> None:
         """See :class:`Keyholder`."""
         self._members = []
         self.client.wipe()
+        self.key = None
 
     def wipe_keep_signing(self) -> None:
         """Wipe every secret but the MasterKey's derived signing key, which then signs
         only the closed journal's final hash and the transcript (once each)."""
         self._members = []
-        self.client.wipe(keep_signing_key=True)
+        self.client.wipe(keep_signing_key=True, **self._key())
+        self.key = None
 
     def signing_available(self) -> bool:
         """True while the keyholder holds the MasterKey or its kept signing key."""
@@ -80,7 +89,7 @@ class ClientKeyholder:
         key's ``fingerprint`` (hex)."""
         from core.keyholder import ops_core
 
-        reply = self.client.call(ops_core.SIGN, purpose=purpose, message=message)
+        reply = self.client.call(ops_core.SIGN, purpose=purpose, message=message, **self._key())
         return {"signature": bytes(reply["signature"]), "fingerprint": str(reply["fingerprint"])}
 
     def genesis_split(self, policy: Mapping[str, Any], *, supersedes: str | None) -> dict[str, Any]:
@@ -106,7 +115,7 @@ class ClientKeyholder:
             holders = [(1, mi + 1, m) for mi, m in enumerate(policy["custodians"])]
             gt = 1
         reply = ops_shares.client_genesis_split(
-            self.client, {"group_threshold": gt, "groups": slip, "extendable": True}
+            self.client, {"group_threshold": gt, "groups": slip, "extendable": True}, **self._key()
         )
         self._members = [(g, m, names.get(c, c)) for g, m, c in holders]
         public_policy = {k: v for k, v in policy.items() if k != "custodian_names"}
@@ -456,7 +465,7 @@ class ClientKeyholder:
     def confirm_kcv(self, witness: str, kcv: str) -> dict[str, Any]:
         """A witness confirmed the KCV of a key rebuilt without a manifest fingerprint; the
         keyholder compares it with the key and only then allows sealing or splitting."""
-        return dict(self.client.kcv_confirm(witness, kcv))
+        return dict(self.client.kcv_confirm(witness, kcv, **self._key()))
 
     def seal(self, recipient: Any, header: Mapping[str, Any]) -> bytes:
         """Seal through ``core.keyholder.ops_seal.seal_envelope``.
@@ -477,8 +486,32 @@ class ClientKeyholder:
             cluster_id=str(header["cluster_id"]),
             region_id=str(header["region_id"]),
             ceremony_id=str(header["ceremony_id"]),
+            transition_expires_utc=header.get("transition_expires_utc") or None,
+            **self._key(),
         )
         return bytes(reply["envelope"])
+
+    def rotation_begin(self, old_set_id: int, old_policy: Mapping[str, Any]) -> dict[str, Any]:
+        """Enter a MasterKey rotation: the held (recovered, verified) key becomes the old
+        one; the new key's slot opens (``core.keyholder.ops_rotation``)."""
+        from core.keyholder import ops_rotation
+
+        return ops_rotation.client_rotation_begin(
+            self.client, old_set_id=old_set_id, old_policy=dict(old_policy)
+        )
+
+    def transition_begin(self, manifest: bytes) -> dict[str, Any]:
+        """Open the held rotated-out key for a transition ceremony, under its signed mark
+        (the keyholder checks the mark and takes the window and successor from it)."""
+        from core.keyholder import ops_rotation
+
+        return ops_rotation.client_transition_begin(self.client, manifest)
+
+    def rotation_statement(self, **fields: Any) -> dict[str, Any]:
+        """The continuity statement, built and signed by both keys in the keyholder."""
+        from core.keyholder import ops_rotation
+
+        return ops_rotation.client_rotation_statement(self.client, **fields)
 
 
 def verify_fields(manifest: Mapping[str, Any]) -> dict[str, Any]:

@@ -102,6 +102,16 @@ class CeremonyBase:
         # sealed share files of cards that hold no data object: name -> public bytes
         self.card_files: dict[str, bytes] = {}
         self._manifest_path: Path | None = None
+        #: A MasterKey rotation in progress (``rotate`` purpose): :mod:`core.ceremony.steps.rotation`
+        self.rotation: Any = None
+        #: The keyholder's answer to ``rotation_begin`` (kept so a retried generate does
+        #: not ask to begin twice)
+        self.rotation_begun: dict[str, Any] | None = None
+        #: The rotated-out set a ``transition`` ceremony opened, or ``verify-shares`` checks
+        self.rotated_out: records.RotatedOut | None = None
+        self.rotated_out_file = ""
+        #: What the keyholder's ``transition_begin`` answered (set, window, successor)
+        self.transition_opened: dict[str, Any] = {}
         self.final_hash = ""
         self.final_words: list[str] = []
         self.exports: dict[str, Path] = {}

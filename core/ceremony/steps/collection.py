@@ -49,16 +49,34 @@ class CollectionSteps(CeremonyBase):
             return dict(run.results)  # retry: recovery already started, shares kept
         m = self.manifest_store.select(manifest or run.step.params.get("manifest"))
         signed = bool(m.pop("_signed"))
+        self.rotated_out = m.pop("_rotated_out", None)
+        self.rotated_out_file = str(m.pop("_source_file", ""))
         self.keyholder.begin_recovery(m)
         self.manifest = m
         self.collected_set = str(m["set_id"])
         run.display = {"set_id": self.collected_set, "accepted": [], "manifest_signed": signed}
+        extra: dict[str, Any] = {}
+        if self.rotated_out is not None:  # a transition ceremony, inside the window
+            extra["transition"] = self.rotated_out.to_dict()
+            run.display["transition"] = self.rotated_out.describe()
+            self._record(
+                "transition.opened",
+                {
+                    "set_id": self.collected_set,
+                    "note": f"share set {self.collected_set} is ROTATED OUT; this transition "
+                    f"ceremony opens it for the online re-wrap only, until "
+                    f"{self.rotated_out.transition_expires_utc}",
+                    **self.rotated_out.to_dict(),
+                },
+                run=run,
+            )
         return self._result(
             run,
             {
                 "set_id": self.collected_set,
                 "manifest_sha256": sha256_hex(manifest_bytes(m)),
                 "manifest_signed": signed,
+                **extra,
             },
             performed=False,
         )
@@ -68,10 +86,16 @@ class CollectionSteps(CeremonyBase):
             return dict(run.results)  # retry: keep the checks done so far
         m = self.manifest_store.select(manifest or run.step.params.get("manifest"))
         signed = bool(m.pop("_signed"))
+        self.rotated_out = m.pop("_rotated_out", None)
+        m.pop("_source_file", None)
         self.manifest = m
         run.display = {"set_id": str(m["set_id"]), "checked": [], "manifest_signed": signed}
+        extra: dict[str, Any] = {}
+        if self.rotated_out is not None:  # checked, and reported as rotated out
+            extra["rotated_out"] = self.rotated_out.to_dict()
+            run.display["rotated_out"] = self.rotated_out.describe()
         return self._result(
-            run, {"set_id": str(m["set_id"]), "manifest_signed": signed}, performed=False
+            run, {"set_id": str(m["set_id"]), "manifest_signed": signed, **extra}, performed=False
         )
 
     def carrier_allowed(self, carrier: str, run: StepRun | None = None) -> bool:
@@ -237,7 +261,7 @@ class CollectionSteps(CeremonyBase):
         set_id = getattr(exc, "set_id", None)
         newer = self.superseded_by(str(set_id)) if set_id is not None else None
         if newer is not None:
-            reason = (
+            reason = self.manifest_store.rotation_refusal(str(set_id)) or (
                 f"this share belongs to set {set_id}, superseded by set {newer['set_id']} "
                 f"(ceremony {newer.get('ceremony_id', '?')}); it is refused"
             )
@@ -261,7 +285,8 @@ class CollectionSteps(CeremonyBase):
             newer = self.superseded_by(got)
             if newer is not None:
                 return (
-                    f"this share belongs to set {got}, superseded by set {newer['set_id']} "
+                    self.manifest_store.rotation_refusal(got)
+                    or f"this share belongs to set {got}, superseded by set {newer['set_id']} "
                     f"(ceremony {newer.get('ceremony_id', '?')}); it is refused",
                     "other-set",
                     got,
@@ -281,6 +306,11 @@ class CollectionSteps(CeremonyBase):
         if not ok:
             refusal = self._check_refusal(out)
             details.update(reason=refusal[0], code=refusal[1])
+        elif run.kind is StepKind.CHECK_SHARES and self.rotated_out is not None:
+            from core.ceremony.steps import rotation
+
+            out.update(rotation.rotated_out_verdict(self.rotated_out))
+            details.update(out)
         self._record("step.input", details, run=run)
         run.tally.message = str(out.get("message") or run.tally.message)
         if run.kind is StepKind.CHECK_SHARES:

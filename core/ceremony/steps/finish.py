@@ -64,6 +64,12 @@ class FinishSteps(CeremonyBase):
         if self.key_facts is None:
             raise StepFailedError("no key is held: generate or recover it first")
         self._require_verified_key("seal")
+        if run.step.params.get("key") == "old":
+            from core.ceremony.steps import rotation
+
+            if self.script.purpose == "transition":
+                return rotation.seal_in_transition(self, run)
+            return rotation.seal_transitional(self, run)
         prefix = "PRACTICE-" if self.practice else ""
         for rid in run.step.params["recipients"]:
             if rid in self.envelopes:
@@ -155,6 +161,10 @@ class FinishSteps(CeremonyBase):
         if "manifest" in contents or "card-shares" in contents:
             # sealed share files of cards without data objects travel with the manifest
             files.update(self.card_files)
+        if self.rotation is not None or "statement" in contents:
+            from core.ceremony.steps import rotation
+
+            files.update(rotation.export_files(self, contents))
         if not files:
             run.performed = True
             return self._result(run, {"folder": folder, "files": {}, "deferred": list(contents)})

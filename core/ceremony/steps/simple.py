@@ -158,6 +158,10 @@ class SimpleSteps(CeremonyBase):
             }
 
     def _do_generate(self, run: StepRun) -> dict[str, Any]:
+        if self.script.purpose == "rotate":
+            from core.ceremony.steps import rotation
+
+            return rotation.generate_new(self, run)
         if self.key_facts is not None:
             return dict(run.results)
         facts = self.keyholder.generate_master()
@@ -167,8 +171,15 @@ class SimpleSteps(CeremonyBase):
         return self._result(run, self.key_facts)
 
     def _do_verify_kcv(self, run: StepRun) -> dict[str, Any]:
-        facts = public_facts(self.keyholder.fingerprint())
-        expected = self._expected_fingerprint()
+        if self.rotation is not None:
+            from core.ceremony.steps import rotation
+
+            with rotation.using(self.keyholder, rotation.key_for(run) or "old"):
+                facts = public_facts(self.keyholder.fingerprint())
+            expected = rotation.expected_fingerprint(self, run)
+        else:
+            facts = public_facts(self.keyholder.fingerprint())
+            expected = self._expected_fingerprint()
         if expected and expected.lower() != str(facts.get("fingerprint", "")).lower():
             raise StepFailedError(
                 "the key's fingerprint differs from the manifest's: this is not the key of set "
