@@ -464,3 +464,26 @@ def test_the_media_helper_has_a_ceremony_medium_for_the_journal() -> None:
     assert 'TEST=="/run/kcm-media/ceremony/$kernel", GOTO="kcm_ro_end"' in rules
     r = subprocess.run(["sh", "-n", str(INCLUDES / "usr/local/sbin/kcm-media")], check=False)
     assert r.returncode == 0
+
+
+def test_the_standalone_build_scripts_have_what_they_import_from_core() -> None:
+    """consolefont.py and offline_audit.py run in the chroot with Debian's python3 before the
+    venv exists; what they import from ``core`` must be copied beside them by build.sh (a
+    missing one failed `make iso` in the console-font hook)."""
+    import ast
+
+    build = (ISO / "build.sh").read_text()
+    copies = [ln for ln in build.splitlines() if ln.startswith("cp ") and ln.endswith("usr/local/lib/kcm/core/")]
+    shipped = {m for ln in copies for m in re.findall(r'"\$BUILD/src/core/(\w+)\.py"', ln)}
+    for name in ("consolefont", "offline_audit"):
+        tree = ast.parse((ROOT / "core" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            mods = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                mods.append(node.module)
+            elif isinstance(node, ast.Import):
+                mods += [a.name for a in node.names]
+            for mod in mods:
+                if mod == "core" or mod.startswith("core."):
+                    assert mod.removeprefix("core.") in shipped, (name, mod, shipped)
+    assert {"__init__", "errors"} <= shipped
