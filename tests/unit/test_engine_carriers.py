@@ -509,7 +509,7 @@ def test_rotation_collects_old_shares_and_hands_new_ones_out_by_every_carrier(wo
     assert check_script(path) == []
     terminal = CustodianTerminal(read_qr=read_screen)
     try:
-        with _keyholder() as kc:
+        with _keyholder(terminal.path) as kc:
             r = Ceremony.load(path, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight)
             while (run := r.current_step) is not None:
                 if run.kind is StepKind.COLLECT_SHARES:
