@@ -523,7 +523,7 @@ def _handshake(sock: socket.socket, *, practice: bool, allow_unlocked: bool) -> 
     if line.startswith("REFUSED "):
         raise LauncherRefused(line.removeprefix("REFUSED "))
     if not line.startswith("OK"):
-        raise LauncherError("the keyholder launcher answered something unexpected")
+        raise LauncherError(f"the keyholder launcher answered something unexpected: {line[:80]!r}")
     return line.removeprefix("OK").strip()
 
 
