@@ -282,6 +282,15 @@ class _SocketService:
         self.thread.start()
 
     def close(self) -> None:
+        # wake the accept first and wait for the thread: a thread still blocked in accept()
+        # on a closed descriptor number would serve the next socket that reuses it
+        import socket
+
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(10)
         self.sock.close()
         for p in self.procs:
             try:

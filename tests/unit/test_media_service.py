@@ -135,7 +135,8 @@ def test_the_ui_reads_the_services_answers_as_it_read_the_helper(
             with conn:
                 media_service.serve([_me()], helper=str(helper), rfd=conn.fileno(), wfd=conn.fileno())
 
-    threading.Thread(target=loop, daemon=True).start()
+    th = threading.Thread(target=loop, daemon=True)
+    th.start()
     try:
         h = MediaHelper.via_service(path)
         assert h.available()
@@ -144,6 +145,10 @@ def test_the_ui_reads_the_services_answers_as_it_read_the_helper(
             h.ceremony("/dev/sdc")
         assert not MediaHelper.via_service(str(tmp_path / "none.sock")).available()
     finally:
+        # wake the accept first and wait for the thread: a thread still blocked in accept()
+        # on a closed descriptor number would serve the next socket that reuses it
+        srv.shutdown(socket.SHUT_RDWR)
+        th.join(10)
         srv.close()
 
 
