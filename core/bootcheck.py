@@ -491,7 +491,7 @@ def privilege_check() -> tuple[dict[str, Any], list[Check]]:
     """The ``ui-user`` .. ``ui-cannot-read-keyholder`` checks (see the module doc)."""
     import json
 
-    from core import preflight
+    from core.preflight import session as preflight
 
     facts: dict[str, Any] = {}
     checks: list[Check] = []

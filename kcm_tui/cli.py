@@ -19,7 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "script": ("core.ceremony.cli", "script_main", "script check FILE | script print FILE --pdf OUT: validate, or print as a checklist"),
     "cards": ("core.printing.cli", "cards_main", "cards --pdf OUT [--qr-grid] [--words 20|33] [--paper a4|letter]: blank share cards"),
     "journal": ("core.journal", "cli_main", "journal verify|export PATH: check a ceremony journal"),
-    "envelope": ("core.seal.envelope", "cli_main", "envelope inspect FILE: show a sealed envelope's header"),
+    "envelope": ("core.seal.envelope_cli", "cli_main", "envelope inspect FILE: show a sealed envelope's header"),
     "rotation": ("core.continuity", "cli_main", "rotation verify FILE --old-fingerprint KCV: check a rotation's continuity statement"),
     "demo": ("core.demo", "cli_main", "demo init DIR: create a demo workspace"),
 }

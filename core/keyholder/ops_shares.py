@@ -66,12 +66,33 @@ from core.keyholder import terminal as _terminal
 from core.keyholder.errors import KeyholderError, MalformedRequest, Refused
 from core.keyholder.ops import KEY_NEW, KEY_OLD, KeyholderState, Request, op
 from core.keyholder.ops_core import MASTER_KEY_BYTES
-from core.keyholder.protocol import Secret
+from core.keyholder.shares_check import parse_commitments, verify_share_indices
+from core.keyholder.shares_client import (
+    ADD_SHARE,
+    ENTRY_BEGIN,
+    ENTRY_CLEAR,
+    ENTRY_FINISH,
+    ENTRY_WORD,
+    GENESIS_FINISH,
+    GENESIS_SPLIT,
+    RECOVER,
+    RECOVERY_BEGIN,
+    RECOVERY_STATUS,
+    SHARES_STATUS,
+    SHOW_SHARE,
+    VERIFY_SHARE,
+    client_add_share,
+    client_entry_begin,
+    client_entry_finish,
+    client_entry_word,
+    client_genesis_split,
+    client_recover,
+    client_recovery_begin,
+    client_show_share,
+)
 from core.shamir import _mem, slip39, typo
 from core.shamir.commitments import (
-    CommitmentError,
     ShareCommitment,
-    check_against_manifest,
     share_metadata,
 )
 from core.shamir.display import show_share
@@ -101,24 +122,19 @@ __all__ = [
     "VERIFY_SHARE",
     "SharesError",
     "add_share_indices",
+    "client_add_share",
+    "client_entry_begin",
+    "client_entry_finish",
+    "client_entry_word",
+    "client_genesis_split",
+    "client_recover",
+    "client_recovery_begin",
+    "client_show_share",
     "parse_commitments",
     "share_for_carrier",
     "verify_share_indices",
 ]
 
-GENESIS_SPLIT = 0x0101
-SHOW_SHARE = 0x0102
-SHARES_STATUS = 0x0103
-GENESIS_FINISH = 0x0104
-RECOVERY_BEGIN = 0x0110
-ENTRY_BEGIN = 0x0111
-ENTRY_WORD = 0x0112
-ENTRY_FINISH = 0x0113
-ADD_SHARE = 0x0114
-ENTRY_CLEAR = 0x0115
-RECOVER = 0x0116
-RECOVERY_STATUS = 0x0117
-VERIFY_SHARE = 0x0118
 
 MAX_TYPED = 16  # characters accepted for one typed word
 
@@ -756,39 +772,6 @@ def _secret_bits(words: int) -> int:
     return max(0, (words * 10 - 70) // 16 * 16)
 
 
-def parse_commitments(raw: Any) -> list[ShareCommitment]:
-    """The manifest's ``commitments`` entries (JSON list) as :class:`ShareCommitment`.
-
-    Raises:
-        MalformedRequest: not a list of manifest commitment entries.
-    """
-    if not isinstance(raw, list):
-        raise MalformedRequest("commitments must be the manifest's list of commitment entries")
-    try:
-        return [ShareCommitment.from_dict(d) for d in raw]
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise MalformedRequest(
-            "commitments must be the manifest's list of commitment entries"
-        ) from None
-
-
-def verify_share_indices(indices: memoryview, commitments: list[ShareCommitment]) -> dict[str, Any]:
-    """Check a share (word indices) against the manifest's commitments alone.
-
-    Nothing is kept and no recovery is involved: for ``verify_share`` (typed entry) and
-    the carriers' verify-only reads. Returns the public verdict ``{set, group, member,
-    matches}`` (1-based group/member; ``matches`` False also when the manifest has no
-    entry for this share, e.g. a share of another set).
-    """
-    set_, group, member = share_metadata(indices)
-    try:
-        check_against_manifest(indices, commitments)
-        matches = True
-    except CommitmentError:
-        matches = False
-    return {"set": set_, "group": group + 1, "member": member + 1, "matches": matches}
-
-
 @op(VERIFY_SHARE, "verify_share")
 def op_verify_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Check the finished typed share against the manifest's commitments alone."""
@@ -799,77 +782,3 @@ def op_verify_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     commitments = parse_commitments(req.json("commitments", []))
     with entry.buf.view() as mv:
         return verify_share_indices(mv, commitments)
-
-
-# --------------------------------------------------------------------------- client helpers
-
-
-def client_genesis_split(
-    client: Any,
-    policy: dict[str, Any],
-    passphrase: memoryview | None = None,
-    *,
-    generate: bool = False,
-    key: str | None = None,
-) -> dict[str, Any]:
-    """Parent side of ``genesis_split`` (``client`` is a KeyholderClient); in a rotation
-    ``key="new"`` (with ``generate``: draw the new key into its slot first)."""
-    fields: dict[str, Any] = {"policy": policy, "generate": generate}
-    if key is not None:
-        fields["key"] = key
-    if passphrase is not None:
-        fields["passphrase"] = Secret(passphrase)
-    return dict(client.call(GENESIS_SPLIT, **fields))
-
-
-def client_show_share(
-    client: Any, group: int, member: int, tty: str, custodian: str
-) -> dict[str, Any]:
-    """Parent side of ``show_share``."""
-    return dict(client.call(SHOW_SHARE, group=group, member=member, tty=tty, custodian=custodian))
-
-
-def client_recovery_begin(
-    client: Any,
-    *,
-    identifier: int | None = None,
-    commitments: list[dict[str, Any]] | None = None,
-    fingerprint: str | None = None,
-) -> dict[str, Any]:
-    """Parent side of ``recovery_begin``."""
-    fields: dict[str, Any] = {}
-    if identifier is not None:
-        fields["identifier"] = identifier
-    if commitments is not None:
-        fields["commitments"] = commitments
-    if fingerprint is not None:
-        fields["fingerprint"] = fingerprint
-    return dict(client.call(RECOVERY_BEGIN, **fields))
-
-
-def client_entry_begin(client: Any, words: int = 33) -> dict[str, Any]:
-    """Parent side of ``entry_begin``."""
-    return dict(client.call(ENTRY_BEGIN, words=words))
-
-
-def client_entry_word(client: Any, position: int, chars: memoryview) -> dict[str, Any]:
-    """Send one typed word from the parent's locked input buffer (``chars``)."""
-    return dict(client.call(ENTRY_WORD, position=position, chars=Secret(chars)))
-
-
-def client_entry_finish(client: Any) -> dict[str, Any]:
-    """Parent side of ``entry_finish``."""
-    return dict(client.call(ENTRY_FINISH))
-
-
-def client_add_share(client: Any) -> dict[str, Any]:
-    """Parent side of ``add_share``."""
-    return dict(client.call(ADD_SHARE))
-
-
-def client_recover(client: Any, passphrase: memoryview | None = None) -> dict[str, Any]:
-    """Parent side of ``recover``."""
-    fields: dict[str, Any] = {}
-    if passphrase is not None:
-        fields["passphrase"] = Secret(passphrase)
-    return dict(client.call(RECOVER, **fields))

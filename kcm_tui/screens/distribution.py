@@ -334,6 +334,7 @@ class DistributionScreen(CeremonyScreen):
             panel.begin()
             return
         panel.cancel()
+        self.set_error("")  # an earlier refusal no longer applies
         self.finish_custodian(checked=True)
 
     def finish_custodian(self, *, checked: bool) -> None:

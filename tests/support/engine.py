@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from core import journal as jr
 from core.ceremony.engine import Ceremony, Keyholder
 from core.ceremony.model import StepKind
+from core.journal.files import _events_from_path
 from tests.support.keyholder_double import KeyholderDouble
 
 __all__ = [
@@ -124,7 +125,7 @@ def events(c: Ceremony) -> list[jr.Event]:
     """The ceremony's journal events (the chain is verified first)."""
     res = jr.verify(c.journal.path)
     assert res.ok, res.message
-    return jr._events_from_path(c.journal.path)
+    return _events_from_path(c.journal.path)
 
 
 def genesis(ws: Path, script: str | Path = "genesis") -> tuple[Ceremony, KeyholderDouble]:

@@ -19,8 +19,10 @@ from typing import Any
 import pkcs11.exceptions as p11e
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pkcs11 import ObjectClass
 
 from core.carriers import pkcs11 as cards
+from core.carriers.errors import CardDataMissing
 from core.secmem import SecretBuffer
 
 _PRIV = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -55,7 +57,7 @@ class _FakeSession:
         self.priv = priv
 
     def get_key(self, *, object_class: Any, key_type: Any, id: bytes) -> Any:
-        if object_class == cards.ObjectClass.PRIVATE_KEY:
+        if object_class == ObjectClass.PRIVATE_KEY:
             return self.priv
         raise p11e.NoSuchKey()  # no public key object: the fingerprint check is skipped
 
@@ -114,7 +116,7 @@ def test_unseal_on_card_zeroes_a_wrong_size_data_key_too() -> None:
     with _share() as share:
         sealed = cards.seal_share(share, _key(), {"group": 1}, pk)  # type: ignore[arg-type]
     priv = _Short()
-    with pytest.raises(cards.CardDataMissing):
+    with pytest.raises(CardDataMissing):
         cards._unseal_on_card(
             _FakeSession(priv), "SERIAL1", cards.parse_sealed(sealed), SecretBuffer
         )

@@ -19,6 +19,7 @@ from core.crypto.fingerprint import derive_fingerprint, sign_with_master
 from core.crypto.transient import transient_bytes
 from core.seal import age as agemod
 from core.seal import envelope as E
+from core.seal import envelope_cli
 from core.seal import recipients as R
 from tests.support import seal_reader
 
@@ -301,19 +302,19 @@ def test_cli_inspect(
     )
     f = tmp_path / "mk.envelope.json"
     f.write_bytes(_seal(master, r))
-    assert E.cli_main(["inspect", str(f)]) == 0
+    assert envelope_cli.cli_main(["inspect", str(f)]) == 0
     out = capsys.readouterr().out
     assert "kind             masterkey" in out and "VALID" in out and "version 7" in out
     assert hashlib.sha256(f.read_bytes()).hexdigest() in out
     bad = tmp_path / "bad.json"
     bad.write_bytes(_tamper(f.read_bytes(), ["header", "region_id"], "elsewhere"))
-    assert E.cli_main(["inspect", str(bad)]) == 1
+    assert envelope_cli.cli_main(["inspect", str(bad)]) == 1
     assert "INVALID" in capsys.readouterr().out
     junk = tmp_path / "junk"
     junk.write_bytes(b"hello")
-    assert E.cli_main(["inspect", str(junk)]) == 1
+    assert envelope_cli.cli_main(["inspect", str(junk)]) == 1
     assert "NOT a valid envelope" in capsys.readouterr().err
-    assert E.cli_main([]) == 2
+    assert envelope_cli.cli_main([]) == 2
 
 
 def test_cli_via_subprocess(rsa_key: rsa.RSAPrivateKey, master: Any, tmp_path: Path) -> None:

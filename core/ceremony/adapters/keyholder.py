@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.ceremony.errors import ShareRefusedError
 from core.ceremony.model import DEFAULT_CARD_MODULE
@@ -563,3 +563,11 @@ def carrier_progress(reply: Mapping[str, Any]) -> dict[str, Any]:
         if k in reply:
             out[k] = reply[k]
     return out
+
+
+if TYPE_CHECKING:
+    from core.ceremony.ports import CarrierKeyholder, EntryKeyholder, Keyholder
+
+    def _conforms(port: ClientKeyholder) -> tuple[Keyholder, CarrierKeyholder, EntryKeyholder]:
+        """mypy: the real adapter satisfies every keyholder port of the engine."""
+        return port, port, port
