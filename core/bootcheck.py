@@ -17,6 +17,12 @@ program runs on tty1 as in every boot. It adds facts and checks to the self-test
   :class:`core.removable.ExportMediaChooser` (what the program's export chooser uses) makes
   that one writable (0) and no other; an export is written through the ceremony's exporter,
   verified, and the medium released (read-only again, unmounted); a fixed disk is refused;
+- **privilege separation** (``ui-user``, ``no-root-ceremony-process``, ``ptrace-yama``,
+  ``keyholder-user``, ``ui-cannot-read-keyholder``): the program on tty1 runs as ``kcm``;
+  a keyholder asked for by a ``kcm`` process through the launcher socket runs as
+  ``kcm-keyholder`` with no capability; no ceremony process other than this check runs as
+  root; Yama ``ptrace_scope`` is 3; a ``kcm`` process cannot open the keyholder's
+  ``/proc/PID/mem``. The media checks above go through the media service as ``kcm``;
 - **boot medium** (``boot-medium-released``, ``boot-medium-removed``): the root was copied to
   RAM and the boot medium is not mounted; once the test has pulled it out, files are still
   read from the root (page cache dropped first).
@@ -178,6 +184,43 @@ def _fixed_disks() -> list[str]:
     return out
 
 
+_JOURNAL_PROBE = r"""
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1] + "/boot-check-journal.db")
+db.execute("create table if not exists t (x)")
+db.execute("insert into t values (1)")
+db.commit()
+db.close()
+print("written")
+"""
+
+
+def _ceremony_medium_check(helper: removable.MediaHelper, device: str, facts: dict[str, Any]) -> Check:
+    """``media-ceremony-writable``: ``kcm-media ceremony DEV`` through the helper, a journal
+    written by the UI's user, released again."""
+    try:
+        mount = helper.ceremony(device)
+    except Exception as exc:
+        return ("media-ceremony-writable", False, f"ceremony {device}: {exc}")
+    r = subprocess.run(
+        _as_ui([sys.executable, "-I", "-c", _JOURNAL_PROBE, str(mount)]), capture_output=True,
+        text=True, timeout=60, check=False, cwd="/",
+    )  # fmt: skip
+    written = r.returncode == 0 and r.stdout.strip() == "written"
+    subprocess.run([str(removable.HELPER), "release", "--all"], capture_output=True, timeout=120,
+                   check=False)  # fmt: skip
+    name = device.removeprefix("/dev/")
+    after = {d["name"]: d for d in _snapshot()}
+    released = name in after and after[name]["getro"] == 1 and not after[name]["mounted"]
+    facts["ceremony_medium"] = {"mount": str(mount), "written": written, "stderr": r.stderr[-300:],
+                                "released": released}  # fmt: skip
+    return (
+        "media-ceremony-writable", written and released,
+        f"{device} at {mount}: journal written by {UI_USER}: {written}; "
+        f"read-only and unmounted after release --all: {released}",
+    )
+
+
 def media_check(wait_hotplug: float = 180) -> tuple[dict[str, Any], list[Check]]:
     """The removable-media path, end to end (see the module docstring)."""
     facts: dict[str, Any] = {}
@@ -207,7 +250,12 @@ def media_check(wait_hotplug: float = 180) -> tuple[dict[str, Any], list[Check]]
     # Choose one as the export medium, as the program's chooser does.
     wanted = _export_serial()
     facts["export_serial"] = wanted
-    helper = removable.MediaHelper()
+    helper = _ui_media_helper()
+    facts["media_helper"] = helper.command
+    checks.append((
+        "media-via-service", bool(helper.service_socket) and helper.command[0] == "setpriv",
+        f"the export below runs as {UI_USER} through the media service: {' '.join(helper.command[:8])}",
+    ))  # fmt: skip
     chooser = removable.ExportMediaChooser(helper, "/")
     candidates = [m for m in chooser.choices() if isinstance(m, removable.DeviceMedium)]
     facts["export_candidates"] = [m.device for m in candidates]
@@ -264,6 +312,10 @@ def media_check(wait_hotplug: float = 180) -> tuple[dict[str, Any], list[Check]]
         "media-released", export_ok and not still,
         f"export written, verified, unmounted: {export_ok}; not read-only or mounted: {still}",
     ))  # fmt: skip
+    # The same stick as the ceremony medium (the journal's), as the start screen does it:
+    # writable for the UI's user, a SQLite journal written there by that user, then released
+    # by the session's `kcm-media release --all`.
+    checks.append(_ceremony_medium_check(helper, pick.device, facts))
     # A fixed disk (the workstation's own): the helper refuses it, it stays untouched.
     fixed = _fixed_disks()
     facts["fixed_disks"] = fixed
@@ -389,11 +441,141 @@ def _cd_has_disc(name: str) -> bool:
         os.close(fd)
 
 
+UI_USER = "kcm"
+KEYHOLDER_USER = "kcm-keyholder"
+
+
+def _as_ui(args: list[str]) -> list[str]:
+    """``args`` run as the UI's user, as the program on tty1 runs (no privilege)."""
+    return ["setpriv", f"--reuid={UI_USER}", f"--regid={UI_USER}", "--init-groups",
+            "--no-new-privs", "--inh-caps=-all", *args]  # fmt: skip
+
+
+def _ui_media_helper() -> removable.MediaHelper:
+    """The media helper as the program on tty1 reaches it: through the media service, as
+    the UI's user (the image's own arrangement); the helper itself where there is none."""
+    service = removable.MediaHelper.via_service()
+    if not service.available():
+        return removable.MediaHelper()
+    return removable.MediaHelper(_as_ui(service.command), service_socket=service.service_socket)
+
+
+def _uid_of(name: str) -> int:
+    import pwd
+
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return -1
+
+
+_PROBE = r"""
+import json, sys
+from core.keyholder import launcher
+kh = launcher.connect()
+pid = kh.info["pid"]
+try:
+    with open(f"/proc/{pid}/mem", "rb") as fh:
+        fh.read(1)
+    mem = "READ"
+except OSError as exc:
+    mem = f"denied ({exc.strerror})"
+print(json.dumps({"pid": pid, "uid": kh.info["uid"], "mem": mem,
+                  "hardening": kh.info["hardening"], "terminal": kh.info["terminal"]}), flush=True)
+sys.stdin.readline()
+kh.close()
+"""
+
+
+def privilege_check() -> tuple[dict[str, Any], list[Check]]:
+    """The ``ui-user`` .. ``ui-cannot-read-keyholder`` checks (see the module doc)."""
+    import json
+
+    from core.preflight import session as preflight
+
+    facts: dict[str, Any] = {}
+    checks: list[Check] = []
+    ui_uid, kh_uid = _uid_of(UI_USER), _uid_of(KEYHOLDER_USER)
+    facts["users"] = {UI_USER: ui_uid, KEYHOLDER_USER: kh_uid}
+    me = {str(os.getpid()), str(os.getppid())}
+    procs: list[dict[str, Any]] = []
+    for pid, role in preflight._ceremony_processes("/"):
+        if pid == "self" or pid in me:
+            continue  # this check (root, started by the check unit), not the ceremony
+        st = preflight._proc_status("/", pid)
+        if st is not None:
+            procs.append({"pid": pid, "role": role, "uids": list(st[0]), "caps": st[1]})
+    facts["ceremony_processes"] = procs
+    uis = [p for p in procs if p["role"] == "kcm-ceremony"]
+    checks.append((
+        "ui-user", bool(uis) and ui_uid > 0 and all(set(p["uids"]) == {ui_uid} for p in uis),
+        f"program on tty1: {[(p['pid'], p['uids']) for p in uis] or 'not found'}; {UI_USER}={ui_uid}",
+    ))  # fmt: skip
+    try:
+        scope = Path("/proc/sys/kernel/yama/ptrace_scope").read_text().strip()
+    except OSError as exc:
+        scope = f"unreadable ({exc.strerror})"
+    facts["ptrace_scope"] = scope
+    checks.append(("ptrace-yama", scope == "3", f"kernel.yama.ptrace_scope = {scope}"))
+    python = sys.executable
+    probe = subprocess.Popen(
+        _as_ui([python, "-I", "-c", _PROBE]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd="/",
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/nonexistent"},
+    )  # fmt: skip
+    assert probe.stdin is not None and probe.stdout is not None
+    line = probe.stdout.readline()
+    try:
+        got = json.loads(line)
+    except ValueError:
+        got = {}
+    kh_status: dict[str, str] = {}
+    if got:
+        try:
+            for ln in Path(f"/proc/{got['pid']}/status").read_text().splitlines():
+                k, _, v = ln.partition(":")
+                kh_status[k] = v.strip()
+        except OSError:
+            pass
+        # the keyholder, seen from here while it runs: a ceremony process too
+        procs.append({"pid": str(got["pid"]), "role": "keyholder", "uids": [
+            int(u) for u in kh_status.get("Uid", "").split()], "caps": -1})
+    try:
+        probe.stdin.write("\n")
+        probe.stdin.flush()
+        _out, err = probe.communicate(timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        probe.kill()
+        _out, err = probe.communicate()
+    facts["keyholder_probe"] = got or {"error": (line + err)[-400:]}
+    facts["keyholder_status"] = {k: kh_status.get(k, "") for k in (
+        "Uid", "Gid", "Groups", "CapEff", "CapPrm", "NoNewPrivs", "VmLck")}  # fmt: skip
+    uids = kh_status.get("Uid", "").split()
+    checks.append((
+        "keyholder-user",
+        bool(got) and kh_uid > 0 and uids == [str(kh_uid)] * 4
+        and int(kh_status.get("CapEff", "1"), 16) == 0 and int(kh_status.get("CapPrm", "1"), 16) == 0,
+        f"keyholder pid {got.get('pid')}: Uid {uids}, CapEff {kh_status.get('CapEff')}, "
+        f"VmLck {kh_status.get('VmLck')}; {KEYHOLDER_USER}={kh_uid}"
+        if got else f"no keyholder: {(line + err).strip()[-200:]}",
+    ))  # fmt: skip
+    checks.append((
+        "ui-cannot-read-keyholder", bool(got) and str(got.get("mem", "")).startswith("denied"),
+        f"a {UI_USER} process opening /proc/<keyholder>/mem: {got.get('mem', 'no keyholder')}",
+    ))  # fmt: skip
+    rooted = [p for p in procs if 0 in p["uids"]]
+    checks.append((
+        "no-root-ceremony-process", bool(procs) and not rooted,
+        f"{len(procs)} ceremony process(es); as root: {[(p['pid'], p['role']) for p in rooted]}",
+    ))  # fmt: skip
+    return facts, checks
+
+
 def run(step: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[Check]]:
     """Every part of the boot check; returns (facts, checks) for the self-test report."""
     facts: dict[str, Any] = {}
     checks: list[Check] = []
-    for part in (font_check, media_check, boot_medium_check):
+    for part in (privilege_check, font_check, media_check, boot_medium_check):
         if step is not None:
             step(part.__name__)
         try:

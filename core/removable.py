@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,7 @@ __all__ = [
 
 HELPER: Final = Path("/usr/local/sbin/kcm-media")
 EXPORT_MOUNT: Final = Path("/media/kcm-export")
+CEREMONY_MOUNT: Final = Path("/media/kcm-ceremony")
 #: File systems the helper mounts for export (the same list as in kcm-media).
 EXPORT_FS: Final = ("vfat", "exfat", "ext4", "ext3", "ext2")
 _REMOVABLE_BUSES: Final = ("/usb", "/firewire", "/mmc", "/memstick", "/thunderbolt")
@@ -253,12 +256,37 @@ class MediaHelper:
         runner: ``subprocess.run`` (tests inject a fake).
     """
 
-    def __init__(self, command: Sequence[str] | None = None, runner: Runner | None = None) -> None:
+    def __init__(
+        self,
+        command: Sequence[str] | None = None,
+        runner: Runner | None = None,
+        service_socket: str = "",
+    ) -> None:
         self.command = list(command) if command else [str(HELPER)]
         self.runner: Runner = runner or subprocess.run
+        self.service_socket = service_socket
+
+    @classmethod
+    def via_service(cls, path: str = "", runner: Runner | None = None) -> MediaHelper:
+        """The helper reached through the media service's socket (the ceremony ISO, where
+        the UI is an unprivileged user: :mod:`core.media_service`)."""
+        from core import media_service
+
+        sock = path or media_service.SOCKET
+        return cls(
+            [sys.executable, "-I", "-m", "core.media_service", "client", "--socket", sock],
+            runner,
+            service_socket=sock,
+        )
 
     def available(self) -> bool:
-        """True when the helper exists (the ceremony image), False elsewhere."""
+        """True when the helper (or the media service's socket) exists: the ceremony
+        image; False elsewhere."""
+        if self.service_socket:
+            try:
+                return stat.S_ISSOCK(os.stat(self.service_socket).st_mode)
+            except OSError:
+                return False
         return os.access(self.command[0], os.X_OK)
 
     def _run(self, *args: str) -> str:
@@ -288,6 +316,13 @@ class MediaHelper:
     def release(self) -> None:
         """Unmount the export medium and set every device it made writable read-only."""
         self._run("release")
+
+    def ceremony(self, device: str) -> Path:
+        """Make ``device`` the ceremony medium (the journal's): writable, mounted at
+        ``/media/kcm-ceremony`` for the UI's user; returns the mount point. It stays so until
+        the program ends (the session script releases it)."""
+        out = self._run("ceremony", device)
+        return Path(out.splitlines()[-1]) if out else CEREMONY_MOUNT
 
 
 class ExportMediaChooser:

@@ -65,6 +65,9 @@ EXPECTED_CHECKS = (
     "console-font", "frame-glyphs", "media-readonly-at-add", "media-hotplug-readonly",
     "media-export-writable", "media-released", "media-fixed-disk-refused",
     "boot-medium-released", "boot-medium-removed",
+    # privilege separation (issue 20): checked with ps-like /proc reads in the guest
+    "ui-user", "no-root-ceremony-process", "ptrace-yama", "keyholder-user",
+    "ui-cannot-read-keyholder", "media-via-service", "media-ceremony-writable",
 )  # fmt: skip
 
 

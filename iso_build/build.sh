@@ -241,6 +241,10 @@ mkdir -p config/includes.chroot/opt/kcm/wheelhouse config/includes.chroot/usr/lo
 mkdir -p config/includes.chroot/usr/local/share/kcm config/includes.chroot/usr/local/lib/kcm
 cp "$BUILD/forbidden.toml" config/includes.chroot/usr/local/share/kcm/forbidden.toml
 cp "$BUILD/offline_audit.py" "$BUILD/consolefont.py" config/includes.chroot/usr/local/lib/kcm/
+# What those two import from the project (core.errors: the error root), beside them: the
+# hooks run them with python3 before the venv exists (tests/iso/test_iso_config.py checks).
+mkdir -p config/includes.chroot/usr/local/lib/kcm/core
+cp "$BUILD/src/core/__init__.py" "$BUILD/src/core/errors.py" config/includes.chroot/usr/local/lib/kcm/core/
 # The kernel and initramfs are on the ISO beside the squashfs; not a second copy inside it.
 mkdir -p config/rootfs
 printf '%s\n' 'boot/vmlinuz*' 'boot/initrd.img*' 'boot/System.map*' 'boot/config-*' > config/rootfs/excludes

@@ -246,13 +246,21 @@ def make_app(args: argparse.Namespace, env: dict[str, str] | None = None) -> Cer
 def main(argv: list[str] | None = None) -> int:
     """Start the TUI (``kcm-ceremony [--demo] [--workspace DIR] ...``)."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    leaks = environment_leaks(os.environ)
+    from kcm_tui import supervisor
+
+    leaks = sorted(set(environment_leaks(os.environ)) | set(supervisor.refused_variables(os.environ)))
     if leaks and not args.demo:
         sys.stderr.write(
             "kcm-ceremony refuses to start: these variables make the user interface write the\n"
             f"screen or its messages somewhere else: {', '.join(leaks)}.\n"
             f"Unset them (unset {' '.join(v.split('=')[0] for v in leaks)}) or start from a clean\n"
             "login on the console. (In a demo, --demo allows them with a warning.)\n"
+        )
+        return 2
+    if not args.demo and not sys.flags.isolated:
+        sys.stderr.write(
+            "kcm-ceremony: the user interface runs only in Python's isolated mode, started by "
+            "kcm-ceremony itself (not with --ui-child by hand)\n"
         )
         return 2
     if leaks:

@@ -122,8 +122,11 @@ def default_media_helper(demo: bool) -> Any:
         return None
     from core import removable
 
+    service = removable.MediaHelper.via_service()  # the ISO: the UI is not root
+    if service.available():
+        return service
     helper = removable.MediaHelper()
-    return helper if helper.available() else None
+    return helper if helper.available() and os.geteuid() == 0 else None
 
 
 def read_only_reason(medium: Any) -> str:
@@ -232,10 +235,31 @@ class Backend:
 
         return core_preflight(self.mode, env=self.env, term_size=self.term_size)
 
+    def ceremony_medium(self, media: Path) -> Path:
+        """The folder for the journal: ``media`` itself, or, when ``media`` names a
+        removable device (``/dev/sdb1``) and this machine has the media helper (the ceremony
+        ISO, where every removable medium is read-only and unmounted), that device made
+        writable and mounted for this user by the helper.
+
+        Raises:
+            BackendError: the helper refused (the message says why and what to do).
+        """
+        helper = self.media_chooser.helper
+        if not str(media).startswith("/dev/") or helper is None:
+            return media
+        from core.media import MediaError
+
+        try:
+            return Path(helper.ceremony(str(media)))
+        except MediaError as exc:
+            raise BackendError(f"the ceremony medium {media}: {exc}", code=exc.code) from None
+
     def media_problem(self, media: Path | None) -> str:
         """Why a media folder cannot be used ('' when it can)."""
         if media is None or not str(media):
             return "choose the export media (a folder on the removable medium)"
+        if str(media).startswith("/dev/") and self.media_chooser.helper is not None:
+            return ""  # a device: the helper mounts it when the ceremony opens
         if not media.is_dir():
             return f"{media} does not exist or is not a folder: insert and mount the medium"
         if not os.access(media, os.W_OK):
@@ -249,6 +273,10 @@ class Backend:
             raise BackendError(problem, code="media-not-chosen")
         if not script.valid:
             raise BackendError(f"{script.path.name} has {len(script.problems)} problem(s); fix the script")
+        media = self.ceremony_medium(media)
+        problem = self.media_problem(media)
+        if problem:
+            raise BackendError(problem, code="media-not-chosen")
         self.session = Session.open(self, script, media)
         return self.session
 
@@ -288,10 +316,16 @@ class Session:
     def open(cls, backend: Backend, info: ScriptInfo, media: Path) -> Session:
         """Start a keyholder and load the script into a new ceremony on ``media``."""
         from core.ceremony.engine import Ceremony, ClientKeyholder, FolderExporter
-        from core.keyholder.client import KeyholderClient
+        from core.keyholder import launcher
 
         try:
-            client = KeyholderClient.start(allow_unlocked=backend.demo, practice=info.practice)
+            # started the way launcher.plan says (the ISO: the launcher service, as
+            # kcm-keyholder), with its display terminal fixed now, never by a request
+            client = launcher.open_keyholder(
+                allow_unlocked=backend.demo,
+                practice=info.practice,
+                terminal=backend.share_display.tty_path,
+            )
         except Exception as exc:
             raise BackendError(f"the keyholder did not start: {_message(exc)}", code="keyholder-start") from None
         port = ClientKeyholder(client, tty=backend.share_display.tty_path)

@@ -8,6 +8,7 @@ imported lazily, so ``kcm-ceremony preflight`` does not pay for Textual or PKCS#
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # subcommand -> (module, function, one-line help). The function takes argv (list[str])
@@ -45,6 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(entry[0])
         func = getattr(module, entry[1])
         return int(func(args[1:]))
+    if not args or args[0] != "--ui-child":
+        # The starting process: a clean environment for the UI, and the terminal put back
+        # however the UI ends (kcm_tui/supervisor.py; imports no Textual).
+        from kcm_tui import supervisor
+
+        rc = supervisor.run(args)
+        # os._exit: this process started with the caller's PYTHON* variables, and
+        # PYTHONINSPECT would open a Python prompt on the terminal at a normal exit
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(rc)
+    args = args[1:]
     # Before the UI exists: no core dump of the process that receives typed share words.
     from core.keyholder.harden import harden_ui
 

@@ -98,7 +98,10 @@ class EntryResult:
 
 
 class ShareDisplay:
-    """Where the keyholder writes a share for its custodian: a terminal device path.
+    """Where the keyholder writes a share for its custodian: a terminal device path,
+    opened and handed to the keyholder when it is spawned (never named later: see
+    :mod:`core.keyholder.terminal`). On the ceremony ISO the keyholder launcher's policy
+    fixes the terminal instead (``/dev/tty1``).
 
     The real ceremony uses the controlling terminal (``/dev/tty``) while the app is
     suspended; tests inject the slave side of a pty they read.

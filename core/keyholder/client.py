@@ -8,11 +8,15 @@ memoryview of the parent's own locked buffer and written with ``writev`` (no cop
 
 from __future__ import annotations
 
+import fcntl
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -33,13 +37,123 @@ from core.keyholder.protocol import (
     unpack_header,
 )
 
-__all__ = ["KeyholderClient", "Secret"]
+__all__ = ["KeyholderClient", "Secret", "SocketKeyholder"]
+
+
+class _SocketEnd:
+    """``stdin``/``stdout`` of a keyholder reached over a socket: closing "stdin" ends the
+    requests (the keyholder reads EOF, wipes and exits), closing "stdout" closes the socket
+    once the keyholder has gone (see :meth:`SocketKeyholder.wait`)."""
+
+    def __init__(self, owner: SocketKeyholder, write_side: bool) -> None:
+        self._owner = owner
+        self._write_side = write_side
+
+    def fileno(self) -> int:
+        return self._owner.sock.fileno()
+
+    def close(self) -> None:
+        if self._write_side:
+            self._owner.shutdown_write()
+
+
+class SocketKeyholder:
+    """The subset of ``subprocess.Popen`` the client uses, for a keyholder reached over a
+    socket (started by the keyholder launcher, :mod:`core.keyholder.launcher`).
+
+    A keyholder started by the launcher service is another user's process: the UI can
+    neither signal nor wait for it. It ends when its socket does (it reads EOF, wipes
+    everything and exits), so ``send_signal`` shuts the socket down (or signals the
+    local launcher's child, which the root UI may) and ``wait`` waits for the socket's EOF.
+    """
+
+    def __init__(self, sock: socket.socket, proc: subprocess.Popen[bytes] | None = None) -> None:
+        self.sock = sock
+        self.popen = proc
+        self.stdin = _SocketEnd(self, True)
+        self.stdout = _SocketEnd(self, False)
+        self.returncode: int | None = None
+        self.pid: int = proc.pid if proc is not None else 0
+
+    def shutdown_write(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _eof(self, timeout: float) -> bool:
+        """Drain the socket until EOF (True) or ``timeout`` (False)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                ready, _w, _x = select.select([self.sock], [], [], max(0.0, left))
+            except (OSError, ValueError):
+                return True
+            if not ready:
+                return False
+            try:
+                if not self.sock.recv(65536):
+                    return True
+            except OSError:
+                return True
+
+    def poll(self) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        if self.popen is not None:
+            rc = self.popen.poll()
+            if rc is not None:
+                self._finish(rc)
+            return rc
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+        except OSError:
+            data = b""
+        if data:
+            return None
+        self._finish(0)
+        return 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        if self.popen is not None:
+            rc = self.popen.wait(timeout)
+            self._finish(rc)
+            return rc
+        if not self._eof(3600.0 if timeout is None else timeout):
+            raise subprocess.TimeoutExpired("keyholder", timeout or 0.0)
+        self._finish(0)
+        return 0
+
+    def _finish(self, rc: int) -> None:
+        self.returncode = rc
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send_signal(self, sig: int) -> None:
+        if self.popen is not None:
+            self.popen.send_signal(sig)
+            return
+        # another user's process: end its connection instead (it wipes and exits on EOF)
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 class KeyholderClient:
-    """A running keyholder child process and the pipes to it."""
+    """A running keyholder process and the pipes (or the socket) to it."""
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes] | SocketKeyholder) -> None:
         self.proc = proc
         assert proc.stdin is not None and proc.stdout is not None
         self._w = proc.stdin.fileno()
@@ -56,6 +170,8 @@ class KeyholderClient:
         env: Mapping[str, str] | None = None,
         stderr: int | IO[bytes] | None = subprocess.DEVNULL,
         pkcs11_modules: Sequence[str] | Mapping[str, str] | None = None,
+        terminal: str | int | None = None,
+        demo: bool | None = None,
     ) -> KeyholderClient:
         """Start a fresh keyholder (``python -I -m core.keyholder``; never a fork of the UI).
 
@@ -69,6 +185,16 @@ class KeyholderClient:
                 their installed paths here), or ``{name: path}``. Default: every real
                 module, plus the SoftHSM2 software token in demo or practice mode
                 (:func:`core.carriers.modules.default_names`).
+            terminal: the display terminal (a path such as ``/dev/tty``, or an open
+                descriptor), opened here and handed to the keyholder at spawn
+                (``--terminal-fd``): shares are shown there and nowhere else, whatever a
+                later request says (:mod:`core.keyholder.terminal`). ``None``: none (the
+                keyholder then refuses to show a share).
+            demo: demo mode (a pseudo-terminal is then allowed, with a DEMO notice).
+                Default: ``allow_unlocked``.
+
+        Raises:
+            OSError: ``terminal`` cannot be opened.
         """
         from core.carriers import modules as _modules
 
@@ -86,22 +212,62 @@ class KeyholderClient:
         )
         for name, path in sorted(paths.items()):
             args += ["--pkcs11-module", f"{name}={path}"]
+        if allow_unlocked if demo is None else demo:
+            args.append("--demo")
+        term_fd = -1
+        if terminal is not None:
+            opened = (
+                terminal
+                if isinstance(terminal, int)
+                else os.open(terminal, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+            )
+            try:  # a copy above 2 (the keyholder's stdin/stdout/stderr are taken)
+                term_fd = fcntl.fcntl(opened, fcntl.F_DUPFD_CLOEXEC, 3)
+            finally:
+                if not isinstance(terminal, int):
+                    os.close(opened)
+        if term_fd >= 0:
+            args += ["--terminal-fd", str(term_fd)]
         child_env = dict(env) if env is not None else _clean_env(os.environ)
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=child_env,
-            close_fds=True,
-            start_new_session=False,
-        )
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=child_env,
+                close_fds=True,
+                pass_fds=(term_fd,) if term_fd >= 0 else (),
+                start_new_session=False,
+            )
+        finally:
+            if term_fd >= 0:
+                os.close(term_fd)
         client = cls(proc)
         try:
             client.info = client.call(core_ops.HELLO)
         except Exception:
             client.kill()
             raise
+        return client
+
+    @classmethod
+    def over_socket(
+        cls, sock: socket.socket, *, proc: subprocess.Popen[bytes] | None = None
+    ) -> KeyholderClient:
+        """A keyholder the launcher started (:mod:`core.keyholder.launcher`), reached over
+        ``sock`` after the launcher's answer; ``proc`` is the local launcher's child, if any.
+        """
+        transport = SocketKeyholder(sock, proc)
+        client = cls(transport)
+        try:
+            client.info = client.call(core_ops.HELLO)
+        except Exception:
+            client.kill()
+            raise
+        if not transport.pid:
+            pid = client.info.get("pid")
+            transport.pid = pid if isinstance(pid, int) else 0
         return client
 
     @property

@@ -3,9 +3,10 @@
 * RLIMIT_CORE 0 and PR_SET_DUMPABLE 0: no core dump, no ptrace by same-uid processes,
   /proc/PID/mem readable only with CAP_SYS_PTRACE.
 * PR_SET_PDEATHSIG SIGTERM: if the parent dies, we are told (and wipe), besides the pipe EOF.
-* mlockall(MCL_CURRENT | MCL_FUTURE) when permitted (root or CAP_IPC_LOCK): the whole
-  process, interpreter heap included, never reaches swap. Not attempted without the
-  capability, because MCL_FUTURE under an 8 MiB RLIMIT_MEMLOCK makes later allocations fail.
+* mlockall(MCL_CURRENT | MCL_FUTURE) when permitted (root, CAP_IPC_LOCK, or an unlimited
+  RLIMIT_MEMLOCK: what the keyholder launcher gives its unprivileged user): the whole
+  process, interpreter heap included, never reaches swap. Not attempted under a finite
+  limit, because MCL_FUTURE under an 8 MiB RLIMIT_MEMLOCK makes later allocations fail.
 * faulthandler off, no tracebacks with locals (our handlers print only the type).
 * SIGTERM, SIGINT, SIGHUP, SIGPIPE: wipe every live buffer, then exit with 128 + signal.
 """
@@ -64,13 +65,17 @@ def harden() -> Hardening:
     h.core_limit_zero = resource.getrlimit(resource.RLIMIT_CORE) == (0, 0)
     h.not_dumpable = _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
     h.pdeathsig = _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
-    if os.geteuid() == 0 or _has_cap(CAP_IPC_LOCK):
+    unlimited = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0] == resource.RLIM_INFINITY
+    if os.geteuid() == 0 or _has_cap(CAP_IPC_LOCK) or unlimited:
         if _libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0:
             h.mlockall = True
         else:
             h.notes.append(f"mlockall failed: {os.strerror(ctypes.get_errno())}")
     else:
-        h.notes.append("mlockall skipped: needs root or CAP_IPC_LOCK (secret buffers are still locked)")
+        h.notes.append(
+            "mlockall skipped: needs root, CAP_IPC_LOCK or an unlimited RLIMIT_MEMLOCK "
+            "(secret buffers are still locked)"
+        )
     if faulthandler.is_enabled():
         faulthandler.disable()
     sys.tracebacklimit = 0  # an uncaught exception prints its type and message only

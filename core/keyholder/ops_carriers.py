@@ -11,7 +11,7 @@ keyholder and never reaches the parent. Replies carry public facts only.
 | 0x0303 | card_write_share  | module, serial, [pin], group, member (1-based), key (JSON CardKey), [meta] (JSON), [store_on_card] (true), [commitment] (JSON manifest entry) | sealed (bytes: the sealed share file for media), result (JSON) |
 | 0x0304 | card_read_share   | module, [serial], [pin], [expected_serials] (JSON list), [sealed] (bytes), [set_id], [purpose], [commitments] | share (JSON facts), card (JSON), [matches] |
 | 0x0305 | card_rescan       | module | rescanned, tokens (JSON list of TokenInfo) |
-| 0x0310 | qr_show           | group, member (1-based), tty (/dev/ttyN), [custodian] | shown |
+| 0x0310 | qr_show           | group, member (1-based), [custodian] (on the terminal fixed at spawn; a tty naming another is refused) | shown |
 | 0x0311 | qr_decode_file    | path, [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
 | 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames], [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
 | 0x0313 | qr_scan_replay    | paths (JSON list of image files), [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
@@ -52,12 +52,14 @@ Residues: see :mod:`core.carriers.pkcs11` (PIN ``str``, data key ``bytes``) and
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from core.carriers.errors import CardModuleRefused, CarrierError
 from core.carriers.scanner import WedgeBurst
+from core.keyholder import terminal as _terminal
 from core.keyholder.errors import MalformedRequest
 from core.keyholder.ops import KeyholderState, Request, op
 from core.keyholder.ops_shares import (
@@ -381,7 +383,6 @@ def _sandboxed(state: KeyholderState) -> dict[str, Any]:
 def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Show a genesis share as a QR on its custodian's terminal, wait for a key, erase it."""
     group, member = req.integer("group"), req.integer("member")
-    tty = req.text("tty")
     custodian = req.text("custodian", "")
     title = "Share QR - " + share_title(
         None, group, member, custodian=custodian, group_name=req.text("group_name", "")
@@ -390,11 +391,23 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
         title = "NEW MasterKey - " + title  # a rotation's shares are the new key's
     if state.practice:
         title = "PRACTICE (throwaway key) - " + title
-    with share_for_carrier(state, group, member, f"QR on {tty} ({custodian})", reshow=True) as mv:
+    fixed = _terminal.current()
+    where = fixed.path if fixed is not None else "no terminal"
+    with share_for_carrier(
+        state, group, member, f"QR on {where} ({custodian})", reshow=True
+    ) as mv:
+        # inside: a share already handed to another carrier is refused first, and a
+        # refusal here leaves the share unhanded
+        term = _terminal.display_terminal("share QRs", req.text("tty", ""))
+        if term.notice:
+            title = f"{term.notice} - {title}"
+        fd = os.dup(term.fd)
         try:
-            qr.show_qr_on_tty(tty, mv, title=title)
+            qr.show_qr(fd, mv, title=title)
         except (OSError, ValueError) as exc:
-            raise CarrierError(f"cannot show the share QR on {tty}: {exc}") from None
+            raise CarrierError(f"cannot show the share QR on {term.path}: {exc}") from None
+        finally:
+            os.close(fd)
     return {"shown": True, "group": group, "member": member}
 
 

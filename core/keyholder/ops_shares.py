@@ -29,7 +29,7 @@ Opcodes and fields (1-based group and member numbers in every public field):
   ``kcv``, ``kcv_words`` (of the key split), ``key`` in a rotation. In a rotation the new
   set never takes the old set's identifier (split again on the 1-in-32768 collision), and
   a failed split wipes the new key only.
-* 0x0102 ``show_share``: ``group``, ``member``, ``tty`` (device path), ``custodian``
+* 0x0102 ``show_share``: ``group``, ``member``, [``tty``] (ignored unless it names another terminal: refused), ``custodian``
   -> ``shown``.
 * 0x0103 ``shares_status`` -> ``identifier``, ``shares`` [{group, member, words, handed_to}].
 * 0x0104 ``genesis_finish``: optional ``force`` -> wipes the share words.
@@ -61,6 +61,7 @@ Opcodes and fields (1-based group and member numbers in every public field):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,8 +69,9 @@ from typing import Any
 
 from core import secmem
 from core.crypto.fingerprint import derive_fingerprint
-from core.custodian_tty import REVEAL_IDLE_S, custodian_tty
+from core.custodian_tty import REVEAL_IDLE_S
 from core.errors import wire_error
+from core.keyholder import terminal as _terminal
 from core.keyholder.errors import KeyholderError, MalformedRequest, Refused
 from core.keyholder.ops import KEY_NEW, KEY_OLD, KeyholderState, Request, op
 from core.keyholder.ops_core import MASTER_KEY_BYTES
@@ -102,7 +104,7 @@ from core.shamir.commitments import (
     ShareCommitment,
     share_metadata,
 )
-from core.shamir.display import share_title, show_share_on_tty
+from core.shamir.display import share_title, show_share
 from core.shamir.errors import Slip39Error
 from core.shamir.genesis import (
     GenesisPolicy,
@@ -465,16 +467,20 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Write one share to its custodian's terminal, wait for a key, erase it."""
     area = _area(state)
     group, member = req.integer("group"), req.integer("member")
-    tty = req.text("tty")
     custodian = req.text("custodian", "")
     group_name = req.text("group_name", "")
     idle = float(req.integer("idle_hide", int(REVEAL_IDLE_S)))
     if not 1 <= idle <= 3600:
         raise MalformedRequest("idle_hide must be 1..3600 seconds")
     key = (group, member)
+    fixed = _terminal.current()
+    where = fixed.path if fixed is not None else "no terminal"
     with share_for_carrier(
-        state, group, member, f"display {tty} ({custodian})", reshow=True
+        state, group, member, f"display {where} ({custodian})", reshow=True
     ) as mv:
+        # inside: a share already handed to another carrier is refused first, and a
+        # refusal here leaves the share unhanded
+        term = _terminal.display_terminal("shares", req.text("tty", ""))
         ident = area.genesis.identifier if area.genesis else 0
         showing = area.showings.get(key, 0) + 1
         title = share_title(ident, group, member, custodian=custodian, group_name=group_name) + (
@@ -484,10 +490,15 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
             title = "NEW MasterKey - " + title  # a rotation's shares are the new key's
         if state.practice:
             title = "PRACTICE (throwaway key) - " + title
+        if term.notice:
+            title = f"{term.notice} - {title}"
+        fd = os.dup(term.fd)
         try:
-            ended = show_share_on_tty(tty, mv, title=title, idle=idle)
+            ended = show_share(fd, mv, title=title, idle=idle)
         except (OSError, ValueError) as exc:
-            raise Refused(f"cannot show the share on {tty}: {exc}") from None
+            raise Refused(f"cannot show the share on {term.path}: {exc}") from None
+        finally:
+            os.close(fd)
         area.showings[key] = showing
     # public facts for the journal: every showing is recorded with how it ended
     return {
@@ -683,10 +694,13 @@ def op_entry_terminal(state: KeyholderState, req: Request) -> dict[str, Any]:
     words = req.integer("words", 33)
     if words not in (20, 33):
         raise MalformedRequest("a share has 20 or 33 words")
-    path = termentry.entry_terminal(req)
+    term = termentry.entry_terminal(req)
+    path = term.path
     title = req.text("title", "Share entry").encode("ascii", "replace")
     if state.practice:
         title = b"PRACTICE - " + title
+    if term.notice:
+        title = term.notice.encode("ascii", "replace") + b" - " + title
     if area.entry is not None:
         area.entry.close()
     area.entry = ent = _Entry(words, state.alloc(2 * words), [False] * words)
@@ -718,7 +732,8 @@ def op_entry_terminal(state: KeyholderState, req: Request) -> dict[str, Any]:
         return verdict
 
     try:
-        with custodian_tty(path, "share entry") as fd:
+        fd = os.dup(term.fd)
+        try:
             result = termentry.run_on_terminal(
                 fd,
                 machine,
@@ -728,6 +743,8 @@ def op_entry_terminal(state: KeyholderState, req: Request) -> dict[str, Any]:
                 idle_warn=float(req.integer("idle_warn", int(termentry.IDLE_WARN_S))),
                 idle_wipe=float(req.integer("idle_wipe", int(termentry.IDLE_WIPE_S))),
             )
+        finally:
+            os.close(fd)
     except (OSError, ValueError) as exc:
         ent.close()
         area.entry = None

@@ -1,8 +1,12 @@
 """The keyholder process: a small loop that reads framed requests from a pipe and answers.
 
 Run as ``python -I -m core.keyholder [--allow-unlocked] [--practice] [--pkcs11-module
-NAME=PATH ...]`` with the request pipe on stdin and the reply pipe on stdout (the client
-does this; the PKCS#11 modules it may load are fixed by these options). It hardens itself
+NAME=PATH ...] [--terminal-fd N] [--demo]`` with the request pipe on stdin and the reply pipe on
+stdout (the client does this), or a socket on both (the keyholder launcher,
+:mod:`core.keyholder.launcher`). The PKCS#11 modules it may load are fixed by these options;
+``--terminal-fd`` is the custodian terminal its launcher opened for it: shares are shown
+there and nowhere else (:mod:`core.keyholder.terminal`); ``--demo`` allows that terminal to be
+a pseudo-terminal, with a DEMO notice. It hardens itself
 before anything else, reads every payload straight into a locked receive buffer (so secret
 fields never exist as ``bytes``), wipes that buffer after each request, and on EOF (the
 parent is gone), SIGTERM, SIGINT or SIGHUP wipes everything and exits.
@@ -18,6 +22,7 @@ from typing import Any
 from core import secmem
 from core.errors import KcmError, crosses_wire
 from core.keyholder import harden as _harden
+from core.keyholder import terminal as _terminal
 from core.keyholder.errors import MalformedRequest, UnknownOperation
 from core.keyholder.ops import OPS, KeyholderState, Request
 from core.keyholder.protocol import (
@@ -174,10 +179,32 @@ def parse_modules(args: list[str]) -> dict[str, str]:
     return out
 
 
+def parse_terminal_fd(args: list[str]) -> int | None:
+    """``--terminal-fd N``: the terminal the launcher opened for this keyholder, if any.
+
+    Raises:
+        SystemExit: malformed, or not an open terminal (the launcher is broken: refuse).
+    """
+    if "--terminal-fd" not in args:
+        return None
+    i = args.index("--terminal-fd")
+    value = args[i + 1] if i + 1 < len(args) else ""
+    if not value.isdigit() or int(value) < 3:
+        raise SystemExit("keyholder: --terminal-fd needs a descriptor number above 2")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m core.keyholder``."""
     args = sys.argv[1:] if argv is None else argv
+    terminal_fd = parse_terminal_fd(args)
     hardening = _harden.harden()
+    terminal: dict[str, Any] = {}
+    if terminal_fd is not None:
+        try:
+            terminal = _terminal.fix(terminal_fd, demo="--demo" in args).public()
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"keyholder: --terminal-fd {terminal_fd}: {exc}") from None
     state = KeyholderState(
         allow_unlocked="--allow-unlocked" in args,
         practice="--practice" in args,
@@ -188,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     areas = load_areas()
     info: dict[str, Any] = {
         "pid": os.getpid(),
+        "uid": os.getuid(),
+        "terminal": terminal,  # {} when none was given: shares cannot be shown
+        "demo": "--demo" in args,
         "protocol": 1,
         "areas": areas,
         "pkcs11_modules": dict(state.pkcs11_modules),

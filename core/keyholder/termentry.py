@@ -37,6 +37,8 @@ from typing import Any, Final
 
 from core import secmem
 from core.custodian_tty import CLEAR, tty_write
+from core.keyholder import terminal as _terminal
+from core.keyholder.terminal import DisplayTerminal
 from core.shamir import wordlist as _wl
 
 __all__ = [
@@ -82,13 +84,16 @@ KEYS_HELP: Final = (
 Check = Callable[[memoryview], tuple[str, Any]]
 
 
-def entry_terminal(req: Any) -> str:
-    """The terminal the keyholder draws and reads share entry on (the one seam).
+def entry_terminal(req: Any) -> DisplayTerminal:
+    """The terminal the keyholder draws and reads share entry on (the one seam): the display
+    terminal fixed when the keyholder was started (:mod:`core.keyholder.terminal`). A
+    request naming another terminal is refused, and so is a pseudo-terminal outside demo.
 
-    Until the launcher fixes the keyholder's display terminal at spawn (issue 14, item 4),
-    it is the terminal the keyholder is already given for reveals: the request's ``tty``.
+    Raises:
+        TerminalRefused: no terminal was fixed, the request named another one, or a pty
+            outside demo mode.
     """
-    return str(req.text("tty"))
+    return _terminal.display_terminal("shares typed or scanned", str(req.text("tty", "")))
 
 
 @dataclass

@@ -191,6 +191,7 @@ def check_decoder_sandbox(
 _CEREMONY_ARGS: Final = {
     "core.keyholder": "keyholder",
     "core.carriers.decodehelper": "image decoder",
+    "kcm_tui.cli": "kcm-ceremony",  # the UI, started by kcm-ceremony in isolated mode
 }
 
 _CAP_SYS_PTRACE: Final = 19

@@ -162,7 +162,7 @@ def test_keyholder_shows_a_genesis_share_as_qr_on_a_tty() -> None:
 
     master_fd, slave_fd = os.openpty()
     tty = os.ttyname(slave_fd)
-    with KeyholderClient.start(stderr=None) as kh:
+    with KeyholderClient.start(stderr=None, terminal=tty, demo=True) as kh:
         gen = kh.call(
             ops_shares.GENESIS_SPLIT,
             policy={"group_threshold": 1, "groups": [[2, 3]], "extendable": True,

@@ -385,3 +385,105 @@ def test_lb_config_accepts_the_options() -> None:
             unknown.append(tokens[i])
             i += 1
     assert not unknown, unknown
+
+
+# ------------------------------------------------------------ privilege separation (issue 20)
+
+
+def _unit(name: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in (INCLUDES / "etc/systemd/system" / name).read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def test_the_ui_runs_as_kcm_with_no_privilege() -> None:
+    session = (INCLUDES / "usr/local/sbin/kcm-session").read_text()
+    start = session[session.index("setpriv --reuid") :]
+    cmd = start[: start.index("/opt/kcm/venv/bin/kcm-ceremony")]
+    for opt in ("--reuid=kcm", "--regid=kcm", "--init-groups", "--no-new-privs", "--inh-caps=-all",
+                "--bounding-set=-all"):  # fmt: skip
+        assert opt in cmd, opt
+    assert "HOME=/root" not in session and "USER=root" not in session
+    # kcm-ceremony refuses PYTHON*/TEXTUAL* variables outside demo: the session sets none
+    assert not re.search(r"^\s*(PYTHON|TEXTUAL)\w*=", session, re.M)
+    # the ceremony medium and any export medium are released when the program ends
+    assert "kcm-media release --all" in session
+    hook = (CONFIG / "hooks/normal/0300-kcm-system.hook.chroot").read_text()
+    assert "useradd --system --gid kcm " in hook and "--shell /usr/sbin/nologin kcm\n" in hook
+    assert "--shell /usr/sbin/nologin kcm-keyholder" in hook
+    assert "systemctl enable kcm-keyholder.socket kcm-media.socket" in hook
+
+
+def test_the_keyholder_launcher_and_media_service_sockets() -> None:
+    from core import media_service
+    from core.keyholder import launcher
+
+    for sock, service, module in (
+        ("kcm-keyholder.socket", "kcm-keyholder@.service", "core.keyholder.launcher serve"),
+        ("kcm-media.socket", "kcm-media@.service", "core.media_service serve --client-user kcm"),
+    ):
+        s, svc = _unit(sock), _unit(service)
+        assert s["Accept"] == "yes" and s["SocketGroup"] == "kcm" and s["SocketMode"] == "0660"
+        assert s["ListenStream"] in (launcher.SOCKET, media_service.SOCKET)
+        assert svc["StandardInput"] == "socket" and svc["StandardOutput"] == "socket"
+        assert svc["ExecStart"].startswith("/opt/kcm/venv/bin/python -I -m " + module)
+        assert "User" not in svc  # root only until the launcher/helper drops or is done
+    assert _unit("kcm-keyholder@.service")["LimitMEMLOCK"] == "infinity"
+
+
+def test_the_keyholder_policy_of_the_image() -> None:
+    from core.keyholder import launcher
+
+    pol = launcher.load_policy(str(INCLUDES / "etc/kcm/keyholder.toml"), check_owner=False)
+    assert pol.keyholder_user == "kcm-keyholder" and pol.client_users == ("kcm",)
+    assert pol.terminal == "/dev/tty1" and pol.allow_pty is False
+    assert pol.unlocked_memory is False and pol.memlock_unlimited is True
+    assert pol.python == "/opt/kcm/venv/bin/python"
+    assert "softhsm2" not in pol.pkcs11_modules
+
+
+def test_yama_and_the_decoders_seccomp_filter_on_the_image() -> None:
+    sysctl = (INCLUDES / "etc/sysctl.d/90-kcm-hardening.conf").read_text()
+    assert re.search(r"^kernel\.yama\.ptrace_scope = 3$", sysctl, re.M)
+    packages = (CONFIG / "package-lists/kcm.list.chroot").read_text().split()
+    assert "python3-seccomp" in packages
+    venv = (CONFIG / "hooks/normal/0200-kcm-venv.hook.chroot").read_text()
+    assert 'ln -sfn "/usr/lib/python3/dist-packages/seccomp$SUFFIX"' in venv
+    assert "import seccomp" in venv
+
+
+def test_the_media_helper_has_a_ceremony_medium_for_the_journal() -> None:
+    helper = (INCLUDES / "usr/local/sbin/kcm-media").read_text()
+    assert "\n\tceremony)\n" in helper and "CEREMONY_DIR=/media/kcm-ceremony" in helper
+    # mounts made writable belong to the UI's user (it is not root)
+    assert "uid=${owner%:*},gid=${owner#*:},umask=077" in helper
+    rules = (INCLUDES / "etc/udev/rules.d/61-kcm-removable-readonly.rules").read_text()
+    assert 'TEST=="/run/kcm-media/ceremony/$kernel", GOTO="kcm_ro_end"' in rules
+    r = subprocess.run(["sh", "-n", str(INCLUDES / "usr/local/sbin/kcm-media")], check=False)
+    assert r.returncode == 0
+
+
+def test_the_standalone_build_scripts_have_what_they_import_from_core() -> None:
+    """consolefont.py and offline_audit.py run in the chroot with Debian's python3 before the
+    venv exists; what they import from ``core`` must be copied beside them by build.sh (a
+    missing one failed `make iso` in the console-font hook)."""
+    import ast
+
+    build = (ISO / "build.sh").read_text()
+    copies = [ln for ln in build.splitlines() if ln.startswith("cp ") and ln.endswith("usr/local/lib/kcm/core/")]
+    shipped = {m for ln in copies for m in re.findall(r'"\$BUILD/src/core/(\w+)\.py"', ln)}
+    for name in ("consolefont", "offline_audit"):
+        tree = ast.parse((ROOT / "core" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            mods = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                mods.append(node.module)
+            elif isinstance(node, ast.Import):
+                mods += [a.name for a in node.names]
+            for mod in mods:
+                if mod == "core" or mod.startswith("core."):
+                    assert mod.removeprefix("core.") in shipped, (name, mod, shipped)
+    assert {"__init__", "errors"} <= shipped

@@ -71,9 +71,14 @@ def driver_factory() -> Iterator[Any]:
     made: list[Driver] = []
 
     def make(
-        backend: str = "mlock", plugins: list[str] | None = None, prefix: list[str] | None = None
+        backend: str = "mlock",
+        plugins: list[str] | None = None,
+        prefix: list[str] | None = None,
+        terminal: str | None = None,
     ) -> Driver:
         env = dict(os.environ)
+        if terminal:
+            env["KCM_TEST_TERMINAL"] = terminal  # the keyholder's display terminal
         env["KCM_SECMEM_BACKEND"] = backend
         env["PYTHONPATH"] = str(ROOT)
         d = Driver(env, plugins or [], prefix or [])

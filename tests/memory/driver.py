@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import signal
 import sys
 from typing import Any
@@ -29,7 +30,11 @@ def main() -> int:
         plugins.update(mod.COMMANDS)
         args = args[2:]
     # the SoftHSM2 "cards" of the carrier scans: a test keyholder allows the software token
-    client = KeyholderClient.start(stderr=sys.stderr, pkcs11_modules=("softhsm2",))
+    # the display terminal, fixed at spawn (a pty of the test: allowed in demo mode only)
+    terminal = os.environ.get("KCM_TEST_TERMINAL") or None
+    client = KeyholderClient.start(
+        stderr=sys.stderr, pkcs11_modules=("softhsm2",), terminal=terminal, demo=bool(terminal)
+    )
     out = sys.stdout
     out.write(json.dumps({"ready": True, "keyholder_pid": client.pid, "info": client.info}) + "\n")
     out.flush()

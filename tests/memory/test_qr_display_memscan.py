@@ -30,8 +30,7 @@ pytestmark = pytest.mark.root
 POLICY = {"group_threshold": 1, "groups": [[3, 5]], "extendable": True, "iteration_exponent": 0}
 
 
-def _show(d, member: int) -> bytes:  # type: ignore[no-untyped-def]
-    master_fd, slave_fd = pty.openpty()
+def _show(d, member: int, master_fd: int) -> bytes:  # type: ignore[no-untyped-def]
     out = bytearray()
 
     def reader() -> None:
@@ -51,12 +50,10 @@ def _show(d, member: int) -> bytes:  # type: ignore[no-untyped-def]
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    args = {"group": 1, "member": member, "tty": os.ttyname(slave_fd), "custodian": f"c{member}"}
+    args = {"group": 1, "member": member, "custodian": f"c{member}"}
     reply = d.cmd(f"call {QR_SHOW:#x} {json.dumps(args)}")
     assert reply.get("shown") is True, reply
     t.join(5)
-    os.close(slave_fd)
-    os.close(master_fd)
     return bytes(out)
 
 
@@ -87,12 +84,16 @@ def _secrets(k: int, raw: bytes) -> dict[str, bytes | str]:
 
 
 def test_qr_display_leaves_no_copy_outside_locked_memory(driver_factory) -> None:  # type: ignore[no-untyped-def]
-    d = driver_factory("mlock", plugins=["tests.memory.shares_plugin"])
+    # one pty stands in for the custodian terminal, fixed when the keyholder is spawned
+    master_fd, slave_fd = pty.openpty()
+    d = driver_factory(
+        "mlock", plugins=["tests.memory.shares_plugin"], terminal=os.ttyname(slave_fd)
+    )
     g = d.cmd("genesis " + json.dumps(POLICY))
     assert "identifier" in g, g
     secrets: dict[str, bytes | str] = {}
     for member in range(1, 6):
-        raw = _show(d, member)
+        raw = _show(d, member, master_fd)
         assert b"part 2 of 2" in raw and b"Done: any key" in raw
         secrets.update(_secrets(member, raw))
     assert len([k for k in secrets if k.startswith("rows")]) == 10
@@ -108,4 +109,6 @@ def test_qr_display_leaves_no_copy_outside_locked_memory(driver_factory) -> None
     after = memscan.scan(d.keyholder_pid, secrets)
     assert after.count() == 0, after.summary()
     assert memscan.scan(d.pid, secrets).count() == 0
+    os.close(slave_fd)
+    os.close(master_fd)
     assert SecretBuffer  # the module's buffers are the only holders checked above

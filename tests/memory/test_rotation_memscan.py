@@ -13,6 +13,8 @@ are 0 copies of either key, or of any share, in either process.
 from __future__ import annotations
 
 import json
+import os
+import pty
 
 import pytest
 
@@ -39,13 +41,17 @@ def _key_with(d, fp: str) -> bytes:  # type: ignore[no-untyped-def]
 
 
 def test_rotation_leaves_no_copy_of_either_key(driver_factory) -> None:  # type: ignore[no-untyped-def]
+    master_fd, slave_fd = pty.openpty()  # the custodian terminal, fixed at spawn
+    tty = os.ttyname(slave_fd)
     d = driver_factory(
-        "mlock", plugins=["tests.memory.shares_plugin", "tests.memory.rotation_plugin"]
+        "mlock",
+        plugins=["tests.memory.shares_plugin", "tests.memory.rotation_plugin"],
+        terminal=tty,
     )
     g = d.cmd("genesis " + json.dumps(OLD))
     assert "identifier" in g, g
     old_key = _key_with(d, g["fingerprint"])
-    old_mnemonics = [_show(d, m) for m in (1, 2, 3)]
+    old_mnemonics = [_show(d, m, master_fd, tty) for m in (1, 2, 3)]
     assert d.cmd("finish")["finished"] is True
     assert d.cmd("wipe") == {"wiped": True}
     secrets = _secrets(old_key, old_mnemonics)
@@ -70,7 +76,7 @@ def test_rotation_leaves_no_copy_of_either_key(driver_factory) -> None:  # type:
     assert "identifier" in n, n
     new_key = _key_with(d, n["fingerprint"])
     assert new_key != old_key
-    new_mnemonics = [_show(d, mem, grp) for grp in (1, 2, 3) for mem in (1, 2, 3)]
+    new_mnemonics = [_show(d, mem, master_fd, tty, grp) for grp in (1, 2, 3) for mem in (1, 2, 3)]
     assert d.cmd("finish")["finished"] is True
     assert d.cmd("seal old") == {"sealed": True, "transitional": True}
     assert d.cmd("seal new") == {"sealed": True, "transitional": False}
@@ -94,3 +100,5 @@ def test_rotation_leaves_no_copy_of_either_key(driver_factory) -> None:  # type:
         {"old": None, "new": None},
     ), status
     _assert_gone(d, everything)
+    os.close(slave_fd)
+    os.close(master_fd)

@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import re
+import select
 import threading
 
 import pytest
@@ -27,12 +28,14 @@ pytestmark = pytest.mark.root
 POLICY = {"group_threshold": 1, "groups": [[3, 5]], "extendable": True, "iteration_exponent": 0}
 
 
-def _show(d, member: int, group: int = 1) -> str:  # type: ignore[no-untyped-def]
-    master_fd, slave_fd = pty.openpty()
+def _show(d, member: int, master_fd: int, tty: str, group: int = 1) -> str:  # type: ignore[no-untyped-def]
+    """Show a share on the keyholder's terminal (the pty fixed at spawn) and read it."""
     out = bytearray()
 
     def reader() -> None:
         while True:
+            if not select.select([master_fd], [], [], 0.05)[0]:
+                continue
             try:
                 chunk = os.read(master_fd, 4096)
             except OSError:
@@ -44,11 +47,9 @@ def _show(d, member: int, group: int = 1) -> str:  # type: ignore[no-untyped-def
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    reply = d.cmd(f"show {group} {member} {os.ttyname(slave_fd)}")
+    reply = d.cmd(f"show {group} {member} {tty}")
     assert reply.get("shown") is True, reply
     t.join(5)
-    os.close(slave_fd)
-    os.close(master_fd)
     words = dict((int(n), w.decode()) for n, w in re.findall(rb"\s(\d+)\. ([a-z]+)", bytes(out)))
     assert len(words) == 33
     return " ".join(words[k] for k in sorted(words))
@@ -86,11 +87,13 @@ def _assert_gone(d, secrets) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_genesis_and_typed_recovery_leave_nothing(driver_factory) -> None:  # type: ignore[no-untyped-def]
-    d = driver_factory("mlock", plugins=["tests.memory.shares_plugin"])
+    master_fd, slave_fd = pty.openpty()  # the custodian terminal, fixed at spawn
+    tty = os.ttyname(slave_fd)
+    d = driver_factory("mlock", plugins=["tests.memory.shares_plugin"], terminal=tty)
     g = d.cmd("genesis " + json.dumps(POLICY))
     assert "identifier" in g, g
     master = _extract_master(d, g["fingerprint"])
-    mnemonics = [_show(d, m) for m in range(1, 6)]
+    mnemonics = [_show(d, m, master_fd, tty) for m in range(1, 6)]
     secrets = _secrets(master, mnemonics)
 
     live = _assert_live(d, secrets)
@@ -115,3 +118,5 @@ def test_genesis_and_typed_recovery_leave_nothing(driver_factory) -> None:  # ty
 
     assert d.cmd("wipe") == {"wiped": True}
     _assert_gone(d, secrets)
+    os.close(slave_fd)
+    os.close(master_fd)

@@ -33,7 +33,8 @@ def start_keyholder(**kw: Any) -> KeyholderClient:
 def run_genesis(ws: Path, terminal: CustodianTerminal, script: Path | str = "genesis") -> Ceremony:
     """A whole genesis over a real keyholder; the shares shown land on ``terminal``."""
     path = script if isinstance(script, Path) else SCRIPTS / f"{script}.toml"
-    with start_keyholder() as kc:
+    # the custodian terminal is fixed when the keyholder is spawned (a pty: demo mode)
+    with start_keyholder(terminal=terminal.path, demo=True) as kc:
         c = Ceremony.load(path, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight)
         drive(c)
         assert kc.status()["master_held"] is False
@@ -102,7 +103,7 @@ class RealKit:
         self.clients: list[KeyholderClient] = []
 
     def port(self) -> Keyholder:
-        kc = start_keyholder()
+        kc = start_keyholder(terminal=self.terminal.path, demo=True)  # a pty: demo mode
         self.clients.append(kc)
         return ClientKeyholder(kc, tty=self.terminal.path)
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import pty
 import re
+import select
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,13 +36,16 @@ NEW_POLICY = {
 def read_share(
     kh: KeyholderClient, group: int, member: int, screen: bytearray | None = None
 ) -> list[str]:
-    """Show a share on a pseudo-terminal we own and read the words the custodian sees."""
-    master_fd, slave_fd = pty.openpty()
+    """Show a share on the keyholder's terminal (a pty of ours, fixed when :func:`start`
+    spawned it) and read the words the custodian sees."""
+    master_fd = _MASTERS[id(kh)]
     out = bytearray()
     done = threading.Event()
 
     def reader() -> None:
         while not done.is_set():
+            if not select.select([master_fd], [], [], 0.05)[0]:
+                continue
             try:
                 chunk = os.read(master_fd, 4096)
             except OSError:
@@ -53,12 +58,10 @@ def read_share(
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     try:
-        reply = sh.client_show_share(kh, group, member, os.ttyname(slave_fd), "custodian")
+        reply = sh.client_show_share(kh, group, member, "", "custodian")
         assert reply["shown"] is True
     finally:
         done.set()
-        os.close(slave_fd)
-        os.close(master_fd)
         t.join(2)
     words = dict((int(n), w) for n, w in re.findall(rb"\s(\d+)\. ([a-z]+)", bytes(out)))
     if screen is not None:
@@ -131,8 +134,32 @@ class Rotation:
         return str(self.new_split["fingerprint"])
 
 
+#: The master side of each keyholder's display terminal (a pty fixed when it is spawned).
+_MASTERS: dict[int, int] = {}
+
+
 def start(*, practice: bool = False, **kw: Any) -> KeyholderClient:
-    return KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=practice, **kw)
+    """A keyholder whose display terminal is a fresh pty of ours (demo mode: a pty is
+    refused otherwise); :func:`read_share` reads it."""
+    master_fd, slave_fd = pty.openpty()
+    try:
+        client = KeyholderClient.start(
+            allow_unlocked=os.geteuid() != 0, practice=practice, terminal=slave_fd, demo=True, **kw
+        )
+    except BaseException:
+        os.close(master_fd)
+        raise
+    finally:
+        os.close(slave_fd)
+    _MASTERS[id(client)] = master_fd
+    weakref.finalize(client, _forget, id(client), master_fd)
+    return client
+
+
+def _forget(key: int, master_fd: int) -> None:
+    if _MASTERS.get(key) == master_fd:
+        del _MASTERS[key]
+    os.close(master_fd)
 
 
 def recovered_old_key(

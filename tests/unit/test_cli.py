@@ -37,7 +37,7 @@ def test_ui_process_is_hardened_before_the_ui_starts() -> None:
     code = (
         "import ctypes, resource, kcm_tui.cli as c, importlib;"
         "importlib.import_module = lambda name: type('M', (), {'main': staticmethod(lambda a: 0)});"
-        "c.main([]);"
+        "c.main(['--ui-child']);"
         "print(resource.getrlimit(resource.RLIMIT_CORE), ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -65,9 +65,12 @@ class World:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _keyholder() -> KeyholderClient:
+def _keyholder(terminal: str | None = None) -> KeyholderClient:
     return KeyholderClient.start(
-        allow_unlocked=os.geteuid() != 0, pkcs11_modules=("softhsm2",)
+        allow_unlocked=os.geteuid() != 0,
+        pkcs11_modules=("softhsm2",),
+        terminal=terminal,
+        demo=terminal is not None,  # the test's pty: allowed in demo mode only
     )
 
 
@@ -148,7 +151,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         upath.write_text(utext)
         assert check_script(upath) == []
 
-        with _keyholder() as kc:
+        with _keyholder(terminal.path) as kc:
             g = Ceremony.load(
                 gpath, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight
             )
@@ -396,7 +399,7 @@ def test_card_without_data_objects_and_pin_retry_at_genesis(world: World, tmp_pa
     gpath.write_text(text)
     terminal = CustodianTerminal(read_qr=read_screen)
     try:
-        with _keyholder() as kc:
+        with _keyholder(terminal.path) as kc:
             g = Ceremony.load(
                 gpath, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight
             )
@@ -522,7 +525,7 @@ def test_rotation_collects_old_shares_and_hands_new_ones_out_by_every_carrier(wo
     assert check_script(path) == []
     terminal = CustodianTerminal(read_qr=read_screen)
     try:
-        with _keyholder() as kc:
+        with _keyholder(terminal.path) as kc:
             r = Ceremony.load(path, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight)
             while (run := r.current_step) is not None:
                 if run.kind is StepKind.COLLECT_SHARES:

@@ -112,7 +112,9 @@ def test_reshare_real(workspace: Path, terminal: CustodianTerminal, tmp_path: Pa
     old_set = g.manifest["set_id"]  # type: ignore[index]
     fp = g.manifest["fingerprint"]  # type: ignore[index]
 
-    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+    with KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, terminal=terminal.path, demo=True
+    ) as kc:
         r = Ceremony.load(
             SCRIPTS / "reshare.toml",
             workspace,
@@ -161,7 +163,9 @@ def test_practice_real(workspace: Path, terminal: CustodianTerminal) -> None:
     with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
         with pytest.raises(EngineError, match="practice mode"):
             Ceremony.load(SCRIPTS / "practice-genesis.toml", workspace, ClientKeyholder(kc))
-    with KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=True) as kc:
+    with KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, practice=True, terminal=terminal.path, demo=True
+    ) as kc:
         with pytest.raises(EngineError, match="practice mode"):
             Ceremony.load(SCRIPTS / "genesis.toml", workspace, ClientKeyholder(kc))
         c = Ceremony.load(
@@ -202,7 +206,9 @@ def test_practice_genesis_then_practice_unseal_and_seal_in_demo_workspace(
     media = ws.media
     unlocked = os.geteuid() != 0
 
-    with KeyholderClient.start(allow_unlocked=unlocked, practice=True) as kc:
+    with KeyholderClient.start(
+        allow_unlocked=unlocked, practice=True, terminal=terminal.path, demo=True
+    ) as kc:
         g = Ceremony.load(
             ws.scripts / ws.preselect,
             media,

@@ -63,9 +63,12 @@ class World:
     verify_script: Path
 
 
-def _keyholder() -> KeyholderClient:
+def _keyholder(terminal: str | None = None) -> KeyholderClient:
     return KeyholderClient.start(
-        allow_unlocked=os.geteuid() != 0, pkcs11_modules=("softhsm2",)
+        allow_unlocked=os.geteuid() != 0,
+        pkcs11_modules=("softhsm2",),
+        terminal=terminal,
+        demo=terminal is not None,  # the test's pty: allowed in demo mode only
     )
 
 
@@ -120,7 +123,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         vpath.write_text(vtext)
         assert check_script(vpath) == []
 
-        with _keyholder() as kc:
+        with _keyholder(terminal.path) as kc:
             g = Ceremony.load(
                 gpath, ws, ClientKeyholder(kc, tty=terminal.path), preflight=ok_preflight
             )

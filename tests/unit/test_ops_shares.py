@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pty
 import re
+import select
 import threading
 
 import pytest
@@ -19,12 +20,34 @@ from core.keyholder.client import KeyholderClient
 from core.keyholder.errors import KeyholderError, Refused
 from core.shamir.wordlist import WORDS
 
+#: The master side of each keyholder's display terminal (a pty fixed when it is spawned).
+_MASTERS: dict[int, int] = {}
+
+
+def _start(**kw: object) -> KeyholderClient:
+    """A keyholder whose display terminal is a fresh pty of ours (demo mode: a pty is
+    refused otherwise)."""
+    master_fd, slave_fd = pty.openpty()
+    try:
+        client = KeyholderClient.start(
+            allow_unlocked=os.geteuid() != 0, terminal=slave_fd, demo=True, **kw  # type: ignore[arg-type]
+        )
+    finally:
+        os.close(slave_fd)
+    _MASTERS[id(client)] = master_fd
+    return client
+
+
+def _close(client: KeyholderClient) -> None:
+    client.close()
+    os.close(_MASTERS.pop(id(client)))
+
 
 @pytest.fixture
 def kh():  # type: ignore[no-untyped-def]
-    client = KeyholderClient.start(allow_unlocked=os.geteuid() != 0)
+    client = _start()
     yield client
-    client.close()
+    _close(client)
 
 
 POLICY = {"group_threshold": 1, "groups": [[3, 5]], "extendable": True, "iteration_exponent": 0}
@@ -34,13 +57,14 @@ def _read_share_from_tty(
     kh: KeyholderClient, group: int, member: int, screen: bytearray | None = None
 ) -> list[str]:
     """Show a share on a pseudo-terminal we own and read the grid the custodian sees."""
-    master_fd, slave_fd = pty.openpty()
-    tty = os.ttyname(slave_fd)
+    master_fd = _MASTERS[id(kh)]
     out = bytearray()
     done = threading.Event()
 
     def reader() -> None:
         while not done.is_set():
+            if not select.select([master_fd], [], [], 0.05)[0]:
+                continue
             try:
                 chunk = os.read(master_fd, 4096)
             except OSError:
@@ -52,11 +76,9 @@ def _read_share_from_tty(
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    reply = sh.client_show_share(kh, group, member, tty, "Alice")
+    reply = sh.client_show_share(kh, group, member, "", "Alice")
     assert reply["shown"] is True
     done.set()
-    os.close(slave_fd)
-    os.close(master_fd)
     t.join(2)
     words = dict((int(n), w) for n, w in re.findall(rb"\s(\d+)\. ([a-z]+)", bytes(out)))
     if screen is not None:
@@ -66,14 +88,14 @@ def _read_share_from_tty(
 
 def test_practice_share_screen_says_practice() -> None:
     for practice in (True, False):
-        kh = KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=practice)
+        kh = _start(practice=practice)
         try:
             sh.client_genesis_split(kh, POLICY, generate=True)
             screen = bytearray()
             assert len(_read_share_from_tty(kh, 1, 1, screen)) == 33
             assert (b"PRACTICE" in screen) is practice
         finally:
-            kh.close()
+            _close(kh)
 
 
 def _type_share(kh: KeyholderClient, words: list[str]) -> dict[str, object]:

@@ -56,8 +56,12 @@ PEM = serialization.Encoding.PEM
 SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
 
 
-def _kh() -> KeyholderClient:
-    return KeyholderClient.start(allow_unlocked=os.geteuid() != 0)
+def _kh(terminal: str | None = None) -> KeyholderClient:
+    """A keyholder; ``terminal`` (the custodians' pty) is its display terminal, fixed at
+    spawn (a pty is allowed in demo mode only)."""
+    return KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, terminal=terminal, demo=terminal is not None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,7 @@ def rotated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         g = run_genesis(ws, terminal)
         assert g.state is CeremonyState.COMPLETED and len(terminal.shares) == 5
         old_shares = list(terminal.shares)
-        with _kh() as kc:
+        with _kh(terminal.path) as kc:
             r = Ceremony.load(
                 SCRIPTS / "rotate.toml",
                 ws,
@@ -280,7 +284,7 @@ def test_practice_rotation(tmp_path: Path) -> None:
     (ws / "recipients" / "PRACTICE-kms.pem").write_bytes(practice_pem())
     terminal = CustodianTerminal()
     try:
-        with KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=True) as kc:
+        with KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=True, terminal=terminal.path, demo=True) as kc:
             g = Ceremony.load(SCRIPTS / "practice-genesis.toml", ws, ClientKeyholder(kc, tty=terminal.path),
                               preflight=ok_preflight)  # fmt: skip
             drive(g)
@@ -288,7 +292,7 @@ def test_practice_rotation(tmp_path: Path) -> None:
         with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
             with pytest.raises(Exception, match="practice mode"):
                 Ceremony.load(SCRIPTS / "practice-rotate.toml", ws, ClientKeyholder(kc))
-        with KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=True) as kc:
+        with KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=True, terminal=terminal.path, demo=True) as kc:
             r = Ceremony.load(SCRIPTS / "practice-rotate.toml", ws, ClientKeyholder(kc, tty=terminal.path),
                               preflight=ok_preflight)  # fmt: skip
             drive(r, shares=[typed(old[i]) for i in (0, 1, 2)])
@@ -419,7 +423,7 @@ def test_a_failed_generate_is_retried_inside_the_same_rotation(tmp_path: Path) -
     try:
         run_genesis(ws, terminal)
         old = list(terminal.shares)
-        with _kh() as kc:
+        with _kh(terminal.path) as kc:
             port = ClientKeyholder(kc, tty=terminal.path)
             real = port.generate_master
             calls = {"n": 0}
