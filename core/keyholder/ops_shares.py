@@ -491,7 +491,7 @@ def op_show_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         if state.practice:
             title = "PRACTICE (throwaway key) - " + title
         if term.notice:
-            title = f"{term.notice} - {title}"
+            title = f"{term.notice}\n{title}"  # its own line: the title is not cut
         fd = os.dup(term.fd)
         try:
             ended = show_share(fd, mv, title=title, idle=idle)
@@ -696,11 +696,14 @@ def op_entry_terminal(state: KeyholderState, req: Request) -> dict[str, Any]:
         raise MalformedRequest("a share has 20 or 33 words")
     term = termentry.entry_terminal(req)
     path = term.path
-    title = req.text("title", "Share entry").encode("ascii", "replace")
+    # the title comes from the UI: printable ASCII only, one line (an escape sequence or a
+    # line break would let the UI draw on the keyholder's trusted terminal)
+    raw = req.text("title", "Share entry")
+    title = "".join(ch if " " <= ch <= "~" else "?" for ch in raw)[:78].encode("ascii")
     if state.practice:
         title = b"PRACTICE - " + title
     if term.notice:
-        title = term.notice.encode("ascii", "replace") + b" - " + title
+        title = term.notice.encode("ascii", "replace") + b"\n" + title
     if area.entry is not None:
         area.entry.close()
     area.entry = ent = _Entry(words, state.alloc(2 * words), [False] * words)

@@ -444,7 +444,8 @@ def draw(fd: int, scr: _Screen, e: KeyEntry, title: bytes, *, scanning: int = 0)
     """Redraw the whole entry: title, counter, the masked grid, the status line, keys."""
     pos = e.pos
     scr.put(CLEAR)
-    scr.put(b"\x1b[1m" + title[:78] + b"\x1b[0m\r\n")
+    for line in title.split(b"\n"):  # a DEMO notice is a line of its own
+        scr.put(b"\x1b[1m" + line[:78] + b"\x1b[0m\r\n")
     head = b"Word " + _num(min(pos, e.words)) + b" of " + _num(e.words)
     if e.replacing:
         head += b"  (re-typing the flagged word)"

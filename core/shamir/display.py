@@ -68,7 +68,10 @@ def render_grid(mv: memoryview, indices: memoryview | bytearray, title: str) -> 
     words = len(indices) // 2
     rows = -(-words // COLUMNS)
     pos = _put(mv, 0, CLEAR)
-    pos = _put(mv, pos, title.encode("ascii", "replace")[:78] + b"\r\n\r\n")
+    # the title may be two lines (a DEMO notice first): each is cut to the screen width
+    for line in title.encode("ascii", "replace").split(b"\n"):
+        pos = _put(mv, pos, line[:78] + b"\r\n")
+    pos = _put(mv, pos, b"\r\n")
     for r in range(rows):
         pos = _put(mv, pos, b"  ")
         for c in range(COLUMNS):

@@ -65,8 +65,9 @@ COMMITMENTS: dict[int, list[dict[str, Any]]] = {}
 
 
 @pytest.fixture
-def kh():  # type: ignore[no-untyped-def]
-    client = KeyholderClient.start(allow_unlocked=os.geteuid() != 0)
+def kh(term: Term):  # type: ignore[no-untyped-def]
+    # the display terminal is fixed when the keyholder starts (a pty: demo mode)
+    client = KeyholderClient.start(allow_unlocked=os.geteuid() != 0, terminal=term.path, demo=True)
     COMMITMENTS[client.pid] = sh.client_genesis_split(client, POLICY, generate=True)["commitments"]
     yield client
     client.close()
@@ -172,3 +173,30 @@ def test_idle_reveal_is_hidden_and_can_be_shown_again(kh: KeyholderClient, term:
     os.write(term.master, b"\r\r")
     t.join(20)
     assert res["ended"] == "enter-confirmed"
+
+
+def test_the_ui_cannot_draw_on_the_trusted_terminal_through_a_title(
+    kh: KeyholderClient, term: Term
+) -> None:
+    """An entry title with an escape sequence and a line break is drawn as plain text: the
+    UI (possibly hostile) cannot clear, move or recolour the keyholder's terminal."""
+    res: dict[str, Any] = {}
+
+    def entry() -> None:
+        try:
+            res.update(kh.call(sh.ENTRY_TERMINAL, tty=term.path, title="x\x1b[2J\x1b[HFAKE\nPROMPT"))
+        except Exception as exc:
+            res["error"] = exc
+
+    te = threading.Thread(target=entry, daemon=True)
+    te.start()
+    term.wait(b"keys 0\r")
+    assert b"x?[2J?[HFAKE?PROMPT" in term.out
+    assert b"\x1b[HFAKE" not in term.out and b"\nPROMPT" not in term.out
+    # the DEMO notice is a line of its own, above the title
+    assert re.search(rb"DEMO: pseudo-terminal [^\r\n]+\x1b\[0m\r\n\x1b\[1mx\?\[2J", bytes(term.out))
+    os.write(term.master, b"\x1b")
+    time.sleep(0.2)
+    os.write(term.master, b"\x1b")
+    te.join(20)
+    assert not te.is_alive()
