@@ -45,6 +45,7 @@ __all__ = ["AREA_MODULES", "main", "parse_modules", "serve"]
 AREA_MODULES = (
     "core.keyholder.ops_core",
     "core.keyholder.ops_shares",
+    "core.keyholder.ops_entry",
     "core.keyholder.ops_seal",
     "core.keyholder.ops_carriers",
     "core.keyholder.ops_rotation",

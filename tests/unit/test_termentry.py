@@ -16,7 +16,7 @@ import pytest
 
 from core import secmem
 from core.carriers.qr import indices_to_payload
-from core.keyholder import ops_shares
+from core.keyholder import ops_entry
 from core.keyholder.termentry import KeyEntry, run_on_terminal
 from core.shamir.wordlist import WORD_BYTES, indices_from_mnemonic
 
@@ -122,7 +122,7 @@ def test_typo_position_only_then_suggestion_on_request() -> None:
     wrong[9] = "exceed"  # word 10
     feed(e, b"".join(w[:4].encode() for w in wrong))
     with e.indices.view() as mv:
-        verdict = ops_shares._check_indices(mv)
+        verdict = ops_entry._check_indices(mv)
     assert verdict[0] == "checksum"
     e.checksum_failed(verdict[1], "")
     text = msg(e)
@@ -200,7 +200,7 @@ def run(p: Pty, e: KeyEntry, **kw: Any) -> tuple[threading.Thread, dict[str, Any
 
     def target() -> None:
         try:
-            res.update(run_on_terminal(p.slave, e, ops_shares._check_indices, title=b"TEST", scan=scan, **kw))
+            res.update(run_on_terminal(p.slave, e, ops_entry._check_indices, title=b"TEST", scan=scan, **kw))
         except BaseException as exc:  # reported by wait()
             p.error = exc
             raise
@@ -342,7 +342,7 @@ def test_every_keyholder_frame_fits_80x24(state: str) -> None:
         wrong[9] = "exceed"
         feed(e, b"".join(w[:4].encode() for w in wrong))
         with e.indices.view() as mv:
-            verdict = ops_shares._check_indices(mv)
+            verdict = ops_entry._check_indices(mv)
         e.checksum_failed([*verdict[1], (12, ("acid",)), (20, ("acne",))], "")
         if state == "hint":
             e.show_hint()
