@@ -34,6 +34,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.ceremony.model import Carrier, Display
 from core.ceremony.ports import FINISHED_ENTRY
 from core.errors import KcmError
+from kcm_tui.backend_media import (
+    _media_chooser,
+    default_media_helper,
+    export_media_choices,
+    read_only_reason,
+)
 from kcm_tui.errors import (
     BackendError,
     CarrierRefused,
@@ -65,6 +71,9 @@ __all__ = [
     "StepView",
     "WordStatus",
     "carrier_message",
+    "default_media_helper",
+    "export_media_choices",
+    "read_only_reason",
 ]
 
 T = TypeVar("T")
@@ -90,50 +99,6 @@ def environment_leaks(env: Mapping[str, str]) -> list[str]:
     if features & {"devtools", "debug"}:
         found.append("TEXTUAL=" + ",".join(sorted(features & {"devtools", "debug"})))
     return found
-
-
-def export_media_choices(root: str | Path = "/", demo_folder: Path | None = None) -> list[Any]:
-    """Where an export may go (``core.media.Medium`` objects): the demo workspace's folder
-    first (demo mode only), then every mounted removable medium under ``root``
-    (``core.media.list_removable``; the live system's own disks are never listed).
-    Read-only media are listed too: the screen shows them with the reason, not selectable.
-    (Without a media helper; a :class:`Backend` lists through its ``media_chooser``, which on
-    the ceremony image adds the unmounted removable devices, ``core.removable``.)"""
-    from core import removable
-
-    return list(removable.ExportMediaChooser(None, root).choices(demo_folder))
-
-
-def _media_chooser(backend: Any) -> Any:
-    """The backend's export-media chooser (one per backend: it remembers the medium made
-    writable), or a stateless one without a helper."""
-    chooser = getattr(backend, "media_chooser", None)
-    if chooser is None:
-        from core import removable
-
-        chooser = removable.ExportMediaChooser(None, getattr(backend, "media_root", "/"))
-    return chooser
-
-
-def default_media_helper(demo: bool) -> Any:
-    """The media helper of the ceremony image (``kcm-media``), if this machine has it; never
-    in demo mode (the demo writes to a folder)."""
-    if demo:
-        return None
-    from core import removable
-
-    service = removable.MediaHelper.via_service()  # the ISO: the UI is not root
-    if service.available():
-        return service
-    helper = removable.MediaHelper()
-    return helper if helper.available() and os.geteuid() == 0 else None
-
-
-def read_only_reason(medium: Any) -> str:
-    """Why a medium cannot be chosen ('' when it can)."""
-    if medium.read_only:
-        return "write-protected or mounted read-only; slide the lock switch off, re-insert it, press F5"
-    return ""
 
 
 class Backend:

@@ -21,8 +21,8 @@ from textual.widgets.option_list import Option
 from core.ceremony.state import ExportVerdict, MediumVerdict, decide_medium_verdict
 from kcm_tui.backend import BackendError, StepView, read_only_reason
 from kcm_tui.screens.common import CeremonyScreen, replace_children
+from kcm_tui.screens.stepbodies import rotation_body, words_body
 from kcm_tui.widgets.ack import AckBox
-from kcm_tui.widgets.words import WordGrid
 
 #: Steps whose action is started with a button (label). Others act when shown
 #: (preflight, fingerprints) or on Continue (checklist, attendance).
@@ -41,11 +41,6 @@ ACTION_LABEL = {
 }
 AUTO_PERFORM = ("preflight", "verify-fingerprint", "verify-kcv")
 CONFIRMED = ("verify-fingerprint", "verify-kcv")
-
-
-def _grouped(kcv: str) -> str:
-    """``8ef11232ea21bf6a`` -> ``8ef1 1232 ea21 bf6a`` (as read aloud)."""
-    return " ".join(kcv[i : i + 4] for i in range(0, len(kcv), 4))
 
 
 class RunnerScreen(CeremonyScreen):
@@ -186,7 +181,7 @@ class RunnerScreen(CeremonyScreen):
                 if view.params.get("key") == "new"
                 else "Key check value: read the words aloud; the witness writes them in the paper log."
             )
-            out = self.words_body(caption, str(d.get("kcv", "")), str(d.get("fingerprint", "")), list(d.get("words", [])))
+            out = words_body(caption, str(d.get("kcv", "")), str(d.get("fingerprint", "")), list(d.get("words", [])))
             witness = str(view.params.get("witness", ""))
             if witness:
                 box = AckBox(
@@ -216,22 +211,11 @@ class RunnerScreen(CeremonyScreen):
             t.append("\n" + ", ".join(f"{k} {v}" for k, v in bad.items()), style="yellow")
         return Static(t)
 
-    @staticmethod
-    def words_body(caption: str, kcv: str, hexfp: str, words: list[str]) -> list[Any]:
-        """A fingerprint as read aloud: the caption, its KCV, the words and the hex."""
-        line = Text()
-        if kcv:
-            line.append("KCV ", style="bold")
-            line.append(kcv, style="bold cyan")
-            line.append("   ")
-        line.append(hexfp[:48], style="grey70")
-        return [Static(caption, classes="muted"), Static(line), WordGrid(words, id="fp-words")]
-
     def results_body(self, view: StepView) -> list[Any]:
         """The step's public results (fingerprints, set id, files written...)."""
         r = view.results
         kind = view.kind
-        rotation = self.rotation_body(view)
+        rotation = rotation_body(view)
         if rotation is not None:
             return rotation
         if kind in ("generate", "recover"):
@@ -243,7 +227,7 @@ class RunnerScreen(CeremonyScreen):
             extra = " It matches the share set's manifest." if r.get("matches_manifest") else ""
             if kind == "recover" and r.get("verified") is False:
                 extra = " NOT VERIFIED against any manifest: a witness compares the words next."
-            return self.words_body(f"MasterKey {what}.{extra} Its check value, to read aloud:", str(r.get("kcv", "")), fp, words)
+            return words_body(f"MasterKey {what}.{extra} Its check value, to read aloud:", str(r.get("kcv", "")), fp, words)
         if kind == "wipe":
             return [Static("The keyholder wiped every secret it held.", classes="ok")]
         if kind == "distribute-shares":
@@ -266,102 +250,6 @@ class RunnerScreen(CeremonyScreen):
             ]
             return out + self.medium_body(view)
         return [Static("Done.", classes="ok")]
-
-    def rotation_body(self, view: StepView) -> list[Any] | None:
-        """The panels of a MasterKey rotation's steps (issue 19), else None."""
-        r = view.results
-        kind = view.kind
-        if kind == "generate" and r.get("rotation"):
-            old_kcv = str(r.get("old_kcv", ""))
-            return [
-                Static(
-                    Text.assemble(
-                        ("NEW MasterKey generated ", "bold"),
-                        "in the keyholder's second locked slot. The OLD key (KCV ",
-                        (_grouped(old_kcv), "cyan"),
-                        f", set {r.get('old_set_id', '?')}) stays beside it until the wipe.",
-                    )
-                ),
-                *self.words_body(
-                    "The NEW key's check value, to read aloud in the next step:",
-                    str(r.get("kcv", "")),
-                    str(r.get("fingerprint", "")),
-                    list(r.get("kcv_words") or []),
-                ),
-            ]
-        if kind == "seal" and view.params.get("key") == "old":
-            until = next((str(v.get("transition_expires_utc", "")) for v in r.values() if isinstance(v, dict)), "")
-            files = ", ".join(str(v.get("file", "")) for v in r.values() if isinstance(v, dict))
-            return [
-                Static(Text.assemble(("OLD key sealed as a TRANSITIONAL envelope", "bold yellow"), f": {files}")),
-                Static(
-                    f"Only the online system can open it, and only until {until}: it re-wraps its IVKs to "
-                    "the new key before then. After that the old key cannot be opened by anyone.",
-                    classes="muted",
-                ),
-            ]
-        if kind == "continuity-statement":
-            old, new = r.get("old") or {}, r.get("new") or {}
-            window = r.get("transition_expires_utc")
-            return [
-                Static(
-                    Text.assemble(
-                        ("Continuity statement written", "bold"),
-                        f" ({r.get('file', '?')}), signed by the OLD key (set {old.get('set_id', '?')}, KCV ",
-                        (_grouped(str(old.get("fingerprint", ""))[:16]), "cyan"),
-                        f") and by the NEW key (set {new.get('set_id', '?')}, KCV ",
-                        (_grouped(str(new.get("fingerprint", ""))[:16]), "cyan"),
-                        ").",
-                    )
-                ),
-                Static(
-                    f"Transition window: until {window}." if window else "No transition window: the old key is retired now.",
-                    classes="muted",
-                ),
-                *self.words_body(
-                    "Its SHA-256, to copy into the paper log (first 8 bytes as words):",
-                    "",
-                    str(r.get("sha256", "")),
-                    list(r.get("sha256_words") or []),
-                ),
-            ]
-        if kind == "mark-rotated-out":
-            mark = r.get("rotated_out") or {}
-            mark_until = mark.get("transition_expires_utc")
-            return [
-                Static(
-                    Text.assemble(
-                        (f"Share set {r.get('set_id', '?')} is ROTATED OUT", "bold yellow"),
-                        f": replaced by set {mark.get('new_set_id', '?')}. Its manifest is signed again by the old key"
-                        f" and written to {r.get('folder', '?')}.",
-                    )
-                ),
-                Static(
-                    (
-                        f"Its shares are refused from now on; until {mark_until} only a transition ceremony "
-                        "may open it, for the online re-wrap."
-                    )
-                    if mark_until
-                    else "Its shares are refused from now on.",
-                    classes="muted",
-                ),
-            ]
-        if kind == "collect-shares" and r.get("transition"):
-            t = r["transition"]
-            return [
-                Static(
-                    Text.assemble(
-                        (f"TRANSITION: set {r.get('set_id', '?')} is ROTATED OUT", "bold yellow"),
-                        f" (by ceremony {t.get('ceremony_id', '?')}, replaced by set {t.get('new_set_id', '?')}).",
-                    )
-                ),
-                Static(
-                    f"This ceremony opens it only to seal the old key for the online re-wrap, until "
-                    f"{t.get('transition_expires_utc', '?')}. The journal records it.",
-                    classes="muted",
-                ),
-            ]
-        return None
 
     def medium_body(self, view: StepView) -> list[Any]:
         """The export medium's state line (writing / safe to remove / failed) for this step,
