@@ -18,6 +18,7 @@ imports another test module.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import random
 from collections.abc import Iterator
@@ -59,6 +60,38 @@ def run_seed(config: pytest.Config) -> int:
     except ValueError:
         return 0
     return seed if isinstance(seed, int) else 0
+
+
+#: A test (with its fixtures) that runs longer than this is hung: every thread's stack is
+#: printed and the run exits non-zero at once, instead of stalling CI until its own limit.
+#: (A reveal that waits for Enter on a pty nobody types on is the usual cause.)
+HANG_SECONDS = int(os.environ.get("KCM_TEST_HANG_SECONDS", "600"))
+
+
+_HANG_REPORT: list[object] = []
+
+
+def _hang_report(config: pytest.Config) -> object:
+    """The real stderr (pytest's fd capture has replaced fd 2 while a test runs)."""
+    if not _HANG_REPORT:
+        fd = 2
+        capman = config.pluginmanager.getplugin("capturemanager")
+        multi = getattr(capman, "_global_capturing", None)
+        saved = getattr(getattr(multi, "err", None), "targetfd_save", None)
+        if isinstance(saved, int):
+            fd = saved
+        _HANG_REPORT.append(os.fdopen(os.dup(fd), "w"))
+    return _HANG_REPORT[0]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    out = _hang_report(item.config)
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=out)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True)

@@ -61,7 +61,10 @@ def byok_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     unlocked = os.geteuid() != 0
     terminal = CustodianTerminal()
     try:
-        with KeyholderClient.start(allow_unlocked=unlocked, practice=True) as kc:
+        # the custodians' terminal is fixed when the keyholder starts (a pty: demo mode)
+        with KeyholderClient.start(
+            allow_unlocked=unlocked, practice=True, terminal=terminal.path, demo=True
+        ) as kc:
             g = Ceremony.load(
                 ws.scripts / ws.preselect,
                 ws.media,

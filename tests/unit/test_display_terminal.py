@@ -38,7 +38,7 @@ def _read_all(fd: int, wait: float = 0.3) -> bytes:
 
 
 def _show_and_press(kh: KeyholderClient, master_fd: int, **fields: object) -> tuple[dict, bytes]:  # type: ignore[type-arg]
-    """Ask for a share reveal on the keyholder's own terminal; press a key when it shows."""
+    """Ask for a share reveal on the keyholder's own terminal; press Enter twice when it shows."""
     out = bytearray()
     done = threading.Event()
 
@@ -47,8 +47,11 @@ def _show_and_press(kh: KeyholderClient, master_fd: int, **fields: object) -> tu
         while not done.is_set() and time.monotonic() < deadline:
             if select.select([master_fd], [], [], 0.05)[0]:
                 out.extend(os.read(master_fd, 65536))
-                if b"Press a key" in out:
-                    os.write(master_fd, b" ")
+                if b"Press Enter when done" in out:
+                    # a reveal ends with Enter, then Enter again to confirm (issue 14)
+                    os.write(master_fd, b"\r")
+                    time.sleep(0.2)
+                    os.write(master_fd, b"\r")
                     return
 
     t = threading.Thread(target=reader, daemon=True)
@@ -99,7 +102,7 @@ def test_the_terminal_fixed_at_spawn_cannot_be_changed_later() -> None:
                 with pytest.raises(Refused, match="cannot name another terminal"):
                     kh.call(sh.SHOW_SHARE, group=1, member=1, tty=attempt, custodian="x")
             reply, screen = _show_and_press(kh, k_master, tty=os.ttyname(k_slave))
-            assert reply["shown"] is True and b"Press a key" in screen
+            assert reply["shown"] is True and b"Press Enter when done" in screen
             assert _read_all(other_master) == b""
     finally:
         for fd in (k_master, k_slave, other_master, other_slave):
