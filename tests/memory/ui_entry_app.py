@@ -60,7 +60,8 @@ def main() -> int:
     if args[:1] == ["--plant"]:
         with open(args[1], encoding="ascii") as fh:
             PLANTED.append(fh.read().strip())
-    client = KeyholderClient.start(allow_unlocked=True, stderr=sys.stderr)
+    # the display terminal is fixed at spawn: the controlling pty (demo mode allows a pty)
+    client = KeyholderClient.start(allow_unlocked=True, stderr=sys.stderr, terminal="/dev/tty", demo=True)
     view = step("collect-shares", 4, params={"carriers": ["typed", "qr"]}, results={"set_id": "1"})
     session = RealEntrySession(view, client, ShareDisplay("/dev/tty"))
     app = SnapApp(FakeBackend(session=session), CollectionScreen)
