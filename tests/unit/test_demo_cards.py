@@ -55,9 +55,12 @@ def demo_ws(tmp_path: Path) -> Iterator[demo.Workspace]:
             os.environ["SOFTHSM2_CONF"] = old
 
 
-def _keyholder() -> KeyholderClient:
-    """As the TUI starts it for a practice script in demo mode (kcm_tui.backend)."""
-    return KeyholderClient.start(allow_unlocked=os.geteuid() != 0, practice=True)
+def _keyholder(terminal: str | None = None) -> KeyholderClient:
+    """As the TUI starts it for a practice script in demo mode (kcm_tui.backend); the
+    custodians' terminal is fixed at spawn (a pty: demo mode)."""
+    return KeyholderClient.start(
+        allow_unlocked=os.geteuid() != 0, practice=True, terminal=terminal, demo=True
+    )
 
 
 def _ack_all(c: Ceremony) -> None:
@@ -94,7 +97,7 @@ def test_shipped_practice_scripts_name_the_softhsm2_module() -> None:
 def test_demo_workspace_as_shipped_cards_out_and_back(demo_ws: demo.Workspace) -> None:
     terminal = CustodianTerminal()
     try:
-        with _keyholder() as kc:
+        with _keyholder(terminal.path) as kc:
             g = Ceremony.load(
                 demo_ws.scripts / "practice-genesis.toml",
                 demo_ws.media,

@@ -113,7 +113,9 @@ def test_messages_name_the_groups() -> None:
 def test_collection_with_named_groups_real_keyholder(workspace: Path, tmp_path: Path) -> None:
     terminal = CustodianTerminal()
     try:
-        with KeyholderClient.start(allow_unlocked=os.geteuid() != 0) as kc:
+        with KeyholderClient.start(
+            allow_unlocked=os.geteuid() != 0, terminal=terminal.path, demo=True
+        ) as kc:
             g = Ceremony.load(
                 groups_genesis(tmp_path),
                 workspace,
