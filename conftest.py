@@ -94,6 +94,23 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    """Reference mnemonics made at import time (parameters) come from the run seed too, so
+    every run with one seed collects the same tests, and so do pytest-xdist's workers."""
+    try:
+        from shamir_mnemonic import shamir
+    except ImportError:
+        yield
+        return
+    saved = shamir.RANDOM_BYTES
+    shamir.RANDOM_BYTES = random.Random(f"{run_seed(session.config)}:collect").randbytes
+    try:
+        yield
+    finally:
+        shamir.RANDOM_BYTES = saved
+
+
 @pytest.fixture(autouse=True)
 def _seed_reference_slip39(request: pytest.FixtureRequest) -> Iterator[None]:
     """The SLIP-39 reference package draws identifiers and share polynomials from
