@@ -40,9 +40,13 @@ lint: $(VENV)/.installed
 # (conftest.py); make test fixes it so every run is the same: `make test TEST_SEED=N`
 # replays another. Hypothesis runs its derandomized `ci` profile. Under CI=true as root a
 # skipped test fails the run, with its reason (tests/strict_skips.py).
+# The suite runs in TEST_WORKERS pytest-xdist processes (a test file stays on one worker:
+# module fixtures such as a practice ceremony are built once); TEST_WORKERS=0 runs it in
+# this process.
 TEST_SEED ?= 1
+TEST_WORKERS ?= 2
 test: deps $(VENV)/.installed system-modules lint
-	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q -rs -p randomly --randomly-seed=$(TEST_SEED)
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q -rs -p randomly --randomly-seed=$(TEST_SEED) -n $(TEST_WORKERS) --dist loadfile
 
 # Every benchmark runs; the target fails if any missed its target (bench_startup.py with
 # --strict: the first screen over its ratio).
