@@ -11,7 +11,7 @@ keyholder and never reaches the parent. Replies carry public facts only.
 | 0x0303 | card_write_share  | module, serial, [pin] or [pin_from_terminal], group, member (1-based), key (JSON CardKey) or provision (JSON {bits}: make the key first, same PIN), [meta] (JSON), [store_on_card] (true), [commitment] (JSON manifest entry) | sealed (bytes: the sealed share file for media), result (JSON), key (JSON CardKey) |
 | 0x0304 | card_read_share   | module, [serial], [pin] or [pin_from_terminal], [expected_serials] (JSON list), [sealed] (bytes), [set_id], [purpose], [commitments] | share (JSON facts), card (JSON), [matches] |
 | 0x0305 | card_rescan       | module | rescanned, tokens (JSON list of TokenInfo) |
-| 0x0310 | qr_show           | group, member (1-based), [custodian] (on the terminal fixed at spawn; a tty naming another is refused) | shown |
+| 0x0310 | qr_show           | group, member (1-based), [custodian], [idle_hide] (s, default 180) (on the terminal fixed at spawn; a tty naming another is refused) | shown, ended (enter-confirmed, hidden-idle, hangup) |
 | 0x0311 | qr_decode_file    | path, [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
 | 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames], [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
 | 0x0313 | qr_scan_replay    | paths (JSON list of image files), [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.carriers.errors import CardModuleRefused, CarrierError
 from core.carriers.scanner import WedgeBurst
+from core.custodian_tty import REVEAL_IDLE_S
 from core.keyholder import terminal as _terminal
 from core.keyholder.errors import MalformedRequest
 from core.keyholder.ops import KeyholderState, Request, op
@@ -399,6 +400,9 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Show a genesis share as a QR on its custodian's terminal, wait for a key, erase it."""
     group, member = req.integer("group"), req.integer("member")
     custodian = req.text("custodian", "")
+    idle = float(req.integer("idle_hide", int(REVEAL_IDLE_S)))
+    if not 1 <= idle <= 3600:
+        raise MalformedRequest("idle_hide must be 1..3600 seconds")
     title = "Share QR - " + share_title(
         None, group, member, custodian=custodian, group_name=req.text("group_name", "")
     )
@@ -418,12 +422,18 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
             title = f"{term.notice} - {title}"
         fd = os.dup(term.fd)
         try:
-            qr.show_qr(fd, mv, title=title)
+            ended = qr.show_qr(fd, mv, title=title, idle=idle)
         except (OSError, ValueError) as exc:
             raise CarrierError(f"cannot show the share QR on {term.path}: {exc}") from None
         finally:
             os.close(fd)
-    return {"shown": True, "group": group, "member": member}
+    # public facts for the journal: how the showing ended (as show_share reports it)
+    return {
+        "shown": True,
+        "group": group,
+        "member": member,
+        "ended": {"custodian": "enter-confirmed", "idle": "hidden-idle"}.get(ended, ended),
+    }
 
 
 @op(QR_DECODE_FILE, "qr_decode_file")

@@ -2,8 +2,8 @@
 
 A thread reads the master side like a custodian reading the screen: it keeps the words of
 each share shown (in order), reads each QR shown (with ``read_qr``, part by part), ends a
-word reveal as the custodian does (Enter, then Enter to confirm) and presses a key between
-QR parts. Typed entry happens on this terminal too (the keyholder owns it meanwhile, issue
+word or QR reveal as the custodian does (Enter, then Enter to confirm) and presses a key
+between QR parts. Typed entry happens on this terminal too (the keyholder owns it meanwhile, issue
 14): :meth:`CustodianTerminal.type_words` types a share in step with the keyholder's
 redraws. One class for the engine, carrier and UI tests.
 """
@@ -23,7 +23,7 @@ __all__ = ["QR_DONE", "QR_NEXT", "TERMINALS", "WORD_PROMPT", "CustodianTerminal"
 #: What the keyholder writes under a share's words, and between and after QR parts.
 WORD_PROMPT = b"Press Enter when done"
 QR_NEXT = b"Any key: part "
-QR_DONE = b"Done: any key erases the screen"
+QR_DONE = b"Done: Enter, then Enter again, erases the screen"
 _WORD = re.compile(rb"(\d+)\. ([a-z]+)")
 
 
@@ -92,7 +92,7 @@ class CustodianTerminal:
                     buf = buf[-4096:]
                 continue
             buf = b""
-            os.write(self.master, b"\n")  # the custodian presses a key
+            os.write(self.master, b"\r\r")  # Enter, and Enter again to confirm
 
     # ------------------------------------------------------------- typed entry
 
