@@ -29,8 +29,8 @@ import pytest
 
 from benchmarks import gridcard_corpus as gridcards
 from core.carriers import qr
-from core.custodian_tty import CLEAR
 from core.carriers.qrgrid import DATA, FIXED_DARK, fixed_map
+from core.custodian_tty import CLEAR
 from core.secmem import SecretBuffer
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots" / "qr_transcription"
