@@ -149,7 +149,7 @@ _ENTRIES: Final[tuple[Code, ...]] = (
     Code("card-wrong-card", _F.CARRIER, "the card is not one this ceremony expects",
          "Take that card out and insert the custodian's own card, then F5 to rescan.", hint=True),
     Code("card-pin-incorrect", _F.CARRIER, "the card's PIN was wrong",
-         "Type the PIN again (the card counts the wrong tries).", hint=True),
+         "Press Enter and type the PIN again on the keyholder's screen (the card counts the wrong tries).", hint=True),
     Code("card-pin-cancelled", _F.CARRIER, "the PIN entry on the keyholder's screen was cancelled; nothing reached the card",
          "Press Enter to type the PIN again on the keyholder's screen (no try was counted).", hint=True),
     Code("card-pin-locked", _F.CARRIER, "the card's user PIN is blocked",

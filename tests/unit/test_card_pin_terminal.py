@@ -242,3 +242,33 @@ def test_without_a_display_terminal_the_pin_is_refused(softhsm: dict[str, str], 
         with pytest.raises(Exception, match="started without a display terminal"):
             kh.call(CARD_WRITE_SHARE, module="softhsm2", serial=softhsm["c1"], group=1, member=1,
                     provision={"bits": 2048}, pin_from_terminal=True)
+
+
+def test_an_idle_pin_entry_ends_and_the_pin_is_wiped(term: Term) -> None:
+    """No key for the idle time: the entry ends (``idle``) and what was typed is wiped."""
+    import termios
+    import tty
+
+    from core.keyholder.termpin import read_pin
+    from core.secmem import SecretBuffer
+
+    buf = SecretBuffer(32, allow_unlocked=True)
+    old = termios.tcgetattr(term.slave)
+    tty.setraw(term.slave)
+    box: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: box.update(
+        read_pin(term.slave, buf, title=b"Card PIN - test", allow_unlocked=True, idle=1.0)), daemon=True)
+    try:
+        t0 = time.monotonic()
+        t.start()
+        term.wait(PIN_MASK)
+        term.type(b"12")
+        term.wait(PIN_MASK + b"**")
+        t.join(10)
+        assert box == {"status": "idle", "length": 0, "pastes_refused": 0}
+        assert time.monotonic() - t0 >= 1.0
+        with buf.view() as mv:
+            assert bytes(mv) == bytes(32)  # test-only copy: all zero, the PIN was wiped
+    finally:
+        termios.tcsetattr(term.slave, termios.TCSANOW, old)
+        buf.close()
