@@ -149,6 +149,7 @@ def test_card_write_with_the_pin_typed_on_the_keyholders_terminal(kh: KeyholderC
     assert reply["result"]["verified"] is True
     assert reply["key"]["serial"] == serial
     assert PINS["c1"].encode() not in term.out
+    assert PINS["c1"] not in repr(reply) and set(reply) == {"sealed", "result", "key"}  # public facts only
     assert b"PIN taken" in term.out
     assert term.out.endswith(b"\x1b[?25h")  # the terminal handed back (cursor on, cleared)
     # the card (and the sealed file) hold the share: read it back, verify-only, PIN typed again
