@@ -544,14 +544,18 @@ class Session:
             "directory": str(res.directory),
         }
 
-    def write_card(self, custodian: str, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
+    def write_card(
+        self, custodian: str, serial: str | None, pin: memoryview | None = None, *, pin_from_terminal: bool = False
+    ) -> dict[str, Any]:
         """Genesis: write ``custodian``'s share to their card (key generated on the card,
-        share written, read back and checked). ``pin`` is a view of the PIN widget's locked
-        buffer, valid only during the call. Returns serial, key fingerprint (hex and words),
-        verified, stored_on_card."""
+        share written, read back and checked). ``pin_from_terminal`` (the product's path,
+        issue 14): the keyholder asks for the PIN on its own terminal, so the caller must not
+        read the terminal during the call (the app is suspended). ``pin`` (API callers): a
+        view of a locked buffer, valid only during the call. Returns serial, key
+        fingerprint (hex and words), verified, stored_on_card."""
         from core.ceremony.ports import CardAccess
 
-        access = CardAccess(serial=serial or None, pin=pin)
+        access = CardAccess(serial=serial or None, pin=pin, pin_from_terminal=pin_from_terminal)
         return dict(self._call(lambda: self.c.show_share(custodian, "card", card=access)))
 
     def list_cards(self) -> list[dict[str, Any]]:
@@ -565,11 +569,15 @@ class Session:
     def add_share(self, carrier: str, payload: Any) -> dict[str, Any]:
         return dict(self._call(lambda: self.c.add_share(carrier, payload)))
 
-    def add_card(self, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
-        """Collect or check the share on a card (``pin``: view of the locked PIN buffer)."""
+    def add_card(
+        self, serial: str | None, pin: memoryview | None = None, *, pin_from_terminal: bool = False
+    ) -> dict[str, Any]:
+        """Collect or check the share on a card. ``pin_from_terminal``: the keyholder asks
+        for the PIN on its own terminal (the app is suspended meanwhile); ``pin`` (API
+        callers): a view of a locked PIN buffer."""
         from core.ceremony.ports import CardAccess
 
-        access = CardAccess(serial=serial or None, pin=pin)
+        access = CardAccess(serial=serial or None, pin=pin, pin_from_terminal=pin_from_terminal)
         return self.add_share("card", access)
 
     def add_qr_file(self, path: str) -> dict[str, Any]:

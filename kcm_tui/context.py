@@ -194,8 +194,10 @@ class CeremonySession(Protocol):
         """The medium state after the last export write: ``safe_to_remove`` (verified and..."""
         ...
 
-    def write_card(self, custodian: str, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
-        """Genesis: write ``custodian``'s share to their card (key generated on the card, share..."""
+    def write_card(
+        self, custodian: str, serial: str | None, pin: memoryview | None = None, *, pin_from_terminal: bool = False
+    ) -> dict[str, Any]:
+        """Genesis: write ``custodian``'s share to their card (``pin_from_terminal``: the keyholder asks for the PIN)..."""
         ...
 
     def list_cards(self) -> list[dict[str, Any]]:
@@ -210,8 +212,10 @@ class CeremonySession(Protocol):
         """Collect or check a share by ``carrier``."""
         ...
 
-    def add_card(self, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
-        """Collect or check the share on a card (``pin``: view of the locked PIN buffer)."""
+    def add_card(
+        self, serial: str | None, pin: memoryview | None = None, *, pin_from_terminal: bool = False
+    ) -> dict[str, Any]:
+        """Collect or check the share on a card (``pin_from_terminal``: the keyholder asks for the PIN)."""
         ...
 
     def add_qr_file(self, path: str) -> dict[str, Any]:

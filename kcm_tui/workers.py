@@ -13,7 +13,7 @@ moves on, every time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from textual.worker import Worker, WorkerState
@@ -56,3 +56,22 @@ class ThreadWork:
         elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             pending.pop(event.worker, None)
 
+
+    def run_async(
+        self,
+        work: Coroutine[Any, Any, T],
+        done: Callable[[T], None],
+        *,
+        group: str,
+        name: str,
+        exclusive: bool = True,
+    ) -> Worker[T]:
+        """:meth:`run_in_thread` for a coroutine (e.g. one that suspends the app while the
+        keyholder owns the terminal): ``done(result)`` runs on the UI thread once the
+        worker has reached ``SUCCESS``."""
+        pending: dict[Worker[Any], Callable[[Any], None]] = self.__dict__.setdefault("_thread_done", {})
+        worker: Worker[T] = self.run_worker(  # type: ignore[attr-defined]
+            work, group=group, exclusive=exclusive, name=name
+        )
+        pending[worker] = done
+        return worker

@@ -20,6 +20,7 @@ __all__ = [
     "CardModuleRefused",
     "CardNoReader",
     "CardNoToken",
+    "CardPinCancelled",
     "CardPinIncorrect",
     "CardPinLocked",
     "CardRemoved",
@@ -114,6 +115,13 @@ class CardPinIncorrect(CardError):
     """The PIN was wrong; the message gives the remaining tries when the card reports them."""
 
     code = "card-pin-incorrect"
+
+
+class CardPinCancelled(CardError):
+    """The PIN entry on the keyholder's terminal was cancelled (Esc), idled out or hung
+    up: nothing was sent to the card, no try was counted."""
+
+    code = "card-pin-cancelled"
 
 
 class CardPinLocked(CardError):

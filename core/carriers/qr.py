@@ -23,7 +23,6 @@ Residues that cannot be avoided (documented in docs/formats.md, "Share carriers"
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,13 +35,16 @@ from qrcode.constants import ERROR_CORRECT_M
 
 from core.carriers.errors import QRPayloadError
 from core.carriers.qrgrid import FIXED_DARK, fixed_map, version_for_size
-from core.custodian_tty import CLEAR, custodian_tty, read_key, tty_write
+from core.custodian_tty import CLEAR, REVEAL_IDLE_S, custodian_tty
 from core.secmem import SecretBuffer
 from core.shamir.rs1024 import polymod_words
 from core.shamir.slip39 import customization
 
 __all__ = [
+    "CLEAR",
     "DIGITS_PER_WORD",
+    "QR_CONFIRM_PROMPT",
+    "QR_DONE_PROMPT",
     "QR_GLYPHS",
     "TRANSCRIBE_GLYPHS",
     "VALID_WORD_COUNTS",
@@ -635,7 +637,7 @@ def render_transcription(
     if part + 1 < parts:
         prompt = f"Any key: part {part + 2} of {parts}".encode()
     else:
-        prompt = b"Done: any key erases the screen"
+        prompt = QR_DONE_PROMPT
     if part > 0:
         prompt += b"   B: back to part " + str(part).encode()
     row_bytes = 2 * _LABEL + 2 * 3 * size + 1
@@ -672,71 +674,21 @@ def render_transcription(
     return out
 
 
-def _terminal_size(fd: int) -> tuple[int, int]:
-    try:
-        ts = os.get_terminal_size(fd)
-    except OSError:  # a pipe in tests: the smallest supported terminal
-        return 80, 24
-    if ts.columns <= 0 or ts.lines <= 0:
-        return 80, 24
-    return ts.columns, ts.lines
+#: The last part's prompt, and the confirmation after its first Enter (issue 14: only a
+#: deliberate key ends a reveal).
+QR_DONE_PROMPT: Final = b"Done: Enter, then Enter again, erases the screen"
+QR_CONFIRM_PROMPT: Final = b"Press Enter again to erase the screen; any other key keeps the code shown."
 
 
-def _write_page(fd: int, page: SecretBuffer) -> None:
-    """Write a rendered page line by line (CR LF for raw ttys) from locked memory."""
-    n = text_length(page)
-    with page.view() as mv:
-        pos = 0
-        while pos < n:
-            end = pos
-            while end < n and mv[end] != 0x0A:
-                end += 1
-            tty_write(fd, mv[pos:end])
-            if end < n:
-                tty_write(fd, b"\r\n")
-            pos = end + 1
+def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bool = True,
+            idle: float = REVEAL_IDLE_S) -> str:
+    """Show a share's QR on terminal ``fd`` (see :func:`core.carriers.qrshow.show_qr`)."""
+    from core.carriers.qrshow import show_qr as _show
+
+    return _show(fd, indices, title=title, wait=wait, idle=idle)
 
 
-def show_qr(fd: int, indices: SecretBuffer | memoryview, *, title: str, wait: bool = True) -> None:
-    """Show a share's QR on a terminal ``fd`` for copying onto a grid card, then clear.
-
-    The code is shown module for module (:func:`render_transcription`), in as many parts as
-    the terminal needs (two at 80x24); a key shows the next part, B the previous one; after
-    the last part a key erases the screen and the scrollback. Each page is built in locked
-    memory and written from a memoryview (:func:`~core.custodian_tty.tty_write`: a terminal
-    that stops accepting output fails the hand-over instead of blocking the keyholder).
-
-    Args:
-        fd: a terminal opened read-write (any fd in tests; then every part is written in
-            turn and no key is awaited).
-        indices: the share's word indices (locked).
-        title: public heading (set, group, member, custodian).
-        wait: wait for key presses (on a tty) before moving on and erasing.
-
-    Raises:
-        ValueError: the terminal is too small (nothing of the share was shown).
-        TimeoutError: no key came in time, or the terminal stopped accepting output (the
-            screen is erased; the hand-over is not counted).
-    """
-    cols, lines = _terminal_size(fd)
-    try:
-        with make_matrix(indices) as mat:
-            layout = transcription_layout(mat.size, cols, lines)
-            part = 0
-            while 0 <= part < len(layout.parts):
-                page = render_transcription(mat, part, layout, title=title)
-                try:
-                    tty_write(fd, CLEAR)
-                    _write_page(fd, page)
-                finally:
-                    page.close()
-                key = read_key(fd) if wait else -1
-                part = part - 1 if key in (0x62, 0x42) and part > 0 else part + 1
-    finally:
-        tty_write(fd, CLEAR)
-
-
-def show_qr_on_tty(path: str, indices: SecretBuffer | memoryview, *, title: str) -> None:
+def show_qr_on_tty(path: str, indices: SecretBuffer | memoryview, *, title: str) -> str:
     """Open the custodian's terminal ``path`` (e.g. /dev/tty2) and show the share QR there."""
     with custodian_tty(path, "share QRs") as fd:
-        show_qr(fd, indices, title=title)
+        return show_qr(fd, indices, title=title)

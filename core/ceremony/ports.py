@@ -49,6 +49,9 @@ class CardAccess:
             object; None: the engine looks in ``workspace/card-shares/`` itself.
         expected_serials: filled by the engine at collection (the manifest's card serials).
         set_id: filled by the engine at collection (the set being collected).
+        pin_from_terminal: the keyholder reads the PIN on its own terminal (the trusted
+            path, issue 14): ``pin`` stays None and the caller must not read the terminal
+            during the call (the UI suspends its driver).
     """
 
     module: str | None = None
@@ -57,6 +60,7 @@ class CardAccess:
     sealed: bytes | None = field(default=None, repr=False)
     expected_serials: tuple[str, ...] = ()
     set_id: str | None = None
+    pin_from_terminal: bool = False
 
 
 @dataclass(frozen=True)

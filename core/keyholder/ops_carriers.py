@@ -7,11 +7,11 @@ keyholder and never reaches the parent. Replies carry public facts only.
 | opcode | name              | request fields | reply fields |
 |--------|-------------------|----------------|--------------|
 | 0x0301 | card_list         | module | tokens (JSON list of TokenInfo) |
-| 0x0302 | card_provision    | module, serial, [pin] (SECRET; absent: reader PIN pad), [bits] (3072), [key_id] (hex), [generate] (true) | key (JSON CardKey) |
-| 0x0303 | card_write_share  | module, serial, [pin], group, member (1-based), key (JSON CardKey), [meta] (JSON), [store_on_card] (true), [commitment] (JSON manifest entry) | sealed (bytes: the sealed share file for media), result (JSON) |
-| 0x0304 | card_read_share   | module, [serial], [pin], [expected_serials] (JSON list), [sealed] (bytes), [set_id], [purpose], [commitments] | share (JSON facts), card (JSON), [matches] |
+| 0x0302 | card_provision    | module, serial, [pin] (SECRET) or [pin_from_terminal] (true: the keyholder reads it on its own terminal; neither: reader PIN pad), [bits] (3072), [key_id] (hex), [generate] (true) | key (JSON CardKey) |
+| 0x0303 | card_write_share  | module, serial, [pin] or [pin_from_terminal], group, member (1-based), key (JSON CardKey) or provision (JSON {bits}: make the key first, same PIN), [meta] (JSON), [store_on_card] (true), [commitment] (JSON manifest entry) | sealed (bytes: the sealed share file for media), result (JSON), key (JSON CardKey) |
+| 0x0304 | card_read_share   | module, [serial], [pin] or [pin_from_terminal], [expected_serials] (JSON list), [sealed] (bytes), [set_id], [purpose], [commitments] | share (JSON facts), card (JSON), [matches] |
 | 0x0305 | card_rescan       | module | rescanned, tokens (JSON list of TokenInfo) |
-| 0x0310 | qr_show           | group, member (1-based), [custodian] (on the terminal fixed at spawn; a tty naming another is refused) | shown |
+| 0x0310 | qr_show           | group, member (1-based), [custodian], [idle_hide] (s, default 180) (on the terminal fixed at spawn; a tty naming another is refused) | shown, ended (enter-confirmed, hidden-idle, hangup) |
 | 0x0311 | qr_decode_file    | path, [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
 | 0x0312 | qr_scan_camera    | [device] (/dev/video0), [timeout_s], [max_frames], [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
 | 0x0313 | qr_scan_replay    | paths (JSON list of image files), [purpose], [commitments] | share, decoder, variant, sandbox, [matches] |
@@ -54,11 +54,13 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from core.carriers.errors import CardModuleRefused, CarrierError
 from core.carriers.scanner import WedgeBurst
+from core.custodian_tty import REVEAL_IDLE_S
 from core.keyholder import terminal as _terminal
 from core.keyholder.errors import MalformedRequest
 from core.keyholder.ops import KeyholderState, Request, op
@@ -204,10 +206,13 @@ def _take(
     return {"share": share, "progress": reply.get("progress")}
 
 
-def _pin(req: Request) -> memoryview | None:
-    # The view is into the locked receive buffer and valid for this call only; the carrier
-    # functions use it within the call.
-    return req.secret("pin") if req.has("pin") else None
+def _pin(state: KeyholderState, req: Request, what: str) -> AbstractContextManager[memoryview | None]:
+    """The PIN for one card call, valid inside the ``with`` block: the request's ``pin``
+    (a view of the locked receive buffer), or with ``pin_from_terminal`` read on the
+    keyholder's own terminal into locked memory and wiped after (:mod:`core.keyholder.termpin`)."""
+    from core.keyholder.termpin import pin_for
+
+    return pin_for(state, req, what)
 
 
 def _module(state: KeyholderState, req: Request) -> str:
@@ -244,14 +249,16 @@ def card_provision(state: KeyholderState, req: Request) -> dict[str, Any]:
         kid = bytes.fromhex(key_id) if key_id else None
     except ValueError:
         raise MalformedRequest("key_id must be hex") from None
-    key = cards.provision_key(
-        _module(state, req),
-        req.text("serial"),
-        _pin(req),
-        bits=req.integer("bits", 3072),
-        key_id=kid,
-        generate=req.flag("generate", True),
-    )
+    module = _module(state, req)
+    with _pin(state, req, "make the card key") as pin:
+        key = cards.provision_key(
+            module,
+            req.text("serial"),
+            pin,
+            bits=req.integer("bits", 3072),
+            key_id=kid,
+            generate=req.flag("generate", True),
+        )
     return {"key": key.public()}
 
 
@@ -285,19 +292,26 @@ def card_write_share(state: KeyholderState, req: Request) -> dict[str, Any]:
         def check(mv: memoryview) -> bool:
             return verify_commitment(commitment, mv)
 
-    with share_for_carrier(state, group, member, f"card {serial}") as share:
-        res = cards.write_share(
-            module,
-            serial,
-            _pin(req),
-            share,
-            _card_key(req.json("key")),
-            meta={"group": group, "member": member, **req.json("meta", {})},
-            store_on_card=req.flag("store_on_card", True),
-            check=check,
-            alloc=state.alloc,
-        )
-    return {"sealed": res.sealed, "result": res.public()}
+    provision = req.has("provision")
+    if not provision:
+        key = _card_key(req.json("key"))
+    with _pin(state, req, "write the share to the card") as pin:
+        if provision:
+            # one PIN for both: the card key is made, then the share written to it
+            key = cards.provision_key(module, serial, pin, bits=int(req.json("provision").get("bits", 3072)))
+        with share_for_carrier(state, group, member, f"card {serial}") as share:
+            res = cards.write_share(
+                module,
+                serial,
+                pin,
+                share,
+                key,
+                meta={"group": group, "member": member, **req.json("meta", {})},
+                store_on_card=req.flag("store_on_card", True),
+                check=check,
+                alloc=state.alloc,
+            )
+    return {"sealed": res.sealed, "result": res.public(), "key": key.public()}
 
 
 @op(CARD_READ_SHARE, "card_read_share")
@@ -314,16 +328,18 @@ def card_read_share(state: KeyholderState, req: Request) -> dict[str, Any]:
     def match(meta: dict[str, Any]) -> bool:
         return set_id < 0 or meta.get("set") in (None, set_id)
 
-    res = cards.read_share(
-        _module(state, req),
-        serial,
-        _pin(req),
-        expected_serials=set(expected) if expected else None,
-        sealed=req.blob("sealed") if req.has("sealed") else None,
-        match=match,
-        require_match=False,  # a share of another set is read, to say which set it is
-        alloc=state.alloc,
-    )
+    module = _module(state, req)
+    with _pin(state, req, "check the share on the card" if verify is not None else "read the share on the card") as pin:
+        res = cards.read_share(
+            module,
+            serial,
+            pin,
+            expected_serials=set(expected) if expected else None,
+            sealed=req.blob("sealed") if req.has("sealed") else None,
+            match=match,
+            require_match=False,  # a share of another set is read, to say which set it is
+            alloc=state.alloc,
+        )
     try:
         with res.indices.view() as mv:
             got, _g, _m = share_metadata(mv)
@@ -384,6 +400,9 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
     """Show a genesis share as a QR on its custodian's terminal, wait for a key, erase it."""
     group, member = req.integer("group"), req.integer("member")
     custodian = req.text("custodian", "")
+    idle = float(req.integer("idle_hide", int(REVEAL_IDLE_S)))
+    if not 1 <= idle <= 3600:
+        raise MalformedRequest("idle_hide must be 1..3600 seconds")
     title = "Share QR - " + share_title(
         None, group, member, custodian=custodian, group_name=req.text("group_name", "")
     )
@@ -403,12 +422,18 @@ def qr_show(state: KeyholderState, req: Request) -> dict[str, Any]:
             title = f"{term.notice} - {title}"
         fd = os.dup(term.fd)
         try:
-            qr.show_qr(fd, mv, title=title)
+            ended = qr.show_qr(fd, mv, title=title, idle=idle)
         except (OSError, ValueError) as exc:
             raise CarrierError(f"cannot show the share QR on {term.path}: {exc}") from None
         finally:
             os.close(fd)
-    return {"shown": True, "group": group, "member": member}
+    # public facts for the journal: how the showing ended (as show_share reports it)
+    return {
+        "shown": True,
+        "group": group,
+        "member": member,
+        "ended": {"custodian": "enter-confirmed", "idle": "hidden-idle"}.get(ended, ended),
+    }
 
 
 @op(QR_DECODE_FILE, "qr_decode_file")
@@ -495,10 +520,11 @@ class CarrierClient:
         return list(self._c.call(CARD_RESCAN, module=module)["tokens"])
 
     def provision(
-        self, module: str, serial: str, pin: memoryview | None, *, bits: int = 3072
+        self, module: str, serial: str, pin: memoryview | None, *, bits: int = 3072, **extra: Any
     ) -> dict[str, Any]:
-        """Generate the card key; ``pin`` is a view of the parent's locked PIN buffer."""
-        fields: dict[str, Any] = {"module": module, "serial": serial, "bits": bits}
+        """Generate the card key; ``pin`` is a view of the parent's locked PIN buffer, or
+        None with ``pin_from_terminal=True`` (the keyholder reads it on its terminal)."""
+        fields: dict[str, Any] = {"module": module, "serial": serial, "bits": bits, **extra}
         if pin is not None:
             fields["pin"] = Secret(pin)
         return dict(self._c.call(CARD_PROVISION, **fields)["key"])
@@ -510,18 +536,22 @@ class CarrierClient:
         pin: memoryview | None,
         group: int,
         member: int,
-        key: dict[str, Any],
+        key: dict[str, Any] | None,
         **extra: Any,
     ) -> dict[str, Any]:
-        """Write a held share to a card; returns ``sealed`` (bytes) and ``result``."""
+        """Write a held share to a card; returns ``sealed`` (bytes) and ``result``.
+        ``key`` None with ``provision={"bits": N}``: the card key is made in the same
+        call (one PIN); ``pin`` None with ``pin_from_terminal=True``: the keyholder reads
+        the PIN on its own terminal."""
         fields: dict[str, Any] = {
             "module": module,
             "serial": serial,
             "group": group,
             "member": member,
-            "key": key,
             **extra,
         }
+        if key is not None:
+            fields["key"] = key
         if pin is not None:
             fields["pin"] = Secret(pin)
         return self._c.call(CARD_WRITE_SHARE, **fields)  # type: ignore[no-any-return]

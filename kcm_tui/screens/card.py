@@ -1,18 +1,21 @@
-"""The smart-card carrier: token picker + locked PIN entry, shared by distribution,
-collection and share checks.
+"""The smart-card carrier: token picker + the PIN typed on the keyholder's own screen,
+shared by distribution, collection and share checks.
 
 :class:`CardPanel` lists the cards in the readers (``Session.list_cards``: label, serial,
 manufacturer, PIN state), rescans on F5 (``Session.rescan_cards``: the keyholder
-re-initialises its PKCS#11 module), and owns a :class:`PinEntry`. When the PIN is entered
-the owner screen gets :class:`CardPanel.Ready` and calls :meth:`CardPanel.with_pin` with
-the engine call; a carrier error (wrong PIN, PIN locked, wrong card, removed, no token...)
-is shown in the panel, the PIN is wiped and the panel stays for another try.
+re-initialises its PKCS#11 module), and owns a :class:`KeyholderPinPrompt`. This process
+never holds the PIN (issue 14, the trusted path): Enter posts :class:`CardPanel.Ready`,
+the owner screen calls :meth:`CardPanel.start_on_keyholder` with the engine call (asking
+the keyholder for ``pin_from_terminal``), the app is suspended (its terminal driver reads
+nothing) and the keyholder asks for the PIN on its own screen, masked, uses it for the card
+operation and wipes it. A carrier error (wrong PIN with the tries the card reports, PIN
+locked, PIN entry cancelled, wrong card, removed, no token...) is shown in the panel and
+the panel stays for another try.
 
-:meth:`CardPanel.start_with_pin` runs the card call in a worker thread (on-card key
-generation takes seconds): the panel shows a loading indicator and "do not remove the
-card", keys stay live (Escape is refused while the card is written: a write cannot be
-stopped half-way), the PIN's locked buffer is wiped in the worker's ``finally`` and the
-result is handled on the UI thread once the worker has finished (:mod:`kcm_tui.workers`).
+Under a driver that cannot suspend (tests), the call runs in a thread and the keyholder
+uses the terminal the test gave it. The result is handled on the UI thread once the worker
+has finished (:mod:`kcm_tui.workers`); Escape is refused while the card is written (a
+write cannot be stopped half-way).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from textual.widgets.option_list import Option
 
 from kcm_tui.backend import BackendError, CarrierRefused, carrier_message
 from kcm_tui.context import AppContext, CeremonySession, context_of
-from kcm_tui.widgets.pin_entry import PinEntry
+from kcm_tui.screens.entry import on_keyholder_terminal
+from kcm_tui.widgets.pin_prompt import KeyholderPinPrompt
 from kcm_tui.workers import ThreadWork
 
 T = TypeVar("T")
@@ -62,7 +66,8 @@ def token_label(t: dict[str, Any]) -> Text:
 
 
 class CardPanel(ThreadWork, Vertical):
-    """Pick the card, type its PIN (masked). Errors stay on the panel."""
+    """Pick the card; Enter: the keyholder asks for its PIN on its own screen. Errors stay
+    on the panel."""
 
     DEFAULT_CSS = """
     CardPanel { height: auto; }
@@ -75,7 +80,7 @@ class CardPanel(ThreadWork, Vertical):
     ]
 
     class Ready(Message):
-        """The PIN was entered (Enter): the owner calls :meth:`CardPanel.with_pin`."""
+        """Enter on the PIN line: the owner calls :meth:`CardPanel.start_on_keyholder`."""
 
         def __init__(self, panel: CardPanel, serial: str | None) -> None:
             super().__init__()
@@ -97,10 +102,10 @@ class CardPanel(ThreadWork, Vertical):
         return context_of(self.app)
 
     def compose(self) -> ComposeResult:
-        """The card list, the masked PIN field and the status line."""
+        """The card list, the PIN line (Enter: the keyholder asks for it) and the status line."""
         yield Static("Cards in the readers (Up/Down to choose, F5 rescan):", classes="muted")
         yield OptionList(id="card-tokens")
-        yield PinEntry(allow_unlocked=self.capp.backend.demo, idle_wipe=self.capp.idle_wipe, id="pin")
+        yield KeyholderPinPrompt(id="pin")
         yield Static("", id="card-status")
 
     def on_mount(self) -> None:
@@ -109,9 +114,9 @@ class CardPanel(ThreadWork, Vertical):
         self.call_after_refresh(self.pin.focus)
 
     @property
-    def pin(self) -> PinEntry:
-        """The PIN field (its buffer is locked memory)."""
-        return self.query_one(PinEntry)
+    def pin(self) -> KeyholderPinPrompt:
+        """The PIN line (it holds nothing: the keyholder reads the PIN)."""
+        return self.query_one(KeyholderPinPrompt)
 
     # ---------------------------------------------------------------- tokens
 
@@ -179,44 +184,52 @@ class CardPanel(ThreadWork, Vertical):
             event.prevent_default()
             event.stop()
 
-    def on_pin_entry_submitted(self, event: PinEntry.Submitted) -> None:
-        """Enter in the PIN field: tell the screen the card and PIN are ready (once)."""
+    def on_keyholder_pin_prompt_submitted(self, event: KeyholderPinPrompt.Submitted) -> None:
+        """Enter on the PIN line: tell the screen the card is chosen (once)."""
         event.stop()
         if self.busy:
             return
         self.busy = True
         self.post_message(self.Ready(self, self.serial))
 
-    def start_with_pin(
+    def start_on_keyholder(
         self,
-        fn: Callable[[memoryview | None], T],
+        fn: Callable[[], T],
         done: Callable[[T | None, Exception | None], None],
         working: str,
     ) -> None:
-        """Run ``fn`` with a view of the locked PIN in a worker thread; ``done(result,
-        error)`` is called on the UI thread. A carrier error is shown here (``done(None,
-        None)``): nothing is lost, the panel stays for another try."""
+        """Run the card call ``fn`` (which asks the keyholder for ``pin_from_terminal``)
+        with the app off the terminal: the keyholder asks for the PIN on its own screen,
+        then works with the card. ``done(result, error)`` is called on the UI thread. A
+        carrier error is shown here (``done(None, None)``): nothing is lost, the panel
+        stays for another try."""
         self.show_error("")
         self.busy = True
         self.pin.in_use = True
-        self.status(Text.assemble((working, "bold yellow"),
-                                  ("\nDo not remove the card. This cannot be stopped half-way (Escape waits).", "grey70")))
+        self.pin.refresh()
+        self.status(Text.assemble(
+            ("The keyholder has the keyboard: type the PIN on its screen, then Enter (Esc there cancels).\n",
+             "bold yellow"),
+            (working, "bold yellow"),
+            ("\nDo not remove the card. This cannot be stopped half-way (Escape waits).", "grey70")))
         spinner = LoadingIndicator(id="card-working")
         spinner.styles.height = 1
         self.mount(spinner)
 
-        def work() -> tuple[T | None, Exception | None]:
+        async def work() -> tuple[T | None, Exception | None]:
             try:
-                return self.pin.use_in_worker(fn), None  # PIN wiped in its finally
+                return await on_keyholder_terminal(self.app, fn), None
             except Exception as exc:  # handed to the UI thread
                 return None, exc
 
-        self.run_in_thread(work, lambda out: self._finished(out[0], out[1], done),
-                           group="card", name="card-operation")
+        self.run_async(work(), lambda out: self._finished(out[0], out[1], done),
+                       group="card", name="card-operation")
 
     def _finished(self, result: T | None, error: Exception | None, done: Callable[[T | None, Exception | None], None]) -> None:
         self.busy = False
-        self.pin.finish_use()
+        self.pin.in_use = False
+        self.pin.note = ""
+        self.pin.refresh()
         for w in self.query("#card-working"):
             w.remove()
         self.status("")
@@ -229,19 +242,3 @@ class CardPanel(ThreadWork, Vertical):
             done(None, None)
             return
         done(result, error)
-
-    def with_pin(self, fn: Callable[[memoryview | None], T]) -> T | None:
-        """Run ``fn`` with a view of the locked PIN (wiped afterwards). A carrier error is
-        shown here (None returned): nothing is lost, the panel stays for another try."""
-        self.show_error("")
-        try:
-            return self.pin.use(fn)
-        except CarrierRefused as exc:
-            self.show_error(carrier_message(exc), exc.code)
-            if exc.code in ("card-pin-incorrect", "card-pin-locked", "card-removed", "card-no-token"):
-                self.load(self.session.list_cards)  # fresh PIN state / presence
-                self.show_error(carrier_message(exc), exc.code)
-            self.pin.focus()
-            return None
-        finally:
-            self.busy = False

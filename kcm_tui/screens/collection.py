@@ -48,7 +48,7 @@ class CollectionScreen(CeremonyScreen):
     TITLE_TEXT = "Share collection"
     KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("T / C / Q / K / S", "how the next share comes in: typed, smart card, QR image file, camera, scanner"),
-        ("PIN, Enter", "card: the custodian types the card PIN (masked); F5 rescans the readers"),
+        ("Enter", "card: the keyholder asks for the card PIN on its own screen (masked; Esc there cancels); F5 rescans the readers"),
         ("a-z", "on the keyholder's screen: 4 letters a word (it completes itself; masked)"),
         ("Backspace", "correct the current word"),
         ("Ctrl+W", "drop the last accepted word"),
@@ -163,8 +163,8 @@ class CollectionScreen(CeremonyScreen):
             )
         elif carrier == "card":
             self.body(
-                Static("The custodian inserts their card, chooses it and types its PIN (masked), then Enter.",
-                       classes="muted"),
+                Static("The custodian inserts their card, chooses it and presses Enter: the keyholder"
+                       " asks for the PIN on its own screen (masked).", classes="muted"),
                 CardPanel(self.session, id="card-panel"),
                 focus="#pin",
             )
@@ -188,8 +188,8 @@ class CollectionScreen(CeremonyScreen):
         event.stop()
         panel = event.panel
         serial = event.serial
-        panel.start_with_pin(
-            lambda pin: self.session.add_card(serial, pin),
+        panel.start_on_keyholder(
+            lambda: self.session.add_card(serial, None, pin_from_terminal=True),
             lambda out, exc: self._card_read(panel, out, exc),
             "Reading the card...",
         )

@@ -32,7 +32,7 @@ class DistributionScreen(CeremonyScreen):
         ("R", "reveal the share (custodian only; the others look away)"),
         ("Q", "show the share as a QR code (custodian only)"),
         ("Up / Down", "card: choose the custodian's card"),
-        ("PIN, Enter", "card: the custodian types the card PIN (masked), Enter writes the share"),
+        ("Enter", "card: the keyholder asks for the card PIN on its own screen (masked), then writes the share"),
         ("F5", "card: rescan the card readers"),
         ("Enter, Enter", "on the keyholder's screen: end the reveal (other keys do nothing)"),
         ("Y / N", "the custodian has / has not written the share down (N: shown again, until typed back)"),
@@ -195,8 +195,9 @@ class DistributionScreen(CeremonyScreen):
         t = Text()
         t.append(f"{name}", style="bold yellow")
         t.append(": the script writes your share to your smart card. Insert it in the reader,"
-                 " choose it below and type its PIN (masked), then Enter. A key is made on the card,"
-                 " the share is written, read back and checked.")
+                 " choose it below and press Enter: the keyholder takes the keyboard and asks for the"
+                 " PIN on its own screen (masked). A key is made on the card, the share is written,"
+                 " read back and checked.")
         self.body(
             Static(t, classes="notice"),
             CardPanel(self.session, expected_serial=self.expected_serial(), id="card-panel"),
@@ -210,8 +211,8 @@ class DistributionScreen(CeremonyScreen):
         panel = event.panel
         custodian = self.custodian
         serial = event.serial
-        panel.start_with_pin(
-            lambda pin: self.session.write_card(custodian, serial, pin),
+        panel.start_on_keyholder(
+            lambda: self.session.write_card(custodian, serial, None, pin_from_terminal=True),
             lambda res, exc: self._card_written(panel, res, exc),
             "Writing the share to the card (a key is generated on the card: this can take a while)...",
         )

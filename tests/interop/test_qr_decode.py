@@ -177,15 +177,17 @@ def test_keyholder_shows_a_genesis_share_as_qr_on_a_tty() -> None:
         raw = b""
         answered = 0
         deadline = time.monotonic() + 30
-        while b"Done: any key" not in raw and time.monotonic() < deadline:
+        while b"Done: Enter, then Enter again" not in raw and time.monotonic() < deadline:
             if select.select([master_fd], [], [], 1)[0]:
                 raw += os.read(master_fd, 65536)
             if raw.count(b"Any key: part") > answered:
                 answered += 1
                 os.write(master_fd, b" ")  # the next part
-        os.write(master_fd, b"x")
+        os.write(master_fd, b"\r")
+        time.sleep(0.2)
+        os.write(master_fd, b"\r")  # Enter, then Enter again: the reveal ends
         th.join(10)
-        assert result == {"shown": True, "group": 1, "member": 2}
+        assert result == {"shown": True, "group": 1, "member": 2, "ended": "enter-confirmed"}
         assert answered == 1 and b"part 2 of 2" in raw
         modules = gridcards.read_screen(raw)
         canvas = np.pad(np.where(modules == 1, 0, 255).astype(np.uint8), 4, constant_values=255)

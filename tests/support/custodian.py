@@ -2,8 +2,8 @@
 
 A thread reads the master side like a custodian reading the screen: it keeps the words of
 each share shown (in order), reads each QR shown (with ``read_qr``, part by part), ends a
-word reveal as the custodian does (Enter, then Enter to confirm) and presses a key between
-QR parts. Typed entry happens on this terminal too (the keyholder owns it meanwhile, issue
+word or QR reveal as the custodian does (Enter, then Enter to confirm) and presses a key
+between QR parts. Typed entry happens on this terminal too (the keyholder owns it meanwhile, issue
 14): :meth:`CustodianTerminal.type_words` types a share in step with the keyholder's
 redraws. One class for the engine, carrier and UI tests.
 """
@@ -18,12 +18,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["QR_DONE", "QR_NEXT", "TERMINALS", "WORD_PROMPT", "CustodianTerminal", "pin", "typed"]
+__all__ = ["PIN_SCREEN", "QR_DONE", "QR_NEXT", "TERMINALS", "WORD_PROMPT", "CustodianTerminal", "pin", "typed"]
 
 #: What the keyholder writes under a share's words, and between and after QR parts.
 WORD_PROMPT = b"Press Enter when done"
 QR_NEXT = b"Any key: part "
-QR_DONE = b"Done: any key erases the screen"
+QR_DONE = b"Done: Enter, then Enter again, erases the screen"
+#: The keyholder's card PIN screen (the mask line).
+PIN_SCREEN = b"PIN: \x1b[1;33m"
 _WORD = re.compile(rb"(\d+)\. ([a-z]+)")
 
 
@@ -45,6 +47,7 @@ class CustodianTerminal:
         self.raw = bytearray()
         self._read_qr = read_qr
         self.mark = 0  # where the current typed entry starts in ``raw``
+        self.pins_typed_at = 0  # where ``raw`` ended when the last PIN was typed
         self._stop = False
         TERMINALS[self.path] = self
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -92,7 +95,7 @@ class CustodianTerminal:
                     buf = buf[-4096:]
                 continue
             buf = b""
-            os.write(self.master, b"\n")  # the custodian presses a key
+            os.write(self.master, b"\r\r")  # Enter, and Enter again to confirm
 
     # ------------------------------------------------------------- typed entry
 
@@ -127,6 +130,16 @@ class CustodianTerminal:
             keys += len(data)
             self.send(data, keys)
         return keys
+
+    def type_pin(self, pin: str, *, timeout: float = 60.0) -> None:
+        """Type a card PIN on the keyholder's PIN screen (issue 14: the keyholder reads it),
+        key by key at a person's pace, then Enter. Waits for a PIN screen drawn since the
+        last PIN typed here."""
+        self.wait_for(PIN_SCREEN, timeout, since=self.pins_typed_at)
+        for ch in pin.encode() + b"\r":
+            time.sleep(0.08)
+            os.write(self.master, bytes([ch]))
+        self.pins_typed_at = len(self.raw)
 
     def close(self) -> None:
         """Stop reading and close both sides."""

@@ -136,6 +136,8 @@ class FakeSession:
         self.carriers: dict[str, str] = {}
         self.tokens = list(TOKENS)
         self.card_errors: list[CarrierRefused] = []
+        #: how each card call was asked: a PIN passed (never, from the product UI) or read by the keyholder
+        self.card_calls: list[dict[str, bool]] = []
         self.handovers: dict[str, Handover] = {}
         self.acks: list[str] = []
         self.groups = False  # True: GROUPS_POLICY (eu, us, vault)
@@ -294,14 +296,18 @@ class FakeSession:
     def rescan_cards(self) -> list[dict[str, Any]]:
         return list(self.tokens)
 
-    def write_card(self, custodian: str, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
+    def write_card(self, custodian: str, serial: str | None, pin: memoryview | None = None, *,
+                   pin_from_terminal: bool = False) -> dict[str, Any]:
+        self.card_calls.append({"pin": pin is not None, "pin_from_terminal": pin_from_terminal})
         if self.card_errors:
             raise self.card_errors.pop(0)
         self._handover(custodian).state = HandoverState.CHECKED
         self._handover(custodian).display = "card"
         return dict(CARD_WRITTEN)
 
-    def add_card(self, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
+    def add_card(self, serial: str | None, pin: memoryview | None = None, *,
+                 pin_from_terminal: bool = False) -> dict[str, Any]:
+        self.card_calls.append({"pin": pin is not None, "pin_from_terminal": pin_from_terminal})
         if self.card_errors:
             raise self.card_errors.pop(0)
         return self.add_share("card", None)

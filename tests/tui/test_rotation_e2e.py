@@ -47,7 +47,8 @@ def distribute_n(n: int) -> Any:
         for _ in range(n):
             if "writes your share to your smart card" in screen_text(app):
                 # practice-genesis: custodians 1 and 2 get their share on their DEMO card
-                await pilot.press(*DEMO_PIN, "enter")
+                await pilot.press("enter")  # the keyholder asks for the PIN on its own terminal
+                await asyncio.to_thread(terminal.type_pin, DEMO_PIN)
                 await settle(pilot, lambda: "Read back and checked" in screen_text(app), timeout=120)
                 await pilot.press("enter")
                 await pilot.pause()

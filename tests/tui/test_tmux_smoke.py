@@ -120,8 +120,13 @@ def _card(tmux: Tmux, downs: int, then: str) -> str:
     for _ in range(downs):
         tmux.send("Down")
         time.sleep(0.3)
-    tmux.send("-l", "123456")
-    time.sleep(0.3)
+    tmux.send("Enter")  # README: Enter: the keyholder takes the keyboard and asks for the PIN
+    tmux.wait_for("Type the PIN, Enter")  # the keyholder's own PIN screen (issue 14)
+    for ch in "123456":  # typed, key by key (a paste is refused)
+        tmux.send("-l", ch)
+        time.sleep(0.15)
+    screen = tmux.wait_for("PIN: ******")
+    assert "123456" not in screen  # only the mask is drawn
     tmux.send("Enter")
     return tmux.wait_for(then, timeout=90)
 
@@ -152,7 +157,7 @@ def test_readme_card_walkthrough_at_80x24(tmp_path: Path) -> None:
         assert "DEMO-0001" in screen and "DEMO-0002" in screen
         for n in (1, 2):  # the custodian's own card is preselected
             tmux.wait_for(f"Custodian {n}: the script writes your share")
-            time.sleep(1)  # the PIN field takes the focus after the first frame
+            time.sleep(1)  # the PIN line takes the focus after the first frame
             screen = _card(tmux, 0, f"Custodian {n}: share written to card")
             assert "Read back and checked against the manifest: OK" in screen
             tmux.send("Enter")

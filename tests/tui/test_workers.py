@@ -1,6 +1,6 @@
-"""Long card and camera calls run in worker threads: the screen stays live, says the card
-must not be removed, refuses Escape until the call returns, and the PIN's locked buffer is
-wiped in the worker's finally."""
+"""Long card and camera calls run in workers: the screen stays live, says the card must not
+be removed and refuses Escape until the call returns. The card call asks the keyholder for
+the PIN on its own screen (``pin_from_terminal``): this process never holds it."""
 
 from __future__ import annotations
 
@@ -10,35 +10,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.worker import WorkerState
 
 from core.demo import init_workspace
-from core.secmem import SecretBuffer
 from kcm_tui.screens.card import CardPanel
 from kcm_tui.screens.collection import CollectionScreen
 from kcm_tui.screens.distribution import DistributionScreen
-from kcm_tui.widgets.pin_entry import PinEntry
+from kcm_tui.widgets.pin_prompt import KeyholderPinPrompt
 from tests.tui.helpers import make_app, screen_text, settle, start_ready
 from tests.tui.snapshot_app import CARD_WRITTEN, FakeBackend, FakeSession, SnapApp, step
 
 SIZE = (100, 40)
-PIN = "123456"
 
 
 class SlowCardSession(FakeSession):
-    """write_card / add_camera wait for the test; the PIN view is recorded while in use."""
+    """write_card / add_camera wait for the test; how the card call was asked is recorded."""
 
     def __init__(self, view: Any) -> None:
         super().__init__(view)
         self.entered = threading.Event()
         self.release = threading.Event()
-        self.pin_seen = b""
+        self.asked: dict[str, Any] = {}
         self.thread = ""
 
-    def write_card(self, custodian: str, serial: str | None, pin: memoryview | None) -> dict[str, Any]:
-        assert pin is not None
-        self.pin_seen = bytes(pin)  # test data only: checks the worker got the typed PIN
+    def write_card(self, custodian: str, serial: str | None, pin: memoryview | None = None, *,
+                   pin_from_terminal: bool = False) -> dict[str, Any]:
+        self.asked = {"pin": pin, "pin_from_terminal": pin_from_terminal}
         self.thread = threading.current_thread().name
         self.entered.set()
         assert self.release.wait(20)
@@ -60,59 +57,40 @@ async def wait_for(pilot: Any, cond: Any, timeout: float = 60.0) -> None:
         await pilot.pause(0.02)
 
 
-def test_card_write_in_worker_escape_refused_pin_wiped() -> None:
+def test_card_write_in_worker_escape_refused_no_pin_in_the_ui() -> None:
     v = step("distribute-shares", 6, params={"display": ["screen", "card"], "carriers": {"c1": "card"}},
              acknowledge=("admin", "c1"), performed=True, results={"set_id": "4821"})
     session = SlowCardSession(v)
     session.carriers = {"c1": "card"}
     app = SnapApp(FakeBackend(session=session), DistributionScreen)
 
-    mp = pytest.MonkeyPatch()
-
     async def run() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await start_ready(pilot)
-            await pilot.press(*PIN)
             await pilot.press("enter")
             try:
                 await wait_for(pilot, session.entered.is_set)
                 await pilot.pause()
-                pin = app.screen.query_one(PinEntry)
+                prompt = app.screen.query_one(KeyholderPinPrompt)
                 panel = app.screen.query_one(CardPanel)
-                buf = pin._buf
-                wipes: list[str] = []
-                real_wipe = SecretBuffer.wipe
-
-                def spy(self: SecretBuffer) -> None:
-                    if self is buf:
-                        wipes.append(threading.current_thread().name)
-                    real_wipe(self)
-
-                mp.setattr(SecretBuffer, "wipe", spy)
                 text = screen_text(app)
-                assert "Writing the share to the card" in text and "Do not remove the card" in text
+                assert "type the PIN on its screen" in text and "Do not remove the card" in text
                 assert "cannot be stopped half-way" in text
-                assert panel.busy and pin.in_use
+                assert panel.busy and prompt.in_use
                 await pilot.press("escape")  # refused: still on the distribution screen
-                await pilot.press("7")  # typing into the PIN in use does nothing
+                await pilot.press("enter")  # a second Enter starts nothing
                 await pilot.pause()
                 assert isinstance(app.screen, DistributionScreen)
-                assert pin.typed == len(PIN)
             finally:
                 session.release.set()
             await settle(pilot)
-            mp.undo()
             assert session.thread != threading.main_thread().name
-            assert session.pin_seen == PIN.encode()
-            assert pin.typed == 0 and not pin.in_use
-            # wiped first in the worker's finally (not on the UI thread), then again on the UI
-            assert wipes and wipes[0] == session.thread
+            # the product path: no PIN passed, the keyholder reads it on its own terminal
+            assert session.asked == {"pin": None, "pin_from_terminal": True}
+            assert not prompt.in_use
             assert "share written to card" in screen_text(app)
 
-    try:
-        asyncio.run(run())
-    finally:
-        mp.undo()
+    asyncio.run(run())
 
 
 def test_camera_scan_in_worker() -> None:
@@ -167,7 +145,6 @@ def test_card_result_handled_only_after_the_worker_finished() -> None:
     async def run() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await start_ready(pilot)
-            await pilot.press(*PIN)
             await pilot.press("enter")
             try:
                 await wait_for(pilot, session.entered.is_set)

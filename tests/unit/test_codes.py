@@ -126,7 +126,7 @@ def test_family_and_action_lookup() -> None:
     assert codes.family("intent-refused") is codes.Family.INTENT
     assert codes.family("no-such-code") is codes.Family.SYSTEM  # the root's entry
     assert codes.message_with_action("wrong PIN: 2 tries left", "card-pin-incorrect") == (
-        "wrong PIN: 2 tries left. Type the PIN again (the card counts the wrong tries)."
+        "wrong PIN: 2 tries left. Press Enter and type the PIN again on the keyholder's screen (the card counts the wrong tries)."
     )
     # a code whose action repeats the message adds nothing to it
     assert codes.message_with_action("no camera", "carrier") == "no camera"

@@ -20,6 +20,7 @@ import select
 import struct
 import termios
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import pytest
 from benchmarks import gridcard_corpus as gridcards
 from core.carriers import qr
 from core.carriers.qrgrid import DATA, FIXED_DARK, fixed_map
+from core.custodian_tty import CLEAR
 from core.secmem import SecretBuffer
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots" / "qr_transcription"
@@ -87,7 +89,7 @@ def test_layout_adapts_to_the_terminal() -> None:
 def test_every_square_shown_is_the_matrix(words: int) -> None:
     s = share(words)
     raw = shown(s)
-    assert raw.startswith(qr.CLEAR) and raw.endswith(qr.CLEAR)
+    assert raw.startswith(CLEAR) and raw.endswith(CLEAR)
     m = matrix(s)
     assert np.array_equal(gridcards.read_screen(raw), m)
     # printed squares are marked as printed, the others as the code says
@@ -104,7 +106,7 @@ def test_every_square_shown_is_the_matrix(words: int) -> None:
 def _screens(raw: bytes, cols: int = 80, lines: int = 24) -> list[list[str]]:
     """Each part as an 80x24 terminal emulator (pyte) displays it."""
     out = []
-    for page in raw.split(qr.CLEAR):
+    for page in raw.split(CLEAR):
         if not page.strip():
             continue
         screen = pyte.Screen(cols, lines)
@@ -151,16 +153,22 @@ def _set_size(fd: int, cols: int, lines: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", lines, cols, 0, 0))
 
 
-def _drive(keys: list[bytes], cols: int, lines: int) -> tuple[list[str], bytes]:
-    """Show a share on a pty of ``cols`` x ``lines``; answer each prompt with the next key."""
+def _drive(keys: list[bytes], cols: int, lines: int, *, idle: float = 30.0,
+           finish: bool = True) -> tuple[list[str], bytes, str]:
+    """Show a share on a pty of ``cols`` x ``lines``; answer each prompt (a page drawn, or
+    the last part's prompt redrawn) with the next key of ``keys``; when they run out,
+    end the reveal with Enter, then Enter again (``finish``; else press nothing more).
+    Returns the parts drawn, everything
+    written and how the reveal ended."""
     master, slave = pty.openpty()
     _set_size(slave, cols, lines)
     s = share(33, seed=5)
     errors: list[BaseException] = []
+    ended: list[str] = []
 
     def run() -> None:
         try:
-            qr.show_qr(slave, s, title=TITLE, wait=True)
+            ended.append(qr.show_qr(slave, s, title=TITLE, wait=True, idle=idle))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -171,46 +179,79 @@ def _drive(keys: list[bytes], cols: int, lines: int) -> tuple[list[str], bytes]:
     pending = list(keys)
     buf = bytearray()
     try:
-        while t.is_alive() or buf:
-            ready, _, _ = select.select([master], [], [], 5)
+        while t.is_alive():
+            ready, _, _ = select.select([master], [], [], 0.2)
             if not ready:
-                break
+                continue
             chunk = os.read(master, 65536)
             raw += chunk
             buf += chunk
-            if b"Any key: part" in buf or b"Done: any key" in buf:
-                m = re.findall(rb"part (\d) of (\d): rows", bytes(buf))
-                parts.append(m[-1][0].decode() if m else "?")
-                buf.clear()
-                os.write(master, pending.pop(0) if pending else b"q")
-            if not t.is_alive() and raw.endswith(qr.CLEAR):
-                break
-        # the last part's key: the display ends by erasing; read what is left
-        while select.select([master], [], [], 1)[0]:
+            prompt = (b"Any key: part" in buf or qr.QR_DONE_PROMPT in buf
+                      or qr.QR_CONFIRM_PROMPT in buf)
+            if not prompt:
+                continue
+            m = re.findall(rb"part (\d) of (\d): rows", bytes(buf))
+            if m:
+                parts.append(m[-1][0].decode())
+            buf.clear()
+            if pending:
+                os.write(master, pending.pop(0))
+            elif not finish:
+                pass
+            elif qr.QR_DONE_PROMPT in raw[-200:] or qr.QR_CONFIRM_PROMPT in raw[-200:]:
+                os.write(master, b"\r\r")
+            else:
+                os.write(master, b" ")
+        while select.select([master], [], [], 0.3)[0]:
             chunk = os.read(master, 65536)
             if not chunk:
                 break
             raw += chunk
-            if raw.endswith(qr.CLEAR):
-                break
     finally:
         t.join(10)
         os.close(slave)
         os.close(master)
     assert not errors, errors
-    return parts, bytes(raw)
+    return parts, bytes(raw), ended[0] if ended else ""
 
 
 def test_paging_on_a_pty_forward_back_and_done() -> None:
-    parts, raw = _drive([b" ", b"b", b"\r", b"x"], 80, 24)
+    parts, raw, ended = _drive([b" ", b"b", b"\r"], 80, 24)
     assert parts == ["1", "2", "1", "2"]
-    assert raw.endswith(qr.CLEAR)
+    assert raw.endswith(CLEAR) and ended == "custodian"
+
+
+def test_a_stray_key_on_the_last_part_does_not_end_the_reveal() -> None:
+    """Issue 14: only Enter, then Enter again, ends the QR reveal. Stray keys on the last
+    part (a letter, Space, Esc, an arrow) do nothing; Enter then another key disarms;
+    B still goes back."""
+    keys = [b" ", b"x", b" ", b"\x1b", b"\x1b[A", b"\r", b"q", b"B", b" ", b"\r", b"\r"]
+    parts, raw, ended = _drive(keys, 80, 24)
+    assert ended == "custodian"
+    # part 1, part 2 (then x, Space, Esc, an arrow, Enter, q: nothing but the prompt
+    # redrawn), B back to part 1, Space to part 2, Enter + Enter
+    assert parts == ["1", "2", "1", "2"]
+    last = raw.rindex(qr.QR_DONE_PROMPT)
+    assert raw.count(qr.QR_CONFIRM_PROMPT) == 2  # after the first Enter, and the final one
+    assert raw.count(CLEAR) == 5, raw.count(CLEAR)  # 4 pages drawn, erased once at the end
+    assert raw.endswith(CLEAR) and last < raw.rindex(CLEAR)
+
+
+def test_an_idle_qr_reveal_is_hidden() -> None:
+    """No key for the idle time: the code is erased and ``idle`` returned (the engine can
+    show it again)."""
+    t0 = time.monotonic()
+    parts, raw, ended = _drive([b" "], 80, 24, idle=1.5, finish=False)
+    took = time.monotonic() - t0
+    assert ended == "idle"
+    assert parts == ["1", "2"]
+    assert raw.endswith(CLEAR) and 1.5 <= took < 10
 
 
 def test_a_large_terminal_shows_the_code_whole() -> None:
-    parts, raw = _drive([b" "], 100, 45)
+    parts, raw, ended = _drive([], 100, 45)
     assert parts == ["1"]
-    assert b"part 1 of 1" in raw and raw.endswith(qr.CLEAR)
+    assert b"part 1 of 1" in raw and raw.endswith(CLEAR) and ended == "custodian"
 
 
 def test_a_terminal_too_small_shows_nothing_of_the_share() -> None:
@@ -224,7 +265,7 @@ def test_a_terminal_too_small_shows_nothing_of_the_share() -> None:
     finally:
         os.close(slave)
         os.close(master)
-    assert "\u2588".encode() not in raw and raw.endswith(qr.CLEAR)
+    assert "\u2588".encode() not in raw and raw.endswith(CLEAR)
 
 
 def test_every_locked_page_buffer_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:

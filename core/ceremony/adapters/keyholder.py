@@ -214,11 +214,17 @@ class ClientKeyholder:
                 )
             serial = str(tokens[0]["serial"])
         group, mem, _name = self._members[member]
-        key = cc.provision(module, serial, card.pin, bits=bits)
         extra: dict[str, Any] = {"meta": dict(meta), "store_on_card": store_on_card}
         if commitment is not None:
             extra["commitment"] = dict(commitment)
-        reply = cc.write_share(module, serial, card.pin, group, mem, key, **extra)
+        if card.pin_from_terminal:
+            # one call, one PIN typed on the keyholder's own terminal: key made, share written
+            reply = cc.write_share(module, serial, None, group, mem, None, provision={"bits": bits},
+                                   pin_from_terminal=True, **extra)
+            key = dict(reply.get("key") or {})
+        else:
+            key = cc.provision(module, serial, card.pin, bits=bits)
+            reply = cc.write_share(module, serial, card.pin, group, mem, key, **extra)
         result = dict(reply.get("result") or {})
         key_facts = dict(result.get("key") or key)
         return {
@@ -305,6 +311,8 @@ class ClientKeyholder:
                 extra["set_id"] = int(payload.set_id)
             if payload.sealed is not None:
                 extra["sealed"] = bytes(payload.sealed)
+            if payload.pin_from_terminal:
+                extra["pin_from_terminal"] = True
             module = self._module_path(payload.module)
             return self._carrier_call(
                 lambda: cc.read_share(module, payload.serial, payload.pin, **extra, **verify)

@@ -232,6 +232,7 @@ class CollectionSteps(CeremonyBase):
             module=self._card_module(run, payload),
             serial=payload.serial,
             pin=payload.pin,
+            pin_from_terminal=payload.pin_from_terminal,
             sealed=sealed,
             expected_serials=tuple(sorted(cards)),
             set_id=str(m["set_id"]) if m.get("set_id") is not None else None,

@@ -222,7 +222,8 @@ class DistributionSteps(CeremonyBase):
                 None,
             )
         access = CardAccess(
-            module=self._card_module(run, card), serial=serial, pin=card.pin, sealed=None
+            module=self._card_module(run, card), serial=serial, pin=card.pin, sealed=None,
+            pin_from_terminal=card.pin_from_terminal,
         )
         try:
             port = self._carrier_port("write shares to smart cards")
