@@ -606,8 +606,8 @@ def test_a_helper_that_cannot_start_is_a_clean_error(
 
 
 #: Imports inside functions of the chain's modules that the helper never needs (capture
-#: runs in the keyholder, not in the helper).
-_LAZY_NOT_IN_HELPER = {"core.carriers.camera"}
+#: runs in the keyholder, not in the helper; so does the terminal QR reveal, qrshow).
+_LAZY_NOT_IN_HELPER = {"core.carriers.camera", "core.carriers.qrshow"}
 
 
 def _is_module(name: str) -> bool:
