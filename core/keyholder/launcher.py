@@ -31,8 +31,8 @@ What root does in the launcher, in order, reading nothing the UI sends:
    (:func:`core.custodian_tty.fix_terminal`);
 4. raises ``RLIMIT_MEMLOCK`` to unlimited (so that the keyholder can ``mlockall`` without any
    capability), sets ``RLIMIT_CORE`` to 0, and drops to the keyholder user for good
-   (``setgroups``, ``setresgid``, ``setresuid``; checked: no capability left, ``setuid(0)``
-   fails), then ``PR_SET_NO_NEW_PRIVS``.
+   after ``PR_SET_NO_NEW_PRIVS`` (``setgroups``, ``setresgid``, ``setresuid``; checked: no
+   capability left, ``setuid(0)`` fails).
 
 Only then, as the keyholder user, it reads the spawn request (one line: practice? unlocked
 memory?), grants only what the policy allows, answers ``OK`` or ``REFUSED <why>`` and
@@ -325,6 +325,10 @@ def drop_privileges(uid: int, gid: int, groups: Sequence[int], *, memlock_unlimi
     """
     if uid == 0:
         raise LauncherError("the keyholder must not run as root (keyholder_user is root)")
+    # no_new_privs first: from the moment this process is the keyholder's user it can never
+    # gain a privilege again (an observer never sees the new uid without the flag)
+    if _libc().prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise LauncherError("PR_SET_NO_NEW_PRIVS failed")
     if os.geteuid() == 0:
         if memlock_unlimited:
             try:
@@ -342,8 +346,6 @@ def drop_privileges(uid: int, gid: int, groups: Sequence[int], *, memlock_unlimi
     elif os.getresuid() != (uid, uid, uid):
         raise LauncherError(f"the launcher runs as uid {os.geteuid()}: it cannot become uid {uid}")
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if _libc().prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise LauncherError("PR_SET_NO_NEW_PRIVS failed")
     if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
         raise LauncherError("the user change did not take effect")
     if 0 in os.getgroups() and gid != 0:
