@@ -70,6 +70,17 @@ def _start_fail() -> SnapApp:
     return SnapApp(FakeBackend(demo=False, checks=FailingChecks))
 
 
+def _start_real_demo_values() -> SnapApp:
+    """A real ceremony (no --demo): the shipped genesis template still has demo values."""
+    from dataclasses import replace as _replace
+
+    from kcm_tui.scriptlist import script_info
+
+    root = Path(__file__).resolve().parents[2] / "ceremony_scripts"
+    infos = [_replace(script_info(root / n), path=Path(n)) for n in ("practice-genesis.toml", "genesis.toml")]
+    return SnapApp(FakeBackend(demo=False, scripts=infos))
+
+
 def _distribution(carriers: dict[str, str] | None = None, card_errors: tuple[str, ...] = (),
                   terminal: list[Any] | None = None, groups: bool = False) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
@@ -199,6 +210,8 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "start_help": (_start, keys("f1")),
     "start_fail_refused": (_start_fail, keys("tab", "tab", "enter")),
     "start_invalid_script": (_start, keys("down", "down", "down", "tab", "enter")),
+    "start_demo_values": (_start_real_demo_values, keys("down")),
+    "start_demo_values_refused": (_start_real_demo_values, keys("down", "tab", "enter")),
     "attendance": (lambda: runner_app(step("attendance", 0, act_title="Act 1: Open the ceremony", acknowledge=("admin", "witness"))), noop),
     "checklist": (lambda: runner_app(step("checklist", 2, params={"items": ["Media bag number matches the log", "Share sheets counted", "Printed fingerprint present"]})), noop),
     "verify_fingerprint": (lambda: runner_app(step("verify-fingerprint", 3, params={"witness": "witness", "subject": "recipient:kms"}, performed=True, display=fp_display)), noop),
