@@ -289,6 +289,8 @@ class StartScreen(BaseScreen[None]):
             backend.open(script, media)
         except BackendError as exc:
             self.show_error(str(exc))
+            if len(str(exc)) > 76:  # the error line holds one line at 80 columns: all of it here
+                self.app.push_screen(MessageModal("The ceremony cannot begin", str(exc), error=True))
             return
         from kcm_tui.screens.runner import RunnerScreen
 

@@ -166,11 +166,18 @@ def test_begin_refuses_a_real_unseal_on_practice_sets(tmp_path: Path) -> None:
 
     async def run() -> None:
         app = demo_app(ws, script="unseal-and-seal.toml")
-        async with app.run_test(size=(100, 30)) as pilot:
+        async with app.run_test(size=SIZE) as pilot:
             await begin(pilot)
-            await settle(pilot, lambda: bool(app.screen.error))
+            await settle(pilot, lambda: isinstance(app.screen, MessageModal))
+            # the whole message at 80x24 (the error line under Begin holds one line)
+            text = " ".join(screen_text(app).split())
+            assert "The ceremony cannot begin" in text
+            assert "only PRACTICE share sets are here; run the practice-unseal-and-seal" in text
+            assert "script to rehearse (found: PRACTICE-set-1234.json)" in text
+            await pilot.press("enter")
+            await settle(pilot)
             assert isinstance(app.screen, StartScreen)
-            assert "only PRACTICE share sets are here; run the practice-unseal-and-seal script" in app.screen.error
+            assert app.screen.error.startswith("only PRACTICE share sets are here")
             assert app.backend.session is None
 
     asyncio.run(run())
