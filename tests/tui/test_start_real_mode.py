@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,14 @@ def test_scripts_option_lists_only_that_folder(tmp_path: Path) -> None:
     assert len(bundled.backend.scripts()) == len(list(BUNDLED_SCRIPTS.glob("*.toml"))) > 1
     # a demo workspace and --scripts: the two folders, not the bundled one
     ws = init_workspace(tmp_path / "ws")
-    both = make_app(build_parser().parse_args(["--workspace", str(ws.root), "--scripts", str(mine)]))
+    saved = os.environ.get("SOFTHSM2_CONF")  # make_app points it at the workspace's tokens
+    try:
+        both = make_app(build_parser().parse_args(["--workspace", str(ws.root), "--scripts", str(mine)]))
+    finally:  # later tests in this process (and the programs they start) must not see it
+        if saved is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = saved
     assert both.backend.scripts_dirs == [mine, ws.scripts]
 
     async def run() -> None:
