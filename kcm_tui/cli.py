@@ -38,6 +38,11 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _print_usage(_args: list[str]) -> int:
+    print(_usage())
+    return 0
+
+
 def _run_subcommand(func: Callable[[list[str]], int], args: list[str]) -> int:
     """Run a subcommand; a reader that stops early (``| head``) ends it quietly.
 
@@ -60,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand or start the TUI."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not (args and args[0] in SUBCOMMANDS) and any(a in ("-h", "--help") for a in args):
-        print(_usage())
-        return 0
+        return _run_subcommand(_print_usage, [])
     if args and not args[0].startswith("-"):
         entry = SUBCOMMANDS.get(args[0])
         if entry is None:

@@ -116,3 +116,12 @@ def test_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
         os.close(write_end)
     assert proc.stderr == ""
     assert proc.returncode == 141  # 128 + SIGPIPE, as a tool stopped by the closed pipe
+    # the top-level help too
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "kcm_tui.cli", "--help"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (141, "")
