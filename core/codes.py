@@ -77,6 +77,10 @@ _ENTRIES: Final[tuple[Code, ...]] = (
          "Check the share with its custodian and enter it again, or enter another custodian's share."),
     Code("script-invalid", _F.INPUT, "the ceremony script has problems (each listed with file and line)",
          "Fix the script (kcm-ceremony script check FILE), print it again, start again."),
+    Code("script-demo-values", _F.INPUT, "a real ceremony's script still carries demo values (the demo cluster id, DEMO- card serials)",
+         "Edit the script for this ceremony (kcm-ceremony script check FILE lists each value with its line), start again."),
+    Code("share-set-kind", _F.INTENT, "the medium holds share sets of the other kind only (PRACTICE sets for a real ceremony, real sets for a practice one)",
+         "Run the script the message names (the practice one to rehearse), or bring the medium with this ceremony's share set."),
     Code("manifest-signature", _F.INPUT, "a share-set manifest's signature is malformed, does not verify, or is by another key",
          "Use the manifest exported at genesis, kept apart from this medium."),
     # ------------------------------------------------------------------ MasterKey rotation

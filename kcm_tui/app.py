@@ -32,6 +32,7 @@ from textual.renderables.bar import Bar as _Bar
 from textual.screen import Screen
 
 from kcm_tui.backend import Backend, ShareDisplay, environment_leaks
+from kcm_tui.options import build_parser
 
 _Bar.HALF_BAR_LEFT = _Bar.HALF_BAR_RIGHT = "\u2501"
 
@@ -213,15 +214,8 @@ def _quiet_excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any
     sys.stderr.write(f"kcm-ceremony stopped: internal error ({exc_type.__name__}); no details are shown.\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kcm-ceremony", description="OpenKCM key ceremony (full-screen).")
-    p.add_argument("--demo", action="store_true", help="demo mode: warnings instead of failures, DEMO banner")
-    p.add_argument("--workspace", type=Path, help="demo workspace made by 'kcm-ceremony demo init DIR'")
-    p.add_argument("--media", type=Path, help="folder on the ceremony medium (default: the workspace's)")
-    p.add_argument("--scripts", type=Path, action="append", default=[], help="folder of ceremony scripts")
-    p.add_argument("--script", default="", help="script to preselect (file name or ceremony name)")
-    p.add_argument("--poweroff", action="store_true", help="power the machine off at the end (ISO)")
-    return p
+#: The scripts shipped with the program (listed unless ``--scripts`` names folders).
+BUNDLED_SCRIPTS = Path(__file__).resolve().parent.parent / "ceremony_scripts"
 
 
 def make_app(args: argparse.Namespace, env: dict[str, str] | None = None) -> CeremonyApp:
@@ -238,7 +232,8 @@ def make_app(args: argparse.Namespace, env: dict[str, str] | None = None) -> Cer
         preselect = preselect or ws.preselect
         if ws.softhsm2_conf is not None:
             os.environ.setdefault("SOFTHSM2_CONF", str(ws.softhsm2_conf))
-    scripts.append(Path(__file__).resolve().parent.parent / "ceremony_scripts")
+    if not args.scripts:  # --scripts DIR: that folder's scripts only
+        scripts.append(BUNDLED_SCRIPTS)
     backend = Backend(demo=args.demo, media=media, scripts_dirs=scripts, share_display=ShareDisplay("/dev/tty"), env=env)
     return CeremonyApp(backend, preselect_script=preselect, poweroff=args.poweroff)
 

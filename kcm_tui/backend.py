@@ -165,33 +165,9 @@ class Backend:
 
     def scripts(self) -> list[ScriptInfo]:
         """Every ceremony script in the script folders, practice scripts first in demo."""
-        from core.ceremony import script as script_mod
+        from kcm_tui.scriptlist import read_scripts
 
-        found: list[ScriptInfo] = []
-        seen: set[str] = set()
-        for folder in self.scripts_dirs:
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.glob("*.toml")):
-                if path.name in seen:
-                    continue
-                seen.add(path.name)
-                found.append(self._script_info(script_mod, path))
-        if self.demo:
-            found.sort(key=lambda s: (not s.practice, not s.valid))
-        return found
-
-    @staticmethod
-    def _script_info(script_mod: Any, path: Path) -> ScriptInfo:
-        try:
-            s = script_mod.load_script(path)
-        except script_mod.ScriptError as exc:
-            probs = tuple(str(p) for p in exc.problems)
-            return ScriptInfo(path, path.stem, "?", False, "", probs or ("invalid script",))
-        except (OSError, ValueError) as exc:
-            return ScriptInfo(path, path.stem, "?", False, "", (_message(exc),))
-        desc = " ".join(s.description.split())
-        return ScriptInfo(path, s.name, s.purpose, s.practice, desc, sha256=s.sha256)
+        return read_scripts(self.scripts_dirs, demo=self.demo)
 
     def preflight_port(self) -> dict[str, Any]:
         """The engine's preflight port (:func:`core.ceremony.adapters.preflight.core_preflight`),
@@ -231,6 +207,13 @@ class Backend:
             return f"{media} is not writable: check the medium's write-protect switch"
         return ""
 
+    def demo_values_problem(self, script: ScriptInfo) -> str:
+        """Why this real ceremony cannot run ``script`` ('' when it can): it still carries
+        demo values (:func:`kcm_tui.scriptlist.demo_values_problem`)."""
+        from kcm_tui.scriptlist import demo_values_problem
+
+        return demo_values_problem(script, demo=self.demo)
+
     def open(self, script: ScriptInfo, media: Path) -> Session:
         """Open a ceremony: load the script, create the journal on the media, start the keyholder."""
         problem = self.media_problem(media)
@@ -238,6 +221,9 @@ class Backend:
             raise BackendError(problem, code="media-not-chosen")
         if not script.valid:
             raise BackendError(f"{script.path.name} has {len(script.problems)} problem(s); fix the script")
+        problem = self.demo_values_problem(script)
+        if problem:
+            raise BackendError(problem, code="script-demo-values")
         media = self.ceremony_medium(media)
         problem = self.media_problem(media)
         if problem:

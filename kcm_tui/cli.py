@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+from collections.abc import Callable
 
 # subcommand -> (module, function, one-line help). The function takes argv (list[str])
 # and returns the exit status.
@@ -26,18 +28,44 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: kcm-ceremony [SUBCOMMAND] [ARGS]", "", "Without a subcommand the ceremony TUI starts.", ""]
+    """The top-level help: every option of the ceremony program, then every subcommand."""
+    from kcm_tui.options import build_parser
+
+    lines = [build_parser().format_help().rstrip(), "", "subcommands:"]
     for name, (_m, _f, text) in SUBCOMMANDS.items():
         lines.append(f"  {name:<10} {text}")
+    lines += ["", "Each subcommand has its own help: kcm-ceremony SUBCOMMAND --help"]
     return "\n".join(lines)
+
+
+def _print_usage(_args: list[str]) -> int:
+    print(_usage())
+    return 0
+
+
+def _run_subcommand(func: Callable[[list[str]], int], args: list[str]) -> int:
+    """Run a subcommand; a reader that stops early (``| head``) ends it quietly.
+
+    A closed pipe is not an error of the command: no traceback, and the exit status of a
+    process stopped by SIGPIPE (141), as other command-line tools give.
+    """
+    try:
+        rc = int(func(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that flush is quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+    return rc
 
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand or start the TUI."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("-h", "--help"):
-        print(_usage())
-        return 0
+    if not (args and args[0] in SUBCOMMANDS) and any(a in ("-h", "--help") for a in args):
+        return _run_subcommand(_print_usage, [])
     if args and not args[0].startswith("-"):
         entry = SUBCOMMANDS.get(args[0])
         if entry is None:
@@ -45,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         module = importlib.import_module(entry[0])
         func = getattr(module, entry[1])
-        return int(func(args[1:]))
+        return _run_subcommand(func, args[1:])
     if not args or args[0] != "--ui-child":
         # The starting process: a clean environment for the UI, and the terminal put back
         # however the UI ends (kcm_tui/supervisor.py; imports no Textual).

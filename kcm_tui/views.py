@@ -35,6 +35,9 @@ class ScriptInfo:
     description: str
     problems: tuple[str, ...] = ()
     sha256: str = ""
+    #: Demo values still in a real script (core.ceremony.demovalues), one line each: a
+    #: real ceremony refuses the script until it is edited; a demo may run it.
+    demo_values: tuple[str, ...] = ()
 
     @property
     def hash_words(self) -> list[str]:

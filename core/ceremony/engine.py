@@ -28,12 +28,13 @@ from core.ceremony.errors import (
     ShareRefusedError,
     StepFailedError,
 )
-from core.ceremony.manifests import is_practice_manifest
+from core.ceremony.manifests import ManifestStore, is_practice_manifest
 from core.ceremony.model import (
     CONFIRMED_KINDS,
     NO_ACTION_KINDS,
     QR_CARRIERS,
     RoleKind,
+    Script,
     StepKind,
 )
 from core.ceremony.ports import (
@@ -109,6 +110,23 @@ HANDLERS: Mapping[StepKind, Handler] = {
 }
 
 
+def _share_set_mismatch(script: Script, ws: Path) -> str:
+    """Why ``script`` cannot run on medium ``ws`` before its first step ('' when it may): it
+    collects or checks a share set it has not made itself, and the medium holds only sets
+    of the other kind (:meth:`ManifestStore.kind_mismatch`)."""
+    uses: list[str | None] = []
+    for _act, step in script.steps():
+        if step.kind is StepKind.DISTRIBUTE_SHARES:
+            break  # later steps may use the set this ceremony makes
+        if step.kind in (StepKind.COLLECT_SHARES, StepKind.CHECK_SHARES):
+            name = step.params.get("manifest")
+            uses.append(str(name) if name else None)
+    if not uses or not (ws / "manifests").is_dir():
+        return ""
+    store = ManifestStore(Workspace(ws), practice=script.practice, purpose=script.purpose)
+    return store.kind_mismatch(uses)
+
+
 class Ceremony(SimpleSteps, DistributionSteps, CollectionSteps, FinishSteps):
     """A running ceremony. See :mod:`core.ceremony` for the API."""
 
@@ -153,6 +171,9 @@ class Ceremony(SimpleSteps, DistributionSteps, CollectionSteps, FinishSteps):
                 else "this keyholder was started in practice mode: restart it for a real ceremony"
             )
         ws = Path(workspace)
+        mismatch = _share_set_mismatch(script, ws)
+        if mismatch:
+            raise EngineError(mismatch, code="share-set-kind")
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         base = script.name
         if script.practice:  # PRACTICE-unseal-and-seal-..., not PRACTICE-practice-unseal-...

@@ -194,6 +194,30 @@ class ManifestStore:
             f"to rehearse (found: {found})"
         )
 
+    def kind_mismatch(self, uses: Sequence[str | None]) -> str:
+        """Why a ceremony that collects or checks an existing share set cannot run on this
+        medium at all ('' when it may): the medium holds share sets of the other kind only
+        (PRACTICE sets for a real ceremony, real sets for a practice one), or a step names
+        a manifest of the other kind. Asked before the ceremony's first step, so the
+        mismatch is refused before anything is journaled (issue 15).
+
+        Args:
+            uses: the ``manifest`` each collect/check step names (None: the active set).
+        """
+        every = self.read_all()
+        own = [m for m in every if is_practice_manifest(m) == self.practice]
+        others = [str(m["_file"]) for m in every if is_practice_manifest(m) != self.practice]
+        for name in uses:
+            if name and name in others:
+                return (
+                    f"manifest {name} is a PRACTICE share set: a real ceremony never uses it"
+                    if not self.practice
+                    else f"manifest {name} is a real share set: a PRACTICE ceremony never uses it"
+                )
+        if any(name is None for name in uses) and others and not own:
+            return self.wrong_kind_message(others)
+        return ""
+
     def select(self, name: str | None) -> dict[str, Any]:
         """The manifest to collect or check: ``name`` (a file in ``manifests/``), else the
         one active set of this ceremony's kind. Its signature is checked (``_signed`` in

@@ -187,6 +187,14 @@ class Checker:
         self.smap = smap
         self.fname = fname
         self.problems: list[Problem] = []
+        self._once: set[str] = set()
+
+    def add_once(self, key: str, path: Sequence[PathItem], message: str) -> None:
+        """Report a problem the first time ``key`` is seen only: one root cause (a role
+        that is not defined) is one message, not one per step that names it."""
+        if key not in self._once:
+            self._once.add(key)
+            self.add(path, message)
 
     def add(self, path: Sequence[PathItem], message: str) -> None:
         dotted = ""

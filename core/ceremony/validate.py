@@ -49,6 +49,11 @@ from core.ceremony.validate_order import _order, _purpose
 
 __all__ = ["is_practice_name", "is_safe_filename", "validate"]
 
+#: Said of a problem reported once for its root cause (:meth:`Checker.add_once`).
+AGAIN: Final = " (it is not reported again where other steps name it)"
+#: The kind recorded for a role whose ``kind`` is missing or wrong (reported once, there).
+UNKNOWN: Final = ""
+
 
 def validate(data: dict[str, Any], smap: SourceMap, fname: str) -> list[Problem]:
     """Return every problem of a parsed script (empty list: the script is valid)."""
@@ -91,7 +96,9 @@ def validate(data: dict[str, Any], smap: SourceMap, fname: str) -> list[Problem]
         )
 
     roles = _roles(v)
-    custodians = [rid for rid, kind in roles.items() if kind == RoleKind.CUSTODIAN.value]
+    # a role whose kind is wrong counts as every kind from here on: its one problem is
+    # reported where the kind is, not again at every step that names the role
+    custodians = [rid for rid, kind in roles.items() if kind in (RoleKind.CUSTODIAN.value, UNKNOWN)]
     policy_present = "policy" in data
     if policy_present:
         _policy(v, roles)
@@ -111,6 +118,7 @@ def _roles(v: Checker) -> dict[str, str]:
             v.add(path, f"role id {rid!r} must be lower-case letters, digits, '_' or '-'")
         if not isinstance(role, dict):
             v.add(path, "a role must be a table")
+            out[rid] = UNKNOWN
             continue
         v.unknown(path, role, ("kind", "name", "card_serial", "key_fingerprint"))
         kind = v.string(
@@ -135,9 +143,8 @@ def _roles(v: Checker) -> dict[str, str]:
                 check=lambda s: bool(_HEX.match(s)),
                 what="a hex fingerprint",
             )
-        if kind is not None:
-            out[rid] = kind
-    if table:
+        out[rid] = kind if kind is not None else UNKNOWN
+    if table and UNKNOWN not in out.values():  # else the wrong kind may be the missing one
         if RoleKind.ADMINISTRATOR.value not in out.values():
             v.add(("roles",), "missing role: the script defines no ceremony-administrator")
         if RoleKind.WITNESS.value not in out.values():
@@ -152,13 +159,15 @@ def _policy(v: Checker, roles: dict[str, str]) -> None:
     path: tuple[PathItem, ...] = ("policy",)
     pol = v.table(path, v.data.get("policy"))
     v.unknown(path, pol, ("threshold", "shares", "custodians", "group_threshold", "groups"))
-    custodian_ids = {r for r, k in roles.items() if k == RoleKind.CUSTODIAN.value}
+    custodian_ids = {r for r, k in roles.items() if k in (RoleKind.CUSTODIAN.value, UNKNOWN)}
 
     def members_ok(mpath: tuple[PathItem, ...], members: list[str]) -> None:
         seen: set[str] = set()
         for m in members:
             if m not in roles:
-                v.add(mpath, f"custodian {m!r} is not a role defined in [roles]")
+                v.add_once(
+                    f"role:{m}", mpath, f"custodian {m!r} is not a role defined in [roles]" + AGAIN
+                )
             elif m not in custodian_ids:
                 v.add(mpath, f"{m!r} is a {roles[m]}, not a custodian")
             if m in seen:
@@ -398,9 +407,11 @@ def _acts(
             ack = v.str_list(spath, step, "acknowledge", required=True)
             for r in ack:
                 if r != "custodians" and r not in roles:
-                    v.add(
+                    v.add_once(
+                        f"role:{r}",
                         (*spath, "acknowledge"),
-                        f"step needs role {r!r}, which the script does not define in [roles]",
+                        f"step needs role {r!r}, which the script does not define in [roles]"
+                        + AGAIN,
                     )
             if "custodians" in ack and not custodians:
                 v.add((*spath, "acknowledge"), "'custodians' used but the script has no custodian")
@@ -423,7 +434,11 @@ def _step_params(
         if rid is None:
             return
         if rid not in roles:
-            v.add((*spath, key), f"step needs role {rid!r}, which the script does not define")
+            v.add_once(
+                f"role:{rid}",
+                (*spath, key),
+                f"step needs role {rid!r}, which the script does not define in [roles]" + AGAIN,
+            )
         elif roles[rid] == RoleKind.CUSTODIAN.value:
             v.add(
                 (*spath, key), f"{key} {rid!r} is a custodian; a witness or administrator confirms"
@@ -461,7 +476,11 @@ def _step_params(
     elif kind is StepKind.ATTENDANCE:
         for r in v.str_list(spath, step, "roles"):
             if r != "custodians" and r not in roles:
-                v.add((*spath, "roles"), f"attendance lists role {r!r}, which is not defined")
+                v.add_once(
+                    f"role:{r}",
+                    (*spath, "roles"),
+                    f"attendance lists role {r!r}, which is not defined in [roles]" + AGAIN,
+                )
     elif kind is StepKind.PREFLIGHT:
         v.boolean(spath, step, "require_hardened")
     elif kind is StepKind.VERIFY_FINGERPRINT:
@@ -472,7 +491,7 @@ def _step_params(
                 if ref not in recipients:
                     v.add((*spath, "subject"), f"recipient {ref!r} is not defined in [recipients]")
             elif target == "custodian":
-                if roles.get(ref) != RoleKind.CUSTODIAN.value:
+                if roles.get(ref) not in (RoleKind.CUSTODIAN.value, UNKNOWN):
                     v.add((*spath, "subject"), f"custodian {ref!r} is not a custodian role")
             elif subj != "kcv":
                 v.add(
@@ -613,8 +632,12 @@ def _share_carriers(
     )
     for cid, carrier in table.items():
         if cid not in roles:
-            v.add((*cpath, cid), f"custodian {cid!r} is not a role defined in [roles]")
-        elif roles[cid] != RoleKind.CUSTODIAN.value:
+            v.add_once(
+                f"role:{cid}",
+                (*cpath, cid),
+                f"custodian {cid!r} is not a role defined in [roles]" + AGAIN,
+            )
+        elif roles[cid] not in (RoleKind.CUSTODIAN.value, UNKNOWN):
             v.add((*cpath, cid), f"{cid!r} is a {roles[cid]}, not a custodian")
         elif holders and cid not in holders:
             v.add((*cpath, cid), f"{cid!r} receives no share: not a custodian in [policy]")

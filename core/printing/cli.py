@@ -19,7 +19,7 @@ def cards_main(argv: list[str]) -> int:
         prog="kcm-ceremony cards",
         description="Print blank share cards: word cards with numbered boxes, or (--qr-grid) "
         "QR grid cards on which a custodian copies a share QR square by square. Every card has "
-        "fields for set, group and member. Print at 100%% scale (no 'fit to page').",
+        "fields for set, group and member. Print at 100% scale (no 'fit to page').",
     )
     parser.add_argument("--pdf", required=True, metavar="FILE", help="the PDF file to write")
     parser.add_argument("--paper", choices=("a4", "letter"), default="a4", help="paper size (default a4)")

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
 
 from core.seal.envelope import (
     FORMAT,
@@ -72,10 +72,42 @@ def inspect_text(env: Envelope, *, file_sha256: str = "", now: datetime | None =
     return "\n".join(lines)
 
 
-USAGE: Final = (
-    "usage: kcm-ceremony envelope inspect [--allow-unsigned] [--at YYYY-MM-DDTHH:MM:SSZ] "
-    "FILE [FILE...]"
-)
+def _time(value: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a UTC time like 2026-01-31T12:00:00Z"
+        ) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kcm-ceremony envelope",
+        description="Sealed envelopes (docs/formats.md): show and check them.",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="inspect")
+    pi = sub.add_parser(
+        "inspect",
+        help="show a sealed envelope's header and check it",
+        description="Show each envelope's public header (kind, cluster, ceremony, KCV, "
+        "recipient, fingerprint) and check it: every reader rule of docs/formats.md and the "
+        "MasterKey's Ed25519 signature. Exit status 0 when every file is valid and signed, 1 "
+        "otherwise (the reason on stderr), 2 on usage errors.",
+    )
+    pi.add_argument("files", nargs="+", metavar="FILE", help="sealed envelope file(s)")
+    pi.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="show an envelope that has no signature (marked NONE); never excuses an invalid one",
+    )
+    pi.add_argument(
+        "--at",
+        type=_time,
+        metavar="YYYY-MM-DDTHH:MM:SSZ",
+        help="judge a transitional envelope's window at this UTC time instead of now",
+    )
+    return p
 
 
 def cli_main(argv: list[str]) -> int:
@@ -89,27 +121,13 @@ def cli_main(argv: list[str]) -> int:
     may use it. ``--at TIME`` judges that window at another time than now (for planning:
     "will it still open on the day of the re-wrap?").
     """
-    args = list(argv)
-    if not args or args[0] != "inspect" or args[1:2] in (["-h"], ["--help"]):
-        print(USAGE, file=sys.stderr)
-        return 0 if args[1:2] in (["-h"], ["--help"]) else 2
-    files = args[1:]
-    allow_unsigned = "--allow-unsigned" in files
-    files = [f for f in files if f != "--allow-unsigned"]
-    at: datetime | None = None
-    if "--at" in files:
-        i = files.index("--at")
-        value = files[i + 1] if i + 1 < len(files) else ""
-        try:
-            at = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        except ValueError:
-            print("--at needs a time like 2026-01-31T12:00:00Z", file=sys.stderr)
-            return 2
-        del files[i : i + 2]
-    unknown = [f for f in files if f.startswith("--")]
-    if unknown or not files:
-        print(f"unknown option {unknown[0]}" if unknown else USAGE, file=sys.stderr)
-        return 2
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return 0 if exc.code in (0, None) else 2
+    files: list[str] = args.files
+    allow_unsigned: bool = args.allow_unsigned
+    at: datetime | None = args.at
     status = 0
     for name in files:
         path = Path(name)

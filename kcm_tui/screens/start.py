@@ -52,11 +52,12 @@ class StartScreen(BaseScreen[None]):
         ("Tab/Shift+Tab", "move between the script list, the media folder and the buttons"),
         ("Up/Down", "choose a ceremony script"),
         ("Enter", "on Begin: open the ceremony"),
-        ("R", "run the workstation checks again"),
+        ("F5", "run the workstation checks again"),
         ("Ctrl+Q", "leave the program (asks first)"),
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "rerun", "Re-check"),
+        # F5, not a letter: a letter typed in the media field is part of the path
+        Binding("f5", "rerun", "Re-check"),
         Binding("ctrl+q", "app.request_quit", "Quit", priority=True),
     ]
 
@@ -189,6 +190,8 @@ class StartScreen(BaseScreen[None]):
             label.append(f"  ({s.purpose}, {s.path.name})")
             if not s.valid:
                 label.append(f"  INVALID: {len(s.problems)} problem(s)", style="bold red")
+            elif s.demo_values and not s.practice:
+                label.append("  DEMO VALUES", style="bold black on yellow")
             ol.add_option(Option(label, id=str(s.path)))
         if not self.script_list:
             self.show_error("no ceremony scripts found: put the scripts (*.toml) in the scripts folder")
@@ -212,7 +215,16 @@ class StartScreen(BaseScreen[None]):
             return
         s = self.script_list[index]
         text = s.description if s.valid else "; ".join(s.problems[:2])
-        self.query_one("#script-about", Static).update(text[:150])
+        about = Text(text[:150])
+        if s.valid and s.demo_values and not s.practice:
+            n = len(s.demo_values)
+            about = Text(  # one line at 80 columns; Begin (or script check) lists them
+                f"{n} demo value(s): allowed in this demo; edit them for a real ceremony."
+                if self.capp.backend.demo
+                else f"{n} demo value(s): edit this script before a real ceremony (Begin lists them).",
+                style="bold yellow",
+            )
+        self.query_one("#script-about", Static).update(about)
         self.query_one("#script-hash", Static).update(script_hash_text(s))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -251,7 +263,7 @@ class StartScreen(BaseScreen[None]):
         fails = [c for c in self.checks if c.status == "FAIL"]
         if fails and not backend.demo:
             names = ", ".join(c.name for c in fails)
-            self.show_error(f"Cannot begin: {len(fails)} check(s) failed ({names}). Fix them, then press R.")
+            self.show_error(f"Cannot begin: {len(fails)} check(s) failed ({names}). Fix them, then press F5.")
             return
         script = self.selected_script()
         if script is None:
@@ -259,6 +271,13 @@ class StartScreen(BaseScreen[None]):
             return
         if not script.valid:
             self.app.push_screen(MessageModal(f"{script.path.name} cannot be used", "\n".join(script.problems[:8]), error=True))
+            return
+        demo_problem = backend.demo_values_problem(script)
+        if demo_problem:
+            body = "\n".join([*script.demo_values, "",
+                              f"Edit {script.path} for this ceremony, check it with",
+                              f"'kcm-ceremony script check {script.path.name}', then start again."])
+            self.app.push_screen(MessageModal(f"{script.path.name} still has demo values", body, error=True))
             return
         media = Path(self.query_one("#media", Input).value.strip()) if self.query_one("#media", Input).value.strip() else None
         problem = backend.media_problem(media)
@@ -270,6 +289,8 @@ class StartScreen(BaseScreen[None]):
             backend.open(script, media)
         except BackendError as exc:
             self.show_error(str(exc))
+            if len(str(exc)) > 76:  # the error line holds one line at 80 columns: all of it here
+                self.app.push_screen(MessageModal("The ceremony cannot begin", str(exc), error=True))
             return
         from kcm_tui.screens.runner import RunnerScreen
 

@@ -29,6 +29,7 @@ from tests.tui.helpers import screen_text, settle, start_ready, wait_until
 from tests.tui.snapshot_app import (
     CARD_ERRORS,
     FP_WORDS,
+    BackendError,
     ExportSession,
     FailingChecks,
     FakeBackend,
@@ -68,6 +69,30 @@ def _start() -> SnapApp:
 
 def _start_fail() -> SnapApp:
     return SnapApp(FakeBackend(demo=False, checks=FailingChecks))
+
+
+def _start_kind_mismatch() -> SnapApp:
+    """Begin on a real unseal over a medium with PRACTICE sets only: the engine's refusal,
+    in full, before the first step."""
+    backend = FakeBackend()
+
+    def refuse(script: Any, media: Path) -> Any:
+        raise BackendError("only PRACTICE share sets are here; run the practice-unseal-and-seal script to "
+                           "rehearse (found: PRACTICE-set-4821.json)", code="share-set-kind")
+
+    backend.open = refuse  # type: ignore[method-assign]
+    return SnapApp(backend)
+
+
+def _start_real_demo_values() -> SnapApp:
+    """A real ceremony (no --demo): the shipped genesis template still has demo values."""
+    from dataclasses import replace as _replace
+
+    from kcm_tui.scriptlist import script_info
+
+    root = Path(__file__).resolve().parents[2] / "ceremony_scripts"
+    infos = [_replace(script_info(root / n), path=Path(n)) for n in ("practice-genesis.toml", "genesis.toml")]
+    return SnapApp(FakeBackend(demo=False, scripts=infos))
 
 
 def _distribution(carriers: dict[str, str] | None = None, card_errors: tuple[str, ...] = (),
@@ -199,6 +224,9 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "start_help": (_start, keys("f1")),
     "start_fail_refused": (_start_fail, keys("tab", "tab", "enter")),
     "start_invalid_script": (_start, keys("down", "down", "down", "tab", "enter")),
+    "start_demo_values": (_start_real_demo_values, keys("down")),
+    "start_kind_mismatch": (_start_kind_mismatch, keys("down", "down", "tab", "enter")),
+    "start_demo_values_refused": (_start_real_demo_values, keys("down", "tab", "enter")),
     "attendance": (lambda: runner_app(step("attendance", 0, act_title="Act 1: Open the ceremony", acknowledge=("admin", "witness"))), noop),
     "checklist": (lambda: runner_app(step("checklist", 2, params={"items": ["Media bag number matches the log", "Share sheets counted", "Printed fingerprint present"]})), noop),
     "verify_fingerprint": (lambda: runner_app(step("verify-fingerprint", 3, params={"witness": "witness", "subject": "recipient:kms"}, performed=True, display=fp_display)), noop),

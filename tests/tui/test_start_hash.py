@@ -15,7 +15,7 @@ import pytest
 from core.ceremony import script as script_mod
 from core.printing.script import script_pdf
 from core.words import to_words
-from kcm_tui.backend import Backend
+from kcm_tui.scriptlist import script_info
 from tests.tui.helpers import screen_text, start_ready
 from tests.tui.snapshot_app import FakeBackend, SnapApp
 
@@ -39,7 +39,7 @@ def test_start_screen_words_equal_the_printed_words(tmp_path: Path) -> None:
 
 
 async def _printed_and_shown(tmp_path: Path) -> None:
-    infos = [Backend._script_info(script_mod, SCRIPTS / f"{n}.toml") for n in ("practice-genesis", "genesis")]
+    infos = [script_info(SCRIPTS / f"{n}.toml") for n in ("practice-genesis", "genesis")]
     assert all(i.valid and len(i.sha256) == 64 for i in infos)
     app: Any = SnapApp(FakeBackend(scripts=infos))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -65,7 +65,7 @@ async def _edited(tmp_path: Path) -> None:
     a.write_text(src)
     b = tmp_path / "b.toml"
     b.write_text(src.replace("region_id = \"eu10\"", "region_id = \"eu11\""))
-    ia, ib = (Backend._script_info(script_mod, p) for p in (a, b))
+    ia, ib = (script_info(p) for p in (a, b))
     assert ia.valid and ib.valid and ia.hash_words != ib.hash_words
     app: Any = SnapApp(FakeBackend(scripts=[ib]))
     async with app.run_test(size=(80, 24)) as pilot:

@@ -161,16 +161,16 @@ def test_practice_marked_everywhere(workspace: Path) -> None:
     assert names and all(n.startswith("PRACTICE-") for n in names)
     man = next((workspace / "manifests").glob("PRACTICE-set-*.json"))
     assert json.loads(man.read_text())["practice"] is True
-    # a real unseal does not pick up a practice manifest, and says which script rehearses
-    u = start("unseal-and-seal", workspace, KeyholderDouble())
-    drive(u, until="recover.collect")
+    # a real unseal does not pick up a practice manifest, and says which script rehearses:
+    # before its first step (issue 15), with nothing journaled
     with pytest.raises(
-        StepFailedError,
+        EngineError,
         match="only PRACTICE share sets are here; run the practice-unseal-and-seal script "
         "to rehearse",
-    ):
-        u.perform()
-    assert u.manifest_choices() == []
+    ) as err:
+        start("unseal-and-seal", workspace, KeyholderDouble())
+    assert err.value.code == "share-set-kind"
+    assert [p.name for p in (workspace / "ceremonies").iterdir() if not p.name.startswith("PRACTICE-")] == []
 
 
 def test_practice_unseal_and_seal_uses_only_practice_sets(workspace: Path) -> None:
@@ -213,11 +213,9 @@ def test_practice_unseal_and_seal_uses_only_practice_sets(workspace: Path) -> No
 
 
 def test_practice_unseal_without_practice_set(workspace: Path) -> None:
-    genesis(workspace)  # only a real set on the medium
-    u = start("practice-unseal-and-seal", workspace, KeyholderDouble())
-    drive(u, until="recover.collect")
-    with pytest.raises(StepFailedError, match=r"only real share sets are here.*practice-genesis"):
-        u.perform()
+    genesis(workspace)  # only a real set on the medium: refused before the first step
+    with pytest.raises(EngineError, match=r"only real share sets are here.*practice-genesis"):
+        start("practice-unseal-and-seal", workspace, KeyholderDouble())
 
 
 def test_practice_verify_shares(workspace: Path) -> None:

@@ -23,7 +23,6 @@ from core.ceremony.engine import (
     ClientKeyholder,
     EngineError,
     ShareRefusedError,
-    StepFailedError,
 )
 from core.ceremony.model import StepKind
 from core.keyholder.client import KeyholderClient
@@ -223,18 +222,15 @@ def test_practice_genesis_then_practice_unseal_and_seal_in_demo_workspace(
     # the next `make run` preselects the practice unseal-and-seal
     assert load_workspace(ws.root).preselect == "practice-unseal-and-seal.toml"
 
-    # a real unseal-and-seal refuses the PRACTICE set, naming the rehearsal script
-    with KeyholderClient.start(allow_unlocked=unlocked) as kc:
-        real = Ceremony.load(
+    # a real unseal-and-seal refuses the PRACTICE set, naming the rehearsal script, before
+    # its first step (issue 15)
+    with KeyholderClient.start(allow_unlocked=unlocked) as kc, pytest.raises(
+        EngineError,
+        match="only PRACTICE share sets are here; run the practice-unseal-and-seal script",
+    ):
+        Ceremony.load(
             ws.scripts / "unseal-and-seal.toml", media, ClientKeyholder(kc), preflight=ok_preflight
         )
-        drive(real, until="recover.collect")
-        with pytest.raises(
-            StepFailedError,
-            match="only PRACTICE share sets are here; run the practice-unseal-and-seal script",
-        ):
-            real.perform()
-        real.abort("rehearsal only", "admin")
 
     with KeyholderClient.start(allow_unlocked=unlocked, practice=True) as kc:
         u = Ceremony.load(

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from core import journal as jr
-from core.ceremony.engine import CeremonyState, ShareRefusedError, StepFailedError
+from core.ceremony.engine import CeremonyState, EngineError, ShareRefusedError, StepFailedError
 from core.ceremony.exportnames import unique_folder_names
 from core.ceremony.model import StepKind
-from tests.support.engine import SCRIPTS, drive, genesis, start
+from tests.support.engine import SCRIPTS, drive, genesis, make_workspace, start
 from tests.support.keyholder_double import KeyholderDouble
 
 
@@ -132,9 +132,27 @@ def test_practice_reshare_supersedes_the_practice_set(workspace: Path) -> None:
     drive(u)
     assert u.state is CeremonyState.COMPLETED
     # a real reshare never takes the practice set
-    real = start("reshare", workspace, KeyholderDouble())
-    drive(real, until="recover.collect")
     with pytest.raises(
-        StepFailedError, match="only PRACTICE share sets are here; run the practice-reshare"
+        EngineError, match="only PRACTICE share sets are here; run the practice-reshare"
     ):
-        real.perform()
+        start("reshare", workspace, KeyholderDouble())
+
+
+def test_kind_mismatch_is_refused_before_the_first_step(workspace: Path) -> None:
+    """Issue 15: the real unseal refused practice sets only at its collect step (step 4);
+    now the mismatch, either way round, is refused when the ceremony is opened, before
+    anything is journaled. A ceremony that makes its own set first is not refused."""
+    genesis(workspace, "practice-genesis")
+    before = sorted(p.name for p in (workspace / "ceremonies").iterdir())
+    for script in ("unseal-and-seal", "verify-shares", "reshare", "rotate"):
+        with pytest.raises(EngineError, match="only PRACTICE share sets are here") as err:
+            start(script, workspace, KeyholderDouble())
+        assert err.value.code == "share-set-kind"
+    assert sorted(p.name for p in (workspace / "ceremonies").iterdir()) == before
+    # a real genesis makes its own set: not refused
+    start("genesis", workspace, KeyholderDouble()).abort("only opened", "admin")
+    # a practice script naming a real set's manifest is refused the same way
+    real_ws = make_workspace(workspace.parent / "real-ws", (workspace / "recipients" / "kms-openkcm-boot.pem").read_bytes())
+    genesis(real_ws)
+    with pytest.raises(EngineError, match="only real share sets are here, and a PRACTICE ceremony never uses them"):
+        start("practice-unseal-and-seal", real_ws, KeyholderDouble())
