@@ -362,10 +362,24 @@ class Ceremony(SimpleSteps, DistributionSteps, CollectionSteps, FinishSteps):
         """The share set this ceremony made (genesis, reshare, rotation) is void when the
         ceremony does not finish: mark it on the medium (``retired/``) and journal it. A
         failure to write the mark is journaled; the abort goes on."""
-        path = getattr(self, "_manifest_path", None)
+        path = self._manifest_path
         if path is None or self.manifest is None:
             return
         from core.ceremony import retirement
+
+        rot = self.rotation
+        if rot is not None and rot.marked is not None:
+            # the old set is already marked rotated out (signed, irrevocable): voiding the
+            # new one too would leave no usable set; the journal says why it stays
+            self._record(
+                "set.aborted",
+                {
+                    "set_id": self.manifest.get("set_id"),
+                    "cause": cause,
+                    "kept": "the old set is already marked rotated out: the new set replaces it",
+                },
+            )
+            return
 
         name = self.script.roles[who].name if who in self.script.roles else who
         details: dict[str, Any] = {

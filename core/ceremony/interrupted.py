@@ -54,6 +54,8 @@ class Unfinished:
     set_id: str = ""
     manifest_file: str = ""
     rows: int = 0
+    #: a rotation that had already marked the old set rotated out (its new set is kept)
+    old_set_marked: bool = False
     #: the journal does not verify: it cannot be closed here (the message says why)
     problem: str = ""
 
@@ -114,6 +116,7 @@ def _facts(path: Path, events: Sequence[jr.Event]) -> Unfinished:
     last_step, last_done = "", False
     shown: list[str] = []
     set_id = manifest_file = ""
+    marked = False
     for ev in events:
         d = ev.details
         if ev.kind == "ceremony.started" and isinstance(d.get("roles"), dict):
@@ -129,7 +132,10 @@ def _facts(path: Path, events: Sequence[jr.Event]) -> Unfinished:
             if who not in shown:
                 shown.append(who)
         elif ev.kind == "step.result" and d.get("manifest_file") and d.get("set_id"):
-            set_id, manifest_file = str(d["set_id"]), str(d["manifest_file"])
+            if "rotated_out" in d:  # mark-rotated-out: the OLD set's rewritten manifest
+                marked = True
+            else:  # distribute-shares: the set this ceremony made
+                set_id, manifest_file = str(d["set_id"]), str(d["manifest_file"])
     return Unfinished(
         path=path,
         ceremony_id=events[0].ceremony_id,
@@ -145,6 +151,7 @@ def _facts(path: Path, events: Sequence[jr.Event]) -> Unfinished:
         set_id=set_id,
         manifest_file=manifest_file,
         rows=len(events),
+        old_set_marked=marked,
     )
 
 
@@ -217,7 +224,19 @@ def close_interrupted(
             },
             role=role,
         )
-        if facts.set_id and facts.manifest_file and facts.purpose in NEW_SET_PURPOSES:
+        if facts.set_id and facts.old_set_marked:
+            # voiding the new set too would leave no usable set: it replaces the old one
+            journal.append(
+                "set.aborted",
+                {
+                    "set_id": facts.set_id,
+                    "cause": "interrupted",
+                    "kept": "the old set is already marked rotated out: the new set replaces it",
+                },
+                role=role,
+            )
+            done.append(f"share set {facts.set_id} kept: the old set is already rotated out")
+        elif facts.set_id and facts.manifest_file and facts.purpose in NEW_SET_PURPOSES:
             details = _void_set(facts, text, who)
             journal.append("set.aborted", details, role=role)
             done.append(

@@ -43,7 +43,6 @@ def test_aborted_genesis_set_is_refused_by_the_next_unseal(tmp_path: Any) -> Non
         await settle(pilot, lambda: bool(term.share_words))
         # (after "written down" the typed re-entry would own the custodian's terminal)
         await pilot.press("f10")
-        # the typed re-entry waits on the keyholder's terminal (a held worker): poll
         await wait_until(pilot, lambda: isinstance(app.screen, AbortModal))
         await pilot.press("enter")  # no reason: refused, nothing aborted
         await pilot.pause()

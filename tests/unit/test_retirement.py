@@ -163,3 +163,69 @@ def test_an_open_journal_is_found_and_closed_as_interrupted(workspace: Path) -> 
     with pytest.raises(jr.JournalError, match="closed already"):
         interrupted.close_interrupted(path, reason="x", who="admin", witness="witness",
                                       witness_acknowledged=True)
+
+
+def test_a_rotation_interrupted_after_marking_the_old_set_keeps_the_new_set(workspace: Path) -> None:
+    """The old set's mark is signed and cannot be taken back: voiding the new set as well
+    would leave no usable set. The journal says why it is kept."""
+    path = workspace / "ceremonies" / "rotate-x" / "journal.db"
+    j = jr.Journal.create(path, "rotate-x", details={"script_name": "rotate", "purpose": "rotate",
+                                                     "practice": False})
+    j.append("step.started", {}, act="shares", step="distribute")
+    j.append("step.result", {"set_id": "1187", "manifest_file": "manifests/set-1187.json"},
+             act="shares", step="distribute")
+    j.append("step.started", {}, act="export", step="mark")
+    j.append("step.result", {"set_id": "4821", "manifest_file": "manifests/set-4821.json",
+                             "rotated_out": {"new_set_id": 1187}}, act="export", step="mark")
+    j.shutdown()
+    (u,) = interrupted.find_unfinished([workspace])
+    assert u.set_id == "1187" and u.old_set_marked  # not the old set's rewritten manifest
+    _final, done = interrupted.close_interrupted(path, reason="power cut", who="admin",
+                                                 witness="witness", witness_acknowledged=True)
+    assert any("kept" in line for line in done)
+    assert not (workspace / "retired").exists()
+    kept = next(e for e in jr._events_from_path(path) if e.kind == "set.aborted")
+    assert "rotated out" in kept.details["kept"]
+
+
+@pytest.mark.parametrize(("until", "voided"), [("seal.retire", True), ("seal.wipe", False)])
+def test_an_aborted_rotation_voids_its_new_set_only_before_the_old_one_is_marked(
+    tmp_path: Path, until: str, voided: bool
+) -> None:
+    """Real keyholder (rotation needs its second key slot). Aborted before
+    mark-rotated-out: the new set is void, the old one stays usable. Aborted after it: the
+    old set's signed mark cannot be taken back, so the new set is kept (journaled)."""
+    import os
+
+    from core.ceremony.engine import Ceremony, ClientKeyholder
+    from core.keyholder.client import KeyholderClient
+    from tests.support.custodian import CustodianTerminal, typed
+    from tests.support.engine import SCRIPTS, ok_preflight, practice_pem
+
+    ws = tmp_path / "ws"
+    (ws / "recipients").mkdir(parents=True)
+    (ws / "recipients" / "PRACTICE-kms.pem").write_bytes(practice_pem())
+    terminal = CustodianTerminal()
+    try:
+        kw = {"allow_unlocked": os.geteuid() != 0, "practice": True, "terminal": terminal.path, "demo": True}
+        with KeyholderClient.start(**kw) as kc:
+            g = Ceremony.load(SCRIPTS / "practice-genesis.toml", ws, ClientKeyholder(kc, tty=terminal.path),
+                              preflight=ok_preflight)  # fmt: skip
+            drive(g)
+        old = list(terminal.shares)
+        with KeyholderClient.start(**kw) as kc:
+            r = Ceremony.load(SCRIPTS / "practice-rotate.toml", ws, ClientKeyholder(kc, tty=terminal.path),
+                              preflight=ok_preflight)  # fmt: skip
+            drive(r, shares=[typed(old[i]) for i in (0, 1, 2)], until=until)
+            r.abort("the witness left", "admin")
+    finally:
+        terminal.close()
+    new_id = r.manifest["set_id"]  # type: ignore[index]
+    old_id = g.manifest["set_id"]  # type: ignore[index]
+    assert new_id != old_id
+    assert (ws / "retired" / f"PRACTICE-set-{new_id}.json").exists() is voided
+    assert not (ws / "retired" / f"PRACTICE-set-{old_id}.json").exists()
+    row = next(e for e in events(r) if e.kind == "set.aborted")
+    assert ("kept" in row.details) is not voided
+    old_manifest = json.loads((ws / "manifests" / f"PRACTICE-set-{old_id}.json").read_text())
+    assert ("rotated_out" in old_manifest) is not voided
