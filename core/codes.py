@@ -88,6 +88,8 @@ _ENTRIES: Final[tuple[Code, ...]] = (
          "Use the shares of the new set the message names; only a transition ceremony may open the old set, before its expiry."),
     Code("rotation-record", _F.INPUT, "a rotated-out mark is malformed, unsigned, not by the old key, or contradicts the new set's manifest",
          "Use the manifests exported by the rotation ceremony, kept apart from this medium."),
+    Code("set-retired", _F.STEP, "the share set is void: the ceremony that made it was aborted or interrupted, or it was retired",
+         "Use the shares of another (active) set; the message names the ceremony and the reason."),
     Code("rotation-statement", _F.INPUT, "a continuity statement breaks a reader rule, does not verify, or names another key",
          "Do not trust the new key it names: get the statement from the rotation's export and the old KCV from the paper log."),
     # ------------------------------------------------------------------ SLIP-39 shares

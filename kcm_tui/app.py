@@ -48,7 +48,8 @@ What to do now:
   2. Do not restart the same ceremony: start a new one from the beginning
      (shares already handed out stay valid; a key being rebuilt must be rebuilt again).
   3. Keep the export medium: its journal records the abort and can be verified with
-     'kcm-ceremony journal verify PATH --allow-open'.
+     'kcm-ceremony journal verify PATH'. A journal left open is closed as interrupted
+     at the next start (F6 on the start screen).
 """
 
 

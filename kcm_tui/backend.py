@@ -40,6 +40,7 @@ from kcm_tui.backend_media import (
     export_media_choices,
     read_only_reason,
 )
+from kcm_tui.backend_recovery import RecoveryServices
 from kcm_tui.errors import (
     BackendError,
     CarrierRefused,
@@ -101,7 +102,7 @@ def environment_leaks(env: Mapping[str, str]) -> list[str]:
     return found
 
 
-class Backend:
+class Backend(RecoveryServices):
     """Workstation-level services: preflight, scripts, media, opening a ceremony.
 
     Args:

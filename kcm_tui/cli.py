@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "selftest": ("core.selftest", "main", "non-interactive self test (used by the ISO boot test)"),
     "script": ("core.ceremony.cli", "script_main", "script check FILE | script print FILE --pdf OUT: validate, or print as a checklist"),
     "cards": ("core.printing.cli", "cards_main", "cards --pdf OUT [--qr-grid] [--words 20|33] [--paper a4|letter]: blank share cards"),
+    "set": ("core.ceremony.setcli", "set_main", "set list MEDIA | set retire MEDIA SET --why --who --witness: share sets, retire one"),
     "journal": ("core.journal", "cli_main", "journal verify|export PATH: check a ceremony journal"),
     "envelope": ("core.seal.envelope_cli", "cli_main", "envelope inspect FILE: show a sealed envelope's header"),
     "rotation": ("core.continuity", "cli_main", "rotation verify FILE --old-fingerprint KCV: check a rotation's continuity statement"),

@@ -367,6 +367,7 @@ class Ceremony(SimpleSteps, DistributionSteps, CollectionSteps, FinishSteps):
             raise EngineError("say why the ceremony is aborted")
         self._wipe_quietly("abort")
         run = self.current_step
+        self._void_own_set("aborted", reason.strip(), who)
         self._finish(
             CeremonyState.ABORTED,
             "ceremony.aborted",
@@ -377,6 +378,54 @@ class Ceremony(SimpleSteps, DistributionSteps, CollectionSteps, FinishSteps):
             },
             role=who if who in self.script.roles else "",
         )
+
+    def _void_own_set(self, cause: str, reason: str, who: str) -> None:
+        """The share set this ceremony made (genesis, reshare, rotation) is void when the
+        ceremony does not finish: mark it on the medium (``retired/``) and journal it. A
+        failure to write the mark is journaled; the abort goes on."""
+        path = self._manifest_path
+        if path is None or self.manifest is None:
+            return
+        from core.ceremony import retirement
+
+        rot = self.rotation
+        if rot is not None and rot.marked is not None:
+            # the old set is already marked rotated out (signed, irrevocable): voiding the
+            # new one too would leave no usable set; the journal says why it stays
+            self._record(
+                "set.aborted",
+                {
+                    "set_id": self.manifest.get("set_id"),
+                    "cause": cause,
+                    "kept": "the old set is already marked rotated out: the new set replaces it",
+                },
+            )
+            return
+
+        name = self.script.roles[who].name if who in self.script.roles else who
+        details: dict[str, Any] = {
+            "set_id": self.manifest.get("set_id"),
+            "manifest_file": f"manifests/{path.name}",
+            "cause": cause,
+        }
+        try:
+            data = self.ws.read(f"manifests/{path.name}")
+            retirement.write(
+                self.ws,
+                {**self.manifest, "_file": path.name},
+                manifest_file=path.name,
+                manifest_data=data,
+                cause=cause,
+                ceremony_id=self.ceremony_id,
+                who=name or "the administrator",
+                why=reason,
+            )
+            details["retirement_file"] = (
+                f"{retirement.FOLDER}/{retirement.record_name(self.manifest.get('set_id'), self.practice)}"
+            )
+        except Exception as exc:  # the abort must go on: say so in the journal
+            details["error"] = str(exc) or type(exc).__name__
+        self._record("set.aborted", details, role=who if who in self.script.roles else "")
 
     def _wipe_quietly(self, why: str) -> None:
         try:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core import strictjson
-from core.ceremony import records
+from core.ceremony import records, retirement
 from core.ceremony.errors import StepFailedError
 from core.ceremony.workspace import Workspace
 from core.safeio import SafeIOError
@@ -110,7 +110,8 @@ class ManifestStore:
 
         Each: ``file`` (name in ``manifests/``), ``set_id``, ``ceremony_id``, ``practice``.
         A practice ceremony lists only PRACTICE sets (``PRACTICE-set-*.json``), a real one
-        only real sets; superseded sets are left out. ``perform(manifest=file)`` takes one.
+        only real sets; superseded sets and void ones (aborted, interrupted, retired:
+        :mod:`core.ceremony.retirement`) are left out. ``perform(manifest=file)`` takes one.
         """
         return [
             {
@@ -120,8 +121,26 @@ class ManifestStore:
                 "practice": is_practice_manifest(m),
             }
             for m in self.own()
-            if self.superseded_by(str(m["set_id"])) is None
+            if self.superseded_by(str(m["set_id"])) is None and not self.is_retired(m)
         ]
+
+    def is_retired(self, manifest: Mapping[str, Any]) -> bool:
+        """True when the set has a retirement record (aborted, interrupted, retired)."""
+        return (
+            retirement.find(self.ws, manifest.get("set_id"), is_practice_manifest(manifest))
+            is not None
+        )
+
+    def check_retired(self, manifest: Mapping[str, Any]) -> None:
+        """Refuse a void set, naming the ceremony that voided it and why.
+
+        Raises:
+            StepFailedError: the set was aborted, interrupted or retired.
+        """
+        try:
+            retirement.check_not_retired(self.ws, manifest)
+        except retirement.SetRetired as exc:
+            raise StepFailedError(str(exc), code=exc.code, set_id=exc.set_id) from None
 
     def check_rotation(
         self, manifest: Mapping[str, Any], manifests: Sequence[Mapping[str, Any]]
@@ -252,6 +271,10 @@ class ManifestStore:
             chosen = [m for m in ms if self.superseded_by(str(m["set_id"])) is None]
             if not chosen and others:
                 raise StepFailedError(self.wrong_kind_message(others))
+            active = [m for m in chosen if not self.is_retired(m)]
+            if len(active) == 0 and len(chosen) == 1:
+                self.check_retired(chosen[0])  # the only set is void: say by whom and why
+            chosen = active
             if len(chosen) != 1:
                 files = ", ".join(m["_file"] for m in chosen) or "none"
                 kind = "PRACTICE " if self.practice else ""
@@ -260,6 +283,8 @@ class ManifestStore:
                     f"found: {files}{self.refused_note()}"
                 )
         m = chosen[0]
+        # an aborted, interrupted or retired set: refused, naming the ceremony and the reason
+        self.check_retired(m)
         # a rotated-out set: refused naming the rotation (unseal-and-seal, reshare...),
         # opened by a transition inside its window, reported by verify-shares
         rotated = self.check_rotation(m, ms)

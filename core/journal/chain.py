@@ -37,6 +37,9 @@ class VerifyResult:
         anchored: the signer was checked against a fingerprint given from outside the
             journal (``fingerprint=``: the paper log, a manifest kept elsewhere).
         final_matched: the final hash from the paper log (``expected_final``) matched.
+        interrupted: the journal was closed after a crash (``journal.closed`` with
+            ``state: interrupted``, by :mod:`core.ceremony.interrupted`): no key was held
+            to sign it, so only the paper log's final hash proves it.
     """
 
     ok: bool
@@ -49,6 +52,7 @@ class VerifyResult:
     signer: str = ""
     anchored: bool = False
     final_matched: bool = False
+    interrupted: bool = False
 
     @property
     def proven(self) -> bool:
@@ -59,9 +63,12 @@ class VerifyResult:
 
     @property
     def status(self) -> str:
-        """``OK``, ``FAILED``, ``OPEN``, ``UNSIGNED`` or ``UNANCHORED`` (see the CLI)."""
+        """``OK``, ``FAILED``, ``OPEN``, ``CLOSED (interrupted)``, ``UNSIGNED`` or
+        ``UNANCHORED`` (see the CLI)."""
         if not self.ok:
             return "FAILED"
+        if self.closed and self.interrupted:
+            return "CLOSED (interrupted)"
         if self.proven:
             return "OK" if self.closed else "OPEN"
         if not self.closed:
@@ -249,8 +256,11 @@ def _verify_chain(
                 seqs[0] + 1,
                 f"row {seqs[0] + 1}: rows after the paper-log final hash (row {seqs[0]}) were appended",
             )
+    interrupted = closed and last.details.get("state") == "interrupted"
     state = (
-        "closed"
+        "closed (interrupted: the ceremony stopped before its end, see ceremony.interrupted)"
+        if interrupted
+        else "closed"
         if closed
         else "OPEN (no journal.closed row: unfinished ceremony or truncated tail)"
     )
@@ -262,4 +272,5 @@ def _verify_chain(
         None,
         f"{len(events)} rows verified, {state}",
         final_matched=expected_final is not None,
+        interrupted=interrupted,
     )

@@ -310,6 +310,8 @@ def _signed_source(p: Path) -> tuple[list[Event], dict[str, Any] | None]:
 _VERDICT_HELP: Final = {
     "UNSIGNED": "the journal carries no signature (no MasterKey was held in this ceremony, "
     "or it is an old journal): only the final hash on the paper log can prove it; pass --final",
+    "CLOSED (interrupted)": "the journal was closed after a crash, when no key could sign it: "
+    "only the final hash written on the paper log at the closing proves it; pass --final",
     "UNANCHORED": "the chain and its signature are intact, but nothing outside the journal "
     "says the signing key is the MasterKey (an edited journal can be re-signed with another "
     "key): pass --fingerprint (KCV words from the paper log), --manifest or --final",
@@ -321,8 +323,10 @@ def cli_main(argv: list[str]) -> int:
     Exit status: 0 OK (intact, closed, and proven by the paper log's final hash or by a
     signature of the MasterKey fingerprint given; an open journal with ``--allow-open``);
     1 tampering, a signature that does not verify or is by another key, a mismatch with
-    ``--final``; 2 usage or unreadable file; 3 intact but not closed; 4 intact but UNSIGNED
-    or UNANCHORED (nothing outside the journal vouches for it).
+    ``--final``; 2 usage or unreadable file; 3 intact but not closed; 4 intact but UNSIGNED,
+    UNANCHORED or CLOSED (interrupted) without ``--final`` (nothing outside the journal
+    vouches for it). A journal closed after a crash (:mod:`core.ceremony.interrupted`)
+    reads ``CLOSED (interrupted)``, and exits 0 with the paper log's ``--final``.
     """
     parser = argparse.ArgumentParser(prog="kcm-ceremony journal")
     sub = parser.add_subparsers(dest="cmd", required=True)

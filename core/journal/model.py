@@ -45,6 +45,9 @@ EVENT_KINDS: Final = frozenset(
         "export.verdict",
         "keyholder.wiped",
         "journal.unsigned",
+        "set.aborted",
+        "set.retired",
+        "ceremony.interrupted",
     }
 )
 

@@ -92,13 +92,14 @@ class BaseScreen(ThreadWork, Screen[ResultT]):
                 return
 
     def action_abort(self) -> None:
-        """Abort the ceremony (F10) after a confirmation, from any ceremony screen."""
+        """Abort the ceremony (F10) after the reason is given, from any ceremony screen:
+        the reason is journaled with the administrator's role."""
         session = self.capp.backend.session
         if session is None or session.state != "running":
             return
 
-        def answer(yes: bool | None) -> None:
-            if not yes:
+        def answer(reason: str | None) -> None:
+            if not reason:
                 return
             from kcm_tui.backend import BackendError
 
@@ -107,7 +108,7 @@ class BaseScreen(ThreadWork, Screen[ResultT]):
                 if cancel is not None:
                     cancel()
             try:
-                session.abort("aborted by the administrator")
+                session.abort(reason)
             except BackendError as exc:
                 self.notify(str(exc), severity="error", timeout=6)
                 return
@@ -117,16 +118,9 @@ class BaseScreen(ThreadWork, Screen[ResultT]):
                 self.app.pop_screen()
             self.app.switch_screen(SummaryScreen())
 
-        self.app.push_screen(
-            ConfirmModal(
-                "Abort the ceremony?\nThe keyholder wipes every secret it holds, the journal records the"
-                " abort and is closed. This cannot be undone.",
-                yes="Abort",
-                no="Keep going",
-                danger=True,
-            ),
-            answer,
-        )
+        from kcm_tui.screens.closing import AbortModal
+
+        self.app.push_screen(AbortModal(), answer)
 
     def ask_exception(
         self, session: CeremonySession, on_error: Callable[[str], None], *, timeout: float = 3

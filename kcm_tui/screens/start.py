@@ -13,6 +13,7 @@ from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kcm_tui.backend import BackendError, Check, ScriptInfo
+from kcm_tui.backend_recovery import UnfinishedView
 from kcm_tui.screens.common import BaseScreen, MessageModal
 
 STATUS_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold white on red"}
@@ -53,11 +54,13 @@ class StartScreen(BaseScreen[None]):
         ("Up/Down", "choose a ceremony script"),
         ("Enter", "on Begin: open the ceremony"),
         ("F5", "run the workstation checks again"),
+        ("F6", "close an unfinished ceremony's journal as interrupted (after a crash)"),
         ("Ctrl+Q", "leave the program (asks first)"),
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
         # F5, not a letter: a letter typed in the media field is part of the path
         Binding("f5", "rerun", "Re-check"),
+        Binding("f6", "close_interrupted", "Close unfinished"),
         Binding("ctrl+q", "app.request_quit", "Quit", priority=True),
     ]
 
@@ -69,6 +72,7 @@ class StartScreen(BaseScreen[None]):
         self.checking = False  # the workstation checks run in a worker
         self.checks_done = False
         self.error = ""
+        self.unfinished: list[UnfinishedView] = []
 
     def compose(self) -> ComposeResult:
         """Title, the checks, the script list and the medium field."""
@@ -100,6 +104,7 @@ class StartScreen(BaseScreen[None]):
         controls.remove_children()
         controls.mount_all(
             [
+                Static("", id="unfinished"),
                 Static("Ceremony script:", classes="subtitle"),
                 OptionList(Option("reading the ceremony scripts...", disabled=True), id="scripts"),
                 Static("", id="script-about", classes="muted"),
@@ -124,6 +129,59 @@ class StartScreen(BaseScreen[None]):
         # Reading and validating the scripts is plain file parsing of public data: a thread.
         self.run_in_thread(self._read_scripts, lambda res: self.load_scripts(*res), group="scripts",
                            name="read-scripts")
+        self.query_one("#unfinished").display = False
+        self.find_unfinished()
+
+    # ---------------------------------------------------------------- after a crash
+
+    def find_unfinished(self) -> None:
+        """Look for OPEN journals on the medium (a worker thread: they are read and verified)."""
+        field = self.query("#media").results(Input)
+        typed = next(field, None)
+        extra = Path(typed.value.strip()) if typed is not None and typed.value.strip() else None
+        self.run_in_thread(lambda: self.capp.backend.unfinished(extra), self.show_unfinished,
+                           group="unfinished", name="find-unfinished")
+
+    def show_unfinished(self, found: list[UnfinishedView]) -> None:
+        """Say which ceremony a crash left unfinished, and how to close it."""
+        self.unfinished = found
+        row = self.query_one("#unfinished", Static)
+        row.display = bool(found)
+        if not found:
+            return
+        text = Text("UNFINISHED", style="bold black on yellow")
+        text.append(" " + found[0].summary, style="bold")
+        if len(found) > 1:
+            text.append(f" (and {len(found) - 1} more)")
+        text.append(". F6 closes it as interrupted.", style="yellow")
+        row.update(text)
+
+    def action_close_interrupted(self) -> None:
+        """F6: close the first unfinished ceremony's journal as interrupted."""
+        if not self.unfinished:
+            self.notify("No unfinished ceremony on this medium.", timeout=4)
+            return
+        view = self.unfinished[0]
+        if view.problem:
+            self.app.push_screen(MessageModal(f"{view.ceremony_id} cannot be closed here", view.text, error=True))
+            return
+        from kcm_tui.screens.closing import InterruptedModal
+
+        def answer(result: tuple[str, str] | None) -> None:
+            if result is None:
+                return
+            try:
+                closed = self.capp.backend.close_interrupted(view, *result)
+            except BackendError as exc:
+                self.app.push_screen(MessageModal("The journal was not closed", str(exc), error=True))
+                return
+            lines = list(closed.lines)
+            lines.append("Write the final hash on the paper log (journal verify --final checks it):")
+            lines.append(" ".join(closed.final_words))
+            self.app.push_screen(MessageModal("Closed as interrupted", "\n".join(lines)))
+            self.find_unfinished()
+
+        self.app.push_screen(InterruptedModal(view), answer)
 
     def _read_scripts(self) -> tuple[list[ScriptInfo], str]:
         try:
@@ -253,6 +311,7 @@ class StartScreen(BaseScreen[None]):
         """Begin."""
         if event.button.id == "begin":
             self.begin()
+
 
     def begin(self) -> None:
         """Open the chosen script on the medium (refused while checks FAIL outside demo mode)."""

@@ -211,6 +211,7 @@ class FakeSession:
         pass
 
     def abort(self, reason: str, who: str = "") -> None:
+        self.abort_reason = reason
         self.state = "aborted"
 
     def show_share(self, custodian: str, display: str = "screen", *, override_reason: str | None = None) -> dict[str, Any]:

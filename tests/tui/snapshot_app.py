@@ -19,6 +19,7 @@ from kcm_tui.backend import (
     Check,
     ScriptInfo,
 )
+from kcm_tui.backend_recovery import Closed, UnfinishedView
 from tests.support.fake_session import (
     CAMERA_MISSING,
     CARD_ERRORS,
@@ -53,6 +54,8 @@ class FakeBackend(Backend):
     def __init__(self, *, demo: bool = True, checks: list[Check] | None = None, session: FakeSession | None = None, scripts: list[ScriptInfo] | None = None) -> None:
         super().__init__(demo=demo, media=Path("/media/ceremony"), env={}, term_size=(80, 24))
         self.checks = CHECKS if checks is None else checks
+        #: OPEN journals the start screen finds (after a crash); set by a scenario
+        self.unfinished_views: list[UnfinishedView] = []
         self.fake_session = session
         self.session = session  # type: ignore[assignment]
         self.script_list = scripts if scripts is not None else [
@@ -61,6 +64,14 @@ class FakeBackend(Backend):
             ScriptInfo(Path("unseal-and-seal.toml"), "unseal-and-seal", "unseal-and-seal", False, "Rebuilds the key from 3 shares and seals it.", sha256=SCRIPT_SHA["unseal-and-seal"]),
             ScriptInfo(Path("broken.toml"), "broken", "?", False, "", ("broken.toml:12: unknown step kind 'dance'",)),
         ]
+
+    def unfinished(self, extra: Path | None = None) -> list[UnfinishedView]:
+        return list(self.unfinished_views)
+
+    def close_interrupted(self, view: UnfinishedView, reason: str, witness: str) -> Closed:
+        self.unfinished_views = []
+        return Closed("ab" * 32, tuple(FINAL_WORDS), (f"the journal of {view.ceremony_id} is CLOSED (interrupted)",
+                                                      "share set 4821 marked void (retired/set-4821.json)"))
 
     def preflight(self) -> list[Check]:
         return list(self.checks)
@@ -94,10 +105,24 @@ class SnapApp(CeremonyApp):
         return self.screen_factory()
 
 
+#: A genesis a crash stopped during the share hand-out (the start screen's scenario).
+CRASHED = UnfinishedView(
+    path=Path("/media/ceremony/ceremonies/genesis-20270115T100000Z-ab12/journal.db"),
+    ceremony_id="genesis-20270115T100000Z-ab12",
+    text="genesis-20270115T100000Z-ab12 (genesis) stopped at step shares.distribute (in progress); last journal row "
+         "2027-01-15T10:42:07.123456Z. Shares handed out to: Alice Custodian, Bob Custodian. Those shares of set 4821 "
+         "are now VOID: the key they split is gone. Collect and destroy them.",
+    witnesses=(("witness", "Internal Witness"),),
+    administrator="admin",
+    practice=False,
+    summary="genesis-20270115T100000Z-ab12 stopped at step shares.distribute; 2 share(s) handed out",
+)
+
 __all__ = [
     "CAMERA_MISSING",
     "CARD_ERRORS",
     "CARD_WRITTEN",
+    "CRASHED",
     "EXPORT_FILES",
     "FINAL_WORDS",
     "FP_WORDS",

@@ -28,6 +28,7 @@ from kcm_tui.screens.summary import SummaryScreen
 from tests.tui.helpers import screen_text, settle, start_ready, wait_until
 from tests.tui.snapshot_app import (
     CARD_ERRORS,
+    CRASHED,
     FP_WORDS,
     BackendError,
     ExportSession,
@@ -65,6 +66,12 @@ def keys(*k: str) -> Run:
 
 def _start() -> SnapApp:
     return SnapApp(FakeBackend())
+
+
+def _start_crashed() -> SnapApp:
+    backend = FakeBackend()
+    backend.unfinished_views = [CRASHED]
+    return SnapApp(backend)
 
 
 def _start_fail() -> SnapApp:
@@ -227,6 +234,10 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "start_demo_values": (_start_real_demo_values, keys("down")),
     "start_kind_mismatch": (_start_kind_mismatch, keys("down", "down", "tab", "enter")),
     "start_demo_values_refused": (_start_real_demo_values, keys("down", "tab", "enter")),
+    # issue 15: after a crash, the unfinished ceremony and closing it as interrupted
+    "start_unfinished": (_start_crashed, keys()),
+    "start_interrupted_modal": (_start_crashed, keys("f6", *"power", "space", *"cut", "enter", "space")),
+    "start_interrupted_closed": (_start_crashed, keys("f6", *"power", "space", *"cut", "enter", "space", "tab", "tab", "enter")),
     "attendance": (lambda: runner_app(step("attendance", 0, act_title="Act 1: Open the ceremony", acknowledge=("admin", "witness"))), noop),
     "checklist": (lambda: runner_app(step("checklist", 2, params={"items": ["Media bag number matches the log", "Share sheets counted", "Printed fingerprint present"]})), noop),
     "verify_fingerprint": (lambda: runner_app(step("verify-fingerprint", 3, params={"witness": "witness", "subject": "recipient:kms"}, performed=True, display=fp_display)), noop),
@@ -240,6 +251,7 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "step_failed": (lambda: runner_app(step("seal", 8, state="failed", error="recipient kms's fingerprint has not been confirmed by a witness in this ceremony")), noop),
     "not_available": (lambda: runner_app(step("seal", 8, state="failed", error="not available yet: core.keyholder.ops_seal.seal_envelope")), noop),
     "abort_confirm": (lambda: runner_app(step("generate", 4)), keys("f10")),
+    "abort_reason_missing": (lambda: runner_app(step("generate", 4)), keys("f10", "enter")),
     "exception_modal": (lambda: runner_app(step("generate", 4)), keys("f2", *list("late start"))),
     "runner_help": (lambda: runner_app(step("generate", 4)), keys("f1")),
     "collect_choose_set": (lambda: runner_app(step("collect-shares", 4, act_title="Act 2: Rebuild the key")), keys("enter")),

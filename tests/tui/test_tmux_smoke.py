@@ -80,7 +80,9 @@ def test_real_terminal_start_runner_help_abort_exit(tmp_path: Path) -> None:
         time.sleep(0.3)
         tmux.send("F10")
         tmux.wait_for("Abort the ceremony?")
-        tmux.send("y")
+        tmux.send("-l", "smoke test")  # the reason (typed literally), then Enter
+        time.sleep(0.3)
+        tmux.send("Enter")
         screen = tmux.wait_for("CEREMONY ABORTED")
         # aborted before any key existed: nothing could sign it (issue 12), said plainly
         assert "Journal intact, UNSIGNED" in screen

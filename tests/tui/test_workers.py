@@ -249,9 +249,14 @@ def test_abort_from_a_sub_screen_unwinds_to_the_summary() -> None:
             await wait_for(pilot, lambda: isinstance(app.screen, CollectionScreen))
             await pilot.press("f10")
             await wait_for(pilot, lambda: bool(app.screen.query("#yes")))
-            await pilot.press("y")
+            await pilot.press("enter")  # no reason: refused, said, nothing aborted
+            await pilot.pause()
+            assert "Say why the ceremony is aborted" in screen_text(app)
+            assert session.state != "aborted" and bool(app.screen.query("#yes"))
+            await pilot.press(*"no", "space", *"quorum")
+            await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
             assert len(app.screen_stack) == 1
-            assert session.state == "aborted"
+            assert session.state == "aborted" and session.abort_reason == "no quorum"
 
     asyncio.run(run())
