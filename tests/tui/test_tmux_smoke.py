@@ -100,12 +100,26 @@ def test_real_terminal_start_runner_help_abort_exit(tmp_path: Path) -> None:
 def _tick(tmux: Tmux, boxes: int, then: str) -> str:
     """README: Space ticks the box under the focus, Tab moves on; Enter on Continue."""
     for _ in range(boxes):
+        # each Space must be seen ticking a box before the next key: on a loaded machine a
+        # key sent before the step's focus is placed is lost, and every later tick shifts
+        before = tmux.capture().count("[x]")
         tmux.send("Space")
-        time.sleep(0.25)
+        if not _ticked(tmux, before, 5.0):
+            tmux.send("Space")  # the first one was lost (not late: 5 s without a redraw)
+            assert _ticked(tmux, before, 30.0), f"Space ticked nothing:\n{tmux.capture()}"
         tmux.send("Tab")
         time.sleep(0.25)
     tmux.send("Enter")
     return tmux.wait_for(then)
+
+
+def _ticked(tmux: Tmux, before: int, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if tmux.capture().count("[x]") > before:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _begin(tmux: Tmux, script: str) -> None:
