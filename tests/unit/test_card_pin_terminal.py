@@ -59,9 +59,16 @@ class Term:
             time.sleep(0.01)
 
     def type(self, keys: bytes, gap: float = 0.08) -> None:
-        """Key by key, a person's pace (slower than the keyholder's burst window)."""
+        """Key by key, a person's pace (slower than the keyholder's burst window). A
+        printable key waits for the keyholder's redraw before the next one: on a loaded
+        machine keys written 80 ms apart can still be read together, as a burst."""
         for k in keys:
+            mark = len(self.out)
             os.write(self.master, bytes([k]))
+            if 0x20 < k < 0x7F:
+                end = time.monotonic() + 20
+                while len(self.out) == mark and time.monotonic() < end:
+                    time.sleep(0.01)
             time.sleep(gap)
 
     def close(self) -> None:
@@ -151,7 +158,11 @@ def test_card_write_with_the_pin_typed_on_the_keyholders_terminal(kh: KeyholderC
     assert PINS["c1"].encode() not in term.out
     assert PINS["c1"] not in repr(reply) and set(reply) == {"sealed", "result", "key"}  # public facts only
     assert b"PIN taken" in term.out
-    assert term.out.endswith(b"\x1b[?25h")  # the terminal handed back (cursor on, cleared)
+    # the terminal handed back (cursor on, cleared): the reply can come before the reader
+    # thread has drawn the last bytes, so wait for them, then nothing may follow
+    term.wait(b"\x1b[?25h", start)
+    time.sleep(0.3)
+    assert term.out.endswith(b"\x1b[?25h")
     # the card (and the sealed file) hold the share: read it back, verify-only, PIN typed again
     t, box = _call_async(kh, CARD_READ_SHARE, module="softhsm2", serial=serial, sealed=reply["sealed"],
                          purpose="verify", commitments=kh.genesis["commitments"], pin_from_terminal=True)  # type: ignore[attr-defined]
