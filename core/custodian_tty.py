@@ -20,6 +20,7 @@ __all__ = [
     "KEY_TIMEOUT_S",
     "REVEAL_IDLE_S",
     "WRITE_TIMEOUT_S",
+    "confirm_keys",
     "custodian_tty",
     "hold_until_confirmed",
     "read_key",
@@ -124,6 +125,17 @@ def wait_for_key_then_clear(fd: int, *, wait: bool = True, timeout: float = KEY_
         )
 
 
+def confirm_keys(keys: bytes, armed: bool) -> tuple[bool, bool]:
+    """Feed key presses to the Enter-then-Enter rule of every reveal: Enter arms, a second
+    Enter ends, any other key disarms. Returns (done, armed)."""
+    for key in keys:
+        enter = key in (0x0D, 0x0A)
+        if armed and enter:
+            return True, armed
+        armed = enter and not armed
+    return False, armed
+
+
 def hold_until_confirmed(fd: int, *, idle: float = REVEAL_IDLE_S) -> str:
     """Keep a revealed share on screen until the custodian ends it deliberately: Enter,
     then Enter again to confirm (any other key in between keeps it shown; a stray key
@@ -163,13 +175,7 @@ def hold_until_confirmed(fd: int, *, idle: float = REVEAL_IDLE_S) -> str:
             if not keys:
                 break
             deadline = time.monotonic() + idle
-            done = False
-            for key in keys:
-                enter = key in (0x0D, 0x0A)
-                if armed and enter:
-                    done = True
-                    break
-                armed = enter and not armed
+            done, armed = confirm_keys(keys, armed)
             if done:
                 how = "custodian"
                 break

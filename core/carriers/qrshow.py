@@ -21,7 +21,7 @@ from core.carriers.qr import (
     text_length,
     transcription_layout,
 )
-from core.custodian_tty import CLEAR, REVEAL_IDLE_S, tty_write
+from core.custodian_tty import CLEAR, REVEAL_IDLE_S, confirm_keys, tty_write
 from core.secmem import SecretBuffer
 
 __all__ = ["show_qr"]
@@ -160,13 +160,7 @@ def show_qr(
                     if not last:
                         part += 1
                         break
-                    done = False
-                    for key in got:
-                        enter = key in (0x0D, 0x0A)
-                        if armed and enter:
-                            done = True
-                            break
-                        armed = enter and not armed
+                    done, armed = confirm_keys(got, armed)
                     if done:
                         return "custodian"
                     back = b"   B: back to part " + str(part).encode() if part > 0 else b""
