@@ -248,3 +248,28 @@ def test_f1_shows_the_current_steps_text(workspace: Any) -> None:
 def test_every_step_kind_has_its_runbook() -> None:
     assert {k.value for k in StepKind} <= set(RUNBOOK)
     assert Path(__file__).name in (Path(__file__).parents[2] / "kcm_tui" / "stephelp.py").read_text()
+
+
+def test_f1_runbook_longer_than_the_box_scrolls_with_the_keyboard() -> None:
+    """At 80x24 the distribution's runbook is longer than its box: End shows its last line."""
+    view = step("distribute-shares", 6, act_title="Act 3: Split and hand out the shares",
+                acknowledge=("admin", "c1", "c2", "c3", "c4", "c5"), params={"display": ["screen"]})
+    app = SnapApp(FakeBackend(session=FakeSession(view)), RunnerScreen)
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("f1")
+            await settle(pilot)
+            last = "The table shows each custodian's share state."
+
+            def flat() -> str:
+                return " ".join(re.sub(r"[│┃]", " ", screen_text(app)).split())
+
+            assert last not in flat() and "Help: Step runner" in flat()
+            await pilot.press("end")
+            await settle(pilot)
+            assert last in flat(), screen_text(app)
+            assert "Help: Step runner" in flat() and "F10" in flat()  # the title and keys stay
+
+    asyncio.run(run())
