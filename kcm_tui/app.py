@@ -124,9 +124,11 @@ class CeremonyApp(App[int]):
         screen = self.screen
         keys: list[tuple[str, str]] = [("F1", "this help")]
         title = "OpenKCM Ceremony"
+        about: Any = ""
         if isinstance(screen, BaseScreen):
             title = screen.TITLE_TEXT or title
             keys += list(screen.KEY_HELP)
+            about = screen.help_about()
         listed = {k.lower() for k, _ in keys}
         for _key, active in screen.active_bindings.items():
             b = active.binding
@@ -134,7 +136,7 @@ class CeremonyApp(App[int]):
             if b.show and b.description and label.lower() not in listed:
                 listed.add(label.lower())
                 keys.append((label.upper() if len(label) <= 3 else label, b.description))
-        self.push_screen(HelpModal(title, keys[:16]))
+        self.push_screen(HelpModal(title, keys[:16], about))
 
     def action_refuse_copy(self) -> None:
         self.clipboard_refusals += 1

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from core.ceremony.engine import Ceremony
     from core.ceremony.state import CollectionProgress, DistributionProgress, ExportVerdict
     from core.keyholder.client import KeyholderClient
+    from kcm_tui.views import ActLine
 
 __all__ = [
     "FINISHED_ENTRY",
@@ -372,6 +373,12 @@ class Session:
 
     def total_steps(self) -> int:
         return len(self.c.steps)
+
+    def act_outline(self) -> list[ActLine]:
+        """The script's acts in order: done, current or to do, steps done (done or skipped)."""
+        from kcm_tui.backend_outline import act_outline
+
+        return act_outline(self.c)
 
     def role_name(self, role_id: str) -> str:
         role = self.c.script.roles.get(role_id)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from core.ceremony.state import CollectionProgress, DistributionProgress, ExportVerdict
     from kcm_tui.backend import Backend, Session
-    from kcm_tui.views import StepView
+    from kcm_tui.views import ActLine, StepView
 
 __all__ = ["AppContext", "CeremonySession", "context_of"]
 
@@ -89,6 +89,10 @@ class CeremonySession(Protocol):
 
     def total_steps(self) -> int:
         """Steps in the script."""
+        ...
+
+    def act_outline(self) -> list[ActLine]:
+        """The script's acts: done, current or to do, with the script's estimates."""
         ...
 
     def role_name(self, role_id: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Check", "EntryResult", "ScriptInfo", "ShareDisplay", "StepView", "WordStatus"]
+__all__ = ["ActLine", "Check", "EntryResult", "ScriptInfo", "ShareDisplay", "StepView", "WordStatus"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,18 @@ class StepView:
     confirmed_by: str = ""
     display: Mapping[str, Any] = field(default_factory=dict)
     results: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActLine:
+    """One act of the script in the outline: its title, where it is (``done``, ``current``
+    or ``todo``), its steps done of its steps, and the script's ``estimate_minutes``."""
+
+    title: str
+    state: str
+    done: int
+    steps: int
+    estimate_minutes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -221,13 +221,15 @@ class DistributionProgress:
 class GroupProgress:
     """One SLIP-39 group, by the script's name: ``have`` of ``threshold`` shares (in a
     collection: received; in a distribution: custodians of the group done) among its
-    ``members`` custodians (0 when unknown)."""
+    ``members`` custodians (0 when unknown). ``holders``: in a collection, the names of the
+    custodians whose share is in (the manifest's holders; public)."""
 
     number: int
     name: str
     have: int
     threshold: int
     members: int = 0
+    holders: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar, TypeVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
@@ -73,6 +74,10 @@ class BaseScreen(ThreadWork, Screen[ResultT]):
     def capp(self) -> AppContext:
         """The ceremony application (:class:`kcm_tui.context.AppContext`)."""
         return context_of(self.app)
+
+    def help_about(self) -> str | Text:
+        """What F1 says about the screen beyond its keys ("" for nothing)."""
+        return ""
 
     def compose_banners(self) -> ComposeResult:
         """The PRACTICE, DEMO and unlocked-memory banners that apply."""
@@ -318,11 +323,13 @@ class MessageModal(ModalScreen[None]):
 
 
 class HelpModal(ModalScreen[None]):
-    """F1: the keys of the screen underneath and what the screen is for."""
+    """F1: the keys of the screen underneath and what the screen is for (on the step runner:
+    the current step's instruction and runbook, in a box that scrolls with the arrows and
+    PgUp/PgDn when it is longer than the screen)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,enter,q", "close", "Close")]
 
-    def __init__(self, title: str, keys: list[tuple[str, str]], about: str = "") -> None:
+    def __init__(self, title: str, keys: list[tuple[str, str]], about: str | Text = "") -> None:
         super().__init__()
         self.help_title = title
         self.keys = keys
@@ -331,12 +338,21 @@ class HelpModal(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         """The keys of the screen below and what they do."""
         lines = "\n".join(f"  {k:<14} {v}" for k, v in self.keys)
-        with Vertical(classes="modal", id="help"):
+        with Vertical(classes="modal modal-help-about" if self.about else "modal", id="help"):
             yield Static(f"Help: {self.help_title}", classes="title")
             if self.about:
-                yield Static(self.about, classes="muted")
-            yield Static(lines)
-            yield Static("Esc or F1 closes this help.", classes="muted")
+                with VerticalScroll(id="help-about", can_focus=True):
+                    yield Static(self.about, classes="muted" if isinstance(self.about, str) else "")
+            yield Static(lines, id="help-keys")
+            yield Static(
+                "Up/Down scroll the text; Esc or F1 closes this help." if self.about else "Esc or F1 closes this help.",
+                classes="muted",
+            )
+
+    def on_mount(self) -> None:
+        """The text box takes the arrows."""
+        for box in self.query("#help-about"):
+            box.focus()
 
     def action_close(self) -> None:
         """Close the help."""

@@ -23,6 +23,7 @@ from kcm_tui.backend import BackendError, StepView, read_only_reason
 from kcm_tui.screens.common import CeremonyScreen, replace_children
 from kcm_tui.screens.stepbodies import rotation_body, words_body
 from kcm_tui.widgets.ack import AckBox
+from kcm_tui.widgets.progress import WIDE, ActOutline, Breadcrumb, CustodianTable
 
 #: Steps whose action is started with a button (label). Others act when shown
 #: (preflight, fingerprints) or on Continue (checklist, attendance).
@@ -70,6 +71,8 @@ class RunnerScreen(CeremonyScreen):
 
     def __init__(self) -> None:
         super().__init__()
+        #: the act outline is a side panel from WIDE columns, a breadcrumb below (app.tcss)
+        self.HORIZONTAL_BREAKPOINTS = [(0, "-runner-narrow"), (WIDE, "-runner-wide")]
         self.view: StepView | None = None
         self.error = ""
         self.busy = ""  # "seal" / "export" while a worker runs the step
@@ -83,10 +86,13 @@ class RunnerScreen(CeremonyScreen):
     def compose(self) -> ComposeResult:
         """Step header, progress, the step body, acknowledgments, buttons and the error line."""
         yield from self.compose_banners()
+        yield ActOutline(id="act-outline")
         yield Static("", id="step-head", classes="subtitle")
+        yield Breadcrumb(id="breadcrumb")
         yield ProgressBar(total=self.session.total_steps(), show_eta=False, show_percentage=False, id="step-progress")
         yield Static("", id="step-title", classes="title")
         yield Static("", id="instruction")
+        yield CustodianTable(id="custodians")
         yield Vertical(id="step-body")
         yield Static("", id="step-error", classes="error")
         yield Static("", id="acks-label", classes="muted")
@@ -126,9 +132,23 @@ class RunnerScreen(CeremonyScreen):
                 self.set_error(str(exc))
             view = self.session.current() or view
             self.view = view
+        self.show_progress(view)
         self.fill_body(view)
         self.fill_acks(view)
         self.update_buttons()
+
+    def show_progress(self, view: StepView) -> None:
+        """The act outline or breadcrumb, and the custodian table (kcm_tui.widgets.progress)."""
+        acts = self.session.act_outline()
+        self.query_one(ActOutline).show(acts)
+        self.query_one(Breadcrumb).show(acts, f"step {view.index + 1} of {self.session.total_steps()}")
+        self.query_one(CustodianTable).show(self.session, view)
+
+    def help_about(self) -> Text:
+        """F1: the current step's instruction and its runbook (kcm_tui.stephelp)."""
+        from kcm_tui.stephelp import step_help
+
+        return step_help(self.view, self.session.total_steps())
 
     def fill_body(self, view: StepView) -> None:
         """Fill the step body for ``view``'s kind."""
@@ -546,6 +566,7 @@ class RunnerScreen(CeremonyScreen):
         if self.view is None:
             self.finished()
             return
+        self.show_progress(self.view)
         self.fill_body(self.view)
         self.fill_acks(self.view)
         self.set_error(self.view.error)

@@ -8,6 +8,7 @@ test_safety.py."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from core.ceremony.state import (
 )
 from kcm_tui.backend import Session
 from kcm_tui.errors import BackendError, CarrierRefused, ShareRefused
-from kcm_tui.views import Check, StepView
+from kcm_tui.views import ActLine, Check, StepView
 
 if TYPE_CHECKING:
     from kcm_tui.context import CeremonySession
@@ -112,6 +113,16 @@ GROUPS_POLICY: dict[str, Any] = {
 }
 
 
+#: The practice genesis script's acts and estimate_minutes (the outline of every fake step).
+ACTS: list[tuple[str, int | None]] = [
+    ("Act 1: Open the ceremony", 10),
+    ("Act 2: Generate the MasterKey", 5),
+    ("Act 3: Split and hand out the shares", 30),
+    ("Act 4: Seal and export", 10),
+    ("Act 5: Close", 5),
+]
+
+
 class FakeSession:
     """Canned public state for one screen."""
 
@@ -151,6 +162,22 @@ class FakeSession:
 
     def total_steps(self) -> int:
         return 11
+
+    def act_outline(self) -> list[ActLine]:
+        """The practice genesis script's acts (estimates as in practice-genesis.toml); the
+        current one is the step's act (in place of the act of its number when it is not one
+        of them)."""
+        title = self.view.act_title if self.view is not None else ""
+        acts = [t for t, _ in ACTS]
+        if title and title not in acts:
+            number = re.match(r"Act (\d+)", title)
+            acts[min(int(number.group(1)) if number else 3, len(acts)) - 1] = title
+        at = acts.index(title) if title in acts else len(acts)
+        minutes = dict(ACTS)
+        return [
+            ActLine(t, "done" if i < at else "current" if i == at else "todo", 2 if i < at else 0, 2, minutes.get(t))
+            for i, t in enumerate(acts)
+        ]
 
     def progress(self) -> tuple[int, int]:
         return ((self.view.index if self.view else 11), 11)
@@ -262,7 +289,8 @@ class FakeSession:
         lines = groups.collection_lines(GROUPS_POLICY, [{"group": g} for g in self.collected])
         return CollectionProgress(
             set_id="4821", checking=False,
-            groups=tuple(GroupProgress(g.number, g.name, g.received, g.threshold, len(g.members)) for g in lines),
+            groups=tuple(GroupProgress(g.number, g.name, g.received, g.threshold, len(g.members),
+                                       tuple(self.role_name(m) for m in g.members[:g.received])) for g in lines),
             group_threshold=2, accepted=len(self.collected), refused=0, complete=False,
             message=groups.collection_message(GROUPS_POLICY, lines, set_id=4821, complete=False))
 

@@ -226,6 +226,32 @@ def _byok(**kw: Any) -> Callable[[], SnapApp]:
 
     return make
 
+def _progress(kind: str) -> Callable[[], SnapApp]:
+    """Issue 15: the custodian table on the step runner (the act outline from 120 columns,
+    the breadcrumb below). Distribution: checked, QR copied, shown, skipped, not yet;
+    collection: groups eu 2 of 2, us 1 of 2, vault none."""
+    def make() -> SnapApp:
+        if kind == "distribute-shares":
+            v = step(kind, 6, act_title="Act 3: Split and hand out the shares", title="Give each custodian their share",
+                     params={"display": ["screen", "qr"]}, acknowledge=("admin", "c1", "c2", "c3", "c4", "c5"),
+                     performed=True, results={"set_id": "4821"})
+            s = FakeSession(v)
+            s.carriers = {"c2": "qr"}
+            for c, state in (("c1", HandoverState.CHECKED), ("c2", HandoverState.WRITTEN),
+                             ("c3", HandoverState.SHOWN), ("c4", HandoverState.SKIPPED)):
+                s._handover(c).state = state
+            s.acks = ["c1", "c2", "c4"]
+        else:
+            v = step(kind, 4, act_title="Act 2: Rebuild the key", title="Custodians enter their shares", acknowledge=("admin", "witness"),
+                     performed=False, results={"set_id": "4821"})
+            s = FakeSession(v)
+            s.groups = True
+            s.collected = [1, 1, 2]
+        return SnapApp(FakeBackend(session=s), RunnerScreen)
+
+    return make
+
+
 SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "start": (_start, noop),
     "start_help": (_start, keys("f1")),
@@ -331,6 +357,9 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "summary_journal_bad": (_summary(journal_ok=False), noop),
     "summary_unsigned": (_summary("aborted", message="UNSIGNED (no MasterKey was held in this ceremony): 12 rows verified, closed"), noop),
     "summary_qr": (_summary(), keys("q")),
+    "progress_distribution": (_progress("distribute-shares"), noop),
+    "progress_collection": (_progress("collect-shares"), noop),
+    "progress_help": (_progress("distribute-shares"), keys("f1")),
 }
 
 
@@ -355,5 +384,5 @@ def test_snapshot(name: str, size: tuple[int, int], snap_compare: Any) -> None:
 def test_every_screen_has_a_snapshot() -> None:
     kinds = {name.split("_")[0] for name in SCENARIOS}
     assert {"export", "start", "attendance", "checklist", "verify", "generate", "dist", "collect", "summary", "abort", "exception",
-            "rotate", "byok"} <= kinds
+            "rotate", "byok", "progress"} <= kinds
     assert replace  # dataclasses.replace is used by the fixture module

@@ -122,10 +122,13 @@ def test_collection_progress_per_group(workspace: Path, keyholder: KeyholderKit)
     assert p is not None
     assert p.group_status(1) == (2, 3) and p.accepted == 2 and p.refused == 1
     assert p.groups_complete() == 0 and not p.is_complete()
+    # whose shares are in: the manifest's holder names (public), in the order received
+    assert p.groups[0].holders == ("Custodian 1", "Custodian 4")
     u.add_share("typed", tokens[4])
     p = u.collection_progress()
     assert p is not None and p.group_status(1) == (3, 3) and p.is_complete()
     assert p.groups_complete() == 1
+    assert p.groups[0].holders == ("Custodian 1", "Custodian 4", "Custodian 5")
 
 
 def test_export_verdict_is_decided_by_the_engine(workspace: Path, tmp_path: Path) -> None:

@@ -376,6 +376,22 @@ class CollectionSteps(CeremonyBase):
         if key[1] and key not in run.tally.accepted:
             run.tally.accepted.append(key)
 
+    def _holder_names(self) -> dict[tuple[int, int], str]:
+        """(group, member) -> the holder's name as the manifest records it (public; else the
+        script's name for the custodian, else their id)."""
+        out: dict[tuple[int, int], str] = {}
+        for h in (self.manifest or {}).get("holders") or []:
+            if not isinstance(h, Mapping):
+                continue
+            try:
+                key = (int(h.get("group") or 1), int(h.get("member") or 0))
+            except (TypeError, ValueError):
+                continue
+            cid = str(h.get("custodian") or "")
+            role = self.script.roles.get(cid)
+            out[key] = str(h.get("name") or (role.name if role is not None else cid) or f"share {key[1]}")
+        return out
+
     def collection_progress(self, run: StepRun | None = None) -> CollectionProgress | None:
         """Read-only view of a collect-/check-shares step (default: the current step; None
         when it is not one, or before its manifest was chosen): shares in per group against
@@ -397,11 +413,16 @@ class CollectionSteps(CeremonyBase):
         have: dict[int, int] = {}
         for g, _member in run.tally.accepted:
             have[g] = have.get(g, 0) + 1
+        names = self._holder_names()
+        holders: dict[int, list[str]] = {}
+        for g, member in run.tally.accepted:
+            holders.setdefault(g, []).append(names.get((g, member), f"share {member}"))
         return CollectionProgress(
             set_id=str(run.results["set_id"]),
             checking=run.kind is StepKind.CHECK_SHARES,
             groups=tuple(
-                GroupProgress(n, name, have.get(n, 0), t, sizes.get(n, 0)) for n, name, t in layout
+                GroupProgress(n, name, have.get(n, 0), t, sizes.get(n, 0), tuple(holders.get(n, ())))
+                for n, name, t in layout
             ),
             group_threshold=group_threshold,
             accepted=len(run.tally.accepted),
