@@ -203,3 +203,26 @@ def test_continue_names_unticked_items(tmp_path: Any) -> None:
             app.backend.close()
 
     asyncio.run(run())
+
+
+def test_continue_names_the_people_not_ticked_present(tmp_path: Any) -> None:
+    """The attendance step: Continue names how many people are not ticked present yet."""
+    ws = init_workspace(tmp_path / "ws")
+    app = make_app(ws, script="genesis.toml")
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await begin(pilot)
+            view = app.backend.session.current()
+            assert view is not None and view.kind == "attendance"
+            people = len(list(app.screen.query(".present")))
+            text = flat(screen_text(app))
+            assert f"Continue needs: {people} more person(s) ticked present" in text, text
+            box = next(iter(app.screen.query(".present").results(AckBox)))
+            box.focus()
+            await pilot.press("space")
+            await pilot.pause()
+            assert f"Continue needs: {people - 1} more person(s) ticked present" in flat(screen_text(app))
+            app.backend.close()
+
+    asyncio.run(run())
