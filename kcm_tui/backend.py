@@ -445,6 +445,9 @@ class Session:
     def acknowledge(self, role: str) -> None:
         self._call(lambda: self.c.acknowledge(role))
 
+    def withdraw_ack(self, role: str) -> None:
+        self._call(lambda: self.c.withdraw_ack(role))
+
     def confirm(self, witness: str, matches: bool, *, out_of_band: str | None = None) -> None:
         self._call(lambda: self.c.confirm(witness, matches=matches, out_of_band=out_of_band))
 

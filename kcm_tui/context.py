@@ -149,6 +149,10 @@ class CeremonySession(Protocol):
         """A required role acknowledges the current step."""
         ...
 
+    def withdraw_ack(self, role: str) -> None:
+        """A role takes back its acknowledgement of the current step (box unticked)."""
+        ...
+
     def confirm(self, witness: str, matches: bool, *, out_of_band: str | None = None) -> None:
         """The witness compares the fingerprint (``matches`` False fails the step);
         ``out_of_band`` is the witness's typed copy, if they typed one."""

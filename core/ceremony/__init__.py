@@ -44,6 +44,7 @@ undone by :meth:`Ceremony.retry`)::
 
     c.perform(**inputs)      run the current step's action (see "Step kinds" below)
     c.acknowledge(role)      a required role signs the step off
+    c.withdraw_ack(role)     the role takes it back before the step is done (box unticked)
     c.confirm(witness, matches=True, method="words")
                              verify-fingerprint / verify-kcv: the named witness compares
     c.show_share(custodian, display=None, *, card=None, override_reason=None)

@@ -248,6 +248,8 @@ class Ceremony(SimpleSteps, DistributionSteps, CollectionSteps, FinishSteps):
         )
         if run.kind in NO_ACTION_KINDS:
             run.performed = True
+        if run.kind is StepKind.SUMMARY:
+            self._summary_results(run)
 
     # ------------------------------------------------------------------ intents
 
@@ -276,6 +278,16 @@ class Ceremony(SimpleSteps, DistributionSteps, CollectionSteps, FinishSteps):
             return
         run.acks.append(role)
         self._record("step.ack", {"name": self.script.roles[role].name}, role=role, run=run)
+
+    def withdraw_ack(self, role: str) -> None:
+        """A role takes back its acknowledgment of the current step before the step is done
+        (the box was unticked); recorded as ``step.ack_withdrawn``. Nothing if it had none."""
+        run = self._require_running()
+        self._role(role)
+        if role not in run.acks:
+            return
+        run.acks.remove(role)
+        self._record("step.ack_withdrawn", {"name": self.script.roles[role].name}, role=role, run=run)
 
     def perform(self, **inputs: Any) -> dict[str, Any]:
         """Run the current step's action; returns its public results.

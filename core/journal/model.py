@@ -33,6 +33,7 @@ EVENT_KINDS: Final = frozenset(
         "ceremony.aborted",
         "step.started",
         "step.ack",
+        "step.ack_withdrawn",
         "step.input",
         "step.result",
         "step.done",

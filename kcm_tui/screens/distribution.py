@@ -62,6 +62,7 @@ class DistributionScreen(CeremonyScreen):
         yield from self.compose_banners()
         yield Static("Act: hand out the shares", classes="title", id="dist-title")
         yield Static("", id="dist-progress", classes="subtitle")
+        yield Static("", id="dist-last")  # the last custodian done: "Share verified: ..."
         yield Vertical(id="dist-body")
         yield Static("", id="dist-error", classes="error")
         yield from self.compose_footer()
@@ -352,18 +353,21 @@ class DistributionScreen(CeremonyScreen):
         event.stop()
         panel = event.control if isinstance(event.control, EntryPanel) else self.query_one(EntryPanel)
         try:
-            self.session.check_typed_share(self.custodian)  # the engine decides and journals
+            # the engine decides and journals; its message says what was compared
+            message = self.session.check_typed_share(self.custodian)
         except BackendError as exc:
             panel.cancel()  # wipe the typed share in the keyholder either way
             self.set_error(str(exc))
             panel.hint(f"{exc} Press Enter to type the share back again.", "error")
             return
         panel.cancel()
+        panel.remove()  # its "type the share" text is over
         self.set_error("")  # an earlier refusal no longer applies
-        self.finish_custodian(checked=True)
+        self.finish_custodian(checked=True, note=message)
 
-    def finish_custodian(self, *, checked: bool) -> None:
-        """The custodian acknowledges; on to the next custodian."""
+    def finish_custodian(self, *, checked: bool, note: str = "") -> None:
+        """The custodian acknowledges; the line under the progress says what was done for
+        them (``note``: the engine's verdict on a typed-back share); on to the next custodian."""
         view = self.session.current()
         try:
             if view is not None and self.custodian in view.acknowledge:
@@ -371,10 +375,20 @@ class DistributionScreen(CeremonyScreen):
         except BackendError as exc:
             self.set_error(str(exc))
             return
-        self.notify(
-            f"{self.session.role_name(self.custodian)}: share {'checked' if checked else 'handed out'}.",
-            timeout=3,
-        )
+        name = self.custodian_label()
+        line = Text()
+        if checked and note:
+            line.append("Share verified", style="bold black on green")
+            line.append(f" {name}: {note}.", style="bold")
+        elif checked:
+            line.append("Share checked", style="bold black on green")
+            line.append(f" {name}: handed out and checked.", style="bold")
+        else:
+            line.append(f"{name}: share handed out.", style="bold")
+        last = self.query_one("#dist-last", Static)
+        last.update(line)
+        last.display = True
+        self.notify(line.plain, timeout=3)  # also seen on the step if this was the last custodian
         self.next_custodian()
 
     # ---------------------------------------------------------------- input

@@ -21,7 +21,14 @@ from textual.widgets.option_list import Option
 from core.ceremony.state import ExportVerdict, MediumVerdict, decide_medium_verdict
 from kcm_tui.backend import BackendError, StepView, read_only_reason
 from kcm_tui.screens.common import CeremonyScreen, replace_children
-from kcm_tui.screens.stepbodies import rotation_body, words_body
+from kcm_tui.screens.continuegate import continue_needs
+from kcm_tui.screens.stepbodies import (
+    human_size,
+    rotation_body,
+    seal_body,
+    summary_body,
+    words_body,
+)
 from kcm_tui.widgets.ack import AckBox
 from kcm_tui.widgets.progress import WIDE, ActOutline, Breadcrumb, CustodianTable
 
@@ -101,6 +108,7 @@ class RunnerScreen(CeremonyScreen):
             yield Button("Do it", id="action", variant="primary")
             yield Button("Retry", id="retry", variant="error")
             yield Button("Continue", id="continue", variant="primary")
+        yield Static("", id="continue-needs")
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
@@ -152,19 +160,24 @@ class RunnerScreen(CeremonyScreen):
 
     def fill_body(self, view: StepView) -> None:
         """Fill the step body for ``view``'s kind."""
-        replace_children(self.query_one("#step-body", Vertical), self.body_for(view))
+        replace_children(self.query_one("#step-body", Vertical), self.body_for(view), then=self.update_buttons)
 
     def fill_acks(self, view: StepView) -> None:
         """One box per role that acknowledges the step."""
         boxes: list[AckBox] = []
         for rid in view.acknowledge:
-            box = AckBox(self.session.role_name(rid), id=f"ack-{rid}", classes="ack")
+            box = AckBox(self.session.role_name(rid), id=f"ack-{rid}", classes=f"ack step-{view.index}")
             box.value = rid in view.acks
             boxes.append(box)
         self.query_one("#acks-label", Static).update(
             "Acknowledged by (tick each as the person confirms aloud):" if boxes else "No acknowledgement needed."
         )
-        replace_children(self.query_one("#acks", Vertical), boxes, "ackgrid", then=self.focus_first)
+        replace_children(self.query_one("#acks", Vertical), boxes, "ackgrid", then=self.boxes_mounted)
+
+    def boxes_mounted(self) -> None:
+        """The step's boxes exist: say what Continue needs, then place the focus."""
+        self.update_buttons()
+        self.focus_first()
 
     def body_for(self, view: StepView) -> list[Any]:
         """The widgets of a step of ``view``'s kind (items, roles, words, results, medium...)."""
@@ -248,10 +261,24 @@ class RunnerScreen(CeremonyScreen):
             if kind == "recover" and r.get("verified") is False:
                 extra = " NOT VERIFIED against any manifest: a witness compares the words next."
             return words_body(f"MasterKey {what}.{extra} Its check value, to read aloud:", str(r.get("kcv", "")), fp, words)
+        if kind == "seal":
+            return seal_body(view)
+        if kind == "summary":
+            return summary_body(view)
         if kind == "wipe":
             return [Static("The keyholder wiped every secret it held.", classes="ok")]
         if kind == "distribute-shares":
-            return [Static(f"Share set {r.get('set_id', '?')}: every custodian has been shown their share.", classes="ok")]
+            text = f"Share set {r.get('set_id', '?')}: every custodian has been shown their share."
+            progress = self.session.distribution()
+            if progress is not None:  # the engine's record: typed back / read back and verified
+                due = [c for c in progress.order if progress.status(c).value == "due"]
+                checked = [c for c in progress.order if progress.status(c).value == "checked"]
+                if due:  # one line: the table above names who
+                    text = (f"Share set {r.get('set_id', '?')}: {len(due)} of {progress.total} still to hand out;"
+                            f" {len(checked)} verified.")
+                    return [Static(text, classes="warn")]
+                text += f"\nShares verified (typed back or read back from the card): {len(checked)} of {progress.total}."
+            return [Static(text, classes="ok")]
         if kind == "collect-shares":
             return [Static(f"Enough shares of set {r.get('set_id', '?')} were collected.", classes="ok")]
         if kind == "byok":
@@ -326,9 +353,9 @@ class RunnerScreen(CeremonyScreen):
         t.append(f"{m.label}", style="bold")
         kind = "demo folder" if m.demo else (m.device or "removable")
         if getattr(m, "mounted", True):
-            t.append(f"  {kind}  {m.fs}  size {_human(m.size)}  free {_human(m.free)}")
+            t.append(f"  {kind}  {m.fs}  size {human_size(m.size)}  free {human_size(m.free)}")
         else:  # a removable device on the ceremony image: writable only once chosen
-            t.append(f"  {kind}  {m.fs}  size {_human(m.size)}  (made writable when chosen)")
+            t.append(f"  {kind}  {m.fs}  size {human_size(m.size)}  (made writable when chosen)")
         reason = read_only_reason(m)
         if reason:
             t.append(f"\n  READ-ONLY, cannot be chosen: {reason}", style="bold yellow")
@@ -430,10 +457,6 @@ class RunnerScreen(CeremonyScreen):
         self.error = text
         self.query_one("#step-error", Static).update(text)
 
-    def boxes_ticked(self) -> bool:
-        """Every acknowledgment box is ticked."""
-        return all(b.value for b in self.query(AckBox).results(AckBox) if not b.has_class("present"))
-
     def update_buttons(self) -> None:
         """Enable the action, Retry and Continue as the step's state allows."""
         view = self.view
@@ -442,14 +465,27 @@ class RunnerScreen(CeremonyScreen):
         failed = view.state == "failed"
         action = self.query_one("#action", Button)
         label = ACTION_LABEL.get(view.kind)
-        action.display = label is not None and not view.performed and not failed
+        resume = view.kind == "distribute-shares" and view.performed and bool(self.distribution_due())
+        if resume:  # the split is done but custodians are still due: the button takes you back
+            label = "Resume handing out the shares"
+        action.display = label is not None and (not view.performed or resume) and not failed
         action.label = label or ""
         action.disabled = bool(self.busy) or self.needs_medium(view)
         retry = self.query_one("#retry", Button)
         retry.display = failed
         cont = self.query_one("#continue", Button)
-        needs_perform = view.kind in ACTION_LABEL or view.kind in AUTO_PERFORM
-        cont.disabled = bool(self.busy) or failed or (needs_perform and not view.performed) or not self.boxes_ticked()
+        # not ready: still enabled (Tab reaches it) and pressing it says what is missing;
+        # disabled only while a seal / export worker runs
+        cont.disabled = bool(self.busy)
+        missing = [] if self.busy else continue_needs(
+            view, self.query(AckBox).results(AckBox), self.session.role_name, action=label,
+            needs_perform=view.kind in ACTION_LABEL or view.kind in AUTO_PERFORM,
+        )
+        cont.set_class(bool(missing), "-waiting")
+        hint = self.query_one("#continue-needs", Static)
+        hint.update("Continue needs: " + "; ".join(missing) if missing else "")
+        hint.display = bool(missing)
+        hint.remove_class("-refused")
 
     def refresh_view(self) -> None:
         """Read the current step again and refresh the buttons."""
@@ -472,6 +508,21 @@ class RunnerScreen(CeremonyScreen):
             except BackendError as exc:
                 box.value = False
                 self.set_error(str(exc))
+        elif box.has_class("ack") and box.has_class(f"step-{self.view.index}"):  # not a late
+            # message from the last step's box; recorded when ticked (taken back when
+            # unticked): a tick survives leaving the step for a sub-screen and coming back
+            rid = box.id.removeprefix("ack-")
+            view = self.view
+            try:
+                if box.value and rid not in view.acks:
+                    self.session.acknowledge(rid)
+                elif not box.value and rid in view.acks:
+                    self.session.withdraw_ack(rid)
+            except BackendError as exc:
+                box.set_reactive(AckBox.value, rid in view.acks)
+                box.refresh()
+                self.set_error(str(exc))
+            self.view = self.session.current() or view
         self.update_buttons()
 
     # ---------------------------------------------------------------- actions
@@ -489,6 +540,11 @@ class RunnerScreen(CeremonyScreen):
             self.show_step()
         elif event.button.id == "continue":
             self.next_step()
+
+    def distribution_due(self) -> list[str]:
+        """Custodians not handed their share yet at a distribute-shares step (empty elsewhere)."""
+        progress = self.session.distribution()
+        return [c for c in progress.order if progress.status(c).value == "due"] if progress is not None else []
 
     def run_step_action(self) -> None:
         """Do the current step's action (sub-screens for distribution and collection; workers for seal and export)."""
@@ -682,6 +738,10 @@ class RunnerScreen(CeremonyScreen):
         view = self.view
         if view is None:
             return
+        if self.query_one("#continue", Button).has_class("-waiting"):
+            self.query_one("#continue-needs", Static).add_class("-refused")
+            self.app.bell()
+            return
         try:
             if view.kind == "checklist":
                 ticked = [int((b.id or "item-0").removeprefix("item-")) for b in self.query(".item").results(AckBox) if b.value]
@@ -718,11 +778,3 @@ def same_medium(a: Any, b: Any) -> bool:
     while unmounted is listed at its mount point once the media helper has mounted it)."""
     return bool(a.path == b.path or (a.device and a.device == b.device))
 
-
-def _human(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"

@@ -1,5 +1,6 @@
-"""Step panels that need no screen state: a fingerprint read aloud, and the panels of a
-MasterKey rotation's steps (issue 19). Split out of :mod:`kcm_tui.screens.runner`."""
+"""Step panels that need no screen state: a fingerprint read aloud, the seal step's result
+and the summary step (issue 15), and the panels of a MasterKey rotation's steps (issue 19).
+Split out of :mod:`kcm_tui.screens.runner`. Public data only: names, sizes, fingerprints."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from textual.widgets import Static
 from kcm_tui.backend import StepView
 from kcm_tui.widgets.words import WordGrid
 
-__all__ = ["rotation_body", "words_body"]
+__all__ = ["human_size", "rotation_body", "seal_body", "summary_body", "words_body"]
 
 
 def _grouped(kcv: str) -> str:
@@ -125,3 +126,71 @@ def rotation_body(view: StepView) -> list[Any] | None:
             ),
         ]
     return None
+
+
+def human_size(n: int) -> str:
+    """``812 B``, ``1.2 KiB``, ``3.4 MiB`` (``?`` when unknown)."""
+    if n < 0:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def seal_body(view: StepView) -> list[Any]:
+    """After sealing: each recipient, its key's fingerprint words, and the envelope made
+    (file name and size; the export step writes it to the medium)."""
+    r = view.results
+    sealed: dict[str, Any] = dict(r.get("sealed") or {})
+    t = Text()
+    t.append(f"Sealed for {len(sealed)} recipient(s)", style="bold green")
+    t.append(" (the next step writes the files to the medium):", style="bold")
+    for rid, e in sealed.items():
+        kind = str(e.get("kind", "")).upper()
+        t.append(f"\n{e.get('recipient') or rid}", style="bold cyan")
+        t.append(f" ({kind} {rid})" if kind else f" ({rid})", style="grey70")
+        t.append("\n  key fingerprint: ", style="bold")
+        t.append(" ".join(e.get("fingerprint_words") or []) or str(e.get("fingerprint", ""))[:32], style="bold cyan")
+        t.append("\n  envelope: ", style="bold")
+        t.append(f"{e.get('file', '?')}  {human_size(int(e.get('size', -1)))}")
+    m = r.get("seal_manifest")
+    if isinstance(m, dict):
+        t.append("\nSigned list of envelopes: ", style="bold")
+        t.append(f"{m.get('file', '?')}  {human_size(int(m.get('size', -1)))}")
+    return [Static(t, id="seal-result")]
+
+
+def summary_body(view: StepView) -> list[Any]:
+    """The summary step, before the witness acknowledges: the share set, the key's check
+    value and words, the files written (name, size) and the journal rows so far. Everything
+    the step's instruction asks the witness to copy is here."""
+    r = view.results
+    head = Text()
+    set_id = str(r.get("set_id", ""))
+    head.append("Share set ", style="bold")
+    head.append(set_id or "none (this ceremony used no share set)", style="bold cyan" if set_id else "grey70")
+    kcv = str(r.get("kcv", ""))
+    if kcv:
+        head.append("   KCV ", style="bold")
+        head.append(_grouped(kcv), style="bold cyan")
+    words = [str(w) for w in r.get("kcv_words") or []]
+    if words:
+        head.append("\nKCV words: ", style="bold")
+        head.append(" ".join(words), style="bold cyan")
+    files = [f for f in r.get("files") or [] if isinstance(f, dict)]
+    body = Text()
+    body.append(f"Files written: {len(files)}", style="bold")
+    by_folder: dict[str, list[str]] = {}
+    for f in files:
+        folder, _, name = str(f.get("name", "?")).rpartition("/")
+        by_folder.setdefault(folder, []).append(f"{name} ({human_size(int(f.get('size', -1)))})")
+    for folder, names in by_folder.items():
+        body.append(f"\n  {folder + '/' if folder else ''}", style="bold")
+        body.append(", ".join(names))
+    tail = Text()
+    tail.append(f"Journal: {r.get('journal_rows', '?')} rows so far.", style="bold")
+    tail.append(" Continue closes it; the next screen shows its final hash words.", style="grey70")
+    return [Static(head, id="summary-head"), Static(body, id="summary-files"), Static(tail, id="summary-journal")]

@@ -20,6 +20,8 @@ class SummaryScreen(BaseScreen[None]):
     """The end of a ceremony (completed or aborted)."""
 
     TITLE_TEXT = "Summary"
+    #: times V re-verified the journal (0: only the check on arrival)
+    rechecks = 0
     KEY_HELP: ClassVar[list[tuple[str, str]]] = [
         ("Q", "show the journal's final hash as a QR code"),
         ("V", "verify the journal again"),
@@ -70,13 +72,28 @@ class SummaryScreen(BaseScreen[None]):
 
     def on_mount(self) -> None:
         """Verify the journal."""
-        self.action_verify()
+        self.rechecks = 0
+        self.show_verify()
         self.query_one("#exit", Button).focus()
 
     def action_verify(self) -> None:
-        """Re-read the closed journal and show whether it verifies."""
+        """V: re-read the closed journal and say again whether it verifies (the line says
+        it was checked again, and a notice pops up: the same words alone would look like
+        nothing happened)."""
+        self.rechecks += 1
+        ok = self.show_verify()
+        self.notify(
+            "Journal verified again: " + ("OK" if ok else "it DOES NOT verify"),
+            severity="information" if ok else "error",
+            timeout=4,
+        )
+
+    def show_verify(self) -> bool:
+        """Re-read the closed journal and show whether it verifies; returns whether it does."""
         ok, msg = self.session.verify_journal()
         line = Text()
+        if self.rechecks:
+            line.append(f"Checked again (V, {self.rechecks}x): ", style="bold")
         if ok and msg.startswith("UNSIGNED"):
             line.append("Journal intact, ", style="bold yellow")
             line.append(msg + ". The final hash above is its only anchor: copy it.")
@@ -87,6 +104,7 @@ class SummaryScreen(BaseScreen[None]):
             line.append("JOURNAL DOES NOT VERIFY: ", style="bold white on red")
             line.append(msg)
         self.query_one("#verify-line", Static).update(line)
+        return ok
 
     def action_qr(self) -> None:
         """Show the final hash as a QR code."""

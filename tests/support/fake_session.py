@@ -225,6 +225,10 @@ class FakeSession:
     def acknowledge(self, role: str) -> None:
         self.acks.append(role)
 
+    def withdraw_ack(self, role: str) -> None:
+        if role in self.acks:
+            self.acks.remove(role)
+
     def confirm(self, witness: str, matches: bool, *, out_of_band: str | None = None) -> None:
         self.confirmations.append((witness, matches, out_of_band))
 

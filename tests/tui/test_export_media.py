@@ -177,7 +177,8 @@ async def _test_failed_write_never_safe_and_retry_on_another_medium(tmp_path: Pa
         assert "NOT written" in text and "Nothing is lost" in text
         assert SAFE not in text and DEMO_DONE not in text and WRITING not in text
         assert app.screen.query_one("#retry", Button).display
-        assert app.screen.query_one("#continue", Button).disabled
+        assert app.screen.query_one("#continue", Button).has_class("-waiting")  # reachable, refuses
+        assert "Continue needs: Retry" in " ".join(text.split())
         assert not any((first / "export").glob("*")), "a failed attempt leaves nothing looking complete"
         # another medium: the same files go there
         second = tmp_path / "second"

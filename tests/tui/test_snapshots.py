@@ -218,6 +218,17 @@ BYOK_DONE = {
 }
 
 
+async def continue_refused(pilot: Any) -> None:
+    """Tick a box, then Tab (from the box past the other box and the action) to the Continue
+    that is not ready yet, Enter: refused, the line in red."""
+    await settle(pilot)
+    pilot.app.screen.query_one("#ack-witness").focus()
+    await pilot.press("space", "tab", "tab")
+    assert pilot.app.focused is not None and pilot.app.focused.id == "continue"
+    await pilot.press("enter")
+    await settle(pilot)
+
+
 def _byok(**kw: Any) -> Callable[[], SnapApp]:
     def make() -> SnapApp:
         v = step("byok", 5, act_title="Act 3: Wrap the PRACTICE key for the providers", title="AWS KMS: EncryptedKeyMaterial.bin",
@@ -251,6 +262,22 @@ def _progress(kind: str) -> Callable[[], SnapApp]:
 
     return make
 
+
+
+SEAL_DONE = {
+    "sealed": {"kms": {"recipient": "PRACTICE KMS key (demo)", "kind": "kms", "fingerprint": "5b2d" * 16,
+                       "fingerprint_words": FP_WORDS[:7], "file": "PRACTICE-masterkey-kms.sealed.json",
+                       "sha256": "ab" * 32, "size": 1538}},
+    "seal_manifest": {"file": "PRACTICE-seal-manifest.json", "sha256": "cd" * 32, "size": 923},
+}
+SUMMARY_STEP = {
+    "set_id": "4821", "kcv": "5b2d81c3a9e04f17", "fingerprint": "5b2d" * 16, "kcv_words": FP_WORDS[:7],
+    "files": [{"name": "manifests/PRACTICE-set-4821.json", "size": 2210},
+              {"name": "PRACTICE-genesis-export/PRACTICE-masterkey-kms.sealed.json", "size": 1538},
+              {"name": "PRACTICE-genesis-export/PRACTICE-seal-manifest.json", "size": 923},
+              {"name": "PRACTICE-genesis-export/PRACTICE-manifest-set-4821.json", "size": 2210}],
+    "journal_rows": 79,
+}
 
 SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "start": (_start, noop),
@@ -352,6 +379,16 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
                           error="the fingerprint Internal Witness confirmed does not match this wrapping key; export refused"), noop),
     "byok_step_done": (lambda: runner_app(step("byok", 5, act_title="Act 3: Wrap the PRACTICE key for the providers", params=BYOK_AWS,
                                                performed=True, confirmed_by="Internal Witness", results=BYOK_DONE)), noop),
+    # issue 15: the seal step's result, the summary step before the witness acknowledges,
+    # Continue reached by Tab naming what it needs (and refusing), V verifying again
+    "seal_done": (lambda: runner_app(step("seal", 7, act_title="Act 4: Seal and export", title="Seal the MasterKey",
+        params={"recipients": ["kms"]}, performed=True, results=SEAL_DONE)), noop),
+    "summary_step": (lambda: runner_app(step("summary", 10, act_title="Act 5: Close", title="Summary and paper log",
+        instruction="The witness copies what this screen shows (share set, KCV words, files written) into the paper log;"
+        " everyone signs.", performed=True, results=SUMMARY_STEP)), noop),
+    "continue_refused": (lambda: runner_app(step("seal", 7, act_title="Act 4: Seal and export", title="Seal the MasterKey",
+        params={"recipients": ["kms"]})), continue_refused),
+    "summary_reverified": (_summary(), keys("v")),
     "summary_completed": (_summary(), noop),
     "summary_aborted": (_summary("aborted"), noop),
     "summary_journal_bad": (_summary(journal_ok=False), noop),
@@ -384,5 +421,5 @@ def test_snapshot(name: str, size: tuple[int, int], snap_compare: Any) -> None:
 def test_every_screen_has_a_snapshot() -> None:
     kinds = {name.split("_")[0] for name in SCENARIOS}
     assert {"export", "start", "attendance", "checklist", "verify", "generate", "dist", "collect", "summary", "abort", "exception",
-            "rotate", "byok", "progress"} <= kinds
+            "rotate", "byok", "progress", "seal", "continue"} <= kinds
     assert replace  # dataclasses.replace is used by the fixture module

@@ -23,6 +23,7 @@ from core.ceremony.engine import (
     StepFailedError,
     StepState,
 )
+from core.ceremony.facts import fp_words
 from core.ceremony.model import StepKind
 from core.ceremony.script import ScriptError
 from tests.support.engine import (
@@ -439,3 +440,48 @@ def test_manifest_with_duplicate_key_is_refused_with_the_reason(workspace: Path)
     u.retry()
     with pytest.raises(StepFailedError, match="not a valid share-set file: duplicate key"):
         u.perform(manifest=f"set-{sid}.json")
+
+
+def test_seal_and_summary_results_are_public_and_complete(workspace: Path) -> None:
+    """Issue 15: the seal step records each recipient, its key's fingerprint words and the
+    envelope made (name, size); the summary step, before anyone acknowledges it, has the set
+    id, the KCV words, the files written (name, size) and the journal's rows."""
+    kh = KeyholderDouble()
+    c = start("genesis", workspace, kh)
+    drive(c, until="close.summary")
+    seal = next(s for s in c.steps if s.kind is StepKind.SEAL)
+    kms = seal.results["sealed"]["kms"]
+    assert kms["file"] == "masterkey-kms.sealed.json" and kms["size"] > 0
+    assert kms["fingerprint"] and kms["fingerprint_words"] == fp_words(kms["fingerprint"]) != []
+    assert kms["size"] == len(c.envelopes["kms"][1])
+    summary = c.current_step
+    assert summary is not None and summary.kind is StepKind.SUMMARY and not summary.acks
+    r = summary.results
+    assert r["set_id"] == str(c.manifest["set_id"])  # type: ignore[index]
+    gen = next(s for s in c.steps if s.kind is StepKind.GENERATE)
+    assert r["fingerprint"] == gen.results["fingerprint"]
+    assert r["kcv_words"] == (gen.results.get("kcv_words") or fp_words(r["fingerprint"])) != []
+    names = {f["name"]: f["size"] for f in r["files"]}
+    envelope = next(n for n in names if n.endswith("/masterkey-kms.sealed.json"))
+    assert names[envelope] == kms["size"]
+    assert f"manifests/set-{c.manifest['set_id']}.json" in names  # type: ignore[index]
+    assert r["journal_rows"] == c.journal.count  # rows so far (the summary's step.started included)
+    json.dumps(r)  # public, plain data
+
+
+def test_an_acknowledgement_can_be_taken_back_before_the_step_is_done(workspace: Path) -> None:
+    """Issue 15: the UI records an acknowledgement when its box is ticked; unticking it
+    takes it back (journaled), and the step then waits for it again."""
+    c = start("verify-shares", workspace, KeyholderDouble())
+    c.perform(present=["admin", "witness"])
+    c.acknowledge("admin")
+    c.acknowledge("witness")
+    c.withdraw_ack("witness")
+    c.withdraw_ack("witness")  # nothing to take back: no second record
+    with pytest.raises(EngineError, match="waiting for acknowledgment by: witness"):
+        c.complete_step()
+    kinds = [e.kind for e in events(c)]
+    assert kinds.count("step.ack_withdrawn") == 1
+    c.acknowledge("witness")
+    c.complete_step()
+    assert c.steps[0].state is StepState.DONE

@@ -10,6 +10,7 @@ from core.ceremony.errors import (
     StepFailedError,
 )
 from core.ceremony.facts import (
+    fp_words,
     public_facts,
     raw_signature,
     sha256_hex,
@@ -95,6 +96,18 @@ class FinishSteps(CeremonyBase):
             spec = self.script.recipients[rid]
             name = prefix + spec.file if not spec.file.startswith(prefix) else spec.file
             self.envelopes[rid] = (name, bytes(data))
+            rfp = str(facts.get("fingerprint", ""))
+            # public: what the room sees after sealing (recipient, its key's fingerprint
+            # words, the envelope file and its size)
+            run.results.setdefault("sealed", {})[rid] = {
+                "recipient": spec.description or rid,
+                "kind": str(facts.get("kind", "")),
+                "fingerprint": rfp,
+                "fingerprint_words": fp_words(rfp),
+                "file": name,
+                "sha256": sha256_hex(data),
+                "size": len(data),
+            }
             self._record(
                 "step.result",
                 {
@@ -116,6 +129,11 @@ class FinishSteps(CeremonyBase):
                     records.sign_block(self.keyholder, purpose, msg)
                 ),
             )
+            run.results["seal_manifest"] = {
+                "file": f"{prefix}seal-manifest.json",
+                "sha256": sha256_hex(self.seal_manifest),
+                "size": len(self.seal_manifest),
+            }
             self._record(
                 "step.result",
                 {
@@ -245,4 +263,39 @@ class FinishSteps(CeremonyBase):
         self.key_verified = None
         return self._result(
             run, {"wiped": True, "signing_key_kept_for_the_journal": bool(self.signing_fp)}
+        )
+
+    def _summary_results(self, run: StepRun) -> None:
+        """The summary step's public results, shown before the witness acknowledges: the
+        share set id, the key's check value and words, the files written so far (name and
+        size) and the journal's rows so far."""
+        from core.ceremony.model import StepKind
+
+        key: dict[str, Any] = {}
+        set_id: Any = self.manifest.get("set_id") if self.manifest else None
+        for other in self.steps:
+            res = other.results
+            if other.kind in (StepKind.GENERATE, StepKind.RECOVER) and res.get("fingerprint"):
+                key = dict(res)  # the last one: the new key of a rotation
+            if set_id is None and res.get("set_id"):
+                set_id = res.get("set_id")
+        fp = str(key.get("fingerprint", ""))
+        files: list[dict[str, Any]] = []
+        if self._manifest_path is not None:
+            try:
+                size = len(self.ws.read(f"manifests/{self._manifest_path.name}"))
+            except Exception:  # the summary shows what it can
+                size = -1
+            files.append({"name": f"manifests/{self._manifest_path.name}", "size": size})
+        for folder, written in self.written.items():
+            files += [{"name": f"{folder}/{f.name}", "size": f.size} for f in written]
+        run.results.update(
+            {
+                "set_id": "" if set_id is None else str(set_id),
+                "kcv": str(key.get("kcv", "")),
+                "fingerprint": fp,
+                "kcv_words": list(key.get("kcv_words") or fp_words(fp)),
+                "files": files,
+                "journal_rows": self.journal.count,
+            }
         )
