@@ -23,6 +23,7 @@ from kcm_tui.backend import BackendError, StepView, read_only_reason
 from kcm_tui.screens.common import CeremonyScreen, replace_children
 from kcm_tui.screens.stepbodies import rotation_body, words_body
 from kcm_tui.widgets.ack import AckBox
+from kcm_tui.widgets.media_chooser import medium_line, same_medium
 
 #: Steps whose action is started with a button (label). Others act when shown
 #: (preflight, fingerprints) or on Continue (checklist, attendance).
@@ -299,20 +300,8 @@ class RunnerScreen(CeremonyScreen):
         self.chosen_medium = medium
         return True
 
-    @staticmethod
-    def medium_line(m: Any) -> Text:
-        """One line describing a medium in the chooser."""
-        t = Text()
-        t.append(f"{m.label}", style="bold")
-        kind = "demo folder" if m.demo else (m.device or "removable")
-        if getattr(m, "mounted", True):
-            t.append(f"  {kind}  {m.fs}  size {_human(m.size)}  free {_human(m.free)}")
-        else:  # a removable device on the ceremony image: writable only once chosen
-            t.append(f"  {kind}  {m.fs}  size {_human(m.size)}  (made writable when chosen)")
-        reason = read_only_reason(m)
-        if reason:
-            t.append(f"\n  READ-ONLY, cannot be chosen: {reason}", style="bold yellow")
-        return t
+    #: One line describing a medium in the chooser (shared with the start screen).
+    medium_line = staticmethod(medium_line)
 
     def chooser_body(self, view: StepView) -> list[Any]:
         """The export-medium chooser (removable media; the demo folder in demo mode)."""
@@ -691,17 +680,3 @@ class RunnerScreen(CeremonyScreen):
         what = "writing to the medium" if self.busy == "export" else "sealing"
         return f"Please wait: {what} cannot be stopped half-way. Try again when it has finished."
 
-
-def same_medium(a: Any, b: Any) -> bool:
-    """The same medium: the same mount point, or the same device (a removable device chosen
-    while unmounted is listed at its mount point once the media helper has mounted it)."""
-    return bool(a.path == b.path or (a.device and a.device == b.device))
-
-
-def _human(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"

@@ -58,3 +58,80 @@ def test_small_at_start_and_a_modal_pushed_meanwhile_stays_under_it() -> None:
             await settle(pilot, lambda: isinstance(app.screen, StartScreen))
 
     asyncio.run(run())
+
+
+# ---------------------------------------------------------------- nothing cut at 80x24
+
+
+def run_scenario(name: str, size: tuple[int, int]) -> str:
+    from tests.tui.test_snapshots import SCENARIOS
+
+    factory, steps = SCENARIOS[name]
+
+    async def run() -> str:
+        app: Any = factory()
+        async with app.run_test(size=size) as pilot:
+            await start_ready(pilot)
+            await steps(pilot)
+            await settle(pilot)
+            return screen_text(app)
+
+    return asyncio.run(run())
+
+
+def test_role_names_are_not_cut_at_80x24() -> None:
+    """The acknowledgement boxes were three a row: "Ceremony Administrat…"."""
+    for name in ("attendance", "export_chosen"):
+        text = run_scenario(name, (80, 24))
+        assert "[ ] Ceremony Administrator" in text and "[ ] Internal Witness" in text, text
+        assert "\u2026" not in text, text
+    text = run_scenario("attendance", (80, 24))
+    for n in range(1, 6):
+        assert f"[ ] Custodian {n}" in text
+
+
+def test_start_screen_at_80x24_shows_every_warning_and_begin() -> None:
+    """An unfinished ceremony listed used to push Begin off the screen; the checks box showed
+    its first PASS lines and hid the WARN below them without saying so."""
+    text = run_scenario("start_unfinished", (80, 24))
+    lines = text.splitlines()
+    assert "\u2026" not in text
+    assert any("WARN kernel-cmdline     init_on_free=1 missing" in line for line in lines)
+    # the "do:" line keeps the reason column's indent
+    assert any(line.startswith("\u2502                         do: boot the ceremony ISO") for line in lines), text
+    assert "more lines" in text  # the box says there is more below
+    assert "UNFINISHED genesis-20270115T100000Z-ab12" in text
+    assert "Begin" in lines[-3] and "F4 Medium" in lines[-3]  # the medium row, above the keys
+    assert "Script SHA-256" in text and "spend" in text  # the hash words are all shown
+
+
+def test_fail_and_warn_come_first_and_wrap_under_their_column() -> None:
+    text = run_scenario("start_fail_refused", (80, 24))
+    rows = [line for line in text.splitlines() if line.startswith("\u2502 ")]
+    assert rows[0].startswith("\u2502 FAIL swap")
+    assert rows[1].startswith("\u2502                         do: swapoff -a")
+    assert rows[2].startswith("\u2502 WARN kernel-cmdline")
+
+
+# ---------------------------------------------------------------- 160x50
+
+
+def test_start_screen_at_160x50_uses_the_rows() -> None:
+    async def run() -> None:
+        app: Any = SnapApp(FakeBackend())
+        async with app.run_test(size=(160, 50)) as pilot:
+            await start_ready(pilot)
+            await settle(pilot)
+            text = screen_text(app)
+            assert "more lines" not in text  # every check is shown
+            for check in ("network-interfaces", "terminal-size", "kernel-cmdline"):
+                assert check in text
+            scripts = app.screen.query_one("#scripts")
+            box = app.screen.query_one("#preflight-box")
+            assert box.outer_size.height == 13  # 10 checks, 1 "do:" line, the border
+            # the script list takes the rest of the rows, down to the medium row
+            assert scripts.outer_size.height > 20
+            blank = [line for line in text.splitlines() if not line.strip()]
+            assert len(blank) <= 1, text
+
+    asyncio.run(run())
