@@ -31,8 +31,8 @@ def enlarge_text(width: int, height: int) -> str:
     return (
         f"This terminal is {width}x{height}.\n"
         f"Enlarge it to at least {MIN_SIZE[0]}x{MIN_SIZE[1]} to continue.\n\n"
-        "Nothing is lost: the ceremony screen comes back as it was.\n"
-        "Keys typed meanwhile are ignored."
+        "The screen underneath comes back as it was;\n"
+        "keys typed meanwhile are ignored."
     )
 
 

@@ -50,7 +50,7 @@ def medium_line(m: Any) -> Text:
         t.append(f"  {kind}  {m.fs}  size {human_size(m.size)}  (made writable when chosen)")
     reason = read_only_reason(m)
     if reason:  # broken by hand so that every line keeps the indent at 80 columns
-        lines = textwrap.wrap(f"READ-ONLY, cannot be chosen: {reason}", 72)
+        lines = textwrap.wrap(f"READ-ONLY, cannot be chosen: {reason}", 62, break_on_hyphens=False)
         t.append("".join(f"\n  {line}" for line in lines), style="bold yellow")
     return t
 
@@ -95,7 +95,7 @@ class MediumModal(ModalScreen["str | None"]):
         """The removable media (and the demo folder in demo mode), read-only ones included."""
         demo_folder = None
         if getattr(self.backend, "demo", False) and getattr(self.backend, "media", None):
-            demo_folder = Path(self.backend.media)
+            demo_folder = Path(self.backend.media) if Path(self.backend.media).is_dir() else None
         try:
             return list(self.backend.media_chooser.choices(demo_folder))
         except OSError:
@@ -110,9 +110,10 @@ class MediumModal(ModalScreen["str | None"]):
             [Option(medium_line(m), id=f"medium-{i}", disabled=bool(m.read_only)) for i, m in enumerate(self.media)]
         )
         listing.display = bool(self.media)
-        for i, m in enumerate(self.media):
-            if ceremony_value(m) == self.current and not m.read_only:
-                listing.highlighted = i
+        usable = [i for i, m in enumerate(self.media) if not m.read_only]
+        current = [i for i in usable if ceremony_value(self.media[i]) == self.current]
+        if current or usable:
+            listing.highlighted = (current or usable)[0]
         self.query_one("#media-caption", Static).update(
             f"{len(self.media)} medium(s) listed." if self.media
             else "No removable medium found: insert the stick, wait a moment, then press F5."

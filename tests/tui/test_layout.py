@@ -4,9 +4,10 @@ screen below it, the space used at 160x50, and the start screen's medium chooser
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 
 from kcm_tui.screens.start import StartScreen
 from kcm_tui.screens.toosmall import TooSmallScreen
@@ -133,5 +134,62 @@ def test_start_screen_at_160x50_uses_the_rows() -> None:
             assert scripts.outer_size.height > 20
             blank = [line for line in text.splitlines() if not line.strip()]
             assert len(blank) <= 1, text
+
+    asyncio.run(run())
+
+
+# ---------------------------------------------------------------- the ceremony medium chooser
+
+
+def test_start_screen_chooses_the_ceremony_medium(tmp_path: Path) -> None:
+    """F4 lists the removable media with label and size (a read-only one with the reason,
+    not choosable); F5 lists them again after a stick is inserted; Enter puts the chosen
+    mount point into the field; letters typed in the chooser never reach the field."""
+    from core import removable
+    from kcm_tui.widgets.media_chooser import GUIDANCE, MediumModal
+    from tests.tui.test_export_chooser import fake_root, mountinfo
+
+    root = fake_root(tmp_path, usb=False)
+
+    async def run() -> None:
+        backend = FakeBackend(demo=False)
+        backend.media_chooser = removable.ExportMediaChooser(None, root)
+        app: Any = SnapApp(backend)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await start_ready(pilot)
+            field = app.screen.query_one("#media", Input)
+            before = field.value
+            await pilot.press("f4")
+            await settle(pilot, lambda: isinstance(app.screen, MediumModal))
+            text = screen_text(app)
+            assert GUIDANCE.split(";")[0] in text and "F5 refreshes." in text
+            assert "SDCARD" in text and "READ-ONLY, cannot be chosen" in text
+            assert "KCM-USB" not in text
+            listing = app.screen.query_one("#media-list", OptionList)
+            assert listing.get_option_at_index(0).disabled
+            await pilot.press("enter", "x", "y")  # nothing choosable yet; letters go nowhere
+            assert isinstance(app.screen, MediumModal)
+            mountinfo(root, usb=True)  # the stick is inserted
+            await pilot.press("f5")
+            await settle(pilot, lambda: "KCM-USB" in screen_text(app))
+            text = screen_text(app)
+            assert "KCM-USB  /dev/sdb1  vfat  size" in text
+            listing = app.screen.query_one("#media-list", OptionList)
+            listing.focus()
+            listing.highlighted = 1
+            await pilot.press("enter")
+            await settle(pilot, lambda: isinstance(app.screen, StartScreen))
+            assert field.value == str(root / "media" / "KCM-USB") != before
+            assert app.focused is app.screen.query_one("#begin")
+            # Esc keeps the field as it was
+            await pilot.press("f4")
+            await settle(pilot, lambda: isinstance(app.screen, MediumModal))
+            await pilot.press("escape")
+            await settle(pilot, lambda: isinstance(app.screen, StartScreen))
+            assert field.value == str(root / "media" / "KCM-USB")
+            # typing a folder stays possible (demo, practice)
+            field.focus()
+            await pilot.press("end", "/", "x")
+            assert field.value.endswith("KCM-USB/x")
 
     asyncio.run(run())

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -194,6 +195,26 @@ def _export_choose(demo: bool) -> Callable[[], SnapApp]:
     return make
 
 
+def _start_media() -> SnapApp:
+    """The start screen in a real ceremony, the medium chooser listing two sticks."""
+    backend = FakeBackend(demo=False)
+    backend.media_chooser = SimpleNamespace(choices=lambda demo_folder=None: list(CHOICES))
+    return SnapApp(backend)
+
+
+def resize(width: int, height: int, *then: str) -> Run:
+    """Resize the terminal (below 80x24: the "enlarge the terminal" screen), then keys."""
+
+    async def run(pilot: Any) -> None:
+        await pilot.pause()
+        await pilot.resize_terminal(width, height)
+        await settle(pilot)
+        await pilot.press(*then)
+        await settle(pilot)
+
+    return run
+
+
 async def export_writing(pilot: Any) -> None:
     """Press the action; the canned write reports 4096 of 10240 bytes, then waits."""
     await pilot.pause()
@@ -236,6 +257,10 @@ SCENARIOS: dict[str, tuple[Callable[[], SnapApp], Run]] = {
     "start_demo_values_refused": (_start_real_demo_values, keys("down", "tab", "enter")),
     # issue 15: after a crash, the unfinished ceremony and closing it as interrupted
     "start_unfinished": (_start_crashed, keys()),
+    # issue 15: the ceremony medium chooser, and the terminal below 80x24
+    "start_medium_chooser": (_start_media, keys("f4")),
+    "start_medium_chosen": (_start_media, keys("f4", "enter")),
+    "too_small": (_start_crashed, resize(60, 20, "a", "b")),
     "start_interrupted_modal": (_start_crashed, keys("f6", *"power", "space", *"cut", "enter", "space")),
     "start_interrupted_closed": (_start_crashed, keys("f6", *"power", "space", *"cut", "enter", "space", "tab", "tab", "enter")),
     "attendance": (lambda: runner_app(step("attendance", 0, act_title="Act 1: Open the ceremony", acknowledge=("admin", "witness"))), noop),
@@ -354,6 +379,7 @@ def test_snapshot(name: str, size: tuple[int, int], snap_compare: Any) -> None:
 
 def test_every_screen_has_a_snapshot() -> None:
     kinds = {name.split("_")[0] for name in SCENARIOS}
+    assert {"too"} <= kinds
     assert {"export", "start", "attendance", "checklist", "verify", "generate", "dist", "collect", "summary", "abort", "exception",
             "rotate", "byok"} <= kinds
     assert replace  # dataclasses.replace is used by the fixture module
