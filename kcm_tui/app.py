@@ -35,6 +35,12 @@ from kcm_tui.backend import Backend, ShareDisplay, environment_leaks
 from kcm_tui.options import build_parser
 
 _Bar.HALF_BAR_LEFT = _Bar.HALF_BAR_RIGHT = "\u2501"
+# Scrollbar thumbs end in eighth blocks (U+2581..U+2587, U+2589..U+258F) the console font lacks
+# too: whole cells only.
+from textual.scrollbar import ScrollBarRender as _ScrollBarRender  # noqa: E402
+
+_ScrollBarRender.VERTICAL_BARS = [" "] * 8
+_ScrollBarRender.HORIZONTAL_BARS = [" "] * 8
 
 CRASH_TEXT = """\
 The ceremony program stopped because of an internal error ({kind}).

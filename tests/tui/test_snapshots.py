@@ -42,7 +42,7 @@ from tests.tui.snapshot_app import (
 
 SIZES = [(80, 24), (160, 50)]
 #: Rounded, "tall"/"wide"/half-block border glyphs and other glyphs the console font lacks.
-FORBIDDEN = set("╭╮╰╯▔▁▏▕▐▌▀▄▊▎▍▋▉╸╺╹╻") | {"\u2b58"}
+FORBIDDEN = set("╭╮╰╯▔▁▂▃▅▆▇▏▕▐▌▀▄▊▎▍▋▉╸╺╹╻") | {"\u2b58"}
 
 Run = Callable[[Any], Awaitable[None]]
 
