@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import ClassVar
 
@@ -67,21 +68,39 @@ def script_hash_text(s: ScriptInfo) -> Text:
     return out
 
 
+#: Lines of a script's description shown under the list (F3 shows all of it).
+ABOUT_LINES = 2
+
+
+def about_lines(text: str, width: int, lines: int = ABOUT_LINES) -> str:
+    """``text`` in at most ``lines`` lines of ``width`` columns, cut at a word and followed
+    by "(more: F3)" when it is longer (never cut mid-word, never a silent cut)."""
+    wrapped = textwrap.wrap(text, width)
+    if len(wrapped) <= lines:
+        return "\n".join(wrapped)
+    more = " (more: F3)"
+    shown = wrapped[:lines]
+    last = textwrap.wrap(shown[-1], width - len(more))[0]
+    return "\n".join([*shown[:-1], last + more])
+
+
 class StartScreen(BaseScreen[None]):
     """Preflight, script and media: everything checked before the ceremony begins."""
 
     TITLE_TEXT = "Start"
     KEY_HELP: ClassVar[list[tuple[str, str]]] = [
-        ("Tab/Shift+Tab", "move between the script list, the media folder and the buttons"),
+        ("Tab/Shift+Tab", "move between the script list, the medium field, Begin"),
         ("Up/Down", "choose a ceremony script"),
         ("Enter", "on Begin: open the ceremony"),
-        ("F4", "choose the ceremony medium among the removable media (or type a folder)"),
+        ("F3", "the highlighted script's whole description"),
+        ("F4", "choose the ceremony medium from the removable media"),
         ("F5", "run the workstation checks again"),
-        ("F6", "close an unfinished ceremony's journal as interrupted (after a crash)"),
+        ("F6", "close a journal a crash left open"),
         ("Ctrl+Q", "leave the program (asks first)"),
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
         # F5, not a letter: a letter typed in the media field is part of the path
+        Binding("f3", "describe", "Script", show=False),  # the "(more: F3)" says it
         Binding("f4", "choose_medium", "Medium"),
         Binding("f5", "rerun", "Re-check"),
         Binding("f6", "close_interrupted", "Close unfinished"),
@@ -104,7 +123,7 @@ class StartScreen(BaseScreen[None]):
         yield from self.compose_banners()
         yield Static("", id="preflight-summary")
         box = CheckBox(id="preflight-box", classes="panel", can_focus=True)
-        box.border_title = "Workstation check"
+        box.border_title = "Start: the workstation checks"
         # the checks and the script list share the rows left; the medium and Begin stay at
         # the bottom, always on the screen (this part scrolls if ever too tall)
         with Vertical(id="start-middle"):
@@ -287,8 +306,12 @@ class StartScreen(BaseScreen[None]):
             label = Text()
             if s.practice:
                 label.append("[PRACTICE] ", style="bold black on yellow")
-            label.append(s.name, style="bold")
-            label.append(f"  ({s.purpose}, {s.path.name})")
+            if s.path.stem == s.name:  # the file's name says the script's name: once, not twice
+                label.append(s.name, style="bold")
+                label.append(f"{s.path.suffix}  ({s.purpose})")
+            else:
+                label.append(s.name, style="bold")
+                label.append(f"  ({s.purpose}, {s.path.name})")
             if not s.valid:
                 label.append(f"  INVALID: {len(s.problems)} problem(s)", style="bold red")
             elif s.demo_values and not s.practice:
@@ -317,7 +340,7 @@ class StartScreen(BaseScreen[None]):
             return
         s = self.script_list[index]
         text = s.description if s.valid else "; ".join(s.problems[:2])
-        about = Text(text[:150])
+        about = Text(about_lines(text, self.size.width or 80))
         if s.valid and s.demo_values and not s.practice:
             n = len(s.demo_values)
             about = Text(  # one line at 80 columns; Begin (or script check) lists them
@@ -329,6 +352,14 @@ class StartScreen(BaseScreen[None]):
         self.query_one("#script-about", Static).update(about)
         self.query_one("#script-hash", Static).update(script_hash_text(s))
         self.call_after_refresh(self.fit_lists)
+
+    def action_describe(self) -> None:
+        """F3: the highlighted script's whole description (or all its problems)."""
+        s = self.selected_script()
+        if s is None:
+            return
+        body = s.description if s.valid else "\n".join(s.problems)
+        self.app.push_screen(MessageModal(f"{s.name} ({s.path.name})", body, error=not s.valid))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Enter on a script: begin."""
@@ -384,7 +415,10 @@ class StartScreen(BaseScreen[None]):
     # ---------------------------------------------------------------- layout
 
     def on_resize(self) -> None:
-        """Share the rows between the checks and the script list."""
+        """Describe the script for the new width; share the rows again."""
+        lists = list(self.query("#scripts").results(OptionList))
+        if lists and lists[0].highlighted is not None:
+            self.describe(lists[0].highlighted)
         self.call_after_refresh(self.fit_lists)
 
     def fit_lists(self) -> None:
@@ -414,6 +448,8 @@ class StartScreen(BaseScreen[None]):
             box_h = max(3, free - list_h)
         box.styles.height = box_h
         scripts.styles.height = list_h
+        count = scripts.option_count
+        scripts.border_subtitle = f"{count} scripts, {list_h - 2} shown: Up/Down scrolls" if list_h - 2 < count else ""
         box.call_after_refresh(box.show_more)
 
     def begin(self) -> None:

@@ -193,3 +193,32 @@ def test_start_screen_chooses_the_ceremony_medium(tmp_path: Path) -> None:
             assert field.value.endswith("KCM-USB/x")
 
     asyncio.run(run())
+
+
+def test_a_long_script_description_says_there_is_more_and_f3_shows_it() -> None:
+    """The description line was cut at 150 characters and at the edge of the screen."""
+    from dataclasses import replace
+
+    from kcm_tui.app import BUNDLED_SCRIPTS
+    from kcm_tui.screens.common import MessageModal
+    from kcm_tui.scriptlist import script_info
+
+    info = replace(script_info(BUNDLED_SCRIPTS / "practice-genesis.toml"), path=Path("practice-genesis.toml"))
+    assert len(info.description) > 200
+
+    async def run() -> None:
+        app: Any = SnapApp(FakeBackend(scripts=[info]))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await start_ready(pilot)
+            text = screen_text(app)
+            assert "[PRACTICE] practice-genesis.toml  (genesis)" in text
+            assert "(more: F3)" in text and "\u2026" not in text
+            lines = [line.rstrip() for line in text.splitlines()]
+            start = next(i for i, line in enumerate(lines) if line.startswith("PRACTICE ONLY (throwaway key)."))
+            shown = " ".join(lines[start:start + 2]).replace(" (more: F3)", "")
+            assert info.description.startswith(shown)  # cut at a word, in order, nothing lost before it
+            await pilot.press("f3")
+            await settle(pilot, lambda: isinstance(app.screen, MessageModal))
+            assert "and exports the sealed envelope, the genesis manifest and the journal." in screen_text(app)
+
+    asyncio.run(run())
