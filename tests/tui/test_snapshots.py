@@ -375,6 +375,10 @@ def test_snapshot(name: str, size: tuple[int, int], snap_compare: Any) -> None:
     bad = sorted({ch for ch in seen["text"] if ch in FORBIDDEN})
     if name != "summary_qr":  # the QR itself is drawn with full and half blocks (docs/tui.md)
         assert not bad, f"glyphs the console font lacks: {bad}"
+    # issue 15: nothing is cut at 80x24 (Textual ends a cut label with an ellipsis, as in
+    # "Ceremony Administrat…"); a list that holds more says so in words ("↓ 6 more lines")
+    if size == (80, 24):
+        assert "\u2026" not in seen["text"], f"text cut at 80x24:\n{seen['text']}"
 
 
 def test_every_screen_has_a_snapshot() -> None:
