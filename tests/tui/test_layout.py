@@ -222,3 +222,27 @@ def test_a_long_script_description_says_there_is_more_and_f3_shows_it() -> None:
             assert "and exports the sealed envelope, the genesis manifest and the journal." in screen_text(app)
 
     asyncio.run(run())
+
+
+def test_begin_stays_on_the_screen_in_the_worst_case_at_80x24() -> None:
+    """A FAIL, an unfinished ceremony, the DEMO banner and a two-line error at once: the
+    medium row and Begin are still on the screen, whole, and Begin is reached by Tab."""
+    from tests.tui.snapshot_app import CRASHED, FailingChecks
+
+    async def run() -> None:
+        backend = FakeBackend(checks=FailingChecks)
+        backend.unfinished_views = [CRASHED]
+        app: Any = SnapApp(backend)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await start_ready(pilot)
+            await settle(pilot, lambda: "UNFINISHED" in screen_text(app))
+            app.screen.show_error("x " * 70)  # two lines
+            await settle(pilot)
+            begin = app.screen.query_one("#begin")
+            region = begin.region
+            assert region.y >= 0 and region.bottom <= 24 - 1 - 2, region  # above the error and the keys
+            assert app.screen.scroll_y == 0
+            await pilot.press("tab", "tab")
+            assert app.focused is begin
+
+    asyncio.run(run())
