@@ -33,8 +33,15 @@ from textual.screen import Screen
 
 from kcm_tui.backend import Backend, ShareDisplay, environment_leaks
 from kcm_tui.options import build_parser
+from kcm_tui.widgets.progress import WIDE
 
 _Bar.HALF_BAR_LEFT = _Bar.HALF_BAR_RIGHT = "\u2501"
+# Scrollbar thumbs end in eighth blocks (U+2581..U+2587, U+2589..U+258F) the console font lacks
+# too: whole cells only.
+from textual.scrollbar import ScrollBarRender as _ScrollBarRender  # noqa: E402
+
+_ScrollBarRender.VERTICAL_BARS = [" "] * 8
+_ScrollBarRender.HORIZONTAL_BARS = [" "] * 8
 
 CRASH_TEXT = """\
 The ceremony program stopped because of an internal error ({kind}).
@@ -65,6 +72,8 @@ class CeremonyApp(App[int]):
         Binding("ctrl+c", "refuse_copy", show=False, priority=True),
         Binding("ctrl+p", "noop", show=False, priority=True),
     ]
+    #: Screen classes by width (app.tcss lays out -narrow, up to 119 columns, and -wide).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]  # noqa: RUF012 (an instance variable of App)
 
     def __init__(
         self,
@@ -99,6 +108,7 @@ class CeremonyApp(App[int]):
     def on_ready(self) -> None:
         """The first frame is on the screen: run the work deferred until then."""
         self.first_paint_done = True
+        self.fit_terminal()
         pending, self._after_first_paint = self._after_first_paint, []
         for fn in pending:
             self.call_after_refresh(fn)
@@ -115,6 +125,61 @@ class CeremonyApp(App[int]):
         from kcm_tui.screens.start import StartScreen
 
         return StartScreen()
+
+    # ---------------------------------------------------------------- terminal size
+
+    def _check_resize(self) -> None:
+        super()._check_resize()
+        self.fit_terminal()
+
+    def too_small_screen(self) -> Screen[Any] | None:
+        """The "enlarge the terminal" screen if it is shown (always on top)."""
+        from kcm_tui.screens.toosmall import TooSmallScreen
+
+        top = self.screen_stack[-1] if self.screen_stack else None
+        return top if isinstance(top, TooSmallScreen) else None
+
+    def fit_terminal(self) -> None:
+        """Below 80x24 show the "enlarge the terminal" screen over the current one; remove it
+        once the terminal is large enough (the screen underneath is as it was)."""
+        from kcm_tui.screens.toosmall import TooSmallScreen, too_small
+
+        shown = self.too_small_screen()
+        small = too_small(*self.size)
+        if small and shown is None and self.screen_stack:
+            super().push_screen(TooSmallScreen())
+        elif not small and shown is not None:
+            super().pop_screen()
+
+    def push_screen(self, screen: Any, callback: Any = None, wait_for_dismiss: bool = False, *,
+                    mode: str | None = None) -> Any:
+        """Push ``screen``; while the terminal is too small it goes under the "enlarge the
+        terminal" screen, which stays on top."""
+        push: Any = super().push_screen
+        if self.too_small_screen() is None:
+            return push(screen, callback, wait_for_dismiss, mode=mode)
+        super().pop_screen()
+        result = push(screen, callback, wait_for_dismiss, mode=mode)
+        self.fit_terminal()
+        return result
+
+    def switch_screen(self, screen: Any) -> Any:
+        """Replace the current screen (under the "enlarge the terminal" screen if shown)."""
+        if self.too_small_screen() is None:
+            return super().switch_screen(screen)
+        super().pop_screen()
+        result = super().switch_screen(screen)
+        self.fit_terminal()
+        return result
+
+    def pop_screen(self) -> Any:
+        """Pop the current screen (the one under the "enlarge the terminal" screen if shown)."""
+        if self.too_small_screen() is None or len(self.screen_stack) <= 2:
+            return super().pop_screen()
+        super().pop_screen()
+        result = super().pop_screen()
+        self.fit_terminal()
+        return result
 
     # ---------------------------------------------------------------- global actions
 

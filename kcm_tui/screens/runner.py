@@ -23,14 +23,14 @@ from kcm_tui.backend import BackendError, StepView, read_only_reason
 from kcm_tui.screens.common import CeremonyScreen, replace_children
 from kcm_tui.screens.continuegate import continue_needs
 from kcm_tui.screens.stepbodies import (
-    human_size,
     rotation_body,
     seal_body,
     summary_body,
     words_body,
 )
 from kcm_tui.widgets.ack import AckBox
-from kcm_tui.widgets.progress import WIDE, ActOutline, Breadcrumb, CustodianTable
+from kcm_tui.widgets.media_chooser import medium_line, same_medium
+from kcm_tui.widgets.progress import ActOutline, Breadcrumb, CustodianTable
 
 #: Steps whose action is started with a button (label). Others act when shown
 #: (preflight, fingerprints) or on Continue (checklist, attendance).
@@ -78,8 +78,8 @@ class RunnerScreen(CeremonyScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        #: the act outline is a side panel from WIDE columns, a breadcrumb below (app.tcss)
-        self.HORIZONTAL_BREAKPOINTS = [(0, "-runner-narrow"), (WIDE, "-runner-wide")]
+        # the act outline is a side panel from WIDE columns, a breadcrumb below: app.tcss, on
+        # the app's -narrow / -wide classes (CeremonyApp.HORIZONTAL_BREAKPOINTS, the same 120)
         self.view: StepView | None = None
         self.error = ""
         self.busy = ""  # "seal" / "export" while a worker runs the step
@@ -346,20 +346,8 @@ class RunnerScreen(CeremonyScreen):
         self.chosen_medium = medium
         return True
 
-    @staticmethod
-    def medium_line(m: Any) -> Text:
-        """One line describing a medium in the chooser."""
-        t = Text()
-        t.append(f"{m.label}", style="bold")
-        kind = "demo folder" if m.demo else (m.device or "removable")
-        if getattr(m, "mounted", True):
-            t.append(f"  {kind}  {m.fs}  size {human_size(m.size)}  free {human_size(m.free)}")
-        else:  # a removable device on the ceremony image: writable only once chosen
-            t.append(f"  {kind}  {m.fs}  size {human_size(m.size)}  (made writable when chosen)")
-        reason = read_only_reason(m)
-        if reason:
-            t.append(f"\n  READ-ONLY, cannot be chosen: {reason}", style="bold yellow")
-        return t
+    #: One line describing a medium in the chooser (shared with the start screen).
+    medium_line = staticmethod(medium_line)
 
     def chooser_body(self, view: StepView) -> list[Any]:
         """The export-medium chooser (removable media; the demo folder in demo mode)."""
@@ -771,10 +759,4 @@ class RunnerScreen(CeremonyScreen):
             return ""
         what = "writing to the medium" if self.busy == "export" else "sealing"
         return f"Please wait: {what} cannot be stopped half-way. Try again when it has finished."
-
-
-def same_medium(a: Any, b: Any) -> bool:
-    """The same medium: the same mount point, or the same device (a removable device chosen
-    while unmounted is listed at its mount point once the media helper has mounted it)."""
-    return bool(a.path == b.path or (a.device and a.device == b.device))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -19,19 +21,40 @@ from kcm_tui.screens.common import BaseScreen, MessageModal
 STATUS_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold white on red"}
 
 
-def preflight_text(checks: list[Check]) -> Text:
-    """One line per check; what to do under every WARN and FAIL."""
-    out = Text()
-    for i, c in enumerate(checks):
-        if i:
-            out.append("\n")
-        out.append(f"{c.status:<4}", style=STATUS_STYLE.get(c.status, "bold"))
-        out.append(f" {c.name:<18} ", style="bold")
-        out.append(c.reason)
+ORDER = {"FAIL": 0, "WARN": 1}
+
+
+def preflight_text(checks: list[Check]) -> Table:
+    """One row per check, FAIL and WARN first; what to do under every WARN and FAIL. A long
+    reason wraps under itself (the status and name columns keep their width)."""
+    out = Table.grid(padding=(0, 1, 0, 0))
+    out.add_column(width=4, no_wrap=True)
+    out.add_column(width=18, no_wrap=True, overflow="fold")
+    out.add_column(ratio=1)
+    for c in sorted(checks, key=lambda c: ORDER.get(c.status, 2)):
+        reason = Text(c.reason)
         if c.status != "PASS":
-            out.append("\n       do: ", style="yellow")
-            out.append(c.action)
+            reason.append("\ndo: ", style="yellow")
+            reason.append(c.action)
+        out.add_row(Text(c.status, style=STATUS_STYLE.get(c.status, "bold")), Text(c.name, style="bold"), reason)
     return out
+
+
+class CheckBox(VerticalScroll):
+    """The workstation checks; its bottom edge says how many lines are below the visible
+    ones ("↓ 3 more lines") so a WARN scrolled out of view is never missed."""
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.show_more)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self.show_more()
+
+    def show_more(self) -> None:
+        """Set the bottom edge's text."""
+        below = int(self.virtual_size.height - self.scroll_y - self.scrollable_content_region.height)
+        self.border_subtitle = f"\u2193 {below} more line{'s' if below != 1 else ''} Shift+Tab, Down" if below > 0 else ""
 
 
 def script_hash_text(s: ScriptInfo) -> Text:
@@ -45,20 +68,40 @@ def script_hash_text(s: ScriptInfo) -> Text:
     return out
 
 
+#: Lines of a script's description shown under the list (F3 shows all of it).
+ABOUT_LINES = 2
+
+
+def about_lines(text: str, width: int, lines: int = ABOUT_LINES) -> str:
+    """``text`` in at most ``lines`` lines of ``width`` columns, cut at a word and followed
+    by "(more: F3)" when it is longer (never cut mid-word, never a silent cut)."""
+    wrapped = textwrap.wrap(text, width)
+    if len(wrapped) <= lines:
+        return "\n".join(wrapped)
+    more = " (more: F3)"
+    shown = wrapped[:lines]
+    last = textwrap.wrap(shown[-1], width - len(more))[0]
+    return "\n".join([*shown[:-1], last + more])
+
+
 class StartScreen(BaseScreen[None]):
     """Preflight, script and media: everything checked before the ceremony begins."""
 
     TITLE_TEXT = "Start"
     KEY_HELP: ClassVar[list[tuple[str, str]]] = [
-        ("Tab/Shift+Tab", "move between the script list, the media folder and the buttons"),
+        ("Tab/Shift+Tab", "move between the script list, the medium field, Begin"),
         ("Up/Down", "choose a ceremony script"),
         ("Enter", "on Begin: open the ceremony"),
+        ("F3", "the highlighted script's whole description"),
+        ("F4", "choose the ceremony medium from the removable media"),
         ("F5", "run the workstation checks again"),
-        ("F6", "close an unfinished ceremony's journal as interrupted (after a crash)"),
+        ("F6", "close a journal a crash left open"),
         ("Ctrl+Q", "leave the program (asks first)"),
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
         # F5, not a letter: a letter typed in the media field is part of the path
+        Binding("f3", "describe", "Script", show=False),  # the "(more: F3)" says it
+        Binding("f4", "choose_medium", "Medium"),
         Binding("f5", "rerun", "Re-check"),
         Binding("f6", "close_interrupted", "Close unfinished"),
         Binding("ctrl+q", "app.request_quit", "Quit", priority=True),
@@ -73,16 +116,22 @@ class StartScreen(BaseScreen[None]):
         self.checks_done = False
         self.error = ""
         self.unfinished: list[UnfinishedView] = []
+        self._fit_key: tuple[int, int, int] = (0, 0, 0)  # what the rows were last shared for
 
     def compose(self) -> ComposeResult:
         """Title, the checks, the script list and the medium field."""
         yield from self.compose_banners()
-        yield Static("OpenKCM Ceremony: workstation check, script and media", classes="title")
         yield Static("", id="preflight-summary")
-        with VerticalScroll(id="preflight-box", classes="panel", can_focus=True):
-            yield Static("", id="preflight")
-        with Vertical(id="start-controls"):
-            yield Static("reading the ceremony scripts...", classes="muted")
+        box = CheckBox(id="preflight-box", classes="panel", can_focus=True)
+        box.border_title = "Start: the workstation checks"
+        # the checks and the script list share the rows left; the medium and Begin stay at
+        # the bottom, always on the screen (this part scrolls if ever too tall)
+        with Vertical(id="start-middle"):
+            with box:
+                yield Static("", id="preflight")
+            with Vertical(id="start-controls"):
+                yield Static("reading the ceremony scripts...", classes="muted")
+        yield Vertical(id="start-media")
         yield Static("", id="start-error", classes="error")
         yield from self.compose_footer()
 
@@ -95,6 +144,7 @@ class StartScreen(BaseScreen[None]):
         # them loads and applies the CSS of OptionList/Input/Button (~10% of the cold start).
         """Paint first, then run the checks and mount the controls."""
         self.query_one("#preflight-summary", Static).update(Text("Workstation: checking...", style="bold"))
+        self.query_one("#start-error").display = False
         self.capp.after_first_paint(self.run_checks)
         self.capp.after_first_paint(self.mount_controls)
 
@@ -102,20 +152,29 @@ class StartScreen(BaseScreen[None]):
         """The script list, the medium field and Begin."""
         controls = self.query_one("#start-controls", Vertical)
         controls.remove_children()
+        scripts = OptionList(Option("reading the ceremony scripts...", disabled=True), id="scripts")
+        scripts.border_title = "Ceremony script"
         controls.mount_all(
             [
                 Static("", id="unfinished"),
-                Static("Ceremony script:", classes="subtitle"),
-                OptionList(Option("reading the ceremony scripts...", disabled=True), id="scripts"),
+                scripts,
                 Static("", id="script-about", classes="muted"),
                 Static("", id="script-hash"),
-                Horizontal(
-                    Input(str(self.capp.backend.media or ""), placeholder="export media folder", id="media"),
-                    Button("Begin", id="begin", variant="primary"),
-                    classes="buttons",
-                    id="media-row",
-                ),
             ]
+        )
+        field = Input(str(self.capp.backend.media or ""), placeholder="ceremony medium: F4 lists them, or type a folder",
+                      id="media")
+        field.border_title = "Ceremony medium (F4 chooses)"
+        chooser = Button("F4 Medium", id="choose-medium")
+        chooser.can_focus = False  # F4 from anywhere; Tab keeps going field -> Begin
+        self.query_one("#start-media", Vertical).mount(
+            Horizontal(
+                field,
+                chooser,
+                Button("Begin", id="begin", variant="primary"),
+                classes="buttons",
+                id="media-row",
+            )
         )
         self.call_after_refresh(self.controls_ready)
 
@@ -148,6 +207,7 @@ class StartScreen(BaseScreen[None]):
         row = self.query_one("#unfinished", Static)
         row.display = bool(found)
         if not found:
+            self.call_after_refresh(self.fit_lists)
             return
         text = Text("UNFINISHED", style="bold black on yellow")
         text.append(" " + found[0].summary, style="bold")
@@ -155,6 +215,7 @@ class StartScreen(BaseScreen[None]):
             text.append(f" (and {len(found) - 1} more)")
         text.append(". F6 closes it as interrupted.", style="yellow")
         row.update(text)
+        self.call_after_refresh(self.fit_lists)
 
     def action_close_interrupted(self) -> None:
         """F6: close the first unfinished ceremony's journal as interrupted."""
@@ -225,6 +286,7 @@ class StartScreen(BaseScreen[None]):
             summary.append("  - the ceremony cannot begin: see 'do:' below", style="bold red")
         self.query_one("#preflight-summary", Static).update(summary)
         self.query_one("#preflight", Static).update(preflight_text(self.checks))
+        self.call_after_refresh(self.fit_lists)
 
     def action_rerun(self) -> None:
         """F5: run the checks again."""
@@ -244,8 +306,12 @@ class StartScreen(BaseScreen[None]):
             label = Text()
             if s.practice:
                 label.append("[PRACTICE] ", style="bold black on yellow")
-            label.append(s.name, style="bold")
-            label.append(f"  ({s.purpose}, {s.path.name})")
+            if s.path.stem == s.name:  # the file's name says the script's name: once, not twice
+                label.append(s.name, style="bold")
+                label.append(f"{s.path.suffix}  ({s.purpose})")
+            else:
+                label.append(s.name, style="bold")
+                label.append(f"  ({s.purpose}, {s.path.name})")
             if not s.valid:
                 label.append(f"  INVALID: {len(s.problems)} problem(s)", style="bold red")
             elif s.demo_values and not s.practice:
@@ -262,6 +328,7 @@ class StartScreen(BaseScreen[None]):
                 break
         ol.highlighted = preselect
         self.describe(preselect)
+        self.call_after_refresh(self.fit_lists)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """Describe the highlighted script."""
@@ -273,7 +340,7 @@ class StartScreen(BaseScreen[None]):
             return
         s = self.script_list[index]
         text = s.description if s.valid else "; ".join(s.problems[:2])
-        about = Text(text[:150])
+        about = Text(about_lines(text, self.size.width or 80))
         if s.valid and s.demo_values and not s.practice:
             n = len(s.demo_values)
             about = Text(  # one line at 80 columns; Begin (or script check) lists them
@@ -284,6 +351,15 @@ class StartScreen(BaseScreen[None]):
             )
         self.query_one("#script-about", Static).update(about)
         self.query_one("#script-hash", Static).update(script_hash_text(s))
+        self.call_after_refresh(self.fit_lists)
+
+    def action_describe(self) -> None:
+        """F3: the highlighted script's whole description (or all its problems)."""
+        s = self.selected_script()
+        if s is None:
+            return
+        body = s.description if s.valid else "\n".join(s.problems)
+        self.app.push_screen(MessageModal(f"{s.name} ({s.path.name})", body, error=not s.valid))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Enter on a script: begin."""
@@ -301,7 +377,9 @@ class StartScreen(BaseScreen[None]):
     def show_error(self, text: str) -> None:
         """Show an error under the controls."""
         self.error = text
-        self.query_one("#start-error", Static).update(text)
+        line = self.query_one("#start-error", Static)
+        line.update(text)
+        line.display = bool(text)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter in the medium field: begin."""
@@ -311,7 +389,68 @@ class StartScreen(BaseScreen[None]):
         """Begin."""
         if event.button.id == "begin":
             self.begin()
+        elif event.button.id == "choose-medium":
+            self.action_choose_medium()
 
+    def action_choose_medium(self) -> None:
+        """F4: choose the ceremony medium among the removable media; the field gets its
+        mount point (or its device, mounted when the ceremony opens)."""
+        from kcm_tui.widgets.media_chooser import MediumModal
+
+        fields = list(self.query("#media").results(Input))
+        if not fields:
+            return
+        field = fields[0]
+
+        def chosen(value: str | None) -> None:
+            if value:
+                field.value = value
+                field.cursor_position = len(value)
+                self.show_error("")
+                self.find_unfinished()
+                self.query_one("#begin", Button).focus()
+
+        self.app.push_screen(MediumModal(self.capp.backend, field.value.strip()), chosen)
+
+    # ---------------------------------------------------------------- layout
+
+    def on_resize(self) -> None:
+        """Describe the script for the new width; share the rows again."""
+        lists = list(self.query("#scripts").results(OptionList))
+        if lists and lists[0].highlighted is not None:
+            self.describe(lists[0].highlighted)
+        self.call_after_refresh(self.fit_lists)
+
+    def fit_lists(self) -> None:
+        """Share the rows: when both fit, the checks get their lines and the script list
+        the rest; otherwise the script list half of the rows (at least one script shown) and
+        the checks the other half (both scroll, the checks say how much is below)."""
+        lists = list(self.query("#scripts").results(OptionList))
+        if not lists:
+            return
+        scripts = lists[0]
+        box = self.query_one("#preflight-box", CheckBox)
+        controls = self.query_one("#start-controls")
+        middle = self.query_one("#start-middle")
+        used = sum(w.outer_size.height for w in controls.children if w.display and w is not scripts)
+        free = middle.size.height - used
+        list_want = max(1, scripts.option_count) + 2
+        box_want = self.query_one("#preflight").outer_size.height + 2
+        key = (free, list_want, box_want)
+        if key == self._fit_key:
+            return
+        self._fit_key = key  # measured again after this layout: a line that wrapped differently
+        self.call_after_refresh(self.fit_lists)
+        if box_want + list_want <= free:
+            box_h, list_h = box_want, free - box_want
+        else:
+            list_h = max(3, min(list_want, free // 2))
+            box_h = max(3, free - list_h)
+        box.styles.height = box_h
+        scripts.styles.height = list_h
+        count = scripts.option_count
+        scripts.border_subtitle = f"{count} scripts, {list_h - 2} shown: Up/Down scrolls" if list_h - 2 < count else ""
+        box.call_after_refresh(box.show_more)
 
     def begin(self) -> None:
         """Open the chosen script on the medium (refused while checks FAIL outside demo mode)."""

@@ -115,9 +115,9 @@ def test_start_screen_marks_demo_values_and_begin_lists_them() -> None:
             await start_ready(pilot)
             await pilot.press("down")
             text = screen_text(app)
-            assert "genesis.toml)  DEMO VALUES" in text
+            assert "┃ genesis.toml  (genesis)  DEMO VALUES" in text  # the file name once (issue 15 layout)
             assert "3 demo value(s): edit this script before a real ceremony (Begin lists them)." in text
-            assert "practice-genesis.toml)  DEMO" not in text
+            assert "practice-genesis.toml  (genesis)  DEMO" not in text
             await pilot.press("tab", "enter")  # to the media field, Enter: Begin
             await settle(pilot)
             assert isinstance(app.screen, MessageModal)
