@@ -144,6 +144,10 @@ class RunnerScreen(CeremonyScreen):
         self.fill_body(view)
         self.fill_acks(view)
         self.update_buttons()
+        # the step's action takes the focus now, not only once its boxes are mounted: an
+        # Enter typed as soon as the new step is drawn must press the action, not Continue
+        # (which still has the focus from the step before and is not ready here)
+        self.focus_action()
 
     def show_progress(self, view: StepView) -> None:
         """The act outline or breadcrumb, and the custodian table (kcm_tui.widgets.progress)."""
@@ -427,16 +431,22 @@ class RunnerScreen(CeremonyScreen):
             for listing in self.query("#media-list").results(OptionList):
                 listing.focus()
                 return
-        for bid in ("#action", "#retry"):
-            b = self.query_one(bid, Button)
-            if b.display and not b.disabled:
-                b.focus()
-                return
+        if self.focus_action():
+            return
         for box in self.query(AckBox).results(AckBox):
             if not box.value:
                 box.focus()
                 return
         self.query_one("#continue", Button).focus()
+
+    def focus_action(self) -> bool:
+        """Focus the step's action (or Retry) when it is shown and enabled."""
+        for bid in ("#action", "#retry"):
+            b = self.query_one(bid, Button)
+            if b.display and not b.disabled:
+                b.focus()
+                return True
+        return False
 
     # ---------------------------------------------------------------- state
 

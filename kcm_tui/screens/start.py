@@ -117,6 +117,8 @@ class StartScreen(BaseScreen[None]):
         self.error = ""
         self.unfinished: list[UnfinishedView] = []
         self._fit_key: tuple[int, int, int] = (0, 0, 0)  # what the rows were last shared for
+        #: True from a change of size or content until the rows are shared stably (tests wait on it)
+        self.fitting = False
 
     def compose(self) -> ComposeResult:
         """Title, the checks, the script list and the medium field."""
@@ -167,7 +169,10 @@ class StartScreen(BaseScreen[None]):
         field.border_title = "Ceremony medium (F4 chooses)"
         chooser = Button("F4 Medium", id="choose-medium")
         chooser.can_focus = False  # F4 from anywhere; Tab keeps going field -> Begin
-        self.query_one("#start-media", Vertical).mount(
+        media = self.query_one("#start-media", Vertical)
+        if not media.is_attached:  # the app is leaving before its first refresh: nothing to mount into
+            return
+        media.mount(
             Horizontal(
                 field,
                 chooser,
@@ -207,7 +212,7 @@ class StartScreen(BaseScreen[None]):
         row = self.query_one("#unfinished", Static)
         row.display = bool(found)
         if not found:
-            self.call_after_refresh(self.fit_lists)
+            self.schedule_fit()
             return
         text = Text("UNFINISHED", style="bold black on yellow")
         text.append(" " + found[0].summary, style="bold")
@@ -215,7 +220,7 @@ class StartScreen(BaseScreen[None]):
             text.append(f" (and {len(found) - 1} more)")
         text.append(". F6 closes it as interrupted.", style="yellow")
         row.update(text)
-        self.call_after_refresh(self.fit_lists)
+        self.schedule_fit()
 
     def action_close_interrupted(self) -> None:
         """F6: close the first unfinished ceremony's journal as interrupted."""
@@ -286,7 +291,7 @@ class StartScreen(BaseScreen[None]):
             summary.append("  - the ceremony cannot begin: see 'do:' below", style="bold red")
         self.query_one("#preflight-summary", Static).update(summary)
         self.query_one("#preflight", Static).update(preflight_text(self.checks))
-        self.call_after_refresh(self.fit_lists)
+        self.schedule_fit()
 
     def action_rerun(self) -> None:
         """F5: run the checks again."""
@@ -328,7 +333,7 @@ class StartScreen(BaseScreen[None]):
                 break
         ol.highlighted = preselect
         self.describe(preselect)
-        self.call_after_refresh(self.fit_lists)
+        self.schedule_fit()
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """Describe the highlighted script."""
@@ -351,7 +356,7 @@ class StartScreen(BaseScreen[None]):
             )
         self.query_one("#script-about", Static).update(about)
         self.query_one("#script-hash", Static).update(script_hash_text(s))
-        self.call_after_refresh(self.fit_lists)
+        self.schedule_fit()
 
     def action_describe(self) -> None:
         """F3: the highlighted script's whole description (or all its problems)."""
@@ -419,6 +424,11 @@ class StartScreen(BaseScreen[None]):
         lists = list(self.query("#scripts").results(OptionList))
         if lists and lists[0].highlighted is not None:
             self.describe(lists[0].highlighted)
+        self.schedule_fit()
+
+    def schedule_fit(self) -> None:
+        """Share the rows again after the next refresh (``fitting`` until the layout is stable)."""
+        self.fitting = True
         self.call_after_refresh(self.fit_lists)
 
     def fit_lists(self) -> None:
@@ -427,6 +437,7 @@ class StartScreen(BaseScreen[None]):
         the checks the other half (both scroll, the checks say how much is below)."""
         lists = list(self.query("#scripts").results(OptionList))
         if not lists:
+            self.fitting = False
             return
         scripts = lists[0]
         box = self.query_one("#preflight-box", CheckBox)
@@ -438,9 +449,10 @@ class StartScreen(BaseScreen[None]):
         box_want = self.query_one("#preflight").outer_size.height + 2
         key = (free, list_want, box_want)
         if key == self._fit_key:
+            self.fitting = False  # stable: the same measures twice
             return
         self._fit_key = key  # measured again after this layout: a line that wrapped differently
-        self.call_after_refresh(self.fit_lists)
+        self.schedule_fit()
         if box_want + list_want <= free:
             box_h, list_h = box_want, free - box_want
         else:

@@ -58,7 +58,10 @@ async def settle(pilot: Any, until: Callable[[], bool] | None = None, *, timeout
     while True:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        if (until is None or until()) and not threads_pending(app) and not any(w.is_running for w in app.workers):
+        # a screen that shares its rows over several refreshes (the start screen) says when
+        # the layout is stable: a snapshot taken before that depends on the machine's load
+        fitting = any(getattr(s, "fitting", False) for s in app.screen_stack)
+        if (until is None or until()) and not fitting and not threads_pending(app) and not any(w.is_running for w in app.workers):
             await pilot.pause()
             return
         if time.monotonic() > deadline:
