@@ -9,6 +9,9 @@ PKGS=(libzbar0 softhsm2 openssl opensc tmux python3-venv util-linux poppler-util
 # the QR glyph and ISO font tests read; live-build: the ISO config test checks build.sh's
 # `lb config` options against the installed live-build.
 PKGS+=(age console-setup-linux live-build)
+# initramfs-tools-core: the ISO config test rewrites a copy of its /init as the image's
+# initramfs hook does (the switch to the real root without deleting the initramfs).
+PKGS+=(initramfs-tools-core)
 # libseccomp's Python bindings: the sandbox of the image decoder (linked into the venv by
 # tools/venv-system-modules.sh)
 PKGS+=(python3-seccomp)

@@ -141,6 +141,38 @@ def test_initramfs_carries_only_what_finds_the_boot_medium() -> None:
     assert any("config/includes.chroot/etc/initramfs-tools/hooks/*" in ln for ln in modes)
 
 
+INITRAMFS_INIT = Path("/usr/share/initramfs-tools/init")  # initramfs-tools-core (install-debian-deps.sh)
+
+
+def run_switch_patch(tmp_path: Path, init_text: str) -> subprocess.CompletedProcess[str]:
+    """The part of the kcm-boot-media hook that rewrites /init's last line, run on init_text."""
+    hook = (INCLUDES / "etc" / "initramfs-tools" / "hooks" / "kcm-boot-media").read_text()
+    part = hook[hook.index("# The switch to the real root"):]
+    (tmp_path / "init").write_text(init_text)
+    return subprocess.run(["sh", "-ec", part], env={"DESTDIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True)
+
+
+def test_the_switch_to_the_real_root_does_not_delete_the_initramfs(tmp_path: Path) -> None:
+    """run-init deletes the initramfs first, which init_on_free=1 made cost 28 s of an emulated
+    boot: the hook replaces that one line of Debian's own /init with a mount move and chroot."""
+    original = INITRAMFS_INIT.read_text()
+    done = run_switch_patch(tmp_path, original)
+    assert done.returncode == 0, done.stderr
+    patched = (tmp_path / "init").read_text()
+    changed = [(a, b) for a, b in zip(original.splitlines(), patched.splitlines(), strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][0].startswith("exec run-init "), changed
+    assert changed[0][1].startswith('cd "${rootmnt}" && mount -n -o move . / && exec chroot . "${init}" "$@" ')
+    assert "<./dev/console >./dev/console 2>&1" in changed[0][1]
+    subprocess.run(["sh", "-n", str(tmp_path / "init")], check=True)
+    # the validation of init before the switch is kept (run-init -n: a dry run, deletes nothing)
+    assert 'run-init -n "${rootmnt}"' in patched
+    # a changed /init (a new initramfs-tools) fails the build rather than booting unpatched
+    other = original.replace("exec run-init ${drop_caps}", "exec run-init -c ${drop_caps}")
+    refused = run_switch_patch(tmp_path, other)
+    assert refused.returncode != 0 and "has no 'exec run-init" in refused.stderr
+
+
 def test_toram_releases_the_boot_medium_and_live_boot_configures_no_network() -> None:
     m = re.search(r'^APPEND="([^"]+)"', build_sh(), re.M)
     assert m
