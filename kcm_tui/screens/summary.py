@@ -13,6 +13,7 @@ from textual.widgets import Button, Static
 from kcm_tui.backend import NotAvailable, qr_text
 from kcm_tui.context import CeremonySession
 from kcm_tui.screens.common import BaseScreen, MessageModal, QrModal
+from kcm_tui.widgets.pathtext import fold_path
 from kcm_tui.widgets.words import WordGrid
 
 
@@ -60,7 +61,7 @@ class SummaryScreen(BaseScreen[None]):
         yield Static("", id="verify-line")
         files = s.exports()
         yield Static(
-            f"Written: {len(files)} file(s) in {s.folder}" if files else f"Journal: {s.journal_path}",
+            fold_path(f"Written: {len(files)} file(s) in", str(s.folder)) if files else fold_path("Journal:", str(s.journal_path)),
             classes="muted",
             id="written",
         )
