@@ -33,7 +33,6 @@ from textual.screen import Screen
 
 from kcm_tui.backend import Backend, ShareDisplay, environment_leaks
 from kcm_tui.options import build_parser
-from kcm_tui.widgets.progress import WIDE
 
 _Bar.HALF_BAR_LEFT = _Bar.HALF_BAR_RIGHT = "\u2501"
 # Scrollbar thumbs end in eighth blocks (U+2581..U+2587, U+2589..U+258F) the console font lacks
@@ -73,7 +72,7 @@ class CeremonyApp(App[int]):
         Binding("ctrl+p", "noop", show=False, priority=True),
     ]
     #: Screen classes by width (app.tcss lays out -narrow, up to 119 columns, and -wide).
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]  # noqa: RUF012 (an instance variable of App)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # 120: kcm_tui.widgets.progress.WIDE  # noqa: RUF012 (an instance variable of App)
 
     def __init__(
         self,

@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.ceremony.model import Carrier, Display
 from core.ceremony.ports import FINISHED_ENTRY
 from core.errors import KcmError
 from kcm_tui.backend_media import (
@@ -49,7 +48,15 @@ from kcm_tui.errors import (
     ShareRefused,
     carrier_message,
 )
-from kcm_tui.views import Check, EntryResult, ScriptInfo, ShareDisplay, StepView, WordStatus
+from kcm_tui.views import (
+    Check,
+    EntryResult,
+    ModelEnumValues,
+    ScriptInfo,
+    ShareDisplay,
+    StepView,
+    WordStatus,
+)
 
 if TYPE_CHECKING:
     from core.ceremony.engine import Ceremony
@@ -140,18 +147,30 @@ class Backend(RecoveryServices):
         self.workspace = workspace
         self.media = media
         self.media_root = media_root or Path("/")
-        from core import removable
-
-        self.media_chooser = removable.ExportMediaChooser(
-            media_helper if media_helper is not None else default_media_helper(demo),
-            self.media_root,
-        )
+        # the export-medium chooser is built on first use (core.removable is ~10 ms of the
+        # first screen's start-up, and the first screen lists no medium)
+        self._media_helper = media_helper
+        self._media_chooser: Any = None
         self.scripts_dirs = list(scripts_dirs)
         self.share_display = share_display or ShareDisplay()
         self.env = env
         self.term_size = term_size
         self.clock = clock
         self.session: Session | None = None
+
+    @property
+    def media_chooser(self) -> Any:
+        """The export-medium chooser (``core.removable.ExportMediaChooser``), made on first use."""
+        if self._media_chooser is None:
+            from core import removable
+
+            helper = self._media_helper if self._media_helper is not None else default_media_helper(self.demo)
+            self._media_chooser = removable.ExportMediaChooser(helper, self.media_root)
+        return self._media_chooser
+
+    @media_chooser.setter
+    def media_chooser(self, chooser: Any) -> None:
+        self._media_chooser = chooser
 
     @property
     def mode(self) -> str:
@@ -426,8 +445,8 @@ class Session:
     #: Carriers and share displays this build can drive end to end (the engine marks a step
     #: FAILED when asked for one it cannot do, so the UI offers only these). A script's
     #: ``qr`` carrier means the three QR ways in: image file, camera, handheld scanner.
-    SUPPORTED_CARRIERS = tuple(c.value for c in Carrier)
-    SUPPORTED_DISPLAYS = tuple(d.value for d in Display)
+    SUPPORTED_CARRIERS = ModelEnumValues("Carrier")
+    SUPPORTED_DISPLAYS = ModelEnumValues("Display")
 
     def manifest_choices(self) -> list[tuple[str, str, str]]:
         """Active share-set manifests this ceremony may collect: (file, set id, ceremony id).

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ActLine", "Check", "EntryResult", "ScriptInfo", "ShareDisplay", "StepView", "WordStatus"]
+__all__ = ["ActLine", "Check", "EntryResult", "ModelEnumValues", "ScriptInfo", "ShareDisplay", "StepView", "WordStatus"]
 
 
 @dataclass(frozen=True)
@@ -127,3 +127,16 @@ class ShareDisplay:
 
     def __repr__(self) -> str:
         return f"ShareDisplay({self.tty_path!r})"
+
+
+class ModelEnumValues:
+    """A class attribute: the values of an enum of ``core.ceremony.model``, read on first use
+    (the model is a few ms of the first screen's start-up, which needs none of it)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> tuple[str, ...]:
+        from core.ceremony import model
+
+        return tuple(m.value for m in getattr(model, self.name))

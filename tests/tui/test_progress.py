@@ -275,3 +275,12 @@ def test_f1_runbook_longer_than_the_box_scrolls_with_the_keyboard() -> None:
             assert "Help: Step runner" in flat() and "F10" in flat()  # the title and keys stay
 
     asyncio.run(run())
+
+
+def test_the_app_switches_to_the_outline_at_the_progress_widths_breakpoint() -> None:
+    """app.py names the 120 columns literally (importing the widget would cost the first
+    screen's start-up): it must stay the outline's WIDE."""
+    from kcm_tui.app import CeremonyApp
+    from kcm_tui.widgets.progress import WIDE
+
+    assert dict((cls, width) for width, cls in CeremonyApp.HORIZONTAL_BREAKPOINTS)["-wide"] == WIDE
