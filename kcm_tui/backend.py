@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.ceremony.ports import FINISHED_ENTRY
 from core.errors import KcmError
 from kcm_tui.backend_media import (
+    LazyMediaChooser,
     _media_chooser,
     default_media_helper,
     export_media_choices,
@@ -110,7 +111,7 @@ def environment_leaks(env: Mapping[str, str]) -> list[str]:
     return found
 
 
-class Backend(RecoveryServices):
+class Backend(RecoveryServices, LazyMediaChooser):
     """Workstation-level services: preflight, scripts, media, opening a ceremony.
 
     Args:
@@ -157,20 +158,6 @@ class Backend(RecoveryServices):
         self.term_size = term_size
         self.clock = clock
         self.session: Session | None = None
-
-    @property
-    def media_chooser(self) -> Any:
-        """The export-medium chooser (``core.removable.ExportMediaChooser``), made on first use."""
-        if self._media_chooser is None:
-            from core import removable
-
-            helper = self._media_helper if self._media_helper is not None else default_media_helper(self.demo)
-            self._media_chooser = removable.ExportMediaChooser(helper, self.media_root)
-        return self._media_chooser
-
-    @media_chooser.setter
-    def media_chooser(self, chooser: Any) -> None:
-        self._media_chooser = chooser
 
     @property
     def mode(self) -> str:

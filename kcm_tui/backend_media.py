@@ -52,3 +52,27 @@ def read_only_reason(medium: Any) -> str:
     if medium.read_only:
         return "write-protected or mounted read-only; slide the lock switch off, re-insert it, press F5"
     return ""
+
+
+class LazyMediaChooser:
+    """The backend's export-medium chooser, made on first use: ``core.removable`` is about
+    10 ms of the first screen's start-up, and the first screen lists no medium."""
+
+    _media_helper: Any
+    _media_chooser: Any
+    demo: bool
+    media_root: Path
+
+    @property
+    def media_chooser(self) -> Any:
+        """The export-medium chooser (``core.removable.ExportMediaChooser``), made on first use."""
+        if self._media_chooser is None:
+            from core import removable
+
+            helper = self._media_helper if self._media_helper is not None else default_media_helper(self.demo)
+            self._media_chooser = removable.ExportMediaChooser(helper, self.media_root)
+        return self._media_chooser
+
+    @media_chooser.setter
+    def media_chooser(self, chooser: Any) -> None:
+        self._media_chooser = chooser

@@ -463,6 +463,9 @@ class StartScreen(BaseScreen[None]):
         count = scripts.option_count
         scripts.border_subtitle = f"{count} scripts, {list_h - 2} shown: Up/Down scrolls" if list_h - 2 < count else ""
         box.call_after_refresh(box.show_more)
+        # the preselected script stays in view when the list gets fewer rows than it has
+        # scripts (many WARN lines on the workstation: the list is given half the rows)
+        scripts.call_after_refresh(scripts.scroll_to_highlight)
 
     def begin(self) -> None:
         """Open the chosen script on the medium (refused while checks FAIL outside demo mode)."""

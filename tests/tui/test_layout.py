@@ -246,3 +246,35 @@ def test_begin_stays_on_the_screen_in_the_worst_case_at_80x24() -> None:
             assert app.focused is begin
 
     asyncio.run(run())
+
+
+def test_the_preselected_script_is_in_view_when_the_list_is_short() -> None:
+    """A workstation with many WARN lines (a CI host: interfaces up, a default route) gives
+    the script list half the rows at 80x24; the script chosen for the operator (the next
+    practice step, last of 12) must still be on the screen, not scrolled out of it (the
+    README walkthrough waited for it and failed on a fresh machine)."""
+    from kcm_tui.views import Check, ScriptInfo
+    from tests.tui.snapshot_app import CeremonyApp
+
+    checks = [Check(f"check-{i}", "WARN", "something on this host is not as on the ceremony ISO " * 2,
+                    "boot the ceremony ISO") for i in range(6)]
+    scripts = [ScriptInfo(Path(f"script-{i:02d}.toml"), f"script-{i:02d}", "genesis", True, "A script.")
+               for i in range(12)]
+    backend = FakeBackend(checks=checks, scripts=scripts)
+
+    class Last(SnapApp):
+        def __init__(self) -> None:
+            CeremonyApp.__init__(self, backend, preselect_script="script-11.toml")
+            self.screen_factory = None
+
+    async def run() -> None:
+        app: Any = Last()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await start_ready(pilot)
+            await settle(pilot)
+            lst = app.screen.query_one("#scripts", OptionList)
+            assert lst.highlighted == 11
+            assert lst.size.height - 2 < 12, "the list is not short here: the test proves nothing"
+            assert "script-11.toml" in screen_text(app), screen_text(app)
+
+    asyncio.run(run())
