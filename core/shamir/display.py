@@ -14,10 +14,12 @@ and 20 rows, so it fits 80x24 with the title and the prompt.
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 from core.custodian_tty import (
     CLEAR,
+    CONFIRM_PROMPT,
     HOLD_PROMPT,
     REVEAL_IDLE_S,
     custodian_tty,
@@ -90,6 +92,36 @@ def render_grid(mv: memoryview, indices: memoryview | bytearray, title: str) -> 
     return pos
 
 
+def needed_size(words: int, title: str) -> tuple[int, int]:
+    """Columns and lines the share screen takes (title, blank line, grid, blank line, prompt)."""
+    heads = title.encode("ascii", "replace").split(b"\n")
+    cols = max(2 + COLUMNS * CELL, len(HOLD_PROMPT), len(CONFIRM_PROMPT), *(min(78, len(h)) for h in heads))
+    return cols, len(heads) + 1 + -(-words // COLUMNS) + 2
+
+
+def check_terminal_size(fd: int, words: int, title: str) -> None:
+    """Refuse a terminal too small for the whole share screen, before anything is drawn: on
+    a small one the words would wrap and scroll out of reach of the final clear (issue 15).
+
+    Raises:
+        ValueError: the terminal's size and the size needed (nothing of the share was shown).
+    """
+    if not os.isatty(fd):
+        return
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return
+    if size.columns <= 0 or size.lines <= 0:  # a terminal that reports no size
+        return
+    cols, lines = needed_size(words, title)
+    if size.columns < cols or size.lines < lines:
+        raise ValueError(
+            f"the terminal is {size.columns}x{size.lines} and the share needs {cols}x{lines}: "
+            "enlarge it (80x24 is enough), then show the share again (nothing of it was shown)"
+        )
+
+
 def _write_all(fd: int, mv: memoryview) -> None:
     tty_write(fd, mv)
 
@@ -113,6 +145,7 @@ def show_share(
         wait: wait for the custodian before erasing.
         idle: seconds without a key before the share is hidden.
     """
+    check_terminal_size(fd, len(indices) // 2, title)
     with alloc(4096) as buf, buf.view() as mv:
         n = render_grid(mv, indices, title)
         _write_all(fd, mv[:n])

@@ -200,3 +200,34 @@ def test_the_ui_cannot_draw_on_the_trusted_terminal_through_a_title(
     os.write(term.master, b"\x1b")
     te.join(20)
     assert not te.is_alive()
+
+
+def _set_size(fd: int, cols: int, rows: int) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def test_a_terminal_too_small_for_the_share_is_refused_before_any_word(kh: KeyholderClient, term: Term) -> None:
+    """Issue 15: at 40x12 the grid wrapped and scrolled out of reach of the final clear. The
+    keyholder now refuses before drawing: no word reaches the terminal, the share stays
+    unhanded (shown again once the terminal is enlarged), and the message says the sizes."""
+    _set_size(term.slave, 40, 12)
+    mark = len(term.out)
+    with pytest.raises(Refused) as err:
+        kh.call(sh.SHOW_SHARE, group=1, member=1, tty=term.path, custodian="Alice")
+    assert "the terminal is 40x12" in str(err.value) and "nothing of it was shown" in str(err.value)
+    time.sleep(0.3)
+    assert not re.search(rb"\d+\. [a-z]+", bytes(term.out[mark:])), bytes(term.out[mark:])
+    # enlarged: the same share is shown (it was not counted as handed out)
+    _set_size(term.slave, 80, 24)
+    t, res = show_async(kh, term)
+    term.wait(b"Press Enter when done", mark)
+    assert len(term.words()) in (20, 33)
+    os.write(term.master, b"\r")
+    time.sleep(0.1)
+    os.write(term.master, b"\r")
+    t.join(20)
+    assert res["shown"] is True and res["showing"] == 1
