@@ -46,6 +46,18 @@ CONFIRM_PROMPT: Final = (
 WRITE_TIMEOUT_S: Final = 30.0
 
 
+def terminal_size(fd: int) -> tuple[int, int]:
+    """Columns and lines of the terminal ``fd``; 80x24 (the smallest supported) when it is
+    not a terminal (a pipe in tests) or reports no size."""
+    try:
+        ts = os.get_terminal_size(fd)
+    except OSError:
+        return 80, 24
+    if ts.columns <= 0 or ts.lines <= 0:
+        return 80, 24
+    return ts.columns, ts.lines
+
+
 def tty_write(fd: int, data: bytes | memoryview, *, timeout: float = WRITE_TIMEOUT_S) -> None:
     """Write everything to a (non-blocking) terminal, waiting at most ``timeout`` seconds
     for it to accept more.

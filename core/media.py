@@ -149,8 +149,8 @@ class Medium:
         ro = ", READ-ONLY" if self.read_only else ""
         kind = "demo folder" if self.demo else (self.device or "medium")
         return (
-            f"{self.label} ({kind}, {self.fs}) at {self.path}: {_human(self.free)} free of "
-            f"{_human(self.size)}{ro}"
+            f"{self.label} ({kind}, {self.fs}) at {self.path}: {human_size(self.free)} free of "
+            f"{human_size(self.size)}{ro}"
         )
 
 
@@ -167,7 +167,10 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _human(n: int) -> str:
+def human_size(n: int) -> str:
+    """``812 B``, ``1.2 KiB``, ``3.4 MiB`` ... ``TiB`` (``?`` for a size not known: negative)."""
+    if n < 0:
+        return "?"
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
@@ -478,8 +481,8 @@ def write_export(
     blocks = 4096 * (len(files) + 3)  # per-file allocation slack, the manifest, the folder
     if total + blocks > medium.free:
         raise OutOfSpace(
-            f"{medium.label} has {_human(medium.free)} free; this export needs about "
-            f"{_human(total + blocks)}. Free space or choose a larger medium, then retry."
+            f"{medium.label} has {human_size(medium.free)} free; this export needs about "
+            f"{human_size(total + blocks)}. Free space or choose a larger medium, then retry."
         )
     try:
         root = safeio.Dir.open_root(medium.path)

@@ -94,7 +94,7 @@ class DeviceMedium(media.Medium):
     def describe(self) -> str:
         """One line for the screen."""
         return (
-            f"{self.label} ({self.device}, {self.fs}, {_human(self.size)}): not mounted; made "
+            f"{self.label} ({self.device}, {self.fs}, {media.human_size(self.size)}): not mounted; made "
             "writable and mounted when chosen"
         )
 
@@ -108,15 +108,6 @@ class PreparedMedium(media.Medium):
     """
 
     release: Callable[[], None] | None = field(default=None, compare=False, repr=False)
-
-
-def _human(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def _read(path: Path) -> str:

@@ -21,20 +21,10 @@ from core.carriers.qr import (
     text_length,
     transcription_layout,
 )
-from core.custodian_tty import CLEAR, REVEAL_IDLE_S, confirm_keys, tty_write
+from core.custodian_tty import CLEAR, REVEAL_IDLE_S, confirm_keys, terminal_size, tty_write
 from core.secmem import SecretBuffer
 
 __all__ = ["show_qr"]
-
-
-def _terminal_size(fd: int) -> tuple[int, int]:
-    try:
-        ts = os.get_terminal_size(fd)
-    except OSError:  # a pipe in tests: the smallest supported terminal
-        return 80, 24
-    if ts.columns <= 0 or ts.lines <= 0:
-        return 80, 24
-    return ts.columns, ts.lines
 
 
 def _write_page(fd: int, page: SecretBuffer) -> None:
@@ -130,7 +120,7 @@ def show_qr(
         TimeoutError: the terminal stopped accepting output (the screen is erased; the
             hand-over is not counted).
     """
-    cols, lines = _terminal_size(fd)
+    cols, lines = terminal_size(fd)
     keys: _PageKeys | None = None
     try:
         with make_matrix(indices) as mat:

@@ -14,7 +14,6 @@ and 20 rows, so it fits 80x24 with the title and the prompt.
 
 from __future__ import annotations
 
-import os
 from typing import Final
 
 from core.custodian_tty import (
@@ -24,6 +23,7 @@ from core.custodian_tty import (
     REVEAL_IDLE_S,
     custodian_tty,
     hold_until_confirmed,
+    terminal_size,
     tty_write,
 )
 from core.shamir._mem import alloc
@@ -106,18 +106,11 @@ def check_terminal_size(fd: int, words: int, title: str) -> None:
     Raises:
         ValueError: the terminal's size and the size needed (nothing of the share was shown).
     """
-    if not os.isatty(fd):
-        return
-    try:
-        size = os.get_terminal_size(fd)
-    except OSError:
-        return
-    if size.columns <= 0 or size.lines <= 0:  # a terminal that reports no size
-        return
+    have_cols, have_lines = terminal_size(fd)  # 80x24 (enough) when it reports no size
     cols, lines = needed_size(words, title)
-    if size.columns < cols or size.lines < lines:
+    if have_cols < cols or have_lines < lines:
         raise ValueError(
-            f"the terminal is {size.columns}x{size.lines} and the share needs {cols}x{lines}: "
+            f"the terminal is {have_cols}x{have_lines} and the share needs {cols}x{lines}: "
             "enlarge it (80x24 is enough), then show the share again (nothing of it was shown)"
         )
 

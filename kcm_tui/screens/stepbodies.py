@@ -9,10 +9,11 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from core.media import human_size
 from kcm_tui.backend import StepView
 from kcm_tui.widgets.words import WordGrid
 
-__all__ = ["human_size", "rotation_body", "seal_body", "summary_body", "words_body"]
+__all__ = ["rotation_body", "seal_body", "summary_body", "words_body"]
 
 
 def _grouped(kcv: str) -> str:
@@ -126,18 +127,6 @@ def rotation_body(view: StepView) -> list[Any] | None:
             ),
         ]
     return None
-
-
-def human_size(n: int) -> str:
-    """``812 B``, ``1.2 KiB``, ``3.4 MiB`` (``?`` when unknown)."""
-    if n < 0:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def seal_body(view: StepView) -> list[Any]:

@@ -16,20 +16,11 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from core.media import human_size
 from kcm_tui.backend_media import read_only_reason
 
 #: What the administrator does to have the ceremony stick listed.
 GUIDANCE = "Insert the ceremony stick; it is listed here with its label and size. F5 refreshes."
-
-
-def human_size(n: int) -> str:
-    """``n`` bytes as B, KiB, MiB, GiB or TiB."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def same_medium(a: Any, b: Any) -> bool:

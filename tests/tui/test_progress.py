@@ -192,10 +192,15 @@ def test_breadcrumb_fits_and_marks_the_current_act() -> None:
         assert out.count("[") == 1, out
 
 
-def test_outline_at_120_columns_breadcrumb_below_following_a_resize() -> None:
+def _distribution_runner() -> SnapApp:
+    """The step runner at a distribute-shares step (act 3 of 5, step 7 of 11) over a fake session."""
     view = step("distribute-shares", 6, act_title="Act 3: Split and hand out the shares",
                 acknowledge=("admin", "c1", "c2", "c3", "c4", "c5"), params={"display": ["screen"]})
-    app = SnapApp(FakeBackend(session=FakeSession(view)), RunnerScreen)
+    return SnapApp(FakeBackend(session=FakeSession(view)), RunnerScreen)
+
+
+def test_outline_at_120_columns_breadcrumb_below_following_a_resize() -> None:
+    app = _distribution_runner()
 
     async def run() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
@@ -254,9 +259,7 @@ def test_every_step_kind_has_its_runbook() -> None:
 
 def test_f1_runbook_longer_than_the_box_scrolls_with_the_keyboard() -> None:
     """At 80x24 the distribution's runbook is longer than its box: End shows its last line."""
-    view = step("distribute-shares", 6, act_title="Act 3: Split and hand out the shares",
-                acknowledge=("admin", "c1", "c2", "c3", "c4", "c5"), params={"display": ["screen"]})
-    app = SnapApp(FakeBackend(session=FakeSession(view)), RunnerScreen)
+    app = _distribution_runner()
 
     async def run() -> None:
         async with app.run_test(size=(80, 24)) as pilot:

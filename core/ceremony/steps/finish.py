@@ -16,6 +16,7 @@ from core.ceremony.facts import (
     sha256_hex,
 )
 from core.ceremony.manifests import manifest_bytes
+from core.ceremony.model import StepKind
 from core.ceremony.ports import ExportedFile
 from core.ceremony.state import (
     ExportVerdict,
@@ -269,8 +270,6 @@ class FinishSteps(CeremonyBase):
         """The summary step's public results, shown before the witness acknowledges: the
         share set id, the key's check value and words, the files written so far (name and
         size) and the journal's rows so far."""
-        from core.ceremony.model import StepKind
-
         key: dict[str, Any] = {}
         set_id: Any = self.manifest.get("set_id") if self.manifest else None
         for other in self.steps:
