@@ -156,6 +156,9 @@ def test_results_and_feedback_on_a_genesis(tmp_path: Any) -> None:
                     assert f"Journal: {c.journal.count} rows so far." in text, text
                     seen["summary"] = text
                 await tick_all(pilot)
+                # every tick recorded by the engine before Continue (under load the box
+                # messages were still queued: Continue refused, the loop met the step again)
+                await settle(pilot, lambda: (cur := session.current()) is None or set(cur.acknowledge) <= set(cur.acks))
                 await press(pilot, "#continue")
             assert isinstance(app.screen, SummaryScreen), screen_text(app)
             before = flat(screen_text(app))
